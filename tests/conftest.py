@@ -1,0 +1,70 @@
+"""Shared fixtures: an isolated data dir per test, real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+
+POSTGRES_ADMIN_URL = os.environ.get("STACKYARD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh STACKYARD_DATA_DIR (with its files root) and settings that read it."""
+    from stackyard.settings import reset_settings_cache
+
+    root = tmp_path / "data"
+    (root / "files").mkdir(parents=True)
+    monkeypatch.setenv("STACKYARD_DATA_DIR", str(root))
+    for name in ("STACKYARD_DATABASE_URL", "STACKYARD_FILES_ROOT", "STACKYARD_MODEL_PATHS"):
+        monkeypatch.delenv(name, raising=False)
+    reset_settings_cache()
+    yield root
+    reset_settings_cache()
+
+
+def _postgres_database() -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+
+    name = f"stackyard_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        from workflows.db import _engine_for
+
+        _engine_for.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated, empty database: the SQLite default and a real PostgreSQL one."""
+    from stackyard.settings import reset_settings_cache
+    from workflows.db import _engine_for, migrate
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{data_dir / 'stackyard.db'}"
+        yield_from = iter([url])
+    else:
+        yield_from = _postgres_database()
+    url = next(yield_from)
+    monkeypatch.setenv("STACKYARD_DATABASE_URL", url)
+    reset_settings_cache()
+    migrate(url)
+    yield url
+    _engine_for.cache_clear()
+    for _ in yield_from:
+        pass

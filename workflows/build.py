@@ -1,0 +1,159 @@
+"""Turn a checked spec into live Haystack components and a ``Pipeline``.
+
+Haystack does the real work (``component_from_dict``, ``Pipeline.connect`` and its type checks);
+this module runs Stackyard's string-level allowlist first, fills in deployment facts (the vector
+store URI, local model paths) and pins every Haystack exception to a node and port.
+
+``BuildMode.VALIDATE`` never touches the outside world: document stores are replaced by an in-memory
+store after their parameters are checked, and no model is loaded (models load in ``warm_up``).
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import inspect
+from typing import Any
+
+from haystack import Pipeline
+from haystack.core.errors import DeserializationError
+from haystack.core.serialization import (
+    allow_deserialization_module,
+    component_from_dict,
+    import_class_by_name,
+)
+
+from nodes.catalog import IN_MEMORY_STORE, MILVUS_STORE, get_node_type
+from stackyard.settings import Settings, get_settings
+from workflows.allowlist import check_params, check_type
+from workflows.errors import Issue, IssueCode, WorkflowInvalid
+from workflows.spec import ComponentSpec
+
+# Stackyard's own components and the Milvus integration live outside Haystack's default module
+# allowlist; our class allowlist (workflows.allowlist) has already vetted every type by then.
+for _module in ("nodes", "milvus_haystack"):
+    allow_deserialization_module(_module)
+
+
+class BuildMode(enum.Enum):
+    VALIDATE = "validate"
+    RUN = "run"
+
+
+class ComponentBuildError(Exception):
+    def __init__(self, issues: list[Issue]):
+        self.issues = issues
+        super().__init__(issues[0].message)
+
+
+def import_component_class(type_: str) -> type:
+    """Import an allowlisted class (callers have run ``check_type`` on the string already)."""
+    module = type_.rsplit(".", 1)[0]
+    allow_deserialization_module(module)
+    return import_class_by_name(type_)
+
+
+def _init_param_names(cls: type) -> set[str] | None:
+    params = inspect.signature(cls.__init__).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.name != "self"}
+
+
+def _resolve_models(name: str, type_: str, params: dict[str, Any], settings: Settings) -> None:
+    node_type = get_node_type(type_)
+    for key in node_type.model_params if node_type else ():
+        value = params.get(key)
+        if isinstance(value, str):
+            local = settings.local_model_path(value)
+            if local:
+                params[key] = local
+            elif value.startswith(("/", ".", "~")):
+                from nodes.files import confine_path
+
+                params[key] = str(confine_path(value))
+
+
+def _prepare_store(name: str, key: str, store: dict[str, Any], mode: BuildMode, settings: Settings) -> dict[str, Any]:
+    if store.get("type") != MILVUS_STORE:
+        return store
+    store_params = dict(store.get("init_parameters") or {})
+    store_cls = import_component_class(MILVUS_STORE)
+    try:
+        inspect.signature(store_cls.__init__).bind(None, **store_params)
+    except TypeError as exc:
+        raise ComponentBuildError([Issue(IssueCode.BAD_PARAM, node=name, port=key,
+            field=f"components.{name}.init_parameters.{key}",
+            message=f"Node '{name}': bad Milvus store parameter ({exc}); keep collection_name and drop the rest.")]) from None
+    if mode is BuildMode.VALIDATE:
+        return {"type": IN_MEMORY_STORE, "init_parameters": {}}
+    from nodes.stores import ensure_vector_store
+
+    store_params["connection_args"] = {**(store_params.get("connection_args") or {}), "uri": ensure_vector_store(settings)}
+    return {"type": MILVUS_STORE, "init_parameters": store_params}
+
+
+def prepare_component_data(name: str, comp: ComponentSpec, mode: BuildMode, settings: Settings) -> tuple[type, dict[str, Any]]:
+    """Allowlist, import and fill in a component's dict; raise ComponentBuildError with pinned issues."""
+    problem = check_type(name, comp.type)
+    if problem:
+        raise ComponentBuildError([problem])
+    params = copy.deepcopy(comp.init_parameters)
+    issues = check_params(name, params)
+    if issues:
+        raise ComponentBuildError(issues)
+    try:
+        cls = import_component_class(comp.type)
+    except (ImportError, AttributeError, DeserializationError) as exc:
+        raise ComponentBuildError([Issue(IssueCode.UNKNOWN_COMPONENT, node=name, field=f"components.{name}.type",
+            message=f"Node '{name}': {comp.type} cannot be loaded ({exc}); install its package or pick another node.")]) from None
+    valid = _init_param_names(cls)
+    unknown = sorted(set(params) - valid) if valid is not None else []
+    if unknown:
+        raise ComponentBuildError([Issue(IssueCode.BAD_PARAM, node=name, port=key,
+            field=f"components.{name}.init_parameters.{key}",
+            message=f"Node '{name}': unknown parameter '{key}' for {cls.__name__}; valid parameters are "
+                    f"{', '.join(sorted(valid))}.") for key in unknown])
+    for key, value in list(params.items()):
+        if isinstance(value, dict) and "type" in value and isinstance(value["type"], str) and "." in value["type"]:
+            params[key] = _prepare_store(name, key, value, mode, settings)
+    _resolve_models(name, comp.type, params, settings)
+    return cls, {"type": comp.type, "init_parameters": params}
+
+
+def _offline_milvus_component(cls: type, data: dict[str, Any]) -> Any | None:
+    """For validation: a component bound to a never-connected MilvusDocumentStore, or None if not Milvus-bound.
+
+    Milvus retrievers deserialize their store as MilvusDocumentStore explicitly (which connects), so
+    validation creates them directly with a store object whose ``__init__`` never ran.
+    """
+    store_param = inspect.signature(cls.__init__).parameters.get("document_store")
+    if store_param is None or getattr(store_param.annotation, "__name__", None) != MILVUS_STORE.rsplit(".", 1)[1]:
+        return None
+    store_cls = import_component_class(MILVUS_STORE)
+    params = {k: v for k, v in data["init_parameters"].items() if k != "document_store"}
+    return cls(document_store=store_cls.__new__(store_cls), **params)
+
+
+def instantiate(name: str, comp: ComponentSpec, *, mode: BuildMode = BuildMode.RUN, settings: Settings | None = None) -> Any:
+    settings = settings or get_settings()
+    cls, data = prepare_component_data(name, comp, mode, settings)
+    try:
+        if mode is BuildMode.VALIDATE:
+            offline = _offline_milvus_component(cls, data)
+            if offline is not None:
+                return offline
+        return component_from_dict(cls, data, name)
+    except Exception as exc:  # noqa: BLE001 - any failure of a user-supplied init is a bad parameter
+        raise ComponentBuildError([Issue(IssueCode.BAD_PARAM, node=name, field=f"components.{name}.init_parameters",
+            message=f"Node '{name}' ({cls.__name__}) rejected its parameters: {exc}. Fix the parameter named above.")]) from None
+
+
+def build_pipeline(spec, *, mode: BuildMode = BuildMode.RUN, settings: Settings | None = None) -> Pipeline:
+    """Build the Haystack pipeline of a spec, or raise WorkflowInvalid listing every problem."""
+    from workflows.validation import assemble
+
+    pipeline, issues = assemble(spec, mode=mode, settings=settings or get_settings())
+    if issues:
+        raise WorkflowInvalid(issues)
+    return pipeline

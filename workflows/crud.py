@@ -1,0 +1,139 @@
+"""Data access for workflows and versions: keyword-only functions taking a ``session``.
+
+A version is saved only if it validates, so every stored version can be run; the whole change
+(workflow row + first version) commits together or not at all.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from nodes.catalog import get_node_type
+from workflows.errors import Conflict, NotFound, WorkflowInvalid
+from workflows.models import Workflow, WorkflowVersion, utcnow
+from workflows.spec import WorkflowSpec
+from workflows.validation import validate
+
+
+def needs_gpu(spec: WorkflowSpec) -> bool:
+    """True when a node runs a local model that wants a GPU (or is explicitly set to cuda)."""
+    for comp in spec.components.values():
+        node_type = get_node_type(comp.type)
+        if node_type and node_type.needs_gpu:
+            return True
+        device = comp.init_parameters.get("device")
+        if isinstance(device, dict) and "cuda" in str(device):
+            return True
+    return False
+
+
+def checked(spec: WorkflowSpec) -> WorkflowSpec:
+    issues = validate(spec)
+    if issues:
+        raise WorkflowInvalid(issues)
+    return spec
+
+
+def list_workflows(*, session: Session) -> list[Workflow]:
+    return list(session.exec(select(Workflow).order_by(Workflow.name)))
+
+
+def get_workflow(*, session: Session, ref: str) -> Workflow:
+    """By id or by name."""
+    workflow = session.get(Workflow, ref) or session.exec(select(Workflow).where(Workflow.name == ref)).first()
+    if workflow is None:
+        raise NotFound(f"No workflow '{ref}'; list them with GET /api/v1/workflows or `stackyard list`.")
+    return workflow
+
+
+def _name_free(session: Session, name: str, *, except_id: str | None = None) -> None:
+    clash = session.exec(select(Workflow).where(Workflow.name == name)).first()
+    if clash is not None and clash.id != except_id:
+        raise Conflict(f"A workflow named '{name}' already exists; choose another name or save a new version of it.")
+
+
+def create_workflow(*, session: Session, name: str, description: str = "", spec: WorkflowSpec | None = None,
+                    note: str = "") -> Workflow:
+    if spec is not None:
+        checked(spec)
+    _name_free(session, name)
+    workflow = Workflow(name=name, description=description)
+    session.add(workflow)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"A workflow named '{name}' already exists; choose another name.") from None
+    if spec is not None:
+        _insert_version(session, workflow, spec, note)
+    return workflow
+
+
+def rename_workflow(*, session: Session, ref: str, name: str, description: str | None = None) -> Workflow:
+    workflow = get_workflow(session=session, ref=ref)
+    _name_free(session, name, except_id=workflow.id)
+    workflow.name = name
+    if description is not None:
+        workflow.description = description
+    workflow.updated_at = utcnow()
+    session.add(workflow)
+    session.flush()
+    return workflow
+
+
+def delete_workflow(*, session: Session, ref: str) -> None:
+    workflow = get_workflow(session=session, ref=ref)
+    session.delete(workflow)
+    session.flush()
+
+
+def _insert_version(session: Session, workflow: Workflow, spec: WorkflowSpec, note: str) -> WorkflowVersion:
+    latest = session.exec(select(func.max(WorkflowVersion.number)).where(WorkflowVersion.workflow_id == workflow.id)).one()
+    version = WorkflowVersion(workflow_id=workflow.id, number=(latest or 0) + 1, spec=spec.model_dump(mode="json"),
+                              note=note, needs_gpu=needs_gpu(spec))
+    session.add(version)
+    workflow.updated_at = utcnow()
+    session.add(workflow)
+    session.flush()
+    return version
+
+
+def create_version(*, session: Session, ref: str, spec: WorkflowSpec, note: str = "") -> WorkflowVersion:
+    """Save a new immutable version (number = previous + 1) after validating it."""
+    checked(spec)
+    return _insert_version(session, get_workflow(session=session, ref=ref), spec, note)
+
+
+def list_versions(*, session: Session, ref: str) -> list[WorkflowVersion]:
+    workflow = get_workflow(session=session, ref=ref)
+    query = select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow.id).order_by(WorkflowVersion.number)
+    return list(session.exec(query))
+
+
+def get_version(*, session: Session, ref: str, number: int | None = None) -> WorkflowVersion:
+    """A numbered version of a workflow, or its newest when ``number`` is None."""
+    workflow = get_workflow(session=session, ref=ref)
+    query = select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow.id)
+    if number is None:
+        query = query.order_by(WorkflowVersion.number.desc())
+    else:
+        query = query.where(WorkflowVersion.number == number)
+    version = session.exec(query).first()
+    if version is None:
+        what = f"version {number}" if number is not None else "any version"
+        raise NotFound(f"Workflow '{workflow.name}' has no {what}; save one first or list them with GET .../versions.")
+    return version
+
+
+def version_spec(version: WorkflowVersion) -> WorkflowSpec:
+    return WorkflowSpec.model_validate(version.spec)
+
+
+def import_definition(*, session: Session, spec: WorkflowSpec, name: str, note: str = "imported") -> WorkflowVersion:
+    """Store an imported definition: a new workflow, or a new version if ``name`` exists."""
+    checked(spec)
+    existing = session.exec(select(Workflow).where(Workflow.name == name)).first()
+    workflow = existing or create_workflow(session=session, name=name)
+    return _insert_version(session, workflow, spec, note)

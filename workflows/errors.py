@@ -1,0 +1,72 @@
+"""Errors of the workflows package.
+
+Every problem found in a workflow is an :class:`Issue` pinned to a node and port, with a message that
+names the fix. Transports (HTTP, CLI, UI) translate these exceptions at one boundary each, by class,
+never by matching message text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in a workflow definition.
+
+    ``code`` is stable and machine-readable (see ``IssueCode``); ``node``/``port`` locate it on the
+    canvas; ``field`` names the offending key for problems outside any node (e.g. ``inputs.query``).
+    """
+
+    code: str
+    message: str
+    node: str | None = None
+    port: str | None = None
+    field: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class IssueCode:
+    PARSE = "parse_error"
+    SHAPE = "bad_shape"
+    UNKNOWN_COMPONENT = "unknown_component"
+    NOT_ALLOWED = "component_not_allowed"
+    REMOVED_COMPONENT = "removed_component"
+    BAD_PARAM = "bad_param"
+    DANGEROUS_PARAM = "dangerous_param"
+    MISSING_INPUT = "missing_input"
+    TYPE_MISMATCH = "type_mismatch"
+    DANGLING_EDGE = "dangling_edge"
+    DUPLICATE_NAME = "duplicate_name"
+    BAD_INPUT_MAPPING = "bad_input_mapping"
+    BAD_OUTPUT_MAPPING = "bad_output_mapping"
+    UNBOUNDED_CYCLE = "unbounded_cycle"
+
+
+class StackyardError(Exception):
+    """Base of Stackyard's domain errors; ``status`` is the HTTP status the API maps it to."""
+
+    status = 400
+
+
+class WorkflowInvalid(StackyardError):
+    """A workflow definition has problems; nothing was stored or run."""
+
+    status = 422
+
+    def __init__(self, issues: list[Issue]):
+        self.issues = issues
+        first = issues[0].message if issues else "invalid workflow"
+        more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+        super().__init__(first + more)
+
+
+class NotFound(StackyardError):
+    status = 404
+
+
+class Conflict(StackyardError):
+    status = 409

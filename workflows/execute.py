@@ -1,0 +1,129 @@
+"""Run a built pipeline with a workflow's declared inputs and collect its declared outputs.
+
+This is the plain function the Celery task and ``stackyard run`` both call; it knows nothing about
+queues or databases.
+
+Example::
+
+    pipeline = build_pipeline(spec)
+    outputs = run_pipeline(spec, pipeline, {"query": "Who is Ada?"})
+    outputs["answer"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from haystack import Pipeline
+
+from workflows.errors import StackyardError
+from workflows.spec import WorkflowSpec, split_socket
+
+# Sockets that take file paths: values arriving through declared inputs are confined to the files root.
+_PATH_SOCKETS = frozenset({"sources", "paths"})
+
+
+class BadRunInputs(StackyardError):
+    status = 422
+
+    def __init__(self, message: str, field: str):
+        self.field = field
+        super().__init__(message)
+
+
+def pipeline_data(spec: WorkflowSpec, inputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Map declared inputs to component sockets; refuse unknown names and unsafe file paths."""
+    unknown = sorted(set(inputs) - set(spec.inputs))
+    if unknown:
+        raise BadRunInputs(f"Unknown input '{unknown[0]}'; this workflow takes {', '.join(sorted(spec.inputs)) or 'no inputs'}.",
+                           field=f"inputs.{unknown[0]}")
+    data: dict[str, dict[str, Any]] = {}
+    for alias, refs in spec.inputs.items():
+        if alias not in inputs:
+            continue
+        for ref in refs:
+            name, socket = split_socket(ref)
+            value = inputs[alias]
+            if socket in _PATH_SOCKETS and spec.components[name].type != "nodes.files.FileSource":
+                value = _confined(value, alias)
+            data.setdefault(name, {})[socket] = value
+    return data
+
+
+def _confined(value: Any, alias: str) -> Any:
+    from nodes.errors import FileAccessError
+    from nodes.files import confine_path
+
+    items = value if isinstance(value, list) else [value]
+    try:
+        confined = [confine_path(item) if isinstance(item, (str, Path)) else item for item in items]
+    except FileAccessError as exc:
+        raise BadRunInputs(str(exc), field=f"inputs.{alias}") from None
+    return confined if isinstance(value, list) else confined[0]
+
+
+def missing_inputs(spec: WorkflowSpec, inputs: dict[str, Any], pipeline: Pipeline) -> list[str]:
+    """Declared inputs that feed a mandatory socket but were not given."""
+    missing = []
+    for alias, refs in spec.inputs.items():
+        if alias in inputs:
+            continue
+        for ref in refs:
+            name, socket = split_socket(ref)
+            if pipeline.get_component(name).__haystack_input__._sockets_dict[socket].is_mandatory:
+                missing.append(alias)
+                break
+    return missing
+
+
+def run_pipeline(spec: WorkflowSpec, pipeline: Pipeline, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Run once and return ``{output alias: JSON-ready value}``."""
+    missing = missing_inputs(spec, inputs, pipeline)
+    if missing:
+        raise BadRunInputs(f"Input '{missing[0]}' is required; pass it in inputs.", field=f"inputs.{missing[0]}")
+    include = {split_socket(ref)[0] for ref in spec.outputs.values()}
+    result = pipeline.run(pipeline_data(spec, inputs), include_outputs_from=include)
+    return collect_outputs(spec, result)
+
+
+def collect_outputs(spec: WorkflowSpec, result: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    outputs = {}
+    for alias, ref in spec.outputs.items():
+        name, socket = split_socket(ref)
+        outputs[alias] = jsonable(result.get(name, {}).get(socket))
+    return outputs
+
+
+def jsonable(value: Any, *, max_text: int | None = None) -> Any:
+    """A JSON-ready view of Haystack values (documents without embeddings, chat messages as role/text)."""
+    from haystack import Document
+    from haystack.dataclasses import ByteStream, ChatMessage
+
+    def clip(text: str | None) -> str | None:
+        if text is None or max_text is None or len(text) <= max_text:
+            return text
+        return text[:max_text] + f"… (+{len(text) - max_text} chars)"
+
+    if isinstance(value, Document):
+        return {"id": value.id, "content": clip(value.content), "meta": jsonable(value.meta, max_text=max_text), "score": value.score}
+    if isinstance(value, ChatMessage):
+        return {"role": value.role.value, "text": clip(value.text), "meta": jsonable(value.meta, max_text=max_text)}
+    if isinstance(value, ByteStream):
+        return {"mime_type": value.mime_type, "bytes": len(value.data), "meta": jsonable(value.meta, max_text=max_text)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, max_text=max_text) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v, max_text=max_text) for v in value]
+    if isinstance(value, str):
+        return clip(value)
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value), max_text=max_text)
+    if hasattr(value, "to_dict"):
+        return jsonable(value.to_dict(), max_text=max_text)
+    return repr(value)

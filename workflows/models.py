@@ -1,0 +1,89 @@
+"""SQL tables (SQLModel). One model family per table: ``*Base`` fields, the ``table=True`` class, and
+``*Public`` shapes for the API. Schema changes go through Alembic (``workflows/migrations``)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class RunState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class WorkflowBase(SQLModel):
+    name: str = Field(index=True, unique=True, min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+
+
+class Workflow(WorkflowBase, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WorkflowVersion(SQLModel, table=True):
+    """An immutable snapshot: rows are inserted, never updated."""
+
+    __tablename__ = "workflow_version"
+    __table_args__ = (UniqueConstraint("workflow_id", "number"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    workflow_id: str = Field(foreign_key="workflow.id", index=True, ondelete="CASCADE", max_length=32)
+    number: int
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    note: str = Field(default="", max_length=2000)
+    needs_gpu: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Run(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    workflow_id: str = Field(foreign_key="workflow.id", index=True, ondelete="CASCADE", max_length=32)
+    version_id: str = Field(foreign_key="workflow_version.id", index=True, ondelete="CASCADE", max_length=32)
+    state: RunState = Field(default=RunState.QUEUED, index=True)
+    queue: str = Field(default="cpu", max_length=50)
+    inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    outputs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    error: str | None = None
+    attempts: int = 0
+    worker: str | None = Field(default=None, max_length=200)
+    model_loads: int = 0
+    cancel_requested: bool = False
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class NodeRun(SQLModel, table=True):
+    __tablename__ = "node_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True, ondelete="CASCADE", max_length=32)
+    attempt: int = 0
+    node: str = Field(max_length=200)
+    component_type: str = Field(default="", max_length=300)
+    state: str = Field(default="running", max_length=20)
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+    output_preview: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
