@@ -50,7 +50,14 @@ _TRUTHY_FORBIDDEN = {
 
 
 def is_allowed_type(type_: str) -> bool:
-    return get_node_type(type_) is not None or type_ in get_settings().allowed_components
+    """In the catalog, or named by STACKYARD_ALLOWED_COMPONENTS: a class path, or ``package.*`` for any
+    component class under that package (the class must then be a registered Haystack component)."""
+    if get_node_type(type_) is not None:
+        return True
+    for entry in get_settings().allowed_components:
+        if entry == type_ or (entry.endswith(".*") and type_.startswith(entry[:-1])):
+            return True
+    return False
 
 
 def check_type(node: str, type_: Any) -> Issue | None:

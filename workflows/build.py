@@ -16,6 +16,7 @@ import inspect
 from typing import Any
 
 from haystack import Pipeline
+from haystack.core.component import component
 from haystack.core.errors import DeserializationError
 from haystack.core.serialization import (
     allow_deserialization_module,
@@ -23,7 +24,7 @@ from haystack.core.serialization import (
     import_class_by_name,
 )
 
-from nodes.catalog import IN_MEMORY_STORE, MILVUS_STORE, get_node_type
+from nodes.catalog import IN_MEMORY_STORE, MILVUS_STORE, NESTED_TYPES, get_node_type
 from stackyard.settings import Settings, get_settings
 from workflows.allowlist import check_params, check_type
 from workflows.errors import Issue, IssueCode, WorkflowInvalid
@@ -40,6 +41,10 @@ class BuildMode(enum.Enum):
     RUN = "run"
 
 
+class NotAComponent(DeserializationError):
+    """An allowlisted module's attribute that is not a registered Haystack component class."""
+
+
 class ComponentBuildError(Exception):
     def __init__(self, issues: list[Issue]):
         self.issues = issues
@@ -50,7 +55,10 @@ def import_component_class(type_: str) -> type:
     """Import an allowlisted class (callers have run ``check_type`` on the string already)."""
     module = type_.rsplit(".", 1)[0]
     allow_deserialization_module(module)
-    return import_class_by_name(type_)
+    cls = import_class_by_name(type_)
+    if type_ not in NESTED_TYPES and type_ not in component.registry:
+        raise NotAComponent(f"{type_} is not a Haystack component class")
+    return cls
 
 
 def _init_param_names(cls: type) -> set[str] | None:
@@ -104,6 +112,9 @@ def prepare_component_data(name: str, comp: ComponentSpec, mode: BuildMode, sett
         raise ComponentBuildError(issues)
     try:
         cls = import_component_class(comp.type)
+    except NotAComponent:
+        raise ComponentBuildError([Issue(IssueCode.NOT_ALLOWED, node=name, field=f"components.{name}.type",
+            message=f"Node '{name}': {comp.type} is not a component class; pick a component from the palette.")]) from None
     except (ImportError, AttributeError, DeserializationError) as exc:
         raise ComponentBuildError([Issue(IssueCode.UNKNOWN_COMPONENT, node=name, field=f"components.{name}.type",
             message=f"Node '{name}': {comp.type} cannot be loaded ({exc}); install its package or pick another node.")]) from None

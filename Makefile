@@ -1,0 +1,33 @@
+# Two commands: `make run` (set up + start on the embedded default) and `make test` (set up + run all tests).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test setup services bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || (apt-get update && apt-get install -y python3 python3-venv python3-pip)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## Start Stackyard on the embedded default: SQLite, the SQLite broker, milvus-lite; no servers needed.
+run: setup
+	$(VENV)/bin/stackyard up
+
+## Set up (venv, Redis, PostgreSQL, Chromium when absent) and run the whole test suite.
+test: setup services
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider
+
+services:
+	bash deploy/local/ensure-services.sh
+
+bench: setup services
+	for script in bench/*.py; do HF_HUB_OFFLINE=1 $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache
