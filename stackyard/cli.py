@@ -144,11 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_process_commands(sub: argparse._SubParsersAction) -> None:
-    """Long-running processes (web, worker, up) are registered by their rooms when present."""
-    try:
-        from stackyard.processes import register
-    except ImportError:
-        return
+    from stackyard.processes import register
+
     register(sub)
 
 

@@ -127,6 +127,13 @@ def get_version(*, session: Session, ref: str, number: int | None = None) -> Wor
     return version
 
 
+def get_version_by_id(*, session: Session, version_id: str) -> WorkflowVersion:
+    version = session.get(WorkflowVersion, version_id)
+    if version is None:
+        raise NotFound(f"No workflow version '{version_id}'.")
+    return version
+
+
 def version_spec(version: WorkflowVersion) -> WorkflowSpec:
     return WorkflowSpec.model_validate(version.spec)
 

@@ -68,8 +68,11 @@ class Run(SQLModel, table=True):
     worker: str | None = Field(default=None, max_length=200)
     model_loads: int = 0
     cancel_requested: bool = False
+    soft_time_limit: float = 600.0
+    hard_time_limit: float = 660.0
     created_at: datetime = Field(default_factory=utcnow, index=True)
     started_at: datetime | None = None
+    heartbeat_at: datetime | None = None
     finished_at: datetime | None = None
 
 
@@ -87,3 +90,13 @@ class NodeRun(SQLModel, table=True):
     duration_ms: float | None = None
     error: str | None = None
     output_preview: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class WorkerBeat(SQLModel, table=True):
+    """A live worker process and the queues it consumes, renewed every few seconds by its reaper thread."""
+
+    __tablename__ = "worker_beat"
+
+    name: str = Field(primary_key=True, max_length=200)
+    queues: str = Field(default="", max_length=200)
+    last_seen: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,27 @@
+"""The ASGI app: the HTTP API, with the web UI mounted into it when available."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routes import health, runs, workflows
+
+
+def create_app(*, with_ui: bool = True) -> FastAPI:
+    from workflows.db import migrate
+
+    migrate()
+    app = FastAPI(title="Stackyard", version="0.1.0", description="Build, run and serve Haystack workflows.")
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(workflows.router)
+    app.include_router(runs.router)
+    if with_ui:
+        try:
+            from ui.app import mount
+        except ImportError:
+            pass
+        else:
+            mount(app)
+    return app

@@ -1,0 +1,82 @@
+"""Runs: start (optionally waiting for the result), inspect, cancel, list."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Query, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import SessionDep
+from api.schemas import NodeRunPublic, RunCreate, RunPublic
+from workflows import runs, workers
+from workflows.db import session_scope
+from workflows.models import Run, RunState
+from worker.enqueue import enqueue
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+POLL_SECONDS = 0.01
+
+
+def run_public(session, run: Run, *, with_nodes: bool = True) -> RunPublic:
+    public = RunPublic(**run.model_dump())
+    if with_nodes:
+        public.node_runs = [NodeRunPublic(**row.model_dump()) for row in runs.node_runs(session=session, run_id=run.id)]
+    if run.state == RunState.QUEUED and run.queue not in workers.live_queues(session):
+        public.notice = (f"No worker consumes the '{run.queue}' queue right now; the run waits there until one starts "
+                         f"(stackyard worker --queues {run.queue}).")
+    return public
+
+
+def _start(workflow_ref: str, body: RunCreate) -> str:
+    with session_scope() as session:
+        run = runs.create_run(session=session, workflow_ref=workflow_ref, inputs=body.inputs, version=body.version)
+    enqueue(run)  # only after the row is committed, so a fast worker always finds it
+    return run.id
+
+
+def _snapshot(run_id: str, *, with_nodes: bool = True) -> RunPublic:
+    with session_scope() as session:
+        return run_public(session, runs.get_run(session=session, run_id=run_id), with_nodes=with_nodes)
+
+
+def _state(run_id: str) -> RunState:
+    with session_scope() as session:
+        return runs.get_run(session=session, run_id=run_id).state
+
+
+async def wait_for(run_id: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await run_in_threadpool(_state, run_id) in runs.TERMINAL_STATES:
+            return
+        await asyncio.sleep(POLL_SECONDS)
+
+
+@router.post("/workflows/{ref}/runs", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED)
+async def start_run(ref: str, body: RunCreate, response: Response) -> RunPublic:
+    run_id = await run_in_threadpool(_start, ref, body)
+    if body.wait:
+        await wait_for(run_id, body.wait)
+    result = await run_in_threadpool(_snapshot, run_id)
+    if result.state in runs.TERMINAL_STATES:
+        response.status_code = status.HTTP_200_OK
+    return result
+
+
+@router.get("/runs/{run_id}", response_model=RunPublic)
+def get_run(run_id: str, session: SessionDep) -> RunPublic:
+    return run_public(session, runs.get_run(session=session, run_id=run_id))
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunPublic)
+def cancel_run(run_id: str, session: SessionDep) -> RunPublic:
+    return run_public(session, runs.request_cancel(session=session, run_id=run_id))
+
+
+@router.get("/runs", response_model=list[RunPublic])
+def list_runs(session: SessionDep, workflow_id: str | None = None, state: RunState | None = None,
+              limit: int = Query(default=100, ge=1, le=1000)) -> list[RunPublic]:
+    return [run_public(session, run, with_nodes=False)
+            for run in runs.list_runs(session=session, workflow_id=workflow_id, state=state, limit=limit)]

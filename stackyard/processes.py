@@ -1,0 +1,81 @@
+"""Long-running processes: ``stackyard web``, ``stackyard worker`` and ``stackyard up`` (both, embedded)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from workflows.db import migrate
+
+    migrate()
+    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, log_level="info",
+                workers=args.workers)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from workflows.db import migrate
+    from worker.app import QUEUES, celery_app
+
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    unknown = sorted(set(queues) - set(QUEUES))
+    if unknown:
+        raise SystemExit(f"error: unknown queue '{unknown[0]}'; queues are {', '.join(QUEUES)}")
+    migrate()
+    argv = ["worker", "--queues", ",".join(queues), "--concurrency", str(args.concurrency), "--loglevel", args.loglevel,
+            "--pool", "prefork", "--without-gossip", "--without-mingle", "-n", f"{'-'.join(queues)}@%h-{os.getpid()}"]
+    celery_app.worker_main(argv)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """The embedded default: vector store + one worker (cpu and gpu queues) + the web app."""
+    from nodes.stores import ensure_vector_store
+    from workflows.db import migrate
+
+    migrate()
+    print(f"vector store: {ensure_vector_store()}", flush=True)
+    worker = subprocess.Popen([sys.executable, "-m", "stackyard.cli", "worker", "--queues", "cpu,gpu",
+                               "--concurrency", str(args.concurrency)])
+
+    def stop(*_: object) -> None:
+        worker.terminate()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        print(f"Stackyard on http://{args.host}:{args.port}/", flush=True)
+        return cmd_web(argparse.Namespace(host=args.host, port=args.port, workers=1))
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("web", help="serve the HTTP API and web UI")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.set_defaults(fn=cmd_web)
+
+    p = sub.add_parser("worker", help="run a Celery worker")
+    p.add_argument("--queues", default="cpu", help="comma-separated: cpu, gpu")
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(fn=cmd_worker)
+
+    p = sub.add_parser("up", help="start everything on the embedded default (web + worker + vector store)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--concurrency", type=int, default=1)
+    p.set_defaults(fn=cmd_up)

@@ -1,0 +1,1 @@
+"""Celery workers: the app, thin tasks, the warm pipeline cache and the reaper."""

@@ -1,0 +1,60 @@
+"""The one Celery app. Broker from settings; queues ``cpu`` and ``gpu``; crash-safe delivery.
+
+Delivery settings and why:
+- ``task_acks_late`` + ``task_reject_on_worker_lost``: a worker killed mid-run does not lose its run.
+- ``worker_prefetch_multiplier=1``: runs are long; a worker holds one message at a time.
+- Redis ``visibility_timeout`` above the longest run (hard limit × 2, at least an hour): a shorter one
+  re-delivers healthy long runs. Crash recovery does not wait for it: the reaper re-enqueues runs whose
+  database lease (heartbeat) expired.
+- JSON only: only run ids cross the queue.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from stackyard.settings import Settings, get_settings
+
+QUEUES = ("cpu", "gpu")
+
+
+def broker_options(settings: Settings) -> dict:
+    url = settings.resolved_broker_url
+    if url.startswith(("redis://", "rediss://")):
+        return {
+            "broker_transport_options": {
+                "visibility_timeout": max(3600, int(settings.run_hard_time_limit * 2)),
+                "socket_keepalive": True,
+                "health_check_interval": 10,
+            },
+        }
+    if url.startswith("sqla+"):
+        return {"broker_url": url.removeprefix("sqla+"), "broker_transport": "worker.embedded_broker:Transport"}
+    return {}
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    if settings.resolved_broker_url.startswith("sqla+sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = Celery("stackyard", broker=settings.resolved_broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="cpu",
+        task_queues=[Queue(name) for name in QUEUES],
+        task_create_missing_queues=False,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        **broker_options(settings),
+    )
+    return app
+
+
+celery_app = make_celery()

@@ -1,0 +1,73 @@
+"""Warm pipelines: each worker process builds a version's pipeline once and reuses it.
+
+A bounded LRU keyed by version id. Models are shared across pipelines in the process: Sentence
+Transformers embedders already share backends by model config (their factory), and local
+Transformers generators share one loaded HF pipeline per config here. ``model_loads`` counts the
+models this process actually loaded; each run records how many it caused (0 when warm).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from haystack import Pipeline
+
+from workflows.build import build_pipeline
+from workflows.spec import WorkflowSpec
+
+_GENERATOR = "TransformersChatGenerator"
+
+
+def _embedder_backends() -> int:
+    from haystack_integrations.components.embedders.sentence_transformers.embedding_backend.backend import (
+        _SentenceTransformersEmbeddingBackendFactory,
+    )
+
+    return len(_SentenceTransformersEmbeddingBackendFactory._instances)
+
+
+class WarmPipelines:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.model_loads = 0
+        self._pipelines: OrderedDict[str, Pipeline] = OrderedDict()
+        self._generators: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    def get(self, key: str, spec: WorkflowSpec) -> tuple[Pipeline, int]:
+        """The warm pipeline for ``key`` (a version id) and the number of models loaded to get it."""
+        with self._lock:
+            if key in self._pipelines:
+                self._pipelines.move_to_end(key)
+                return self._pipelines[key], 0
+            pipeline = build_pipeline(spec)
+            loads = self._warm(pipeline)
+            self._pipelines[key] = pipeline
+            while len(self._pipelines) > self.size:
+                self._pipelines.popitem(last=False)
+            self.model_loads += loads
+            return pipeline, loads
+
+    def _warm(self, pipeline: Pipeline) -> int:
+        before = _embedder_backends()
+        loaded = 0
+        for _, component in pipeline.walk():
+            if type(component).__name__ != _GENERATOR:
+                continue
+            config = json.dumps(component.huggingface_pipeline_kwargs, sort_keys=True, default=str)
+            if config in self._generators:
+                component.pipeline = self._generators[config]
+            else:
+                component.warm_up()
+                self._generators[config] = component.pipeline
+                loaded += 1
+        pipeline.warm_up()
+        return loaded + (_embedder_backends() - before)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pipelines.clear()
+            self._generators.clear()

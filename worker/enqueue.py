@@ -1,0 +1,12 @@
+"""Put a committed run on its queue. Call only after the run row is committed."""
+
+from __future__ import annotations
+
+from workflows.models import Run
+
+
+def enqueue(run: Run) -> None:
+    from worker.tasks import execute_run
+
+    execute_run.apply_async(args=[run.id], queue=run.queue, soft_time_limit=run.soft_time_limit,
+                            time_limit=run.hard_time_limit)

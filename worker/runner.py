@@ -1,0 +1,132 @@
+"""Execute one run by id: claim it, run its version's warm pipeline, record the outcome.
+
+This is the plain function behind the Celery task; tests call it directly too. Only the run id
+arrives; everything else is loaded from the database, which stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from stackyard.settings import get_settings
+from workflows import crud, runs
+from workflows.db import session_scope
+from workflows.errors import StackyardError
+from workflows.execute import run_pipeline
+from workflows.models import RunState
+from workflows.trace import Recording, RunCancelled, recording
+from worker.cache import WarmPipelines
+
+log = logging.getLogger("stackyard.worker")
+HEARTBEAT_SECONDS = 3.0
+CANCEL_GRACE_SECONDS = 2.0
+
+_cache: WarmPipelines | None = None
+
+
+def cache() -> WarmPipelines:
+    global _cache
+    if _cache is None or _cache.size != get_settings().pipeline_cache_size:
+        _cache = WarmPipelines(get_settings().pipeline_cache_size)
+    return _cache
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the run's lease and watches its cancel flag while the pipeline runs."""
+
+    def __init__(self, run_id: str, worker: str, rec: Recording, interrupt: bool) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{run_id}")
+        self.run_id, self.worker, self.rec, self.interrupt = run_id, worker, rec, interrupt
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        cancel_seen: float | None = None
+        while not self.done.wait(HEARTBEAT_SECONDS if cancel_seen is None else 0.2):
+            try:
+                with session_scope() as session:
+                    cancelled = runs.heartbeat(session, self.run_id, self.worker)
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the lease tolerates several
+                log.exception("heartbeat failed for run %s", self.run_id)
+                continue
+            if cancelled and cancel_seen is None:
+                cancel_seen = time.monotonic()
+                self.rec.cancelled.set()
+            elif cancel_seen and self.interrupt and time.monotonic() - cancel_seen > CANCEL_GRACE_SECONDS:
+                # The current node is not yielding (e.g. a long generation): interrupt the main thread.
+                os.kill(os.getpid(), signal.SIGUSR2)
+                cancel_seen = float("inf")
+
+
+def _raise_cancelled(signum: int, frame: Any) -> None:
+    raise RunCancelled("cancelled by request")
+
+
+def _cause(exc: BaseException, wanted: tuple[type[BaseException], ...]) -> BaseException:
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, wanted):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
+    """Run ``run_id`` once if this worker can claim it; returns the final state (None if not claimed)."""
+    worker = worker or worker_name()
+    with session_scope() as session:
+        run = runs.claim(session, run_id, worker)
+        if run is None:
+            log.info("run %s not claimed (finished, cancelled or owned by a live worker)", run_id)
+            return None
+        version = crud.get_version_by_id(session=session, version_id=run.version_id)
+        spec = crud.version_spec(version)
+        inputs, attempt = dict(run.inputs), run.attempts
+
+    rec = Recording(run_id=run_id, attempt=attempt, session_factory=session_scope)
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        previous = signal.signal(signal.SIGUSR2, _raise_cancelled)
+    beat = _Heartbeat(run_id, worker, rec, interrupt=in_main)
+    beat.start()
+    loads = 0
+    state, outputs, error = RunState.FAILED, None, None
+    try:
+        pipeline, loads = cache().get(version.id, spec)
+        with recording(rec):
+            try:
+                outputs = run_pipeline(spec, pipeline, inputs)
+            except Exception as exc:
+                # Haystack wraps what a component raises; cancels and time limits keep their own meaning.
+                raise _cause(exc, (RunCancelled, SoftTimeLimitExceeded)) from None
+        state = RunState.SUCCEEDED
+    except RunCancelled:
+        state, error = RunState.CANCELLED, "cancelled by request"
+    except SoftTimeLimitExceeded:
+        with session_scope() as session:
+            limit = runs.get_run(session=session, run_id=run_id).soft_time_limit
+        error = f"exceeded the soft time limit of {limit:g} s (STACKYARD_RUN_SOFT_TIME_LIMIT); stopped"
+    except StackyardError as exc:
+        error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - any failure inside a user's workflow is the run's failure
+        log.exception("run %s failed", run_id)
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        beat.done.set()
+        beat.join(timeout=5)
+        if in_main:
+            signal.signal(signal.SIGUSR2, previous)
+    with session_scope() as session:
+        runs.finish(session, run_id, worker, state, outputs=outputs, error=error, model_loads=loads)
+    return state

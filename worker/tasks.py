@@ -1,0 +1,37 @@
+"""Celery tasks: thin wrappers that pass ids to plain functions."""
+
+from __future__ import annotations
+
+from worker.app import celery_app
+from worker.runner import execute
+
+
+@celery_app.task(name="stackyard.execute_run", acks_late=True, reject_on_worker_lost=True)
+def execute_run(run_id: str) -> str | None:
+    state = execute(run_id)
+    return state.value if state else None
+
+
+def _start_reaper(sender: object = None, **_: object) -> None:
+    from worker.reaper import Reaper
+    from worker.runner import worker_name
+
+    queues = sorted(queue.name for queue in sender.task_consumer.queues) if sender is not None else []
+    Reaper(worker_name(), queues).start()
+
+
+def _fresh_connections(**_: object) -> None:
+    # Connections opened before the fork must not be shared with the pool's children.
+    from workflows.db import get_engine
+
+    get_engine().dispose(close=False)
+
+
+def connect_signals() -> None:
+    from celery.signals import worker_process_init, worker_ready
+
+    worker_ready.connect(_start_reaper, weak=False)
+    worker_process_init.connect(_fresh_connections, weak=False)
+
+
+connect_signals()

@@ -1,0 +1,172 @@
+"""Runs and their state machine. Every state change goes through :func:`transition`.
+
+    queued ──► running ──► succeeded | failed | cancelled
+      │           │ ▲
+      │           ▼ │ (worker died: lease expired)
+      └──────► retrying
+
+``transition`` is a compare-and-set (``UPDATE … WHERE state IN allowed_from``), so two workers (or a
+worker and the reaper) racing for one run cannot both win, and a redelivered message for a finished
+run changes nothing. The database is the source of truth; the queue only carries run ids.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from stackyard.settings import get_settings
+from workflows import crud
+from workflows.errors import Conflict, NotFound, StackyardError
+from workflows.execute import BadRunInputs
+from workflows.models import NodeRun, Run, RunState, utcnow
+
+TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
+ALLOWED: dict[RunState, frozenset[RunState]] = {
+    RunState.RUNNING: frozenset({RunState.QUEUED, RunState.RETRYING, RunState.RUNNING}),
+    RunState.RETRYING: frozenset({RunState.RUNNING, RunState.QUEUED}),
+    RunState.SUCCEEDED: frozenset({RunState.RUNNING}),
+    RunState.FAILED: frozenset({RunState.QUEUED, RunState.RUNNING, RunState.RETRYING}),
+    RunState.CANCELLED: frozenset({RunState.QUEUED, RunState.RUNNING, RunState.RETRYING}),
+    RunState.QUEUED: frozenset(),
+}
+LEASE_SECONDS = 15.0     # a running run whose heartbeat is older than this belongs to a dead worker
+MAX_ATTEMPTS = 3
+
+
+class IllegalTransition(StackyardError):
+    status = 409
+
+
+def transition(session: Session, run_id: str, to: RunState, *, where: Any = None, **fields: Any) -> bool:
+    """Move a run to ``to`` if its current state allows it (and ``where`` holds); True if it moved.
+
+    The only place that writes ``Run.state``. ``fields`` are written in the same UPDATE.
+    """
+    values: dict[str, Any] = {"state": to, **fields}
+    if to in TERMINAL_STATES:
+        values.setdefault("finished_at", utcnow())
+    statement = update(Run).where(col(Run.id) == run_id, col(Run.state).in_(ALLOWED[to])).values(**values)
+    if where is not None:
+        statement = statement.where(where)
+    moved = session.execute(statement).rowcount == 1
+    session.commit()
+    return moved
+
+
+def get_run(*, session: Session, run_id: str) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"No run '{run_id}'; list runs with GET /api/v1/runs.")
+    session.refresh(run)
+    return run
+
+
+def node_runs(*, session: Session, run_id: str) -> list[NodeRun]:
+    return list(session.exec(select(NodeRun).where(NodeRun.run_id == run_id).order_by(NodeRun.id)))
+
+
+def list_runs(*, session: Session, workflow_id: str | None = None, state: RunState | None = None, limit: int = 100) -> list[Run]:
+    query = select(Run).order_by(col(Run.created_at).desc()).limit(limit)
+    if workflow_id:
+        query = query.where(Run.workflow_id == crud.get_workflow(session=session, ref=workflow_id).id)
+    if state:
+        query = query.where(Run.state == state)
+    return list(session.exec(query))
+
+
+def create_run(*, session: Session, workflow_ref: str, inputs: dict[str, Any], version: int | None = None) -> Run:
+    """Write a queued run after checking its inputs; the caller enqueues its id after commit."""
+    settings = get_settings()
+    row = crud.get_version(session=session, ref=workflow_ref, number=version)
+    spec = crud.version_spec(row)
+    unknown = sorted(set(inputs) - set(spec.inputs))
+    if unknown:
+        raise BadRunInputs(f"Unknown input '{unknown[0]}'; this workflow takes "
+                           f"{', '.join(sorted(spec.inputs)) or 'no inputs'}.", field=f"inputs.{unknown[0]}")
+    run = Run(workflow_id=row.workflow_id, version_id=row.id, inputs=inputs, queue="gpu" if row.needs_gpu else "cpu",
+              soft_time_limit=settings.run_soft_time_limit, hard_time_limit=settings.run_hard_time_limit)
+    session.add(run)
+    session.commit()
+    return run
+
+
+def claim(session: Session, run_id: str, worker: str) -> Run | None:
+    """Take a run for execution, or None if it is finished, cancelled or alive on another worker."""
+    now = utcnow()
+    stale = now - timedelta(seconds=LEASE_SECONDS)
+    run = session.get(Run, run_id)
+    if run is None:
+        return None
+    session.refresh(run)
+    if run.state in TERMINAL_STATES:
+        return None
+    if run.cancel_requested:
+        transition(session, run_id, RunState.CANCELLED, error="cancelled before it started")
+        return None
+    if run.attempts >= MAX_ATTEMPTS:
+        transition(session, run_id, RunState.FAILED,
+                   error=f"gave up after {run.attempts} attempts: the worker running it died each time")
+        return None
+    # Running with a fresh heartbeat means a live worker owns it (a duplicate delivery): leave it.
+    alive = (col(Run.state) != RunState.RUNNING) | (col(Run.heartbeat_at) < stale) | (col(Run.heartbeat_at).is_(None))
+    fields = {"worker": worker, "heartbeat_at": now, "attempts": run.attempts + 1}
+    if run.started_at is None:
+        fields["started_at"] = now
+    if not transition(session, run_id, RunState.RUNNING, where=alive & (col(Run.attempts) == run.attempts), **fields):
+        return None
+    session.refresh(run)
+    return run
+
+
+def heartbeat(session: Session, run_id: str, worker: str) -> bool:
+    """Renew the lease; returns True when a cancel was requested."""
+    session.execute(update(Run).where(col(Run.id) == run_id, col(Run.worker) == worker,
+                                      col(Run.state) == RunState.RUNNING).values(heartbeat_at=utcnow()))
+    session.commit()
+    flag = session.exec(select(Run.cancel_requested).where(Run.id == run_id)).first()
+    return bool(flag)
+
+
+def finish(session: Session, run_id: str, worker: str, to: RunState, *, outputs: dict[str, Any] | None = None,
+           error: str | None = None, model_loads: int = 0) -> bool:
+    """Record the end of an attempt this worker owns."""
+    return transition(session, run_id, to, where=col(Run.worker) == worker, outputs=outputs, error=error,
+                      model_loads=model_loads)
+
+
+def request_cancel(*, session: Session, run_id: str) -> Run:
+    run = get_run(session=session, run_id=run_id)
+    if run.state in TERMINAL_STATES:
+        raise Conflict(f"Run {run_id} already {run.state.value}; only queued or running runs can be cancelled.")
+    session.execute(update(Run).where(col(Run.id) == run_id).values(cancel_requested=True))
+    session.commit()
+    # Not started yet: cancel now. Running: the worker sees the flag and stops at the next node.
+    transition(session, run_id, RunState.CANCELLED, where=col(Run.state) != RunState.RUNNING,
+               error="cancelled before it started")
+    return get_run(session=session, run_id=run_id)
+
+
+def reap(session: Session, *, now: datetime | None = None, grace: float = 30.0) -> list[str]:
+    """Fail runs past their hard limit; put runs of dead workers back to retrying. Returns ids to re-enqueue."""
+    now = now or utcnow()
+    requeue: list[str] = []
+    running = session.exec(select(Run).where(Run.state == RunState.RUNNING)).all()
+    for run in running:
+        started = _aware(run.started_at or run.created_at)
+        if now - started > timedelta(seconds=run.hard_time_limit + grace):
+            transition(session, run.id, RunState.FAILED, where=col(Run.attempts) == run.attempts,
+                       error=f"exceeded the hard time limit of {run.hard_time_limit:g} s and was reaped")
+        elif run.heartbeat_at is None or now - _aware(run.heartbeat_at) > timedelta(seconds=LEASE_SECONDS):
+            if transition(session, run.id, RunState.RETRYING, where=col(Run.attempts) == run.attempts):
+                requeue.append(run.id)
+    return requeue
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import timezone
+
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
