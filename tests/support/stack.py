@@ -1,0 +1,162 @@
+"""Real Stackyard processes for integration tests: a web server and Celery workers as subprocesses.
+
+``Stack`` owns a data dir, a database (SQLite file or a fresh PostgreSQL database), a broker (a
+dedicated Redis database index or the embedded SQLite broker) and a milvus-lite port; it starts
+``stackyard web`` / ``stackyard worker`` with that environment and stops everything at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REDIS_URL = os.environ.get("STACKYARD_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.1, message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {message}")
+
+
+@dataclass
+class Stack:
+    root: Path
+    database_url: str
+    broker_url: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    milvus_port: int = field(default_factory=free_port)
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    web: subprocess.Popen | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def files_root(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STACKYARD_")}
+        env.update({
+            "STACKYARD_DATA_DIR": str(self.data_dir),
+            "STACKYARD_DATABASE_URL": self.database_url,
+            "STACKYARD_BROKER_URL": self.broker_url,
+            "STACKYARD_MILVUS_LITE_PORT": str(self.milvus_port),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HAYSTACK_TELEMETRY_ENABLED": "False",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.extra_env)
+        env.update(overrides)
+        return env
+
+    def _spawn(self, args: list[str], log: str, **env: str) -> subprocess.Popen:
+        out = open(self.root / log, "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen([sys.executable, "-m", "stackyard.cli", *args], env=self.env(**env), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(proc)
+        return proc
+
+    def start_web(self, **env: str) -> None:
+        self.files_root.mkdir(parents=True, exist_ok=True)
+        self.web = self._spawn(["web", "--port", str(self.port)], "web.log", **env)
+        wait_until(self._web_up, timeout=60, message=f"web server on {self.port} (see {self.root / 'web.log'})")
+
+    def _web_up(self) -> bool:
+        if self.web and self.web.poll() is not None:
+            raise AssertionError(f"web server exited: {(self.root / 'web.log').read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start_worker(self, queues: str = "cpu,gpu", concurrency: int = 1, name: str = "worker", **env: str) -> subprocess.Popen:
+        proc = self._spawn(["worker", "--queues", queues, "--concurrency", str(concurrency), "--loglevel", "info"],
+                           f"{name}.log", **env)
+        log = self.root / f"{name}.log"
+        wait_until(lambda: log.exists() and b" ready." in log.read_bytes() or self._dead(proc, log), timeout=90,
+                   message=f"worker ready (see {log})")
+        return proc
+
+    @staticmethod
+    def _dead(proc: subprocess.Popen, log: Path) -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited: {log.read_text()[-3000:]}")
+        return False
+
+    @staticmethod
+    def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        """Signal the process and its pool children (its own session), as a crash would."""
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            if proc.poll() is None:
+                self.kill(proc, signal.SIGTERM)
+        from nodes.stores import stop_vector_store
+        from stackyard.settings import Settings
+
+        stop_vector_store(Settings(data_dir=self.data_dir, milvus_lite_port=self.milvus_port))
+
+    # --- HTTP helpers -------------------------------------------------------------------------
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.base_url}{path}", timeout=kwargs.pop("timeout", 60), **kwargs)
+
+    def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        response = self.api("POST", "/api/v1/workflows", json={"name": name, "spec": spec})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def start_run(self, workflow: str, inputs: dict[str, Any], **body: Any) -> dict[str, Any]:
+        response = self.api("POST", f"/api/v1/workflows/{workflow}/runs", json={"inputs": inputs, **body})
+        assert response.status_code in (200, 202), response.text
+        return response.json()
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        response = self.api("GET", f"/api/v1/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_state(self, run_id: str, states: set[str], timeout: float = 120) -> dict[str, Any]:
+        return wait_until(lambda: (run := self.run(run_id))["state"] in states and run, timeout=timeout, interval=0.2,
+                          message=f"run {run_id} to reach {states}")
+
+
+def model_paths_env(mapping: dict[str, Path]) -> dict[str, str]:
+    return {"STACKYARD_MODEL_PATHS": json.dumps({name: str(path) for name, path in mapping.items()})}

@@ -1,0 +1,59 @@
+"""Fixtures that run real Stackyard processes: Redis + PostgreSQL, or the embedded SQLite broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import _postgres_database
+from tests.support.models import build_tiny_chat_model
+from tests.support.stack import REDIS_URL, Stack, model_paths_env
+
+TINY = "stackyard-test/tiny-chat"
+TINY_COLD = "stackyard-test/tiny-chat-cold"   # loaded by one test only, to observe a cold load
+REDIS_DB = 9
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def cold_model(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-model-cold"))
+
+
+def _stack(kind: str, root: Path, tiny_model: Path, cold_model: Path) -> Iterator[Stack]:
+    env = model_paths_env({TINY: tiny_model, TINY_COLD: cold_model})
+    if kind == "redis":
+        redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}").flushdb()
+        databases = _postgres_database()
+        stack = Stack(root=root, database_url=next(databases), broker_url=f"{REDIS_URL}/{REDIS_DB}", extra_env=env)
+    else:
+        databases = iter(())
+        stack = Stack(root=root, database_url=f"sqlite:///{root / 'data' / 'stackyard.db'}", broker_url="", extra_env=env)
+        stack.extra_env["STACKYARD_BROKER_URL"] = f"sqla+sqlite:///{root / 'data' / 'broker.db'}"
+    stack.broker_url = stack.extra_env.get("STACKYARD_BROKER_URL", stack.broker_url)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        for _ in databases:
+            pass
+
+
+@pytest.fixture(scope="module", params=["redis", "embedded"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path,
+          cold_model: Path) -> Iterator[Stack]:
+    """Web server running; tests start the workers they need."""
+    gen = _stack(request.param, tmp_path_factory.mktemp(f"stack-{request.param}"), tiny_model, cold_model)
+    stack = next(gen)
+    stack.kind = request.param
+    stack.start_web()
+    yield stack
+    for _ in gen:
+        pass

@@ -1,0 +1,42 @@
+"""Workflow specs used by the worker tests."""
+
+from __future__ import annotations
+
+from workflows.templates import template_path
+
+PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
+LOCAL_LLM = "haystack_integrations.components.generators.transformers.chat.chat_generator.TransformersChatGenerator"
+
+
+def greet() -> dict:
+    return {"components": {"p": {"type": PROMPT, "init_parameters": {"template": "Hello {{ name }}"}}},
+            "inputs": {"name": ["p.name"]}, "outputs": {"greeting": "p.prompt"}}
+
+
+def chat(model: str, tokens: int | None = None, chain: int = 1) -> dict:
+    """prompt → local LLM (→ LLM …, ``chain`` of them, each fed the previous reply).
+
+    With ``tokens`` every LLM must generate exactly that many tokens: a long run made of real work.
+    The tiny model has 4,096 positions, so keep ``tokens`` under ~2,000 when chaining.
+    """
+    kwargs = {"max_new_tokens": tokens or 16, "do_sample": False}
+    if tokens:
+        kwargs["min_new_tokens"] = tokens
+    names = ["llm"] + [f"llm{i}" for i in range(2, chain + 1)]
+    components = {"prompt": {"type": PROMPT, "init_parameters": {"template": "Question: {{ question }}"}}}
+    connections = [{"sender": "prompt.prompt", "receiver": "llm.messages"}]
+    for index, name in enumerate(names):
+        components[name] = {"type": LOCAL_LLM, "init_parameters": {"model": model, "task": "text-generation",
+                                                                  "generation_kwargs": kwargs}}
+        if index:
+            connections.append({"sender": f"{names[index - 1]}.replies", "receiver": f"{name}.messages"})
+    return {"components": components, "connections": connections,
+            "inputs": {"question": ["prompt.question"]}, "outputs": {"answer": f"{names[-1]}.replies"}}
+
+
+def ingest(collection: str) -> dict:
+    import yaml
+
+    spec = yaml.safe_load(template_path("ingest").read_text())
+    spec["components"]["writer"]["init_parameters"]["document_store"]["init_parameters"]["collection_name"] = collection
+    return spec

@@ -1,0 +1,68 @@
+"""Time limits, GPU routing and crash recovery with real worker processes."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from tests.support.stack import Stack, wait_until
+from tests.worker.conftest import TINY
+from tests.worker.specs import chat, greet
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_a_run_past_its_soft_time_limit_fails_naming_the_limit(stack: Stack):
+    # The limit is a setting read when the run is created, so a second web process with a short limit
+    # creates the run; the worker enforces what the run row says.
+    proc = stack.start_worker(queues="cpu,gpu", name="worker-limits")
+    try:
+        stack.create("chat-too-long", chat(TINY, tokens=1800, chain=8))
+        stack.web.terminate()
+        stack.web.wait(timeout=30)
+        stack.start_web(STACKYARD_RUN_SOFT_TIME_LIMIT="2", STACKYARD_RUN_HARD_TIME_LIMIT="30")
+        run = stack.start_run("chat-too-long", {"question": "long"})
+        done = stack.wait_state(run["id"], {"succeeded", "failed", "cancelled"}, timeout=90)
+        assert done["state"] == "failed"
+        assert "soft time limit of 2 s" in done["error"]
+    finally:
+        stack.kill(proc, signal.SIGTERM)
+        stack.web.terminate()
+        stack.web.wait(timeout=30)
+        stack.start_web()
+
+
+def test_gpu_runs_wait_for_a_gpu_worker_and_the_api_says_so(stack: Stack):
+    cpu = stack.start_worker(queues="cpu", name="worker-cpu-only")
+    try:
+        stack.create("chat-gpu", chat(TINY))
+        run = stack.start_run("chat-gpu", {"question": "q"})
+        doomed = stack.start_run("chat-gpu", {"question": "never runs"})
+        assert run["queue"] == doomed["queue"] == "gpu"
+        cancelled = stack.api("POST", f"/api/v1/runs/{doomed['id']}/cancel").json()
+        assert cancelled["state"] == "cancelled" and cancelled["error"] == "cancelled before it started"
+        wait_until(lambda: stack.run(run["id"])["notice"], timeout=30, message="notice about the gpu queue")
+        waiting = stack.run(run["id"])
+        assert waiting["state"] == "queued" and "stackyard worker --queues gpu" in waiting["notice"]
+        cpu_run = stack.start_run("greet", {"name": "cpu"}, wait=30) if _has(stack, "greet") else None
+        if cpu_run:
+            assert cpu_run["state"] == "succeeded"
+        gpu = stack.start_worker(queues="gpu", name="worker-gpu")
+        try:
+            done = stack.wait_state(run["id"], {"succeeded", "failed"}, timeout=120)
+            assert done["state"] == "succeeded" and done["notice"] is None
+            # The cancelled run's message reached the worker too, and changed nothing.
+            never = stack.run(doomed["id"])
+            assert never["state"] == "cancelled" and never["node_runs"] == [] and never["attempts"] == 0
+        finally:
+            stack.kill(gpu, signal.SIGTERM)
+    finally:
+        stack.kill(cpu, signal.SIGTERM)
+
+
+def _has(stack: Stack, name: str) -> bool:
+    if stack.api("GET", f"/api/v1/workflows/{name}").status_code == 200:
+        return True
+    stack.create(name, greet())
+    return True
