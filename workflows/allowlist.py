@@ -46,6 +46,7 @@ _TRUTHY_FORBIDDEN = {
     "unsafe": "it turns off Jinja's sandbox; write the condition with the built-in filters instead",
     "trust_remote_code": "it would run Python shipped with the model; use a model that needs no custom code",
     "drop_old": "it deletes the shared collection every time a worker builds the pipeline",
+    "allowed_hosts": "it widens what a URL fetcher may reach; an operator sets STACKYARD_FETCH_ALLOWED_HOSTS instead",
 }
 
 

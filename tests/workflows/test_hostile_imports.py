@@ -139,3 +139,8 @@ def test_a_refused_import_stores_nothing(database):
     with session_scope() as session:
         assert session.exec(select(Workflow)).all() == []
         assert session.exec(select(WorkflowVersion)).all() == []
+
+
+def test_a_workflow_cannot_widen_the_url_guard():
+    issues = refused(one_node("nodes.fetchers.GuardedLinkContentFetcher", "{allowed_hosts: ['0.0.0.0/0']}"))
+    assert issues[0].code == IssueCode.DANGEROUS_PARAM and "STACKYARD_FETCH_ALLOWED_HOSTS" in issues[0].message
