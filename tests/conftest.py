@@ -68,3 +68,28 @@ def database(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest
     _engine_for.cache_clear()
     for _ in yield_from:
         pass
+
+
+@pytest.fixture
+def milvus(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The embedded milvus-lite server for this test's data dir, on a free port; stopped afterwards."""
+    import socket
+
+    from nodes.stores import ensure_vector_store, stop_vector_store
+    from stackyard.settings import get_settings, reset_settings_cache
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("STACKYARD_MILVUS_LITE_PORT", str(port))
+    reset_settings_cache()
+    uri = ensure_vector_store()
+    yield uri
+    stop_vector_store(get_settings())
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.support.models import build_tiny_chat_model
+
+    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-chat"))

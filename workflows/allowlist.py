@@ -41,7 +41,17 @@ REMOVED_IN_3X: dict[str, str] = {
 
 _CLASS_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 # Parameters whose value Haystack turns into an imported callable or executes.
-_CODE_PARAMS = ("callback", "tool_parsing_function", "custom_filters", "tools", "async_executor", "function")
+_CODE_PARAMS = ("callback", "tool_parsing_function", "custom_filters", "tools", "async_executor")
+
+
+def _is_code(key: str, value: Any) -> bool:
+    if value in (None, {}, [], ""):
+        return False
+    if key.endswith(_CODE_PARAMS):
+        return True
+    # e.g. DocumentSplitter.splitting_function: a dotted path Haystack would import; plain names
+    # such as InMemoryDocumentStore's embedding_similarity_function="dot_product" are enums.
+    return key.endswith("function") and (not isinstance(value, str) or "." in value)
 _TRUTHY_FORBIDDEN = {
     "unsafe": "it turns off Jinja's sandbox; write the condition with the built-in filters instead",
     "trust_remote_code": "it would run Python shipped with the model; use a model that needs no custom code",
@@ -110,7 +120,7 @@ def check_params(node: str, params: dict[str, Any]) -> list[Issue]:
         elif lowered in _TRUTHY_FORBIDDEN and value:
             issues.append(Issue(IssueCode.DANGEROUS_PARAM, node=node, port=key, field=where,
                                 message=f"Node '{node}': '{key}: {value}' is refused: {_TRUTHY_FORBIDDEN[lowered]}."))
-        elif any(lowered.endswith(code) for code in _CODE_PARAMS) and value not in (None, {}, []):
+        elif _is_code(lowered, value):
             issues.append(Issue(IssueCode.DANGEROUS_PARAM, node=node, port=key, field=where,
                                 message=f"Node '{node}': '{key}' would load Python code and is refused; remove it "
                                         "(Stackyard sets streaming callbacks itself)."))

@@ -33,12 +33,16 @@ class BadRunInputs(StackyardError):
         super().__init__(message)
 
 
-def pipeline_data(spec: WorkflowSpec, inputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Map declared inputs to component sockets; refuse unknown names and unsafe file paths."""
+def check_known(spec: WorkflowSpec, inputs: dict[str, Any]) -> None:
     unknown = sorted(set(inputs) - set(spec.inputs))
     if unknown:
         raise BadRunInputs(f"Unknown input '{unknown[0]}'; this workflow takes {', '.join(sorted(spec.inputs)) or 'no inputs'}.",
                            field=f"inputs.{unknown[0]}")
+
+
+def pipeline_data(spec: WorkflowSpec, inputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Map declared inputs to component sockets; refuse unknown names and unsafe file paths."""
+    check_known(spec, inputs)
     data: dict[str, dict[str, Any]] = {}
     for alias, refs in spec.inputs.items():
         if alias not in inputs:
@@ -64,25 +68,29 @@ def _confined(value: Any, alias: str) -> Any:
     return confined if isinstance(value, list) else confined[0]
 
 
-def missing_inputs(spec: WorkflowSpec, inputs: dict[str, Any], pipeline: Pipeline) -> list[str]:
-    """Declared inputs that feed a mandatory socket but were not given."""
-    missing = []
+def required_inputs(spec: WorkflowSpec, pipeline: Pipeline) -> list[str]:
+    """Declared inputs that feed a mandatory socket."""
+    required = []
     for alias, refs in spec.inputs.items():
-        if alias in inputs:
-            continue
         for ref in refs:
             name, socket = split_socket(ref)
             if pipeline.get_component(name).__haystack_input__._sockets_dict[socket].is_mandatory:
-                missing.append(alias)
+                required.append(alias)
                 break
-    return missing
+    return required
+
+
+def check_required(required: list[str], inputs: dict[str, Any]) -> None:
+    missing = [alias for alias in required if alias not in inputs]
+    if missing:
+        raise BadRunInputs(f"Input '{missing[0]}' is required; pass it in inputs.", field=f"inputs.{missing[0]}")
+
 
 
 def run_pipeline(spec: WorkflowSpec, pipeline: Pipeline, inputs: dict[str, Any]) -> dict[str, Any]:
     """Run once and return ``{output alias: JSON-ready value}``."""
-    missing = missing_inputs(spec, inputs, pipeline)
-    if missing:
-        raise BadRunInputs(f"Input '{missing[0]}' is required; pass it in inputs.", field=f"inputs.{missing[0]}")
+    check_known(spec, inputs)
+    check_required(required_inputs(spec, pipeline), inputs)
     include = {split_socket(ref)[0] for ref in spec.outputs.values()}
     result = pipeline.run(pipeline_data(spec, inputs), include_outputs_from=include)
     return collect_outputs(spec, result)

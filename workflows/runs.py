@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from stackyard.settings import get_settings
 from workflows import crud
 from workflows.errors import Conflict, NotFound, StackyardError
-from workflows.execute import BadRunInputs
+from workflows.execute import check_known, check_required, required_inputs
 from workflows.models import NodeRun, Run, RunState, utcnow
 
 TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
@@ -78,15 +78,25 @@ def list_runs(*, session: Session, workflow_id: str | None = None, state: RunSta
     return list(session.exec(query))
 
 
+_REQUIRED: dict[str, list[str]] = {}
+
+
+def _required_inputs(version_id: str, spec) -> list[str]:
+    """Required input names of a version (versions are immutable, so cache by id)."""
+    if version_id not in _REQUIRED:
+        from workflows.build import BuildMode, build_pipeline
+
+        _REQUIRED[version_id] = required_inputs(spec, build_pipeline(spec, mode=BuildMode.VALIDATE))
+    return _REQUIRED[version_id]
+
+
 def create_run(*, session: Session, workflow_ref: str, inputs: dict[str, Any], version: int | None = None) -> Run:
     """Write a queued run after checking its inputs; the caller enqueues its id after commit."""
     settings = get_settings()
     row = crud.get_version(session=session, ref=workflow_ref, number=version)
     spec = crud.version_spec(row)
-    unknown = sorted(set(inputs) - set(spec.inputs))
-    if unknown:
-        raise BadRunInputs(f"Unknown input '{unknown[0]}'; this workflow takes "
-                           f"{', '.join(sorted(spec.inputs)) or 'no inputs'}.", field=f"inputs.{unknown[0]}")
+    check_known(spec, inputs)
+    check_required(_required_inputs(row.id, spec), inputs)
     run = Run(workflow_id=row.workflow_id, version_id=row.id, inputs=inputs, queue="gpu" if row.needs_gpu else "cpu",
               soft_time_limit=settings.run_soft_time_limit, hard_time_limit=settings.run_hard_time_limit)
     session.add(run)

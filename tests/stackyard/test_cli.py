@@ -1,0 +1,85 @@
+"""The command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from haystack import Pipeline
+
+from workflows.templates import template_path
+
+PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
+
+
+def cli(*args: str, env_dir: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKYARD_")}
+    env.update({"STACKYARD_DATA_DIR": str(env_dir), "HF_HUB_OFFLINE": "1"})
+    return subprocess.run([sys.executable, "-m", "stackyard.cli", *args], env=env, capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture
+def greet_file(tmp_path: Path) -> Path:
+    path = tmp_path / "greet.yaml"
+    path.write_text(yaml.safe_dump({
+        "components": {"p": {"type": PROMPT, "init_parameters": {"template": "Hello {{ name }}"}}},
+        "connections": [], "inputs": {"name": "p.name"}, "outputs": {"greeting": "p.prompt"}}))
+    return path
+
+
+def test_validate_ok_and_errors_pinned_to_node_and_port(tmp_path: Path, greet_file: Path):
+    ok = cli("validate", str(greet_file), env_dir=tmp_path)
+    assert ok.returncode == 0 and "valid" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(greet_file.read_text().replace("p.prompt", "p.answer"))
+    result = cli("validate", str(bad), env_dir=tmp_path)
+    assert result.returncode == 1
+    assert "[bad_output_mapping] p.answer" in result.stderr and "its outputs are prompt" in result.stderr
+
+
+def test_run_prints_outputs_and_refuses_bad_inputs(tmp_path: Path, greet_file: Path):
+    result = cli("run", str(greet_file), "--inputs", '{"name": "Ada"}', env_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert '"greeting": "Hello Ada"' in result.stdout
+    unknown = cli("run", str(greet_file), "--inputs", '{"nom": "Ada"}', env_dir=tmp_path)
+    assert unknown.returncode == 1 and "Unknown input 'nom'" in unknown.stderr
+    broken = cli("run", str(greet_file), "--inputs", "{nope", env_dir=tmp_path)
+    assert broken.returncode != 0 and "--inputs is not valid JSON" in broken.stderr
+
+
+def test_import_export_round_trip_and_versions(tmp_path: Path, greet_file: Path):
+    first = cli("import", str(greet_file), "--name", "greeter", env_dir=tmp_path)
+    assert first.returncode == 0 and "greeter@1" in first.stdout
+    changed = tmp_path / "greet2.yaml"
+    changed.write_text(greet_file.read_text().replace("Hello", "Hi"))
+    assert "greeter@2" in cli("import", str(changed), "--name", "greeter", env_dir=tmp_path).stdout
+    v1 = cli("export", "greeter@1", env_dir=tmp_path)
+    latest = cli("export", "greeter", env_dir=tmp_path)
+    assert "Hello {{ name }}" in v1.stdout and "Hi {{ name }}" in latest.stdout
+    loaded = Pipeline.loads(latest.stdout)
+    assert loaded.get_component("p").to_dict()["init_parameters"]["template"] == "Hi {{ name }}"
+    assert yaml.safe_load(latest.stdout)["inputs"] == {"name": ["p.name"]}
+    listed = cli("list", env_dir=tmp_path)
+    assert "greeter" in listed.stdout and "2 version(s)" in listed.stdout
+    missing = cli("export", "nobody", env_dir=tmp_path)
+    assert missing.returncode == 1 and "No workflow 'nobody'" in missing.stderr
+
+
+def test_hostile_import_stores_nothing(tmp_path: Path):
+    hostile = tmp_path / "hostile.yaml"
+    hostile.write_text("components:\n  x:\n    type: os.system\n    init_parameters: {}\n")
+    result = cli("import", str(hostile), "--name", "evil", env_dir=tmp_path)
+    assert result.returncode == 1 and "os.system is not an allowed component" in result.stderr
+    assert "evil" not in cli("list", env_dir=tmp_path).stdout
+
+
+def test_templates_lists_the_starters(tmp_path: Path):
+    result = cli("templates", env_dir=tmp_path)
+    assert result.returncode == 0
+    for name in ("ingest", "rag_chat", "summarize", "classify"):
+        assert name in result.stdout
+    assert str(template_path("ingest")) in result.stdout

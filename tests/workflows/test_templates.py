@@ -1,0 +1,146 @@
+"""Starter templates: they validate, round-trip through plain Haystack, and run offline end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from haystack import Pipeline
+
+from tests.support.documents import DOCUMENT_FACTS, write_mixed_documents
+from tests.support.models import TINY_MODEL_ANSWER
+from workflows.build import build_pipeline
+from workflows.execute import run_pipeline
+from workflows.io import export_yaml, import_text
+from workflows.templates import template_names, template_path
+from workflows.validation import validate
+
+ALLOWED = ["milvus_haystack", "nodes"]
+CHAT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+
+
+def test_the_four_starters_exist_and_validate():
+    assert template_names() == ["classify", "ingest", "rag_chat", "summarize"]
+    for name in template_names():
+        assert validate(import_text(template_path(name).read_text())) == []
+
+
+def _canonical(pipeline: Pipeline) -> dict:
+    data = pipeline.to_dict()
+    return {"components": data["components"],
+            "connections": {(c["sender"], c["receiver"]) for c in data["connections"]}}
+
+
+@pytest.mark.parametrize("name", ["classify", "ingest", "rag_chat", "summarize"])
+def test_template_round_trips_through_plain_haystack(name, milvus):
+    text = template_path(name).read_text()
+    spec = import_text(text)
+    exported = export_yaml(spec)
+    # The file as written, loaded by Haystack directly (with this deployment's URI) ...
+    reference = Pipeline.loads(export_yaml(spec.model_validate(__import__("yaml").safe_load(text))), allowed_modules=ALLOWED)
+    # ... equals import → export → Pipeline.loads: same components, params and connection set.
+    assert _canonical(Pipeline.loads(exported, allowed_modules=ALLOWED)) == _canonical(reference)
+    assert import_text(exported) == spec  # and back into Stackyard unchanged (minus the deployment URI)
+
+
+def test_a_pipeline_built_with_haystacks_api_round_trips_exactly():
+    from haystack.components.builders import PromptBuilder
+    from haystack.components.generators.chat import OpenAIChatGenerator
+    from haystack.components.preprocessors import DocumentSplitter
+    from haystack.components.writers import DocumentWriter
+    from haystack.document_stores.in_memory import InMemoryDocumentStore
+    from haystack.utils import Secret
+
+    pipe = Pipeline(max_runs_per_component=7, metadata={"owner": "tests"})
+    pipe.add_component("prompt", PromptBuilder(template="Summarize: {{ text }}", required_variables=["text"]))
+    pipe.add_component("llm", OpenAIChatGenerator(model="llama3", api_base_url="http://ollama:11434/v1",
+                                                  api_key=Secret.from_env_var("OLLAMA_KEY", strict=False),
+                                                  generation_kwargs={"temperature": 0.1}))
+    pipe.add_component("split", DocumentSplitter(split_by="passage", split_length=3))
+    pipe.add_component("write", DocumentWriter(document_store=InMemoryDocumentStore(bm25_algorithm="BM25Plus")))
+    pipe.connect("prompt.prompt", "llm.messages")
+    pipe.connect("split.documents", "write.documents")
+    original = pipe.to_dict()
+
+    text = pipe.dumps() + "inputs:\n  text: prompt.text\n  docs: split.documents\noutputs:\n  summary: llm.replies\n"
+    spec = import_text(text)
+    assert spec.inputs == {"text": ["prompt.text"], "docs": ["split.documents"]}
+    assert spec.outputs == {"summary": "llm.replies"}
+    again = Pipeline.loads(export_yaml(spec)).to_dict()
+    assert again["components"] == original["components"]
+    assert again["connections"] == original["connections"]
+    assert again["max_runs_per_component"] == 7 and again["metadata"] == {"owner": "tests"}
+
+
+@pytest.fixture
+def indexed(data_dir: Path, milvus: str) -> dict:
+    """The ingest template run over a folder of mixed txt/md/html/pdf/docx files."""
+    docs = data_dir / "files" / "library"
+    write_mixed_documents(docs)
+    spec = import_text(template_path("ingest").read_text())
+    pipeline = build_pipeline(spec)
+    pipeline.warm_up()
+    outputs = run_pipeline(spec, pipeline, {"files": ["library"]})
+    return {"outputs": outputs, "spec": spec, "pipeline": pipeline}
+
+
+def _stored(collection: str = "documents") -> list:
+    from nodes.stores import milvus_document_store
+
+    return milvus_document_store(collection).filter_documents()
+
+
+def test_ingest_template_indexes_every_file_once(indexed):
+    assert indexed["outputs"]["documents_written"] == len(DOCUMENT_FACTS)
+    stored = _stored()
+    assert len(stored) == len(DOCUMENT_FACTS)
+    contents = "\n".join(doc.content for doc in stored)
+    for facts in DOCUMENT_FACTS.values():
+        assert facts["key"] in contents
+    assert {Path(doc.meta["file_path"]).suffix for doc in stored} == {".txt", ".md", ".html", ".pdf", ".docx"}
+    # Running it again overwrites by id: still one copy of each.
+    again = run_pipeline(indexed["spec"], indexed["pipeline"], {"files": ["library"]})
+    assert again["documents_written"] == len(DOCUMENT_FACTS)
+    assert sorted(d.id for d in _stored()) == sorted(d.id for d in stored)
+
+
+def test_ingest_refuses_paths_outside_the_files_root(indexed):
+    from nodes.errors import FileAccessError
+
+    with pytest.raises(Exception) as err:
+        run_pipeline(indexed["spec"], indexed["pipeline"], {"files": ["../../etc"]})
+    cause = err.value
+    while cause is not None and not isinstance(cause, FileAccessError):
+        cause = cause.__cause__
+    assert isinstance(cause, FileAccessError) and "files root" in str(cause)
+
+
+def test_rag_template_answers_from_the_right_document(indexed, tiny_chat_model, monkeypatch):
+    from stackyard.settings import reset_settings_cache
+
+    monkeypatch.setenv("STACKYARD_MODEL_PATHS", json.dumps({CHAT_MODEL: str(tiny_chat_model)}))
+    reset_settings_cache()
+    spec = import_text(template_path("rag_chat").read_text())
+    pipeline = build_pipeline(spec)
+    pipeline.warm_up()
+    moonhare = next(f for f in DOCUMENT_FACTS.values() if "moonhare" in f["key"])
+    outputs = run_pipeline(spec, pipeline, {"query": "How far can the striped moonhare leap?"})
+    assert moonhare["key"] in outputs["documents"][0]["content"]
+    assert moonhare["key"] in outputs["prompt"]
+    assert "How far can the striped moonhare leap?" in outputs["prompt"]
+    assert outputs["answer"][0]["text"] == TINY_MODEL_ANSWER
+
+
+def test_stackyard_run_prints_the_rag_answer(indexed, tiny_chat_model, data_dir):
+    env = {**os.environ, "STACKYARD_MODEL_PATHS": json.dumps({CHAT_MODEL: str(tiny_chat_model)}), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "stackyard.cli", "run", str(template_path("rag_chat")),
+                             "--inputs", json.dumps({"query": "What does the marsh quillhog eat?"})],
+                            env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = json.loads(result.stdout)
+    assert printed["answer"][0]["text"] == TINY_MODEL_ANSWER
+    assert "The marsh quillhog eats only blue reeds." in printed["prompt"]
