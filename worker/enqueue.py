@@ -5,8 +5,9 @@ from __future__ import annotations
 from workflows.models import Run
 
 
-def enqueue(run: Run) -> None:
+def enqueue(run: Run, *, delay: float = 0.0) -> None:
+    """Send the run's id to its queue (``delay`` seconds later, for retry backoff) with its time limits."""
     from worker.tasks import execute_run
 
-    execute_run.apply_async(args=[run.id], queue=run.queue, soft_time_limit=run.soft_time_limit,
-                            time_limit=run.hard_time_limit)
+    execute_run.apply_async(args=[run.id], queue=run.queue, countdown=delay or None,
+                            soft_time_limit=run.soft_time_limit, time_limit=run.hard_time_limit)

@@ -27,6 +27,8 @@ from worker.cache import WarmPipelines
 
 log = logging.getLogger("stackyard.worker")
 HEARTBEAT_SECONDS = 3.0
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 60.0
 CANCEL_GRACE_SECONDS = 2.0
 
 _cache: WarmPipelines | None = None
@@ -82,6 +84,28 @@ def _cause(exc: BaseException, wanted: tuple[type[BaseException], ...]) -> BaseE
     return exc
 
 
+def transient_types() -> tuple[type[BaseException], ...]:
+    """Errors worth retrying: the network, a busy database, a vector store or LLM server that is down."""
+    import httpx
+    from sqlalchemy.exc import OperationalError
+
+    from nodes.stores import VectorStoreUnavailable
+
+    types: list[type[BaseException]] = [ConnectionError, TimeoutError, httpx.TransportError, OperationalError,
+                                        VectorStoreUnavailable]
+    try:
+        import openai
+
+        types += [openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError]
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def backoff_seconds(attempt: int) -> float:
+    return min(BACKOFF_BASE_SECONDS * 2 ** (attempt - 1), BACKOFF_MAX_SECONDS)
+
+
 def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
     """Run ``run_id`` once if this worker can claim it; returns the final state (None if not claimed)."""
     worker = worker or worker_name()
@@ -92,7 +116,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
             return None
         version = crud.get_version_by_id(session=session, version_id=run.version_id)
         spec = crud.version_spec(version)
-        inputs, attempt = dict(run.inputs), run.attempts
+        inputs, attempt, soft_limit = dict(run.inputs), run.attempts, run.soft_time_limit
 
     rec = Recording(run_id=run_id, attempt=attempt, session_factory=session_scope)
     in_main = threading.current_thread() is threading.main_thread()
@@ -101,32 +125,41 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
     beat = _Heartbeat(run_id, worker, rec, interrupt=in_main)
     beat.start()
     loads = 0
-    state, outputs, error = RunState.FAILED, None, None
+    state, outputs, error, transient = RunState.FAILED, None, None, None
     try:
         pipeline, loads = cache().get(version.id, spec)
         with recording(rec):
-            try:
-                outputs = run_pipeline(spec, pipeline, inputs)
-            except Exception as exc:
-                # Haystack wraps what a component raises; cancels and time limits keep their own meaning.
-                raise _cause(exc, (RunCancelled, SoftTimeLimitExceeded)) from None
+            outputs = run_pipeline(spec, pipeline, inputs)
         state = RunState.SUCCEEDED
-    except RunCancelled:
-        state, error = RunState.CANCELLED, "cancelled by request"
-    except SoftTimeLimitExceeded:
-        with session_scope() as session:
-            limit = runs.get_run(session=session, run_id=run_id).soft_time_limit
-        error = f"exceeded the soft time limit of {limit:g} s (STACKYARD_RUN_SOFT_TIME_LIMIT); stopped"
-    except StackyardError as exc:
-        error = str(exc)
     except Exception as exc:  # noqa: BLE001 - any failure inside a user's workflow is the run's failure
-        log.exception("run %s failed", run_id)
-        error = f"{type(exc).__name__}: {exc}"
+        # Haystack wraps what a component raises; look through it for what the failure really was.
+        cause = _cause(exc, (RunCancelled, SoftTimeLimitExceeded, *transient_types()))
+        if isinstance(cause, RunCancelled):
+            state, error = RunState.CANCELLED, "cancelled by request"
+        elif isinstance(cause, SoftTimeLimitExceeded):
+            error = f"exceeded the soft time limit of {soft_limit:g} s (STACKYARD_RUN_SOFT_TIME_LIMIT); stopped"
+        else:
+            error = str(exc) if isinstance(exc, StackyardError) else f"{type(exc).__name__}: {exc}"
+            transient = cause if isinstance(cause, transient_types()) else None
+            log.warning("run %s failed: %s", run_id, error)
     finally:
         beat.done.set()
         beat.join(timeout=5)
         if in_main:
             signal.signal(signal.SIGUSR2, previous)
+    if transient is not None and attempt < runs.MAX_ATTEMPTS:
+        delay = backoff_seconds(attempt)
+        with session_scope() as session:
+            moved = runs.retry_later(session, run_id, worker, error=f"attempt {attempt} hit a transient error, "
+                                     f"retrying in {delay:g} s: {type(transient).__name__}: {transient}")
+        if moved:
+            from worker.enqueue import enqueue
+
+            with session_scope() as session:
+                enqueue(runs.get_run(session=session, run_id=run_id), delay=delay)
+            return RunState.RETRYING
+    if transient is not None:
+        error = f"gave up after {attempt} attempts; last error: {error}"
     with session_scope() as session:
         runs.finish(session, run_id, worker, state, outputs=outputs, error=error, model_loads=loads)
     return state

@@ -148,6 +148,11 @@ def finish(session: Session, run_id: str, worker: str, to: RunState, *, outputs:
                       model_loads=model_loads)
 
 
+def retry_later(session: Session, run_id: str, worker: str, *, error: str) -> bool:
+    """Give a run back after a transient error; the caller re-enqueues it with a delay."""
+    return transition(session, run_id, RunState.RETRYING, where=col(Run.worker) == worker, error=error)
+
+
 def request_cancel(*, session: Session, run_id: str) -> Run:
     run = get_run(session=session, run_id=run_id)
     if run.state in TERMINAL_STATES:

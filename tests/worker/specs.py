@@ -40,3 +40,18 @@ def ingest(collection: str) -> dict:
     spec = yaml.safe_load(template_path("ingest").read_text())
     spec["components"]["writer"]["init_parameters"]["document_store"]["init_parameters"]["collection_name"] = collection
     return spec
+
+
+def remote_chat(base_url: str) -> dict:
+    """prompt → OpenAI-compatible server (no client-side retries: Stackyard's own retry policy applies)."""
+    return {
+        "components": {
+            "prompt": {"type": PROMPT, "init_parameters": {"template": "Question: {{ question }}"}},
+            "llm": {"type": "haystack.components.generators.chat.openai.OpenAIChatGenerator", "init_parameters": {
+                "model": "local-model", "api_base_url": base_url, "max_retries": 0, "timeout": 5,
+                "api_key": {"type": "env_var", "env_vars": ["TEST_LLM_KEY"], "strict": False}}},
+        },
+        "connections": [{"sender": "prompt.prompt", "receiver": "llm.messages"}],
+        "inputs": {"question": ["prompt.question"]},
+        "outputs": {"answer": "llm.replies"},
+    }

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.stack import Stack, wait_until
 from tests.worker.conftest import TINY
-from tests.worker.specs import chat, greet
+from tests.worker.specs import chat, greet, remote_chat
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,3 +66,39 @@ def _has(stack: Stack, name: str) -> bool:
         return True
     stack.create(name, greet())
     return True
+
+
+def test_transient_errors_are_retried_with_backoff_then_succeed(stack: Stack):
+    from tests.support.openai_server import ChatServer
+    from tests.support.stack import free_port
+
+    port = free_port()
+    proc = stack.start_worker(queues="cpu", name="worker-retry", TEST_LLM_KEY="k")
+    try:
+        stack.create("remote-chat", remote_chat(f"http://127.0.0.1:{port}/v1"))
+        run = stack.start_run("remote-chat", {"question": "up yet?"})
+        # Nothing listens on the port yet: the first attempt fails with a connection error and is retried.
+        retrying = wait_until(lambda: (r := stack.run(run["id"]))["state"] == "retrying" and r, timeout=60,
+                              interval=0.05, message="retrying after a connection error")
+        assert "transient error, retrying in" in retrying["error"] and "APIConnectionError" in retrying["error"]
+        with ChatServer("the server is up", port=port) as server:
+            done = stack.wait_state(run["id"], {"succeeded", "failed"}, timeout=60)
+            assert done["state"] == "succeeded", done["error"]
+            assert done["attempts"] >= 2 and done["outputs"]["answer"][0]["text"] == "the server is up"
+            assert server.requests[0]["messages"][0]["content"] == "Question: up yet?"
+    finally:
+        stack.kill(proc, signal.SIGTERM)
+
+
+def test_a_permanent_failure_is_not_retried(stack: Stack):
+    proc = stack.start_worker(queues="cpu", name="worker-permanent")
+    try:
+        spec = greet()
+        spec["components"]["p"]["init_parameters"]["template"] = "{% for x in range(10**9) %}{% endfor %}{{ name }}"
+        stack.create("greet-huge-loop", spec)
+        done = stack.start_run("greet-huge-loop", {"name": "x"}, wait=60)
+        assert done["state"] == "failed" and done["attempts"] == 1
+        assert "MAX_RANGE" in done["error"] or "Range too big" in done["error"]
+        assert [n["state"] for n in done["node_runs"]] == ["failed"]
+    finally:
+        stack.kill(proc, signal.SIGTERM)
