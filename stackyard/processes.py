@@ -54,11 +54,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"Stackyard on http://{args.host}:{args.port}/", flush=True)
         return cmd_web(argparse.Namespace(host=args.host, port=args.port, workers=1))
     finally:
+        from nodes.stores import stop_vector_store
+
         worker.terminate()
         try:
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
+        stop_vector_store()
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
 
     run_soft_time_limit: float = Field(default=600.0, description="Seconds before a run is asked to stop and marked failed.")
     run_hard_time_limit: float = Field(default=660.0, description="Seconds before the worker process running a run is killed.")
+    db_durable_commits: bool = Field(default=False, description="PostgreSQL: wait for WAL flush on every commit (synchronous_commit=on).")
     pipeline_cache_size: int = Field(default=8, description="Warm pipelines kept per worker process (LRU).")
 
     admin_password: str | None = Field(default=None, description="When set, the editor and management API require login.")

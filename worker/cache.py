@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from haystack import Pipeline
@@ -33,23 +34,25 @@ class WarmPipelines:
     def __init__(self, size: int) -> None:
         self.size = size
         self.model_loads = 0
-        self._pipelines: OrderedDict[str, Pipeline] = OrderedDict()
+        self._pipelines: OrderedDict[str, tuple[WorkflowSpec, Pipeline]] = OrderedDict()
         self._generators: dict[str, Any] = {}
         self._lock = threading.RLock()
 
-    def get(self, key: str, spec: WorkflowSpec) -> tuple[Pipeline, int]:
-        """The warm pipeline for ``key`` (a version id) and the number of models loaded to get it."""
+    def get(self, key: str, load_spec: Callable[[], WorkflowSpec]) -> tuple[WorkflowSpec, Pipeline, int]:
+        """The spec and warm pipeline of ``key`` (a version id: immutable, so safe to cache) and the number
+        of models loaded to get them; ``load_spec`` is called only on a miss."""
         with self._lock:
             if key in self._pipelines:
                 self._pipelines.move_to_end(key)
-                return self._pipelines[key], 0
+                return (*self._pipelines[key], 0)
+            spec = load_spec()
             pipeline = build_pipeline(spec)
             loads = self._warm(pipeline)
-            self._pipelines[key] = pipeline
+            self._pipelines[key] = (spec, pipeline)
             while len(self._pipelines) > self.size:
                 self._pipelines.popitem(last=False)
             self.model_loads += loads
-            return pipeline, loads
+            return spec, pipeline, loads
 
     def _warm(self, pipeline: Pipeline) -> int:
         before = _embedder_backends()

@@ -13,6 +13,7 @@ import threading
 from workflows import runs, workers
 from workflows.db import session_scope
 from workflows.models import Run
+from worker import notify
 from worker.enqueue import enqueue
 
 log = logging.getLogger("stackyard.reaper")
@@ -21,8 +22,10 @@ INTERVAL_SECONDS = 5.0
 
 def reap_once() -> list[str]:
     with session_scope() as session:
-        requeue = runs.reap(session)
+        requeue, failed = runs.reap(session)
         rows = [session.get(Run, run_id) for run_id in requeue]
+    for run_id in failed:
+        notify.announce(run_id, "failed")
     for run in rows:
         log.warning("run %s lost its worker; re-enqueued (attempt %s)", run.id, run.attempts + 1)
         enqueue(run)

@@ -23,10 +23,12 @@ from workflows.errors import StackyardError
 from workflows.execute import run_pipeline
 from workflows.models import RunState
 from workflows.trace import Recording, RunCancelled, recording
+from worker import notify
 from worker.cache import WarmPipelines
 
 log = logging.getLogger("stackyard.worker")
 HEARTBEAT_SECONDS = 3.0
+TRACE_FLUSH_SECONDS = 0.1
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
 CANCEL_GRACE_SECONDS = 2.0
@@ -46,7 +48,7 @@ def worker_name() -> str:
 
 
 class _Heartbeat(threading.Thread):
-    """Renews the run's lease and watches its cancel flag while the pipeline runs."""
+    """While the pipeline runs: writes the trace every 100 ms, renews the lease and watches for a cancel."""
 
     def __init__(self, run_id: str, worker: str, rec: Recording, interrupt: bool) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{run_id}")
@@ -55,9 +57,14 @@ class _Heartbeat(threading.Thread):
 
     def run(self) -> None:
         cancel_seen: float | None = None
-        while not self.done.wait(HEARTBEAT_SECONDS if cancel_seen is None else 0.2):
+        next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        while not self.done.wait(TRACE_FLUSH_SECONDS):
             try:
                 with session_scope() as session:
+                    self.rec.flush(session)
+                    if time.monotonic() < next_beat and cancel_seen is None:
+                        continue
+                    next_beat = time.monotonic() + HEARTBEAT_SECONDS
                     cancelled = runs.heartbeat(session, self.run_id, self.worker)
             except Exception:  # noqa: BLE001 - a missed beat is retried; the lease tolerates several
                 log.exception("heartbeat failed for run %s", self.run_id)
@@ -82,6 +89,11 @@ def _cause(exc: BaseException, wanted: tuple[type[BaseException], ...]) -> BaseE
             return seen
         seen = seen.__cause__ or seen.__context__
     return exc
+
+
+def _load_spec(version_id: str):
+    with session_scope() as session:
+        return crud.version_spec(crud.get_version_by_id(session=session, version_id=version_id))
 
 
 def transient_types() -> tuple[type[BaseException], ...]:
@@ -114,11 +126,9 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
         if run is None:
             log.info("run %s not claimed (finished, cancelled or owned by a live worker)", run_id)
             return None
-        version = crud.get_version_by_id(session=session, version_id=run.version_id)
-        spec = crud.version_spec(version)
-        inputs, attempt, soft_limit = dict(run.inputs), run.attempts, run.soft_time_limit
+        inputs, attempt, soft_limit, version_id = dict(run.inputs), run.attempts, run.soft_time_limit, run.version_id
 
-    rec = Recording(run_id=run_id, attempt=attempt, session_factory=session_scope)
+    rec = Recording(run_id=run_id, attempt=attempt)
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
         previous = signal.signal(signal.SIGUSR2, _raise_cancelled)
@@ -127,7 +137,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
     loads = 0
     state, outputs, error, transient = RunState.FAILED, None, None, None
     try:
-        pipeline, loads = cache().get(version.id, spec)
+        spec, pipeline, loads = cache().get(version_id, lambda: _load_spec(version_id))
         with recording(rec):
             outputs = run_pipeline(spec, pipeline, inputs)
         state = RunState.SUCCEEDED
@@ -150,6 +160,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
     if transient is not None and attempt < runs.MAX_ATTEMPTS:
         delay = backoff_seconds(attempt)
         with session_scope() as session:
+            rec.flush(session)
             moved = runs.retry_later(session, run_id, worker, error=f"attempt {attempt} hit a transient error, "
                                      f"retrying in {delay:g} s: {type(transient).__name__}: {transient}")
         if moved:
@@ -161,5 +172,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
     if transient is not None:
         error = f"gave up after {attempt} attempts; last error: {error}"
     with session_scope() as session:
-        runs.finish(session, run_id, worker, state, outputs=outputs, error=error, model_loads=loads)
+        rec.flush(session)  # the rest of the trace goes in the same transaction as the outcome
+        if runs.finish(session, run_id, worker, state, outputs=outputs, error=error, model_loads=loads):
+            notify.announce(run_id, state.value)
     return state

@@ -113,15 +113,16 @@ def list_versions(*, session: Session, ref: str) -> list[WorkflowVersion]:
 
 
 def get_version(*, session: Session, ref: str, number: int | None = None) -> WorkflowVersion:
-    """A numbered version of a workflow, or its newest when ``number`` is None."""
-    workflow = get_workflow(session=session, ref=ref)
-    query = select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow.id)
+    """A numbered version of a workflow (by id or name), or its newest when ``number`` is None."""
+    query = (select(WorkflowVersion).join(Workflow, Workflow.id == WorkflowVersion.workflow_id)
+             .where((Workflow.id == ref) | (Workflow.name == ref)))
     if number is None:
         query = query.order_by(WorkflowVersion.number.desc())
     else:
         query = query.where(WorkflowVersion.number == number)
-    version = session.exec(query).first()
+    version = session.exec(query.limit(1)).first()
     if version is None:
+        workflow = get_workflow(session=session, ref=ref)
         what = f"version {number}" if number is not None else "any version"
         raise NotFound(f"Workflow '{workflow.name}' has no {what}; save one first or list them with GET .../versions.")
     return version

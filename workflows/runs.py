@@ -41,27 +41,31 @@ class IllegalTransition(StackyardError):
     status = 409
 
 
-def transition(session: Session, run_id: str, to: RunState, *, where: Any = None, **fields: Any) -> bool:
-    """Move a run to ``to`` if its current state allows it (and ``where`` holds); True if it moved.
+def transition(session: Session, run_id: str, to: RunState, *, where: Any = None, commit: bool = True,
+               **fields: Any) -> Run | None:
+    """Move a run to ``to`` if its current state allows it (and ``where`` holds).
 
-    The only place that writes ``Run.state``. ``fields`` are written in the same UPDATE.
+    The only place that writes ``Run.state``. ``fields`` are written in the same UPDATE, which returns
+    the updated row (None if the run did not move) in the same round trip.
     """
     values: dict[str, Any] = {"state": to, **fields}
     if to in TERMINAL_STATES:
         values.setdefault("finished_at", utcnow())
-    statement = update(Run).where(col(Run.id) == run_id, col(Run.state).in_(ALLOWED[to])).values(**values)
+    table = Run.__table__
+    statement = update(table).where(table.c.id == run_id, table.c.state.in_(ALLOWED[to])).values(**values)
     if where is not None:
         statement = statement.where(where)
-    moved = session.execute(statement).rowcount == 1
-    session.commit()
-    return moved
+    # Core, not ORM: this is on every run's hot path and the ORM's bookkeeping cost more than the query.
+    row = session.connection().execute(statement.returning(*table.c)).mappings().first()
+    if commit:
+        session.commit()
+    return Run.model_validate(dict(row)) if row is not None else None
 
 
 def get_run(*, session: Session, run_id: str) -> Run:
-    run = session.get(Run, run_id)
+    run = session.get(Run, run_id, populate_existing=True)
     if run is None:
         raise NotFound(f"No run '{run_id}'; list runs with GET /api/v1/runs.")
-    session.refresh(run)
     return run
 
 
@@ -107,12 +111,14 @@ def create_run(*, session: Session, workflow_ref: str, inputs: dict[str, Any], v
 def claim(session: Session, run_id: str, worker: str) -> Run | None:
     """Take a run for execution, or None if it is finished, cancelled or alive on another worker."""
     now = utcnow()
-    stale = now - timedelta(seconds=LEASE_SECONDS)
-    run = session.get(Run, run_id)
-    if run is None:
-        return None
-    session.refresh(run)
-    if run.state in TERMINAL_STATES:
+    fields = {"worker": worker, "heartbeat_at": now, "started_at": now, "attempts": col(Run.attempts) + 1}
+    # The usual case in one round trip: a queued (or retrying) run nobody has cancelled.
+    fresh = (col(Run.cancel_requested).is_(False)) & (col(Run.attempts) < MAX_ATTEMPTS) & (col(Run.state) != RunState.RUNNING)
+    claimed = transition(session, run_id, RunState.RUNNING, where=fresh, **fields)
+    if claimed is not None:
+        return claimed
+    run = session.get(Run, run_id, populate_existing=True)
+    if run is None or run.state in TERMINAL_STATES:
         return None
     if run.cancel_requested:
         transition(session, run_id, RunState.CANCELLED, error="cancelled before it started")
@@ -122,14 +128,9 @@ def claim(session: Session, run_id: str, worker: str) -> Run | None:
                    error=f"gave up after {run.attempts} attempts: the worker running it died each time")
         return None
     # Running with a fresh heartbeat means a live worker owns it (a duplicate delivery): leave it.
+    stale = now - timedelta(seconds=LEASE_SECONDS)
     alive = (col(Run.state) != RunState.RUNNING) | (col(Run.heartbeat_at) < stale) | (col(Run.heartbeat_at).is_(None))
-    fields = {"worker": worker, "heartbeat_at": now, "attempts": run.attempts + 1}
-    if run.started_at is None:
-        fields["started_at"] = now
-    if not transition(session, run_id, RunState.RUNNING, where=alive & (col(Run.attempts) == run.attempts), **fields):
-        return None
-    session.refresh(run)
-    return run
+    return transition(session, run_id, RunState.RUNNING, where=alive & (col(Run.attempts) == run.attempts), **fields)
 
 
 def heartbeat(session: Session, run_id: str, worker: str) -> bool:
@@ -145,12 +146,12 @@ def finish(session: Session, run_id: str, worker: str, to: RunState, *, outputs:
            error: str | None = None, model_loads: int = 0) -> bool:
     """Record the end of an attempt this worker owns."""
     return transition(session, run_id, to, where=col(Run.worker) == worker, outputs=outputs, error=error,
-                      model_loads=model_loads)
+                      model_loads=model_loads) is not None
 
 
 def retry_later(session: Session, run_id: str, worker: str, *, error: str) -> bool:
     """Give a run back after a transient error; the caller re-enqueues it with a delay."""
-    return transition(session, run_id, RunState.RETRYING, where=col(Run.worker) == worker, error=error)
+    return transition(session, run_id, RunState.RETRYING, where=col(Run.worker) == worker, error=error) is not None
 
 
 def request_cancel(*, session: Session, run_id: str) -> Run:
@@ -165,20 +166,26 @@ def request_cancel(*, session: Session, run_id: str) -> Run:
     return get_run(session=session, run_id=run_id)
 
 
-def reap(session: Session, *, now: datetime | None = None, grace: float = 30.0) -> list[str]:
-    """Fail runs past their hard limit; put runs of dead workers back to retrying. Returns ids to re-enqueue."""
+def reap(session: Session, *, now: datetime | None = None, grace: float = 30.0) -> tuple[list[str], list[str]]:
+    """Fail runs past their hard limit; put runs of dead workers back to retrying.
+
+    Returns (ids to re-enqueue, ids failed)."""
     now = now or utcnow()
     requeue: list[str] = []
+    failed: list[str] = []
     running = session.exec(select(Run).where(Run.state == RunState.RUNNING)).all()
     for run in running:
-        started = _aware(run.started_at or run.created_at)
-        if now - started > timedelta(seconds=run.hard_time_limit + grace):
-            transition(session, run.id, RunState.FAILED, where=col(Run.attempts) == run.attempts,
-                       error=f"exceeded the hard time limit of {run.hard_time_limit:g} s and was reaped")
-        elif run.heartbeat_at is None or now - _aware(run.heartbeat_at) > timedelta(seconds=LEASE_SECONDS):
-            if transition(session, run.id, RunState.RETRYING, where=col(Run.attempts) == run.attempts):
-                requeue.append(run.id)
-    return requeue
+        elapsed = now - _aware(run.started_at or run.created_at)
+        stale = run.heartbeat_at is None or now - _aware(run.heartbeat_at) > timedelta(seconds=LEASE_SECONDS)
+        limit = timedelta(seconds=run.hard_time_limit)
+        # Past the limit (plus grace for a live worker): the hard limit killed it or will; don't retry.
+        if elapsed > limit + timedelta(seconds=grace) or (stale and elapsed >= limit):
+            if transition(session, run.id, RunState.FAILED, where=col(Run.attempts) == run.attempts,
+                          error=f"exceeded the hard time limit of {run.hard_time_limit:g} s and was reaped"):
+                failed.append(run.id)
+        elif stale and transition(session, run.id, RunState.RETRYING, where=col(Run.attempts) == run.attempts):
+            requeue.append(run.id)
+    return requeue, failed
 
 
 def _aware(value: datetime) -> datetime:

@@ -13,7 +13,7 @@ import contextlib
 import contextvars
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +32,49 @@ class RunCancelled(Exception):
 
 @dataclass
 class Recording:
+    """The trace of one run attempt, buffered in memory and written by :meth:`flush`.
+
+    The worker flushes every ~100 ms while the run goes (so node status shows up live) and once more
+    inside the transaction that finishes the run, so a fast run pays no extra round trips for its trace.
+    """
+
     run_id: str
     attempt: int
-    session_factory: Callable[[], Any]
     cancelled: threading.Event = field(default_factory=threading.Event)
     node_seconds: dict[str, float] = field(default_factory=dict)
+    _rows: list[dict[str, Any]] = field(default_factory=list)
+    _ids: list[int | None] = field(default_factory=list)
+    _dirty: set[int] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def started(self, node: str, component_type: str) -> int:
+        with self._lock:
+            self._rows.append({"run_id": self.run_id, "attempt": self.attempt, "node": node, "state": "running",
+                               "component_type": component_type, "started_at": utcnow()})
+            self._ids.append(None)
+            self._dirty.add(len(self._rows) - 1)
+            return len(self._rows) - 1
+
+    def ended(self, index: int, **values: Any) -> None:
+        with self._lock:
+            self._rows[index].update(values, finished_at=utcnow())
+            self._dirty.add(index)
+
+    def flush(self, session: Any) -> None:
+        """Write rows changed since the last flush (no commit: the caller's transaction decides)."""
+        from sqlalchemy import insert, update
+
+        with self._lock:
+            dirty = sorted(self._dirty)
+            self._dirty.clear()
+            work = [(index, self._ids[index], dict(self._rows[index])) for index in dirty]
+        for index, row_id, values in work:
+            if row_id is None:
+                new_id = session.execute(insert(NodeRun).values(**values).returning(NodeRun.id)).scalar_one()
+                with self._lock:
+                    self._ids[index] = new_id
+            else:
+                session.execute(update(NodeRun).where(NodeRun.id == row_id).values(**values))
 
 
 _current: contextvars.ContextVar[Recording | None] = contextvars.ContextVar("stackyard_recording", default=None)
@@ -86,12 +124,7 @@ class RunTracer(Tracer):
         if recording.cancelled.is_set():
             raise RunCancelled("cancelled by request")
         node = span.tags.get("haystack.component.name", "?")
-        with recording.session_factory() as session:
-            row = NodeRun(run_id=recording.run_id, attempt=recording.attempt, node=node,
-                          component_type=span.tags.get("haystack.component.fully_qualified_type", ""))
-            session.add(row)
-            session.commit()
-            row_id = row.id
+        index = recording.started(node, span.tags.get("haystack.component.fully_qualified_type", ""))
         started = time.perf_counter()
         error: str | None = None
         try:
@@ -102,16 +135,9 @@ class RunTracer(Tracer):
         finally:
             seconds = time.perf_counter() - started
             recording.node_seconds[node] = recording.node_seconds.get(node, 0.0) + seconds
-            with recording.session_factory() as session:
-                row = session.get(NodeRun, row_id)
-                row.state = "failed" if error else "done"
-                row.finished_at = utcnow()
-                row.duration_ms = round(seconds * 1000, 3)
-                row.error = error
-                if "haystack.component.output" in span.tags:
-                    row.output_preview = preview(span.tags["haystack.component.output"])
-                session.add(row)
-                session.commit()
+            output = span.tags.get("haystack.component.output")
+            recording.ended(index, state="failed" if error else "done", duration_ms=round(seconds * 1000, 3),
+                            error=error, output_preview=preview(output) if output is not None else None)
 
     def current_span(self) -> Span | None:
         return None

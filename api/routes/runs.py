@@ -13,6 +13,7 @@ from api.schemas import NodeRunPublic, RunCreate, RunPublic
 from workflows import runs, workers
 from workflows.db import session_scope
 from workflows.models import Run, RunState
+from worker import notify
 from worker.enqueue import enqueue
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -23,7 +24,7 @@ def run_public(session, run: Run, *, with_nodes: bool = True) -> RunPublic:
     public = RunPublic(**run.model_dump())
     if with_nodes:
         public.node_runs = [NodeRunPublic(**row.model_dump()) for row in runs.node_runs(session=session, run_id=run.id)]
-    if run.state == RunState.QUEUED and run.queue not in workers.live_queues(session):
+    if run.state == RunState.QUEUED and run.queue not in workers.live_queues(session):  # only queued runs pay this
         public.notice = (f"No worker consumes the '{run.queue}' queue right now; the run waits there until one starts "
                          f"(stackyard worker --queues {run.queue}).")
     return public
@@ -47,6 +48,9 @@ def _state(run_id: str) -> RunState:
 
 
 async def wait_for(run_id: str, seconds: float) -> None:
+    if notify.can_push():
+        await notify.wait(run_id, seconds)
+        return
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if await run_in_threadpool(_state, run_id) in runs.TERMINAL_STATES:
@@ -72,7 +76,10 @@ def get_run(run_id: str, session: SessionDep) -> RunPublic:
 
 @router.post("/runs/{run_id}/cancel", response_model=RunPublic)
 def cancel_run(run_id: str, session: SessionDep) -> RunPublic:
-    return run_public(session, runs.request_cancel(session=session, run_id=run_id))
+    run = runs.request_cancel(session=session, run_id=run_id)
+    if run.state in runs.TERMINAL_STATES:
+        notify.announce(run.id, run.state.value)
+    return run_public(session, run)
 
 
 @router.get("/runs", response_model=list[RunPublic])

@@ -88,7 +88,7 @@ def test_reaper_requeues_dead_workers_runs_and_fails_runs_past_the_hard_limit(wo
         row = session.get(Run, overdue)
         row.started_at = now - timedelta(seconds=row.hard_time_limit + 60)
         session.commit()
-        assert runs.reap(session) == [stale]
+        assert runs.reap(session) == ([stale], [overdue])
     assert state_of(stale).state == RunState.RETRYING
     assert state_of(overdue).state == RunState.FAILED
     assert f"hard time limit of {state_of(overdue).hard_time_limit:g} s" in state_of(overdue).error

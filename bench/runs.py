@@ -1,0 +1,150 @@
+"""P1 and P4: what the run engine adds on top of Haystack, measured side by side in one run.
+
+    P1 = p50(sync run API) − p50(direct Pipeline.run), trivial workflow, next to p50(raw Celery no-op
+         round trip) on the same Redis. Target: P1 ≤ 2 × raw round trip.
+    P4 = p50(second-run execution on the worker) / p50(direct warm Pipeline.run), a model workflow.
+         Target ≤ 1.1, and model loads per worker = 1.
+
+Real processes: `stackyard web` + one `stackyard worker` on Redis and PostgreSQL, a bare Celery worker
+for the baseline. Run: `make bench` or `.venv/bin/python bench/runs.py [--n 200]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import httpx  # noqa: E402
+
+from tests.conftest import _postgres_database  # noqa: E402
+from tests.support.models import build_tiny_chat_model  # noqa: E402
+from tests.support.stack import REDIS_URL, Stack, model_paths_env  # noqa: E402
+from tests.worker.specs import chat, greet  # noqa: E402
+
+TINY = "bench/tiny-chat"
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def direct(spec: dict, inputs: dict, n: int) -> list[float]:
+    from workflows.build import build_pipeline
+    from workflows.execute import run_pipeline
+    from workflows.spec import spec_from_dict
+
+    parsed = spec_from_dict(spec)
+    pipeline = build_pipeline(parsed)
+    pipeline.warm_up()
+    run_pipeline(parsed, pipeline, inputs)
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        run_pipeline(parsed, pipeline, inputs)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def raw_celery(n: int, root: Path) -> list[float]:
+    env = {**os.environ, "BENCH_BROKER": f"{REDIS_URL}/12", "BENCH_BACKEND": f"{REDIS_URL}/13", "PYTHONPATH": str(ROOT / "bench")}
+    log = open(root / "noop.log", "wb")  # noqa: SIM115
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "noop_app", "worker", "--pool", "solo",
+                               "--without-gossip", "--without-mingle", "--loglevel", "warning"], env=env, stdout=log, stderr=log,
+                              start_new_session=True, cwd=ROOT / "bench")
+    try:
+        os.environ.update({k: env[k] for k in ("BENCH_BROKER", "BENCH_BACKEND")})
+        sys.path.insert(0, str(ROOT / "bench"))
+        from noop_app import noop
+
+        noop.delay().get(timeout=60)
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            noop.delay().get(timeout=10)
+            times.append(time.perf_counter() - start)
+        return times
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=200)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="stackyard-bench-"))
+    model = build_tiny_chat_model(root / "tiny")
+    databases = _postgres_database()
+    import redis
+
+    redis.Redis.from_url(f"{REDIS_URL}/11").flushdb()
+    stack = Stack(root=root, database_url=next(databases), broker_url=f"{REDIS_URL}/11", extra_env=model_paths_env({TINY: model}))
+    os.environ.update({k: v for k, v in stack.env().items() if k.startswith("STACKYARD_")})
+    try:
+        stack.start_web()
+        stack.start_worker(concurrency=1)
+        stack.create("trivial", greet())
+        client = httpx.Client(base_url=stack.base_url, timeout=30)
+
+        def sync_run(workflow: str, inputs: dict) -> tuple[float, dict]:
+            start = time.perf_counter()
+            response = client.post(f"/api/v1/workflows/{workflow}/runs", json={"inputs": inputs, "wait": 30})
+            elapsed = time.perf_counter() - start
+            body = response.json()
+            assert body["state"] == "succeeded", body
+            return elapsed, body
+
+        for _ in range(20):
+            sync_run("trivial", {"name": "warm"})
+        api = [sync_run("trivial", {"name": "Ada"})[0] for _ in range(args.n)]
+        local = direct(greet(), {"name": "Ada"}, args.n)
+        raw = raw_celery(args.n, root)
+        overhead = p50(api) - p50(local)
+        print("P1  trivial workflow, Redis broker + PostgreSQL, 1 worker")
+        print(f"    sync run API p50            {ms(p50(api))}  (p95 {ms(sorted(api)[int(len(api) * .95)])})")
+        print(f"    direct Pipeline.run p50     {ms(p50(local))}")
+        print(f"    raw Celery no-op p50        {ms(p50(raw))}")
+        print(f"    P1 = API − direct           {ms(overhead)}  = {overhead / p50(raw):.2f} × raw round trip (target ≤ 2)")
+
+        spec = chat(TINY, tokens=100)
+        stack.create("model", spec)
+        first = sync_run("model", {"question": "cold"})[1]
+        worker_exec, end_to_end, loads = [], [], first["model_loads"]
+        for _ in range(max(20, args.n // 10)):
+            elapsed, body = sync_run("model", {"question": "warm"})
+            started = datetime.fromisoformat(body["started_at"])
+            finished = datetime.fromisoformat(body["finished_at"])
+            worker_exec.append((finished - started).total_seconds())
+            end_to_end.append(elapsed)
+            loads += body["model_loads"]
+        local = direct(spec, {"question": "warm"}, max(20, args.n // 10))
+        print("P4  prompt → local LLM (tiny GPT-2, 100 tokens), second and later runs")
+        print(f"    worker execution p50        {ms(p50(worker_exec))}  (claim → finished, incl. trace rows)")
+        print(f"    end-to-end sync API p50     {ms(p50(end_to_end))}")
+        print(f"    direct warm Pipeline.run    {ms(p50(local))}")
+        print(f"    P4 = worker / direct        {p50(worker_exec) / p50(local):.3f} (target ≤ 1.1)")
+        print(f"    model loads on the worker   {loads} over {len(worker_exec) + 1} runs (target 1)")
+    finally:
+        stack.stop()
+        for _ in databases:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The management API in-process (FastAPI TestClient) on SQLite and PostgreSQL: 4xx for bad input, never 500."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
+GREET = {"components": {"p": {"type": PROMPT, "init_parameters": {"template": "Hello {{ name }}"}}},
+         "inputs": {"name": ["p.name"]}, "outputs": {"greeting": "p.prompt"}}
+
+
+@pytest.fixture
+def client(database):
+    from api.app import create_app
+
+    with TestClient(create_app(with_ui=False), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def test_workflow_lifecycle(client):
+    created = client.post("/api/v1/workflows", json={"name": "greet", "spec": GREET, "note": "first"})
+    assert created.status_code == 201 and created.json()["latest_version"] == 1
+    wid = created.json()["id"]
+    v2 = {**GREET, "components": {"p": {"type": PROMPT, "init_parameters": {"template": "Hi {{ name }}"}}}}
+    assert client.post(f"/api/v1/workflows/{wid}/versions", json={"spec": v2, "note": "second"}).status_code == 201
+    versions = client.get("/api/v1/workflows/greet/versions").json()
+    assert [(v["number"], v["note"]) for v in versions] == [(1, "first"), (2, "second")]
+    assert client.get("/api/v1/workflows/greet/versions/1").json()["spec"]["components"]["p"]["init_parameters"]["template"] == "Hello {{ name }}"
+    renamed = client.patch("/api/v1/workflows/greet", json={"name": "hello"})
+    assert renamed.status_code == 200 and renamed.json()["name"] == "hello"
+    assert [w["name"] for w in client.get("/api/v1/workflows").json()] == ["hello"]
+    exported = client.get("/api/v1/workflows/hello/export", params={"version": 1})
+    assert exported.status_code == 200 and "hello-v1.yaml" in exported.headers["content-disposition"]
+    assert yaml.safe_load(exported.text)["inputs"] == {"name": ["p.name"]}
+    assert client.delete("/api/v1/workflows/hello").status_code == 204
+    assert client.get("/api/v1/workflows/hello").status_code == 404
+
+
+def test_import_yaml_body_and_validate(client):
+    text = yaml.safe_dump(GREET)
+    imported = client.post("/api/v1/workflows/import", params={"name": "imp"}, content=text,
+                           headers={"content-type": "application/yaml"})
+    assert imported.status_code == 201 and imported.json()["number"] == 1
+    ok = client.post("/api/v1/validate", content=text)
+    assert ok.json() == {"valid": True, "issues": []}
+    bad = client.post("/api/v1/validate", content=text.replace("p.prompt", "p.nope"))
+    assert bad.status_code == 200 and bad.json()["valid"] is False
+    assert bad.json()["issues"][0]["field"] == "outputs.greeting"
+
+
+@pytest.mark.parametrize("method,path,kwargs,status,needle", [
+    ("post", "/api/v1/workflows", {"json": {"name": ""}}, 422, "name"),
+    ("post", "/api/v1/workflows", {"json": {"name": "x", "spec": {"components": {"a": {"type": "os.system"}}}}}, 422, "os.system"),
+    ("post", "/api/v1/workflows", {"json": {"name": "x", "spec": {"components": [1, 2]}}}, 422, "components"),
+    ("post", "/api/v1/workflows/import?name=x", {"content": "components: [", "headers": {"content-type": "application/yaml"}}, 422, "YAML"),
+    ("post", "/api/v1/workflows/import", {"content": "a: 1"}, 422, "name"),
+    ("post", "/api/v1/workflows/import?name=x", {"content": "a" * (3 * 1024 * 1024)}, 413, "limit"),
+    ("get", "/api/v1/workflows/nope/versions/1", {}, 404, "No workflow"),
+    ("get", "/api/v1/workflows/nope/export", {}, 404, "No workflow"),
+    ("get", "/api/v1/runs/nope", {}, 404, "No run"),
+    ("post", "/api/v1/runs/nope/cancel", {}, 404, "No run"),
+    ("post", "/api/v1/validate", {"content": b"\xff\xfe\x00"}, 200, "parse_error"),
+    ("post", "/api/v1/nodes/ports", {"json": {"type": "os.system"}}, 422, "not an allowed component"),
+])
+def test_bad_requests_get_4xx_naming_the_problem(client, method, path, kwargs, status, needle):
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == status, response.text
+    assert needle in str(response.json())
+
+
+def test_version_conflicts_and_invalid_specs_change_nothing(client):
+    client.post("/api/v1/workflows", json={"name": "w", "spec": GREET})
+    assert client.post("/api/v1/workflows", json={"name": "w"}).status_code == 409
+    broken = {**GREET, "outputs": {"x": "p.nothing"}}
+    response = client.post("/api/v1/workflows/w/versions", json={"spec": broken})
+    assert response.status_code == 422
+    issue = response.json()["error"]["issues"][0]
+    assert (issue["node"], issue["port"], issue["code"]) == ("p", "nothing", "bad_output_mapping")
+    assert client.get("/api/v1/workflows/w").json()["latest_version"] == 1
+
+
+def test_run_inputs_are_checked_before_anything_is_queued(client):
+    client.post("/api/v1/workflows", json={"name": "w", "spec": GREET})
+    unknown = client.post("/api/v1/workflows/w/runs", json={"inputs": {"nom": "x"}})
+    assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "inputs.nom"
+    missing = client.post("/api/v1/workflows/w/runs", json={"inputs": {}})
+    assert missing.status_code == 422 and missing.json()["error"]["field"] == "inputs.name"
+    assert client.post("/api/v1/workflows/w/runs", json={"inputs": {}, "wait": 9999}).status_code == 422
+    assert client.get("/api/v1/runs").json() == []
+
+
+def test_catalog_health_and_openapi(client):
+    nodes = client.get("/api/v1/nodes").json()
+    assert any(n["title"] == "Prompt" for n in nodes)
+    ports = client.post("/api/v1/nodes/ports", json={"type": PROMPT, "params": {"template": "{{ a }} {{ b }}"}}).json()
+    assert {"a", "b"} <= {p["name"] for p in ports["inputs"]}
+    assert client.get("/healthz").json() == {"status": "ok"}
+    spec = client.get("/openapi.json").json()
+    for path in ("/api/v1/workflows", "/api/v1/workflows/{ref}/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/cancel",
+                 "/api/v1/workflows/import", "/api/v1/workflows/{ref}/export", "/api/v1/validate", "/healthz", "/readyz"):
+        assert path in spec["paths"], path

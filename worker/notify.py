@@ -1,0 +1,63 @@
+"""Run-finished notifications, so a waiting request returns the moment its run ends.
+
+On Redis the worker pushes the final state to a short-lived per-run list and the waiting API request
+pops it (BLPOP: nothing is missed if the run ends before the request starts waiting). On other brokers
+the API polls the database; the database stays the source of truth either way.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from stackyard.settings import get_settings
+
+TTL_SECONDS = 300
+
+
+def key(run_id: str) -> str:
+    return f"stackyard:run-done:{run_id}"
+
+
+def _redis_url() -> str | None:
+    url = get_settings().resolved_broker_url
+    return url if url.startswith(("redis://", "rediss://")) else None
+
+
+@functools.lru_cache(maxsize=1)
+def _sync_client():
+    import redis
+
+    url = _redis_url()
+    return redis.Redis.from_url(url) if url else None
+
+
+@functools.lru_cache(maxsize=1)
+def _async_client():
+    import redis.asyncio
+
+    url = _redis_url()
+    return redis.asyncio.Redis.from_url(url) if url else None
+
+
+def announce(run_id: str, state: str) -> None:
+    client = _sync_client()
+    if client is None:
+        return
+    with client.pipeline(transaction=False) as pipe:
+        pipe.rpush(key(run_id), state)
+        pipe.expire(key(run_id), TTL_SECONDS)
+        pipe.execute()
+
+
+def can_push() -> bool:
+    return _redis_url() is not None
+
+
+async def wait(run_id: str, seconds: float) -> bool:
+    """Block until the run is announced finished (True) or ``seconds`` pass (False). Redis only."""
+    client = _async_client()
+    popped = await client.blpop([key(run_id)], timeout=max(seconds, 0.01))
+    if popped:
+        await client.rpush(key(run_id), popped[1])  # leave it for other waiters; it expires anyway
+        await client.expire(key(run_id), TTL_SECONDS)
+    return popped is not None
