@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api import errors
-from api.routes import health, runs, workflows
+from api.routes import apps, health, openai_compat, runs, workflows
 
 
 def create_app(*, with_ui: bool = True) -> FastAPI:
@@ -17,6 +17,8 @@ def create_app(*, with_ui: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(workflows.router)
     app.include_router(runs.router)
+    app.include_router(apps.router)
+    app.include_router(openai_compat.router)
     if with_ui:
         try:
             from ui.app import mount

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from workflows.errors import StackyardError, WorkflowInvalid
 
@@ -25,17 +26,40 @@ def error_body(message: str, type_: str, *, field: str | None = None, issues: li
     return {"error": body}
 
 
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                 404: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error",
+                 429: "rate_limit_error"}
+
+
+def _respond(request: Request, status: int, message: str, type_: str, *, field: str | None = None,
+             issues: list | None = None) -> JSONResponse:
+    if request.url.path.startswith("/v1/"):  # the OpenAI-compatible API answers in OpenAI's error shape
+        code = "model_not_found" if status == 404 else type_
+        body = {"error": {"message": message, "type": _OPENAI_TYPES.get(status, "server_error"), "param": field, "code": code}}
+        return JSONResponse(body, status_code=status)
+    return JSONResponse(error_body(message, type_, field=field, issues=issues), status_code=status)
+
+
+def _first_error(errors: list) -> tuple[str, str]:
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    field = ".".join(str(part) for part in first["loc"] if part != "body")
+    return field, f"{field or 'request'}: {first['msg']}"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(StackyardError)
-    async def _domain(_: Request, exc: StackyardError) -> JSONResponse:
+    async def _domain(request: Request, exc: StackyardError) -> JSONResponse:
         issues = [issue.to_dict() for issue in exc.issues] if isinstance(exc, WorkflowInvalid) else None
-        return JSONResponse(error_body(str(exc), type(exc).__name__, field=getattr(exc, "field", None), issues=issues),
-                            status_code=exc.status)
+        return _respond(request, exc.status, str(exc), type(exc).__name__, field=getattr(exc, "field", None), issues=issues)
 
     @app.exception_handler(RequestValidationError)
-    async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        field = ".".join(str(part) for part in first["loc"] if part != "body")
-        return JSONResponse(error_body(f"{field or 'request'}: {first['msg']}", "RequestInvalid", field=field or None),
-                            status_code=422)
+    async def _request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        field, message = _first_error(exc.errors())
+        return _respond(request, 422, message, "RequestInvalid", field=field or None)
+
+    @app.exception_handler(ValidationError)
+    async def _body(request: Request, exc: ValidationError) -> JSONResponse:
+        # Bodies parsed by hand (size-limited endpoints) fail here rather than in FastAPI's own validation.
+        field, message = _first_error(exc.errors())
+        return _respond(request, 422 if not request.url.path.startswith("/v1/") else 400, message, "RequestInvalid",
+                        field=field or None)

@@ -7,6 +7,8 @@
     stackyard templates                     list the starter templates
     stackyard list                          list stored workflows
     stackyard migrate                       bring the database schema up to date
+    stackyard publish WORKFLOW[@VERSION] --slug SLUG / unpublish SLUG
+    stackyard keys create [--app SLUG] [--rate N] / keys list / keys revoke ID
 """
 
 from __future__ import annotations
@@ -111,6 +113,60 @@ def cmd_list(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from workflows import publishing
+    from workflows.db import migrate, session_scope
+
+    name, _, number = args.ref.partition("@")
+    if number and not number.isdigit():
+        raise SystemExit(f"error: version must be a number, as in {name}@3")
+    migrate()
+    with session_scope() as session:
+        publication = publishing.publish(session=session, ref=name, slug=args.slug, version=int(number) if number else None,
+                                         message=args.message, history=args.history, reply=args.reply,
+                                         sources=args.sources, max_concurrency=args.max_concurrency)
+        live = publishing.live_version_numbers(session=session, workflow_id=publication.workflow_id)[publication.slug]
+    print(f"published {name}@{live} as '{args.slug}': POST /v1/chat/completions with model '{args.slug}'")
+    return 0
+
+
+def cmd_unpublish(args: argparse.Namespace) -> int:
+    from workflows import publishing
+    from workflows.db import migrate, session_scope
+
+    migrate()
+    with session_scope() as session:
+        publishing.unpublish(session=session, slug=args.slug)
+    print(f"unpublished '{args.slug}'")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from api import keys
+    from workflows import publishing
+    from workflows.db import migrate, session_scope
+
+    migrate()
+    with session_scope() as session:
+        if args.action == "create":
+            if args.app:
+                publishing.get_publication(session=session, slug=args.app)
+            row, key = keys.create_key(session=session, name=args.name or "", app_slug=args.app, rate_per_minute=args.rate)
+            print(key)
+            print(f"# id {row.id}, scope {row.app_slug or 'all apps'}, {row.rate_per_minute} requests/min. "
+                  "Shown once: only its hash is stored.", file=sys.stderr)
+        elif args.action == "list":
+            for row in keys.list_keys(session=session):
+                state = "revoked" if row.revoked_at else f"last used {row.last_used_at or 'never'}"
+                print(f"{row.id}  {row.prefix}…  {row.app_slug or '*':20} {row.rate_per_minute:>6}/min  {state}  {row.name}")
+        else:
+            if not args.id:
+                raise SystemExit("error: keys revoke needs the key id (see `stackyard keys list`)")
+            row = keys.revoke_key(session=session, key_id=args.id)
+            print(f"revoked {row.prefix}…")
+    return 0
+
+
 def cmd_migrate(_: argparse.Namespace) -> int:
     from workflows.db import migrate
 
@@ -139,6 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("templates", cmd_templates, "list starter templates")
     add("list", cmd_list, "list stored workflows")
     add("migrate", cmd_migrate, "bring the database schema up to date")
+    p = add("publish", cmd_publish, "serve a version as a chat app")
+    p.add_argument("ref", metavar="WORKFLOW[@VERSION]")
+    p.add_argument("--slug", required=True)
+    for role in ("message", "history", "reply", "sources"):
+        p.add_argument(f"--{role}", help=f"declared {'input' if role in ('message', 'history') else 'output'} for the chat {role}")
+    p.add_argument("--max-concurrency", type=int, dest="max_concurrency")
+    add("unpublish", cmd_unpublish, "stop serving a chat app").add_argument("slug")
+    p = add("keys", cmd_keys, "create, list or revoke API keys")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("id", nargs="?", help="key id or prefix (revoke)")
+    p.add_argument("--app", help="limit the key to this app slug")
+    p.add_argument("--rate", type=int, default=60, help="requests per minute")
+    p.add_argument("--name")
     _add_process_commands(sub)
     return parser
 

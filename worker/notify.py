@@ -12,6 +12,7 @@ import functools
 from stackyard.settings import get_settings
 
 TTL_SECONDS = 300
+BLOCK_SECONDS = 5.0  # one BLPOP blocks at most this long; longer waits loop
 
 
 def key(run_id: str) -> str:
@@ -24,7 +25,7 @@ def _redis_url() -> str | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _sync_client():
+def redis_client():
     import redis
 
     url = _redis_url()
@@ -36,11 +37,11 @@ def _async_client():
     import redis.asyncio
 
     url = _redis_url()
-    return redis.asyncio.Redis.from_url(url) if url else None
+    return redis.asyncio.Redis.from_url(url, socket_timeout=BLOCK_SECONDS + 5) if url else None
 
 
 def announce(run_id: str, state: str) -> None:
-    client = _sync_client()
+    client = redis_client()
     if client is None:
         return
     with client.pipeline(transaction=False) as pipe:
@@ -55,9 +56,17 @@ def can_push() -> bool:
 
 async def wait(run_id: str, seconds: float) -> bool:
     """Block until the run is announced finished (True) or ``seconds`` pass (False). Redis only."""
+    import time
+
     client = _async_client()
-    popped = await client.blpop([key(run_id)], timeout=max(seconds, 0.01))
-    if popped:
-        await client.rpush(key(run_id), popped[1])  # leave it for other waiters; it expires anyway
-        await client.expire(key(run_id), TTL_SECONDS)
-    return popped is not None
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            popped = await client.blpop([key(run_id)], timeout=max(min(left, BLOCK_SECONDS), 0.01))
+        except TimeoutError:
+            continue
+        if popped:
+            await client.rpush(key(run_id), popped[1])  # leave it for other waiters; it expires anyway
+            await client.expire(key(run_id), TTL_SECONDS)
+            return True
+    return False

@@ -25,10 +25,12 @@ from workflows.models import RunState
 from workflows.trace import Recording, RunCancelled, recording
 from worker import notify
 from worker.cache import WarmPipelines
+from worker.streams import TokenStream, special_tokens
 
 log = logging.getLogger("stackyard.worker")
 HEARTBEAT_SECONDS = 3.0
 TRACE_FLUSH_SECONDS = 0.1
+CANCEL_CHECK_SECONDS = 0.5
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
 CANCEL_GRACE_SECONDS = 2.0
@@ -57,15 +59,20 @@ class _Heartbeat(threading.Thread):
 
     def run(self) -> None:
         cancel_seen: float | None = None
-        next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        next_beat = next_check = time.monotonic()
         while not self.done.wait(TRACE_FLUSH_SECONDS):
             try:
                 with session_scope() as session:
                     self.rec.flush(session)
-                    if time.monotonic() < next_beat and cancel_seen is None:
+                    now = time.monotonic()
+                    if now < next_check and cancel_seen is None:
                         continue
-                    next_beat = time.monotonic() + HEARTBEAT_SECONDS
-                    cancelled = runs.heartbeat(session, self.run_id, self.worker)
+                    next_check = now + CANCEL_CHECK_SECONDS
+                    if now >= next_beat:
+                        next_beat = now + HEARTBEAT_SECONDS
+                        cancelled = runs.heartbeat(session, self.run_id, self.worker)
+                    else:
+                        cancelled = runs.cancel_requested(session, self.run_id)
             except Exception:  # noqa: BLE001 - a missed beat is retried; the lease tolerates several
                 log.exception("heartbeat failed for run %s", self.run_id)
                 continue
@@ -78,8 +85,14 @@ class _Heartbeat(threading.Thread):
                 cancel_seen = float("inf")
 
 
+_interruptible = threading.Event()
+
+
 def _raise_cancelled(signum: int, frame: Any) -> None:
-    raise RunCancelled("cancelled by request")
+    # Only while the pipeline runs: a late signal must not break the code that records the outcome.
+    if _interruptible.is_set():
+        _interruptible.clear()
+        raise RunCancelled("cancelled by request")
 
 
 def _cause(exc: BaseException, wanted: tuple[type[BaseException], ...]) -> BaseException:
@@ -127,6 +140,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
             log.info("run %s not claimed (finished, cancelled or owned by a live worker)", run_id)
             return None
         inputs, attempt, soft_limit, version_id = dict(run.inputs), run.attempts, run.soft_time_limit, run.version_id
+        stream_node = run.stream_node
 
     rec = Recording(run_id=run_id, attempt=attempt)
     in_main = threading.current_thread() is threading.main_thread()
@@ -135,11 +149,19 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
     beat = _Heartbeat(run_id, worker, rec, interrupt=in_main)
     beat.start()
     loads = 0
-    state, outputs, error, transient = RunState.FAILED, None, None, None
+    state, outputs, error, transient, stream = RunState.FAILED, None, None, None, None
     try:
         spec, pipeline, loads = cache().get(version_id, lambda: _load_spec(version_id))
+        extra = {}
+        if stream_node:
+            stream = TokenStream(run_id, rec, special_tokens(pipeline.get_component(stream_node)))
+            extra[stream_node] = {"streaming_callback": stream}
         with recording(rec):
-            outputs = run_pipeline(spec, pipeline, inputs)
+            _interruptible.set()
+            try:
+                outputs = run_pipeline(spec, pipeline, inputs, extra)
+            finally:
+                _interruptible.clear()
         state = RunState.SUCCEEDED
     except Exception as exc:  # noqa: BLE001 - any failure inside a user's workflow is the run's failure
         # Haystack wraps what a component raises; look through it for what the failure really was.
@@ -173,6 +195,9 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
         error = f"gave up after {attempt} attempts; last error: {error}"
     with session_scope() as session:
         rec.flush(session)  # the rest of the trace goes in the same transaction as the outcome
-        if runs.finish(session, run_id, worker, state, outputs=outputs, error=error, model_loads=loads):
-            notify.announce(run_id, state.value)
+        finished = runs.finish(session, run_id, worker, state, outputs=outputs, error=error, model_loads=loads)
+    if finished:
+        if stream is not None:
+            stream.end(state.value, error)
+        notify.announce(run_id, state.value)
     return state

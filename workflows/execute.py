@@ -87,12 +87,19 @@ def check_required(required: list[str], inputs: dict[str, Any]) -> None:
 
 
 
-def run_pipeline(spec: WorkflowSpec, pipeline: Pipeline, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Run once and return ``{output alias: JSON-ready value}``."""
+def run_pipeline(spec: WorkflowSpec, pipeline: Pipeline, inputs: dict[str, Any],
+                 extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run once and return ``{output alias: JSON-ready value}``.
+
+    ``extra`` adds socket values Stackyard itself supplies, e.g. a generator's ``streaming_callback``.
+    """
     check_known(spec, inputs)
     check_required(required_inputs(spec, pipeline), inputs)
     include = {split_socket(ref)[0] for ref in spec.outputs.values()}
-    result = pipeline.run(pipeline_data(spec, inputs), include_outputs_from=include)
+    data = pipeline_data(spec, inputs)
+    for name, values in (extra or {}).items():
+        data.setdefault(name, {}).update(values)
+    result = pipeline.run(data, include_outputs_from=include)
     return collect_outputs(spec, result)
 
 

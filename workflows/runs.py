@@ -94,14 +94,23 @@ def _required_inputs(version_id: str, spec) -> list[str]:
     return _REQUIRED[version_id]
 
 
-def create_run(*, session: Session, workflow_ref: str, inputs: dict[str, Any], version: int | None = None) -> Run:
-    """Write a queued run after checking its inputs; the caller enqueues its id after commit."""
+def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, Any], version: int | None = None,
+               version_id: str | None = None, stream_node: str | None = None) -> Run:
+    """Write a queued run after checking its inputs; the caller enqueues its id after commit.
+
+    The version is ``version_id`` when given (published apps pin one), else number ``version`` of the
+    workflow, else its newest.
+    """
     settings = get_settings()
-    row = crud.get_version(session=session, ref=workflow_ref, number=version)
+    if version_id is not None:
+        row = crud.get_version_by_id(session=session, version_id=version_id)
+    else:
+        row = crud.get_version(session=session, ref=workflow_ref, number=version)
     spec = crud.version_spec(row)
     check_known(spec, inputs)
     check_required(_required_inputs(row.id, spec), inputs)
     run = Run(workflow_id=row.workflow_id, version_id=row.id, inputs=inputs, queue="gpu" if row.needs_gpu else "cpu",
+              stream_node=stream_node,
               soft_time_limit=settings.run_soft_time_limit, hard_time_limit=settings.run_hard_time_limit)
     session.add(run)
     session.commit()
@@ -138,8 +147,11 @@ def heartbeat(session: Session, run_id: str, worker: str) -> bool:
     session.execute(update(Run).where(col(Run.id) == run_id, col(Run.worker) == worker,
                                       col(Run.state) == RunState.RUNNING).values(heartbeat_at=utcnow()))
     session.commit()
-    flag = session.exec(select(Run.cancel_requested).where(Run.id == run_id)).first()
-    return bool(flag)
+    return cancel_requested(session, run_id)
+
+
+def cancel_requested(session: Session, run_id: str) -> bool:
+    return bool(session.exec(select(Run.cancel_requested).where(Run.id == run_id)).first())
 
 
 def finish(session: Session, run_id: str, worker: str, to: RunState, *, outputs: dict[str, Any] | None = None,

@@ -101,3 +101,19 @@ def test_catalog_health_and_openapi(client):
     for path in ("/api/v1/workflows", "/api/v1/workflows/{ref}/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/cancel",
                  "/api/v1/workflows/import", "/api/v1/workflows/{ref}/export", "/api/v1/validate", "/healthz", "/readyz"):
         assert path in spec["paths"], path
+
+
+def test_readyz_reports_an_unreachable_broker(database, monkeypatch):
+    from api.app import create_app
+    from stackyard.settings import reset_settings_cache
+    from tests.support.stack import free_port
+    from worker import app as worker_app
+
+    monkeypatch.setenv("STACKYARD_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
+    reset_settings_cache()
+    monkeypatch.setattr(worker_app, "celery_app", worker_app.make_celery())
+    with TestClient(create_app(with_ui=False)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["database"] == "ok" and body["checks"]["broker"].startswith("unreachable")

@@ -82,7 +82,8 @@ def test_cancel_stops_a_long_run(stack: Stack, worker):
     again = stack.api("POST", f"/api/v1/runs/{run['id']}/cancel")
     assert again.status_code == 409 and "already cancelled" in again.json()["error"]["message"]
     # The worker is free again.
-    assert stack.start_run("greet", {"name": "after"}, wait=30)["state"] == "succeeded"
+    stack.create("greet-after-cancel", greet())
+    assert stack.start_run("greet-after-cancel", {"name": "after"}, wait=30)["state"] == "succeeded"
 
 
 def test_list_runs_filters_by_workflow_and_state(stack: Stack, worker):

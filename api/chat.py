@@ -1,0 +1,93 @@
+"""Serving published apps: turn chat messages into a run of the pinned version and its outputs into a reply.
+
+Shared by the REST app endpoint, the OpenAI-compatible API and the chat page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows import publishing, runs
+from workflows.db import session_scope
+from workflows.errors import StackyardError
+from workflows.models import Publication
+from workflows.spec import split_socket
+from worker.enqueue import enqueue
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BadChatRequest(StackyardError):
+    status = 400
+
+    def __init__(self, message: str, field: str):
+        self.field = field
+        super().__init__(message)
+
+
+def message_text(content: Any) -> str:
+    """OpenAI message content: a string or a list of parts (text parts are joined)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text")
+    return ""
+
+
+def chat_inputs(publication: Publication, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    if not messages:
+        raise BadChatRequest("messages must hold at least one message with role 'user'.", field="messages")
+    last = messages[-1]
+    if last.get("role") != "user":
+        raise BadChatRequest(f"The last message must have role 'user', not '{last.get('role')}'.", field="messages")
+    inputs: dict[str, Any] = {publication.message_input: message_text(last.get("content"))}
+    if publication.history_input:
+        inputs[publication.history_input] = [{"role": m.get("role"), "content": message_text(m.get("content"))}
+                                             for m in messages[:-1]]
+    return inputs
+
+
+def start(publication: Publication, inputs: dict[str, Any], *, stream: bool) -> str:
+    """Queue a run of the published version; returns its id (enqueued after commit)."""
+    with session_scope() as session:
+        spec_version = publication.version_id
+        from workflows import crud
+
+        spec = crud.version_spec(crud.get_version_by_id(session=session, version_id=spec_version))
+        stream_node = split_socket(spec.outputs[publication.reply_output])[0] if stream else None
+        run = runs.create_run(session=session, workflow_ref=None, inputs=inputs, version_id=spec_version,
+                              stream_node=stream_node)
+    enqueue(run)
+    return run.id
+
+
+def load(slug: str) -> Publication:
+    with session_scope() as session:
+        return publishing.get_publication(session=session, slug=slug)
+
+
+def reply_text(publication: Publication, outputs: dict[str, Any] | None) -> str:
+    value = (outputs or {}).get(publication.reply_output)
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    if isinstance(value, dict):
+        value = value.get("text") or value.get("data") or value.get("content") or ""
+    return "" if value is None else str(value)
+
+
+def usage(publication: Publication, outputs: dict[str, Any] | None) -> dict[str, int] | None:
+    value = (outputs or {}).get(publication.reply_output)
+    first = value[0] if isinstance(value, list) and value else value
+    meta = first.get("meta", {}) if isinstance(first, dict) else {}
+    found = meta.get("usage") if isinstance(meta, dict) else None
+    if not isinstance(found, dict):
+        return None
+    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+    return {k: int(found[k]) for k in keys if isinstance(found.get(k), int | float)} or None
+
+
+def sources(publication: Publication, outputs: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not publication.sources_output:
+        return []
+    value = (outputs or {}).get(publication.sources_output) or []
+    return [doc for doc in value if isinstance(doc, dict)] if isinstance(value, list) else []

@@ -1,0 +1,151 @@
+"""Publishing and API keys (management), and the REST endpoint of published apps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Header, Request, Response, status
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api import chat, keys, limits
+from api.deps import SessionDep
+from api.errors import RequestTooLarge
+from api.routes.runs import _snapshot, wait_for
+from api.schemas import RunPublic
+from workflows import publishing
+from workflows.db import session_scope
+from workflows.models import ApiKey
+
+router = APIRouter(prefix="/api/v1", tags=["apps"])
+
+
+class PublishRequest(BaseModel):
+    workflow: str = Field(min_length=1, description="Workflow id or name")
+    slug: str
+    version: int | None = Field(default=None, ge=1, description="Default: the newest version")
+    message: str | None = None
+    history: str | None = None
+    reply: str | None = None
+    sources: str | None = None
+    max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+
+
+class PublicationPublic(BaseModel):
+    slug: str
+    workflow_id: str
+    version_id: str
+    version: int | None = None
+    message_input: str
+    history_input: str | None
+    reply_output: str
+    sources_output: str | None
+    max_concurrency: int
+    updated_at: datetime
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(default="", max_length=200)
+    app: str | None = Field(default=None, description="Slug the key is limited to; omit for every app")
+    rate_per_minute: int = Field(default=60, ge=1, le=100000)
+
+
+class KeyPublic(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    app_slug: str | None
+    rate_per_minute: int
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="Shown once; only its hash is stored")
+
+
+class AppRunRequest(BaseModel):
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    wait: float | None = Field(default=None, ge=0, le=300)
+
+
+def _publication_public(session, publication) -> PublicationPublic:
+    from workflows.models import WorkflowVersion
+
+    version = session.get(WorkflowVersion, publication.version_id)
+    return PublicationPublic(**publication.model_dump(), version=version.number if version else None)
+
+
+@router.get("/publications", response_model=list[PublicationPublic])
+def list_publications(session: SessionDep) -> list[PublicationPublic]:
+    return [_publication_public(session, p) for p in publishing.list_publications(session=session)]
+
+
+@router.post("/publications", response_model=PublicationPublic, status_code=status.HTTP_201_CREATED)
+def publish(body: PublishRequest, session: SessionDep) -> PublicationPublic:
+    publication = publishing.publish(session=session, ref=body.workflow, slug=body.slug, version=body.version,
+                                     message=body.message, history=body.history, reply=body.reply,
+                                     sources=body.sources, max_concurrency=body.max_concurrency)
+    return _publication_public(session, publication)
+
+
+@router.delete("/publications/{slug}", status_code=status.HTTP_204_NO_CONTENT)
+def unpublish(slug: str, session: SessionDep) -> Response:
+    publishing.unpublish(session=session, slug=slug)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/keys", response_model=list[KeyPublic])
+def list_keys(session: SessionDep) -> list[KeyPublic]:
+    return [KeyPublic(**row.model_dump()) for row in keys.list_keys(session=session)]
+
+
+@router.post("/keys", response_model=KeyCreated, status_code=status.HTTP_201_CREATED)
+def create_key(body: KeyCreate, session: SessionDep) -> KeyCreated:
+    if body.app is not None:
+        publishing.get_publication(session=session, slug=body.app)
+    row, key = keys.create_key(session=session, name=body.name, app_slug=body.app, rate_per_minute=body.rate_per_minute)
+    return KeyCreated(**row.model_dump(), key=key)
+
+
+@router.delete("/keys/{key_id}", response_model=KeyPublic)
+def revoke_key(key_id: str, session: SessionDep) -> KeyPublic:
+    return KeyPublic(**keys.revoke_key(session=session, key_id=key_id).model_dump())
+
+
+def caller(authorization: str | None, slug: str | None) -> ApiKey:
+    """Authenticate the key, check its scope and its rate; raises 401/403/429."""
+    with session_scope() as session:
+        key = keys.authenticate(session=session, authorization=authorization)
+    if slug is not None:
+        keys.authorize(key, slug)
+    limits.check_rate(key.id, key.rate_per_minute)
+    return key
+
+
+async def read_body(request: Request) -> bytes:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > chat.MAX_BODY_BYTES:
+        raise RequestTooLarge(f"Request body is {length} bytes; the limit is {chat.MAX_BODY_BYTES} bytes.")
+    body = await request.body()
+    if len(body) > chat.MAX_BODY_BYTES:
+        raise RequestTooLarge(f"Request body is {len(body)} bytes; the limit is {chat.MAX_BODY_BYTES} bytes.")
+    return body
+
+
+@router.post("/apps/{slug}/run", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED)
+async def run_app(slug: str, request: Request, response: Response,
+                  authorization: str | None = Header(default=None)) -> RunPublic:
+    body = AppRunRequest.model_validate_json(await read_body(request) or b"{}")
+    await run_in_threadpool(caller, authorization, slug)
+    publication = await run_in_threadpool(chat.load, slug)
+    with limits.concurrency_slot(slug, publication.max_concurrency):
+        run_id = await run_in_threadpool(chat.start, publication, body.inputs, stream=False)
+        if body.wait:
+            await wait_for(run_id, body.wait)
+    result = await run_in_threadpool(_snapshot, run_id)
+    if result.state.value in ("succeeded", "failed", "cancelled"):
+        response.status_code = status.HTTP_200_OK
+    return result

@@ -1,0 +1,153 @@
+"""OpenAI-compatible API over published apps: ``GET /v1/models`` and ``POST /v1/chat/completions``.
+
+``model`` is the app's slug. With ``stream: true`` the reply arrives as Server-Sent Events in OpenAI's
+chunk format, token by token as the worker's generator produces them, ending with ``data: [DONE]``.
+A client that disconnects cancels its run. Errors use OpenAI's error shape (see ``api.errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from api import chat, limits
+from api.routes.apps import caller, read_body
+from api.routes.runs import _snapshot, wait_for
+from workflows import publishing, runs
+from workflows.db import session_scope
+from workflows.errors import StackyardError
+from worker import streams
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+COMPLETION_TIMEOUT_SECONDS = 300.0
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: Any = None
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # temperature, max_tokens…: accepted, the workflow decides
+    model: str
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: bool = False
+
+
+class RunFailed(StackyardError):
+    status = 502
+
+
+@router.get("/models")
+def models(authorization: str | None = Header(default=None)) -> dict[str, Any]:
+    key = caller(authorization, None)
+    with session_scope() as session:
+        apps = publishing.list_publications(session=session)
+    return {"object": "list", "data": [
+        {"id": app.slug, "object": "model", "created": int(app.created_at.timestamp()), "owned_by": "stackyard"}
+        for app in apps if key.app_slug in (None, app.slug)]}
+
+
+def _chunk(completion_id: str, model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    payload = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+    return f"data: {json.dumps(payload)}\n\n"
+
+
+def _cancel(run_id: str) -> None:
+    try:
+        with session_scope() as session:
+            runs.request_cancel(session=session, run_id=run_id)
+    except StackyardError:
+        pass  # already finished
+
+
+async def _events(request: Request, publication, run_id: str, model: str) -> AsyncIterator[str]:
+    completion_id = f"chatcmpl-{run_id}"
+    yield _chunk(completion_id, model, {"role": "assistant", "content": ""})
+    streamed = False
+    try:
+        if streams.available():
+            async for item in streams.read(run_id, block_ms=1000):
+                if await request.is_disconnected():
+                    raise asyncio.CancelledError
+                if "t" in item:
+                    streamed = True
+                    yield _chunk(completion_id, model, {"content": item["t"]})
+                elif streams.END in item:
+                    break
+                elif (await run_in_threadpool(_snapshot, run_id, with_nodes=False)).state in runs.TERMINAL_STATES:
+                    break  # ended before any token (e.g. failed while building)
+        else:
+            deadline = time.monotonic() + COMPLETION_TIMEOUT_SECONDS
+            while time.monotonic() < deadline:
+                if await request.is_disconnected():
+                    raise asyncio.CancelledError
+                if (await run_in_threadpool(_snapshot, run_id, with_nodes=False)).state in runs.TERMINAL_STATES:
+                    break
+                await asyncio.sleep(0.05)
+        result = await run_in_threadpool(_snapshot, run_id, with_nodes=False)
+        if result.state.value != "succeeded":
+            error = {"message": f"The workflow run {run_id} {result.state.value}: {result.error}", "type": "server_error",
+                     "param": None, "code": "run_failed"}
+            yield f"data: {json.dumps({'error': error})}\n\n"
+        else:
+            if not streamed:  # a generator that does not stream, or no Redis: send the reply whole
+                yield _chunk(completion_id, model, {"content": chat.reply_text(publication, result.outputs)})
+            extra: dict[str, Any] = {}
+            if (usage := chat.usage(publication, result.outputs)) is not None:
+                extra["usage"] = usage
+            sources = chat.sources(publication, result.outputs)
+            if sources:
+                extra["sources"] = sources
+            yield _chunk(completion_id, model, {}, "stop", **extra)
+        yield "data: [DONE]\n\n"
+    except (asyncio.CancelledError, GeneratorExit):
+        await run_in_threadpool(_cancel, run_id)  # the client left: stop the work
+        raise
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request, authorization: str | None = Header(default=None)):
+    body = ChatCompletionRequest.model_validate_json(await read_body(request))
+    await run_in_threadpool(caller, authorization, body.model)
+    publication = await run_in_threadpool(chat.load, body.model)
+    inputs = chat.chat_inputs(publication, [m.model_dump() for m in body.messages])
+    if body.stream:
+        slot = limits.concurrency_slot(body.model, publication.max_concurrency)
+        slot.__enter__()
+        run_id = await run_in_threadpool(chat.start, publication, inputs, stream=True)
+
+        async def guarded() -> AsyncIterator[str]:
+            try:
+                async for event in _events(request, publication, run_id, body.model):
+                    yield event
+            finally:
+                slot.__exit__(None, None, None)
+
+        return StreamingResponse(guarded(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    with limits.concurrency_slot(body.model, publication.max_concurrency):
+        run_id = await run_in_threadpool(chat.start, publication, inputs, stream=False)
+        await wait_for(run_id, COMPLETION_TIMEOUT_SECONDS)
+    result = await run_in_threadpool(_snapshot, run_id, with_nodes=False)
+    if result.state.value != "succeeded":
+        raise RunFailed(f"The workflow run {run_id} {result.state.value}: {result.error}")
+    response: dict[str, Any] = {
+        "id": f"chatcmpl-{run_id}", "object": "chat.completion", "created": int(time.time()), "model": body.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": chat.reply_text(publication, result.outputs)},
+                     "finish_reason": "stop"}],
+        "usage": chat.usage(publication, result.outputs) or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+    if sources := chat.sources(publication, result.outputs):
+        response["sources"] = sources
+    return response

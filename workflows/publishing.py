@@ -1,0 +1,101 @@
+"""Publishing: serve a specific version as a chat app under a slug.
+
+Later edits do not change what is served; republishing swaps the version in one UPDATE, so requests
+see either the old or the new version, never a mix. Chat roles (which input takes the user message,
+which the history, which output is the reply and which the sources) come from the version's
+``metadata.stackyard.chat`` unless given explicitly.
+
+Example::
+
+    publish(session=s, ref="support-bot", slug="support", version=3)
+    get_publication(session=s, slug="support").version_id
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import Session, select
+
+from workflows import crud
+from workflows.errors import NotFound, StackyardError
+from workflows.models import Publication, utcnow
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+class BadPublication(StackyardError):
+    status = 422
+
+    def __init__(self, message: str, field: str):
+        self.field = field
+        super().__init__(message)
+
+
+def _role(given: str | None, declared: dict, key: str) -> str | None:
+    return given if given is not None else declared.get(key)
+
+
+def publish(*, session: Session, ref: str, slug: str, version: int | None = None, message: str | None = None,
+            history: str | None = None, reply: str | None = None, sources: str | None = None,
+            max_concurrency: int | None = None) -> Publication:
+    if not SLUG.match(slug):
+        raise BadPublication(f"Slug '{slug}' must be lowercase letters, digits and dashes (max 64), e.g. 'support-bot'.",
+                             field="slug")
+    row = crud.get_version(session=session, ref=ref, number=version)
+    spec = crud.version_spec(row)
+    chat = spec.canvas.get("chat", {}) if isinstance(spec.canvas.get("chat"), dict) else {}
+    roles = {"message": _role(message, chat, "message"), "history": _role(history, chat, "history"),
+             "reply": _role(reply, chat, "reply"), "sources": _role(sources, chat, "sources")}
+    for role, names, required in (("message", spec.inputs, True), ("history", spec.inputs, False),
+                                  ("reply", spec.outputs, True), ("sources", spec.outputs, False)):
+        value = roles[role]
+        kind = "input" if names is spec.inputs else "output"
+        if value is None and required:
+            raise BadPublication(f"Say which workflow {kind} is the chat {role}: pass --{role} NAME or set "
+                                 f"metadata.stackyard.chat.{role}; {kind}s are {', '.join(sorted(names)) or '(none)'}.",
+                                 field=role)
+        if value is not None and value not in names:
+            raise BadPublication(f"'{value}' is not a declared {kind} of this version; {kind}s are "
+                                 f"{', '.join(sorted(names)) or '(none)'}.", field=role)
+    existing = session.get(Publication, slug)
+    publication = existing or Publication(slug=slug, workflow_id=row.workflow_id, version_id=row.id,
+                                          message_input=roles["message"], reply_output=roles["reply"])
+    if existing and existing.workflow_id != row.workflow_id:
+        raise BadPublication(f"Slug '{slug}' already serves another workflow; unpublish it first or pick another slug.",
+                             field="slug")
+    publication.version_id = row.id
+    publication.message_input, publication.history_input = roles["message"], roles["history"]
+    publication.reply_output, publication.sources_output = roles["reply"], roles["sources"]
+    if max_concurrency is not None:
+        publication.max_concurrency = max_concurrency
+    publication.updated_at = utcnow()
+    session.add(publication)
+    session.commit()
+    return publication
+
+
+def unpublish(*, session: Session, slug: str) -> None:
+    session.delete(get_publication(session=session, slug=slug))
+    session.commit()
+
+
+def get_publication(*, session: Session, slug: str) -> Publication:
+    publication = session.get(Publication, slug, populate_existing=True)
+    if publication is None:
+        raise NotFound(f"No published app '{slug}'; publish one with `stackyard publish WORKFLOW --slug {slug}`.")
+    return publication
+
+
+def list_publications(*, session: Session) -> list[Publication]:
+    return list(session.exec(select(Publication).order_by(Publication.slug)))
+
+
+def live_version_numbers(*, session: Session, workflow_id: str) -> dict[str, int]:
+    """slug → version number served, for one workflow (the editor shows which version is live)."""
+    from workflows.models import WorkflowVersion
+
+    rows = session.exec(select(Publication.slug, WorkflowVersion.number)
+                        .join(WorkflowVersion, WorkflowVersion.id == Publication.version_id)
+                        .where(Publication.workflow_id == workflow_id)).all()
+    return dict(rows)
