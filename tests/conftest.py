@@ -89,7 +89,16 @@ def milvus(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def tiny_chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny chat model (answers "the answer is stackyard"), built once per session."""
     from tests.support.models import build_tiny_chat_model
 
-    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-chat"))
+    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def cold_model(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """A second copy at another path: a model config no other test loads, to observe a cold load."""
+    from tests.support.models import build_tiny_chat_model
+
+    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-model-cold"))

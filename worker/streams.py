@@ -29,6 +29,7 @@ class TokenStream:
         self.client = redis_client()
         # Local models stream through transformers' TextStreamer, which keeps special tokens such as <|end|>.
         self.special = sorted((t for t in special_tokens or [] if t), key=len, reverse=True)
+        self.held = ""  # trailing whitespace, sent only if more text follows (replies are stripped at the end)
 
     def __call__(self, chunk: Any) -> None:
         if self.rec.cancelled.is_set():
@@ -36,8 +37,11 @@ class TokenStream:
         text = chunk.content or ""
         for token in self.special:
             text = text.replace(token, "")
-        if text and self.client is not None:
-            self.client.xadd(self.key, {"t": text})
+        text = self.held + text
+        body = text.rstrip()
+        self.held = text[len(body):]
+        if body and self.client is not None:
+            self.client.xadd(self.key, {"t": body})
             self.client.expire(self.key, TTL_SECONDS)
 
     def end(self, state: str, error: str | None) -> None:

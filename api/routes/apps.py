@@ -115,13 +115,22 @@ def revoke_key(key_id: str, session: SessionDep) -> KeyPublic:
     return KeyPublic(**keys.revoke_key(session=session, key_id=key_id).model_dump())
 
 
-def caller(authorization: str | None, slug: str | None) -> ApiKey:
-    """Authenticate the key, check its scope and its rate; raises 401/403/429."""
+def authenticated(authorization: str | None) -> ApiKey:
+    """The caller's key (401 first, before the body is even read)."""
     with session_scope() as session:
-        key = keys.authenticate(session=session, authorization=authorization)
+        return keys.authenticate(session=session, authorization=authorization)
+
+
+def admit(key: ApiKey, slug: str | None) -> None:
+    """Check the key's scope and rate (403/429)."""
     if slug is not None:
         keys.authorize(key, slug)
     limits.check_rate(key.id, key.rate_per_minute)
+
+
+def caller(authorization: str | None, slug: str | None) -> ApiKey:
+    key = authenticated(authorization)
+    admit(key, slug)
     return key
 
 
@@ -138,8 +147,8 @@ async def read_body(request: Request) -> bytes:
 @router.post("/apps/{slug}/run", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED)
 async def run_app(slug: str, request: Request, response: Response,
                   authorization: str | None = Header(default=None)) -> RunPublic:
-    body = AppRunRequest.model_validate_json(await read_body(request) or b"{}")
     await run_in_threadpool(caller, authorization, slug)
+    body = AppRunRequest.model_validate_json(await read_body(request) or b"{}")
     publication = await run_in_threadpool(chat.load, slug)
     with limits.concurrency_slot(slug, publication.max_concurrency):
         run_id = await run_in_threadpool(chat.start, publication, body.inputs, stream=False)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api import chat, limits
-from api.routes.apps import caller, read_body
+from api.routes.apps import admit, authenticated, caller, read_body
 from api.routes.runs import _snapshot, wait_for
 from workflows import publishing, runs
 from workflows.db import session_scope
@@ -112,14 +112,16 @@ async def _events(request: Request, publication, run_id: str, model: str) -> Asy
             yield _chunk(completion_id, model, {}, "stop", **extra)
         yield "data: [DONE]\n\n"
     except (asyncio.CancelledError, GeneratorExit):
-        await run_in_threadpool(_cancel, run_id)  # the client left: stop the work
+        # The client left: stop the work. Synchronously, since nothing can be awaited in a cancelled scope.
+        _cancel(run_id)
         raise
 
 
 @router.post("/chat/completions")
 async def chat_completions(request: Request, authorization: str | None = Header(default=None)):
+    key = await run_in_threadpool(authenticated, authorization)
     body = ChatCompletionRequest.model_validate_json(await read_body(request))
-    await run_in_threadpool(caller, authorization, body.model)
+    await run_in_threadpool(admit, key, body.model)
     publication = await run_in_threadpool(chat.load, body.model)
     inputs = chat.chat_inputs(publication, [m.model_dump() for m in body.messages])
     if body.stream:

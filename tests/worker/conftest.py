@@ -9,22 +9,11 @@ import pytest
 import redis
 
 from tests.conftest import _postgres_database
-from tests.support.models import build_tiny_chat_model
 from tests.support.stack import REDIS_URL, Stack, model_paths_env
 
 TINY = "stackyard-test/tiny-chat"
 TINY_COLD = "stackyard-test/tiny-chat-cold"   # loaded by one test only, to observe a cold load
 REDIS_DB = 9
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-model"))
-
-
-@pytest.fixture(scope="session")
-def cold_model(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
-    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-model-cold"))
 
 
 def _stack(kind: str, root: Path, tiny_model: Path, cold_model: Path) -> Iterator[Stack]:

@@ -119,10 +119,10 @@ def test_ingest_refuses_paths_outside_the_files_root(indexed):
     assert isinstance(cause, FileAccessError) and "files root" in str(cause)
 
 
-def test_rag_template_answers_from_the_right_document(indexed, tiny_chat_model, monkeypatch):
+def test_rag_template_answers_from_the_right_document(indexed, tiny_model, monkeypatch):
     from stackyard.settings import reset_settings_cache
 
-    monkeypatch.setenv("STACKYARD_MODEL_PATHS", json.dumps({CHAT_MODEL: str(tiny_chat_model)}))
+    monkeypatch.setenv("STACKYARD_MODEL_PATHS", json.dumps({CHAT_MODEL: str(tiny_model)}))
     reset_settings_cache()
     spec = import_text(template_path("rag_chat").read_text())
     pipeline = build_pipeline(spec)
@@ -135,8 +135,8 @@ def test_rag_template_answers_from_the_right_document(indexed, tiny_chat_model, 
     assert outputs["answer"][0]["text"] == TINY_MODEL_ANSWER
 
 
-def test_stackyard_run_prints_the_rag_answer(indexed, tiny_chat_model, data_dir):
-    env = {**os.environ, "STACKYARD_MODEL_PATHS": json.dumps({CHAT_MODEL: str(tiny_chat_model)}), "HF_HUB_OFFLINE": "1"}
+def test_stackyard_run_prints_the_rag_answer(indexed, tiny_model, data_dir):
+    env = {**os.environ, "STACKYARD_MODEL_PATHS": json.dumps({CHAT_MODEL: str(tiny_model)}), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-m", "stackyard.cli", "run", str(template_path("rag_chat")),
                              "--inputs", json.dumps({"query": "What does the marsh quillhog eat?"})],
                             env=env, capture_output=True, text=True, timeout=180)

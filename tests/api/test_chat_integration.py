@@ -1,0 +1,185 @@
+"""Published chat apps through the official `openai` client, against a real web server, worker and Redis."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.support.openai_server import ChatServer
+from tests.support.stack import Stack, wait_until
+from tests.worker.conftest import TINY, _stack
+from tests.worker.specs import chat, remote_chat
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+SLOW_REPLY = "one two three four five six seven eight"
+WORD_DELAY = 0.4
+
+
+@pytest.fixture(scope="module")
+def slow_llm() -> Iterator[ChatServer]:
+    with ChatServer(SLOW_REPLY, delay=WORD_DELAY) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_model: Path, slow_llm: ChatServer) -> Iterator[Stack]:
+    gen = _stack("redis", tmp_path_factory.mktemp("chat"), tiny_model, cold_model)
+    stack = next(gen)
+    stack.extra_env["TEST_LLM_KEY"] = "k"
+    stack.start_web()
+    worker = stack.start_worker(queues="cpu,gpu", concurrency=2, name="worker-chat")
+    local = chat(TINY)
+    local["metadata"] = {"stackyard": {"chat": {"message": "question", "reply": "answer"}}}
+    stack.create("local-chat", local)
+    slow = remote_chat(slow_llm.base_url)
+    slow["metadata"] = {"stackyard": {"chat": {"message": "question", "reply": "answer"}}}
+    stack.create("slow-chat", slow)
+    for workflow, slug in (("local-chat", "local"), ("slow-chat", "slow")):
+        response = stack.api("POST", "/api/v1/publications", json={"workflow": workflow, "slug": slug})
+        assert response.status_code == 201, response.text
+    yield stack
+    stack.kill(worker, signal.SIGTERM)
+    for _ in gen:
+        pass
+
+
+def new_key(stack: Stack, **body) -> str:
+    response = stack.api("POST", "/api/v1/keys", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["key"]
+
+
+def client_for(stack: Stack, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key, max_retries=0, timeout=60)
+
+
+def test_non_streaming_completion_and_models(served: Stack):
+    client = client_for(served, new_key(served, name="all apps"))
+    completion = client.chat.completions.create(model="local", messages=[{"role": "user", "content": "hi"}])
+    assert completion.choices[0].message.content == "the answer is stackyard"
+    assert completion.choices[0].finish_reason == "stop"
+    assert {m.id for m in client.models.list().data} >= {"local", "slow"}
+    scoped = client_for(served, new_key(served, app="slow"))
+    assert [m.id for m in scoped.models.list().data] == ["slow"]
+
+
+def test_streaming_chunks_arrive_while_the_generator_is_still_going(served: Stack, slow_llm: ChatServer):
+    client = client_for(served, new_key(served))
+    started = time.monotonic()
+    arrivals, text = [], ""
+    stream = client.chat.completions.create(model="slow", messages=[{"role": "user", "content": "count"}], stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append(time.monotonic() - started)
+            text += chunk.choices[0].delta.content
+    generation = WORD_DELAY * len(SLOW_REPLY.split())
+    assert text == SLOW_REPLY
+    assert len(arrivals) == len(SLOW_REPLY.split())
+    # The first word reached us long before the generator produced its last one.
+    assert arrivals[0] < arrivals[-1] - generation / 2
+    assert arrivals[-1] - arrivals[0] >= WORD_DELAY * (len(arrivals) - 2)
+
+
+def test_local_model_streams_without_special_tokens(served: Stack):
+    client = client_for(served, new_key(served))
+    pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="local", messages=[{"role": "user", "content": "stream please"}], stream=True) if c.choices]
+    assert "".join(pieces) == "the answer is stackyard"
+    assert sum(1 for p in pieces if p) > 1  # really token by token
+
+
+def test_auth_scope_rate_and_size_errors(served: Stack):
+    bad = client_for(served, "sy_wrong_key")
+    with pytest.raises(openai.AuthenticationError) as err:
+        bad.chat.completions.create(model="local", messages=[{"role": "user", "content": "hi"}])
+    assert "Invalid API key" in str(err.value)
+    other = client_for(served, new_key(served, app="slow"))
+    with pytest.raises(openai.PermissionDeniedError) as err:
+        other.chat.completions.create(model="local", messages=[{"role": "user", "content": "hi"}])
+    assert "scoped to app 'slow'" in str(err.value)
+    limited = client_for(served, new_key(served, app="local", rate_per_minute=3))
+    for _ in range(3):
+        limited.chat.completions.create(model="local", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.RateLimitError) as err:
+        limited.chat.completions.create(model="local", messages=[{"role": "user", "content": "hi"}])
+    assert "3 requests/min" in str(err.value)
+    key = new_key(served)
+    huge = httpx.post(f"{served.base_url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                      json={"model": "local", "messages": [{"role": "user", "content": "x" * 2_000_000}]}, timeout=30)
+    assert huge.status_code == 413 and huge.json()["error"]["type"] == "invalid_request_error"
+    missing = httpx.post(f"{served.base_url}/v1/chat/completions", json={"model": "local", "messages": []}, timeout=30)
+    assert missing.status_code == 401 and "Authorization: Bearer" in missing.json()["error"]["message"]
+    revoked_key = new_key(served)
+    key_id = next(k["id"] for k in served.api("GET", "/api/v1/keys").json() if revoked_key.startswith(k["prefix"]))
+    assert served.api("DELETE", f"/api/v1/keys/{key_id}").status_code == 200
+    with pytest.raises(openai.AuthenticationError, match="revoked"):
+        client_for(served, revoked_key).models.list()
+
+
+def test_republish_switches_atomically_and_unpublished_slugs_404(served: Stack):
+    client = client_for(served, new_key(served))
+    v1 = chat(TINY)
+    v1["components"]["prompt"]["init_parameters"]["template"] = "V1 {{ question }}"
+    v1["outputs"]["prompt"] = "prompt.prompt"
+    v1["metadata"] = {"stackyard": {"chat": {"message": "question", "reply": "prompt"}}}
+    served.create("versioned", v1)
+    assert served.api("POST", "/api/v1/publications", json={"workflow": "versioned", "slug": "ver"}).status_code == 201
+    v2 = {**v1, "components": {**v1["components"], "prompt": {**v1["components"]["prompt"], "init_parameters": {"template": "V2 {{ question }}"}}}}
+    assert served.api("POST", "/api/v1/workflows/versioned/versions", json={"spec": v2}).status_code == 201
+    ask = lambda: client.chat.completions.create(model="ver", messages=[{"role": "user", "content": "q"}]).choices[0].message.content  # noqa: E731
+    assert ask() == "V1 q"  # a new version does not change what is served
+    published = served.api("POST", "/api/v1/publications", json={"workflow": "versioned", "slug": "ver", "version": 2}).json()
+    assert published["version"] == 2
+    assert ask() == "V2 q"
+    assert served.api("DELETE", "/api/v1/publications/ver").status_code == 204
+    with pytest.raises(openai.NotFoundError) as err:
+        ask()
+    assert "No published app 'ver'" in str(err.value)
+
+
+def test_a_client_that_disconnects_cancels_its_run(served: Stack):
+    key = new_key(served)
+    with httpx.stream("POST", f"{served.base_url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                      json={"model": "slow", "stream": True, "messages": [{"role": "user", "content": "leave"}]},
+                      timeout=30) as response:
+        lines = response.iter_lines()
+        first = next(line for line in lines if line.startswith("data:"))
+        run_id = first.split('"id": "chatcmpl-')[1].split('"')[0]
+    cancelled = served.wait_state(run_id, {"cancelled", "succeeded", "failed"}, timeout=30)
+    assert cancelled["state"] == "cancelled"
+
+
+def test_rest_app_endpoint(served: Stack):
+    key = new_key(served, app="local")
+    response = served.api("POST", "/api/v1/apps/local/run", headers={"Authorization": f"Bearer {key}"},
+                          json={"inputs": {"question": "rest"}, "wait": 60})
+    assert response.status_code == 200 and response.json()["outputs"]["answer"][0]["text"] == "the answer is stackyard"
+    queued = served.api("POST", "/api/v1/apps/local/run", headers={"Authorization": f"Bearer {key}"},
+                        json={"inputs": {"question": "async"}})
+    assert queued.status_code == 202
+    assert served.wait_state(queued.json()["id"], {"succeeded", "failed"})["state"] == "succeeded"
+    assert served.api("POST", "/api/v1/apps/local/run", json={"inputs": {}}).status_code == 401
+
+
+def test_keys_are_never_stored_or_logged_in_clear(served: Stack):
+    key = new_key(served, name="secret-check")
+    client_for(served, key).chat.completions.create(model="local", messages=[{"role": "user", "content": "hi"}])
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(served.database_url)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(text("SELECT * FROM api_key"))]
+    engine.dispose()
+    assert rows and all(key not in str(row) for row in rows)
+    secret = key.split("_", 2)[2]
+    row = next(r for r in rows if r["name"] == "secret-check")
+    assert row["last_used_at"] is not None and len(row["key_hash"]) == 64
+    for log in served.root.glob("*.log"):
+        content = log.read_text(errors="replace")
+        assert key not in content and secret not in content, log
