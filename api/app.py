@@ -20,6 +20,9 @@ def create_app(*, with_ui: bool = True) -> FastAPI:
     app.include_router(apps.router)
     app.include_router(openai_compat.router)
     if with_ui:
+        from ui.chat_page import mount_chat
+
+        mount_chat(app)  # before the editor, which is mounted at "/"
         try:
             from ui.app import mount
         except ImportError:

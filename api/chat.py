@@ -50,12 +50,13 @@ def chat_inputs(publication: Publication, messages: list[dict[str, Any]]) -> dic
 def start(publication: Publication, inputs: dict[str, Any], *, stream: bool) -> str:
     """Queue a run of the published version; returns its id (enqueued after commit)."""
     with session_scope() as session:
-        spec_version = publication.version_id
-        from workflows import crud
+        stream_node = None
+        if stream:
+            from workflows import crud
 
-        spec = crud.version_spec(crud.get_version_by_id(session=session, version_id=spec_version))
-        stream_node = split_socket(spec.outputs[publication.reply_output])[0] if stream else None
-        run = runs.create_run(session=session, workflow_ref=None, inputs=inputs, version_id=spec_version,
+            spec = crud.version_spec(crud.get_version_by_id(session=session, version_id=publication.version_id))
+            stream_node = split_socket(spec.outputs[publication.reply_output])[0]
+        run = runs.create_run(session=session, workflow_ref=None, inputs=inputs, version_id=publication.version_id,
                               stream_node=stream_node)
     enqueue(run)
     return run.id

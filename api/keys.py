@@ -16,6 +16,9 @@ from workflows.errors import NotFound, StackyardError
 from workflows.models import ApiKey, utcnow
 
 
+LAST_USED_RESOLUTION = 60.0
+
+
 class Unauthorized(StackyardError):
     status = 401
 
@@ -61,8 +64,12 @@ def authenticate(*, session: Session, authorization: str | None) -> ApiKey:
         raise Unauthorized("Invalid API key; check it or create a new one with `stackyard keys create`.")
     if row.revoked_at is not None:
         raise Unauthorized(f"API key {row.prefix}… was revoked; create a new one.")
-    session.execute(update(ApiKey).where(col(ApiKey.id) == row.id).values(last_used_at=utcnow()))
-    session.commit()
+    now = utcnow()
+    last = row.last_used_at
+    if last is None or (now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo))).total_seconds() > LAST_USED_RESOLUTION:
+        # Written at most once a minute per key: a write per request would cost more than the request.
+        session.execute(update(ApiKey).where(col(ApiKey.id) == row.id).values(last_used_at=now))
+        session.commit()
     return row
 
 

@@ -83,3 +83,26 @@ def test_templates_lists_the_starters(tmp_path: Path):
     for name in ("ingest", "rag_chat", "summarize", "classify"):
         assert name in result.stdout
     assert str(template_path("ingest")) in result.stdout
+
+
+def test_publish_keys_and_unpublish(tmp_path: Path, greet_file: Path):
+    assert cli("import", str(greet_file), "--name", "greeter", env_dir=tmp_path).returncode == 0
+    missing_roles = cli("publish", "greeter", "--slug", "hello", env_dir=tmp_path)
+    assert missing_roles.returncode == 1 and "--message NAME" in missing_roles.stderr
+    bad_slug = cli("publish", "greeter", "--slug", "Not A Slug", "--message", "name", "--reply", "greeting", env_dir=tmp_path)
+    assert bad_slug.returncode == 1 and "lowercase" in bad_slug.stderr
+    done = cli("publish", "greeter@1", "--slug", "hello", "--message", "name", "--reply", "greeting", env_dir=tmp_path)
+    assert done.returncode == 0 and "published greeter@1 as 'hello'" in done.stdout
+    created = cli("keys", "create", "--app", "hello", "--rate", "5", "--name", "ci", env_dir=tmp_path)
+    key = created.stdout.strip()
+    assert created.returncode == 0 and key.startswith("sy_") and "Shown once" in created.stderr
+    listed = cli("keys", "list", env_dir=tmp_path).stdout
+    assert key[:11] in listed and key not in listed and "hello" in listed and "5/min" in listed
+    key_id = listed.split()[0]
+    assert "revoked" in cli("keys", "revoke", key_id, env_dir=tmp_path).stdout
+    assert "revoked" in cli("keys", "list", env_dir=tmp_path).stdout
+    wrong_app = cli("keys", "create", "--app", "nope", env_dir=tmp_path)
+    assert wrong_app.returncode == 1 and "No published app 'nope'" in wrong_app.stderr
+    assert cli("unpublish", "hello", env_dir=tmp_path).returncode == 0
+    again = cli("unpublish", "hello", env_dir=tmp_path)
+    assert again.returncode == 1 and "No published app 'hello'" in again.stderr

@@ -1,0 +1,89 @@
+"""P2: 60 concurrent clients on a trivial published workflow (OpenAI-compatible, non-streaming).
+
+Prints requests/s and p50/p95 latency (targets ≥ 100 req/s, p95 < 1 s) on Redis + PostgreSQL with real
+processes: `stackyard web --workers W` and `stackyard worker --concurrency C`.
+Run: `.venv/bin/python bench/chat.py [--clients 60] [--seconds 20] [--web-workers 2] [--worker-concurrency 2]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import httpx  # noqa: E402
+
+from tests.conftest import _postgres_database  # noqa: E402
+from tests.support.stack import REDIS_URL, Stack, wait_until  # noqa: E402
+from tests.worker.specs import greet  # noqa: E402
+
+
+async def client_loop(client: httpx.AsyncClient, key: str, stop_at: float, latencies: list[float], errors: list[str]) -> None:
+    body = {"model": "hello", "messages": [{"role": "user", "content": "Ada"}]}
+    while time.monotonic() < stop_at:
+        start = time.perf_counter()
+        response = await client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
+        if response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == "Hello Ada":
+            latencies.append(time.perf_counter() - start)
+        else:
+            errors.append(f"{response.status_code} {response.text[:200]}")
+
+
+async def load(base_url: str, key: str, clients: int, seconds: float) -> tuple[list[float], list[str], float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(client_loop(client, key, started + seconds, latencies, errors) for _ in range(clients)))
+        return latencies, errors, time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=60)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--worker-concurrency", type=int, default=2)
+    args = parser.parse_args()
+    import redis
+
+    redis.Redis.from_url(f"{REDIS_URL}/10").flushdb()
+    databases = _postgres_database()
+    stack = Stack(root=Path(tempfile.mkdtemp(prefix="stackyard-p2-")), database_url=next(databases), broker_url=f"{REDIS_URL}/10")
+    try:
+        stack.files_root.mkdir(parents=True, exist_ok=True)
+        stack.web = stack._spawn(["web", "--port", str(stack.port), "--workers", str(args.web_workers)], "web.log")
+        wait_until(stack._web_up, timeout=90, message="web")
+        stack.start_worker(concurrency=args.worker_concurrency)
+        spec = greet()
+        spec["metadata"] = {"stackyard": {"chat": {"message": "name", "reply": "greeting"}}}
+        stack.create("hello", spec)
+        stack.api("POST", "/api/v1/publications", json={"workflow": "hello", "slug": "hello", "max_concurrency": 1000})
+        key = stack.api("POST", "/api/v1/keys", json={"rate_per_minute": 100000}).json()["key"]
+        asyncio.run(load(stack.base_url, key, args.clients, 3))  # warm every process
+        latencies, errors, elapsed = asyncio.run(load(stack.base_url, key, args.clients, args.seconds))
+        latencies.sort()
+        print(f"P2  {args.clients} concurrent clients, trivial published workflow, {elapsed:.1f} s, "
+              f"web workers {args.web_workers}, worker concurrency {args.worker_concurrency}, 2 cores")
+        print(f"    requests/s     {len(latencies) / elapsed:.1f}  (target ≥ 100)")
+        print(f"    p50 latency    {statistics.median(latencies) * 1000:.0f} ms")
+        print(f"    p95 latency    {latencies[int(len(latencies) * 0.95)] * 1000:.0f} ms  (target < 1000 ms)")
+        print(f"    errors         {len(errors)}{'  e.g. ' + errors[0] if errors else ''}")
+    finally:
+        stack.stop()
+        for _ in databases:
+            pass
+
+
+if __name__ == "__main__":
+    main()

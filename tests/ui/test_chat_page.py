@@ -1,0 +1,65 @@
+"""The chat page of a published RAG app in Debian's Chromium: streamed reply and its sources."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.stack import Stack
+from tests.worker.conftest import _stack
+from workflows.templates import template_path
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def rag_app(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_model: Path) -> Iterator[Stack]:
+    gen = _stack("redis", tmp_path_factory.mktemp("chat-page"), tiny_model, cold_model)
+    stack = next(gen)
+    stack.extra_env["STACKYARD_MODEL_PATHS"] = json.dumps({"Qwen/Qwen2.5-0.5B-Instruct": str(tiny_model)})
+    stack.start_web()
+    worker = stack.start_worker(queues="cpu,gpu", name="worker-chat-page")
+    docs = stack.files_root / "kb"
+    docs.mkdir(parents=True)
+    (docs / "otters.txt").write_text("Sea otters hold hands while they sleep so they do not drift apart.")
+    (docs / "volcanoes.txt").write_text("Shield volcanoes are built almost entirely of fluid lava flows.")
+    stack.create("ingest", yaml.safe_load(template_path("ingest").read_text()))
+    assert stack.start_run("ingest", {"files": ["kb"]}, wait=180)["state"] == "succeeded"
+    stack.create("rag", yaml.safe_load(template_path("rag_chat").read_text()))
+    assert stack.api("POST", "/api/v1/publications", json={"workflow": "rag", "slug": "kb"}).status_code == 201
+    yield stack
+    stack.kill(worker, signal.SIGTERM)
+    for _ in gen:
+        pass
+
+
+def test_chat_page_streams_a_reply_and_shows_sources(rag_app: Stack):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 800})
+            page.goto(f"{rag_app.base_url}/chat/kb", wait_until="domcontentloaded")
+            assert "/chat-app/" in page.url
+            page.get_by_role("heading", name="kb").wait_for(timeout=30000)
+            box = page.locator("textarea").first
+            box.fill("Why do sea otters hold hands?")
+            box.press("Enter")
+            log = page.locator("#chat-log")
+            log.get_by_text("the answer is stackyard").wait_for(timeout=60000)
+            log.get_by_text("Sources").wait_for(timeout=60000)
+            text = log.inner_text()
+            assert "otters.txt" in text and "hold hands while they sleep" in text
+            page.screenshot(path=str(ARTIFACTS / "chat-page.png"), full_page=True)
+        finally:
+            browser.close()

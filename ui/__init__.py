@@ -1,0 +1,1 @@
+"""Gradio pages: the editor and the chat pages of published apps."""

@@ -1,0 +1,90 @@
+"""The chat page of a published app: ``/chat/{slug}`` (a Gradio ChatInterface).
+
+Replies stream token by token from the worker (the same Redis stream the OpenAI-compatible API reads);
+when the app declares a sources output, the retrieved documents are listed under the reply. The page
+is the app's public face, like a share link: it needs no API key (publish only what may be seen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import gradio as gr
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from api import chat
+from api.routes.runs import _snapshot
+from workflows import runs
+from workflows.errors import StackyardError
+from worker import streams
+
+PATH = "/chat-app"
+SOURCE_CHARS = 300
+
+
+def _history_messages(history: list[dict[str, Any]], message: str) -> list[dict[str, Any]]:
+    messages = [{"role": m.get("role"), "content": m.get("content") if isinstance(m.get("content"), str) else ""}
+                for m in history if m.get("role") in ("user", "assistant")]
+    return messages + [{"role": "user", "content": message}]
+
+
+def format_sources(documents: list[dict[str, Any]]) -> str:
+    if not documents:
+        return ""
+    lines = ["", "", "**Sources**"]
+    for index, doc in enumerate(documents, 1):
+        name = (doc.get("meta") or {}).get("file_path") or doc.get("id", "")[:12]
+        text = (doc.get("content") or "").strip().replace("\n", " ")
+        lines.append(f"{index}. *{name}* — {text[:SOURCE_CHARS]}{'…' if len(text) > SOURCE_CHARS else ''}")
+    return "\n".join(lines)
+
+
+async def respond(message: str, history: list[dict[str, Any]], request: gr.Request) -> AsyncIterator[str]:
+    slug = request.query_params.get("app", "")
+    try:
+        publication = await run_in_threadpool(chat.load, slug)
+        inputs = chat.chat_inputs(publication, _history_messages(history, message))
+        run_id = await run_in_threadpool(chat.start, publication, inputs, stream=True)
+    except StackyardError as exc:
+        yield f"⚠️ {exc}"
+        return
+    reply = ""
+    if streams.available():
+        async for item in streams.read(run_id, block_ms=1000):
+            if "t" in item:
+                reply += item["t"]
+                yield reply
+            elif streams.END in item or (await run_in_threadpool(_snapshot, run_id, with_nodes=False)).state in runs.TERMINAL_STATES:
+                break
+    result = await run_in_threadpool(_snapshot, run_id, with_nodes=False)
+    while result.state not in runs.TERMINAL_STATES:
+        await asyncio.sleep(0.1)
+        result = await run_in_threadpool(_snapshot, run_id, with_nodes=False)
+    if result.state.value != "succeeded":
+        yield f"{reply}\n\n⚠️ The run {result.state.value}: {result.error}"
+        return
+    yield chat.reply_text(publication, result.outputs) + format_sources(chat.sources(publication, result.outputs))
+
+
+def build() -> gr.Blocks:
+    with gr.Blocks(title="Stackyard chat") as page:
+        title = gr.Markdown("## Chat")
+        gr.ChatInterface(respond, chatbot=gr.Chatbot(height=520, elem_id="chat-log"), fill_height=True)
+
+        def heading(request: gr.Request) -> str:
+            return f"## {request.query_params.get('app', 'Chat')}"
+
+        page.load(heading, outputs=title)
+    return page
+
+
+def mount_chat(app: FastAPI) -> None:
+    @app.get("/chat/{slug}", include_in_schema=False)
+    def chat_page(slug: str) -> RedirectResponse:
+        return RedirectResponse(f"{PATH}/?app={slug}")
+
+    gr.mount_gradio_app(app, build(), path=PATH)
