@@ -20,9 +20,11 @@ def create_app(*, with_ui: bool = True) -> FastAPI:
     app.include_router(apps.router)
     app.include_router(openai_compat.router)
     if with_ui:
+        from ui.apps_page import mount_apps
         from ui.chat_page import mount_chat
 
         mount_chat(app)  # before the editor, which is mounted at "/"
+        mount_apps(app)
         try:
             from ui.app import mount
         except ImportError:

@@ -29,6 +29,7 @@ class WorkflowPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     latest_version: int | None = None
+    published: dict[str, int] = Field(default_factory=dict, description="slug → version number it serves")
 
 
 class VersionCreate(BaseModel):

@@ -22,8 +22,11 @@ MAX_DEFINITION_BYTES = 2 * 1024 * 1024
 
 
 def _public(session, workflow: Workflow) -> WorkflowPublic:
+    from workflows.publishing import live_version_numbers
+
     versions = crud.list_versions(session=session, ref=workflow.id)
-    return WorkflowPublic(**workflow.model_dump(), latest_version=versions[-1].number if versions else None)
+    return WorkflowPublic(**workflow.model_dump(), latest_version=versions[-1].number if versions else None,
+                          published=live_version_numbers(session=session, workflow_id=workflow.id))
 
 
 @router.get("/workflows", response_model=list[WorkflowPublic])

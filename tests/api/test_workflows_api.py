@@ -28,6 +28,12 @@ def test_workflow_lifecycle(client):
     versions = client.get("/api/v1/workflows/greet/versions").json()
     assert [(v["number"], v["note"]) for v in versions] == [(1, "first"), (2, "second")]
     assert client.get("/api/v1/workflows/greet/versions/1").json()["spec"]["components"]["p"]["init_parameters"]["template"] == "Hello {{ name }}"
+    published = client.post("/api/v1/publications", json={"workflow": "greet", "slug": "greeter", "version": 1,
+                                                           "message": "name", "reply": "greeting"})
+    assert published.status_code == 201 and published.json()["version"] == 1
+    assert client.get("/api/v1/workflows/greet").json()["published"] == {"greeter": 1}
+    bad = client.post("/api/v1/publications", json={"workflow": "greet", "slug": "x", "message": "nope", "reply": "greeting"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "message"
     renamed = client.patch("/api/v1/workflows/greet", json={"name": "hello"})
     assert renamed.status_code == 200 and renamed.json()["name"] == "hello"
     assert [w["name"] for w in client.get("/api/v1/workflows").json()] == ["hello"]

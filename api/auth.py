@@ -1,0 +1,179 @@
+"""Admin login for the editor and the management API, on only when ``STACKYARD_ADMIN_PASSWORD`` is set.
+
+With no password (the embedded default, meant for localhost) nothing changes. With one, every path
+needs a session cookie except the probes, the login page itself and what published apps serve with
+their own credentials: the OpenAI-compatible API and ``/api/v1/apps/*`` (API keys) and the public chat
+pages. Scripts may send ``Authorization: Basic`` (user ``admin``) instead of the cookie.
+
+The cookie is ``<issued>.<HMAC>`` keyed by a PBKDF2 key derived from the password: it needs no server
+state, and changing the password logs every session out. Browsers asking for a page are redirected to
+``/login``; API clients get 401 in the usual error shape.
+
+Example::
+
+    install(app)          # in create_app, before the editor is mounted at "/"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import html
+import time
+from urllib.parse import parse_qs, quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.errors import error_body
+from stackyard.settings import Settings, get_settings
+
+COOKIE = "stackyard_session"
+SESSION_SECONDS = 7 * 24 * 3600
+ADMIN_USER = "admin"
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login", "/logout", "/favicon.ico"})
+PUBLIC_PREFIXES = ("/v1/", "/api/v1/apps/", "/chat/", "/chat-app/", "/chat-app")
+FAILED_LOGIN_DELAY = 0.5
+
+
+def derive_key(password: str) -> bytes:
+    # Slow on purpose: a captured cookie must not make the password cheap to brute-force offline.
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), b"stackyard-session-v1", 200_000)
+
+
+def sign(key: bytes, issued: int) -> str:
+    mac = hmac.new(key, f"{ADMIN_USER}.{issued}".encode(), hashlib.sha256).digest()
+    return f"{issued}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def session_valid(key: bytes, token: str | None, *, now: float | None = None) -> bool:
+    if not token or "." not in token:
+        return False
+    issued, _, _ = token.partition(".")
+    if not issued.isdigit():
+        return False
+    age = (now or time.time()) - int(issued)
+    return 0 <= age <= SESSION_SECONDS and hmac.compare_digest(sign(key, int(issued)), token)
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def _basic_ok(password: str, header: str | None) -> bool:
+    if not header or not header.lower().startswith("basic "):
+        return False
+    try:
+        user, _, given = base64.b64decode(header[6:].strip()).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return hmac.compare_digest(user.encode(), ADMIN_USER.encode()) & hmac.compare_digest(given.encode(), password.encode())
+
+
+def _cookie(headers: Headers) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE:
+            return value
+    return None
+
+
+class AdminLogin:
+    """Pure ASGI middleware (Gradio streams over SSE and websockets, which BaseHTTPMiddleware would buffer)."""
+
+    def __init__(self, app: ASGIApp, *, password: str, key: bytes):
+        self.app, self.password, self.key = app, password, key
+
+    def authorized(self, headers: Headers) -> bool:
+        return session_valid(self.key, _cookie(headers)) or _basic_ok(self.password, headers.get("authorization"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or is_public(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if self.authorized(headers):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4401})
+            return
+        path = scope["path"]
+        if scope["method"] == "GET" and "text/html" in headers.get("accept", "") and not path.startswith("/api/"):
+            query = scope.get("query_string", b"").decode()
+            target = path + (f"?{query}" if query else "")
+            response: Response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        else:
+            response = JSONResponse(error_body("Log in first: open /login in a browser, or send HTTP Basic "
+                                               f"credentials (user '{ADMIN_USER}', the admin password).", "Unauthorized"),
+                                    status_code=401)
+        await response(scope, receive, send)
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: "/x" yes, "//evil.example" and "https://..." no.
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Stackyard · Log in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{{margin:0;min-height:100vh;display:grid;place-items:center;background:#f4f5f7;
+font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2430}}
+form{{background:#fff;border:1px solid #e2e5ea;border-radius:12px;padding:32px 32px 28px;width:320px;
+box-shadow:0 8px 24px rgba(20,24,40,.06)}}
+h1{{font-size:18px;margin:0 0 4px}} p{{margin:0 0 20px;color:#667085}}
+label{{display:block;font-weight:600;margin-bottom:6px}}
+input[type=password]{{box-sizing:border-box;width:100%;padding:9px 11px;border:1px solid #cfd4dc;border-radius:8px;font:inherit}}
+input[type=password]:focus{{outline:2px solid #4f46e5;border-color:#4f46e5}}
+button{{margin-top:16px;width:100%;padding:10px;border:0;border-radius:8px;background:#4f46e5;color:#fff;font:inherit;
+font-weight:600;cursor:pointer}} .err{{color:#b42318;margin:12px 0 0}}
+.logo{{display:inline-block;width:26px;height:26px;border-radius:7px;background:#4f46e5;margin-bottom:12px}}
+</style></head><body><form method="post" action="/login"><span class="logo"></span>
+<h1>Stackyard</h1><p>Enter the admin password to open the editor.</p>
+<label for="password">Password</label><input id="password" name="password" type="password" autofocus
+autocomplete="current-password" required><input type="hidden" name="next" value="{next}">
+<button type="submit">Log in</button>{error}</form></body></html>"""
+
+
+def login_page(next_path: str, error: str = "") -> str:
+    return _PAGE.format(next=html.escape(_safe_next(next_path)), error=f'<p class="err">{html.escape(error)}</p>' if error else "")
+
+
+def install(app: FastAPI, settings: Settings | None = None) -> None:
+    """Require login when an admin password is set; a no-op otherwise."""
+    settings = settings or get_settings()
+    password = settings.admin_password
+    if not password:
+        return
+    key = derive_key(password)
+
+    @app.get("/login", include_in_schema=False)
+    def login_form(next: str = "/") -> HTMLResponse:  # noqa: A002 - the query parameter's name
+        return HTMLResponse(login_page(next))
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = parse_qs((await request.body()).decode(errors="replace"))
+        given, target = (form.get("password") or [""])[0], _safe_next((form.get("next") or ["/"])[0])
+        if not hmac.compare_digest(given.encode(), password.encode()):
+            await asyncio.sleep(FAILED_LOGIN_DELAY)  # slows guessing down
+            return HTMLResponse(login_page(target, "Wrong password."), status_code=401)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(COOKIE, sign(key, int(time.time())), max_age=SESSION_SECONDS, httponly=True,
+                            samesite="lax", secure=request.url.scheme == "https", path="/")
+        return response
+
+    @app.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)
+    def logout() -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    app.add_middleware(AdminLogin, password=password, key=key)

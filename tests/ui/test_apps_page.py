@@ -1,0 +1,56 @@
+"""The publishing and keys page's handlers, called directly (no browser), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from ui import apps_page
+from workflows import crud
+from workflows.db import session_scope
+from workflows.models import ApiKey
+from workflows.spec import spec_from_dict
+
+PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
+
+
+def make_workflow(template: str) -> None:
+    spec = spec_from_dict({"components": {"p": {"type": PROMPT, "init_parameters": {"template": template}}},
+                           "inputs": {"name": ["p.name"]}, "outputs": {"greeting": "p.prompt"}})
+    with session_scope() as session:
+        if not crud.list_workflows(session=session):
+            crud.create_workflow(session=session, name="greet", spec=spec)
+        else:
+            crud.create_version(session=session, ref="greet", spec=spec)
+
+
+def test_publish_republish_and_unpublish(database):
+    make_workflow("Hello {{ name }}")
+    make_workflow("Hi {{ name }}")
+    status, table = apps_page.publish("greet", 1, "hello", "name", "", "greeting", "")
+    assert status.startswith("✅") and "version 1" in status
+    assert table == [["hello", "greet", 1, "name", "greeting", "", "/chat/hello"]]
+    status, table = apps_page.publish("greet", None, "hello", "name", "", "greeting", "")
+    assert "version 2" in status and table[0][2] == 2
+    status, _ = apps_page.publish("greet", None, "Bad Slug", "name", "", "greeting", "")
+    assert status.startswith("⚠️") and "lowercase" in status
+    status, _ = apps_page.publish("greet", None, "other", "nope", "", "greeting", "")
+    assert "'nope' is not a declared input" in status
+    status, table = apps_page.unpublish("hello")
+    assert status.startswith("✅") and table == []
+    assert apps_page.unpublish("hello")[0].startswith("⚠️")
+
+
+def test_keys_are_shown_once_and_stored_hashed(database):
+    make_workflow("Hello {{ name }}")
+    apps_page.publish("greet", None, "hello", "name", "", "greeting", "")
+    key, status, table = apps_page.create_key("widget", "hello", 30)
+    assert key.startswith("sy_") and "shown only once" in status
+    row = table[0]
+    assert row[1] == key[:11] + "…" and row[3] == "hello" and row[4] == 30 and key not in str(table)
+    with session_scope() as session:
+        stored = session.exec(select(ApiKey)).one()
+        assert key not in str(stored.model_dump())
+    key2, status, _ = apps_page.create_key("", "nope", 10)
+    assert key2 == "" and "No published app 'nope'" in status
+    status, table = apps_page.revoke_key(row[0])
+    assert status.startswith("✅") and table[0][6] != ""

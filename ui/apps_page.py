@@ -1,0 +1,142 @@
+"""Publishing and API keys in the browser: ``/apps``.
+
+Publish a workflow version as a chat app (or republish another version: the switch is atomic), see
+which version each app serves, unpublish, and create, list and revoke API keys. A new key is shown
+once, here, and never again. Handlers are plain functions (tested without a browser).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+from fastapi import FastAPI
+
+from api import keys
+from workflows import crud, publishing
+from workflows.db import session_scope
+from workflows.errors import StackyardError
+
+PATH = "/apps"
+APP_HEADERS = ["slug", "workflow", "version", "message input", "reply output", "sources output", "chat page"]
+KEY_HEADERS = ["id", "prefix", "name", "app", "requests/min", "last used", "revoked"]
+
+
+def publications_table() -> list[list]:
+    with session_scope() as session:
+        rows = []
+        for app in publishing.list_publications(session=session):
+            workflow = crud.get_workflow(session=session, ref=app.workflow_id)
+            number = crud.get_version_by_id(session=session, version_id=app.version_id).number
+            rows.append([app.slug, workflow.name, number, app.message_input, app.reply_output,
+                         app.sources_output or "", f"/chat/{app.slug}"])
+        return rows
+
+
+def keys_table() -> list[list]:
+    with session_scope() as session:
+        return [[k.id, k.prefix + "…", k.name, k.app_slug or "all apps", k.rate_per_minute,
+                 str(k.last_used_at or "never"), str(k.revoked_at or "")] for k in keys.list_keys(session=session)]
+
+
+def workflow_names() -> list[str]:
+    with session_scope() as session:
+        return [w.name for w in crud.list_workflows(session=session)]
+
+
+def app_slugs() -> list[str]:
+    with session_scope() as session:
+        return [p.slug for p in publishing.list_publications(session=session)]
+
+
+def _opt(value: str | None) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def publish(workflow: str, version: float | None, slug: str, message: str, history: str, reply: str,
+            sources: str) -> tuple[str, list[list]]:
+    try:
+        with session_scope() as session:
+            app = publishing.publish(session=session, ref=workflow or "", slug=(slug or "").strip(),
+                                     version=int(version) if version else None, message=_opt(message),
+                                     history=_opt(history), reply=_opt(reply), sources=_opt(sources))
+            number = crud.get_version_by_id(session=session, version_id=app.version_id).number
+        return f"✅ '{app.slug}' now serves {workflow} version {number}: /chat/{app.slug}", publications_table()
+    except StackyardError as exc:
+        return f"⚠️ {exc}", publications_table()
+
+
+def unpublish(slug: str) -> tuple[str, list[list]]:
+    try:
+        with session_scope() as session:
+            publishing.unpublish(session=session, slug=(slug or "").strip())
+        return f"✅ '{slug}' unpublished", publications_table()
+    except StackyardError as exc:
+        return f"⚠️ {exc}", publications_table()
+
+
+def create_key(name: str, app: str, rate: float) -> tuple[str, str, list[list]]:
+    scope = None if app in ("", "all apps", None) else app
+    try:
+        with session_scope() as session:
+            if scope:
+                publishing.get_publication(session=session, slug=scope)
+            row, key = keys.create_key(session=session, name=name or "", app_slug=scope, rate_per_minute=int(rate or 60))
+        return key, f"✅ Key {row.prefix}… created. Copy it now: it is shown only once.", keys_table()
+    except StackyardError as exc:
+        return "", f"⚠️ {exc}", keys_table()
+
+
+def revoke_key(key_id: str) -> tuple[str, list[list]]:
+    try:
+        with session_scope() as session:
+            row = keys.revoke_key(session=session, key_id=(key_id or "").strip())
+        return f"✅ {row.prefix}… revoked", keys_table()
+    except StackyardError as exc:
+        return f"⚠️ {exc}", keys_table()
+
+
+def build() -> gr.Blocks:
+    with gr.Blocks(title="Stackyard apps") as page:
+        gr.Markdown("## Published apps\nEach app serves one workflow version at `/v1/chat/completions` "
+                    "(model = slug), `/api/v1/apps/{slug}/run` and `/chat/{slug}`.")
+        apps = gr.Dataframe(headers=APP_HEADERS, interactive=False, elem_id="apps-table")
+        with gr.Row():
+            workflow = gr.Dropdown(label="Workflow", choices=[], allow_custom_value=True, elem_id="publish-workflow")
+            version = gr.Number(label="Version (empty = newest)", precision=0, elem_id="publish-version")
+            slug = gr.Textbox(label="Slug", placeholder="support-bot", elem_id="publish-slug")
+        with gr.Row():
+            message = gr.Textbox(label="Message input (empty = from the workflow's chat roles)")
+            history = gr.Textbox(label="History input (optional)")
+            reply = gr.Textbox(label="Reply output")
+            sources = gr.Textbox(label="Sources output (optional)")
+        with gr.Row():
+            publish_btn = gr.Button("Publish", variant="primary", elem_id="publish-button")
+            unpublish_btn = gr.Button("Unpublish slug", variant="stop")
+        app_status = gr.Markdown(elem_id="publish-status")
+
+        gr.Markdown("## API keys\nKeys are stored only as a hash. Scope a key to one app or allow all apps.")
+        key_rows = gr.Dataframe(headers=KEY_HEADERS, interactive=False, elem_id="keys-table")
+        with gr.Row():
+            key_name = gr.Textbox(label="Name", placeholder="website widget")
+            key_app = gr.Dropdown(label="App", choices=["all apps"], value="all apps", allow_custom_value=True)
+            key_rate = gr.Number(label="Requests / minute", value=60, precision=0)
+            create_btn = gr.Button("Create key", variant="primary", elem_id="create-key")
+        new_key = gr.Textbox(label="New key (shown once)", interactive=False, elem_id="new-key")
+        key_status = gr.Markdown()
+        with gr.Row():
+            revoke_id = gr.Textbox(label="Key id or prefix to revoke")
+            revoke_btn = gr.Button("Revoke", variant="stop")
+
+        def refresh():
+            return (publications_table(), keys_table(), gr.update(choices=workflow_names()),
+                    gr.update(choices=["all apps", *app_slugs()]))
+
+        page.load(refresh, outputs=[apps, key_rows, workflow, key_app])
+        publish_btn.click(publish, [workflow, version, slug, message, history, reply, sources], [app_status, apps])
+        unpublish_btn.click(unpublish, [slug], [app_status, apps])
+        create_btn.click(create_key, [key_name, key_app, key_rate], [new_key, key_status, key_rows])
+        revoke_btn.click(revoke_key, [revoke_id], [key_status, key_rows])
+    return page
+
+
+def mount_apps(app: FastAPI) -> None:
+    gr.mount_gradio_app(app, build(), path=PATH)
