@@ -27,7 +27,7 @@ services:
 	bash deploy/local/ensure-services.sh
 
 bench: setup services
-	for script in bench/*.py; do HF_HUB_OFFLINE=1 $(PY) $$script || exit 1; done
+	for script in $(filter-out bench/_%,$(wildcard bench/*.py)); do HF_HUB_OFFLINE=1 $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
+from _common import redis_postgres_stack  # noqa: E402
 
-from tests.conftest import _postgres_database  # noqa: E402
-from tests.support.stack import REDIS_URL, Stack, wait_until  # noqa: E402
+from tests.support.stack import wait_until  # noqa: E402
 from tests.worker.specs import greet  # noqa: E402
 
 
@@ -55,13 +51,7 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=2)
     args = parser.parse_args()
-    import redis
-
-    redis.Redis.from_url(f"{REDIS_URL}/10").flushdb()
-    databases = _postgres_database()
-    stack = Stack(root=Path(tempfile.mkdtemp(prefix="stackyard-p2-")), database_url=next(databases), broker_url=f"{REDIS_URL}/10")
-    try:
-        stack.files_root.mkdir(parents=True, exist_ok=True)
+    with redis_postgres_stack("p2", redis_db=10) as stack:
         stack.web = stack._spawn(["web", "--port", str(stack.port), "--workers", str(args.web_workers)], "web.log")
         wait_until(stack._web_up, timeout=90, message="web")
         stack.start_worker(concurrency=args.worker_concurrency)
@@ -79,10 +69,6 @@ def main() -> None:
         print(f"    p50 latency    {statistics.median(latencies) * 1000:.0f} ms")
         print(f"    p95 latency    {latencies[int(len(latencies) * 0.95)] * 1000:.0f} ms  (target < 1000 ms)")
         print(f"    errors         {len(errors)}{'  e.g. ' + errors[0] if errors else ''}")
-    finally:
-        stack.stop()
-        for _ in databases:
-            pass
 
 
 if __name__ == "__main__":

@@ -22,15 +22,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
+from _common import ROOT, redis_postgres_stack  # noqa: E402
 
-from tests.conftest import _postgres_database  # noqa: E402
 from tests.support.models import build_tiny_chat_model  # noqa: E402
-from tests.support.stack import REDIS_URL, Stack, model_paths_env  # noqa: E402
+from tests.support.stack import REDIS_URL, model_paths_env  # noqa: E402
 from tests.worker.specs import chat, greet  # noqa: E402
 
 TINY = "bench/tiny-chat"
@@ -64,13 +62,13 @@ def direct(spec: dict, inputs: dict, n: int) -> list[float]:
 def raw_celery(n: int, root: Path) -> list[float]:
     env = {**os.environ, "BENCH_BROKER": f"{REDIS_URL}/12", "BENCH_BACKEND": f"{REDIS_URL}/13", "PYTHONPATH": str(ROOT / "bench")}
     log = open(root / "noop.log", "wb")  # noqa: SIM115
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "noop_app", "worker", "--pool", "solo",
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "_noop_app", "worker", "--pool", "solo",
                                "--without-gossip", "--without-mingle", "--loglevel", "warning"], env=env, stdout=log, stderr=log,
                               start_new_session=True, cwd=ROOT / "bench")
     try:
         os.environ.update({k: env[k] for k in ("BENCH_BROKER", "BENCH_BACKEND")})
         sys.path.insert(0, str(ROOT / "bench"))
-        from noop_app import noop
+        from _noop_app import noop
 
         noop.delay().get(timeout=60)
         times = []
@@ -88,15 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=200)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="stackyard-bench-"))
-    model = build_tiny_chat_model(root / "tiny")
-    databases = _postgres_database()
-    import redis
-
-    redis.Redis.from_url(f"{REDIS_URL}/11").flushdb()
-    stack = Stack(root=root, database_url=next(databases), broker_url=f"{REDIS_URL}/11", extra_env=model_paths_env({TINY: model}))
-    os.environ.update({k: v for k, v in stack.env().items() if k.startswith("STACKYARD_")})
-    try:
+    model = build_tiny_chat_model(Path(tempfile.mkdtemp(prefix="stackyard-tiny-")))
+    with redis_postgres_stack("p1-p4", redis_db=11, extra_env=model_paths_env({TINY: model})) as stack:
+        os.environ.update({k: v for k, v in stack.env().items() if k.startswith("STACKYARD_")})
         stack.start_web()
         stack.start_worker(concurrency=1)
         stack.create("trivial", greet())
@@ -114,7 +106,7 @@ def main() -> None:
             sync_run("trivial", {"name": "warm"})
         api = [sync_run("trivial", {"name": "Ada"})[0] for _ in range(args.n)]
         local = direct(greet(), {"name": "Ada"}, args.n)
-        raw = raw_celery(args.n, root)
+        raw = raw_celery(args.n, stack.root)
         overhead = p50(api) - p50(local)
         print("P1  trivial workflow, Redis broker + PostgreSQL, 1 worker")
         print(f"    sync run API p50            {ms(p50(api))}  (p95 {ms(sorted(api)[int(len(api) * .95)])})")
@@ -140,10 +132,6 @@ def main() -> None:
         print(f"    direct warm Pipeline.run    {ms(p50(local))}")
         print(f"    P4 = worker / direct        {p50(worker_exec) / p50(local):.3f} (target ≤ 1.1)")
         print(f"    model loads on the worker   {loads} over {len(worker_exec) + 1} runs (target 1)")
-    finally:
-        stack.stop()
-        for _ in databases:
-            pass
 
 
 if __name__ == "__main__":

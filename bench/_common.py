@@ -1,0 +1,35 @@
+"""What the benchmarks share: a Redis + PostgreSQL stack of real Stackyard processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tests.conftest import _postgres_database  # noqa: E402
+from tests.support.stack import REDIS_URL, Stack  # noqa: E402
+
+
+@contextlib.contextmanager
+def redis_postgres_stack(name: str, redis_db: int, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """A fresh PostgreSQL database and Redis db index; processes are started by the caller, stopped here."""
+    import redis
+
+    redis.Redis.from_url(f"{REDIS_URL}/{redis_db}").flushdb()
+    databases = _postgres_database()
+    stack = Stack(root=Path(tempfile.mkdtemp(prefix=f"stackyard-{name}-")), database_url=next(databases),
+                  broker_url=f"{REDIS_URL}/{redis_db}", extra_env=extra_env or {})
+    stack.files_root.mkdir(parents=True, exist_ok=True)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        for _ in databases:
+            pass
