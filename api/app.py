@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import errors
+from api import auth, errors
 from api.routes import apps, health, openai_compat, runs, workflows
 
 
@@ -14,6 +14,7 @@ def create_app(*, with_ui: bool = True) -> FastAPI:
     migrate()
     app = FastAPI(title="Stackyard", version="0.1.0", description="Build, run and serve Haystack workflows.")
     errors.install(app)
+    auth.install(app)  # login when STACKYARD_ADMIN_PASSWORD is set; before the UI so /login is not shadowed
     app.include_router(health.router)
     app.include_router(workflows.router)
     app.include_router(runs.router)

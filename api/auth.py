@@ -109,7 +109,7 @@ class AdminLogin:
             response: Response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
         else:
             response = JSONResponse(error_body("Log in first: open /login in a browser, or send HTTP Basic "
-                                               f"credentials (user '{ADMIN_USER}', the admin password).", "Unauthorized"),
+                                               f"credentials (user '{ADMIN_USER}', the admin password).", "LoginRequired"),
                                     status_code=401)
         await response(scope, receive, send)
 

@@ -32,6 +32,15 @@ class BadFileName(StackyardError):
     field = "name"
 
 
+class UnsupportedUpload(StackyardError):
+    status = 415
+
+
+# Content types a cross-site form may send without a CORS preflight; refusing them keeps other sites from
+# writing files here through a visitor's browser (the embedded default has no login).
+_SIMPLE_TYPES = ("text/plain", "multipart/form-data", "application/x-www-form-urlencoded")
+
+
 class ConnectCheck(BaseModel):
     spec: dict[str, Any]
     sender: str
@@ -57,6 +66,10 @@ def safe_file_name(name: str) -> str:
              openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}})
 async def upload_file(request: Request, name: str = Query(min_length=1, max_length=300)) -> dict[str, Any]:
     """Store one uploaded file under ``<files root>/uploads/<stamp>/`` and return its relative path."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type or content_type in _SIMPLE_TYPES:
+        raise UnsupportedUpload("Send the file as the raw request body with Content-Type: application/octet-stream "
+                                "(or the file's own type).")
     root = get_settings().resolved_files_root
     folder = f"{UPLOAD_DIR}/{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     relative = f"{folder}/{safe_file_name(name)}"

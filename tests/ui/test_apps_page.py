@@ -54,3 +54,14 @@ def test_keys_are_shown_once_and_stored_hashed(database):
     assert key2 == "" and "No published app 'nope'" in status
     status, table = apps_page.revoke_key(row[0])
     assert status.startswith("✅") and table[0][6] != ""
+
+
+def test_the_editor_is_told_which_version_is_live(database):
+    from ui import handlers
+
+    make_workflow("Hello {{ name }}")
+    make_workflow("Hi {{ name }}")
+    assert handlers.open_workflow({"ref": "greet"})["workflow"]["published"] == {}
+    apps_page.publish("greet", 1, "hello", "name", "", "greeting", "")
+    opened = handlers.open_workflow({"ref": "greet"})
+    assert opened["workflow"]["published"] == {"hello": 1} and opened["version"]["number"] == 2

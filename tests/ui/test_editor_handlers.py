@@ -1,0 +1,180 @@
+"""The editor's server functions, called directly (no browser): the same calls the canvas JS makes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ui import handlers
+from workflows.templates import template_path
+
+PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
+LLM = "haystack_integrations.components.generators.transformers.chat.chat_generator.TransformersChatGenerator"
+EMBEDDER = ("haystack_integrations.components.embedders.sentence_transformers."
+            "sentence_transformers_text_embedder.SentenceTransformersTextEmbedder")
+
+
+@pytest.fixture
+def db(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from stackyard.settings import reset_settings_cache
+    from workflows.db import _engine_for, migrate
+
+    url = f"sqlite:///{data_dir / 'stackyard.db'}"
+    monkeypatch.setenv("STACKYARD_DATABASE_URL", url)
+    reset_settings_cache()
+    migrate(url)
+    yield url
+    _engine_for.cache_clear()
+
+
+def greeter(template: str = "Hello {{ name }}") -> dict:
+    return {"components": {"prompt": {"type": PROMPT, "init_parameters": {"template": template}},
+                           "llm": {"type": LLM, "init_parameters": {"model": "Qwen/Qwen2.5-0.5B-Instruct"}}},
+            "connections": [{"sender": "prompt.prompt", "receiver": "llm.messages"}],
+            "inputs": {"name": ["prompt.name"]}, "outputs": {"reply": "llm.replies"},
+            "metadata": {"stackyard": {"positions": {"prompt": [0, 0], "llm": [400, 0]}, "notes": []}}}
+
+
+def test_bootstrap_gives_the_palette_with_ports_and_the_templates(db):
+    data = handlers.bootstrap({})
+    by_type = {entry["type"]: entry for entry in data["catalog"]}
+    prompt = by_type[PROMPT]
+    assert prompt["category"] == "prompts"
+    assert [p["name"] for p in prompt["ports"]["inputs"]][0] == "question"
+    assert prompt["ports"]["outputs"] == [{"name": "prompt", "type": "str"}]
+    assert {p["name"]: p["kind"] for p in prompt["params"]}["template"] == "template"
+    assert "prompts" in data["categories"]
+    assert {t["name"] for t in data["templates"]} >= {"ingest", "rag_chat", "summarize", "classify"}
+    assert data["workflows"] == [] and data["login"] is False
+
+
+def test_blank_workflow_saves_immutable_versions_with_history(db):
+    opened = handlers.create_workflow({"name": "greeter"})
+    assert opened["version"] is None and opened["spec"]["components"] == {}
+    ref = opened["workflow"]["id"]
+    first = handlers.save_version({"ref": ref, "spec": greeter(), "note": "first"})
+    assert first["version"]["number"] == 1
+    changed = greeter("Hi {{ name }}!")
+    changed["metadata"]["stackyard"]["positions"]["llm"] = [500, 40]
+    changed["components"]["extra"] = {"type": PROMPT, "init_parameters": {"template": "static"}}
+    second = handlers.save_version({"ref": "greeter", "spec": changed, "note": "friendlier"})
+    assert second["version"]["number"] == 2
+    assert [v["number"] for v in second["versions"]] == [2, 1]
+
+    versions = handlers.history({"ref": ref})["versions"]
+    assert [(v["number"], v["note"]) for v in versions] == [(2, "friendlier"), (1, "first")]
+    diff = versions[0]["changes"]
+    assert diff["nodes"]["added"] == ["extra"]
+    assert diff["params"] == [{"node": "prompt", "param": "template", "before": "Hello {{ name }}", "after": "Hi {{ name }}!"}]
+    assert diff["moved"] == ["llm"]
+    assert diff["summary"] == "1 node added, 1 param changed, layout changed"
+    assert versions[1]["changes"]["summary"] == "first version"
+
+    reopened = handlers.open_workflow({"ref": "greeter"})
+    assert reopened["version"]["number"] == 2
+    assert reopened["spec"]["metadata"]["stackyard"]["positions"]["llm"] == [500, 40]
+    assert {p["name"] for p in reopened["ports"]["prompt"]["inputs"]} >= {"name"}
+    assert handlers.open_workflow({"ref": "greeter", "version": 1})["spec"]["components"]["prompt"]["init_parameters"] == {
+        "template": "Hello {{ name }}"}
+
+
+def test_an_invalid_version_is_refused_with_pinned_issues_and_nothing_is_stored(db):
+    handlers.create_workflow({"name": "broken"})
+    spec = greeter()
+    spec["inputs"] = {}
+    result = handlers.save_version({"ref": "broken", "spec": spec, "note": "no inputs"})
+    assert result["error"]["type"] == "WorkflowInvalid"
+    assert [(i["node"], i["port"], i["code"]) for i in result["error"]["issues"]] == [("prompt", "name", "missing_input")]
+    assert handlers.history({"ref": "broken"})["versions"] == []
+
+
+def test_templates_restore_rename_delete(db):
+    opened = handlers.create_workflow({"name": "sum", "template": "summarize"})
+    assert opened["version"]["number"] == 1 and opened["version"]["note"] == "from template summarize"
+    assert set(opened["ports"]) == {"prompt", "llm"}
+    spec = opened["spec"]
+    spec["components"]["llm"]["init_parameters"]["generation_kwargs"] = {"max_new_tokens": 8}
+    handlers.save_version({"ref": "sum", "spec": spec})
+    restored = handlers.restore_version({"ref": "sum", "number": 1})
+    assert restored["version"] == {**restored["version"], "number": 3, "note": "restored version 1"}
+    assert restored["spec"]["components"] == yaml.safe_load(template_path("summarize").read_text())["components"]
+
+    handlers.create_workflow({"name": "other"})
+    clash = handlers.rename_workflow({"ref": "sum", "name": "other"})
+    assert clash["error"]["type"] == "Conflict"
+    assert handlers.rename_workflow({"ref": "sum", "name": "summaries"})["workflow"]["name"] == "summaries"
+    assert handlers.delete_workflow({"ref": "summaries"}) == {"deleted": "summaries"}
+    assert handlers.open_workflow({"ref": "summaries"})["error"]["type"] == "NotFound"
+    assert [w["name"] for w in handlers.list_workflows({})["workflows"]] == ["other"]
+    assert handlers.create_workflow({"name": "x", "template": "nope"})["error"]["type"] == "KeyError"
+
+
+def test_import_yaml_creates_a_workflow_or_a_new_version_and_refuses_unsafe_files(db):
+    text = template_path("summarize").read_text()
+    first = handlers.import_yaml({"name": "imported", "text": text})
+    assert first["version"]["number"] == 1 and first["version"]["note"] == "imported"
+    again = handlers.import_yaml({"name": "imported", "text": text, "note": "again"})
+    assert again["version"]["number"] == 2
+    hostile = "components:\n  x:\n    type: os.system\n    init_parameters: {}\nconnections: []\n"
+    refused = handlers.import_yaml({"name": "hostile", "text": hostile})
+    assert refused["error"]["issues"][0]["node"] == "x"
+    assert all(w["name"] != "hostile" for w in handlers.list_workflows({})["workflows"])
+
+
+def test_validate_pins_problems_to_nodes_and_ports(db):
+    spec = greeter()
+    spec["connections"].append({"sender": "prompt.prompt", "receiver": "llm.nope"})
+    spec["inputs"] = {}
+    issues = handlers.validate({"spec": spec})["issues"]
+    assert {(i["node"], i["port"], i["code"]) for i in issues} == {
+        ("prompt", "name", "missing_input"), ("llm", "nope", "dangling_edge")}
+    assert handlers.validate({"spec": greeter()}) == {"valid": True, "issues": []}
+    assert handlers.validate({"spec": {"components": [], "bogus": 1}})["valid"] is False
+
+
+def test_ports_follow_the_template_variables():
+    ports = handlers.ports({"type": PROMPT, "params": {"template": "{{ topic }} in {{ style }}"}})
+    assert {"topic", "style"} <= {p["name"] for p in ports["inputs"]}
+    broken = handlers.ports({"type": PROMPT, "params": {"template": "{{ x.__class__ }}"}})
+    assert broken["inputs"] == [] and "private attribute" in broken["problem"]
+    assert handlers.ports({"params": {}})["error"]["message"] == "'type' is required."
+
+
+def test_connect_check_uses_haystacks_rules():
+    spec = greeter()
+    spec["components"]["embedder"] = {"type": EMBEDDER, "init_parameters": {}}
+    spec["connections"] = []
+    ok = handlers.connect_check({"spec": spec, "sender": "prompt.prompt", "receiver": "llm.messages"})
+    assert ok == {"ok": True, "message": "", "issue": None, "warning": None}
+
+    refused = handlers.connect_check({"spec": spec, "sender": "embedder.embedding", "receiver": "llm.messages"})
+    assert refused["ok"] is False
+    assert "list[float]" in refused["message"] and "'llm.messages'" in refused["message"]
+    assert refused["issue"]["code"] == "type_mismatch" and refused["issue"]["port"] == "messages"
+
+    spec["connections"] = [{"sender": "prompt.prompt", "receiver": "llm.messages"}]
+    spec["components"]["other"] = {"type": PROMPT, "init_parameters": {"template": "x"}}
+    fed = handlers.connect_check({"spec": spec, "sender": "other.prompt", "receiver": "llm.messages"})
+    assert fed["ok"] is False and "already receives from 'prompt'" in fed["message"]
+    twice = handlers.connect_check({"spec": spec, "sender": "prompt.prompt", "receiver": "llm.messages"})
+    assert twice["ok"] is False and "already connected" in twice["message"]
+    unknown = handlers.connect_check({"spec": spec, "sender": "ghost.prompt", "receiver": "llm.messages"})
+    assert unknown == {**unknown, "ok": False, "message": "There is no node named 'ghost' in this workflow."}
+    missing_port = handlers.connect_check({"spec": spec, "sender": "other.nope", "receiver": "embedder.text"})
+    assert missing_port["ok"] is False and "has no output 'nope'" in missing_port["message"]
+
+    spec["components"]["bad"] = {"type": PROMPT, "init_parameters": {"template": "{{ x.__class__ }}"}}
+    unchecked = handlers.connect_check({"spec": spec, "sender": "bad.prompt", "receiver": "embedder.text"})
+    assert unchecked["ok"] is True and unchecked["warning"].startswith("Types not checked")
+
+
+def test_every_server_function_answers_a_missing_argument_with_an_error_payload(db):
+    for fn in handlers.SERVER_FUNCTIONS:
+        result = fn({})
+        assert isinstance(result, dict)
+        if fn not in (handlers.bootstrap, handlers.list_workflows):
+            assert "error" in result or "problem" in result or result.get("valid") is False, fn.__name__
+    assert handlers.bootstrap(None)["catalog"]

@@ -1,0 +1,102 @@
+"""The editor as mounted in the real app, over HTTP without a browser: page, assets, Gradio's server-function
+route, the editor endpoints (edge check, uploads)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
+EMBEDDER = ("haystack_integrations.components.embedders.sentence_transformers."
+            "sentence_transformers_text_embedder.SentenceTransformersTextEmbedder")
+
+
+@pytest.fixture
+def client(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    from stackyard.settings import reset_settings_cache
+    from workflows.db import _engine_for
+
+    monkeypatch.setenv("STACKYARD_DATABASE_URL", f"sqlite:///{data_dir / 'stackyard.db'}")
+    monkeypatch.delenv("STACKYARD_ADMIN_PASSWORD", raising=False)
+    reset_settings_cache()
+    from api.app import create_app
+
+    with TestClient(create_app()) as test_client:
+        yield test_client
+    _engine_for.cache_clear()
+
+
+def editor_component(client: TestClient) -> dict:
+    config = client.get("/config").json()
+    return next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "stackyard-editor")
+
+
+def test_the_page_and_its_assets_are_served_by_the_app(client: TestClient):
+    from ui.editor_page import SCRIPTS, STYLES
+
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for name in SCRIPTS + STYLES:
+        asset = client.get(f"/editor-static/{name}")
+        assert asset.status_code == 200, name
+        assert ("javascript" if name.endswith(".js") else "css") in asset.headers["content-type"]
+    component = editor_component(client)
+    assert "/editor-static/editor.js?v=" in component["props"]["head"]
+    assert "cdn" not in component["props"]["head"].lower()
+    assert {"save_version", "connect_check", "validate"} <= set(component["props"]["server_fns"])
+
+
+def test_server_functions_answer_through_gradios_route(client: TestClient):
+    component = editor_component(client)
+
+    def call(fn: str, data: dict) -> dict:
+        response = client.post("/gradio_api/component_server/",
+                               json={"session_hash": "test", "component_id": component["id"], "fn_name": fn, "data": data})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    assert any(entry["type"] == PROMPT for entry in call("bootstrap", {})["catalog"])
+    opened = call("create_workflow", {"name": "over-http", "template": "summarize"})
+    assert opened["version"]["number"] == 1
+    saved = call("save_version", {"ref": "over-http", "spec": opened["spec"], "note": "again"})
+    assert saved["version"]["number"] == 2
+    assert call("open_workflow", {"ref": "nope"})["error"]["type"] == "NotFound"
+
+
+def test_connect_check_endpoint(client: TestClient):
+    spec = {"components": {"p": {"type": PROMPT, "init_parameters": {"template": "{{ q }}"}},
+                           "e": {"type": EMBEDDER, "init_parameters": {}}}}
+    ok = client.post("/api/v1/editor/connect-check", json={"spec": spec, "sender": "p.prompt", "receiver": "e.text"})
+    assert ok.status_code == 200 and ok.json()["ok"] is True
+    into_any = client.post("/api/v1/editor/connect-check", json={"spec": spec, "sender": "e.embedding", "receiver": "p.q"})
+    assert into_any.json()["ok"] is True  # a prompt variable is Any: Haystack accepts anything
+    refused = client.post("/api/v1/editor/connect-check", json={"spec": {**spec, "components": {**spec["components"],
+        "e2": {"type": EMBEDDER, "init_parameters": {}}}}, "sender": "e.embedding", "receiver": "e2.text"})
+    assert refused.json()["ok"] is False and "list[float]" in refused.json()["message"]
+    bad = client.post("/api/v1/editor/connect-check", json={"spec": {"components": 1}, "sender": "a.b", "receiver": "c.d"})
+    assert bad.status_code == 422 and bad.json()["error"]["issues"]
+
+
+def test_uploads_land_under_the_files_root_with_a_safe_name(client: TestClient, data_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    response = client.post("/api/v1/editor/files", params={"name": "../../etc/pass wd?.txt"}, content=b"hello",
+                           headers={"Content-Type": "application/octet-stream"})
+    assert response.status_code == 201, response.text
+    relative = response.json()["path"]
+    assert relative.startswith("uploads/") and relative.endswith("/pass wd_.txt")
+    assert (data_dir / "files" / relative).read_bytes() == b"hello"
+    assert response.json()["size"] == 5
+
+    octet = {"Content-Type": "application/octet-stream"}
+    assert client.post("/api/v1/editor/files", params={"name": "..."}, content=b"x", headers=octet).status_code == 422
+    for simple in ("text/plain", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"):
+        refused = client.post("/api/v1/editor/files", params={"name": "a.txt"}, content=b"x", headers={"Content-Type": simple})
+        assert refused.status_code == 415, simple  # a cross-site form could send these without a preflight
+    from api.routes import editor
+
+    monkeypatch.setattr(editor, "MAX_UPLOAD_BYTES", 10)
+    too_big = client.post("/api/v1/editor/files", params={"name": "big.bin"}, content=b"x" * 100, headers=octet)
+    assert too_big.status_code == 413
+    assert not list((data_dir / "files").rglob("big.bin"))
