@@ -28,7 +28,7 @@ def worker(stack: Stack):
 def test_run_through_the_api_shows_node_runs_then_outputs(stack: Stack, worker):
     stack.create("chat-watch", chat(TINY, tokens=250))
     run = stack.start_run("chat-watch", {"question": "what is it?"})
-    assert run["state"] == "queued" and run["queue"] == "gpu"
+    assert run["state"] in ("queued", "running") and run["queue"] == "gpu"  # a fast worker may claim it first
     # While the generator is still going, the prompt node is already recorded as done.
     seen = wait_until(lambda: (r := stack.run(run["id"]))["state"] == "running"
                       and any(n["node"] == "prompt" and n["state"] == "done" for n in r["node_runs"]) and r,
