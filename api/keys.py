@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from workflows.errors import NotFound, StackyardError
 from workflows.models import ApiKey, utcnow
+from workflows.runs import as_utc
 
 
 LAST_USED_RESOLUTION = 60.0
@@ -65,8 +66,7 @@ def authenticate(*, session: Session, authorization: str | None) -> ApiKey:
     if row.revoked_at is not None:
         raise Unauthorized(f"API key {row.prefix}… was revoked; create a new one.")
     now = utcnow()
-    last = row.last_used_at
-    if last is None or (now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo))).total_seconds() > LAST_USED_RESOLUTION:
+    if row.last_used_at is None or (now - as_utc(row.last_used_at)).total_seconds() > LAST_USED_RESOLUTION:
         # Written at most once a minute per key: a write per request would cost more than the request.
         session.execute(update(ApiKey).where(col(ApiKey.id) == row.id).values(last_used_at=now))
         session.commit()

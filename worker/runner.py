@@ -95,7 +95,7 @@ def _raise_cancelled(signum: int, frame: Any) -> None:
         raise RunCancelled("cancelled by request")
 
 
-def _cause(exc: BaseException, wanted: tuple[type[BaseException], ...]) -> BaseException:
+def failure_cause(exc: BaseException, wanted: tuple[type[BaseException], ...]) -> BaseException:
     seen = exc
     while seen is not None:
         if isinstance(seen, wanted):
@@ -104,7 +104,7 @@ def _cause(exc: BaseException, wanted: tuple[type[BaseException], ...]) -> BaseE
     return exc
 
 
-def _load_spec(version_id: str):
+def load_spec(version_id: str):
     with session_scope() as session:
         return crud.version_spec(crud.get_version_by_id(session=session, version_id=version_id))
 
@@ -151,7 +151,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
     loads = 0
     state, outputs, error, transient, stream = RunState.FAILED, None, None, None, None
     try:
-        spec, pipeline, loads = cache().get(version_id, lambda: _load_spec(version_id))
+        spec, pipeline, loads = cache().get(version_id, lambda: load_spec(version_id))
         extra = {}
         if stream_node:
             stream = TokenStream(run_id, rec, special_tokens(pipeline.get_component(stream_node)))
@@ -165,7 +165,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
         state = RunState.SUCCEEDED
     except Exception as exc:  # noqa: BLE001 - any failure inside a user's workflow is the run's failure
         # Haystack wraps what a component raises; look through it for what the failure really was.
-        cause = _cause(exc, (RunCancelled, SoftTimeLimitExceeded, *transient_types()))
+        cause = failure_cause(exc, (RunCancelled, SoftTimeLimitExceeded, *transient_types()))
         if isinstance(cause, RunCancelled):
             state, error = RunState.CANCELLED, "cancelled by request"
         elif isinstance(cause, SoftTimeLimitExceeded):

@@ -23,6 +23,7 @@ from workflows import crud
 from workflows.errors import Conflict, NotFound, StackyardError
 from workflows.execute import check_known, check_required, required_inputs
 from workflows.models import NodeRun, Run, RunState, utcnow
+from workflows.transitions import compare_and_set
 
 TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
 ALLOWED: dict[RunState, frozenset[RunState]] = {
@@ -48,18 +49,8 @@ def transition(session: Session, run_id: str, to: RunState, *, where: Any = None
     The only place that writes ``Run.state``. ``fields`` are written in the same UPDATE, which returns
     the updated row (None if the run did not move) in the same round trip.
     """
-    values: dict[str, Any] = {"state": to, **fields}
-    if to in TERMINAL_STATES:
-        values.setdefault("finished_at", utcnow())
-    table = Run.__table__
-    statement = update(table).where(table.c.id == run_id, table.c.state.in_(ALLOWED[to])).values(**values)
-    if where is not None:
-        statement = statement.where(where)
-    # Core, not ORM: this is on every run's hot path and the ORM's bookkeeping cost more than the query.
-    row = session.connection().execute(statement.returning(*table.c)).mappings().first()
-    if commit:
-        session.commit()
-    return Run.model_validate(dict(row)) if row is not None else None
+    return compare_and_set(session, Run, run_id, to, ALLOWED[to], terminal=to in TERMINAL_STATES, where=where,
+                           commit=commit, **fields)
 
 
 def get_run(*, session: Session, run_id: str) -> Run:
@@ -82,16 +73,16 @@ def list_runs(*, session: Session, workflow_id: str | None = None, state: RunSta
     return list(session.exec(query))
 
 
-_REQUIRED: dict[str, list[str]] = {}
+_REQUIRED_BY_VERSION: dict[str, list[str]] = {}
 
 
-def _required_inputs(version_id: str, spec) -> list[str]:
+def required_inputs_of(version_id: str, spec) -> list[str]:
     """Required input names of a version (versions are immutable, so cache by id)."""
-    if version_id not in _REQUIRED:
+    if version_id not in _REQUIRED_BY_VERSION:
         from workflows.build import BuildMode, build_pipeline
 
-        _REQUIRED[version_id] = required_inputs(spec, build_pipeline(spec, mode=BuildMode.VALIDATE))
-    return _REQUIRED[version_id]
+        _REQUIRED_BY_VERSION[version_id] = required_inputs(spec, build_pipeline(spec, mode=BuildMode.VALIDATE))
+    return _REQUIRED_BY_VERSION[version_id]
 
 
 def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, Any], version: int | None = None,
@@ -108,7 +99,7 @@ def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, 
         row = crud.get_version(session=session, ref=workflow_ref, number=version)
     spec = crud.version_spec(row)
     check_known(spec, inputs)
-    check_required(_required_inputs(row.id, spec), inputs)
+    check_required(required_inputs_of(row.id, spec), inputs)
     run = Run(workflow_id=row.workflow_id, version_id=row.id, inputs=inputs, queue="gpu" if row.needs_gpu else "cpu",
               stream_node=stream_node,
               soft_time_limit=settings.run_soft_time_limit, hard_time_limit=settings.run_hard_time_limit)
@@ -187,8 +178,8 @@ def reap(session: Session, *, now: datetime | None = None, grace: float = 30.0) 
     failed: list[str] = []
     running = session.exec(select(Run).where(Run.state == RunState.RUNNING)).all()
     for run in running:
-        elapsed = now - _aware(run.started_at or run.created_at)
-        stale = run.heartbeat_at is None or now - _aware(run.heartbeat_at) > timedelta(seconds=LEASE_SECONDS)
+        elapsed = now - as_utc(run.started_at or run.created_at)
+        stale = run.heartbeat_at is None or now - as_utc(run.heartbeat_at) > timedelta(seconds=LEASE_SECONDS)
         limit = timedelta(seconds=run.hard_time_limit)
         # Past the limit (plus grace for a live worker): the hard limit killed it or will; don't retry.
         if elapsed > limit + timedelta(seconds=grace) or (stale and elapsed >= limit):
@@ -200,7 +191,7 @@ def reap(session: Session, *, now: datetime | None = None, grace: float = 30.0) 
     return requeue, failed
 
 
-def _aware(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     from datetime import timezone
 
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

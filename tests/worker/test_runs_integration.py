@@ -78,7 +78,7 @@ def test_cancel_stops_a_long_run(stack: Stack, worker):
     assert done["state"] == "cancelled", done
     assert time.monotonic() - asked < 10  # the whole chain takes far longer than this
     llm_rows = [n for n in done["node_runs"] if n["node"].startswith("llm")]
-    assert len(llm_rows) < 8 and llm_rows[-1]["state"] == "failed" or len(llm_rows) < 8
+    assert 1 <= len(llm_rows) < 8  # stopped partway through the chain of eight generators
     again = stack.api("POST", f"/api/v1/runs/{run['id']}/cancel")
     assert again.status_code == 409 and "already cancelled" in again.json()["error"]["message"]
     # The worker is free again.
