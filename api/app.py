@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api import auth, errors
-from api.routes import apps, health, openai_compat, runs, workflows
+from api.routes import apps, health, jobs, openai_compat, runs, workflows
 
 
 def create_app(*, with_ui: bool = True) -> FastAPI:
@@ -20,11 +20,14 @@ def create_app(*, with_ui: bool = True) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(apps.router)
     app.include_router(openai_compat.router)
+    app.include_router(jobs.router)
     if with_ui:
         from ui.apps_page import mount_apps
         from ui.chat_page import mount_chat
+        from ui.jobs_page import mount_jobs
 
         mount_chat(app)  # before the editor, which is mounted at "/"
+        mount_jobs(app)
         mount_apps(app)
         try:
             from ui.app import mount

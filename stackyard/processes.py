@@ -36,8 +36,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """The embedded default: vector store + one worker (cpu and gpu queues) + the web app."""
+    """The embedded default: vector store + one worker (cpu and gpu queues) + the scheduler + the web app."""
+    import threading
+
     from nodes.stores import ensure_vector_store
+    from stackyard.beat_cli import run_beat
     from workflows.db import migrate
 
     migrate()
@@ -50,12 +53,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    beat_stop = threading.Event()
+    threading.Thread(target=run_beat, kwargs={"stop": beat_stop}, daemon=True, name="stackyard-beat").start()
     try:
         print(f"Stackyard on http://{args.host}:{args.port}/", flush=True)
         return cmd_web(argparse.Namespace(host=args.host, port=args.port, workers=1))
     finally:
         from nodes.stores import stop_vector_store
 
+        beat_stop.set()
         worker.terminate()
         try:
             worker.wait(timeout=20)
@@ -76,6 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--loglevel", default="info")
     p.set_defaults(fn=cmd_worker)
+
+    from stackyard.beat_cli import register_beat  # `stackyard beat`: schedules and the batch job pump
+    register_beat(sub)
 
     p = sub.add_parser("up", help="start everything on the embedded default (web + worker + vector store)")
     p.add_argument("--host", default="127.0.0.1")

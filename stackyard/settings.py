@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     run_hard_time_limit: float = Field(default=660.0, description="Seconds before the worker process running a run is killed.")
     db_durable_commits: bool = Field(default=False, description="PostgreSQL: wait for WAL flush on every commit (synchronous_commit=on).")
     pipeline_cache_size: int = Field(default=8, description="Warm pipelines kept per worker process (LRU).")
+    job_default_concurrency: int = Field(default=4, description="Items of a batch job in flight at once, unless the job sets its own.")
+    job_max_items: int = Field(default=100_000, description="Most items one batch job may have.")
+    job_upload_max_bytes: int = Field(default=50_000_000, description="Largest CSV/JSONL source a batch job may be created from.")
+    job_redispatch_seconds: float = Field(default=30.0, description="A job item queued this long without starting is sent again (its message was lost, e.g. Redis restarted); doubles per resend, up to 16×.")
+    schedule_grace_seconds: float = Field(default=300.0, description="A schedule tick missed while no scheduler ran still fires on recovery if at most this old; older ticks are recorded as missed.")
 
     admin_password: str | None = Field(default=None, description="When set, the editor and management API require login.")
 

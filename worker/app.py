@@ -38,7 +38,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     if settings.resolved_broker_url.startswith("sqla+sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = Celery("stackyard", broker=settings.resolved_broker_url, include=["worker.tasks"])
+    app = Celery("stackyard", broker=settings.resolved_broker_url, include=["worker.tasks", "worker.batch_tasks"])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

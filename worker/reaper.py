@@ -13,7 +13,7 @@ import threading
 from workflows import runs, workers
 from workflows.db import session_scope
 from workflows.models import Run
-from worker import notify
+from worker import batch, notify
 from worker.enqueue import enqueue
 
 log = logging.getLogger("stackyard.reaper")
@@ -46,6 +46,7 @@ class Reaper(threading.Thread):
                 with session_scope() as session:
                     workers.beat(session, name=self.worker, queues=self.queues)
                 reap_once()
+                batch.pump()  # batch jobs: recover lost items, fill free slots, send rate-limited items
             except Exception:  # noqa: BLE001 - keep reaping; the next pass retries
                 log.exception("reaper pass failed")
             if self.stopped.wait(self.interval):

@@ -5,6 +5,7 @@ from sqlalchemy import pool
 from sqlmodel import SQLModel
 
 from workflows import models  # noqa: F401 - registers the tables on SQLModel.metadata
+from workflows import jobs_models  # noqa: F401 - batch jobs and schedules
 from workflows.db import make_engine
 
 config = context.config

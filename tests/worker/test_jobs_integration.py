@@ -1,0 +1,309 @@
+"""Batch jobs on real processes: `stackyard web` + workers on Redis and PostgreSQL, ingesting into milvus-lite.
+
+The broker is a Redis server of this module's own (same binary and flags as CI's, no persistence, on a
+free port), so the Redis-restart test loses queued messages exactly as a restart of the shared Redis
+would, without cutting other tests (or other people's runs) off their broker.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import _postgres_database
+from tests.support.stack import Stack, free_port, model_paths_env, wait_until
+from tests.worker.conftest import TINY
+from tests.worker.specs import chat, greet, ingest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FILES = "nodes.files.FileSource"
+TXT = "haystack.components.converters.txt.TextFileToDocument"
+WORDS = "amber basalt cedar delta ember fjord garnet harbor indigo juniper kelp lichen".split()
+
+
+class RedisServer:
+    """A private redis-server started like CI's: `--save "" --appendonly no`, so a restart loses every message."""
+
+    def __init__(self, root: Path) -> None:
+        self.port, self.root = free_port(), root
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(self.port),
+                        "--save", "", "--appendonly", "no", "--dir", str(self.root),
+                        "--logfile", str(self.root / "redis.log"), "--pidfile", str(self.root / "redis.pid")], check=True)
+        wait_until(self._pings, timeout=20, message=f"redis-server on {self.port}")
+
+    def stop(self) -> None:
+        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True, timeout=20)
+        wait_until(lambda: not self._pings(), timeout=20, message="redis-server to stop")
+
+    def _pings(self) -> bool:
+        try:
+            return redis.Redis(port=self.port, socket_timeout=1).ping()
+        except redis.RedisError:
+            return False
+
+
+def start_web_and_worker(stack: Stack, name: str) -> subprocess.Popen:
+    """Both at once (each start is mostly imports, one core each); returns the worker."""
+    from workflows.db import migrate
+
+    migrate(stack.database_url)  # first, so the two processes do not both create the schema
+    stack.files_root.mkdir(parents=True, exist_ok=True)
+    stack.web = stack._spawn(["web", "--port", str(stack.port)], "web.log")
+    proc = stack._spawn(["worker", "--queues", "cpu,gpu", "--concurrency", "1", "--loglevel", "info"], f"{name}.log")
+    log = stack.root / f"{name}.log"
+    wait_until(lambda: log.exists() and b" ready." in log.read_bytes() or stack._dead(proc, log), timeout=90,
+               message=f"worker ready (see {log})")
+    wait_until(stack._web_up, timeout=90, message=f"web server (see {stack.root / 'web.log'})")
+    return proc
+
+
+class Workers:
+    """The module's worker processes; a test may kill one and start another."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack, self.count = stack, 0
+        self.live: list[subprocess.Popen] = []
+
+    def start(self, **kwargs) -> subprocess.Popen:
+        self.count += 1
+        proc = self.stack.start_worker(name=f"worker-{self.count}", **kwargs)
+        self.live.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        self.stack.kill(proc, sig)
+        self.live.remove(proc)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(broker: RedisServer, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Stack]:
+    databases = _postgres_database()
+    stack = Stack(root=tmp_path_factory.mktemp("jobs-stack"), database_url=next(databases), broker_url=broker.url,
+                  extra_env={**model_paths_env({TINY: tiny_model}), "STACKYARD_JOB_REDISPATCH_SECONDS": "5"})
+    try:
+        stack.first_worker = start_web_and_worker(stack, "worker-0")
+        yield stack
+    finally:
+        stack.stop()
+        for _ in databases:
+            pass
+
+
+@pytest.fixture(scope="module")
+def workers(stack: Stack) -> Iterator[Workers]:
+    pool = Workers(stack)
+    pool.live.append(stack.first_worker)
+    yield pool
+    for proc in list(pool.live):
+        pool.kill(proc, signal.SIGTERM)
+
+
+def create_job(stack: Stack, **body) -> dict:
+    response = stack.api("POST", "/api/v1/jobs", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def job(stack: Stack, job_id: str) -> dict:
+    return stack.api("GET", f"/api/v1/jobs/{job_id}").json()
+
+
+def wait_job(stack: Stack, job_id: str, states=("succeeded", "failed", "cancelled"), timeout: float = 120) -> dict:
+    return wait_until(lambda: (j := job(stack, job_id))["state"] in states and j, timeout=timeout, interval=0.2,
+                      message=f"job {job_id} to reach {states}")
+
+
+def items(stack: Stack, job_id: str, **params) -> list[dict]:
+    rows, after = [], -1
+    while page := stack.api("GET", f"/api/v1/jobs/{job_id}/items", params={"after": after, "limit": 1000, **params}).json():
+        rows += page
+        after = page[-1]["index"]
+    return rows
+
+
+def stored_ids(stack: Stack, collection: str) -> list[str]:
+    """Ids in the store, read over a connection of its own (an idle shared gRPC channel may have been dropped)."""
+    from nodes.stores import milvus_document_store
+    from stackyard.settings import Settings
+
+    settings = Settings(data_dir=stack.data_dir, milvus_lite_port=stack.milvus_port)
+    store = milvus_document_store(collection, settings, connection_args={"dedicated": True})
+    try:
+        return [doc.id for doc in store.filter_documents()]
+    finally:
+        store.client.close()
+
+
+def write_corpus(folder: Path, files: int, words: int = 450) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(files):
+        text = " ".join(f"{WORDS[(index * 5 + n) % len(WORDS)]}{index}x{n % 40}" for n in range(words))
+        (folder / f"doc{index:03d}.txt").write_text(text)
+
+
+def expected_documents(folder: Path) -> int:
+    """Chunks the ingest template makes of these files (its splitter, run here without embedding)."""
+    import yaml
+    from haystack.components.converters import TextFileToDocument
+    from haystack.components.preprocessors import RecursiveDocumentSplitter
+
+    from workflows.templates import template_path
+
+    params = yaml.safe_load(template_path("ingest").read_text())["components"]["splitter"]["init_parameters"]
+    splitter = RecursiveDocumentSplitter(**params)
+    splitter.warm_up()
+    docs = TextFileToDocument().run(sources=sorted(folder.iterdir()))["documents"]
+    return len(splitter.run(documents=docs)["documents"])
+
+
+def check_exactly_once(stack: Stack, job_id: str, folder: Path, collection: str) -> list[dict]:
+    done = job(stack, job_id)
+    assert done["state"] == "succeeded", done
+    rows = items(stack, job_id)
+    files = sorted(p.name for p in folder.iterdir())
+    assert sorted(Path(r["inputs"]["files"][0]).name for r in rows) == files          # one result per file
+    assert all(r["state"] == "succeeded" and r["documents_written"] >= 1 for r in rows)
+    ids = stored_ids(stack, collection)
+    assert len(ids) == len(set(ids)) == done["documents_written"] == expected_documents(folder)
+    return rows
+
+
+def test_a_200_row_csv_job_completes_with_200_result_rows(stack: Stack, workers: Workers):
+    stack.create("greet-batch", greet())
+    rows = "".join(f"person {i},{i}\n" for i in range(200))
+    response = stack.api("POST", "/api/v1/jobs", files={"file": ("people.csv", f"name,n\n{rows}", "text/csv")},
+                         data={"job": json.dumps({"workflow": "greet-batch", "concurrency": 8})})
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["total"] == 200 and created["source"] == {"type": "csv", "items": 200, "columns": ["name", "n"]}
+    done = wait_job(stack, created["id"], timeout=90)
+    assert (done["state"], done["done"], done["failed"], done["total"]) == ("succeeded", 200, 0, 200)
+    table = list(csv.DictReader(io.StringIO(stack.api("GET", f"/api/v1/jobs/{created['id']}/results").text)))
+    assert [int(r["index"]) for r in table] == list(range(200))
+    assert [r["greeting"] for r in table] == [f"Hello person {i}" for i in range(200)]
+    assert {r["state"] for r in table} == {"succeeded"}
+    lines = stack.api("GET", f"/api/v1/jobs/{created['id']}/results", params={"format": "jsonl"}).text.splitlines()
+    assert len(lines) == 200 and json.loads(lines[7])["outputs"] == {"greeting": "Hello person 7"}
+    assert stack.api("GET", "/jobs/").status_code == 200    # the jobs page is mounted
+
+
+def test_a_folder_job_ingests_every_file_once(stack: Stack, workers: Workers):
+    folder = stack.files_root / "folder"
+    write_corpus(folder, files=20)
+    stack.create("ingest-folder", ingest("folder_docs"))
+    first = create_job(stack, workflow="ingest-folder", source={"type": "files", "paths": ["folder"]})
+    assert first["total"] == 20
+    wait_job(stack, first["id"])
+    check_exactly_once(stack, first["id"], folder, "folder_docs")
+    # The same folder again: documents are overwritten by content-hash id, none is added.
+    again = create_job(stack, workflow="ingest-folder", source={"type": "files", "paths": ["folder/*.txt"]})
+    wait_job(stack, again["id"])
+    check_exactly_once(stack, again["id"], folder, "folder_docs")
+
+
+def test_cancel_stops_new_items(stack: Stack, workers: Workers):
+    stack.create("chat-batch", chat(TINY, tokens=150))
+    rows = [{"question": f"q{i}"} for i in range(40)]
+    created = create_job(stack, workflow="chat-batch", concurrency=1,
+                         source={"type": "jsonl", "data": "\n".join(json.dumps(r) for r in rows)})
+    wait_until(lambda: job(stack, created["id"])["done"] >= 3, timeout=60, message="three items done")
+    response = stack.api("POST", f"/api/v1/jobs/{created['id']}/cancel")
+    assert response.status_code == 200 and response.json()["state"] == "cancelled"
+    cancelled_at = time.time()
+    time.sleep(3)
+    rows = items(stack, created["id"])
+    started = [r for r in rows if r["started_at"]]
+    assert all(_epoch(r["started_at"]) < cancelled_at for r in started)       # nothing started after the cancel
+    assert len(started) <= job(stack, created["id"])["done"] + 1 < 40
+    assert {r["state"] for r in rows if not r["started_at"]} == {"cancelled"}
+    assert stack.api("POST", f"/api/v1/jobs/{created['id']}/cancel").status_code == 409
+
+
+def _epoch(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def test_retry_failed_reruns_only_the_failures(stack: Stack, workers: Workers):
+    spec = {"components": {"files": {"type": FILES, "init_parameters": {}}, "txt": {"type": TXT, "init_parameters": {}}},
+            "connections": [{"sender": "files.sources", "receiver": "txt.sources"}],
+            "inputs": {"files": ["files.paths"]}, "outputs": {"documents": "txt.documents"}}
+    stack.create("read-files", spec)
+    folder = stack.files_root / "retry"
+    folder.mkdir()
+    names = [f"f{i}.txt" for i in range(10)]
+    for name in names[:7]:
+        (folder / name).write_text(name)
+    created = create_job(stack, workflow="read-files", mapping={"files": "file"},
+                         source={"type": "csv", "data": "file\n" + "".join(f"retry/{n}\n" for n in names)})
+    first = wait_job(stack, created["id"])
+    assert (first["state"], first["done"], first["failed"]) == ("failed", 7, 3)
+    before = {r["index"]: r for r in items(stack, created["id"])}
+    for name in names[7:]:
+        (folder / name).write_text(name)
+    response = stack.api("POST", f"/api/v1/jobs/{created['id']}/retry")
+    assert response.status_code == 200 and response.json()["state"] == "running"
+    done = wait_job(stack, created["id"])
+    assert (done["state"], done["done"], done["failed"]) == ("succeeded", 10, 0)
+    after = {r["index"]: r for r in items(stack, created["id"])}
+    for index in range(7):       # untouched
+        assert (after[index]["finished_at"], after[index]["attempts"]) == (before[index]["finished_at"], 1)
+    for index in range(7, 10):   # rerun once
+        assert before[index]["state"] == "failed" and after[index]["outputs"]["documents"][0]["content"] == names[index]
+    assert stack.api("POST", f"/api/v1/jobs/{created['id']}/retry").status_code == 409
+
+
+def test_sigkilled_worker_mid_job_loses_and_doubles_nothing(stack: Stack, workers: Workers):
+    folder = stack.files_root / "crash"
+    write_corpus(folder, files=40)
+    stack.create("ingest-crash-job", ingest("crash_job_docs"))
+    created = create_job(stack, workflow="ingest-crash-job", concurrency=3, source={"type": "files", "paths": ["crash"]})
+    wait_until(lambda: job(stack, created["id"])["done"] >= 5 and items(stack, created["id"], state="running"),
+               timeout=120, interval=0.05, message="five items done and one running")
+    for proc in list(workers.live):
+        workers.kill(proc)                       # the worker and its pool child, mid-item
+    assert job(stack, created["id"])["state"] == "running"
+    workers.start()
+    wait_job(stack, created["id"], timeout=150)
+    rows = check_exactly_once(stack, created["id"], folder, "crash_job_docs")
+    assert any(r["attempts"] == 2 for r in rows)  # the item the dead worker was running, taken back and run again
+
+
+def test_redis_restart_mid_job_loses_and_doubles_nothing(stack: Stack, workers: Workers, broker: RedisServer):
+    folder = stack.files_root / "restart"
+    write_corpus(folder, files=40)
+    stack.create("ingest-restart-job", ingest("restart_job_docs"))
+    created = create_job(stack, workflow="ingest-restart-job", concurrency=4, source={"type": "files", "paths": ["restart"]})
+    wait_until(lambda: job(stack, created["id"])["done"] >= 5, timeout=120, interval=0.05, message="five items done")
+    broker.stop()                                # every queued message is gone with it
+    time.sleep(1)
+    broker.start()
+    wait_job(stack, created["id"], timeout=150)
+    rows = check_exactly_once(stack, created["id"], folder, "restart_job_docs")
+    assert any(r["dispatches"] >= 2 for r in rows)  # items whose message vanished were sent again

@@ -1,0 +1,190 @@
+"""Batch jobs on workers: execute one item by id, dispatch a job's next items, pump every active job.
+
+Only item ids cross the queue. A worker claims an item (compare-and-set), runs the version's warm
+pipeline (the same process cache and ``run_pipeline`` as runs), writes outputs and state in one
+transaction, then plans the job's next dispatch itself, so a job keeps ``concurrency`` items in flight
+without waiting for a timer. :func:`pump` (every worker's reaper thread, and ``stackyard beat``) does the
+rest from the database: starts jobs whose first dispatch was lost, sends rate-limited items when their
+slot comes, takes back items of dead workers and re-sends items whose message vanished (Redis restart).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from workflows import job_dispatch
+from workflows.db import session_scope
+from workflows.errors import StackyardError
+from workflows.execute import run_pipeline
+from workflows.jobs_models import ItemState
+from workflows.spec import WorkflowSpec, split_socket
+from worker.runner import backoff_seconds, cache, failure_cause, load_spec, transient_types, worker_name
+
+log = logging.getLogger("stackyard.batch")
+LEASE_RENEW_SECONDS = 3.0
+
+_versions: dict[str, str] = {}      # job id → version id (a job's version never changes)
+
+
+def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None:
+    """Run one item if this worker can claim it; returns its new state (None if not claimed)."""
+    worker = worker or worker_name()
+    with session_scope() as session:
+        item = job_dispatch.claim_item(session, item_id, worker)
+        if item is None:
+            log.info("job item %s not claimed (finished, cancelled or taken)", item_id)
+            return None
+        job_id = item["job_id"]
+        if job_id not in _versions:
+            if len(_versions) > 10_000:
+                _versions.clear()
+            _versions[job_id] = job_dispatch.job_version(session, job_id)
+    version_id, attempt = _versions[job_id], item["attempts"]
+    _leases.hold(item_id, worker)
+    started = time.perf_counter()
+    state, fields, transient = ItemState.FAILED, {}, None
+    try:
+        spec, pipeline, _ = cache().get(version_id, lambda: load_spec(version_id))
+        started = time.perf_counter()  # the item's own time, without a cold pipeline build
+        outputs = run_pipeline(spec, pipeline, item["inputs"])
+        state, fields = ItemState.SUCCEEDED, {"outputs": outputs, "error": None,
+                                              "documents_written": documents_written(spec, outputs)}
+    except Exception as exc:  # noqa: BLE001 - any failure inside the workflow is this item's failure
+        cause = failure_cause(exc, (SoftTimeLimitExceeded, *transient_types()))
+        if isinstance(cause, SoftTimeLimitExceeded):
+            fields["error"] = "exceeded the soft time limit (STACKYARD_RUN_SOFT_TIME_LIMIT); stopped"
+        else:
+            fields["error"] = str(exc) if isinstance(exc, StackyardError) else f"{type(exc).__name__}: {exc}"
+            transient = cause if isinstance(cause, transient_types()) else None
+        log.warning("job %s item %s failed: %s", job_id, item["item_index"], fields["error"])
+    finally:
+        _leases.release(item_id)
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    if transient is not None and attempt < job_dispatch.MAX_ATTEMPTS:
+        delay = backoff_seconds(attempt)
+        error = f"attempt {attempt} hit a transient error, retrying in {delay:g} s: {fields['error']}"
+        with session_scope() as session:
+            moved = job_dispatch.retry_item_later(session, item_id, worker, attempt, error=error, delay=delay)
+        state = ItemState.PENDING
+        dispatch(job_id)  # the freed slot goes to the next item; this one waits out its backoff as pending
+    else:
+        if transient is not None:
+            fields["error"] = f"gave up after {attempt} attempts; last error: {fields['error']}"
+        try:
+            with session_scope() as session:  # the outcome and the job's next items in one transaction
+                moved, plan = job_dispatch.finish_and_plan(session, job_id, item_id, worker, attempt, state,
+                                                           duration_ms=duration_ms, **fields)
+        except Exception:  # noqa: BLE001 - the lease expires and the item runs again; its effects are idempotent
+            log.exception("could not record job item %s; it will be taken back and run again", item_id)
+            return None
+        if plan is not None:
+            deliver(plan)
+    if not moved:
+        log.warning("job item %s was taken back from this worker (lease expired); its result is dropped", item_id)
+    return state if moved else None
+
+
+def documents_written(spec: WorkflowSpec, outputs: dict[str, Any]) -> int | None:
+    """What an ingest item wrote: the sum of declared outputs fed by a writer's ``documents_written``."""
+    counts = [outputs.get(alias) for alias, ref in spec.outputs.items() if split_socket(ref)[1] == "documents_written"]
+    numbers = [value for value in counts if isinstance(value, int)]
+    return sum(numbers) if numbers else None
+
+
+def dispatch(job_id: str, *, recover: bool = False, send=None) -> job_dispatch.Dispatch | None:
+    """Plan the job's next items (committed) and put their ids on the queue. Never raises on a broker or
+    database outage: the pump tries again from the database."""
+    try:
+        with session_scope() as session:
+            plan = job_dispatch.plan_dispatch(session, job_id, recover=recover)
+    except Exception:  # noqa: BLE001 - the next pump retries
+        log.exception("dispatch of job %s failed", job_id)
+        return None
+    if plan is not None:
+        deliver(plan, send=send)
+    return plan
+
+
+def deliver(plan: job_dispatch.Dispatch, *, send=None) -> None:
+    """Send a committed plan's item ids; what cannot be sent goes back to pending for the next plan."""
+    job_id = plan.job_id
+    if not plan.send:
+        return
+    sent: list[int] = []
+    try:
+        for item_id, countdown in plan.send:
+            (send or _send)(plan, item_id, countdown)
+            sent.append(item_id)
+    except Exception:  # noqa: BLE001 - broker down: give the rest back to pending
+        unsent = [item_id for item_id, _ in plan.send if item_id not in sent]
+        log.warning("could not send %d item(s) of job %s; they wait for the next pump", len(unsent), job_id,
+                    exc_info=True)
+        try:
+            with session_scope() as session:
+                job_dispatch.revert_unsent(session, job_id, unsent)
+        except Exception:  # noqa: BLE001 - they stay queued; the resend timeout picks them up
+            log.exception("could not revert unsent items of job %s", job_id)
+
+
+def _send(plan: job_dispatch.Dispatch, item_id: int, countdown: float) -> None:
+    from worker.batch_tasks import execute_job_item
+
+    execute_job_item.apply_async(args=[item_id], queue=plan.queue, countdown=countdown or None,
+                                 soft_time_limit=plan.soft_time_limit, time_limit=plan.hard_time_limit)
+
+
+def pump(*, send=None) -> list[job_dispatch.Dispatch]:
+    """One pass over every active job: recover lost items, fill free slots, finish what is done."""
+    try:
+        with session_scope() as session:
+            job_ids = job_dispatch.active_job_ids(session)
+    except Exception:  # noqa: BLE001 - database away: next pass
+        log.exception("job pump could not list jobs")
+        return []
+    plans = [dispatch(job_id, recover=True, send=send) for job_id in job_ids]
+    return [plan for plan in plans if plan is not None]
+
+
+class _Leases:
+    """One thread per worker process renews the lease (heartbeat) of the items this process runs."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, item_id: int, worker: str) -> None:
+        with self._lock:
+            self._held[item_id] = worker
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True, name="stackyard-item-leases")
+                self._thread.start()
+
+    def release(self, item_id: int) -> None:
+        with self._lock:
+            self._held.pop(item_id, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(LEASE_RENEW_SECONDS)
+            with self._lock:
+                held = dict(self._held)
+            if not held:
+                continue
+            by_worker: dict[str, list[int]] = {}
+            for item_id, worker in held.items():
+                by_worker.setdefault(worker, []).append(item_id)
+            try:
+                with session_scope() as session:
+                    for worker, ids in by_worker.items():
+                        job_dispatch.renew_leases(session, ids, worker)
+            except Exception:  # noqa: BLE001 - a missed renewal is retried; the lease tolerates several
+                log.exception("renewing item leases failed")
+
+
+_leases = _Leases()

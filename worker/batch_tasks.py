@@ -1,0 +1,12 @@
+"""Celery task of batch jobs: a thin wrapper that passes one item id to ``worker.batch.execute_item``."""
+
+from __future__ import annotations
+
+from worker.app import celery_app
+from worker.batch import execute_item
+
+
+@celery_app.task(name="stackyard.execute_job_item", acks_late=True, reject_on_worker_lost=True)
+def execute_job_item(item_id: int) -> str | None:
+    state = execute_item(item_id)
+    return state.value if state else None

@@ -1,0 +1,196 @@
+"""The dispatch plan of batch jobs, and what a worker does with one item.
+
+A plan decides, under the job's row lock, which items go on the queue now: at most ``concurrency`` in
+flight, started ``60 / rate_per_minute`` s apart, in index order. Workers plan after every item (in the
+transaction that records its outcome); the pump plans with ``recover`` to take back items of dead workers
+(lease expired) and re-send items whose message vanished. The caller sends the ids after the commit;
+states change only through ``workflows.jobs.transition_items`` / ``transition_job``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from stackyard.settings import get_settings
+from workflows.jobs import ACTIVE, IN_FLIGHT, has_items, transition_items, transition_job
+from workflows.jobs_models import ItemState, Job, JobItem, JobState
+from workflows.models import utcnow
+from workflows.runs import LEASE_SECONDS, MAX_ATTEMPTS, as_utc
+
+RATE_HORIZON_SECONDS = 10.0   # rate-limited items are sent at most this far ahead of their start (countdown)
+MAX_RESEND_FACTOR = 16
+
+
+def claim_item(session: Session, item_id: int, worker: str) -> dict | None:
+    """Take a queued item for execution; None if it is not queued any more (done, cancelled, taken)."""
+    now = utcnow()
+    table = JobItem.__table__
+    rows = transition_items(session, ItemState.RUNNING, col(JobItem.id) == item_id, commit=True, worker=worker,
+                            attempts=col(JobItem.attempts) + 1, started_at=now, heartbeat_at=now,
+                            returning=(table.c.job_id, table.c.item_index, table.c.attempts, table.c.inputs))
+    return rows[0] if rows else None
+
+
+def retry_item_later(session: Session, item_id: int, worker: str, attempt: int, *, error: str, delay: float) -> bool:
+    owned = (col(JobItem.id) == item_id, col(JobItem.worker) == worker, col(JobItem.attempts) == attempt)
+    return bool(transition_items(session, ItemState.PENDING, *owned, commit=True, error=error,
+                                 available_at=utcnow() + timedelta(seconds=delay)))
+
+
+def renew_leases(session: Session, item_ids: list[int], worker: str) -> None:
+    session.execute(update(JobItem).where(col(JobItem.id).in_(item_ids), col(JobItem.worker) == worker,
+                                          col(JobItem.state) == ItemState.RUNNING).values(heartbeat_at=utcnow()))
+    session.commit()
+
+
+def job_version(session: Session, job_id: str) -> str:
+    return session.exec(select(Job.version_id).where(Job.id == job_id)).one()
+
+
+# ── the dispatch plan ───────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Dispatch:
+    """Items to put on the queue after the plan is committed: (item id, countdown seconds)."""
+
+    job_id: str
+    queue: str
+    soft_time_limit: float
+    hard_time_limit: float
+    send: list[tuple[int, float]] = field(default_factory=list)
+    finished: JobState | None = None
+
+
+def active_job_ids(session: Session) -> list[str]:
+    return list(session.exec(select(Job.id).where(col(Job.state).in_(ACTIVE))))
+
+
+def plan_dispatch(session: Session, job_id: str, *, now: datetime | None = None,
+                  recover: bool = False) -> Dispatch | None:
+    """Decide, under the job's row lock, which items to send now; commits. None if the job is not active.
+
+    Fills free slots (``concurrency`` minus items queued or running) with pending items in index order,
+    spaced ``60 / rate_per_minute`` s apart; finishes the job when nothing is left. With ``recover`` it
+    first takes back running items whose lease expired (dead worker) and re-sends queued items nobody
+    started in time (message lost)."""
+    now = now or utcnow()
+    job = _lock_job(session, job_id, now, active_only=True)
+    plan = _plan(session, job, now, recover=recover) if job is not None else None
+    session.commit()
+    return plan
+
+
+def finish_and_plan(session: Session, job_id: str, item_id: int, worker: str, attempt: int, to: ItemState,
+                    **fields: Any) -> tuple[bool, Dispatch | None]:
+    """Record the outcome of an attempt this worker still owns (a reclaimed item's old owner writes nothing)
+    and plan the job's next items, in one transaction; commits. Returns (recorded, plan or None)."""
+    now = utcnow()
+    job = _lock_job(session, job_id, now, active_only=False)  # job first: every multi-row writer locks it first
+    owned = (col(JobItem.id) == item_id, col(JobItem.worker) == worker, col(JobItem.attempts) == attempt)
+    moved = bool(transition_items(session, to, *owned, finished_at=now, **fields))
+    plan = _plan(session, job, now) if job is not None and job["state"] in ACTIVE else None
+    session.commit()
+    return moved, plan
+
+
+def _lock_job(session: Session, job_id: str, now: datetime, *, active_only: bool) -> Any:
+    # An UPDATE of the job row before anything else, so concurrent plans for one job run one after another
+    # (PostgreSQL row lock; SQLite's write lock) and the concurrency cap holds. What follows runs in later
+    # statements, which see every plan committed before the lock was granted.
+    table = Job.__table__
+    statement = update(table).where(table.c.id == job_id).values(pumped_at=now).returning(*table.c)
+    if active_only:
+        statement = statement.where(table.c.state.in_(ACTIVE))
+    return session.connection().execute(statement).mappings().first()
+
+
+def _plan(session: Session, job: Any, now: datetime, *, recover: bool = False) -> Dispatch:
+    job_id = job["id"]
+    plan = Dispatch(job_id, job["queue"], job["soft_time_limit"], job["hard_time_limit"])
+    connection, flying_now = session.connection(), (col(JobItem.job_id) == job_id, col(JobItem.state).in_(IN_FLIGHT))
+    if recover:
+        flying = connection.execute(select(JobItem.id, JobItem.state, JobItem.attempts, JobItem.dispatches,
+                                           JobItem.heartbeat_at, JobItem.dispatched_at).where(*flying_now)).all()
+        in_flight = len(flying) - _recover(session, plan, flying, now)
+    else:
+        in_flight = connection.execute(select(func.count()).select_from(JobItem).where(*flying_now)).scalar_one()
+    free = job["concurrency"] - in_flight
+    if free > 0:
+        ready = (col(JobItem.available_at).is_(None)) | (col(JobItem.available_at) <= now)
+        pending = (select(JobItem.id).where(JobItem.job_id == job_id, JobItem.state == ItemState.PENDING, ready)
+                   .order_by(JobItem.item_index).limit(free))
+        _send_pending(session, plan, job, pending, now)
+        if plan.send and job["state"] == JobState.QUEUED:
+            transition_job(session, job_id, JobState.RUNNING, commit=False, started_at=now)
+    if in_flight == 0 and not plan.send and not has_items(session, job_id, ItemState.PENDING):
+        plan.finished = _finish_job(session, job_id, job["total"])
+    return plan
+
+
+def _send_pending(session: Session, plan: Dispatch, job: Any, pending: Any, now: datetime) -> None:
+    rate = job["rate_per_minute"]
+    if not rate:  # one statement: the next pending items by index, moved to queued
+        moved = transition_items(session, ItemState.QUEUED, col(JobItem.id).in_(pending),
+                                 dispatched_at=now, dispatches=col(JobItem.dispatches) + 1,
+                                 returning=(JobItem.__table__.c.item_index,))
+        plan.send += [(row["id"], 0.0) for row in sorted(moved, key=lambda r: r["item_index"])]
+        return
+    slot = max(now, as_utc(job["next_slot_at"]) if job["next_slot_at"] else now)
+    for item_id in session.connection().execute(pending).scalars().all():
+        if (slot - now).total_seconds() > RATE_HORIZON_SECONDS:
+            break
+        if transition_items(session, ItemState.QUEUED, col(JobItem.id) == item_id, dispatched_at=slot,
+                            dispatches=col(JobItem.dispatches) + 1):
+            plan.send.append((item_id, (slot - now).total_seconds()))
+            slot += timedelta(seconds=60.0 / rate)
+    session.execute(update(Job).where(col(Job.id) == plan.job_id).values(next_slot_at=slot))
+
+
+def _recover(session: Session, plan: Dispatch, flying: list, now: datetime) -> int:
+    """Take back stale in-flight items; returns how many left the in-flight set."""
+    stale_beat = now - timedelta(seconds=LEASE_SECONDS)
+    resend_after = get_settings().job_redispatch_seconds
+    left = 0
+    for item_id, state, attempts, dispatches, heartbeat_at, dispatched_at in flying:
+        if state == ItemState.RUNNING and (heartbeat_at is None or as_utc(heartbeat_at) < stale_beat):
+            same = (col(JobItem.id) == item_id, col(JobItem.attempts) == attempts)
+            if attempts >= MAX_ATTEMPTS:
+                moved = transition_items(session, ItemState.FAILED, *same, finished_at=now, error=(
+                    f"gave up after {attempts} attempts: the worker running it died each time"))
+            else:
+                moved = transition_items(session, ItemState.PENDING, *same,
+                                         error=f"attempt {attempts}: its worker died; retrying")
+            left += bool(moved)
+        elif state == ItemState.QUEUED and dispatched_at is not None:
+            wait = resend_after * min(2 ** max(dispatches - 1, 0), MAX_RESEND_FACTOR)
+            if (now - as_utc(dispatched_at)).total_seconds() > wait and transition_items(
+                    session, ItemState.QUEUED, col(JobItem.id) == item_id, col(JobItem.dispatches) == dispatches,
+                    dispatched_at=now, dispatches=dispatches + 1):
+                plan.send.append((item_id, 0.0))
+    return left
+
+
+def _finish_job(session: Session, job_id: str, total: int) -> JobState | None:
+    failed = session.exec(select(func.count()).where(JobItem.job_id == job_id, JobItem.state == ItemState.FAILED)).one()
+    if failed:
+        to = JobState.FAILED
+        error = f"{failed} of {total} items failed; retry them with POST /api/v1/jobs/{job_id}/retry."
+    elif has_items(session, job_id, ItemState.CANCELLED):
+        to, error = JobState.CANCELLED, "cancelled by request"
+    else:
+        to, error = JobState.SUCCEEDED, None
+    moved = transition_job(session, job_id, to, where=col(Job.state) == JobState.RUNNING, commit=False, error=error)
+    return to if moved else None
+
+
+def revert_unsent(session: Session, job_id: str, item_ids: list[int]) -> None:
+    """Items whose message could not be sent (broker down) go back to pending for the next plan."""
+    _lock_job(session, job_id, utcnow(), active_only=False)
+    transition_items(session, ItemState.PENDING, col(JobItem.id).in_(item_ids), col(JobItem.state) == ItemState.QUEUED,
+                     commit=True, dispatched_at=None)
