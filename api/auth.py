@@ -35,7 +35,7 @@ from stackyard.settings import Settings, get_settings
 COOKIE = "stackyard_session"
 SESSION_SECONDS = 7 * 24 * 3600
 ADMIN_USER = "admin"
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login", "/logout", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/login", "/logout", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/v1/", "/api/v1/apps/", "/chat/", "/chat-app/", "/chat-app")
 FAILED_LOGIN_DELAY = 0.5
 

@@ -49,7 +49,9 @@ def run_beat(*, stop: threading.Event, name: str | None = None) -> None:
 def cmd_beat(args: argparse.Namespace) -> int:
     from workflows.db import migrate
 
-    logging.basicConfig(level=args.loglevel.upper(), format="[%(asctime)s: %(levelname)s/%(name)s] %(message)s")
+    from stackyard.logs import configure_logging
+
+    configure_logging(level=args.loglevel)
     migrate()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -61,5 +63,5 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 def register_beat(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("beat", help="run the scheduler: fire schedules, pump batch jobs (run one or more)")
-    p.add_argument("--loglevel", default="info")
+    p.add_argument("--loglevel", default=None, help="default STACKYARD_LOG_LEVEL")
     p.set_defaults(fn=cmd_beat)

@@ -12,15 +12,18 @@ import sys
 def cmd_web(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from stackyard.logs import configure_logging, logging_config
     from workflows.db import migrate
 
+    configure_logging()
     migrate()
-    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, log_level="info",
+    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, log_config=logging_config(),
                 workers=args.workers)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from stackyard.settings import get_settings
     from workflows.db import migrate
     from worker.app import QUEUES, celery_app
 
@@ -29,7 +32,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"error: unknown queue '{unknown[0]}'; queues are {', '.join(QUEUES)}")
     migrate()
-    argv = ["worker", "--queues", ",".join(queues), "--concurrency", str(args.concurrency), "--loglevel", args.loglevel,
+    argv = ["worker", "--queues", ",".join(queues), "--concurrency", str(args.concurrency),
+            "--loglevel", args.loglevel or get_settings().log_level,
             "--pool", "prefork", "--without-gossip", "--without-mingle", "-n", f"{'-'.join(queues)}@%h-{os.getpid()}"]
     celery_app.worker_main(argv)
     return 0
@@ -80,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="run a Celery worker")
     p.add_argument("--queues", default="cpu", help="comma-separated: cpu, gpu")
     p.add_argument("--concurrency", type=int, default=1)
-    p.add_argument("--loglevel", default="info")
+    p.add_argument("--loglevel", default=None, help="default STACKYARD_LOG_LEVEL")
     p.set_defaults(fn=cmd_worker)
 
     from stackyard.beat_cli import register_beat  # `stackyard beat`: schedules and the batch job pump

@@ -46,7 +46,16 @@ class Settings(BaseSettings):
     job_redispatch_seconds: float = Field(default=30.0, description="A job item queued this long without starting is sent again (its message was lost, e.g. Redis restarted); doubles per resend, up to 16×.")
     schedule_grace_seconds: float = Field(default=300.0, description="A schedule tick missed while no scheduler ran still fires on recovery if at most this old; older ticks are recorded as missed.")
 
+    log_format: Literal["text", "json"] = Field(default="text", description="text for people, json (one object per line, with run ids) for log pipelines.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Lowest level logged by web, worker and beat processes.")
+    metrics_cache_seconds: float = Field(default=5.0, description="/metrics reuses figures read from the database and broker for this long.")
+
     admin_password: str | None = Field(default=None, description="When set, the editor and management API require login.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("allowed_components", "fetch_allowed_hosts", mode="before")
     @classmethod

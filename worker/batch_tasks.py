@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from stackyard.logs import log_context
 from worker.app import celery_app
 from worker.batch import execute_item
 
 
 @celery_app.task(name="stackyard.execute_job_item", acks_late=True, reject_on_worker_lost=True)
 def execute_job_item(item_id: int) -> str | None:
-    state = execute_item(item_id)
+    with log_context(item_id=str(item_id)):
+        state = execute_item(item_id)
     return state.value if state else None

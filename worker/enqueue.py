@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from workflows.models import Run
+
+log = logging.getLogger("stackyard.enqueue")
 
 
 def enqueue(run: Run, *, delay: float = 0.0) -> None:
@@ -11,3 +15,4 @@ def enqueue(run: Run, *, delay: float = 0.0) -> None:
 
     execute_run.apply_async(args=[run.id], queue=run.queue, countdown=delay or None,
                             soft_time_limit=run.soft_time_limit, time_limit=run.hard_time_limit)
+    log.info("run %s queued on %s", run.id, run.queue, extra={"run_id": run.id})

@@ -197,6 +197,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
         rec.flush(session)  # the rest of the trace goes in the same transaction as the outcome
         finished = runs.finish(session, run_id, worker, state, outputs=outputs, error=error, model_loads=loads)
     if finished:
+        log.info("run %s %s (attempt %d, %d model loads)", run_id, state.value, attempt, loads)
         if stream is not None:
             stream.end(state.value, error)
         notify.announce(run_id, state.value)

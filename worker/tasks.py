@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from stackyard.logs import log_context
 from worker.app import celery_app
 from worker.runner import execute
 
 
 @celery_app.task(name="stackyard.execute_run", acks_late=True, reject_on_worker_lost=True)
 def execute_run(run_id: str) -> str | None:
-    state = execute(run_id)
+    with log_context(run_id=run_id):
+        state = execute(run_id)
     return state.value if state else None
 
 
@@ -27,9 +29,17 @@ def _fresh_connections(**_: object) -> None:
     get_engine().dispose(close=False)
 
 
-def connect_signals() -> None:
-    from celery.signals import worker_process_init, worker_ready
+def _configure_logging(loglevel: object = None, **_: object) -> None:
+    # Connected, this replaces Celery's own logging setup: one format (text or JSON) in every process.
+    from stackyard.logs import configure_logging
 
+    configure_logging(level=loglevel if isinstance(loglevel, str) else None)
+
+
+def connect_signals() -> None:
+    from celery.signals import setup_logging, worker_process_init, worker_ready
+
+    setup_logging.connect(_configure_logging, weak=False)
     worker_ready.connect(_start_reaper, weak=False)
     worker_process_init.connect(_fresh_connections, weak=False)
 

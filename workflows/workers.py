@@ -24,7 +24,15 @@ def forget(session: Session, *, name: str) -> None:
     session.commit()
 
 
-def live_queues(session: Session) -> set[str]:
+def live_workers(session: Session) -> dict[str, int]:
+    """Worker processes that beat in the last ``ALIVE_SECONDS``, per queue they consume."""
     since = utcnow() - timedelta(seconds=ALIVE_SECONDS)
-    rows = session.exec(select(WorkerBeat).where(col(WorkerBeat.last_seen) >= since)).all()
-    return {queue for row in rows for queue in row.queues.split(",") if queue}
+    counts: dict[str, int] = {}
+    for queues in session.exec(select(WorkerBeat.queues).where(col(WorkerBeat.last_seen) >= since)).all():
+        for queue in filter(None, queues.split(",")):
+            counts[queue] = counts.get(queue, 0) + 1
+    return counts
+
+
+def live_queues(session: Session) -> set[str]:
+    return set(live_workers(session))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from tests.support.stack import REDIS_URL, Stack, model_paths_env
 
 TINY = "stackyard-test/tiny-chat"
 TINY_COLD = "stackyard-test/tiny-chat-cold"   # loaded by one test only, to observe a cold load
-REDIS_DB = 9
+# Each test session flushes this database; parallel sessions on one machine pick different ones.
+REDIS_DB = int(os.environ.get("STACKYARD_TEST_REDIS_DB", "9"))
 
 
 def _stack(kind: str, root: Path, tiny_model: Path, cold_model: Path) -> Iterator[Stack]:
