@@ -7,6 +7,9 @@ It is ``python -m milvus_lite server`` with two changes that make it behave like
 - SIGTERM shuts down gracefully, like SIGINT: stop serving, then close the database, which seals the
   memtable into segments. (The stock entry only handles SIGINT, which a spawning Celery worker or
   shell may have set to ignored, and dies on SIGTERM without closing.)
+- Clients may send keepalive pings every 5 s, also between calls, as Milvus allows. pymilvus pings
+  every 10 s; grpcio's default server policy (one ping per 5 min) answers the third ping of an idle
+  connection with GOAWAY "too_many_pings", so a warm worker idle for ~30 s failed its next insert.
 - Creating a collection or an index that already exists with the same definition succeeds, as it
   does on Milvus. milvus-lite rejects it, or races into "File exists", so two workers writing first
   into a new collection at the same moment would fail here and not in production.
@@ -14,9 +17,12 @@ It is ``python -m milvus_lite server`` with two changes that make it behave like
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
+
+import grpc
 
 from milvus_lite.adapter.grpc.errors import success_status_kwargs
 from milvus_lite.adapter.grpc.servicer import MilvusServicer
@@ -68,6 +74,14 @@ def _idempotent(rpc, is_duplicate):
     return call
 
 
+# Milvus's own server: keepalive.EnforcementPolicy{MinTime: 5 s, PermitWithoutStream: true}.
+_KEEPALIVE_POLICY = [("grpc.http2.min_ping_interval_without_data_ms", 5000), ("grpc.keepalive_permit_without_calls", 1)]
+
+
+def _server_like_milvus(build, *args, options=(), **kwargs):
+    return build(*args, options=[*options, *_KEEPALIVE_POLICY], **kwargs)
+
+
 def _stop(signum, frame):
     raise KeyboardInterrupt
 
@@ -75,6 +89,7 @@ def _stop(signum, frame):
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    grpc.server = functools.partial(_server_like_milvus, grpc.server)  # this process serves only milvus-lite
     MilvusServicer.CreateCollection = _idempotent(MilvusServicer.CreateCollection, _same_collection)
     MilvusServicer.CreateIndex = _idempotent(MilvusServicer.CreateIndex, _same_index)
     sys.exit(main(["server", *sys.argv[1:]]))

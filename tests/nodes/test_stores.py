@@ -308,3 +308,35 @@ def test_two_writer_processes_and_a_reader_share_one_store(embedded: Settings) -
     again = json.loads(_finish(_spawn(_READ, *probes)))
     assert again["count"] == 200
     assert again["hits"] == {probe: probe for probe in probes}
+
+
+@pytest.mark.slow
+def test_idle_clients_keepalive_pings_are_accepted(embedded: Settings):
+    """A warm worker's connection sits idle between runs while its client pings, as Milvus permits."""
+    import threading
+    import time
+
+    import grpc
+    from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
+
+    port = int(ensure_vector_store(embedded).rsplit(":", 1)[1])
+    states: list[grpc.ChannelConnectivity] = []
+    ready = threading.Event()
+
+    def seen(state: grpc.ChannelConnectivity) -> None:
+        states.append(state)
+        if state is grpc.ChannelConnectivity.READY:
+            ready.set()
+
+    # pymilvus pings every 10 s; 5.5 s gets the third ping (grpcio's default GOAWAY point) in under 17 s.
+    options = [("grpc.keepalive_time_ms", 5500), ("grpc.keepalive_permit_without_calls", 1),
+               ("grpc.http2.max_pings_without_data", 0)]
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+        channel.subscribe(seen, try_to_connect=True)
+        assert ready.wait(10)
+        stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+        stub.ShowCollections(milvus_pb2.ShowCollectionsRequest(), timeout=10)
+        time.sleep(18)
+        after = states[states.index(grpc.ChannelConnectivity.READY) + 1:]
+        assert after == [], f"the server dropped an idle, pinging client: {after}"
+        stub.ShowCollections(milvus_pb2.ShowCollectionsRequest(), timeout=10)
