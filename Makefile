@@ -27,6 +27,7 @@ services:
 	bash deploy/local/ensure-services.sh
 
 bench: setup services
+	@command -v ab >/dev/null || (apt-get update && apt-get install -y apache2-utils)  # P2's C load generator
 	for script in $(filter-out bench/_%,$(wildcard bench/*.py)); do HF_HUB_OFFLINE=1 $(PY) $$script || exit 1; done
 
 clean:

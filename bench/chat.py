@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,6 +49,28 @@ async def load(base_url: str, key: str, clients: int, seconds: float) -> tuple[l
         return latencies, errors, time.monotonic() - started
 
 
+def ab_load(base_url: str, key: str, clients: int, requests: int) -> dict[str, float] | None:
+    """The same requests from ApacheBench (C, keep-alive), which leaves the 2 cores to the server under test."""
+    if shutil.which("ab") is None:
+        return None
+    body = {"model": "hello", "messages": [{"role": "user", "content": "Ada"}]}
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+        json.dump(body, file)
+        file.flush()
+        done = subprocess.run(["ab", "-q", "-k", "-n", str(requests), "-c", str(clients), "-p", file.name,
+                               "-T", "application/json", "-H", f"Authorization: Bearer {key}",
+                               f"{base_url}/v1/chat/completions"], capture_output=True, text=True, timeout=600)
+    out = done.stdout
+
+    def number(pattern: str) -> float:
+        found = re.search(pattern, out, re.MULTILINE)
+        return float(found.group(1)) if found else float("nan")
+
+    return {"rps": number(r"^Requests per second:\s+([\d.]+)"), "p50": number(r"^\s+50%\s+(\d+)"),
+            "p95": number(r"^\s+95%\s+(\d+)"), "failed": number(r"^Failed requests:\s+(\d+)"),
+            "non2xx": number(r"^Non-2xx responses:\s+(\d+)") if "Non-2xx" in out else 0.0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=60)
@@ -69,6 +96,14 @@ def main() -> None:
         print(f"    p50 latency    {statistics.median(latencies) * 1000:.0f} ms")
         print(f"    p95 latency    {latencies[int(len(latencies) * 0.95)] * 1000:.0f} ms  (target < 1000 ms)")
         print(f"    errors         {len(errors)}{'  e.g. ' + errors[0] if errors else ''}")
+        ab = ab_load(stack.base_url, key, args.clients, max(1000, int(len(latencies) / elapsed * args.seconds)))
+        if ab is None:
+            print("    (ab not installed: `apt-get install apache2-utils` for the C load generator figures)")
+        else:
+            print(f"P2  same load from ApacheBench (keep-alive; the load generator takes almost no CPU)")
+            print(f"    requests/s     {ab['rps']:.1f}  (target ≥ 100)")
+            print(f"    p50 / p95      {ab['p50']:.0f} / {ab['p95']:.0f} ms  (target p95 < 1000 ms)")
+            print(f"    failed         {ab['failed']:.0f} (non-2xx {ab['non2xx']:.0f})")
 
 
 if __name__ == "__main__":
