@@ -1,7 +1,7 @@
 """Alembic environment: the URL comes from the caller's config (see ``workflows.db.migrate``)."""
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from workflows import models  # noqa: F401 - registers the tables on SQLModel.metadata
@@ -9,6 +9,7 @@ from workflows import jobs_models  # noqa: F401 - batch jobs and schedules
 from workflows.db import make_engine
 
 config = context.config
+MIGRATION_LOCK_KEY = 0x5374_6B79  # "Stky": any constant shared by every Stackyard process
 target_metadata = SQLModel.metadata
 
 
@@ -23,6 +24,10 @@ def run_migrations() -> None:
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Web pods, workers and the migrate Job may start together on a new database: one migrates,
+                # the others wait here, then find the schema at head. Released at commit.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             context.run_migrations()
     engine.dispose()
 

@@ -1,0 +1,31 @@
+"""Migrations: several processes starting together on a new PostgreSQL database all succeed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from tests.conftest import _postgres_database
+
+
+@pytest.mark.integration
+def test_processes_migrating_at_once_do_not_collide():
+    databases = _postgres_database()
+    url = next(databases)
+    try:
+        script = "import sys; from workflows.db import migrate; migrate(sys.argv[1])"
+        procs = [subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+        failures = [p.stderr.read()[-1500:] for p in procs if p.wait(timeout=120) != 0]
+        assert failures == []
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+            assert {"run", "workflow", "job_item"} <= set(inspect(conn).get_table_names())
+        engine.dispose()
+    finally:
+        for _ in databases:
+            pass
