@@ -20,7 +20,16 @@ from typing import Any
 
 import httpx
 
+from stackyard.processes import STACKYARD
+
 REDIS_URL = os.environ.get("STACKYARD_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def redis_db(base: int) -> int:
+    """A Redis database index for this test process. Tests flush their database, so each pytest-xdist
+    worker gets its own: ``base`` on gw0, ``base + 4`` on gw1 (bases 7-9 leave 0-6 and 10 to others)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return base + 4 * int(worker or 0)
 
 
 def free_port() -> int:
@@ -80,7 +89,7 @@ class Stack:
 
     def _spawn(self, args: list[str], log: str, **env: str) -> subprocess.Popen:
         out = open(self.root / log, "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "stackyard.cli", *args], env=self.env(**env), stdout=out,
+        proc = subprocess.Popen([*STACKYARD, *args], env=self.env(**env), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(proc)
         return proc
