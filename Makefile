@@ -21,7 +21,7 @@ run: setup
 
 ## Set up (venv, Redis, PostgreSQL, Chromium when absent) and run the whole test suite.
 test: setup services
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadscope --durations=15
 
 services:
 	bash deploy/local/ensure-services.sh

@@ -8,7 +8,6 @@ One chat call through the OpenAI client, one batch job and one scheduled tick, a
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +18,12 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import _postgres_database
-from tests.support.stack import REDIS_URL, Stack, model_paths_env, wait_until
+from tests.support.stack import REDIS_URL, Stack, model_paths_env, redis_db, wait_until
 from tests.worker.specs import chat, greet
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REDIS_DB = int(os.environ.get("STACKYARD_TEST_TOPOLOGY_REDIS_DB", "7"))
+REDIS_DB = redis_db(7)
 TINY = "stackyard-test/tiny-chat"
 
 

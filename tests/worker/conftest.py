@@ -10,12 +10,12 @@ import pytest
 import redis
 
 from tests.conftest import _postgres_database
-from tests.support.stack import REDIS_URL, Stack, model_paths_env
+from tests.support.stack import REDIS_URL, Stack, model_paths_env, redis_db
 
 TINY = "stackyard-test/tiny-chat"
 TINY_COLD = "stackyard-test/tiny-chat-cold"   # loaded by one test only, to observe a cold load
-# Each test session flushes this database; parallel sessions on one machine pick different ones.
-REDIS_DB = int(os.environ.get("STACKYARD_TEST_REDIS_DB", "9"))
+# Each test session flushes this database; parallel sessions on one machine pick different bases.
+REDIS_DB = redis_db(int(os.environ.get("STACKYARD_TEST_REDIS_DB", "9")))
 
 
 def _stack(kind: str, root: Path, tiny_model: Path, cold_model: Path) -> Iterator[Stack]:

@@ -17,13 +17,13 @@ import pytest
 import redis
 
 from tests.conftest import _postgres_database
-from tests.support.stack import REDIS_URL, Stack, wait_until
+from tests.support.stack import REDIS_URL, Stack, redis_db, wait_until
 from tests.worker.specs import greet
 from tests.worker.test_jobs_integration import start_web_and_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REDIS_DB = 8
+REDIS_DB = redis_db(8)
 EVERY = 3
 RUN_SECONDS = 60
 
