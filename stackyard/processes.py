@@ -8,9 +8,10 @@ import signal
 import subprocess
 import sys
 
-# How Stackyard starts its own processes: the same entry as the `stackyard` console script. Measured with
-# bench/runs.py's model workflow: a worker started as `python -m stackyard.cli` generated ~20% slower
-# (P4 1.21-1.32 over six launches) than one started through this entry (1.02-1.09 over five launches).
+# How Stackyard starts its own processes: the same entry as the `stackyard` console script. In probes that
+# alternated worker and direct runs of a tiny-model workflow, a worker started as `python -m stackyard.cli`
+# generated ~20% slower (1.21-1.32x direct, six launches) than one started this way (1.02-1.09x, five
+# launches). The cause was not found; bench/runs.py still reports P4 = 1.23 after this change.
 STACKYARD = [sys.executable, "-c", "import sys; from stackyard.cli import main; sys.exit(main())"]
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from haystack import Pipeline
 
+from stackyard.processes import STACKYARD
 from workflows.templates import template_path
 
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
@@ -19,7 +19,7 @@ PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
 def cli(*args: str, env_dir: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKYARD_")}
     env.update({"STACKYARD_DATA_DIR": str(env_dir), "HF_HUB_OFFLINE": "1"})
-    return subprocess.run([sys.executable, "-m", "stackyard.cli", *args], env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run([*STACKYARD, *args], env=env, capture_output=True, text=True, timeout=180)
 
 
 @pytest.fixture

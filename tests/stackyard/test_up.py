@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from stackyard.processes import STACKYARD
 from tests.support.stack import free_port, wait_until
 from tests.worker.specs import greet
 
@@ -22,7 +22,7 @@ def test_up_serves_the_api_and_runs_on_its_own_worker(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKYARD_")}
     env.update({"STACKYARD_DATA_DIR": str(tmp_path / "data"), "STACKYARD_MILVUS_LITE_PORT": str(milvus_port), "HF_HUB_OFFLINE": "1"})
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "stackyard.cli", "up", "--port", str(port)], env=env, stdout=log,
+    proc = subprocess.Popen([*STACKYARD, "up", "--port", str(port)], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -19,7 +19,8 @@ def test_processes_migrating_at_once_do_not_collide():
         script = "import sys; from workflows.db import migrate; migrate(sys.argv[1])"
         procs = [subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True)
                  for _ in range(4)]
-        failures = [p.stderr.read()[-1500:] for p in procs if p.wait(timeout=120) != 0]
+        outcomes = [(p.communicate(timeout=120)[1], p.returncode) for p in procs]
+        failures = [err[-1500:] for err, code in outcomes if code != 0]
         assert failures == []
         engine = create_engine(url)
         with engine.connect() as conn:

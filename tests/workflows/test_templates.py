@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from haystack import Pipeline
 
+from stackyard.processes import STACKYARD
 from tests.support.documents import DOCUMENT_FACTS, write_mixed_documents
 from tests.support.models import TINY_MODEL_ANSWER
 from workflows.build import build_pipeline
@@ -137,7 +137,7 @@ def test_rag_template_answers_from_the_right_document(indexed, tiny_model, monke
 
 def test_stackyard_run_prints_the_rag_answer(indexed, tiny_model, data_dir):
     env = {**os.environ, "STACKYARD_MODEL_PATHS": json.dumps({CHAT_MODEL: str(tiny_model)}), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-m", "stackyard.cli", "run", str(template_path("rag_chat")),
+    result = subprocess.run([*STACKYARD, "run", str(template_path("rag_chat")),
                              "--inputs", json.dumps({"query": "What does the marsh quillhog eat?"})],
                             env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
