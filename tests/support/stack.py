@@ -153,7 +153,9 @@ class Stack:
         return response.json()
 
     def start_run(self, workflow: str, inputs: dict[str, Any], **body: Any) -> dict[str, Any]:
-        response = self.api("POST", f"/api/v1/workflows/{workflow}/runs", json={"inputs": inputs, **body})
+        # A run asked to wait gets that long plus a margin: the client must not give up before the server does.
+        timeout = max(60.0, float(body.get("wait") or 0) + 30)
+        response = self.api("POST", f"/api/v1/workflows/{workflow}/runs", json={"inputs": inputs, **body}, timeout=timeout)
         assert response.status_code in (200, 202), response.text
         return response.json()
 

@@ -65,7 +65,10 @@ def test_two_workers_share_one_vector_store(stack: Stack):
         stack.create(f"ingest-{name}", ingest(f"{name}_docs"))
     workers = [stack.start_worker(name=f"worker-share-{i}") for i in (1, 2)]
     try:
-        runs = [stack.start_run(f"ingest-{name}", {"files": [name]}) for name in ("left", "right")]
+        # The second run starts once a worker holds the first, so each worker takes one (prefetch 1).
+        runs = [stack.start_run("ingest-left", {"files": ["left"]})]
+        stack.wait_state(runs[0]["id"], {"running", "succeeded", "failed"}, timeout=120)
+        runs.append(stack.start_run("ingest-right", {"files": ["right"]}))
         done = [stack.wait_state(r["id"], {"succeeded", "failed"}, timeout=240) for r in runs]
         assert [d["state"] for d in done] == ["succeeded", "succeeded"], [d["error"] for d in done]
         assert done[0]["worker"] != done[1]["worker"]
