@@ -99,3 +99,14 @@ def test_metrics_need_no_login(database, monkeypatch):
     with TestClient(create_app(with_ui=False)) as client:
         assert client.get("/api/v1/workflows").status_code == 401
         assert client.get("/metrics").status_code == 200
+
+
+def test_queue_depth_counts_messages_nobody_has_taken(client):
+    """No worker runs here: each run posted stays in the broker, and the gauge reads the real queue."""
+    client.post("/api/v1/workflows", json={"name": "greet", "spec": GREET})
+    before = scrape(client)[("stackyard_queue_depth", (("queue", "cpu"),))]
+    for name in ("Ada", "Grace", "Edsger"):
+        assert client.post("/api/v1/workflows/greet/runs", json={"inputs": {"name": name}}).status_code == 202
+    found = scrape(client)
+    assert found[("stackyard_queue_depth", (("queue", "cpu"),))] == before + 3
+    assert found[("stackyard_queue_depth", (("queue", "gpu"),))] == 0
