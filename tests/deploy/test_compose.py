@@ -66,9 +66,11 @@ def test_the_schema_check_catches_mistakes(compose, validator, path, value):
 def test_every_service_is_there_with_healthchecks_and_real_commands(compose):
     services = compose["services"]
     assert set(services) == SERVICES
-    for name in ("redis", "postgres", "etcd", "minio", "milvus", "web"):
+    for name in ("redis", "postgres", "etcd", "minio", "milvus", "web", "worker-cpu", "worker-gpu", "flower"):
         assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert services["worker-cpu"]["healthcheck"]["test"] == services["worker-gpu"]["healthcheck"]["test"]
+    assert "/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
     roles = {name: parse_command(services[name]["command"]) for name in STACKYARD_ROLES}
     assert roles["web"].host == "0.0.0.0" and services["web"]["ports"] == [f"{roles['web'].port}:{roles['web'].port}"]
     assert roles["worker-cpu"].queues == "cpu" and roles["worker-gpu"].queues == "gpu"
