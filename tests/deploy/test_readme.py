@@ -19,3 +19,32 @@ def test_process_table_commands_parse():
     assert len(commands) == 5
     for command in commands:
         parse_command(command.replace(" N", " 4").split())
+
+
+def shown(value) -> str:
+    """A default as the table writes it."""
+    from enum import Enum
+    from pathlib import Path
+
+    if value is None:
+        return "unset"
+    if value in ([], {}, (), ""):
+        return "empty"
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, Path):
+        return str(value).replace(str(Path.home()), "~", 1)
+    return str(value)
+
+
+def test_embedded_defaults_in_the_table_are_the_settings_defaults(monkeypatch):
+    import os
+
+    from stackyard.settings import Settings
+
+    for name in [n for n in os.environ if n.startswith("STACKYARD_")]:
+        monkeypatch.delenv(name)
+    defaults = Settings()
+    rows = dict(re.findall(r"^\| `STACKYARD_([A-Z_]+)` \| ([^|]+?) \|", README, re.MULTILINE))
+    assert {name.lower(): shown(getattr(defaults, name.lower())) for name in rows} == \
+        {name.lower(): value for name, value in rows.items()}
