@@ -27,7 +27,7 @@ REDIS_URL = os.environ.get("STACKYARD_TEST_REDIS", "redis://127.0.0.1:6379")
 
 def redis_db(base: int) -> int:
     """A Redis database index for this test process. Tests flush their database, so each pytest-xdist
-    worker gets its own: ``base`` on gw0, ``base + 4`` on gw1 (bases 7-9 leave 0-6 and 10 to others)."""
+    worker gets its own: ``base`` on gw0, ``base + 4`` on gw1 (bases 7-10 use 7-14 and leave 0-6 to others)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     return base + 4 * int(worker or 0)
 

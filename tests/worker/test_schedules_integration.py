@@ -81,15 +81,20 @@ def test_two_schedulers_fire_each_tick_once(stack: Stack):
             stack.kill(proc, signal.SIGTERM)
     rows = fires(stack, "every3")
     times = ticks(rows)
-    assert {f["state"] for f in rows} == {"fired"}
-    assert len(times) == len(set(times)) >= RUN_SECONDS // EVERY - 1
-    assert [b - a for a, b in zip(times, times[1:])] == [timedelta(seconds=EVERY)] * (len(times) - 1)   # no gap
+    # A tick both schedulers slept through (a >3 s stall of a loaded 2-core machine) is recorded once as
+    # "missed" by the documented policy; every tick is still accounted for exactly once, with no gap.
+    assert {f["state"] for f in rows} <= {"fired", "missed"}
+    covered = [f["missed"] if f["state"] == "missed" else 1 for f in rows]
+    assert len(times) == len(set(times)) and sum(covered) >= RUN_SECONDS // EVERY - 1
+    assert [b - a for a, b in zip(times, times[1:])] == [timedelta(seconds=EVERY * n) for n in covered[1:]]
+    assert sum(f["state"] == "missed" for f in rows) <= 2, rows  # a stall, not a scheduler that stopped firing
+    rows = [f for f in rows if f["state"] == "fired"]
     job_ids = [f["job_id"] for f in rows]
     assert len(set(job_ids)) == len(rows) and None not in job_ids
     schedule_id = stack.api("GET", "/api/v1/schedules/every3").json()["id"]
     jobs = stack.api("GET", "/api/v1/jobs", params={"schedule_id": schedule_id, "limit": 500}).json()
     assert sorted(j["id"] for j in jobs) == sorted(job_ids)                     # one job per tick, no more
-    wait_until(lambda: {f["job_state"] for f in fires(stack, "every3")} == {"succeeded"}, timeout=60,
+    wait_until(lambda: {f["job_state"] for f in fires(stack, "every3") if f["state"] == "fired"} == {"succeeded"}, timeout=60,
                message="every fired job to succeed")
     logs = [(stack.root / f"beat-{i}.log").read_text() for i in (1, 2)]
     started = [log.count("started job") for log in logs]
