@@ -69,21 +69,22 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
         delay = backoff_seconds(attempt)
         error = f"attempt {attempt} hit a transient error, retrying in {delay:g} s: {fields['error']}"
         with session_scope() as session:
-            moved = job_dispatch.retry_item_later(session, item_id, worker, attempt, error=error, delay=delay)
-        state = ItemState.PENDING
-        dispatch(job_id)  # the freed slot goes to the next item; this one waits out its backoff as pending
-    else:
-        if transient is not None:
-            fields["error"] = f"gave up after {attempt} attempts; last error: {fields['error']}"
-        try:
-            with session_scope() as session:  # the outcome and the job's next items in one transaction
-                moved, plan = job_dispatch.finish_and_plan(session, job_id, item_id, worker, attempt, state,
-                                                           duration_ms=duration_ms, **fields)
-        except Exception:  # noqa: BLE001 - the lease expires and the item runs again; its effects are idempotent
-            log.exception("could not record job item %s; it will be taken back and run again", item_id)
-            return None
-        if plan is not None:
-            deliver(plan)
+            retried = job_dispatch.retry_item_later(session, item_id, worker, attempt, error=error, delay=delay)
+        if retried:
+            dispatch(job_id)  # the freed slot goes to the next item; this one waits out its backoff as pending
+            return ItemState.PENDING
+        fields["error"] = f"not retried (the job was cancelled or the item taken back): {fields['error']}"
+    elif transient is not None:
+        fields["error"] = f"gave up after {attempt} attempts; last error: {fields['error']}"
+    try:
+        with session_scope() as session:  # the outcome and the job's next items in one transaction
+            moved, plan = job_dispatch.finish_and_plan(session, job_id, item_id, worker, attempt, state,
+                                                       duration_ms=duration_ms, **fields)
+    except Exception:  # noqa: BLE001 - the lease expires and the item runs again; its effects are idempotent
+        log.exception("could not record job item %s; it will be taken back and run again", item_id)
+        return None
+    if plan is not None:
+        deliver(plan)
     if not moved:
         log.warning("job item %s was taken back from this worker (lease expired); its result is dropped", item_id)
     return state if moved else None

@@ -37,7 +37,10 @@ def claim_item(session: Session, item_id: int, worker: str) -> dict | None:
 
 
 def retry_item_later(session: Session, item_id: int, worker: str, attempt: int, *, error: str, delay: float) -> bool:
-    owned = (col(JobItem.id) == item_id, col(JobItem.worker) == worker, col(JobItem.attempts) == attempt)
+    """Give an item back to pending after a transient error, only while its job is still active: a cancelled
+    job starts nothing again, so the caller records the failure instead. Returns whether it moved."""
+    owned = (col(JobItem.id) == item_id, col(JobItem.worker) == worker, col(JobItem.attempts) == attempt,
+             col(JobItem.job_id).in_(select(Job.id).where(col(Job.state).in_(ACTIVE))))
     return bool(transition_items(session, ItemState.PENDING, *owned, commit=True, error=error,
                                  available_at=utcnow() + timedelta(seconds=delay)))
 
@@ -68,7 +71,10 @@ class Dispatch:
 
 
 def active_job_ids(session: Session) -> list[str]:
-    return list(session.exec(select(Job.id).where(col(Job.state).in_(ACTIVE))))
+    """Jobs the pump visits: active ones, and cancelled ones with items still running (a worker may die)."""
+    running = select(JobItem.job_id).where(JobItem.state == ItemState.RUNNING)
+    cancelled_running = (col(Job.state) == JobState.CANCELLED) & col(Job.id).in_(running)
+    return list(session.exec(select(Job.id).where(col(Job.state).in_(ACTIVE) | cancelled_running)))
 
 
 def plan_dispatch(session: Session, job_id: str, *, now: datetime | None = None,
@@ -82,8 +88,18 @@ def plan_dispatch(session: Session, job_id: str, *, now: datetime | None = None,
     now = now or utcnow()
     job = _lock_job(session, job_id, now, active_only=True)
     plan = _plan(session, job, now, recover=recover) if job is not None else None
+    if job is None and recover:
+        _fail_orphans(session, job_id, now)
     session.commit()
     return plan
+
+
+def _fail_orphans(session: Session, job_id: str, now: datetime) -> None:
+    """Items of an ended (cancelled) job still running on a worker that died: nothing would ever finish
+    them, and a cancelled job starts nothing again, so they fail (``retry`` can rerun them)."""
+    stale = (col(JobItem.heartbeat_at).is_(None)) | (col(JobItem.heartbeat_at) < now - timedelta(seconds=LEASE_SECONDS))
+    transition_items(session, ItemState.FAILED, col(JobItem.job_id) == job_id, col(JobItem.state) == ItemState.RUNNING,
+                     stale, finished_at=now, error="its worker died after the job was cancelled; not retried")
 
 
 def finish_and_plan(session: Session, job_id: str, item_id: int, worker: str, attempt: int, to: ItemState,

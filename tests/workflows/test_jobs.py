@@ -323,3 +323,51 @@ def test_transient_errors_retry_after_a_backoff_then_give_up(database, sent, mon
     (item,) = items_of(job_id)
     assert item.state == ItemState.FAILED and item.error.startswith(f"gave up after {MAX_ATTEMPTS} attempts")
     assert job_of(job_id).state == JobState.FAILED
+
+
+def test_a_transient_error_after_a_cancel_fails_the_item_instead_of_leaving_it_pending(database, sent, monkeypatch):
+    from tests.worker.specs import remote_chat
+
+    monkeypatch.setenv("TEST_LLM_KEY", "unused")
+    with session_scope() as session:   # nothing listens on port 9: every call is a connection error
+        crud.create_workflow(session=session, name="remote", spec=spec_from_dict(remote_chat("http://127.0.0.1:9/v1")))
+    job_id = new_job("remote", {"type": "csv", "data": csv_of(3, column="question")}, concurrency=1)
+    batch.dispatch(job_id)
+    (item_id, _), = sent
+    sent.clear()
+    with session_scope() as session:
+        jobs.request_cancel(session=session, job_id=job_id)   # the item's message is already on the queue...
+        session.execute(JobItem.__table__.update().where(JobItem.__table__.c.id == item_id)
+                        .values(state=ItemState.QUEUED))       # ...and it was taken just before the cancel
+        session.commit()
+    assert batch.execute_item(item_id, worker="w1") == ItemState.FAILED   # not back to pending: nothing would send it
+    by_state = {i.item_index: (i.state, i.error) for i in items_of(job_id)}
+    assert by_state[0][0] == ItemState.FAILED and by_state[0][1].startswith("not retried (the job was cancelled")
+    assert [by_state[i][0] for i in (1, 2)] == [ItemState.CANCELLED] * 2 and sent == []
+    assert job_of(job_id).state == JobState.CANCELLED
+
+
+def test_items_whose_worker_died_after_a_cancel_do_not_stay_running(greet, sent):
+    job_id = new_job(greet, {"type": "csv", "data": csv_of(4)}, concurrency=2)
+    batch.dispatch(job_id)
+    (dead, _), (alive, _) = sent
+    sent.clear()
+    with session_scope() as session:
+        job_dispatch.claim_item(session, dead, "dead")
+        job_dispatch.claim_item(session, alive, "w1")
+        jobs.request_cancel(session=session, job_id=job_id)
+        assert job_dispatch.active_job_ids(session) == [job_id]     # cancelled, but items still run: pumped
+        job_dispatch.renew_leases(session, [alive], "w1")
+        later = utcnow() + timedelta(seconds=LEASE_SECONDS + 1)
+        session.execute(JobItem.__table__.update().where(JobItem.__table__.c.id == alive).values(heartbeat_at=later))
+        session.commit()
+        assert job_dispatch.plan_dispatch(session, job_id, now=later, recover=True) is None
+    states = {i.id: (i.state, i.error) for i in items_of(job_id)}
+    assert states[dead] == (ItemState.FAILED, "its worker died after the job was cancelled; not retried")
+    assert states[alive][0] == ItemState.RUNNING                         # its worker is alive: it finishes
+    with session_scope() as session:
+        assert job_dispatch.finish_and_plan(session, job_id, alive, "w1", 1, ItemState.SUCCEEDED)[0]
+        assert job_dispatch.active_job_ids(session) == []
+    assert sorted(s for s, _ in states.values() if s != ItemState.RUNNING) == sorted(
+        [ItemState.FAILED, ItemState.CANCELLED, ItemState.CANCELLED])
+    assert job_of(job_id).state == JobState.CANCELLED
