@@ -5,8 +5,11 @@ Shared by the REST app endpoint, the OpenAI-compatible API and the chat page.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
+from api import limits
 from workflows import publishing, runs
 from workflows.db import session_scope
 from workflows.errors import StackyardError
@@ -50,16 +53,36 @@ def chat_inputs(publication: Publication, messages: list[dict[str, Any]]) -> dic
 def start(publication: Publication, inputs: dict[str, Any], *, stream: bool) -> str:
     """Queue a run of the published version; returns its id (enqueued after commit)."""
     with session_scope() as session:
-        stream_node = None
-        if stream:
-            from workflows import crud
-
-            spec = crud.version_spec(crud.get_version_by_id(session=session, version_id=publication.version_id))
-            stream_node = split_socket(spec.outputs[publication.reply_output])[0]
-        run = runs.create_run(session=session, workflow_ref=None, inputs=inputs, version_id=publication.version_id,
-                              stream_node=stream_node)
+        run = _create(session, publication, inputs, stream=stream)
     enqueue(run)
     return run.id
+
+
+def _create(session, publication: Publication, inputs: dict[str, Any], *, stream: bool):  # noqa: ANN001, ANN202
+    stream_node = None
+    if stream:
+        spec = runs.version_info(session, publication.version_id).spec
+        stream_node = split_socket(spec.outputs[publication.reply_output])[0]
+    return runs.create_run(session=session, workflow_ref=None, inputs=inputs, version_id=publication.version_id,
+                           stream_node=stream_node)
+
+
+def open_run(slug: str, inputs_for: Callable[[Publication], dict[str, Any]], *,
+             stream: bool) -> tuple[Publication, str, contextlib.ExitStack]:
+    """Load app ``slug``, take one of its concurrency slots and queue a run of its pinned version.
+
+    One transaction and one thread hop for what a chat request needs before its run can start (this is
+    the serving hot path). Returns the slot still held: the caller releases it (``with slot:``) when
+    the reply is done; on any error here it is released before raising.
+    """
+    with contextlib.ExitStack() as held:
+        with session_scope() as session:
+            publication = publishing.get_publication(session=session, slug=slug)
+            inputs = inputs_for(publication)
+            held.enter_context(limits.concurrency_slot(slug, publication.max_concurrency))
+            run = _create(session, publication, inputs, stream=stream)
+        enqueue(run)
+        return publication, run.id, held.pop_all()
 
 
 def load(slug: str) -> Publication:

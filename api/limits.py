@@ -50,8 +50,10 @@ def concurrency_slot(slug: str, limit: int) -> Iterator[None]:
     client = redis_client()
     name = f"stackyard:active:{slug}"
     if client is not None:
-        active = client.incr(name)
-        client.expire(name, ACTIVE_TTL_SECONDS)
+        with client.pipeline(transaction=False) as pipe:
+            pipe.incr(name)
+            pipe.expire(name, ACTIVE_TTL_SECONDS)
+            active = pipe.execute()[0]
     else:
         with _local_lock:
             _local_active[slug] += 1

@@ -66,7 +66,9 @@ async def wait(run_id: str, seconds: float) -> bool:
         except TimeoutError:
             continue
         if popped:
-            await client.rpush(key(run_id), popped[1])  # leave it for other waiters; it expires anyway
-            await client.expire(key(run_id), TTL_SECONDS)
+            async with client.pipeline(transaction=False) as pipe:  # leave it for other waiters; it expires anyway
+                pipe.rpush(key(run_id), popped[1])
+                pipe.expire(key(run_id), TTL_SECONDS)
+                await pipe.execute()
             return True
     return False

@@ -6,6 +6,8 @@ A version is saved only if it validates, so every stored version can be run; the
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -114,18 +116,27 @@ def list_versions(*, session: Session, ref: str) -> list[WorkflowVersion]:
 
 def get_version(*, session: Session, ref: str, number: int | None = None) -> WorkflowVersion:
     """A numbered version of a workflow (by id or name), or its newest when ``number`` is None."""
-    query = (select(WorkflowVersion).join(Workflow, Workflow.id == WorkflowVersion.workflow_id)
+    return _one_version(session, WorkflowVersion, ref, number)
+
+
+def get_version_id(*, session: Session, ref: str, number: int | None = None) -> str:
+    """The id alone of what :func:`get_version` finds: no spec is read (the run hot path caches specs by id)."""
+    return _one_version(session, WorkflowVersion.id, ref, number)
+
+
+def _one_version(session: Session, what: Any, ref: str, number: int | None) -> Any:
+    query = (select(what).join(Workflow, Workflow.id == WorkflowVersion.workflow_id)
              .where((Workflow.id == ref) | (Workflow.name == ref)))
     if number is None:
         query = query.order_by(WorkflowVersion.number.desc())
     else:
         query = query.where(WorkflowVersion.number == number)
-    version = session.exec(query.limit(1)).first()
-    if version is None:
+    found = session.exec(query.limit(1)).first()
+    if found is None:
         workflow = get_workflow(session=session, ref=ref)
-        what = f"version {number}" if number is not None else "any version"
-        raise NotFound(f"Workflow '{workflow.name}' has no {what}; save one first or list them with GET .../versions.")
-    return version
+        which = f"version {number}" if number is not None else "any version"
+        raise NotFound(f"Workflow '{workflow.name}' has no {which}; save one first or list them with GET .../versions.")
+    return found
 
 
 def get_version_by_id(*, session: Session, version_id: str) -> WorkflowVersion:

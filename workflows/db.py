@@ -4,17 +4,20 @@ share the file), PostgreSQL by ``STACKYARD_DATABASE_URL``. The schema is created
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, create_engine
 
 from stackyard.settings import get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+PING_AFTER_IDLE_SECONDS = 5.0
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
@@ -34,10 +37,35 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_use_lifo=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_use_lifo=True)
+    event.listen(engine, "checkin", _idle_from_now)
+    event.listen(engine, "checkout", _ping_if_idle(engine))
     if not get_settings().db_durable_commits:
         event.listen(engine, "connect", _async_commits)
     return engine
+
+
+def _idle_from_now(_dbapi_connection, record) -> None:  # noqa: ANN001 - pool event
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(engine: Engine):
+    """Check a pooled connection before use only if it sat idle (it may have been cut, e.g. by a database
+    restart). SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip on every transaction of
+    a run's hot path, for connections used milliseconds ago. A failed ping makes the pool open a new one."""
+
+    def checkout(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001 - pool event
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - any failure means the connection is unusable
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection failed its ping")
+
+    return checkout
 
 
 def _async_commits(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection

@@ -12,10 +12,14 @@ run changes nothing. The database is the source of truth; the queue only carries
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlmodel import Session, col, select
 
 from stackyard.settings import get_settings
@@ -23,6 +27,7 @@ from workflows import crud
 from workflows.errors import Conflict, NotFound, StackyardError
 from workflows.execute import check_known, check_required, required_inputs
 from workflows.models import NodeRun, Run, RunState, utcnow
+from workflows.spec import WorkflowSpec
 from workflows.transitions import compare_and_set
 
 TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
@@ -73,16 +78,53 @@ def list_runs(*, session: Session, workflow_id: str | None = None, state: RunSta
     return list(session.exec(query))
 
 
-_REQUIRED_BY_VERSION: dict[str, list[str]] = {}
+VERSION_CACHE_SIZE = 256
+_versions: OrderedDict[str, VersionInfo] = OrderedDict()
+_versions_lock = threading.Lock()
 
 
-def required_inputs_of(version_id: str, spec) -> list[str]:
-    """Required input names of a version (versions are immutable, so cache by id)."""
-    if version_id not in _REQUIRED_BY_VERSION:
-        from workflows.build import BuildMode, build_pipeline
+@dataclass(frozen=True)
+class VersionInfo:
+    """What starting a run needs from a version; versions are immutable, so it is cached by id."""
 
-        _REQUIRED_BY_VERSION[version_id] = required_inputs(spec, build_pipeline(spec, mode=BuildMode.VALIDATE))
-    return _REQUIRED_BY_VERSION[version_id]
+    id: str
+    workflow_id: str
+    queue: str
+    spec: WorkflowSpec
+    required: list[str]
+
+
+def _remember(key: str, make: Callable[[], VersionInfo]) -> VersionInfo:
+    with _versions_lock:
+        if key in _versions:
+            _versions.move_to_end(key)
+            return _versions[key]
+    info = make()
+    with _versions_lock:
+        _versions[key] = info
+        while len(_versions) > VERSION_CACHE_SIZE:
+            _versions.popitem(last=False)
+    return info
+
+
+def version_info(session: Session, version_id: str) -> VersionInfo:
+    def load() -> VersionInfo:
+        row = crud.get_version_by_id(session=session, version_id=version_id)
+        spec = crud.version_spec(row)
+        return VersionInfo(id=row.id, workflow_id=row.workflow_id, queue="gpu" if row.needs_gpu else "cpu", spec=spec,
+                           required=required_inputs_of(row.id, spec))
+
+    return _remember(version_id, load)
+
+
+def required_inputs_of(version_id: str, spec: WorkflowSpec) -> list[str]:
+    """Required input names of a version (built once per version id)."""
+    cached = _versions.get(version_id)
+    if cached is not None:
+        return cached.required
+    from workflows.build import BuildMode, build_pipeline
+
+    return required_inputs(spec, build_pipeline(spec, mode=BuildMode.VALIDATE))
 
 
 def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, Any], version: int | None = None,
@@ -93,17 +135,15 @@ def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, 
     workflow, else its newest.
     """
     settings = get_settings()
-    if version_id is not None:
-        row = crud.get_version_by_id(session=session, version_id=version_id)
-    else:
-        row = crud.get_version(session=session, ref=workflow_ref, number=version)
-    spec = crud.version_spec(row)
-    check_known(spec, inputs)
-    check_required(required_inputs_of(row.id, spec), inputs)
-    run = Run(workflow_id=row.workflow_id, version_id=row.id, inputs=inputs, queue="gpu" if row.needs_gpu else "cpu",
-              stream_node=stream_node,
+    if version_id is None:
+        version_id = crud.get_version_id(session=session, ref=workflow_ref, number=version)
+    info = version_info(session, version_id)
+    check_known(info.spec, inputs)
+    check_required(info.required, inputs)
+    run = Run(workflow_id=info.workflow_id, version_id=info.id, inputs=inputs, queue=info.queue, stream_node=stream_node,
               soft_time_limit=settings.run_soft_time_limit, hard_time_limit=settings.run_hard_time_limit)
-    session.add(run)
+    # Core, not session.add: the ORM's unit of work costs more than the INSERT on this hot path.
+    session.execute(insert(Run).values(**run.model_dump()))
     session.commit()
     return run
 

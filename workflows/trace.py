@@ -68,12 +68,16 @@ class Recording:
             dirty = sorted(self._dirty)
             self._dirty.clear()
             work = [(index, self._ids[index], dict(self._rows[index])) for index in dirty]
-        for index, row_id, values in work:
-            if row_id is None:
-                new_id = session.execute(insert(NodeRun).values(**values).returning(NodeRun.id)).scalar_one()
-                with self._lock:
+        new = [(index, values) for index, row_id, values in work if row_id is None]
+        if new:  # one multi-row INSERT for every new row, ids back in the rows' order
+            keys = set().union(*(values for _, values in new))  # ended rows carry more fields than running ones
+            rows = [{key: values.get(key) for key in keys} for _, values in new]
+            ids = session.execute(insert(NodeRun).returning(NodeRun.id, sort_by_parameter_order=True), rows).scalars().all()
+            with self._lock:
+                for (index, _), new_id in zip(new, ids, strict=True):
                     self._ids[index] = new_id
-            else:
+        for _, row_id, values in work:
+            if row_id is not None:
                 session.execute(update(NodeRun).where(NodeRun.id == row_id).values(**values))
 
 

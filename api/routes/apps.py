@@ -149,9 +149,8 @@ async def run_app(slug: str, request: Request, response: Response,
                   authorization: str | None = Header(default=None)) -> RunPublic:
     await run_in_threadpool(caller, authorization, slug)
     body = AppRunRequest.model_validate_json(await read_body(request) or b"{}")
-    publication = await run_in_threadpool(chat.load, slug)
-    with limits.concurrency_slot(slug, publication.max_concurrency):
-        run_id = await run_in_threadpool(chat.start, publication, body.inputs, stream=False)
+    _, run_id, slot = await run_in_threadpool(chat.open_run, slug, lambda _: body.inputs, stream=False)
+    with slot:
         if body.wait:
             await wait_for(run_id, body.wait)
     result = await run_in_threadpool(_snapshot, run_id)

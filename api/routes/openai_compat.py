@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api import chat, limits
+from api import chat
 from api.routes.apps import admit, authenticated, caller, read_body
 from api.routes.runs import _snapshot, wait_for
 from workflows import publishing, runs
@@ -121,25 +121,22 @@ async def _events(request: Request, publication, run_id: str, model: str) -> Asy
 async def chat_completions(request: Request, authorization: str | None = Header(default=None)):
     key = await run_in_threadpool(authenticated, authorization)
     body = ChatCompletionRequest.model_validate_json(await read_body(request))
-    await run_in_threadpool(admit, key, body.model)
-    publication = await run_in_threadpool(chat.load, body.model)
-    inputs = chat.chat_inputs(publication, [m.model_dump() for m in body.messages])
-    if body.stream:
-        slot = limits.concurrency_slot(body.model, publication.max_concurrency)
-        slot.__enter__()
-        run_id = await run_in_threadpool(chat.start, publication, inputs, stream=True)
+    messages = [m.model_dump() for m in body.messages]
 
+    def begin() -> tuple[Any, str, Any]:
+        admit(key, body.model)
+        return chat.open_run(body.model, lambda publication: chat.chat_inputs(publication, messages), stream=body.stream)
+
+    publication, run_id, slot = await run_in_threadpool(begin)
+    if body.stream:
         async def guarded() -> AsyncIterator[str]:
-            try:
+            with slot:
                 async for event in _events(request, publication, run_id, body.model):
                     yield event
-            finally:
-                slot.__exit__(None, None, None)
 
         return StreamingResponse(guarded(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    with limits.concurrency_slot(body.model, publication.max_concurrency):
-        run_id = await run_in_threadpool(chat.start, publication, inputs, stream=False)
+    with slot:
         await wait_for(run_id, COMPLETION_TIMEOUT_SECONDS)
     result = await run_in_threadpool(_snapshot, run_id, with_nodes=False)
     if result.state.value != "succeeded":
