@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from workflows import crud, jobs, schedules
 from workflows.db import session_scope
 from workflows.errors import StackyardError
-from workflows.jobs_models import ItemState
+from workflows.jobs_models import ItemState, ScheduleState
 from worker import batch
 
 PATH = "/jobs"
@@ -167,7 +167,14 @@ def schedules_table() -> list[list]:
     with session_scope() as session:
         names = {w.id: w.name for w in crud.list_workflows(session=session)}
         return [[s.name, names.get(s.workflow_id, s.workflow_id), s.cron, s.timezone, s.state.value,
-                 s.next_fire_at.strftime("%Y-%m-%d %H:%M:%S UTC")] for s in schedules.list_schedules(session=session)]
+                 _next_fire(s)] for s in schedules.list_schedules(session=session)]
+
+
+def _next_fire(schedule: Any) -> str:
+    # A paused schedule has no next fire: resuming computes a fresh one from the time it resumes.
+    if schedule.state != ScheduleState.ACTIVE:
+        return f"— ({schedule.state.value})"
+    return schedule.next_fire_at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def create_schedule(sched_name: str, cron: str, timezone: str, workflow: str, version: float | None, kind: str,
