@@ -111,6 +111,20 @@ def session_scope() -> Iterator[Session]:
             raise
 
 
+@functools.lru_cache(maxsize=4)
+def _autocommit_engine_for(url: str) -> Engine:
+    return _engine_for(url).execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def read_scope() -> Iterator[Session]:
+    """A session for lookups on hot paths, in autocommit: each statement sees what is committed, without
+    the BEGIN and COMMIT round trips of a transaction. Use :func:`session_scope` for anything that writes
+    more than one statement."""
+    with Session(_autocommit_engine_for(get_settings().resolved_database_url), expire_on_commit=False) as session:
+        yield session
+
+
 def get_session() -> Iterator[Session]:
     """FastAPI dependency: one session per request."""
     with session_scope() as session:

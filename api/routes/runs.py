@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import SessionDep
 from api.schemas import NodeRunPublic, RunCreate, RunPublic
 from workflows import runs, workers
-from workflows.db import session_scope
+from workflows.db import read_scope, session_scope
 from workflows.models import Run, RunState
 from worker import notify
 from worker.enqueue import enqueue
@@ -40,12 +40,12 @@ def _start(workflow_ref: str, body: RunCreate) -> str:
 
 
 def _snapshot(run_id: str, *, with_nodes: bool = True) -> RunPublic:
-    with session_scope() as session:
+    with read_scope() as session:
         return run_public(session, runs.get_run(session=session, run_id=run_id), with_nodes=with_nodes)
 
 
 def _state(run_id: str) -> RunState:
-    with session_scope() as session:
+    with read_scope() as session:
         return runs.get_run(session=session, run_id=run_id).state
 
 
