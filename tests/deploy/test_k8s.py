@@ -1,5 +1,6 @@
-"""deploy/k8s: built-in kinds against Kubernetes' OpenAPI schemas (kubernetes-validate, strict), KEDA's
-CRDs against a schema written here from KEDA's documented ScaledObject/TriggerAuthentication fields."""
+"""deploy/k8s: built-in kinds against Kubernetes' OpenAPI schemas (kubernetes-validate, strict); KEDA's
+objects against models generated from KEDA's CRDs (cloudcoil-models-keda) and, for what the CRDs leave open
+(the redis scaler's trigger parameters), a schema written here from KEDA's docs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
+import pydantic
 import pytest
 import yaml
 
@@ -109,8 +111,34 @@ def by_kind(kind: str) -> dict[str, dict]:
     return {doc["metadata"]["name"]: doc for doc in manifests() if doc["kind"] == kind}
 
 
+class UnknownFields(ValueError):
+    """Fields KEDA's CRD does not define (``kubectl apply`` with strict field validation refuses them)."""
+
+
+def keda_crd_check(doc: dict) -> None:
+    """``doc`` against the pydantic models cloudcoil generates from KEDA's own CRDs (cloudcoil-models-keda):
+    types and required fields by pydantic, unknown fields by what a parse and dump would drop."""
+    from cloudcoil.models.keda import v1alpha1
+
+    parsed = getattr(v1alpha1, doc["kind"]).model_validate(doc)
+    kept = parsed.model_dump(by_alias=True, exclude_none=True, mode="json")
+    if dropped := _dropped(doc, kept):
+        raise UnknownFields(f"{doc['kind']}/{doc['metadata']['name']}: not in KEDA's CRD: {', '.join(dropped)}")
+
+
+def _dropped(given: object, kept: object, path: str = "") -> list[str]:
+    if isinstance(given, dict) and isinstance(kept, dict):
+        return [f"{path}.{key}".lstrip(".") for key in given if key not in kept] + [
+            miss for key in given if key in kept for miss in _dropped(given[key], kept[key], f"{path}.{key}")]
+    if isinstance(given, list) and isinstance(kept, list):
+        return [miss for index, (a, b) in enumerate(zip(given, kept)) for miss in _dropped(a, b, f"{path}[{index}]")]
+    return []
+
+
 def validate(doc: dict) -> None:
     if doc["apiVersion"].startswith("keda.sh/"):
+        keda_crd_check(doc)
+        # Also the parts a CRD leaves open: the redis scaler's trigger parameters and their formats.
         jsonschema.Draft202012Validator.check_schema(KEDA_SCHEMAS[doc["kind"]])
         jsonschema.validate(doc, KEDA_SCHEMAS[doc["kind"]], cls=jsonschema.Draft202012Validator)
     else:
@@ -164,8 +192,22 @@ def _broken(kind: str, name: str, path: tuple, value) -> dict:
     ("TriggerAuthentication", "stackyard-redis", ("spec", "secretTargetRef", 0, "secret"), "stackyard-redis"),
 ])
 def test_the_schema_checks_catch_mistakes(kind, name, path, value):
-    with pytest.raises(jsonschema.ValidationError):   # kubernetes_validate.ValidationError is a subclass
+    # kubernetes_validate.ValidationError is a jsonschema one; the KEDA CRD models raise pydantic's or UnknownFields
+    with pytest.raises((jsonschema.ValidationError, pydantic.ValidationError, UnknownFields)):
         validate(_broken(kind, name, path, value))
+
+
+@pytest.mark.parametrize(("kind", "name", "path", "value"), [
+    ("ScaledObject", "stackyard-worker-cpu", ("spec", "minReplicas"), 1),
+    ("ScaledObject", "stackyard-worker-cpu", ("spec", "pollingInterval"), "often"),
+    ("ScaledObject", "stackyard-worker-cpu", ("spec", "triggers"), "redis"),
+    ("ScaledObject", "stackyard-worker-cpu", ("spec", "scaleTargetRef", "nmae"), "x"),
+    ("TriggerAuthentication", "stackyard-redis", ("spec", "secretTargetRef", 0, "secret"), "stackyard-redis"),
+])
+def test_the_keda_crd_models_alone_catch_mistakes(kind, name, path, value):
+    keda_crd_check(by_kind(kind)[name])
+    with pytest.raises((pydantic.ValidationError, UnknownFields)):
+        keda_crd_check(_broken(kind, name, path, value))
 
 
 def test_web_probes_metrics_and_one_process_per_pod():
