@@ -244,6 +244,28 @@ def test_cancel_stops_new_items(stack: Stack, workers: Workers):
     assert stack.api("POST", f"/api/v1/jobs/{created['id']}/cancel").status_code == 409
 
 
+def test_a_rate_limited_job_starts_no_item_before_its_slot_and_finishes_past_the_send_horizon(stack: Stack,
+                                                                                              workers: Workers):
+    # 30 items/min = a slot every 2 s; 9 items span 16 s, past the 10 s that are sent ahead with a countdown,
+    # so the last ones are only sent later, by a finishing item's plan or the pump.
+    from sqlalchemy import create_engine, text
+
+    stack.create("greet-rated", greet())
+    created = create_job(stack, workflow="greet-rated", concurrency=9, rate_per_minute=30,
+                         source={"type": "csv", "data": "name\n" + "".join(f"r{i}\n" for i in range(9))})
+    done = wait_job(stack, created["id"], timeout=90)
+    assert (done["state"], done["done"], done["total"]) == ("succeeded", 9, 9)
+    engine = create_engine(stack.database_url)   # the slots are the scheduler's own record, not in the API
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT dispatched_at, started_at FROM job_item WHERE job_id = :job "
+                                 "ORDER BY item_index"), {"job": created["id"]}).all()
+    engine.dispose()
+    slots = [slot.timestamp() for slot, _ in rows]
+    assert [round(b - a, 3) for a, b in zip(slots, slots[1:])] == [2.0] * 8
+    early = [(index, round(slot - start.timestamp(), 3)) for index, (slot, start) in enumerate(rows) if start < slot]
+    assert early == []                         # no item starts before its slot, those sent late included
+
+
 def _epoch(stamp: str) -> float:
     from datetime import datetime
 
