@@ -237,7 +237,11 @@ def test_a_server_still_starting_is_waited_for_not_duplicated(embedded: Settings
         assert not (data_dir / "milvus-lite.log").exists()
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # under load a server still starting can be slow to shut down
+            server.kill()
+            server.wait(timeout=10)
 
 
 @pytest.mark.integration
