@@ -1,7 +1,9 @@
 """P1 and P4: what the run engine adds on top of Haystack, measured side by side in one run.
 
     P1 = p50(sync run API) − p50(direct Pipeline.run), trivial workflow, next to p50(raw Celery no-op
-         round trip) on the same Redis. Target: P1 ≤ 2 × raw round trip.
+         round trip) on the same Redis. Target: P1 ≤ 2 × raw round trip. Printed with it: the floor any
+         implementation of the issue pays (an HTTP round trip + a raw Celery round trip + the three commits
+         the issue requires), each measured bare in the same run.
     P4 = p50(second-run execution on the worker) / p50(direct warm Pipeline.run), a model workflow.
          Target ≤ 1.1, and model loads per worker = 1.
 
@@ -90,6 +92,40 @@ def raw_celery(n: int, root: Path) -> list[float]:
         worker.wait(timeout=30)
 
 
+def http_floor(client: httpx.Client, n: int) -> list[float]:
+    """One HTTP round trip to the same web process (``/healthz``: no database, no queue)."""
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        client.get("/healthz")
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def commits_floor(database_url: str, n: int) -> list[float]:
+    """The three commits the issue requires of every run (the run row before enqueue, the claim by
+    compare-and-set, the outcome), as bare psycopg statements on one open connection: no ORM, no pool."""
+    import psycopg
+
+    url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    times = []
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TEMP TABLE floor_run (id text PRIMARY KEY, state text, outputs text)")
+        conn.commit()
+        for index in range(n):
+            start = time.perf_counter()
+            conn.execute("INSERT INTO floor_run VALUES (%s, 'queued', NULL)", (str(index),))
+            conn.commit()
+            conn.execute("UPDATE floor_run SET state = 'running' WHERE id = %s AND state = 'queued' RETURNING id",
+                         (str(index),))
+            conn.commit()
+            conn.execute("UPDATE floor_run SET state = 'succeeded', outputs = 'x' WHERE id = %s AND state = 'running'",
+                         (str(index),))
+            conn.commit()
+            times.append(time.perf_counter() - start)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=200)
@@ -115,12 +151,20 @@ def main() -> None:
         api = [sync_run("trivial", {"name": "Ada"})[0] for _ in range(args.n)]
         local = direct(greet(), {"name": "Ada"}, args.n)
         raw = raw_celery(args.n, stack.root)
+        http = http_floor(client, args.n)
+        commits = commits_floor(stack.database_url, args.n)
         overhead = p50(api) - p50(local)
+        floor = p50(http) + p50(raw) + p50(commits)
         print("P1  trivial workflow, Redis broker + PostgreSQL, 1 worker")
         print(f"    sync run API p50            {ms(p50(api))}  (p95 {ms(sorted(api)[int(len(api) * .95)])})")
         print(f"    direct Pipeline.run p50     {ms(p50(local))}")
         print(f"    raw Celery no-op p50        {ms(p50(raw))}")
         print(f"    P1 = API − direct           {ms(overhead)}  = {overhead / p50(raw):.2f} × raw round trip (target ≤ 2)")
+        print("    what any sync run API must at least pay here, each part measured bare in this run:")
+        print(f"      HTTP round trip (/healthz) {ms(p50(http))}")
+        print(f"      raw Celery round trip      {ms(p50(raw))}")
+        print(f"      3 PostgreSQL commits       {ms(p50(commits))}  (run row, claim, outcome: psycopg, no ORM)")
+        print(f"      floor                      {ms(floor)}  = {floor / p50(raw):.2f} × raw round trip")
 
         spec = chat(TINY, tokens=100)
         stack.create("model", spec)
