@@ -36,7 +36,7 @@ from workflows.errors import Conflict, NotFound
 from workflows.job_sources import item_inputs, read_source
 from workflows.jobs_models import ItemState, Job, JobItem, JobState
 from workflows.models import utcnow
-from workflows.runs import as_utc, required_inputs_of
+from workflows.runs import as_utc, version_info
 from workflows.transitions import compare_and_set
 
 JOB_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
@@ -90,13 +90,10 @@ def create_job(*, session: Session, source: dict[str, Any] | Any, workflow_ref: 
                commit: bool = True) -> Job:
     """Write a queued job and all its items (checked against the workflow first); dispatch it after commit."""
     settings = get_settings()
-    row = (crud.get_version_by_id(session=session, version_id=version_id) if version_id
-           else crud.get_version(session=session, ref=workflow_ref, number=version))
-    spec = crud.version_spec(row)
+    info = version_info(session, version_id or crud.get_version_id(session=session, ref=workflow_ref, number=version))
     records = read_source(source)
-    inputs = item_inputs(spec, records, mapping=mapping or {}, fixed=fixed or {},
-                         required=required_inputs_of(row.id, spec))
-    job = Job(name=name, workflow_id=row.workflow_id, version_id=row.id, queue="gpu" if row.needs_gpu else "cpu",
+    inputs = item_inputs(info.spec, records, mapping=mapping or {}, fixed=fixed or {}, required=info.required)
+    job = Job(name=name, workflow_id=info.workflow_id, version_id=info.id, queue=info.queue,
               source=records.summary, mapping=mapping or {}, fixed=fixed or {}, total=len(inputs),
               concurrency=concurrency or settings.job_default_concurrency, rate_per_minute=rate_per_minute,
               schedule_id=schedule_id, soft_time_limit=settings.run_soft_time_limit,

@@ -109,22 +109,15 @@ def _remember(key: str, make: Callable[[], VersionInfo]) -> VersionInfo:
 
 def version_info(session: Session, version_id: str) -> VersionInfo:
     def load() -> VersionInfo:
+        from workflows.build import BuildMode, build_pipeline
+
         row = crud.get_version_by_id(session=session, version_id=version_id)
         spec = crud.version_spec(row)
+        required = required_inputs(spec, build_pipeline(spec, mode=BuildMode.VALIDATE))
         return VersionInfo(id=row.id, workflow_id=row.workflow_id, queue="gpu" if row.needs_gpu else "cpu", spec=spec,
-                           required=required_inputs_of(row.id, spec))
+                           required=required)
 
     return _remember(version_id, load)
-
-
-def required_inputs_of(version_id: str, spec: WorkflowSpec) -> list[str]:
-    """Required input names of a version (built once per version id)."""
-    cached = _versions.get(version_id)
-    if cached is not None:
-        return cached.required
-    from workflows.build import BuildMode, build_pipeline
-
-    return required_inputs(spec, build_pipeline(spec, mode=BuildMode.VALIDATE))
 
 
 def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, Any], version: int | None = None,

@@ -37,7 +37,7 @@ from workflows.errors import Conflict, NotFound, StackyardError
 from workflows.job_sources import ItemRecords, PATH_FIELD, item_inputs, parse_source, read_source
 from workflows.jobs_models import FireState, Job, Schedule, ScheduleFire, ScheduleState
 from workflows.models import utcnow
-from workflows.runs import as_utc, required_inputs_of
+from workflows.runs import VersionInfo, as_utc, version_info
 
 log = logging.getLogger("stackyard.beat")
 ALLOWED: dict[ScheduleState, frozenset[ScheduleState]] = {
@@ -101,7 +101,7 @@ def create_schedule(*, session: Session, name: str, workflow_ref: str, cron: str
     cron = check_cron(cron)
     zone(timezone_name)
     row = crud.get_version(session=session, ref=workflow_ref, number=version)
-    _check_definition(row, source, mapping or {}, fixed or {})
+    _check_definition(version_info(session, row.id), source, mapping or {}, fixed or {})
     if session.exec(select(Schedule.id).where(Schedule.name == name)).first():
         raise Conflict(f"A schedule named '{name}' already exists; choose another name.")
     schedule = Schedule(name=name, workflow_id=row.workflow_id, version=version, cron=cron, timezone=timezone_name,
@@ -118,12 +118,11 @@ def create_schedule(*, session: Session, name: str, workflow_ref: str, cron: str
     return schedule
 
 
-def _check_definition(version_row, source: dict[str, Any], mapping: dict[str, str], fixed: dict[str, Any]) -> None:
-    spec = crud.version_spec(version_row)
+def _check_definition(info: VersionInfo, source: dict[str, Any], mapping: dict[str, str], fixed: dict[str, Any]) -> None:
     parsed = parse_source(source)
     # A folder may be empty today and filled before the next tick: check the mapping, not the files.
     records = ItemRecords("files", [{PATH_FIELD: "example.txt"}], {}) if parsed.type == "files" else read_source(parsed)
-    item_inputs(spec, records, mapping=mapping, fixed=fixed, required=required_inputs_of(version_row.id, spec))
+    item_inputs(info.spec, records, mapping=mapping, fixed=fixed, required=info.required)
 
 
 def get_schedule(*, session: Session, ref: str) -> Schedule:
