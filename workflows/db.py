@@ -112,8 +112,9 @@ def session_scope() -> Iterator[Session]:
 
 
 @functools.lru_cache(maxsize=4)
-def _autocommit_engine_for(url: str) -> Engine:
-    return _engine_for(url).execution_options(isolation_level="AUTOCOMMIT")
+def _autocommit(engine: Engine) -> Engine:
+    # Keyed on the engine, not the URL: a replaced engine (cache cleared, settings changed) gets its own.
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @contextmanager
@@ -121,7 +122,7 @@ def read_scope() -> Iterator[Session]:
     """A session for lookups on hot paths, in autocommit: each statement sees what is committed, without
     the BEGIN and COMMIT round trips of a transaction. Use :func:`session_scope` for anything that writes
     more than one statement."""
-    with Session(_autocommit_engine_for(get_settings().resolved_database_url), expire_on_commit=False) as session:
+    with Session(_autocommit(get_engine()), expire_on_commit=False) as session:
         yield session
 
 
