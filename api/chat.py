@@ -50,23 +50,6 @@ def chat_inputs(publication: Publication, messages: list[dict[str, Any]]) -> dic
     return inputs
 
 
-def start(publication: Publication, inputs: dict[str, Any], *, stream: bool) -> str:
-    """Queue a run of the published version; returns its id (enqueued after commit)."""
-    with session_scope() as session:
-        run = _create(session, publication, inputs, stream=stream)
-    enqueue(run)
-    return run.id
-
-
-def _create(session, publication: Publication, inputs: dict[str, Any], *, stream: bool):  # noqa: ANN001, ANN202
-    stream_node = None
-    if stream:
-        spec = runs.version_info(session, publication.version_id).spec
-        stream_node = split_socket(spec.outputs[publication.reply_output])[0]
-    return runs.create_run(session=session, workflow_ref=None, inputs=inputs, version_id=publication.version_id,
-                           stream_node=stream_node)
-
-
 def open_run(slug: str, inputs_for: Callable[[Publication], dict[str, Any]], *,
              stream: bool) -> tuple[Publication, str, contextlib.ExitStack]:
     """Load app ``slug``, take one of its concurrency slots and queue a run of its pinned version.
@@ -80,14 +63,14 @@ def open_run(slug: str, inputs_for: Callable[[Publication], dict[str, Any]], *,
             publication = publishing.get_publication(session=session, slug=slug)
             inputs = inputs_for(publication)
             held.enter_context(limits.concurrency_slot(slug, publication.max_concurrency))
-            run = _create(session, publication, inputs, stream=stream)
+            stream_node = None
+            if stream:
+                spec = runs.version_info(session, publication.version_id).spec
+                stream_node = split_socket(spec.outputs[publication.reply_output])[0]
+            run = runs.create_run(session=session, workflow_ref=None, inputs=inputs,
+                                  version_id=publication.version_id, stream_node=stream_node)
         enqueue(run)
         return publication, run.id, held.pop_all()
-
-
-def load(slug: str) -> Publication:
-    with session_scope() as session:
-        return publishing.get_publication(session=session, slug=slug)
 
 
 def reply_text(publication: Publication, outputs: dict[str, Any] | None) -> str:

@@ -46,12 +46,18 @@ def format_sources(documents: list[dict[str, Any]]) -> str:
 async def respond(message: str, history: list[dict[str, Any]], request: gr.Request) -> AsyncIterator[str]:
     slug = request.query_params.get("app", "")
     try:
-        publication = await run_in_threadpool(chat.load, slug)
-        inputs = chat.chat_inputs(publication, _history_messages(history, message))
-        run_id = await run_in_threadpool(chat.start, publication, inputs, stream=True)
+        messages = _history_messages(history, message)
+        publication, run_id, slot = await run_in_threadpool(
+            chat.open_run, slug, lambda app: chat.chat_inputs(app, messages), stream=True)
     except StackyardError as exc:
         yield f"⚠️ {exc}"
         return
+    with slot:  # the page counts against the app's max concurrency like the API does
+        async for text in _reply(publication, run_id):
+            yield text
+
+
+async def _reply(publication, run_id: str) -> AsyncIterator[str]:  # noqa: ANN001 - a Publication row
     reply = ""
     if streams.available():
         async for item in streams.read(run_id, block_ms=1000):

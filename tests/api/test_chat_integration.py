@@ -183,3 +183,17 @@ def test_keys_are_never_stored_or_logged_in_clear(served: Stack):
     for log in served.root.glob("*.log"):
         content = log.read_text(errors="replace")
         assert key not in content and secret not in content, log
+
+
+def test_an_app_at_its_max_concurrency_answers_429_and_frees_the_slot_when_a_reply_ends(served: Stack):
+    response = served.api("POST", "/api/v1/publications", json={"workflow": "slow-chat", "slug": "slow-one",
+                                                                "max_concurrency": 1})
+    assert response.status_code == 201, response.text
+    client = client_for(served, new_key(served))
+    first = client.chat.completions.create(model="slow-one", messages=[{"role": "user", "content": "a"}], stream=True)
+    next(iter(first))                                  # the stream is open: its run holds the app's one slot
+    with pytest.raises(openai.RateLimitError, match="max concurrency"):
+        client.chat.completions.create(model="slow-one", messages=[{"role": "user", "content": "b"}])
+    assert "".join(c.choices[0].delta.content or "" for c in first if c.choices) == SLOW_REPLY
+    again = client.chat.completions.create(model="slow-one", messages=[{"role": "user", "content": "c"}])
+    assert again.choices[0].message.content == SLOW_REPLY
