@@ -15,7 +15,7 @@ from workflows.db import session_scope
 from workflows.errors import StackyardError
 from workflows.models import Publication
 from workflows.spec import split_socket
-from worker.enqueue import enqueue
+from worker.enqueue import enqueue_new
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -69,7 +69,7 @@ def open_run(slug: str, inputs_for: Callable[[Publication], dict[str, Any]], *,
                 stream_node = split_socket(spec.outputs[publication.reply_output])[0]
             run = runs.create_run(session=session, workflow_ref=None, inputs=inputs,
                                   version_id=publication.version_id, stream_node=stream_node)
-        enqueue(run)
+        enqueue_new(run)
         return publication, run.id, held.pop_all()
 
 

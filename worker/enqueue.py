@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from workflows.models import Run
+from workflows.errors import StackyardError
+from workflows.models import Run, RunState
 
 log = logging.getLogger("stackyard.enqueue")
 
@@ -16,3 +17,24 @@ def enqueue(run: Run, *, delay: float = 0.0) -> None:
     execute_run.apply_async(args=[run.id], queue=run.queue, countdown=delay or None,
                             soft_time_limit=run.soft_time_limit, time_limit=run.hard_time_limit)
     log.info("run %s queued on %s", run.id, run.queue, extra={"run_id": run.id})
+
+
+class BrokerUnavailable(StackyardError):
+    status = 503
+
+
+def enqueue_new(run: Run) -> None:
+    """Queue a run the caller just committed. If the broker cannot take it, the run is failed rather than
+    left queued with no message (nothing would ever start it), and the caller gets a 503 saying why."""
+    try:
+        enqueue(run)
+    except Exception as exc:  # noqa: BLE001 - Celery retried the publish already; any failure means not queued
+        from workflows import runs
+        from workflows.db import session_scope
+
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning("run %s could not be queued: %s", run.id, reason, extra={"run_id": run.id})
+        with session_scope() as session:
+            runs.transition(session, run.id, RunState.FAILED, error=f"could not be queued, the broker is unreachable ({reason})")
+        raise BrokerUnavailable(f"Run {run.id} could not be queued: the broker is unreachable ({reason}). Check that it "
+                                "is up and STACKYARD_BROKER_URL points at it, then start the run again.") from exc

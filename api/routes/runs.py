@@ -16,7 +16,7 @@ from workflows import runs, workers
 from workflows.db import read_scope, session_scope
 from workflows.models import Run, RunState
 from worker import notify
-from worker.enqueue import enqueue
+from worker.enqueue import enqueue_new
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 POLL_SECONDS = 0.01
@@ -35,7 +35,7 @@ def run_public(session, run: Run, *, with_nodes: bool = True) -> RunPublic:
 def _start(workflow_ref: str, body: RunCreate) -> str:
     with session_scope() as session:
         run = runs.create_run(session=session, workflow_ref=workflow_ref, inputs=body.inputs, version=body.version)
-    enqueue(run)  # only after the row is committed, so a fast worker always finds it
+    enqueue_new(run)  # only after the row is committed, so a fast worker always finds it
     return run.id
 
 
