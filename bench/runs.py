@@ -69,10 +69,18 @@ def direct(spec: dict, inputs: dict, n: int) -> list[float]:
     return [once() for _ in range(n)]
 
 
-def raw_celery(n: int, root: Path) -> list[float]:
-    env = {**os.environ, "BENCH_BROKER": f"{REDIS_URL}/12", "BENCH_BACKEND": f"{REDIS_URL}/13", "PYTHONPATH": str(ROOT / "bench")}
-    log = open(root / "noop.log", "wb")  # noqa: SIM115
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "_noop_app", "worker", "--pool", "solo",
+def raw_celery(n: int, root: Path, *, crash_safe: bool = False) -> list[float]:
+    """Round trips of a no-op task through a bare Celery app on Redis (result backend: Redis).
+
+    Default: the solo pool with early acks, Celery's cheapest path (the issue's baseline). ``crash_safe``:
+    the delivery the issue requires of Stackyard's worker, still with no Stackyard code: a prefork pool
+    (hard time limits need one) with late acks and reject-on-worker-lost.
+    """
+    env = {**os.environ, "BENCH_BROKER": f"{REDIS_URL}/12", "BENCH_BACKEND": f"{REDIS_URL}/13", "PYTHONPATH": str(ROOT / "bench"),
+           "BENCH_ACKS_LATE": "1" if crash_safe else "0"}
+    pool = ["--pool", "prefork", "--concurrency", "1"] if crash_safe else ["--pool", "solo"]
+    log = open(root / "noop.log", "ab")  # noqa: SIM115
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "_noop_app", "worker", *pool,
                                "--without-gossip", "--without-mingle", "--loglevel", "warning"], env=env, stdout=log, stderr=log,
                               start_new_session=True, cwd=ROOT / "bench")
     try:
@@ -80,7 +88,8 @@ def raw_celery(n: int, root: Path) -> list[float]:
         sys.path.insert(0, str(ROOT / "bench"))
         from _noop_app import noop
 
-        noop.delay().get(timeout=60)
+        for _ in range(20):
+            noop.delay().get(timeout=60)
         times = []
         for _ in range(n):
             start = time.perf_counter()
@@ -92,12 +101,37 @@ def raw_celery(n: int, root: Path) -> list[float]:
         worker.wait(timeout=30)
 
 
-def http_floor(client: httpx.Client, n: int) -> list[float]:
-    """One HTTP round trip to the same web process (``/healthz``: no database, no queue)."""
+def bare_http(n: int, root: Path) -> list[float]:
+    """Round trips to a bare ASGI app on the same uvicorn as `stackyard web`: HTTP with no framework."""
+    from tests.support.stack import free_port, wait_until
+
+    port = free_port()
+    log = open(root / "bare-http.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "_bare_http:app", "--port", str(port), "--log-level", "warning",
+                               "--no-access-log"], stdout=log, stderr=log, start_new_session=True, cwd=ROOT / "bench")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            def up() -> bool:
+                try:
+                    return client.get("/").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(up, timeout=30, message="bare uvicorn")
+            return http_floor(client, n, path="/")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def http_floor(client: httpx.Client, n: int, path: str = "/healthz") -> list[float]:
+    """HTTP round trips to ``path`` (on the web process: ``/healthz``, no database, no queue)."""
+    for _ in range(20):
+        client.get(path)
     times = []
     for _ in range(n):
         start = time.perf_counter()
-        client.get("/healthz")
+        client.get(path)
         times.append(time.perf_counter() - start)
     return times
 
@@ -151,20 +185,27 @@ def main() -> None:
         api = [sync_run("trivial", {"name": "Ada"})[0] for _ in range(args.n)]
         local = direct(greet(), {"name": "Ada"}, args.n)
         raw = raw_celery(args.n, stack.root)
+        raw_safe = raw_celery(args.n, stack.root, crash_safe=True)
         http = http_floor(client, args.n)
+        bare = bare_http(args.n, stack.root)
         commits = commits_floor(stack.database_url, args.n)
         overhead = p50(api) - p50(local)
-        floor = p50(http) + p50(raw) + p50(commits)
+        floor = p50(bare) + p50(raw) + p50(commits)
+        floor_safe = p50(bare) + p50(raw_safe) + p50(commits)
         print("P1  trivial workflow, Redis broker + PostgreSQL, 1 worker")
         print(f"    sync run API p50            {ms(p50(api))}  (p95 {ms(sorted(api)[int(len(api) * .95)])})")
         print(f"    direct Pipeline.run p50     {ms(p50(local))}")
         print(f"    raw Celery no-op p50        {ms(p50(raw))}")
         print(f"    P1 = API − direct           {ms(overhead)}  = {overhead / p50(raw):.2f} × raw round trip (target ≤ 2)")
         print("    what any sync run API must at least pay here, each part measured bare in this run:")
-        print(f"      HTTP round trip (/healthz) {ms(p50(http))}")
-        print(f"      raw Celery round trip      {ms(p50(raw))}")
+        print(f"      HTTP round trip            {ms(p50(bare))}  (bare ASGI app on uvicorn; Stackyard's /healthz: {ms(p50(http))})")
+        print(f"      raw Celery round trip      {ms(p50(raw))}  (solo pool, early acks: the baseline above)")
         print(f"      3 PostgreSQL commits       {ms(p50(commits))}  (run row, claim, outcome: psycopg, no ORM)")
         print(f"      floor                      {ms(floor)}  = {floor / p50(raw):.2f} × raw round trip")
+        print(f"    the same with the delivery the issue requires (prefork pool for hard time limits, late acks,")
+        print(f"    reject on worker lost), still a bare Celery no-op:")
+        print(f"      raw Celery round trip      {ms(p50(raw_safe))}")
+        print(f"      floor                      {ms(floor_safe)}  = {floor_safe / p50(raw):.2f} × raw round trip")
 
         spec = chat(TINY, tokens=100)
         stack.create("model", spec)
