@@ -11,7 +11,7 @@ from typing import Any
 
 from api import limits
 from workflows import publishing, runs
-from workflows.db import session_scope
+from workflows.db import autocommit_scope
 from workflows.errors import StackyardError
 from workflows.models import Publication
 from workflows.spec import split_socket
@@ -54,12 +54,12 @@ def open_run(slug: str, inputs_for: Callable[[Publication], dict[str, Any]], *,
              stream: bool) -> tuple[Publication, str, contextlib.ExitStack]:
     """Load app ``slug``, take one of its concurrency slots and queue a run of its pinned version.
 
-    One transaction and one thread hop for what a chat request needs before its run can start (this is
-    the serving hot path). Returns the slot still held: the caller releases it (``with slot:``) when
+    One autocommit session (lookups and one INSERT) and one thread hop for what a chat request needs
+    before its run can start (this is the serving hot path). Returns the slot still held: the caller releases it (``with slot:``) when
     the reply is done; on any error here it is released before raising.
     """
     with contextlib.ExitStack() as held:
-        with session_scope() as session:
+        with autocommit_scope() as session:
             publication = publishing.get_publication(session=session, slug=slug)
             inputs = inputs_for(publication)
             held.enter_context(limits.concurrency_slot(slug, publication.max_concurrency))

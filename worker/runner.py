@@ -18,7 +18,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from stackyard.settings import get_settings
 from workflows import crud, runs
-from workflows.db import session_scope
+from workflows.db import autocommit_scope
 from workflows.errors import StackyardError
 from workflows.execute import run_pipeline
 from workflows.models import RunState
@@ -62,7 +62,7 @@ class _Heartbeat(threading.Thread):
         next_beat = next_check = time.monotonic()
         while not self.done.wait(TRACE_FLUSH_SECONDS):
             try:
-                with session_scope() as session:
+                with autocommit_scope() as session:  # each write stands alone: no BEGIN/COMMIT round trips
                     self.rec.flush(session)
                     now = time.monotonic()
                     if now < next_check and cancel_seen is None:
@@ -105,7 +105,7 @@ def failure_cause(exc: BaseException, wanted: tuple[type[BaseException], ...]) -
 
 
 def load_spec(version_id: str):
-    with session_scope() as session:
+    with autocommit_scope() as session:
         return crud.version_spec(crud.get_version_by_id(session=session, version_id=version_id))
 
 
@@ -134,7 +134,7 @@ def backoff_seconds(attempt: int) -> float:
 def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
     """Run ``run_id`` once if this worker can claim it; returns the final state (None if not claimed)."""
     worker = worker or worker_name()
-    with session_scope() as session:
+    with autocommit_scope() as session:  # the claim is one compare-and-set statement (two on its rare paths)
         run = runs.claim(session, run_id, worker)
         if run is None:
             log.info("run %s not claimed (finished, cancelled or owned by a live worker)", run_id)
@@ -181,20 +181,20 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
             signal.signal(signal.SIGUSR2, previous)
     if transient is not None and attempt < runs.MAX_ATTEMPTS:
         delay = backoff_seconds(attempt)
-        with session_scope() as session:
+        with autocommit_scope() as session:  # trace rows are written by autocommit flushes only: ids stay real
             rec.flush(session)
             moved = runs.retry_later(session, run_id, worker, error=f"attempt {attempt} hit a transient error, "
                                      f"retrying in {delay:g} s: {type(transient).__name__}: {transient}")
         if moved:
             from worker.enqueue import enqueue
 
-            with session_scope() as session:
+            with autocommit_scope() as session:
                 enqueue(runs.get_run(session=session, run_id=run_id), delay=delay)
             return RunState.RETRYING
     if transient is not None:
         error = f"gave up after {attempt} attempts; last error: {error}"
-    with session_scope() as session:
-        rec.flush(session)  # the rest of the trace goes in the same transaction as the outcome
+    with autocommit_scope() as session:
+        rec.flush(session)  # the rest of the trace first: whoever sees the run finished sees all of it
         finished = runs.finish(session, run_id, worker, state, outputs=outputs, error=error, model_loads=loads)
     if finished:
         log.info("run %s %s (attempt %d, %d model loads)", run_id, state.value, attempt, loads)

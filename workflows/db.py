@@ -118,10 +118,11 @@ def _autocommit(engine: Engine) -> Engine:
 
 
 @contextmanager
-def read_scope() -> Iterator[Session]:
-    """A session for lookups on hot paths, in autocommit: each statement sees what is committed, without
-    the BEGIN and COMMIT round trips of a transaction. Use :func:`session_scope` for anything that writes
-    more than one statement."""
+def autocommit_scope() -> Iterator[Session]:
+    """A session in autocommit, for hot paths: each statement commits on its own, without the BEGIN and
+    COMMIT round trips of a transaction. For lookups, and for writes that are whole in one statement (a
+    compare-and-set ``UPDATE … RETURNING``, one multi-row ``INSERT``). Use :func:`session_scope` when
+    several statements must stand or fall together."""
     with Session(_autocommit(get_engine()), expire_on_commit=False) as session:
         yield session
 

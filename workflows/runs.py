@@ -136,7 +136,7 @@ def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, 
     run = Run(workflow_id=info.workflow_id, version_id=info.id, inputs=inputs, queue=info.queue, stream_node=stream_node,
               soft_time_limit=settings.run_soft_time_limit, hard_time_limit=settings.run_hard_time_limit)
     # Core, not session.add: the ORM's unit of work costs more than the INSERT on this hot path.
-    session.execute(insert(Run).values(**run.model_dump()))
+    session.execute(insert(Run.__table__).values(**run.model_dump()))
     session.commit()
     return run
 

@@ -35,7 +35,8 @@ class Recording:
     """The trace of one run attempt, buffered in memory and written by :meth:`flush`.
 
     The worker flushes every ~100 ms while the run goes (so node status shows up live) and once more
-    inside the transaction that finishes the run, so a fast run pays no extra round trips for its trace.
+    just before it writes the outcome, so whoever sees the run finished sees its whole trace. Flushes run
+    in autocommit: an id handed back by an INSERT is a row that exists.
     """
 
     run_id: str
@@ -61,12 +62,22 @@ class Recording:
             self._dirty.add(index)
 
     def flush(self, session: Any) -> None:
-        """Write rows changed since the last flush (no commit: the caller's transaction decides)."""
-        from sqlalchemy import insert, update
-
+        """Write rows changed since the last flush (no commit: the caller's session decides). Rows it could
+        not write stay due for the next flush."""
         with self._lock:
             dirty = sorted(self._dirty)
             self._dirty.clear()
+        try:
+            self._write(session, dirty)
+        except BaseException:
+            with self._lock:
+                self._dirty.update(dirty)
+            raise
+
+    def _write(self, session: Any, dirty: list[int]) -> None:
+        from sqlalchemy import insert, update
+
+        with self._lock:
             work = [(index, self._ids[index], dict(self._rows[index])) for index in dirty]
         new = [(index, values) for index, row_id, values in work if row_id is None]
         if new:  # one multi-row INSERT for every new row, ids back in the rows' order

@@ -15,7 +15,7 @@ from api.errors import RequestTooLarge
 from api.routes.runs import _snapshot, wait_for
 from api.schemas import RunPublic
 from workflows import publishing
-from workflows.db import read_scope
+from workflows.db import autocommit_scope
 from workflows.models import ApiKey
 
 router = APIRouter(prefix="/api/v1", tags=["apps"])
@@ -117,7 +117,7 @@ def revoke_key(key_id: str, session: SessionDep) -> KeyPublic:
 
 def authenticated(authorization: str | None) -> ApiKey:
     """The caller's key (401 first, before the body is even read)."""
-    with read_scope() as session:  # one lookup (and a last-used stamp at most once a minute)
+    with autocommit_scope() as session:  # one lookup (and a last-used stamp at most once a minute)
         return keys.authenticate(session=session, authorization=authorization)
 
 

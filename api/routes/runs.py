@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import SessionDep
 from api.schemas import NodeRunPublic, RunCreate, RunPublic
 from workflows import runs, workers
-from workflows.db import read_scope, session_scope
+from workflows.db import autocommit_scope
 from workflows.models import Run, RunState
 from worker import notify
 from worker.enqueue import enqueue_new
@@ -33,19 +33,19 @@ def run_public(session, run: Run, *, with_nodes: bool = True) -> RunPublic:
 
 
 def _start(workflow_ref: str, body: RunCreate) -> str:
-    with session_scope() as session:
+    with autocommit_scope() as session:  # lookups and one INSERT: no transaction needed around them
         run = runs.create_run(session=session, workflow_ref=workflow_ref, inputs=body.inputs, version=body.version)
     enqueue_new(run)  # only after the row is committed, so a fast worker always finds it
     return run.id
 
 
 def _snapshot(run_id: str, *, with_nodes: bool = True) -> RunPublic:
-    with read_scope() as session:
+    with autocommit_scope() as session:
         return run_public(session, runs.get_run(session=session, run_id=run_id), with_nodes=with_nodes)
 
 
 def _state(run_id: str) -> RunState:
-    with read_scope() as session:
+    with autocommit_scope() as session:
         return runs.get_run(session=session, run_id=run_id).state
 
 

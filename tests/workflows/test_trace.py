@@ -1,0 +1,39 @@
+"""The run trace buffer: what a failed write leaves due for the next flush (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from tests.workflows.test_runs import new_run, workflow  # noqa: F401 - fixture
+from workflows import runs
+from workflows.db import autocommit_scope
+from workflows.trace import Recording
+
+
+def rename_node_table(old: str, new: str) -> None:
+    with autocommit_scope() as session:
+        session.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+
+def test_rows_a_failed_flush_could_not_write_are_written_by_the_next(workflow):  # noqa: F811
+    run_id = new_run(workflow)
+    rec = Recording(run_id=run_id, attempt=1)
+    first = rec.started("p", "PromptBuilder")
+    with autocommit_scope() as session:
+        rec.flush(session)                                   # "p" is written while it runs
+    rec.ended(first, state="succeeded", output_preview={"prompt": "Hi Ada"})
+    second = rec.started("q", "PromptBuilder")
+    rename_node_table("node_run", "node_run_away")           # the database refuses the next writes
+    try:
+        with pytest.raises(DBAPIError), autocommit_scope() as session:
+            rec.flush(session)
+    finally:
+        rename_node_table("node_run_away", "node_run")
+    rec.ended(second, state="failed", error="boom")
+    with autocommit_scope() as session:
+        rec.flush(session)
+        rows = runs.node_runs(session=session, run_id=run_id)
+    assert [(row.node, row.state, row.attempt) for row in rows] == [("p", "succeeded", 1), ("q", "failed", 1)]
+    assert rows[0].output_preview == {"prompt": "Hi Ada"} and rows[1].error == "boom"
