@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from workflows.errors import StackyardError, WorkflowInvalid
 
@@ -46,7 +47,15 @@ def _first_error(errors: list) -> tuple[str, str]:
     return field, f"{field or 'request'}: {first['msg']}"
 
 
+CLIENT_CLOSED_REQUEST = 499  # nginx's code for it; nobody is left to receive it, but access logs show it
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client hung up before its body arrived: its business, not a server error with a traceback.
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+
     @app.exception_handler(StackyardError)
     async def _domain(request: Request, exc: StackyardError) -> JSONResponse:
         issues = [issue.to_dict() for issue in exc.issues] if isinstance(exc, WorkflowInvalid) else None

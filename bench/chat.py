@@ -32,7 +32,11 @@ async def client_loop(client: httpx.AsyncClient, key: str, stop_at: float, laten
     body = {"model": "hello", "messages": [{"role": "user", "content": "Ada"}]}
     while time.monotonic() < stop_at:
         start = time.perf_counter()
-        response = await client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
+        try:
+            response = await client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
+        except httpx.TransportError as exc:  # a dropped connection is a failed request, not the end of the bench
+            errors.append(f"{type(exc).__name__}: {exc}")
+            continue
         if response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == "Hello Ada":
             latencies.append(time.perf_counter() - start)
         else:

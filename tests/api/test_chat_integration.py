@@ -197,3 +197,21 @@ def test_an_app_at_its_max_concurrency_answers_429_and_frees_the_slot_when_a_rep
     assert "".join(c.choices[0].delta.content or "" for c in first if c.choices) == SLOW_REPLY
     again = client.chat.completions.create(model="slow-one", messages=[{"role": "user", "content": "c"}])
     assert again.choices[0].message.content == SLOW_REPLY
+
+
+def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(served: Stack):
+    import socket
+
+    log = served.root / "web.log"
+    before = log.read_text().count("Exception in ASGI application")
+    host, port = served.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as conn:  # promises 1,000 bytes, sends 10, hangs up
+        conn.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer "
+                     f"{new_key(served)}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                     '{"model": '.encode())
+        time.sleep(0.5)  # the request is in the handler, waiting for the rest of its body
+    time.sleep(0.5)
+    assert log.read_text().count("Exception in ASGI application") == before
+    completion = client_for(served, new_key(served)).chat.completions.create(
+        model="local", messages=[{"role": "user", "content": "hi"}])
+    assert completion.choices[0].message.content == "the answer is stackyard"
