@@ -200,5 +200,5 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
         log.info("run %s %s (attempt %d, %d model loads)", run_id, state.value, attempt, loads)
         if stream is not None:
             stream.end(state.value, error)
-        notify.announce(run_id, state.value)
+        notify.announce(run_id, state.value, outputs=outputs, error=error)
     return state

@@ -137,16 +137,20 @@ async def chat_completions(request: Request, authorization: str | None = Header(
         return StreamingResponse(guarded(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     with slot:
-        await wait_for(run_id, COMPLETION_TIMEOUT_SECONDS)
-    result = await run_in_threadpool(_snapshot, run_id, with_nodes=False)
-    if result.state.value != "succeeded":
-        raise RunFailed(f"The workflow run {run_id} {result.state.value}: {result.error}")
+        notice = await wait_for(run_id, COMPLETION_TIMEOUT_SECONDS)
+    if notice is not None and "outputs" in notice:  # the worker's finish notice holds all a reply needs
+        state, outputs, error = notice["state"], notice["outputs"], notice.get("error")
+    else:
+        result = await run_in_threadpool(_snapshot, run_id, with_nodes=False)
+        state, outputs, error = result.state.value, result.outputs, result.error
+    if state != "succeeded":
+        raise RunFailed(f"The workflow run {run_id} {state}: {error}")
     response: dict[str, Any] = {
         "id": f"chatcmpl-{run_id}", "object": "chat.completion", "created": int(time.time()), "model": body.model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": chat.reply_text(publication, result.outputs)},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": chat.reply_text(publication, outputs)},
                      "finish_reason": "stop"}],
-        "usage": chat.usage(publication, result.outputs) or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "usage": chat.usage(publication, outputs) or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     }
-    if sources := chat.sources(publication, result.outputs):
+    if sources := chat.sources(publication, outputs):
         response["sources"] = sources
     return response

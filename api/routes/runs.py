@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -49,18 +50,20 @@ def _state(run_id: str) -> RunState:
         return runs.get_run(session=session, run_id=run_id).state
 
 
-async def wait_for(run_id: str, seconds: float) -> None:
+async def wait_for(run_id: str, seconds: float) -> dict[str, Any] | None:
+    """Wait up to ``seconds`` for the run to end. Returns its finish notice when one came (see
+    ``worker.notify``), else None: read the run to know how it stands."""
     deadline = time.monotonic() + seconds
     if notify.can_push():
         try:
-            await notify.wait(run_id, seconds)
-            return
+            return await notify.wait(run_id, seconds)
         except RedisError:  # the notice is a shortcut; the database still answers
             pass
     while time.monotonic() < deadline:
         if await run_in_threadpool(_state, run_id) in runs.TERMINAL_STATES:
-            return
+            return None
         await asyncio.sleep(POLL_SECONDS)
+    return None
 
 
 @router.post("/workflows/{ref}/runs", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED)

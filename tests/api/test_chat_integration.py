@@ -215,3 +215,17 @@ def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(served: Stack):
     completion = client_for(served, new_key(served)).chat.completions.create(
         model="local", messages=[{"role": "user", "content": "hi"}])
     assert completion.choices[0].message.content == "the answer is stackyard"
+
+
+def test_replies_too_large_for_the_finish_notice_are_read_from_the_run(served: Stack):
+    from tests.worker.specs import greet
+    from worker.notify import NOTICE_MAX_BYTES
+
+    spec = greet()
+    spec["metadata"] = {"stackyard": {"chat": {"message": "name", "reply": "greeting"}}}
+    served.create("echo", spec)
+    assert served.api("POST", "/api/v1/publications", json={"workflow": "echo", "slug": "echo"}).status_code == 201
+    client = client_for(served, new_key(served))
+    for name in ("Ada", "A" * (NOTICE_MAX_BYTES + 1000)):  # in the notice / only in the database
+        completion = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": name}])
+        assert completion.choices[0].message.content == f"Hello {name}"
