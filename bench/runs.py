@@ -4,8 +4,8 @@
          round trip) on the same Redis. Target: P1 ≤ 2 × raw round trip. Printed with it: the floor any
          implementation of the issue pays (an HTTP round trip + a raw Celery round trip + the three commits
          the issue requires), each measured bare in the same run.
-    P4 = p50(second-run execution on the worker) / p50(direct warm Pipeline.run), a model workflow.
-         Target ≤ 1.1, and model loads per worker = 1.
+    P4 = p50(second-run execution on the worker) / p50(direct warm Pipeline.run in a process of its own),
+         a model workflow, pooled over several launches of each. Target ≤ 1.1, and model loads per worker = 1.
 
 Real processes: `stackyard web` + one `stackyard worker` on Redis and PostgreSQL, a bare Celery worker
 for the baseline. Run: `make bench` or `.venv/bin/python bench/runs.py [--n 200]`.
@@ -62,6 +62,34 @@ def direct_runner(spec: dict, inputs: dict):
         return time.perf_counter() - start
 
     return once
+
+
+class DirectProcess:
+    """A warm pipeline in a fresh process of its own (bench/_direct.py), timed one `Pipeline.run` per call."""
+
+    def __init__(self, spec: dict, inputs: dict, env: dict[str, str]) -> None:
+        import json
+
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_direct.py")], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, cwd=ROOT)
+        self.proc.stdin.write(json.dumps({"spec": spec, "inputs": inputs}) + "\n")
+        self.proc.stdin.flush()
+        self._answer()
+
+    def _answer(self) -> str:
+        while line := self.proc.stdout.readline():
+            if line.startswith("@"):
+                return line[1:].strip()
+        raise RuntimeError(f"bench/_direct.py exited with {self.proc.wait()}")
+
+    def once(self) -> float:
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        return float(self._answer())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
 
 
 def direct(spec: dict, inputs: dict, n: int) -> list[float]:
@@ -163,12 +191,14 @@ def commits_floor(database_url: str, n: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--launches", type=int, default=3, help="P4: fresh worker + direct process pairs")
+    parser.add_argument("--p4-runs", type=int, default=30, help="P4: warm runs per launch on each side")
     args = parser.parse_args()
     model = build_tiny_chat_model(Path(tempfile.mkdtemp(prefix="stackyard-tiny-")))
     with redis_postgres_stack("p1-p4", redis_db=11, extra_env=model_paths_env({TINY: model})) as stack:
         os.environ.update({k: v for k, v in stack.env().items() if k.startswith("STACKYARD_")})
         stack.start_web()
-        stack.start_worker(concurrency=1)
+        p1_worker = stack.start_worker(concurrency=1)
         stack.create("trivial", greet())
         client = httpx.Client(base_url=stack.base_url, timeout=30)
 
@@ -209,25 +239,41 @@ def main() -> None:
 
         spec = chat(TINY, tokens=100)
         stack.create("model", spec)
-        first = sync_run("model", {"question": "cold"})[1]
-        local_run = direct_runner(spec, {"question": "warm"})
-        # Worker and direct runs alternate, so the machine's noise (this VM drifts ±10-20 % over a minute)
-        # lands on both sides of the ratio alike.
-        worker_exec, end_to_end, local, loads = [], [], [], first["model_loads"]
-        for _ in range(max(30, args.n // 5)):
-            elapsed, body = sync_run("model", {"question": "warm"})
-            started = datetime.fromisoformat(body["started_at"])
-            finished = datetime.fromisoformat(body["finished_at"])
-            worker_exec.append((finished - started).total_seconds())
-            end_to_end.append(elapsed)
-            loads += body["model_loads"]
-            local.append(local_run())
-        print("P4  prompt → local LLM (tiny GPT-2, 100 tokens), second and later runs")
+        stack.kill(p1_worker, signal.SIGTERM)
+        # One process's speed varies by up to ±10 % from launch to launch on this VM, whichever side it is on,
+        # so both sides are pooled over several launches: a fresh worker and a fresh direct process each time.
+        # Within a launch, worker and direct runs alternate, so drift over a minute lands on both alike.
+        worker_exec, end_to_end, local, loads_per_worker, ratios = [], [], [], [], []
+        for launch in range(args.launches):
+            worker = stack.start_worker(concurrency=1, name=f"p4-worker-{launch}")
+            direct_run = DirectProcess(spec, {"question": "warm"}, stack.env())
+            try:
+                loads = sync_run("model", {"question": "cold"})[1]["model_loads"]
+                mine_worker, mine_local = [], []
+                for _ in range(args.p4_runs):
+                    elapsed, body = sync_run("model", {"question": "warm"})
+                    started = datetime.fromisoformat(body["started_at"])
+                    finished = datetime.fromisoformat(body["finished_at"])
+                    mine_worker.append((finished - started).total_seconds())
+                    end_to_end.append(elapsed)
+                    loads += body["model_loads"]
+                    mine_local.append(direct_run.once())
+            finally:
+                direct_run.close()
+                stack.kill(worker, signal.SIGTERM)
+            worker_exec += mine_worker
+            local += mine_local
+            loads_per_worker.append(loads)
+            ratios.append(p50(mine_worker) / p50(mine_local))
+        print(f"P4  prompt → local LLM (tiny GPT-2, 100 tokens), second and later runs, "
+              f"{args.launches} launches × {args.p4_runs} runs")
         print(f"    worker execution p50        {ms(p50(worker_exec))}  (claim → finished, incl. trace rows)")
         print(f"    end-to-end sync API p50     {ms(p50(end_to_end))}")
-        print(f"    direct warm Pipeline.run    {ms(p50(local))}")
-        print(f"    P4 = worker / direct        {p50(worker_exec) / p50(local):.3f} (target ≤ 1.1)")
-        print(f"    model loads on the worker   {loads} over {len(worker_exec) + 1} runs (target 1)")
+        print(f"    direct warm Pipeline.run    {ms(p50(local))}  (in a process of its own, like the worker's)")
+        print(f"    P4 = worker / direct        {p50(worker_exec) / p50(local):.3f} (target ≤ 1.1); "
+              f"per launch {', '.join(f'{r:.3f}' for r in ratios)}")
+        print(f"    model loads per worker      {', '.join(map(str, loads_per_worker))} "
+              f"(each over {args.p4_runs + 1} runs; target 1)")
 
 
 if __name__ == "__main__":
