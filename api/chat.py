@@ -55,8 +55,8 @@ def open_run(slug: str, inputs_for: Callable[[Publication], dict[str, Any]], *,
     """Load app ``slug``, take one of its concurrency slots and queue a run of its pinned version.
 
     One autocommit session (lookups and one INSERT) and one thread hop for what a chat request needs
-    before its run can start (this is the serving hot path). Returns the slot still held: the caller releases it (``with slot:``) when
-    the reply is done; on any error here it is released before raising.
+    before its run can start (this is the serving hot path). Returns the slot still held: the caller
+    releases it (``with slot:``) when the reply is done; on any error here it is released before raising.
     """
     with contextlib.ExitStack() as held:
         with autocommit_scope() as session:
