@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from stackyard.settings import get_settings
@@ -28,7 +28,7 @@ from workflows.errors import Conflict, NotFound, StackyardError
 from workflows.execute import check_known, check_required, required_inputs
 from workflows.models import NodeRun, Run, RunState, utcnow
 from workflows.spec import WorkflowSpec
-from workflows.transitions import compare_and_set
+from workflows.transitions import Sql, compare_and_set
 
 TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
 ALLOWED: dict[RunState, frozenset[RunState]] = {
@@ -43,19 +43,26 @@ LEASE_SECONDS = 15.0     # a running run whose heartbeat is older than this belo
 MAX_ATTEMPTS = 3
 
 
+# Conditions and values of the hot transitions, built once (see workflows.transitions).
+OWNED_BY = Sql(col(Run.worker) == bindparam("owner"))              # params={"owner": worker}
+FRESH = Sql((col(Run.cancel_requested).is_(False)) & (col(Run.attempts) < MAX_ATTEMPTS)
+            & (col(Run.state) != RunState.RUNNING))                 # queued or retrying, not cancelled
+NEXT_ATTEMPT = Sql(col(Run.attempts) + 1)
+
+
 class IllegalTransition(StackyardError):
     status = 409
 
 
-def transition(session: Session, run_id: str, to: RunState, *, where: Any = None, commit: bool = True,
-               **fields: Any) -> Run | None:
-    """Move a run to ``to`` if its current state allows it (and ``where`` holds).
+def transition(session: Session, run_id: str, to: RunState, *, where: Any = None, params: dict[str, Any] | None = None,
+               commit: bool = True, **fields: Any) -> Run | None:
+    """Move a run to ``to`` if its current state allows it (and ``where`` holds, with ``params``).
 
     The only place that writes ``Run.state``. ``fields`` are written in the same UPDATE, which returns
     the updated row (None if the run did not move) in the same round trip.
     """
     return compare_and_set(session, Run, run_id, to, ALLOWED[to], terminal=to in TERMINAL_STATES, where=where,
-                           commit=commit, **fields)
+                           params=params, commit=commit, **fields)
 
 
 def get_run(*, session: Session, run_id: str) -> Run:
@@ -144,10 +151,9 @@ def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, 
 def claim(session: Session, run_id: str, worker: str) -> Run | None:
     """Take a run for execution, or None if it is finished, cancelled or alive on another worker."""
     now = utcnow()
-    fields = {"worker": worker, "heartbeat_at": now, "started_at": now, "attempts": col(Run.attempts) + 1}
+    fields = {"worker": worker, "heartbeat_at": now, "started_at": now, "attempts": NEXT_ATTEMPT}
     # The usual case in one round trip: a queued (or retrying) run nobody has cancelled.
-    fresh = (col(Run.cancel_requested).is_(False)) & (col(Run.attempts) < MAX_ATTEMPTS) & (col(Run.state) != RunState.RUNNING)
-    claimed = transition(session, run_id, RunState.RUNNING, where=fresh, **fields)
+    claimed = transition(session, run_id, RunState.RUNNING, where=FRESH, **fields)
     if claimed is not None:
         return claimed
     run = session.get(Run, run_id, populate_existing=True)
@@ -181,13 +187,14 @@ def cancel_requested(session: Session, run_id: str) -> bool:
 def finish(session: Session, run_id: str, worker: str, to: RunState, *, outputs: dict[str, Any] | None = None,
            error: str | None = None, model_loads: int = 0) -> bool:
     """Record the end of an attempt this worker owns."""
-    return transition(session, run_id, to, where=col(Run.worker) == worker, outputs=outputs, error=error,
+    return transition(session, run_id, to, where=OWNED_BY, params={"owner": worker}, outputs=outputs, error=error,
                       model_loads=model_loads) is not None
 
 
 def retry_later(session: Session, run_id: str, worker: str, *, error: str) -> bool:
     """Give a run back after a transient error; the caller re-enqueues it with a delay."""
-    return transition(session, run_id, RunState.RETRYING, where=col(Run.worker) == worker, error=error) is not None
+    return transition(session, run_id, RunState.RETRYING, where=OWNED_BY, params={"owner": worker},
+                      error=error) is not None
 
 
 def request_cancel(*, session: Session, run_id: str) -> Run:

@@ -1,0 +1,29 @@
+"""The shared compare-and-set: hot transitions reuse one prepared UPDATE and bind their values per call."""
+
+from __future__ import annotations
+
+from tests.workflows.test_runs import new_run, state_of, workflow  # noqa: F401 - fixture
+from workflows import runs, transitions
+from workflows.db import autocommit_scope
+from workflows.models import RunState
+
+
+def test_prepared_transitions_bind_each_calls_values(workflow):  # noqa: F811
+    first, second = new_run(workflow), new_run(workflow)
+    with autocommit_scope() as session:
+        assert runs.claim(session, first, "w1").worker == "w1"
+        before = transitions._prepared.cache_info()
+        claimed = runs.claim(session, second, "w2")
+        after = transitions._prepared.cache_info()
+        assert (after.hits, after.currsize) == (before.hits + 1, before.currsize)  # same statement, reused
+        assert (claimed.worker, claimed.attempts, claimed.state) == ("w2", 1, RunState.RUNNING)
+        assert not runs.finish(session, first, "w2", RunState.SUCCEEDED, outputs={"greeting": "no"})  # not its owner
+        assert runs.finish(session, first, "w1", RunState.SUCCEEDED, outputs={"greeting": "Hi Ada"})
+        assert runs.retry_later(session, second, "w2", error="transient")
+        assert not runs.retry_later(session, first, "w1", error="too late")  # finished runs stay finished
+    done, retrying = state_of(first), state_of(second)
+    assert (done.state, done.outputs, done.worker, done.finished_at is not None) == (
+        RunState.SUCCEEDED, {"greeting": "Hi Ada"}, "w1", True)
+    assert (retrying.state, retrying.error, retrying.attempts) == (RunState.RETRYING, "transient", 1)
+    with autocommit_scope() as session:  # claimed again: the computed attempts + 1 is evaluated per call
+        assert runs.claim(session, second, "w3").attempts == 2
