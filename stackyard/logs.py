@@ -72,6 +72,10 @@ def logging_config(settings: Settings | None = None, level: str | None = None) -
     settings = settings or get_settings()
     # Servers install handlers of their own; route them through the root so every line has one format.
     servers = ("uvicorn", "uvicorn.error", "uvicorn.access", "celery")
+    level = (level or settings.log_level).upper()
+    loggers: dict = {name: {"handlers": [], "propagate": True} for name in servers}
+    if level != "DEBUG":  # Haystack logs every component run at INFO; the run's trace rows already hold that
+        loggers["haystack.core.pipeline"] = {"level": "WARNING"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -79,8 +83,8 @@ def logging_config(settings: Settings | None = None, level: str | None = None) -
         "formatters": {"stackyard": {"()": make_formatter, "json_lines": settings.log_format == "json"}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
                                 "filters": ["context"], "formatter": "stackyard"}},
-        "root": {"handlers": ["stderr"], "level": (level or settings.log_level).upper()},
-        "loggers": {name: {"handlers": [], "propagate": True} for name in servers},
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": loggers,
     }
 
 

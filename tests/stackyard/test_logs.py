@@ -20,6 +20,7 @@ with log_context(run_id="run-1"):
     with log_context(item_id="7"):
         log.warning("nested")
 log.debug("hidden below the level")
+logging.getLogger("haystack.core.pipeline.pipeline").info("Running component p")
 logging.getLogger("uvicorn.access").info("GET /healthz 200")
 try:
     1 / 0
@@ -43,7 +44,7 @@ def test_json_lines_carry_the_context_ids():
     assert records[1]["run_id"] == "run-1" and records[1]["item_id"] == "7" and records[1]["level"] == "WARNING"
     assert "run_id" not in records[2] and records[2]["logger"] == "uvicorn.access"
     assert records[3]["message"] == "boom" and "ZeroDivisionError" in records[3]["exception"]
-    assert not any("hidden" in line for line in lines)
+    assert not any("hidden" in line or "Running component" in line for line in lines)  # the trace has those
     assert sum("GET /healthz" in line for line in lines) == 1  # the server's own handler was dropped
 
 
@@ -51,4 +52,5 @@ def test_text_lines_show_ids_and_honour_the_level():
     lines = run_script(STACKYARD_LOG_LEVEL="debug")
     assert any(line.endswith("inside the run [run_id=run-1]") for line in lines)
     assert any("hidden below the level" in line for line in lines)
+    assert any("Running component p" in line for line in lines)  # per-component lines come back at DEBUG
     assert not any(line.startswith("{") for line in lines)
