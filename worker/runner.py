@@ -59,7 +59,8 @@ class _Heartbeat(threading.Thread):
 
     def run(self) -> None:
         cancel_seen: float | None = None
-        next_beat = next_check = time.monotonic()
+        # The claim has just stamped the lease and seen no cancel: the first tick of a short run only flushes.
+        next_beat, next_check = time.monotonic() + HEARTBEAT_SECONDS, time.monotonic() + CANCEL_CHECK_SECONDS
         while not self.done.wait(TRACE_FLUSH_SECONDS):
             try:
                 with autocommit_scope() as session:  # each write stands alone: no BEGIN/COMMIT round trips
