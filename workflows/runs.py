@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -101,30 +100,23 @@ class VersionInfo:
     required: list[str]
 
 
-def _remember(key: str, make: Callable[[], VersionInfo]) -> VersionInfo:
+def version_info(session: Session, version_id: str) -> VersionInfo:
+    """The version's spec, required inputs and queue, read and checked once per process (LRU by id)."""
     with _versions_lock:
-        if key in _versions:
-            _versions.move_to_end(key)
-            return _versions[key]
-    info = make()
+        if version_id in _versions:
+            _versions.move_to_end(version_id)
+            return _versions[version_id]
+    from workflows.build import BuildMode, build_pipeline
+
+    row = crud.get_version_by_id(session=session, version_id=version_id)
+    spec = crud.version_spec(row)
+    info = VersionInfo(id=row.id, workflow_id=row.workflow_id, queue="gpu" if row.needs_gpu else "cpu", spec=spec,
+                       required=required_inputs(spec, build_pipeline(spec, mode=BuildMode.VALIDATE)))
     with _versions_lock:
-        _versions[key] = info
+        _versions[version_id] = info
         while len(_versions) > VERSION_CACHE_SIZE:
             _versions.popitem(last=False)
     return info
-
-
-def version_info(session: Session, version_id: str) -> VersionInfo:
-    def load() -> VersionInfo:
-        from workflows.build import BuildMode, build_pipeline
-
-        row = crud.get_version_by_id(session=session, version_id=version_id)
-        spec = crud.version_spec(row)
-        required = required_inputs(spec, build_pipeline(spec, mode=BuildMode.VALIDATE))
-        return VersionInfo(id=row.id, workflow_id=row.workflow_id, queue="gpu" if row.needs_gpu else "cpu", spec=spec,
-                           required=required)
-
-    return _remember(version_id, load)
 
 
 def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, Any], version: int | None = None,
