@@ -100,11 +100,11 @@ def create_schedule(*, session: Session, name: str, workflow_ref: str, cron: str
     """Store a schedule after checking its cron, timezone and job definition against the workflow."""
     cron = check_cron(cron)
     zone(timezone_name)
-    row = crud.get_version(session=session, ref=workflow_ref, number=version)
-    _check_definition(version_info(session, row.id), source, mapping or {}, fixed or {})
+    info = version_info(session, crud.get_version_id(session=session, ref=workflow_ref, number=version))
+    _check_definition(info, source, mapping or {}, fixed or {})
     if session.exec(select(Schedule.id).where(Schedule.name == name)).first():
         raise Conflict(f"A schedule named '{name}' already exists; choose another name.")
-    schedule = Schedule(name=name, workflow_id=row.workflow_id, version=version, cron=cron, timezone=timezone_name,
+    schedule = Schedule(name=name, workflow_id=info.workflow_id, version=version, cron=cron, timezone=timezone_name,
                         source=parse_source(source).model_dump(), mapping=mapping or {}, fixed=fixed or {},
                         concurrency=concurrency or get_settings().job_default_concurrency,
                         rate_per_minute=rate_per_minute, next_fire_at=utcnow())
