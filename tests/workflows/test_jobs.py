@@ -158,14 +158,20 @@ def test_a_duplicate_message_or_a_stale_owner_changes_nothing(greet, sent):
     assert [(i.state, i.attempts, i.worker) for i in items_of(job_id)] == [(ItemState.SUCCEEDED, 1, "w1")]
 
 
+def two_in_flight(workflow: str, sent: list, *, rows: int) -> tuple[str, tuple[int, int]]:
+    """A CSV job of ``rows`` items at concurrency 2, dispatched: its id and the two items sent (``sent`` emptied)."""
+    job_id = new_job(workflow, {"type": "csv", "data": csv_of(rows)}, concurrency=2)
+    batch.dispatch(job_id)
+    (first, _), (second, _) = sent
+    sent.clear()
+    return job_id, (first, second)
+
+
 def test_items_of_a_dead_worker_and_lost_messages_are_recovered_from_the_database(greet, sent, monkeypatch):
     from stackyard.settings import get_settings
 
     monkeypatch.setattr(get_settings(), "job_redispatch_seconds", 5.0)
-    job_id = new_job(greet, {"type": "csv", "data": csv_of(3)}, concurrency=2)
-    batch.dispatch(job_id)
-    (running, _), (lost, _) = sent
-    sent.clear()
+    job_id, (running, lost) = two_in_flight(greet, sent, rows=3)
     with session_scope() as session:
         job_dispatch.claim_item(session, running, "dead")
     assert batch.pump() and sent == []                      # a live lease and a fresh message: nothing to do
@@ -348,10 +354,7 @@ def test_a_transient_error_after_a_cancel_fails_the_item_instead_of_leaving_it_p
 
 
 def test_items_whose_worker_died_after_a_cancel_do_not_stay_running(greet, sent):
-    job_id = new_job(greet, {"type": "csv", "data": csv_of(4)}, concurrency=2)
-    batch.dispatch(job_id)
-    (dead, _), (alive, _) = sent
-    sent.clear()
+    job_id, (dead, alive) = two_in_flight(greet, sent, rows=4)
     with session_scope() as session:
         job_dispatch.claim_item(session, dead, "dead")
         job_dispatch.claim_item(session, alive, "w1")
