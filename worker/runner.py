@@ -184,13 +184,12 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
         delay = backoff_seconds(attempt)
         with autocommit_scope() as session:  # trace rows are written by autocommit flushes only: ids stay real
             rec.flush(session)
-            moved = runs.retry_later(session, run_id, worker, error=f"attempt {attempt} hit a transient error, "
-                                     f"retrying in {delay:g} s: {type(transient).__name__}: {transient}")
-        if moved:
+            retrying = runs.retry_later(session, run_id, worker, error=f"attempt {attempt} hit a transient error, "
+                                        f"retrying in {delay:g} s: {type(transient).__name__}: {transient}")
+        if retrying is not None:
             from worker.enqueue import enqueue
 
-            with autocommit_scope() as session:
-                enqueue(runs.get_run(session=session, run_id=run_id), delay=delay)
+            enqueue(retrying, delay=delay)  # the row the UPDATE returned: no second read
             return RunState.RETRYING
     if transient is not None:
         error = f"gave up after {attempt} attempts; last error: {error}"

@@ -183,10 +183,10 @@ def finish(session: Session, run_id: str, worker: str, to: RunState, *, outputs:
                       model_loads=model_loads) is not None
 
 
-def retry_later(session: Session, run_id: str, worker: str, *, error: str) -> bool:
-    """Give a run back after a transient error; the caller re-enqueues it with a delay."""
-    return transition(session, run_id, RunState.RETRYING, where=OWNED_BY, params={"owner": worker},
-                      error=error) is not None
+def retry_later(session: Session, run_id: str, worker: str, *, error: str) -> Run | None:
+    """Give a run back after a transient error; the caller re-enqueues the returned run with a delay
+    (None: this worker no longer owns it)."""
+    return transition(session, run_id, RunState.RETRYING, where=OWNED_BY, params={"owner": worker}, error=error)
 
 
 def request_cancel(*, session: Session, run_id: str) -> Run:
