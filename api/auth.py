@@ -5,9 +5,12 @@ needs a session cookie except the probes, the login page itself and what publish
 their own credentials: the OpenAI-compatible API and ``/api/v1/apps/*`` (API keys) and the public chat
 pages. Scripts may send ``Authorization: Basic`` (user ``admin``) instead of the cookie.
 
-The cookie is ``<issued>.<HMAC>`` keyed by a PBKDF2 key derived from the password: it needs no server
-state, and changing the password logs every session out. Browsers asking for a page are redirected to
-``/login``; API clients get 401 in the usual error shape.
+The cookie is ``<session id>.<HMAC>`` keyed by a PBKDF2 key derived from the password. The id names a
+server-side row (:mod:`workflows.admin_sessions`): ``/logout`` deletes it, so the cookie stops working
+at once, and changing the password logs every session out. Browsers asking for a page are redirected to
+``/login``; API clients get 401 in the usual error shape. Failed logins, by form or by HTTP Basic, are
+throttled per client and overall (:func:`api.limits.admit_login_attempt`): past the limit every attempt
+gets 429 with ``Retry-After`` until the window ends.
 
 Example::
 
@@ -21,15 +24,16 @@ import base64
 import hashlib
 import hmac
 import html
-import time
 from urllib.parse import parse_qs, quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import error_body
+from api.limits import LoginThrottled, admit_login_attempt, login_succeeded
 from stackyard.settings import Settings, get_settings
 
 COOKIE = "stackyard_session"
@@ -38,6 +42,7 @@ ADMIN_USER = "admin"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/login", "/logout", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/v1/", "/api/v1/apps/", "/chat/", "/chat-app/", "/chat-app")
 FAILED_LOGIN_DELAY = 0.5
+MAX_LOGIN_BODY = 8192
 
 
 def derive_key(password: str) -> bytes:
@@ -45,19 +50,40 @@ def derive_key(password: str) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", password.encode(), b"stackyard-session-v1", 200_000)
 
 
-def sign(key: bytes, issued: int) -> str:
-    mac = hmac.new(key, f"{ADMIN_USER}.{issued}".encode(), hashlib.sha256).digest()
-    return f"{issued}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+def sign(key: bytes, session_id: str) -> str:
+    mac = hmac.new(key, f"{ADMIN_USER}.{session_id}".encode(), hashlib.sha256).digest()
+    return f"{session_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
 
 
-def session_valid(key: bytes, token: str | None, *, now: float | None = None) -> bool:
+def signed_session_id(key: bytes, token: str | None) -> str | None:
+    """The session id a cookie carries when its signature is right (no database read), else None."""
     if not token or "." not in token:
-        return False
-    issued, _, _ = token.partition(".")
-    if not issued.isdigit():
-        return False
-    age = (now or time.time()) - int(issued)
-    return 0 <= age <= SESSION_SECONDS and hmac.compare_digest(sign(key, int(issued)), token)
+        return None
+    session_id = token.rpartition(".")[0]
+    return session_id if hmac.compare_digest(sign(key, session_id).encode(), token.encode()) else None
+
+
+def _session_alive(session_id: str) -> bool:
+    from workflows.admin_sessions import session_alive
+    from workflows.db import autocommit_scope
+
+    with autocommit_scope() as session:
+        return session_alive(session=session, session_id=session_id)
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+async def _throttled(client: str) -> Response | None:
+    """Count a login attempt; a 429 when this client (or everyone) has failed too often, else None."""
+    try:
+        await run_in_threadpool(admit_login_attempt, client)
+    except LoginThrottled as exc:
+        return JSONResponse(error_body(str(exc), "TooManyRequests"), status_code=429,
+                            headers={"Retry-After": str(exc.retry_after)})
+    return None
 
 
 def is_public(path: str) -> bool:
@@ -88,17 +114,26 @@ class AdminLogin:
     def __init__(self, app: ASGIApp, *, password: str, key: bytes):
         self.app, self.password, self.key = app, password, key
 
-    def authorized(self, headers: Headers) -> bool:
-        return session_valid(self.key, _cookie(headers)) or _basic_ok(self.password, headers.get("authorization"))
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if self.authorized(headers):
+        session_id = signed_session_id(self.key, _cookie(headers))
+        if session_id is not None and await run_in_threadpool(_session_alive, session_id):
             await self.app(scope, receive, send)
             return
+        basic = headers.get("authorization", "")
+        if basic.lower().startswith("basic ") and scope["type"] == "http":
+            client = _client(scope)
+            refusal = await _throttled(client)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+            if _basic_ok(self.password, basic):
+                await run_in_threadpool(login_succeeded, client)
+                await self.app(scope, receive, send)
+                return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 4401})
             return
@@ -112,6 +147,22 @@ class AdminLogin:
                                                f"credentials (user '{ADMIN_USER}', the admin password).", "LoginRequired"),
                                     status_code=401)
         await response(scope, receive, send)
+
+
+def _open_session() -> str:
+    from workflows.admin_sessions import open_session
+    from workflows.db import session_scope
+
+    with session_scope() as session:
+        return open_session(session=session, lifetime_seconds=SESSION_SECONDS)
+
+
+def _close_session(session_id: str) -> None:
+    from workflows.admin_sessions import close_session
+    from workflows.db import session_scope
+
+    with session_scope() as session:
+        close_session(session=session, session_id=session_id)
 
 
 def _safe_next(target: str | None) -> str:
@@ -160,18 +211,30 @@ def install(app: FastAPI, settings: Settings | None = None) -> None:
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        form = parse_qs((await request.body()).decode(errors="replace"))
+        body = await request.body()
+        if len(body) > MAX_LOGIN_BODY:
+            return HTMLResponse(login_page("/", "The form is too large."), status_code=413)
+        form = parse_qs(body.decode(errors="replace"))
         given, target = (form.get("password") or [""])[0], _safe_next((form.get("next") or ["/"])[0])
+        client = _client(request.scope)
+        refusal = await _throttled(client)
+        if refusal is not None:
+            return refusal
         if not hmac.compare_digest(given.encode(), password.encode()):
-            await asyncio.sleep(FAILED_LOGIN_DELAY)  # slows guessing down
+            await asyncio.sleep(FAILED_LOGIN_DELAY)  # slows one client's serial guessing further
             return HTMLResponse(login_page(target, "Wrong password."), status_code=401)
+        await run_in_threadpool(login_succeeded, client)
+        session_id = await run_in_threadpool(_open_session)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, sign(key, int(time.time())), max_age=SESSION_SECONDS, httponly=True,
+        response.set_cookie(COOKIE, sign(key, session_id), max_age=SESSION_SECONDS, httponly=True,
                             samesite="lax", secure=request.url.scheme == "https", path="/")
         return response
 
     @app.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)
-    def logout() -> Response:
+    async def logout(request: Request) -> Response:
+        session_id = signed_session_id(key, request.cookies.get(COOKIE))
+        if session_id is not None:
+            await run_in_threadpool(_close_session, session_id)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response

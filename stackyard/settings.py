@@ -14,6 +14,10 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _MINILM_NAMES = ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
+# Provider keys a workflow may name as secrets unless an operator sets STACKYARD_SECRET_ENV.
+DEFAULT_SECRET_ENV = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "ANTHROPIC_API_KEY", "COHERE_API_KEY", "MISTRAL_API_KEY",
+                      "GROQ_API_KEY", "TOGETHER_API_KEY", "OPENROUTER_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY",
+                      "HF_TOKEN", "HF_API_TOKEN")
 
 
 def _default_data_dir() -> Path:
@@ -51,13 +55,23 @@ class Settings(BaseSettings):
     metrics_cache_seconds: float = Field(default=5.0, description="/metrics reuses figures read from the database and broker for this long.")
 
     admin_password: str | None = Field(default=None, description="When set, the editor and management API require login.")
+    login_failures_per_client: int = Field(default=5, ge=1, description="Failed logins (form or HTTP Basic) one client may make per lockout window before 429.")
+    login_failures_total: int = Field(default=50, ge=1, description="Failed logins from all clients together per lockout window before every login gets 429.")
+    login_lockout_seconds: float = Field(default=60.0, gt=0, description="Length of the failed-login window; a locked-out client may try again after it.")
+
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Web origins besides Stackyard's own that may send state-changing requests (e.g. https://intranet.example).")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Host names this server answers besides localhost, 127.0.0.1, [::1] and the address it is reached on.")
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Largest JSON or YAML request body (workflows, versions, runs, jobs, chat); uploads have their own limits.")
+    secret_env: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SECRET_ENV), description="Environment variables a workflow may read as secrets (api_key, token); nothing else.")
+    model_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="Folders local models may be loaded from, besides the files root and STACKYARD_MODEL_PATHS' folders.")
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("allowed_components", "fetch_allowed_hosts", mode="before")
+    @field_validator("allowed_components", "fetch_allowed_hosts", "allowed_origins", "allowed_hosts", "secret_env",
+                     "model_roots", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

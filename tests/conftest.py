@@ -12,6 +12,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+# Starlette's TestClient sends `Host: testserver`; the host guard answers only hosts it serves.
+os.environ.setdefault("STACKYARD_ALLOWED_HOSTS", "testserver")
 
 POSTGRES_ADMIN_URL = os.environ.get("STACKYARD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

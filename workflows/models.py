@@ -132,3 +132,14 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+class AdminSession(SQLModel, table=True):
+    """A logged-in admin browser session. The cookie holds its id (signed); logging out deletes the row,
+    so a copied cookie stops working at once instead of staying valid until it expires."""
+
+    __tablename__ = "admin_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)

@@ -34,6 +34,8 @@ def shown(value) -> str:
         return str(value.value)
     if isinstance(value, Path):
         return str(value).replace(str(Path.home()), "~", 1)
+    if isinstance(value, list):  # lists are set comma-separated, and shown that way
+        return ",".join(str(item) for item in value)
     return str(value)
 
 

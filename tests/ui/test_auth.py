@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +16,15 @@ from fastapi.testclient import TestClient
 from api import auth
 
 PASSWORD = "correct horse battery"
+LOCKOUT_SECONDS = 4
 
 
 def make_client(data_dir: Path, monkeypatch: pytest.MonkeyPatch, password: str | None) -> TestClient:
     from stackyard.settings import reset_settings_cache
 
     monkeypatch.setenv("STACKYARD_DATABASE_URL", f"sqlite:///{data_dir / 'stackyard.db'}")
+    # Each test gets its own short login window, so failures in one test never lock out the next.
+    monkeypatch.setenv("STACKYARD_LOGIN_LOCKOUT_SECONDS", str(LOCKOUT_SECONDS + uuid.uuid4().int % 1000 / 1e6))
     if password:
         monkeypatch.setenv("STACKYARD_ADMIN_PASSWORD", password)
     else:
@@ -97,14 +102,97 @@ def test_basic_credentials_work_for_scripts(guarded: TestClient):
     assert guarded.get("/api/v1/workflows", headers={"Authorization": "Basic !!"}).status_code == 401
 
 
-def test_session_tokens_are_signed_and_expire():
+def test_session_cookies_are_signed():
     key = auth.derive_key(PASSWORD)
-    now = int(time.time())
-    token = auth.sign(key, now)
-    assert auth.session_valid(key, token)
-    assert not auth.session_valid(auth.derive_key("another password"), token)
-    assert not auth.session_valid(key, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
-    assert not auth.session_valid(key, auth.sign(key, now - auth.SESSION_SECONDS - 10))
-    assert not auth.session_valid(key, f"{now + 3600}.x")
-    for junk in (None, "", "abc", "x.y"):
-        assert not auth.session_valid(key, junk)
+    token = auth.sign(key, "abc123")
+    assert auth.signed_session_id(key, token) == "abc123"
+    assert auth.signed_session_id(auth.derive_key("another password"), token) is None
+    assert auth.signed_session_id(key, token[:-2] + ("AA" if not token.endswith("AA") else "BB")) is None
+    assert auth.signed_session_id(key, "other." + token.partition(".")[2]) is None
+    for junk in (None, "", "abc", "x.y", "."):
+        assert auth.signed_session_id(key, junk) is None
+
+
+def test_logout_ends_the_session_on_the_server(guarded: TestClient):
+    right = guarded.post("/login", data={"password": PASSWORD, "next": "/"})
+    stolen = right.cookies.get(auth.COOKIE)
+    assert guarded.get("/api/v1/workflows").status_code == 200
+    assert guarded.post("/logout").status_code == 303
+    # A copy of the cookie taken before logout (another tab, a thief) is refused too.
+    guarded.cookies.clear()
+    guarded.cookies.set(auth.COOKIE, stolen)
+    replay = guarded.get("/api/v1/workflows")
+    assert replay.status_code == 401 and replay.json()["error"]["type"] == "LoginRequired"
+
+
+def test_an_expired_session_is_refused(guarded: TestClient):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from workflows.db import session_scope
+    from workflows.models import AdminSession, utcnow
+
+    guarded.post("/login", data={"password": PASSWORD, "next": "/"})
+    assert guarded.get("/api/v1/workflows").status_code == 200
+    with session_scope() as session:
+        session.exec(update(AdminSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+    assert guarded.get("/api/v1/workflows").status_code == 401
+
+
+def _basic(password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
+
+
+def _wait_for_next_window() -> None:
+    # Start at the beginning of a lockout window, so every attempt below falls in the same one.
+    seconds = auth.get_settings().login_lockout_seconds
+    time.sleep(seconds - time.time() % seconds + 0.05)
+
+
+def test_parallel_basic_guesses_are_cut_off_at_the_limit(guarded: TestClient):
+    limit = auth.get_settings().login_failures_per_client
+    _wait_for_next_window()
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda i: guarded.get("/api/v1/workflows", headers=_basic(f"guess{i}")).status_code,
+                              range(40)))
+    assert codes.count(401) == limit and codes.count(429) == 40 - limit
+    locked = guarded.get("/api/v1/workflows", headers=_basic(PASSWORD))  # the right password is no oracle
+    assert locked.status_code == 429 and 0 < int(locked.headers["Retry-After"]) <= LOCKOUT_SECONDS + 1
+    time.sleep(int(locked.headers["Retry-After"]) + 0.1)
+    assert guarded.get("/api/v1/workflows", headers=_basic(PASSWORD)).status_code == 200
+
+
+def test_login_form_is_throttled_and_works_again_after_the_window(guarded: TestClient):
+    limit = auth.get_settings().login_failures_per_client
+    _wait_for_next_window()
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda i: guarded.post("/login", data={"password": f"guess{i}", "next": "/"}).status_code,
+                              range(20)))
+    assert codes.count(401) == limit and codes.count(429) == 20 - limit
+    locked = guarded.post("/login", data={"password": PASSWORD, "next": "/"})
+    assert locked.status_code == 429 and "Retry-After" in locked.headers
+    assert "try again in" in locked.json()["error"]["message"]
+    time.sleep(int(locked.headers["Retry-After"]) + 0.1)
+    assert guarded.post("/login", data={"password": PASSWORD, "next": "/"}).status_code == 303
+
+
+def test_successful_logins_use_up_no_budget(guarded: TestClient):
+    limit = auth.get_settings().login_failures_per_client
+    _wait_for_next_window()
+    for _ in range(limit * 3):
+        assert guarded.get("/api/v1/workflows", headers=_basic(PASSWORD)).status_code == 200
+
+
+def test_failures_from_every_client_together_are_limited(data_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    from workflows.db import _engine_for
+
+    monkeypatch.setenv("STACKYARD_LOGIN_FAILURES_TOTAL", "6")
+    with make_client(data_dir, monkeypatch, PASSWORD) as client:
+        _wait_for_next_window()
+        codes = []
+        for i in range(4):  # four clients, three guesses each: each below its own limit of 5
+            with TestClient(client.app, client=(f"10.0.0.{i}", 5000)) as other:
+                codes += [other.get("/api/v1/workflows", headers=_basic("guess")).status_code for _ in range(3)]
+    _engine_for.cache_clear()
+    assert codes.count(401) == 6 and codes.count(429) == 6

@@ -1,0 +1,42 @@
+"""Server-side admin sessions: a row per login, deleted at logout, checked on every admin request.
+
+The browser's cookie names a row (and is signed, so garbage cookies cost no query). Deleting the row
+logs that browser out everywhere at once; a copied cookie is worth nothing after logout.
+
+Example::
+
+    sid = open_session(session=session, lifetime_seconds=7 * 24 * 3600)
+    session_alive(session=session, session_id=sid)    # True
+    close_session(session=session, session_id=sid)
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlmodel import Session
+
+from workflows.models import AdminSession, utcnow
+from workflows.runs import as_utc
+
+
+def open_session(*, session: Session, lifetime_seconds: float) -> str:
+    """Store a new session and return its id; expired sessions are pruned on the way."""
+    now = utcnow()
+    session.exec(delete(AdminSession).where(AdminSession.expires_at < now))
+    row = AdminSession(id=secrets.token_urlsafe(32), created_at=now, expires_at=now + timedelta(seconds=lifetime_seconds))
+    session.add(row)
+    session.commit()
+    return row.id
+
+
+def session_alive(*, session: Session, session_id: str) -> bool:
+    row = session.get(AdminSession, session_id)
+    return row is not None and as_utc(row.expires_at) > utcnow()
+
+
+def close_session(*, session: Session, session_id: str) -> None:
+    session.exec(delete(AdminSession).where(AdminSession.id == session_id))
+    session.commit()
