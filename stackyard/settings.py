@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     job_redispatch_seconds: float = Field(default=30.0, description="A job item queued this long without starting is sent again (its message was lost, e.g. Redis restarted); doubles per resend, up to 16×.")
     schedule_grace_seconds: float = Field(default=300.0, description="A schedule tick missed while no scheduler ran still fires on recovery if at most this old; older ticks are recorded as missed.")
 
+    web_keep_alive_seconds: float = Field(default=75.0, gt=0, le=3600, description="An idle keep-alive connection stays open this long; keep it above the idle timeout of every client and load balancer in front (e.g. nginx/ALB 60 s, GCP 600 s) so they never reuse one the server is closing.")
+
     log_format: Literal["text", "json"] = Field(default="text", description="text for people, json (one object per line, with run ids) for log pipelines.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Lowest level logged by web, worker and beat processes.")
     metrics_cache_seconds: float = Field(default=5.0, description="/metrics reuses figures read from the database and broker for this long.")
