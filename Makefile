@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup services bench clean
+.PHONY: run test check setup services bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || (apt-get update && apt-get install -y python3 python3-venv python3-pip)
@@ -22,6 +22,10 @@ run: setup
 ## Set up (venv, Redis, PostgreSQL, Chromium when absent) and run the whole test suite.
 test: setup services
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadscope --durations=15
+
+## The fast lane for the edit loop: unit tests only (no worker processes, browsers or slow cases).
+check: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider -n 2 -m "not integration and not browser and not slow"
 
 services:
 	bash deploy/local/ensure-services.sh

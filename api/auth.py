@@ -232,6 +232,8 @@ def install(app: FastAPI, settings: Settings | None = None) -> None:
 
     @app.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)
     async def logout(request: Request) -> Response:
+        if request.method == "GET" and request.headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
+            return RedirectResponse("/", status_code=303)  # a link or image on another site logs nobody out
         session_id = signed_session_id(key, request.cookies.get(COOKIE))
         if session_id is not None:
             await run_in_threadpool(_close_session, session_id)

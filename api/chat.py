@@ -17,7 +17,6 @@ from workflows.models import Publication
 from workflows.spec import split_socket
 from worker.enqueue import enqueue_new
 
-MAX_BODY_BYTES = 1024 * 1024
 
 
 class BadChatRequest(StackyardError):

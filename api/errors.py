@@ -1,6 +1,7 @@
 """The one place domain errors become HTTP responses: by exception class, never by message text.
 
-Body shape: ``{"error": {"message": ..., "type": ..., "field": ..., "issues": [...]}}``.
+Body shape: ``{"error": {"message": ..., "type": ..., "field": ..., "issues": [...]}}``. Secret values are
+masked in every error body (:mod:`stackyard.redact`): an error may quote what it was given.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
+from stackyard.redact import redact_data
 from workflows.errors import StackyardError, WorkflowInvalid
 
 
@@ -37,8 +39,8 @@ def _respond(request: Request, status: int, message: str, type_: str, *, field: 
     if request.url.path.startswith("/v1/"):  # the OpenAI-compatible API answers in OpenAI's error shape
         code = "model_not_found" if status == 404 else type_
         body = {"error": {"message": message, "type": _OPENAI_TYPES.get(status, "server_error"), "param": field, "code": code}}
-        return JSONResponse(body, status_code=status)
-    return JSONResponse(error_body(message, type_, field=field, issues=issues), status_code=status)
+        return JSONResponse(redact_data(body), status_code=status)
+    return JSONResponse(redact_data(error_body(message, type_, field=field, issues=issues)), status_code=status)
 
 
 def _first_error(errors: list) -> tuple[str, str]:

@@ -16,13 +16,17 @@ lists are merged). Entries are matched like this:
   (with an optional port): a non-public address is accepted when it lies in the network, whatever host
   name led to it. Every address a host resolves to must be public or accepted.
 
+The same policy and list govern every other outbound URL a workflow configures (an LLM server's
+``api_base_url``, an endpoint): :func:`check_outbound_url` checks one without fetching it.
+
 Example::
 
-    from nodes.fetchers import GuardedLinkContentFetcher
+    from nodes.fetchers import GuardedLinkContentFetcher, check_outbound_url
 
     fetcher = GuardedLinkContentFetcher(allowed_hosts=["wiki.internal:8080"])
     streams = fetcher.run(urls=["https://haystack.deepset.ai/"])["streams"]
     fetcher.run(urls=["http://169.254.169.254/latest/meta-data/"])   # raises UnsafeURLError
+    check_outbound_url("http://localhost:11434/v1", field="api_base_url")  # raises unless allowlisted
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ _METADATA_HOSTS = frozenset({"metadata.google.internal"})
 _METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _FIX = "If it is meant to be reachable, add it to STACKYARD_FETCH_ALLOWED_HOSTS (host, host:port or CIDR)."
+# Names that mean this machine whatever DNS says (RFC 6761), judged even when they do not resolve.
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,12 @@ class _Guard:
     def __init__(self, entries: list[_AllowEntry]) -> None:
         self.entries = entries
 
-    def check_url(self, url: str | httpx.URL) -> None:
+    def check_url(self, url: str | httpx.URL, *, unresolved_ok: bool = True) -> None:
+        """Refuse ``url`` by scheme and by the addresses its host resolves to.
+
+        :param unresolved_ok: accept a host name that does not resolve (unless it is a loopback name).
+            The fetcher can: its connection is checked again when it is opened.
+        """
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL as exc:
@@ -121,12 +132,19 @@ class _Guard:
                                  url=str(url)) from None
         if parsed.scheme not in _SCHEMES or not parsed.raw_host:
             scheme = f"'{parsed.scheme}:'" if parsed.scheme else "no scheme"
-            raise UnsafeURLError(f"Refused {url!s}: only http:// and https:// URLs with a host can be fetched "
+            raise UnsafeURLError(f"Refused {url!s}: only http:// and https:// URLs with a host can be reached "
                                  f"(this one has {scheme}); pass an http(s) URL.", url=str(url))
+        host = parsed.raw_host.decode("ascii")
         try:
-            self.addresses(parsed.raw_host.decode("ascii"), parsed.port or _SCHEMES[parsed.scheme], str(url))
-        except socket.gaierror:
-            pass  # not resolvable: the connection fails with Haystack's usual error (and retries)
+            self.addresses(host, parsed.port or _SCHEMES[parsed.scheme], str(url))
+        except socket.gaierror as exc:
+            name = host.lower().rstrip(".")
+            if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
+                raise UnsafeURLError(f"Refused {url!s}: {name} names this machine (loopback). {_FIX}",
+                                     url=str(url), address=name) from None
+            if not unresolved_ok:
+                raise UnsafeURLError(f"Refused {url!s}: {name} does not resolve ({exc.strerror}), so its address "
+                                     f"cannot be checked; correct the host name. {_FIX}", url=str(url)) from None
 
     def check_request(self, request: httpx.Request) -> None:
         """httpx request hook: runs before the first request and before every redirect hop is sent."""
@@ -152,6 +170,30 @@ class _Guard:
                 raise UnsafeURLError(f"Refused {url}: {subject} not a public address ({reason}). {_FIX}",
                                      url=url, address=str(address))
         return [str(address) for address in addresses]
+
+
+def _settings_guard() -> _Guard:
+    return _Guard([_parse_entry(entry, "STACKYARD_FETCH_ALLOWED_HOSTS") for entry in get_settings().fetch_allowed_hosts])
+
+
+def check_outbound_url(url: str, *, field: str, offline_ok: bool = False) -> None:
+    """Refuse an outbound URL a node is configured with, by the fetcher's policy (see module docs).
+
+    Only http(s) URLs whose host is public, or admitted by ``STACKYARD_FETCH_ALLOWED_HOSTS``, pass.
+    A local model server is reached by listing it there, e.g. ``localhost:11434`` for Ollama.
+
+    :param url: The URL, e.g. an ``api_base_url``.
+    :param field: The parameter it came from; the error carries it.
+    :param offline_ok: Accept a host name that does not resolve now (saving a workflow on a machine that is
+        offline). Leave it False just before the URL is used: a host that cannot be checked is not called.
+    :raises UnsafeURLError: naming the URL, why it is refused and the setting that would admit it.
+    :raises NodeInputError: if ``STACKYARD_FETCH_ALLOWED_HOSTS`` holds an entry that cannot be read.
+    """
+    try:
+        _settings_guard().check_url(url, unresolved_ok=offline_ok)
+    except UnsafeURLError as exc:
+        exc.field = field
+        raise
 
 
 class _PinnedBackend(httpcore.SyncBackend):
@@ -221,8 +263,7 @@ class GuardedLinkContentFetcher:
         """Reads the allowlist from settings and builds the guarded HTTP client."""
         if self._fetcher is not None:
             return
-        entries = [_parse_entry(entry, "STACKYARD_FETCH_ALLOWED_HOSTS") for entry in get_settings().fetch_allowed_hosts]
-        guard = _Guard(entries + self._own_entries)
+        guard = _Guard(_settings_guard().entries + self._own_entries)
         transport = httpx.HTTPTransport()
         # httpx has no public hook at connect time; its httpcore pool takes a network backend.
         transport._pool._network_backend = _PinnedBackend(guard)  # noqa: SLF001

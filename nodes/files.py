@@ -2,34 +2,49 @@
 
 :func:`confine_path` turns a user-supplied path into a real path inside the root, refusing ``..`` escapes,
 absolute paths elsewhere, links that lead out and NUL bytes with :class:`~nodes.errors.FileAccessError`.
-:class:`FileSource` is the canvas's "Files" node: it expands paths, folders and glob patterns into the
-list of files that Haystack's converters take as ``sources``.
+:func:`confine_file_inputs` makes a component that opens files (every Haystack converter) apply it to each
+path it is given, whatever fed it: a declared input, a router, a prompt, a joiner. :func:`confine_model_path`
+does the same for local model folders, against the model roots. :class:`FileSource` is the canvas's
+"Files" node: it expands paths, folders and glob patterns into the list of files that Haystack's
+converters take as ``sources``.
 
 The check is made when it runs: a link swapped in between the check and the read is not caught, so
 whoever can write under the root must be trusted not to plant links (workflow authors cannot).
 
 Example::
 
-    from nodes.files import FileSource, confine_path
+    from nodes.files import FileSource, confine_file_inputs, confine_path
 
     confine_path("reports/q1.pdf")         # PosixPath('<root>/reports/q1.pdf')
     confine_path("../../etc/passwd")       # raises FileAccessError
     FileSource().run(paths=["reports", "notes/*.md"])["sources"]
     # [<root>/reports/q1.pdf, <root>/reports/q2.pdf, <root>/notes/a.md]
+    loader = confine_file_inputs(TextFileToDocument())
+    loader.run(sources=["/etc/passwd"])    # raises FileAccessError
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import inspect
+import os
+import typing
+from collections.abc import Iterable
+from pathlib import Path, PurePath
+from types import MethodType
+from typing import Any, TypeVar
 
 from haystack import component
 
 from nodes.errors import FileAccessError
-from stackyard.settings import get_settings
+from stackyard.settings import Settings, get_settings
 
 _GLOB_CHARS = frozenset("*?[")
 _FIX = ("Use a path relative to the files root, without '..' or links that lead out of it, or move the file "
         "under the root (an operator sets it with STACKYARD_FILES_ROOT).")
+_MODEL_FIX = ("Use a hub model name, a name mapped in STACKYARD_MODEL_PATHS, or a folder under one of these roots "
+              "(relative paths start at the files root); an operator adds folders with STACKYARD_MODEL_ROOTS.")
+
+T = TypeVar("T")
 
 
 def confine_path(path: str | Path, root: Path | None = None, *, field: str = "sources") -> Path:
@@ -42,10 +57,48 @@ def confine_path(path: str | Path, root: Path | None = None, *, field: str = "so
     :raises FileAccessError: if the path is empty, holds a NUL byte, or leads outside the root.
     """
     base = Path(root if root is not None else get_settings().resolved_files_root).resolve()
-    text = str(path)
+    return _confine(str(path), base, (base,), field=field, place="files root", fix=_FIX)
+
+
+def confine_model_path(path: str | Path, settings: Settings | None = None, *, field: str = "model") -> Path:
+    """Resolve a local model folder (relative to the files root, or absolute) inside one of :func:`model_roots`.
+
+    :param path: The user-supplied model path; it need not exist.
+    :param settings: Where the roots come from; the process settings when None.
+    :param field: The parameter the path came from, recorded on the error.
+    :returns: The absolute path with every link resolved.
+    :raises FileAccessError: if the path is empty, holds a NUL byte, or leads outside every model root; the
+        message names STACKYARD_MODEL_ROOTS.
+    """
+    settings = settings or get_settings()
+    return _confine(str(path), settings.resolved_files_root, model_roots(settings), field=field,
+                    place="model roots", fix=_MODEL_FIX)
+
+
+def model_roots(settings: Settings | None = None) -> tuple[Path, ...]:
+    """Folders local models may load from: the files root, STACKYARD_MODEL_PATHS' folders, STACKYARD_MODEL_ROOTS."""
+    settings = settings or get_settings()
+    folders = [settings.resolved_files_root, *map(Path, settings.model_paths.values()), *settings.model_roots]
+    return tuple(dict.fromkeys(Path(folder).resolve() for folder in folders))
+
+
+def looks_like_model_path(value: str) -> bool:
+    """Whether a model parameter names a folder rather than a hub model id.
+
+    Model loaders read any existing folder before asking the hub, so a value is a path when it starts with
+    ``/``, ``.`` or ``~``, holds ``..``, a backslash or a NUL byte, or exists relative to the working directory.
+    """
+    if value.startswith(("/", ".", "~")) or "\\" in value or "\x00" in value or ".." in PurePath(value).parts:
+        return True
+    return os.path.exists(value)
+
+
+def _confine(text: str, base: Path, roots: Iterable[Path], *, field: str, place: str, fix: str) -> Path:
+    roots = tuple(roots)
+    shown = ", ".join(map(str, roots))
 
     def refuse(problem: str) -> FileAccessError:
-        return FileAccessError(f"Path {text!r} {problem} (files root: {base}). {_FIX}", field=field, path=text, root=str(base))
+        return FileAccessError(f"Path {text!r} {problem} ({place}: {shown}). {fix}", field=field, path=text, root=shown)
 
     if "\x00" in text:
         raise refuse("contains a NUL byte")
@@ -55,9 +108,88 @@ def confine_path(path: str | Path, root: Path | None = None, *, field: str = "so
         resolved = (base / text).resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop
         raise refuse(f"cannot be resolved ({exc})") from None
-    if not resolved.is_relative_to(base):
-        raise refuse("leads outside the files root")
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise refuse(f"leads outside the {place}")
     return resolved
+
+
+# --- components that open files ---------------------------------------------------------------------
+
+def path_sockets(instance: Any) -> tuple[str, ...]:
+    """The input sockets of a Haystack component that take file paths: those whose type admits ``pathlib.Path``.
+
+    Haystack's converters type theirs ``sources: list[str | Path | ByteStream]``; a ``str`` arriving there is
+    read as a path too. :class:`FileSource` takes patterns (``list[str]``) and confines them itself.
+    """
+    sockets = instance.__haystack_input__._sockets_dict
+    return tuple(name for name, socket in sockets.items() if _admits_path(socket.type))
+
+
+def _admits_path(tp: Any) -> bool:
+    if isinstance(tp, type) and issubclass(tp, PurePath):
+        return True
+    return any(_admits_path(arg) for arg in typing.get_args(tp))
+
+
+def confine_file_inputs(instance: T) -> T:
+    """Make a component confine every path it is given to the files root, whatever feeds it.
+
+    Each path (``str``, ``Path``, ``bytes``) arriving on one of its :func:`path_sockets`, inside lists and dicts
+    too, is replaced by :func:`confine_path`'s real path before the component's own ``run`` or ``run_async`` sees it;
+    ``ByteStream`` and other values pass. A refused path raises :class:`~nodes.errors.FileAccessError` with the
+    socket as its ``field``. Only the instance changes, so the class, sockets, ``to_dict``, ``warm_up`` and
+    ``Pipeline.connect``'s type checks stay Haystack's. A component without path sockets is returned as it is.
+
+    :param instance: A Haystack component instance.
+    :returns: The same instance.
+    """
+    if not path_sockets(instance) or getattr(instance.run, "__func__", None) is _confined_run:
+        return instance
+    # Bound to the instance (not a closure over it), so a deep copy of the component stays confined to itself.
+    instance.run = MethodType(_confined_run, instance)  # type: ignore[attr-defined]
+    if inspect.iscoroutinefunction(getattr(type(instance), "run_async", None)):
+        instance.run_async = MethodType(_confined_run_async, instance)  # type: ignore[attr-defined]
+    return instance
+
+
+def _confined_run(self: Any, *args: Any, **kwargs: Any) -> Any:
+    run = MethodType(type(self).run, self)
+    bound = _confined_arguments(self, run, args, kwargs)
+    return run(*bound.args, **bound.kwargs)
+
+
+async def _confined_run_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+    run_async = MethodType(type(self).run_async, self)
+    bound = _confined_arguments(self, run_async, args, kwargs)
+    return await run_async(*bound.args, **bound.kwargs)
+
+
+def _confined_arguments(instance: Any, method: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                        ) -> inspect.BoundArguments:
+    bound = inspect.signature(method).bind(*args, **kwargs)
+    for name in path_sockets(instance):
+        if name in bound.arguments:
+            bound.arguments[name] = confine_paths(bound.arguments[name], field=name)
+    return bound
+
+
+def confine_paths(value: Any, *, field: str = "sources") -> Any:
+    """``value`` with every path in it (inside lists, tuples, sets and dict values) confined.
+
+    A path is a ``str``, ``bytes`` (decoded as the filesystem does) or any ``os.PathLike``; each becomes the
+    ``Path`` :func:`confine_path` returns.
+
+    :param value: What arrived on a socket that takes paths; ``ByteStream`` and other values pass unchanged.
+    :param field: The socket, recorded on the error.
+    :raises FileAccessError: on the first path :func:`confine_path` refuses.
+    """
+    if isinstance(value, (str, bytes, os.PathLike)):
+        return confine_path(os.fsdecode(value), field=field)
+    if type(value) in (list, tuple, set, frozenset):
+        return type(value)(confine_paths(item, field=field) for item in value)
+    if type(value) is dict:
+        return {key: confine_paths(item, field=field) for key, item in value.items()}
+    return value
 
 
 @component

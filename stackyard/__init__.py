@@ -2,4 +2,12 @@
 
 The rooms live in top-level packages (``workflows``, ``nodes``, ``worker``, ``api``, ``ui``);
 this package holds what they share: settings and the command line.
+
+Importing it turns Haystack's usage telemetry off unless ``HAYSTACK_TELEMETRY_ENABLED`` is set:
+Haystack reads the variable once, when it is first imported, and would otherwise contact an outside
+analytics host from every process. The packages that import Haystack import this one first.
 """
+
+import os
+
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     login_lockout_seconds: float = Field(default=60.0, gt=0, description="Length of the failed-login window; a locked-out client may try again after it.")
 
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Web origins besides Stackyard's own that may send state-changing requests (e.g. https://intranet.example).")
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Host names this server answers besides localhost, 127.0.0.1, [::1] and the address it is reached on.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Host names this server answers besides localhost, 127.0.0.1, [::1] and the address it is reached on (* for any).")
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Largest JSON or YAML request body (workflows, versions, runs, jobs, chat); uploads have their own limits.")
     secret_env: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SECRET_ENV), description="Environment variables a workflow may read as secrets (api_key, token); nothing else.")
     model_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="Folders local models may be loaded from, besides the files root and STACKYARD_MODEL_PATHS' folders.")

@@ -17,6 +17,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from stackyard.redact import redact
 from workflows import job_dispatch
 from workflows.db import session_scope
 from workflows.errors import StackyardError
@@ -59,7 +60,7 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
         if isinstance(cause, SoftTimeLimitExceeded):
             fields["error"] = "exceeded the soft time limit (STACKYARD_RUN_SOFT_TIME_LIMIT); stopped"
         else:
-            fields["error"] = str(exc) if isinstance(exc, StackyardError) else f"{type(exc).__name__}: {exc}"
+            fields["error"] = redact(str(exc) if isinstance(exc, StackyardError) else f"{type(exc).__name__}: {exc}")
             transient = cause if isinstance(cause, transient_types()) else None
         log.warning("job %s item %s failed: %s", job_id, item["item_index"], fields["error"])
     finally:

@@ -16,6 +16,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from stackyard.redact import redact
 from stackyard.settings import get_settings
 from workflows import crud, runs
 from workflows.db import autocommit_scope
@@ -172,7 +173,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
         elif isinstance(cause, SoftTimeLimitExceeded):
             error = f"exceeded the soft time limit of {soft_limit:g} s (STACKYARD_RUN_SOFT_TIME_LIMIT); stopped"
         else:
-            error = str(exc) if isinstance(exc, StackyardError) else f"{type(exc).__name__}: {exc}"
+            error = redact(str(exc) if isinstance(exc, StackyardError) else f"{type(exc).__name__}: {exc}")
             transient = cause if isinstance(cause, transient_types()) else None
             log.warning("run %s failed: %s", run_id, error)
     finally:
@@ -184,8 +185,8 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
         delay = backoff_seconds(attempt)
         with autocommit_scope() as session:  # trace rows are written by autocommit flushes only: ids stay real
             rec.flush(session)
-            retrying = runs.retry_later(session, run_id, worker, error=f"attempt {attempt} hit a transient error, "
-                                        f"retrying in {delay:g} s: {type(transient).__name__}: {transient}")
+            retrying = runs.retry_later(session, run_id, worker, error=redact(
+                f"attempt {attempt} hit a transient error, retrying in {delay:g} s: {type(transient).__name__}: {transient}"))
         if retrying is not None:
             from worker.enqueue import enqueue
 

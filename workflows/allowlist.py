@@ -4,7 +4,10 @@ Haystack's module allowlist guards its deserializer, but it has had bypasses; St
 gate in front of it. A component ``type`` must be a class listed in the node catalog (or in
 ``STACKYARD_ALLOWED_COMPONENTS``); a nested ``type`` (document stores) must be a known store class;
 parameters that would run user-supplied code (callbacks, custom Jinja filters, ``unsafe`` rendering,
-``trust_remote_code``, tools) are refused. Nothing here imports the module a string names.
+``trust_remote_code``, tools) are refused. A secret may only name an environment variable an operator
+granted (``STACKYARD_SECRET_ENV``), and a URL the component will call (``api_base_url``, an endpoint) must
+pass the fetcher's address policy (``STACKYARD_FETCH_ALLOWED_HOSTS``). Nothing here imports the module a
+string names.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import re
 from typing import Any
 
 from nodes.catalog import NESTED_TYPES, get_node_type
+from nodes.errors import NodeInputError
+from nodes.fetchers import check_outbound_url
 from stackyard.settings import get_settings
 from workflows.errors import Issue, IssueCode
 
@@ -88,35 +93,44 @@ def check_type(node: str, type_: Any) -> Issue | None:
 
 
 def _unsafe_jinja(text: str) -> str | None:
-    """The first private attribute a template reaches for (the sandbox escape pattern), if any.
+    """Why a template is refused, if it is: it reaches for a private attribute (the sandbox escape
+    pattern), or compiling it would compute a huge constant (see ``workflows.jinja_limits``).
 
-    Haystack renders in Jinja's sandbox, which raises only at render time; refusing such templates
-    when the workflow is saved gives the author the error at once.
+    Haystack renders in Jinja's sandbox, which raises only at render time, and compiles templates in the
+    components' ``__init__``; refusing such templates before either gives the author the error at once.
+    The reason continues "the template in '<param>' …".
     """
     from jinja2 import TemplateSyntaxError, nodes
-    from jinja2.sandbox import SandboxedEnvironment
+
+    from workflows.jinja_limits import TemplateTooCostly, parse_bounded
 
     try:
-        tree = SandboxedEnvironment().parse(text)
+        tree = parse_bounded(text)  # constants folded, so '_' ~ '_class__' is seen as '__class__'
     except TemplateSyntaxError:
         return None  # the component reports syntax errors itself
+    except TemplateTooCostly as exc:
+        return str(exc)
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         name = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
         if isinstance(name, str) and name.startswith("_"):
-            return name
+            return f"reaches for the private attribute '{name}', which is unsafe; use only variables and filters"
     return None
 
 
-def check_params(node: str, params: dict[str, Any]) -> list[Issue]:
-    """Refuse parameters that would execute user-supplied code or reach outside the workflow."""
+def check_params(node: str, params: dict[str, Any], *, running: bool = False) -> list[Issue]:
+    """Refuse parameters that would execute user-supplied code or reach outside the workflow.
+
+    :param running: The pipeline is built to run now, so an outbound URL whose host does not resolve is
+        refused as well; when a workflow is only validated it passes (the machine may be offline).
+    """
     issues: list[Issue] = []
     for path, key, value in _walk(params, ""):
         where = f"components.{node}.init_parameters{path}"
         lowered = key.lower()
-        if isinstance(value, str) and ("{{" in value or "{%" in value) and (attr := _unsafe_jinja(value)):
-            issues.append(Issue(IssueCode.DANGEROUS_PARAM, node=node, port=key, field=where,
-                                message=f"Node '{node}': the template in '{key}' reaches for the private attribute "
-                                        f"'{attr}', which is unsafe; use only variables and filters."))
+        if isinstance(value, str) and ("{{" in value or "{%" in value) and (reason := _unsafe_jinja(value)):
+            # Pinned to the parameter the node's form shows (e.g. 'routes'); the message names the exact spot.
+            issues.append(Issue(IssueCode.DANGEROUS_PARAM, node=node, port=_param(path), field=where,
+                                message=f"Node '{node}': the template in '{path[1:]}' {reason}."))
         elif lowered in _TRUTHY_FORBIDDEN and value:
             issues.append(Issue(IssueCode.DANGEROUS_PARAM, node=node, port=key, field=where,
                                 message=f"Node '{node}': '{key}: {value}' is refused: {_TRUTHY_FORBIDDEN[lowered]}."))
@@ -128,13 +142,48 @@ def check_params(node: str, params: dict[str, Any]) -> list[Issue]:
             issues.append(Issue(IssueCode.NOT_ALLOWED, node=node, field=where,
                                 message=f"Node '{node}': nested type {value} is not allowed; use one of "
                                         f"{', '.join(sorted(NESTED_TYPES))}."))
-        elif lowered == "env_vars" and isinstance(value, list):
-            for env in value:
-                if isinstance(env, str) and env.upper().startswith("STACKYARD_"):
-                    issues.append(Issue(IssueCode.DANGEROUS_PARAM, node=node, field=where,
-                                        message=f"Node '{node}': secret env var {env} belongs to Stackyard's own "
-                                                "settings and cannot be read by a workflow; use another variable."))
+        elif lowered == "env_vars" and path.endswith(f".{key}"):  # the names as a whole, not each walked item
+            issues += [Issue(IssueCode.DANGEROUS_PARAM, node=node, port=_param(path), field=where,
+                             message=f"Node '{node}': {problem}") for problem in _ungranted_secrets(value)]
+        elif _is_outbound_url(lowered, value) and (refusal := _url_refusal(value, key, running)):
+            issues.append(Issue(IssueCode.DANGEROUS_PARAM, node=node, port=_param(path), field=where,
+                                message=f"Node '{node}': '{key}' is a server this workflow may not call. {refusal}"))
     return issues
+
+
+def _param(path: str) -> str:
+    """The top-level init parameter of a walked path (``.api_key.env_vars[0]`` → ``api_key``)."""
+    return re.split(r"[.\[]", path[1:], maxsplit=1)[0]
+
+
+def _ungranted_secrets(names: Any) -> list[str]:
+    """Why each env var a Haystack Secret names may not be read, if it may not."""
+    granted = get_settings().secret_env
+    fix = "ask an operator to add it to STACKYARD_SECRET_ENV"
+    offer = f"use one of {', '.join(granted)}, or {fix}" if granted else fix
+    problems = []
+    for name in names if isinstance(names, list) else [names]:
+        if not isinstance(name, str):
+            problems.append(f"secret env var {name!r} is not a variable name; {offer}.")
+        elif name.upper().startswith("STACKYARD_"):
+            problems.append(f"secret env var {name} belongs to Stackyard's own settings and cannot be read by a "
+                            "workflow; use another variable.")
+        elif name not in granted:
+            problems.append(f"secret env var {name} is not one an operator has granted to workflows; {offer}.")
+    return problems
+
+
+def _is_outbound_url(key: str, value: Any) -> bool:
+    # The server a component calls: api_base_url, azure_endpoint, api_params.url, an httpx proxy or base_url.
+    return isinstance(value, str) and bool(value) and (key in ("url", "proxy") or key.endswith(("_url", "endpoint")))
+
+
+def _url_refusal(url: str, key: str, running: bool) -> str | None:
+    try:
+        check_outbound_url(url, field=key, offline_ok=not running)
+    except NodeInputError as exc:  # a refused URL, or an unreadable STACKYARD_FETCH_ALLOWED_HOSTS entry
+        return str(exc)
+    return None
 
 
 def _walk(value: Any, path: str, key: str = ""):

@@ -25,6 +25,8 @@ from haystack.core.serialization import (
 )
 
 from nodes.catalog import IN_MEMORY_STORE, MILVUS_STORE, NESTED_TYPES, get_node_type
+from nodes.errors import FileAccessError
+from nodes.files import confine_file_inputs, confine_model_path, looks_like_model_path
 from stackyard.settings import Settings, get_settings
 from workflows.allowlist import check_params, check_type
 from workflows.errors import Issue, IssueCode, WorkflowInvalid
@@ -34,6 +36,9 @@ from workflows.spec import ComponentSpec
 # allowlist; our class allowlist (workflows.allowlist) has already vetted every type by then.
 for _module in ("nodes", "milvus_haystack"):
     allow_deserialization_module(_module)
+
+# Components outside the catalog (STACKYARD_ALLOWED_COMPONENTS): Haystack's local-model nodes name it ``model``.
+_UNLISTED_MODEL_PARAMS = ("model",)
 
 
 class BuildMode(enum.Enum):
@@ -69,17 +74,22 @@ def _init_param_names(cls: type) -> set[str] | None:
 
 
 def _resolve_models(name: str, type_: str, params: dict[str, Any], settings: Settings) -> None:
+    """Map model names to the operator's local folders; confine any other model path to the model roots."""
     node_type = get_node_type(type_)
-    for key in node_type.model_params if node_type else ():
+    for key in node_type.model_params if node_type else _UNLISTED_MODEL_PARAMS:
         value = params.get(key)
-        if isinstance(value, str):
-            local = settings.local_model_path(value)
-            if local:
-                params[key] = local
-            elif value.startswith(("/", ".", "~")):
-                from nodes.files import confine_path
-
-                params[key] = str(confine_path(value))
+        if not isinstance(value, str):
+            continue
+        local = settings.local_model_path(value)
+        if local:
+            params[key] = local
+        elif looks_like_model_path(value):
+            try:
+                params[key] = str(confine_model_path(value, settings, field=key))
+            except FileAccessError as exc:
+                raise ComponentBuildError([Issue(IssueCode.DANGEROUS_PARAM, node=name, port=key,
+                    field=f"components.{name}.init_parameters.{key}",
+                    message=f"Node '{name}', parameter '{key}': {exc}")]) from None
 
 
 def _prepare_store(name: str, key: str, store: dict[str, Any], mode: BuildMode, settings: Settings) -> dict[str, Any]:
@@ -107,7 +117,7 @@ def prepare_component_data(name: str, comp: ComponentSpec, mode: BuildMode, sett
     if problem:
         raise ComponentBuildError([problem])
     params = copy.deepcopy(comp.init_parameters)
-    issues = check_params(name, params)
+    issues = check_params(name, params, running=mode is BuildMode.RUN)
     if issues:
         raise ComponentBuildError(issues)
     try:
@@ -147,17 +157,20 @@ def _offline_milvus_component(cls: type, data: dict[str, Any]) -> Any | None:
 
 
 def instantiate(name: str, comp: ComponentSpec, *, mode: BuildMode = BuildMode.RUN, settings: Settings | None = None) -> Any:
+    """Create one node's component; a node that opens files confines every path it is given (in every mode).
+
+    :raises ComponentBuildError: with issues pinned to the node and its parameter.
+    """
     settings = settings or get_settings()
     cls, data = prepare_component_data(name, comp, mode, settings)
     try:
-        if mode is BuildMode.VALIDATE:
-            offline = _offline_milvus_component(cls, data)
-            if offline is not None:
-                return offline
-        return component_from_dict(cls, data, name)
+        instance = _offline_milvus_component(cls, data) if mode is BuildMode.VALIDATE else None
+        if instance is None:
+            instance = component_from_dict(cls, data, name)
     except Exception as exc:  # noqa: BLE001 - any failure of a user-supplied init is a bad parameter
         raise ComponentBuildError([Issue(IssueCode.BAD_PARAM, node=name, field=f"components.{name}.init_parameters",
             message=f"Node '{name}' ({cls.__name__}) rejected its parameters: {exc}. Fix the parameter named above.")]) from None
+    return confine_file_inputs(instance)
 
 
 def build_pipeline(spec, *, mode: BuildMode = BuildMode.RUN, settings: Settings | None = None) -> Pipeline:

@@ -21,9 +21,6 @@ from haystack import Pipeline
 from workflows.errors import StackyardError
 from workflows.spec import WorkflowSpec, split_socket
 
-# Sockets that take file paths: values arriving through declared inputs are confined to the files root.
-_PATH_SOCKETS = frozenset({"sources", "paths"})
-
 
 class BadRunInputs(StackyardError):
     status = 422
@@ -41,7 +38,7 @@ def check_known(spec: WorkflowSpec, inputs: dict[str, Any]) -> None:
 
 
 def pipeline_data(spec: WorkflowSpec, inputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Map declared inputs to component sockets; refuse unknown names and unsafe file paths."""
+    """Map declared inputs to component sockets; refuse unknown names."""
     check_known(spec, inputs)
     data: dict[str, dict[str, Any]] = {}
     for alias, refs in spec.inputs.items():
@@ -49,23 +46,26 @@ def pipeline_data(spec: WorkflowSpec, inputs: dict[str, Any]) -> dict[str, dict[
             continue
         for ref in refs:
             name, socket = split_socket(ref)
-            value = inputs[alias]
-            if socket in _PATH_SOCKETS and spec.components[name].type != "nodes.files.FileSource":
-                value = _confined(value, alias)
-            data.setdefault(name, {})[socket] = value
+            data.setdefault(name, {})[socket] = inputs[alias]
     return data
 
 
-def _confined(value: Any, alias: str) -> Any:
-    from nodes.errors import FileAccessError
-    from nodes.files import confine_path
+def check_paths(spec: WorkflowSpec, pipeline: Pipeline, inputs: dict[str, Any]) -> None:
+    """Refuse, naming the input, a declared input that hands a node a file path outside the files root.
 
-    items = value if isinstance(value, list) else [value]
-    try:
-        confined = [confine_path(item) if isinstance(item, (str, Path)) else item for item in items]
-    except FileAccessError as exc:
-        raise BadRunInputs(str(exc), field=f"inputs.{alias}") from None
-    return confined if isinstance(value, list) else confined[0]
+    Only an early, clearer error: the nodes confine every path they open themselves, whatever feeds them.
+    """
+    from nodes.errors import FileAccessError
+    from nodes.files import confine_paths, path_sockets
+
+    for alias, refs in spec.inputs.items():
+        for ref in refs if alias in inputs else ():
+            name, socket = split_socket(ref)
+            if socket in path_sockets(pipeline.get_component(name)):
+                try:
+                    confine_paths(inputs[alias], field=socket)
+                except FileAccessError as exc:
+                    raise BadRunInputs(f"Input '{alias}' (node '{name}'): {exc}", field=f"inputs.{alias}") from None
 
 
 def required_inputs(spec: WorkflowSpec, pipeline: Pipeline) -> list[str]:
@@ -95,6 +95,7 @@ def run_pipeline(spec: WorkflowSpec, pipeline: Pipeline, inputs: dict[str, Any],
     """
     check_known(spec, inputs)
     check_required(required_inputs(spec, pipeline), inputs)
+    check_paths(spec, pipeline, inputs)
     include = {split_socket(ref)[0] for ref in spec.outputs.values()}
     data = pipeline_data(spec, inputs)
     for name, values in (extra or {}).items():

@@ -20,6 +20,7 @@ from typing import Any
 from haystack import tracing
 from haystack.tracing import Span, Tracer
 
+from stackyard.redact import redact
 from workflows.models import NodeRun, utcnow
 
 PREVIEW_CHARS = 500       # per string in an output preview
@@ -146,7 +147,7 @@ class RunTracer(Tracer):
         try:
             yield span
         except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = redact(f"{type(exc).__name__}: {exc}")
             raise
         finally:
             seconds = time.perf_counter() - started

@@ -10,15 +10,15 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api import chat, keys, limits
+from api.bodies import LimitedRoute
 from api.deps import SessionDep
-from api.errors import RequestTooLarge
 from api.routes.runs import _snapshot, wait_for
 from api.schemas import RunPublic
 from workflows import publishing
 from workflows.db import autocommit_scope
 from workflows.models import ApiKey
 
-router = APIRouter(prefix="/api/v1", tags=["apps"])
+router = APIRouter(prefix="/api/v1", tags=["apps"], route_class=LimitedRoute)
 
 
 class PublishRequest(BaseModel):
@@ -134,21 +134,11 @@ def caller(authorization: str | None, slug: str | None) -> ApiKey:
     return key
 
 
-async def read_body(request: Request) -> bytes:
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > chat.MAX_BODY_BYTES:
-        raise RequestTooLarge(f"Request body is {length} bytes; the limit is {chat.MAX_BODY_BYTES} bytes.")
-    body = await request.body()
-    if len(body) > chat.MAX_BODY_BYTES:
-        raise RequestTooLarge(f"Request body is {len(body)} bytes; the limit is {chat.MAX_BODY_BYTES} bytes.")
-    return body
-
-
 @router.post("/apps/{slug}/run", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED)
 async def run_app(slug: str, request: Request, response: Response,
                   authorization: str | None = Header(default=None)) -> RunPublic:
     await run_in_threadpool(caller, authorization, slug)
-    body = AppRunRequest.model_validate_json(await read_body(request) or b"{}")
+    body = AppRunRequest.model_validate(await request.json() if await request.body() else {})
     _, run_id, slot = await run_in_threadpool(chat.open_run, slug, lambda _: body.inputs, stream=False)
     with slot:
         if body.wait:

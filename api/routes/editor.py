@@ -15,13 +15,14 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel
 
+from api.bodies import LimitedRoute
 from api.errors import RequestTooLarge
 from stackyard.settings import get_settings
 from ui.graph import check_connection
 from workflows.errors import StackyardError
 from workflows.spec import spec_from_dict
 
-router = APIRouter(prefix="/api/v1/editor", tags=["editor"])
+router = APIRouter(prefix="/api/v1/editor", tags=["editor"], route_class=LimitedRoute)
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 UPLOAD_DIR = "uploads"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -30,15 +31,6 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 class BadFileName(StackyardError):
     status = 422
     field = "name"
-
-
-class UnsupportedUpload(StackyardError):
-    status = 415
-
-
-# Content types a cross-site form may send without a CORS preflight; refusing them keeps other sites from
-# writing files here through a visitor's browser (the embedded default has no login).
-_SIMPLE_TYPES = ("text/plain", "multipart/form-data", "application/x-www-form-urlencoded")
 
 
 class ConnectCheck(BaseModel):
@@ -65,11 +57,9 @@ def safe_file_name(name: str) -> str:
 @router.post("/files", status_code=status.HTTP_201_CREATED,
              openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}})
 async def upload_file(request: Request, name: str = Query(min_length=1, max_length=300)) -> dict[str, Any]:
-    """Store one uploaded file under ``<files root>/uploads/<stamp>/`` and return its relative path."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not content_type or content_type in _SIMPLE_TYPES:
-        raise UnsupportedUpload("Send the file as the raw request body with Content-Type: application/octet-stream "
-                                "(or the file's own type).")
+    """Store one uploaded file under ``<files root>/uploads/<stamp>/`` and return its relative path.
+
+    The body types a cross-site form could send (text/plain, form, multipart) are refused by ``api.guard``."""
     root = get_settings().resolved_files_root
     folder = f"{UPLOAD_DIR}/{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     relative = f"{folder}/{safe_file_name(name)}"

@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.errors import RequestTooLarge
 from stackyard.settings import get_settings
@@ -25,7 +26,7 @@ from workflows.job_sources import BadJobSource, SourceSpec
 from workflows.jobs_models import ItemState, Job, JobState, Schedule, ScheduleState
 from worker import batch
 
-router = APIRouter(prefix="/api/v1", tags=["jobs"])
+router = APIRouter(prefix="/api/v1", tags=["jobs"], route_class=LimitedRoute)
 PAGE = 500
 
 
@@ -144,12 +145,12 @@ def _create(body: JobCreate) -> str:
 
 
 async def _job_request(request: Request) -> JobCreate:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return JobCreate.model_validate(await request.json() if await request.body() else {})
     limit = get_settings().job_upload_max_bytes
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit + 65536:
         raise RequestTooLarge(f"Request body is {length} bytes; the limit is {limit} (STACKYARD_JOB_UPLOAD_MAX_BYTES).")
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return JobCreate.model_validate_json(await request.body() or b"{}")
     form = await request.form()
     upload = form.get("file")
     if upload is None or isinstance(upload, str):

@@ -19,14 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api import chat
-from api.routes.apps import admit, authenticated, caller, read_body
+from api.bodies import LimitedRoute
+from api.routes.apps import admit, authenticated, caller
 from api.routes.runs import _snapshot, wait_for
 from workflows import publishing, runs
 from workflows.db import session_scope
 from workflows.errors import StackyardError
 from worker import streams
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=LimitedRoute)
 COMPLETION_TIMEOUT_SECONDS = 300.0
 
 
@@ -120,7 +121,7 @@ async def _events(request: Request, publication, run_id: str, model: str) -> Asy
 @router.post("/chat/completions")
 async def chat_completions(request: Request, authorization: str | None = Header(default=None)):
     key = await run_in_threadpool(authenticated, authorization)
-    body = ChatCompletionRequest.model_validate_json(await read_body(request))
+    body = ChatCompletionRequest.model_validate(await request.json())
     messages = [m.model_dump() for m in body.messages]
 
     def begin() -> tuple[Any, str, Any]:

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.schemas import NodeRunPublic, RunCreate, RunPublic
 from workflows import runs, workers
@@ -19,7 +20,7 @@ from workflows.models import Run, RunState
 from worker import notify
 from worker.enqueue import enqueue_new
 
-router = APIRouter(prefix="/api/v1", tags=["runs"])
+router = APIRouter(prefix="/api/v1", tags=["runs"], route_class=LimitedRoute)
 POLL_SECONDS = 0.01
 
 

@@ -6,10 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
+from api.bodies import LimitedRoute
 from api.deps import SessionDep
-from api.errors import RequestTooLarge
 from api.schemas import ValidationResult, VersionCreate, VersionPublic, WorkflowCreate, WorkflowPublic, WorkflowUpdate
+from stackyard.redact import redact_data
 from workflows import crud
 from workflows.errors import WorkflowInvalid
 from workflows.io import export_yaml, import_document, neutral
@@ -17,8 +19,7 @@ from workflows.models import Workflow
 from workflows.spec import load_document, spec_from_dict
 from workflows.validation import validate
 
-router = APIRouter(prefix="/api/v1", tags=["workflows"])
-MAX_DEFINITION_BYTES = 2 * 1024 * 1024
+router = APIRouter(prefix="/api/v1", tags=["workflows"], route_class=LimitedRoute)
 
 
 def _public(session, workflow: Workflow) -> WorkflowPublic:
@@ -74,10 +75,9 @@ def get_version(ref: str, number: int, session: SessionDep) -> VersionPublic:
 
 
 async def _definition(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_DEFINITION_BYTES:
-        raise RequestTooLarge(f"The definition is {len(raw)} bytes; the limit is {MAX_DEFINITION_BYTES} bytes.")
-    return load_document(raw)
+    raw = await request.body()  # at most STACKYARD_MAX_BODY_BYTES (api.bodies)
+    # Parsing and everything after it is CPU work: off the event loop, so other requests keep flowing.
+    return await run_in_threadpool(load_document, raw)
 
 
 _YAML_BODY = Body(media_type="application/yaml", description="A Haystack or Hayhooks pipeline in YAML or JSON.")
@@ -88,8 +88,8 @@ _YAML_BODY = Body(media_type="application/yaml", description="A Haystack or Hayh
 async def import_workflow(request: Request, session: SessionDep,
                           name: str = Query(min_length=1, max_length=200, description="Workflow name; an existing name gets a new version."),
                           note: str = Query(default="imported", max_length=2000)) -> VersionPublic:
-    spec = import_document(await _definition(request))
-    version = crud.import_definition(session=session, spec=spec, name=name, note=note)
+    spec = await run_in_threadpool(import_document, await _definition(request))
+    version = await run_in_threadpool(crud.import_definition, session=session, spec=spec, name=name, note=note)
     return VersionPublic(**version.model_dump())
 
 
@@ -105,10 +105,11 @@ def export_workflow(ref: str, session: SessionDep, version: int | None = Query(d
              openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}, "required": True}})
 async def validate_definition(request: Request) -> ValidationResult:
     try:
-        issues = validate(spec_from_dict(await _definition(request)))
+        spec = await run_in_threadpool(spec_from_dict, await _definition(request))
+        issues = await run_in_threadpool(validate, spec)
     except WorkflowInvalid as exc:
         issues = exc.issues
-    return ValidationResult(valid=not issues, issues=[issue.to_dict() for issue in issues])
+    return ValidationResult(valid=not issues, issues=redact_data([issue.to_dict() for issue in issues]))
 
 
 @router.get("/nodes")

@@ -111,8 +111,9 @@ def test_auth_scope_rate_and_size_errors(served: Stack):
     assert "3 requests/min" in str(err.value)
     key = new_key(served)
     huge = httpx.post(f"{served.base_url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
-                      json={"model": "local", "messages": [{"role": "user", "content": "x" * 2_000_000}]}, timeout=30)
+                      json={"model": "local", "messages": [{"role": "user", "content": "x" * 3_000_000}]}, timeout=30)
     assert huge.status_code == 413 and huge.json()["error"]["type"] == "invalid_request_error"
+    assert "STACKYARD_MAX_BODY_BYTES" in huge.json()["error"]["message"]
     missing = httpx.post(f"{served.base_url}/v1/chat/completions", json={"model": "local", "messages": []}, timeout=30)
     assert missing.status_code == 401 and "Authorization: Bearer" in missing.json()["error"]["message"]
     revoked_key = new_key(served)

@@ -49,9 +49,9 @@ def test_import_yaml_body_and_validate(client):
     imported = client.post("/api/v1/workflows/import", params={"name": "imp"}, content=text,
                            headers={"content-type": "application/yaml"})
     assert imported.status_code == 201 and imported.json()["number"] == 1
-    ok = client.post("/api/v1/validate", content=text)
+    ok = client.post("/api/v1/validate", content=text, headers={"content-type": "application/yaml"})
     assert ok.json() == {"valid": True, "issues": []}
-    bad = client.post("/api/v1/validate", content=text.replace("p.prompt", "p.nope"))
+    bad = client.post("/api/v1/validate", content=text.replace("p.prompt", "p.nope"), headers={"content-type": "application/yaml"})
     assert bad.status_code == 200 and bad.json()["valid"] is False
     assert bad.json()["issues"][0]["field"] == "outputs.greeting"
 
@@ -61,13 +61,13 @@ def test_import_yaml_body_and_validate(client):
     ("post", "/api/v1/workflows", {"json": {"name": "x", "spec": {"components": {"a": {"type": "os.system"}}}}}, 422, "os.system"),
     ("post", "/api/v1/workflows", {"json": {"name": "x", "spec": {"components": [1, 2]}}}, 422, "components"),
     ("post", "/api/v1/workflows/import?name=x", {"content": "components: [", "headers": {"content-type": "application/yaml"}}, 422, "YAML"),
-    ("post", "/api/v1/workflows/import", {"content": "a: 1"}, 422, "name"),
-    ("post", "/api/v1/workflows/import?name=x", {"content": "a" * (3 * 1024 * 1024)}, 413, "limit"),
+    ("post", "/api/v1/workflows/import", {"content": "a: 1", "headers": {"content-type": "application/yaml"}}, 422, "name"),
+    ("post", "/api/v1/workflows/import?name=x", {"content": "a" * (3 * 1024 * 1024), "headers": {"content-type": "application/yaml"}}, 413, "limit"),
     ("get", "/api/v1/workflows/nope/versions/1", {}, 404, "No workflow"),
     ("get", "/api/v1/workflows/nope/export", {}, 404, "No workflow"),
     ("get", "/api/v1/runs/nope", {}, 404, "No run"),
     ("post", "/api/v1/runs/nope/cancel", {}, 404, "No run"),
-    ("post", "/api/v1/validate", {"content": b"\xff\xfe\x00"}, 200, "parse_error"),
+    ("post", "/api/v1/validate", {"content": b"\xff\xfe\x00", "headers": {"content-type": "application/yaml"}}, 200, "parse_error"),
     ("post", "/api/v1/nodes/ports", {"json": {"type": "os.system"}}, 422, "not an allowed component"),
 ])
 def test_bad_requests_get_4xx_naming_the_problem(client, method, path, kwargs, status, needle):

@@ -17,7 +17,7 @@ from haystack.core.errors import PipelineRuntimeError
 from haystack.core.serialization import component_from_dict, component_to_dict
 
 from nodes.errors import NodeInputError, UnsafeURLError
-from nodes.fetchers import GuardedLinkContentFetcher, _Guard, _parse_entry, _PinnedBackend
+from nodes.fetchers import GuardedLinkContentFetcher, _Guard, _parse_entry, _PinnedBackend, check_outbound_url
 from stackyard.settings import reset_settings_cache
 
 
@@ -281,3 +281,36 @@ def test_runs_in_a_pipeline_loaded_from_yaml(serve) -> None:
     with pytest.raises(PipelineRuntimeError) as caught:
         loaded.run({"fetch": {"urls": ["http://169.254.169.254/"]}})
     assert isinstance(caught.value.__cause__, UnsafeURLError)
+
+
+# --- other outbound URLs (an LLM server's api_base_url) --------------------------------------------
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://169.254.169.254/v1", "cloud metadata"),
+    ("http://127.0.0.1:11434/v1", "loopback"),
+    ("http://localhost:11434/v1", "loopback"),
+    ("http://ollama.localhost:11434/v1", "names this machine"),  # not in DNS, loopback by definition
+    ("ftp://example.com/v1", "only http:// and https://"),
+])
+def test_outbound_urls_are_refused_with_the_field_they_came_from(url: str, reason: str) -> None:
+    with pytest.raises(UnsafeURLError, match=reason) as caught:
+        check_outbound_url(url, field="api_base_url", offline_ok=True)
+    assert (caught.value.field, caught.value.url) == ("api_base_url", url)
+
+
+def test_an_unresolvable_host_passes_only_when_offline_is_tolerated() -> None:
+    check_outbound_url("http://llm.invalid/v1", field="api_base_url", offline_ok=True)
+    with pytest.raises(UnsafeURLError, match="does not resolve") as caught:
+        check_outbound_url("http://llm.invalid/v1", field="api_base_url")
+    assert caught.value.field == "api_base_url" and "STACKYARD_FETCH_ALLOWED_HOSTS" in str(caught.value)
+
+
+def test_the_fetch_allowlist_governs_outbound_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", "localhost:11434, 127.0.0.1:8000, llm.invalid")
+    reset_settings_cache()
+
+    check_outbound_url("http://localhost:11434/v1", field="api_base_url")  # Ollama on this machine
+    check_outbound_url("http://127.0.0.1:8000/v1", field="api_base_url")
+    check_outbound_url("http://llm.invalid/v1", field="api_base_url")     # a host entry is trusted by name
+    with pytest.raises(UnsafeURLError):
+        check_outbound_url("http://127.0.0.1:5432/", field="api_base_url")

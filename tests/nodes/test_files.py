@@ -1,17 +1,31 @@
-"""confine_path and FileSource on a real files root under tmp_path, with real symlinks."""
+"""confine_path, FileSource, confine_file_inputs and model folders on a real files root under tmp_path, real links."""
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from haystack import Pipeline
+from haystack import Pipeline, component
+from haystack.components.builders import PromptBuilder
 from haystack.components.converters import TextFileToDocument
+from haystack.core.errors import PipelineRuntimeError
 from haystack.core.serialization import component_from_dict, component_to_dict
+from haystack.dataclasses import ByteStream
 
 from nodes.errors import FileAccessError
-from nodes.files import FileSource, confine_path
+from nodes.files import (
+    FileSource,
+    confine_file_inputs,
+    confine_model_path,
+    confine_path,
+    looks_like_model_path,
+    model_roots,
+    path_sockets,
+)
 from stackyard.settings import reset_settings_cache
 
 
@@ -156,3 +170,149 @@ def test_feeds_a_converter_in_a_pipeline_loaded_from_yaml(root: Path) -> None:
     documents = loaded.run({"files": {"paths": ["b/d/*.txt", "a.txt"]}})["loader"]["documents"]
 
     assert [(doc.content, doc.meta["file_path"]) for doc in documents] == [("phi", "f.txt"), ("alpha", "a.txt")]
+
+
+# --- confine_file_inputs: a node that opens files confines what it is given -----------------------
+
+CONVERTERS = ["txt.TextFileToDocument", "markdown.MarkdownToDocument", "html.HTMLToDocument",
+              "pypdf.PyPDFToDocument", "docx.DOCXToDocument", "csv.CSVToDocument"]
+
+
+@component
+class _AsyncReader:
+    """Reads text files on both of Haystack's call paths (``run`` and ``run_async``)."""
+
+    @component.output_types(texts=list[str])
+    def run(self, sources: list[str | Path | ByteStream]) -> dict[str, list[str]]:
+        return {"texts": [Path(source).read_text() for source in sources]}
+
+    @component.output_types(texts=list[str])
+    async def run_async(self, sources: list[str | Path | ByteStream]) -> dict[str, list[str]]:
+        return self.run(sources)
+
+
+def _converter(dotted: str) -> object:
+    from haystack.core.serialization import import_class_by_name
+
+    return import_class_by_name(f"haystack.components.converters.{dotted}")()
+
+
+@pytest.mark.parametrize("dotted", CONVERTERS)
+def test_every_catalog_converter_takes_paths_by_its_socket_type(dotted: str) -> None:
+    assert path_sockets(_converter(dotted)) == ("sources",)
+
+
+def test_nodes_without_path_typed_sockets_are_left_alone(root: Path) -> None:
+    for instance in (FileSource(), PromptBuilder(template="{{ path }}")):
+        assert path_sockets(instance) == ()
+        assert confine_file_inputs(instance) is instance and "run" not in vars(instance)
+
+
+@pytest.mark.parametrize("dotted", CONVERTERS)
+@pytest.mark.parametrize("path", ["/etc/passwd", "../../../../../../etc/passwd", "../secret.txt", "innocent.txt",
+                                  "a.txt\x00"])
+def test_every_catalog_converter_refuses_paths_outside_the_root(root: Path, dotted: str, path: str) -> None:
+    (root / "innocent.txt").symlink_to(root.parent / "secret.txt")
+    loader = confine_file_inputs(_converter(dotted))
+    for sources in ([path], [Path(path)]):
+        with pytest.raises(FileAccessError) as caught:
+            loader.run(sources=sources)
+        assert caught.value.field == "sources" and caught.value.path == path
+
+
+def test_paths_are_read_under_the_root_not_the_working_directory(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(root.parent)  # where secret.txt lies, relative to the worker's cwd
+    loader = confine_file_inputs(TextFileToDocument())
+    assert [doc.content for doc in loader.run(sources=["a.txt", root / "z.txt", "b/c.txt"])["documents"]] == [
+        "alpha", "zeta", "gamma"]
+    # Unconfined, the converter would read ./secret.txt; under the root there is none, so nothing is read.
+    assert TextFileToDocument().run(sources=["secret.txt"])["documents"][0].content == "secret"
+    assert loader.run(sources=["secret.txt"])["documents"] == []
+
+
+def test_byte_streams_pass_and_positional_calls_and_bytes_paths_are_confined_too(root: Path) -> None:
+    loader = confine_file_inputs(TextFileToDocument())
+    assert loader.run(sources=[ByteStream(b"inline")])["documents"][0].content == "inline"
+    for sources in (["/etc/passwd"], [b"/etc/passwd"], [b"b/../../secret.txt"], [b"a.txt\x00"]):
+        with pytest.raises(FileAccessError):
+            loader.run(sources)
+
+
+def test_the_wrapped_node_keeps_its_class_sockets_and_yaml(root: Path) -> None:
+    plain, loader = TextFileToDocument(store_full_path=True), confine_file_inputs(TextFileToDocument(store_full_path=True))
+    assert type(loader) is TextFileToDocument
+    assert component_to_dict(loader, "loader") == component_to_dict(plain, "loader")
+    assert loader.__haystack_input__._sockets_dict.keys() == plain.__haystack_input__._sockets_dict.keys()
+    run = vars(loader)["run"]
+    assert confine_file_inputs(loader) is loader and vars(loader)["run"] is run  # wrapping twice changes nothing
+    copied = copy.deepcopy(loader)  # a copy confines its own inputs, not through the original
+    assert copied.run.__self__ is copied
+    with pytest.raises(FileAccessError):
+        copied.run(sources=["/etc/passwd"])
+
+
+def test_a_path_from_a_prompt_is_refused_on_the_sync_and_async_paths(root: Path) -> None:
+    pipeline = Pipeline()
+    pipeline.add_component("prompt", PromptBuilder(template="{{ path }}", required_variables=["path"]))
+    pipeline.add_component("reader", confine_file_inputs(_AsyncReader()))
+    pipeline.connect("prompt.prompt", "reader.sources")  # still passes Haystack's type check
+    exported = pipeline.dumps()
+
+    assert pipeline.run({"prompt": {"path": "a.txt"}})["reader"]["texts"] == ["alpha"]
+    assert asyncio.run(pipeline.run_async({"prompt": {"path": "b/c.txt"}}))["reader"]["texts"] == ["gamma"]
+    for path in ("/etc/passwd", "../secret.txt"):
+        with pytest.raises(PipelineRuntimeError) as caught:
+            pipeline.run({"prompt": {"path": path}})
+        assert caught.value.component_name == "reader" and isinstance(caught.value.__cause__, FileAccessError)
+        with pytest.raises(PipelineRuntimeError) as caught:
+            asyncio.run(pipeline.run_async({"prompt": {"path": path}}))
+        assert caught.value.component_name == "reader" and isinstance(caught.value.__cause__, FileAccessError)
+    assert pipeline.dumps() == exported
+
+
+def test_a_sync_converter_is_confined_when_the_pipeline_runs_async(root: Path) -> None:
+    pipeline = Pipeline()
+    pipeline.add_component("prompt", PromptBuilder(template="{{ path }}", required_variables=["path"]))
+    pipeline.add_component("loader", confine_file_inputs(TextFileToDocument()))
+    pipeline.connect("prompt.prompt", "loader.sources")
+    with pytest.raises(PipelineRuntimeError, match="leads outside the files root") as caught:
+        asyncio.run(pipeline.run_async({"prompt": {"path": "/etc/passwd"}}))
+    assert caught.value.component_name == "loader"
+
+
+# --- model folders --------------------------------------------------------------------------------
+
+@pytest.fixture
+def models(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Model roots: the files root, a STACKYARD_MODEL_PATHS folder and a STACKYARD_MODEL_ROOTS folder."""
+    for folder in ("mapped/qwen", "shelf/minilm", "elsewhere/model"):
+        (root.parent / folder).mkdir(parents=True)
+    monkeypatch.setenv("STACKYARD_MODEL_PATHS", json.dumps({"org/qwen": str(root.parent / "mapped" / "qwen")}))
+    monkeypatch.setenv("STACKYARD_MODEL_ROOTS", str(root.parent / "shelf"))
+    reset_settings_cache()
+    return root.parent
+
+
+def test_model_roots_are_the_files_root_the_mapped_folders_and_the_operators_roots(models: Path, root: Path) -> None:
+    assert model_roots() == (root, models / "mapped" / "qwen", models / "shelf")
+    assert confine_model_path(str(models / "shelf" / "minilm")) == models / "shelf" / "minilm"
+    assert confine_model_path(str(models / "mapped" / "qwen")) == models / "mapped" / "qwen"
+    assert confine_model_path("./b") == root / "b"  # relative paths start at the files root
+
+
+@pytest.mark.parametrize("path", ["{m}/elsewhere/model", "/etc", "../elsewhere/model", "{m}/mapped", "{m}/shelf/../elsewhere",
+                                  "x\x00"])
+def test_model_paths_outside_every_root_are_refused_naming_the_setting(models: Path, path: str) -> None:
+    with pytest.raises(FileAccessError) as caught:
+        confine_model_path(path.format(m=models), field="model")
+    assert caught.value.field == "model" and "STACKYARD_MODEL_ROOTS" in str(caught.value)
+
+
+@pytest.mark.parametrize(("value", "is_path"), [
+    ("sentence-transformers/all-MiniLM-L6-v2", False), ("gpt2", False), ("/models/x", True), ("./x", True),
+    ("~/x", True), ("etc/..", True), ("org\\model", True), ("x\x00", True), ("present", True), ("present/inner", True)])
+def test_a_model_value_is_a_path_when_it_looks_like_one_or_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  value: str, is_path: bool) -> None:
+    (tmp_path / "present" / "inner").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # a bare name a loader would read from the working directory
+    assert looks_like_model_path(value) is is_path

@@ -1,7 +1,9 @@
 """A small OpenAI-compatible chat server on 127.0.0.1 for tests (the shape Ollama and vLLM serve).
 
 It answers ``POST /v1/chat/completions`` (plain and ``stream: true`` Server-Sent Events) with a fixed
-reply, optionally one word every ``delay`` seconds, and records the requests it received.
+reply, optionally one word every ``delay`` seconds, and records the requests it received. With
+``echo_auth_error`` it answers 401 quoting the request's ``Authorization`` header instead, as a careless
+server (or a proxy) might: what a client does with a secret in an error message.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Any
 
 
 class ChatServer:
-    def __init__(self, reply: str = "hello from the server", *, port: int = 0, delay: float = 0.0) -> None:
-        self.reply, self.delay = reply, delay
+    def __init__(self, reply: str = "hello from the server", *, port: int = 0, delay: float = 0.0,
+                 echo_auth_error: bool = False) -> None:
+        self.reply, self.delay, self.echo_auth_error = reply, delay, echo_auth_error
         self.requests: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,14 +30,18 @@ class ChatServer:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 server.requests.append(body)
-                if body.get("stream"):
+                server.authorizations.append(self.headers.get("Authorization"))
+                if server.echo_auth_error:
+                    self._json({"error": {"message": f"Incorrect API key provided: {self.headers.get('Authorization')}",
+                                          "type": "invalid_request_error", "code": "invalid_api_key"}}, status=401)
+                elif body.get("stream"):
                     self._stream(body)
                 else:
                     self._json(server._completion(body))
 
-            def _json(self, payload: dict) -> None:
+            def _json(self, payload: dict, status: int = 200) -> None:
                 data = json.dumps(payload).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -11,6 +11,7 @@ import redis
 
 from tests.conftest import _postgres_database
 from tests.support.stack import REDIS_URL, Stack, model_paths_env, redis_db
+from tests.worker.specs import REMOTE_LLM_ENV
 
 TINY = "stackyard-test/tiny-chat"
 TINY_COLD = "stackyard-test/tiny-chat-cold"   # loaded by one test only, to observe a cold load
@@ -19,7 +20,7 @@ REDIS_DB = redis_db(int(os.environ.get("STACKYARD_TEST_REDIS_DB", "9")))
 
 
 def _stack(kind: str, root: Path, tiny_model: Path, cold_model: Path) -> Iterator[Stack]:
-    env = model_paths_env({TINY: tiny_model, TINY_COLD: cold_model})
+    env = {**model_paths_env({TINY: tiny_model, TINY_COLD: cold_model}), **REMOTE_LLM_ENV}
     if kind == "redis":
         redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}").flushdb()
         databases = _postgres_database()

@@ -6,6 +6,9 @@ from workflows.templates import template_path
 
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
 LOCAL_LLM = "haystack_integrations.components.generators.transformers.chat.chat_generator.TransformersChatGenerator"
+# What an operator sets so workflows may call the in-test OpenAI-compatible server (tests/support/openai_server.py,
+# on 127.0.0.1) with a test key: TEST_LLM_KEY is granted explicitly, like any variable beyond the provider keys.
+REMOTE_LLM_ENV = {"STACKYARD_SECRET_ENV": "TEST_LLM_KEY", "STACKYARD_FETCH_ALLOWED_HOSTS": "127.0.0.1"}
 
 
 def greet() -> dict:
@@ -42,14 +45,17 @@ def ingest(collection: str) -> dict:
     return spec
 
 
-def remote_chat(base_url: str) -> dict:
-    """prompt → OpenAI-compatible server (no client-side retries: Stackyard's own retry policy applies)."""
+def remote_chat(base_url: str, key_env: str = "TEST_LLM_KEY") -> dict:
+    """prompt → OpenAI-compatible server (no client-side retries: Stackyard's own retry policy applies).
+
+    The API key is read from ``key_env``; see ``REMOTE_LLM_ENV`` for the settings that let it and the URL pass.
+    """
     return {
         "components": {
             "prompt": {"type": PROMPT, "init_parameters": {"template": "Question: {{ question }}"}},
             "llm": {"type": "haystack.components.generators.chat.openai.OpenAIChatGenerator", "init_parameters": {
                 "model": "local-model", "api_base_url": base_url, "max_retries": 0, "timeout": 5,
-                "api_key": {"type": "env_var", "env_vars": ["TEST_LLM_KEY"], "strict": False}}},
+                "api_key": {"type": "env_var", "env_vars": [key_env], "strict": False}}},
         },
         "connections": [{"sender": "prompt.prompt", "receiver": "llm.messages"}],
         "inputs": {"question": ["prompt.question"]},

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from stackyard.settings import reset_settings_cache
 from workflows import crud, job_dispatch, jobs
 from workflows.db import session_scope
 from workflows.errors import Conflict
@@ -310,9 +311,11 @@ def test_jobs_page_handlers(greet, sent):
 
 
 def test_transient_errors_retry_after_a_backoff_then_give_up(database, sent, monkeypatch):
-    from tests.worker.specs import remote_chat
+    from tests.worker.specs import REMOTE_LLM_ENV, remote_chat
 
-    monkeypatch.setenv("TEST_LLM_KEY", "unused")
+    for name, value in {**REMOTE_LLM_ENV, "TEST_LLM_KEY": "unused"}.items():
+        monkeypatch.setenv(name, value)
+    reset_settings_cache()
     with session_scope() as session:   # nothing listens on port 9: every call is a connection error
         crud.create_workflow(session=session, name="remote", spec=spec_from_dict(remote_chat("http://127.0.0.1:9/v1")))
     job_id = new_job("remote", {"type": "single", "inputs": {"question": "hi"}})
@@ -332,9 +335,11 @@ def test_transient_errors_retry_after_a_backoff_then_give_up(database, sent, mon
 
 
 def test_a_transient_error_after_a_cancel_fails_the_item_instead_of_leaving_it_pending(database, sent, monkeypatch):
-    from tests.worker.specs import remote_chat
+    from tests.worker.specs import REMOTE_LLM_ENV, remote_chat
 
-    monkeypatch.setenv("TEST_LLM_KEY", "unused")
+    for name, value in {**REMOTE_LLM_ENV, "TEST_LLM_KEY": "unused"}.items():
+        monkeypatch.setenv(name, value)
+    reset_settings_cache()
     with session_scope() as session:   # nothing listens on port 9: every call is a connection error
         crud.create_workflow(session=session, name="remote", spec=spec_from_dict(remote_chat("http://127.0.0.1:9/v1")))
     job_id = new_job("remote", {"type": "csv", "data": csv_of(3, column="question")}, concurrency=1)

@@ -1,0 +1,126 @@
+"""Request bodies of the HTTP API, bounded before any work: size (``STACKYARD_MAX_BODY_BYTES``) and JSON nesting.
+
+Every ``APIRouter`` in ``api/routes`` is built with ``route_class=LimitedRoute``, so each handler receives a
+:class:`LimitedRequest`: ``body()`` refuses a body over the limit by its Content-Length before reading and
+while reading it (413), and ``json()`` refuses one nested deeper than :data:`MAX_JSON_DEPTH` (400) right after
+parsing. Routes whose body FastAPI parses have it read before FastAPI's own parsing, whose catch-all would
+turn these answers into a bare 400. Streaming uploads (``request.stream()``, ``request.form()``) keep their
+own, larger limits.
+
+Example::
+
+    router = APIRouter(prefix="/api/v1", route_class=LimitedRoute)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import RequestTooLarge
+from stackyard.settings import get_settings
+from workflows.errors import StackyardError
+
+MAX_JSON_DEPTH = 64
+INLINE_PARSE_BYTES = 64 * 1024
+
+
+class BodyInvalid(StackyardError):
+    status = 400
+
+
+def is_json(content_type: str | None) -> bool:
+    """``application/json`` or ``application/<anything>+json``, as FastAPI decides whether to parse a body."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    return mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
+
+
+def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether objects/arrays nest more than ``limit`` levels in ``value``; iterative, so any depth is safe."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:  # one nesting level per pass: about as fast as json.loads itself
+        depth += 1
+        if depth > limit:
+            return True
+        inner = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, dict | list):
+                    inner.append(child)
+        level = inner
+    return False
+
+
+def parse_json(body: bytes) -> Any:
+    """``json.loads`` with the nesting limit: BodyInvalid (400) for malformed or too deeply nested JSON."""
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise _too_deep_error() from None
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8/16/32
+        raise BodyInvalid(f"The body is not valid JSON: {exc}.") from None
+    if too_deep(value):
+        raise _too_deep_error()
+    return value
+
+
+def _too_deep_error() -> BodyInvalid:
+    return BodyInvalid(f"The JSON body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep; "
+                       "send a flatter document (e.g. a long text as one string).")
+
+
+class LimitedRequest(Request):
+    """A Request whose ``body()`` and ``json()`` stop at ``STACKYARD_MAX_BODY_BYTES`` and ``MAX_JSON_DEPTH``."""
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            limit = get_settings().max_body_bytes
+            length = self.headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit:
+                raise _too_large(int(length), limit)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in self.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(size, limit, at_least=True)
+                chunks.append(chunk)
+            self._body = b"".join(chunks)  # Starlette's cache: stream() and form() replay it
+        return self._body
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            # Chat bodies are small: parse them inline; a large spec or job would hold the event loop up.
+            inline = len(body) <= INLINE_PARSE_BYTES
+            self._json = parse_json(body) if inline else await run_in_threadpool(parse_json, body)
+        return self._json
+
+
+def _too_large(size: int, limit: int, *, at_least: bool = False) -> RequestTooLarge:
+    return RequestTooLarge(f"The request body is {'over ' if at_least else ''}{size} bytes; the limit is {limit} "
+                           "bytes (STACKYARD_MAX_BODY_BYTES).")
+
+
+class LimitedRoute(APIRoute):
+    """An APIRoute whose handlers get a :class:`LimitedRequest`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        parsed_by_fastapi = self.body_field is not None
+
+        async def limited(request: Request) -> Response:
+            request = LimitedRequest(request.scope, request.receive)
+            if parsed_by_fastapi:
+                body = await request.body()
+                if body and is_json(request.headers.get("content-type")):
+                    await request.json()  # FastAPI then reuses the parsed value
+            return await handler(request)
+
+        return limited
