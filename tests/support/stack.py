@@ -97,7 +97,7 @@ class Stack:
     def start_web(self, **env: str) -> None:
         self.files_root.mkdir(parents=True, exist_ok=True)
         self.web = self._spawn(["web", "--port", str(self.port)], "web.log", **env)
-        wait_until(self._web_up, timeout=60, message=f"web server on {self.port} (see {self.root / 'web.log'})")
+        wait_until(self._web_up, timeout=120, message=f"web server on {self.port} (see {self.root / 'web.log'})")
 
     def _web_up(self) -> bool:
         if self.web and self.web.poll() is not None:
