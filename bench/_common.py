@@ -13,8 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from tests.conftest import _postgres_database  # noqa: E402
-from tests.support.stack import REDIS_URL, Stack  # noqa: E402
+from tests.support.stack import REDIS_URL, Stack, postgres_stack  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -23,13 +22,7 @@ def redis_postgres_stack(name: str, redis_db: int, extra_env: dict[str, str] | N
     import redis
 
     redis.Redis.from_url(f"{REDIS_URL}/{redis_db}").flushdb()
-    databases = _postgres_database()
-    stack = Stack(root=Path(tempfile.mkdtemp(prefix=f"stackyard-{name}-")), database_url=next(databases),
-                  broker_url=f"{REDIS_URL}/{redis_db}", extra_env=extra_env or {})
-    stack.files_root.mkdir(parents=True, exist_ok=True)
-    try:
+    with postgres_stack(Path(tempfile.mkdtemp(prefix=f"stackyard-{name}-")), broker_url=f"{REDIS_URL}/{redis_db}",
+                        extra_env=extra_env) as stack:
+        stack.files_root.mkdir(parents=True, exist_ok=True)
         yield stack
-    finally:
-        stack.stop()
-        for _ in databases:
-            pass

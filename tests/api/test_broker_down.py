@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _postgres_database
-from tests.support.stack import Stack, free_port
+from tests.support.stack import Stack, free_port, postgres_stack
 from tests.worker.specs import greet
 
 pytestmark = [pytest.mark.integration]
@@ -17,17 +16,11 @@ pytestmark = [pytest.mark.integration]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    databases = _postgres_database()
-    stack = Stack(root=Path(tmp_path_factory.mktemp("broker-down")), database_url=next(databases),
-                  broker_url=f"redis://127.0.0.1:{free_port()}/0")
-    try:
+    with postgres_stack(Path(tmp_path_factory.mktemp("broker-down")),
+                        broker_url=f"redis://127.0.0.1:{free_port()}/0") as stack:
         stack.start_web()
         stack.create("greet", greet())
         yield stack
-    finally:
-        stack.stop()
-        for _ in databases:
-            pass
 
 
 def test_a_run_that_cannot_be_queued_is_failed_and_the_caller_told(stack: Stack):

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import _postgres_database
-from tests.support.stack import REDIS_URL, Stack, redis_db
+from tests.support.stack import REDIS_URL, Stack, postgres_stack, redis_db
 
 pytestmark = [pytest.mark.integration]
 
@@ -23,18 +22,11 @@ LIMIT, LOCKOUT = 4, 10
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    databases = _postgres_database()
-    stack = Stack(root=Path(tmp_path_factory.mktemp("login")), database_url=next(databases),
-                  broker_url=f"{REDIS_URL}/{redis_db(7)}",
-                  extra_env={"STACKYARD_ADMIN_PASSWORD": PASSWORD, "STACKYARD_LOGIN_FAILURES_PER_CLIENT": str(LIMIT),
-                             "STACKYARD_LOGIN_LOCKOUT_SECONDS": str(LOCKOUT)})
-    try:
+    with postgres_stack(Path(tmp_path_factory.mktemp("login")), broker_url=f"{REDIS_URL}/{redis_db(7)}", extra_env={
+            "STACKYARD_ADMIN_PASSWORD": PASSWORD, "STACKYARD_LOGIN_FAILURES_PER_CLIENT": str(LIMIT),
+            "STACKYARD_LOGIN_LOCKOUT_SECONDS": str(LOCKOUT)}) as stack:
         stack.start_web()
         yield stack
-    finally:
-        stack.stop()
-        for _ in databases:
-            pass
 
 
 def basic(password: str) -> dict[str, str]:

@@ -10,13 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 import yaml
 
 from tests.deploy.conftest import DEPLOY
 from tests.support.stack import REDIS_URL, Stack, redis_db
 
-REDIS_DB = redis_db(10)  # 10 on gw0, 14 on gw1: a broadcast ping must reach only this test's worker
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REDIS_DB = redis_db(10)  # its own database per xdist worker: a broadcast ping must reach only this test's worker
 
 
 def healthcheck(stack: Stack, hostname: str) -> int:

@@ -17,8 +17,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import _postgres_database
-from tests.support.stack import REDIS_URL, Stack, model_paths_env, redis_db, wait_until
+from tests.support.stack import REDIS_URL, Stack, model_paths_env, postgres_stack, redis_db, wait_until
 from tests.worker.specs import chat, greet
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,12 +31,9 @@ def topology(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iter
     from workflows.db import migrate
 
     redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}").flushdb()
-    databases = _postgres_database()
-    stack = Stack(root=tmp_path_factory.mktemp("topology"), database_url=next(databases),
-                  broker_url=f"{REDIS_URL}/{REDIS_DB}",
-                  extra_env={**model_paths_env({TINY: tiny_model}), "STACKYARD_LOG_FORMAT": "json",
-                             "STACKYARD_METRICS_CACHE_SECONDS": "0"})
-    try:
+    with postgres_stack(tmp_path_factory.mktemp("topology"), broker_url=f"{REDIS_URL}/{REDIS_DB}", extra_env={
+            **model_paths_env({TINY: tiny_model}), "STACKYARD_LOG_FORMAT": "json",
+            "STACKYARD_METRICS_CACHE_SECONDS": "0"}) as stack:
         migrate(stack.database_url)  # as the deploy/ migrate job does, before anything starts
         stack.files_root.mkdir(parents=True, exist_ok=True)
         stack.web = stack._spawn(["web", "--port", str(stack.port)], "web.log")
@@ -50,10 +46,6 @@ def topology(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iter
                        timeout=120, message=f"{name} ready (see {log})")
         wait_until(stack._web_up, timeout=90, message=f"web server (see {stack.root / 'web.log'})")
         yield stack
-    finally:
-        stack.stop()
-        for _ in databases:
-            pass
 
 
 def json_lines(path: Path) -> list[dict]:

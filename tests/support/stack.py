@@ -14,6 +14,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +26,18 @@ import httpx
 from stackyard.processes import STACKYARD
 
 REDIS_URL = os.environ.get("STACKYARD_TEST_REDIS", "redis://127.0.0.1:6379")
+POSTGRES_ADMIN_URL = os.environ.get("STACKYARD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def redis_db(base: int) -> int:
-    """A Redis database index for this test process. Tests flush their database, so each pytest-xdist
-    worker gets its own: ``base`` on gw0, ``base + 4`` on gw1 (bases 7-10 use 7-14 and leave 0-6 to others)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    return base + 4 * int(worker or 0)
+    """A Redis database index for this test process. Tests flush their database, so each pytest-xdist worker
+    gets its own: bases 7-10 map to 4-7 on gw0, 8-11 on gw1, 12-15 on gw2 (Redis has 16; 0-3 stay free)."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    index = base - 3 + 4 * worker
+    if not 4 <= index <= 15:
+        raise RuntimeError(f"Redis database {index} (base {base}, xdist worker {worker}) does not exist: run at most "
+                           "3 xdist workers (-n 3) and bases 7-10.")
+    return index
 
 
 def free_port() -> int:
@@ -171,3 +179,40 @@ class Stack:
 
 def model_paths_env(mapping: dict[str, Path]) -> dict[str, str]:
     return {"STACKYARD_MODEL_PATHS": json.dumps({name: str(path) for name, path in mapping.items()})}
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database's URL; dropped afterwards (with whatever is still connected)."""
+    from sqlalchemy import create_engine, text
+
+    name = f"stackyard_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        from workflows.db import _engine_for
+
+        _engine_for.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def postgres_stack(root: Path, *, broker_url: str, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """A :class:`Stack` on a new PostgreSQL database; what it started is stopped and the database dropped after.
+
+    Example::
+
+        with postgres_stack(tmp_path, broker_url=f"{REDIS_URL}/{redis_db(7)}") as stack:
+            stack.start_web()
+    """
+    with postgres_database() as url:
+        stack = Stack(root=root, database_url=url, broker_url=broker_url, extra_env=extra_env or {})
+        try:
+            yield stack
+        finally:
+            stack.stop()

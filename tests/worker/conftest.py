@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import _postgres_database
-from tests.support.stack import REDIS_URL, Stack, model_paths_env, redis_db
+from tests.support.stack import REDIS_URL, Stack, model_paths_env, postgres_stack, redis_db
 from tests.worker.specs import REMOTE_LLM_ENV
 
 TINY = "stackyard-test/tiny-chat"
@@ -23,19 +22,16 @@ def _stack(kind: str, root: Path, tiny_model: Path, cold_model: Path) -> Iterato
     env = {**model_paths_env({TINY: tiny_model, TINY_COLD: cold_model}), **REMOTE_LLM_ENV}
     if kind == "redis":
         redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}").flushdb()
-        databases = _postgres_database()
-        stack = Stack(root=root, database_url=next(databases), broker_url=f"{REDIS_URL}/{REDIS_DB}", extra_env=env)
-    else:
-        databases = iter(())
-        stack = Stack(root=root, database_url=f"sqlite:///{root / 'data' / 'stackyard.db'}", broker_url="", extra_env=env)
-        stack.extra_env["STACKYARD_BROKER_URL"] = f"sqla+sqlite:///{root / 'data' / 'broker.db'}"
-    stack.broker_url = stack.extra_env.get("STACKYARD_BROKER_URL", stack.broker_url)
+        with postgres_stack(root, broker_url=f"{REDIS_URL}/{REDIS_DB}", extra_env=env) as stack:
+            yield stack
+        return
+    broker = f"sqla+sqlite:///{root / 'data' / 'broker.db'}"
+    stack = Stack(root=root, database_url=f"sqlite:///{root / 'data' / 'stackyard.db'}", broker_url=broker,
+                  extra_env={**env, "STACKYARD_BROKER_URL": broker})
     try:
         yield stack
     finally:
         stack.stop()
-        for _ in databases:
-            pass
 
 
 @pytest.fixture(scope="module", params=["redis", "embedded"])

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import _postgres_database
-from tests.support.stack import Stack, free_port, model_paths_env, wait_until
+from tests.support.stack import Stack, free_port, model_paths_env, postgres_stack, wait_until
 from tests.worker.conftest import TINY
 from tests.worker.specs import chat, greet, ingest
 
@@ -102,16 +101,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def stack(broker: RedisServer, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Stack]:
-    databases = _postgres_database()
-    stack = Stack(root=tmp_path_factory.mktemp("jobs-stack"), database_url=next(databases), broker_url=broker.url,
-                  extra_env={**model_paths_env({TINY: tiny_model}), "STACKYARD_JOB_REDISPATCH_SECONDS": "5"})
-    try:
+    with postgres_stack(tmp_path_factory.mktemp("jobs-stack"), broker_url=broker.url, extra_env={
+            **model_paths_env({TINY: tiny_model}), "STACKYARD_JOB_REDISPATCH_SECONDS": "5"}) as stack:
         stack.first_worker = start_web_and_worker(stack, "worker-0")
         yield stack
-    finally:
-        stack.stop()
-        for _ in databases:
-            pass
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,7 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 
-from tests.conftest import _postgres_database
-from tests.support.stack import REDIS_URL, Stack, redis_db, wait_until
+from tests.support.stack import REDIS_URL, Stack, postgres_stack, redis_db, wait_until
 from tests.worker.specs import greet
 from tests.worker.test_jobs_integration import start_web_and_worker
 
@@ -25,22 +24,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REDIS_DB = redis_db(8)
 EVERY = 3
-RUN_SECONDS = 60
+RUN_SECONDS = 30   # 10 ticks, each contended by both schedulers
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}").flushdb()
-    databases = _postgres_database()
-    stack = Stack(root=tmp_path_factory.mktemp("schedules-stack"), database_url=next(databases),
-                  broker_url=f"{REDIS_URL}/{REDIS_DB}")
-    try:
+    with postgres_stack(tmp_path_factory.mktemp("schedules-stack"), broker_url=f"{REDIS_URL}/{REDIS_DB}") as stack:
         start_web_and_worker(stack, "worker-schedules")
         yield stack
-    finally:
-        stack.stop()
-        for _ in databases:
-            pass
 
 
 def start_beats(stack: Stack, *names: str) -> list[subprocess.Popen]:

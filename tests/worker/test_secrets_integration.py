@@ -17,6 +17,8 @@ from tests.support.stack import REDIS_URL, Stack, wait_until
 from tests.worker.conftest import REDIS_DB
 from tests.worker.specs import remote_chat
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 KEY = "sk-test-secret-5b7e19c4d2"
 
 

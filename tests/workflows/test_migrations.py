@@ -8,14 +8,12 @@ import sys
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from tests.conftest import _postgres_database
+from tests.support.stack import postgres_database
 
 
 @pytest.mark.integration
 def test_processes_migrating_at_once_do_not_collide():
-    databases = _postgres_database()
-    url = next(databases)
-    try:
+    with postgres_database() as url:
         script = "import sys; from workflows.db import migrate; migrate(sys.argv[1])"
         procs = [subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True)
                  for _ in range(4)]
@@ -27,6 +25,3 @@ def test_processes_migrating_at_once_do_not_collide():
             assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
             assert {"run", "workflow", "job_item"} <= set(inspect(conn).get_table_names())
         engine.dispose()
-    finally:
-        for _ in databases:
-            pass
