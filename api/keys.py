@@ -12,6 +12,7 @@ import secrets
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from workflows.db import race_safe
 from workflows.errors import NotFound, StackyardError
 from workflows.models import ApiKey, utcnow
 from workflows.runs import as_utc
@@ -47,11 +48,19 @@ def list_keys(*, session: Session) -> list[ApiKey]:
 
 
 def revoke_key(*, session: Session, key_id: str) -> ApiKey:
-    row = session.get(ApiKey, key_id) or session.exec(select(ApiKey).where(ApiKey.prefix == key_id)).first()
-    if row is None:
-        raise NotFound(f"No API key '{key_id}'; list them with `stackyard keys list`.")
-    row.revoked_at = row.revoked_at or utcnow()
-    session.add(row)
+    """Revoke a key (by id or prefix); revoking it again keeps the first revocation time."""
+
+    def revoke() -> ApiKey:
+        row = session.get(ApiKey, key_id) or session.exec(select(ApiKey).where(ApiKey.prefix == key_id)).first()
+        if row is None:
+            raise NotFound(f"No API key '{key_id}'; list them with `stackyard keys list`.")
+        # Conditional, so simultaneous revokes agree on one time instead of each writing its own.
+        session.execute(update(ApiKey).where(col(ApiKey.id) == row.id, col(ApiKey.revoked_at).is_(None))
+                        .values(revoked_at=utcnow()))
+        session.refresh(row)
+        return row
+
+    row = race_safe(session, revoke, what=f"Revoking API key '{key_id}'")
     session.commit()
     return row
 

@@ -1,18 +1,19 @@
 """Data access for workflows and versions: keyword-only functions taking a ``session``.
 
 A version is saved only if it validates, so every stored version can be run; the whole change
-(workflow row + first version) commits together or not at all.
+(workflow row + first version) commits together or not at all. Every write runs through
+:func:`workflows.db.race_safe`: concurrent saves, renames and deletes get 2xx, 404 or 409, never a 500.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlalchemy import delete, func
+from sqlmodel import Session, col, select
 
 from nodes.catalog import get_node_type
+from workflows.db import race_safe
 from workflows.errors import Conflict, NotFound, WorkflowInvalid
 from workflows.models import Workflow, WorkflowVersion, utcnow
 from workflows.spec import WorkflowSpec
@@ -46,8 +47,12 @@ def get_workflow(*, session: Session, ref: str) -> Workflow:
     """By id or by name."""
     workflow = session.get(Workflow, ref) or session.exec(select(Workflow).where(Workflow.name == ref)).first()
     if workflow is None:
-        raise NotFound(f"No workflow '{ref}'; list them with GET /api/v1/workflows or `stackyard list`.")
+        raise _no_workflow(ref)
     return workflow
+
+
+def _no_workflow(ref: str) -> NotFound:
+    return NotFound(f"No workflow '{ref}'; list them with GET /api/v1/workflows or `stackyard list`.")
 
 
 def _name_free(session: Session, name: str, *, except_id: str | None = None) -> None:
@@ -60,44 +65,54 @@ def create_workflow(*, session: Session, name: str, description: str = "", spec:
                     note: str = "") -> Workflow:
     if spec is not None:
         checked(spec)
-    _name_free(session, name)
+    return race_safe(session, lambda: _insert_workflow(session, name, description, spec, note),
+                     what=f"Creating workflow '{name}'")
+
+
+def _insert_workflow(session: Session, name: str, description: str, spec: WorkflowSpec | None, note: str) -> Workflow:
+    _name_free(session, name)   # a name taken meanwhile fails the flush; race_safe's rerun then lands here
     workflow = Workflow(name=name, description=description)
     session.add(workflow)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict(f"A workflow named '{name}' already exists; choose another name.") from None
+    session.flush()
     if spec is not None:
         _insert_version(session, workflow, spec, note)
     return workflow
 
 
 def rename_workflow(*, session: Session, ref: str, name: str, description: str | None = None) -> Workflow:
-    workflow = get_workflow(session=session, ref=ref)
-    _name_free(session, name, except_id=workflow.id)
-    workflow.name = name
-    if description is not None:
-        workflow.description = description
-    workflow.updated_at = utcnow()
-    session.add(workflow)
-    session.flush()
-    return workflow
+    def rename() -> Workflow:
+        workflow = get_workflow(session=session, ref=ref)
+        _name_free(session, name, except_id=workflow.id)
+        workflow.name = name
+        if description is not None:
+            workflow.description = description
+        workflow.updated_at = utcnow()
+        session.add(workflow)
+        session.flush()
+        return workflow
+
+    return race_safe(session, rename, what=f"Renaming workflow '{ref}'")
 
 
 def delete_workflow(*, session: Session, ref: str) -> None:
-    workflow = get_workflow(session=session, ref=ref)
-    session.delete(workflow)
-    session.flush()
+    def remove() -> None:
+        workflow_id = get_workflow(session=session, ref=ref).id
+        if not session.execute(delete(Workflow).where(col(Workflow.id) == workflow_id)).rowcount:
+            raise _no_workflow(ref)   # another request deleted it between our read and our delete
+
+    race_safe(session, remove, what=f"Deleting workflow '{ref}'")
 
 
 def _insert_version(session: Session, workflow: Workflow, spec: WorkflowSpec, note: str) -> WorkflowVersion:
+    # Touch the workflow row first: its lock queues concurrent saves of one workflow, so each reads the
+    # number the previous one committed and max + 1 stays unique and gapless without a retry.
+    workflow.updated_at = utcnow()
+    session.add(workflow)
+    session.flush()
     latest = session.exec(select(func.max(WorkflowVersion.number)).where(WorkflowVersion.workflow_id == workflow.id)).one()
     version = WorkflowVersion(workflow_id=workflow.id, number=(latest or 0) + 1, spec=spec.model_dump(mode="json"),
                               note=note, needs_gpu=needs_gpu(spec))
     session.add(version)
-    workflow.updated_at = utcnow()
-    session.add(workflow)
     session.flush()
     return version
 
@@ -105,7 +120,8 @@ def _insert_version(session: Session, workflow: Workflow, spec: WorkflowSpec, no
 def create_version(*, session: Session, ref: str, spec: WorkflowSpec, note: str = "") -> WorkflowVersion:
     """Save a new immutable version (number = previous + 1) after validating it."""
     checked(spec)
-    return _insert_version(session, get_workflow(session=session, ref=ref), spec, note)
+    return race_safe(session, lambda: _insert_version(session, get_workflow(session=session, ref=ref), spec, note),
+                     what=f"Saving a version of workflow '{ref}'")
 
 
 def list_versions(*, session: Session, ref: str) -> list[WorkflowVersion]:
@@ -153,6 +169,11 @@ def version_spec(version: WorkflowVersion) -> WorkflowSpec:
 def import_definition(*, session: Session, spec: WorkflowSpec, name: str, note: str = "imported") -> WorkflowVersion:
     """Store an imported definition: a new workflow, or a new version if ``name`` exists."""
     checked(spec)
-    existing = session.exec(select(Workflow).where(Workflow.name == name)).first()
-    workflow = existing or create_workflow(session=session, name=name)
-    return _insert_version(session, workflow, spec, note)
+
+    def store() -> WorkflowVersion:
+        existing = session.exec(select(Workflow).where(Workflow.name == name)).first()
+        workflow = existing or _insert_workflow(session, name, "", None, "")
+        return _insert_version(session, workflow, spec, note)
+
+    # Two imports of one new name: the second's insert of the workflow fails, its rerun finds the first's.
+    return race_safe(session, store, what=f"Importing workflow '{name}'")

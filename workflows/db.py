@@ -1,23 +1,32 @@
 """Engine and sessions. SQLite by default (WAL + busy timeout, since web, workers and the scheduler
-share the file), PostgreSQL by ``STACKYARD_DATABASE_URL``. The schema is created by Alembic."""
+share the file), PostgreSQL by ``STACKYARD_DATABASE_URL``. The schema is created by Alembic.
+
+Every write that reads before it writes goes through :func:`race_safe`, so concurrent requests get an
+answer (the next number, 404, 409) instead of a unique-violation, stale-row or deadlock 500."""
 
 from __future__ import annotations
 
 import functools
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from sqlmodel import Session, create_engine
 
 from stackyard.settings import get_settings
+from workflows.errors import Conflict, NotFound
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 PING_AFTER_IDLE_SECONDS = 5.0
+RACE_ATTEMPTS = 5
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
@@ -131,3 +140,70 @@ def get_session() -> Iterator[Session]:
     """FastAPI dependency: one session per request."""
     with session_scope() as session:
         yield session
+
+
+# How a statement lost a race, by SQLSTATE (PostgreSQL) or extended result code (SQLite), never by message.
+_BUSY, _TAKEN, _GONE = "busy", "taken", "gone"
+_RACES = {"40P01": _BUSY, "40001": _BUSY, "23505": _TAKEN, "23503": _GONE,    # deadlock, serialization, unique, FK
+          517: _BUSY, 2067: _TAKEN, 1555: _TAKEN, 787: _GONE}                 # BUSY_SNAPSHOT, UNIQUE, PRIMARYKEY, FK
+
+
+def race_safe(session: Session, work: Callable[[], T], *, what: str, taken: str | None = None,
+              gone: str | None = None, attempts: int = RACE_ATTEMPTS) -> T:
+    """Run ``work`` — one read-then-write — so that losing a race to a concurrent request gives an answer
+    (the row it wrote, NotFound, Conflict), never an unhandled database error.
+
+    ``work`` runs in a savepoint of ``session``: what the caller wrote before stays, and the caller commits as
+    usual (``work`` itself must not commit). When it loses a race — a deadlock or serialization failure, a
+    unique key another request just took, a row (or the parent a foreign key names) another request just
+    deleted — the savepoint is rolled back and ``work`` runs again. It then reads the winner's committed
+    change and answers as if it had come second: a name check raises Conflict, a lookup NotFound, a
+    ``max + 1`` takes the next number, an upsert updates. ``taken``/``gone``, when given, answer a unique or a
+    deleted-row race at once with Conflict/NotFound and that message, for work too costly to run again.
+    After ``attempts`` lost races, Conflict naming ``what``. Not for :func:`autocommit_scope` sessions.
+
+    Example::
+
+        race_safe(session, lambda: _rename(session, ref, name), what=f"Renaming workflow '{ref}'")
+    """
+    session.flush()  # the caller's own pending changes fail (or not) as theirs, outside the retries
+    _lock_sqlite_for_writing(session)
+    for attempt in range(1, attempts + 1):
+        try:
+            with session.begin_nested():
+                return work()
+        except (DBAPIError, StaleDataError, ObjectDeletedError) as exc:
+            race = _race(exc)
+            if race is None:
+                raise
+            if race == _TAKEN and taken is not None:
+                raise Conflict(taken) from None
+            if race == _GONE and gone is not None:
+                raise NotFound(gone) from None
+        session.expire_all()  # the next attempt reads what the winner committed, not this session's copies
+        time.sleep(random.uniform(0.0, 0.01 * attempt))  # de-synchronise writers that collided
+    raise Conflict(f"{what} collided with other changes to the same data {attempts} times in a row; try again.")
+
+
+def deleted_meanwhile(exc: Exception) -> bool:
+    """True when ``exc`` is a write that lost a race to a delete: the row, or the parent its foreign key
+    names, was deleted by another request. For hot paths too cheap to run through :func:`race_safe`."""
+    return _race(exc) == _GONE
+
+
+def _race(exc: Exception) -> str | None:
+    if isinstance(exc, StaleDataError | ObjectDeletedError):  # UPDATE/DELETE or a reload found the row gone
+        return _GONE
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or getattr(orig, "sqlite_errorcode", None)
+    return _RACES.get(code)
+
+
+def _lock_sqlite_for_writing(session: Session) -> None:
+    # pysqlite sends BEGIN only before the first write: the reads before it would see no lock, and a
+    # SAVEPOINT opened outside a transaction is the outermost one and commits when released. Take
+    # SQLite's single writer lock now instead: the read-then-write is then serialised, as on PostgreSQL
+    # the row locks and constraint checks make it.
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

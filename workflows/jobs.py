@@ -32,6 +32,7 @@ from sqlmodel import Session, col, select
 
 from stackyard.settings import get_settings
 from workflows import crud
+from workflows.db import race_safe
 from workflows.errors import Conflict, NotFound
 from workflows.job_sources import item_inputs, read_source
 from workflows.jobs_models import ItemState, Job, JobItem, JobState
@@ -98,12 +99,20 @@ def create_job(*, session: Session, source: dict[str, Any] | Any, workflow_ref: 
               concurrency=concurrency or settings.job_default_concurrency, rate_per_minute=rate_per_minute,
               schedule_id=schedule_id, soft_time_limit=settings.run_soft_time_limit,
               hard_time_limit=settings.run_hard_time_limit)
-    session.add(job)
-    session.flush()
-    for start in range(0, len(inputs), 1000):
-        session.execute(insert(JobItem), [{"job_id": job.id, "item_index": start + offset, "inputs": values,
-                                           "state": ItemState.PENDING, "attempts": 0, "dispatches": 0}
-                                          for offset, values in enumerate(inputs[start:start + 1000])])
+
+    def write() -> Job:
+        session.add(job)
+        session.flush()
+        for start in range(0, len(inputs), 1000):
+            session.execute(insert(JobItem), [{"job_id": job.id, "item_index": start + offset, "inputs": values,
+                                               "state": ItemState.PENDING, "attempts": 0, "dispatches": 0}
+                                              for offset, values in enumerate(inputs[start:start + 1000])])
+        return job
+
+    workflow = workflow_ref or info.workflow_id
+    # The source is not read again: a version deleted meanwhile is answered at once.
+    race_safe(session, write, what=f"Creating a job of workflow '{workflow}'",
+              gone=f"Workflow '{workflow}' was deleted while the job was being created; nothing was stored.")
     if commit:
         session.commit()
     return job
@@ -185,31 +194,39 @@ def list_items(*, session: Session, job_id: str, state: ItemState | None = None,
 def request_cancel(*, session: Session, job_id: str) -> Job:
     """Stop starting items: the job is cancelled and its pending and queued items with it at once; items
     already running finish and keep their results."""
-    job = get_job(session=session, job_id=job_id)
-    if job.state in JOB_TERMINAL:
-        raise Conflict(f"Job {job_id} already {job.state.value}; only queued or running jobs can be cancelled.")
-    if transition_job(session, job_id, JobState.CANCELLED, commit=False, error="cancelled by request"):
-        transition_items(session, ItemState.CANCELLED, col(JobItem.job_id) == job_id, error="cancelled before it started")
+    def cancel() -> None:
+        job = get_job(session=session, job_id=job_id)
+        if job.state in JOB_TERMINAL:
+            raise Conflict(f"Job {job_id} already {job.state.value}; only queued or running jobs can be cancelled.")
+        if transition_job(session, job_id, JobState.CANCELLED, commit=False, error="cancelled by request"):
+            transition_items(session, ItemState.CANCELLED, col(JobItem.job_id) == job_id,
+                             error="cancelled before it started")
+
+    race_safe(session, cancel, what=f"Cancelling job {job_id}")   # locks job then items: may deadlock a worker
     session.commit()
     return get_job(session=session, job_id=job_id)
 
 
 def retry_failed(*, session: Session, job_id: str) -> tuple[Job, int]:
     """Put a finished job's failed items back to pending (others are left alone); returns (job, how many)."""
-    job = get_job(session=session, job_id=job_id)
-    if job.state not in JOB_TERMINAL:
-        raise Conflict(f"Job {job_id} is {job.state.value}; retry its failed items once it has finished (or cancel it).")
-    if not has_items(session, job_id, ItemState.FAILED):
-        raise Conflict(f"Job {job_id} has no failed items to retry.")
-    if not transition_job(session, job_id, JobState.RUNNING, where=col(Job.state) == job.state, commit=False,
-                          finished_at=None, error=None):
-        raise Conflict(f"Job {job_id} changed state meanwhile; look at it again.")
-    failed = (col(JobItem.job_id) == job_id, col(JobItem.state) == ItemState.FAILED)
-    moved = transition_items(session, ItemState.PENDING, *failed,
-                             error=None, outputs=None, attempts=0, worker=None, available_at=None, started_at=None,
-                             finished_at=None, duration_ms=None, documents_written=None)
+    def retry() -> int:
+        job = get_job(session=session, job_id=job_id)
+        if job.state not in JOB_TERMINAL:
+            raise Conflict(f"Job {job_id} is {job.state.value}; retry its failed items once it has finished "
+                           "(or cancel it).")
+        if not has_items(session, job_id, ItemState.FAILED):
+            raise Conflict(f"Job {job_id} has no failed items to retry.")
+        if not transition_job(session, job_id, JobState.RUNNING, where=col(Job.state) == job.state, commit=False,
+                              finished_at=None, error=None):
+            raise Conflict(f"Job {job_id} changed state meanwhile; look at it again.")
+        failed = (col(JobItem.job_id) == job_id, col(JobItem.state) == ItemState.FAILED)
+        return len(transition_items(session, ItemState.PENDING, *failed, error=None, outputs=None, attempts=0,
+                                    worker=None, available_at=None, started_at=None, finished_at=None,
+                                    duration_ms=None, documents_written=None))
+
+    moved = race_safe(session, retry, what=f"Retrying the failed items of job {job_id}")
     session.commit()
-    return get_job(session=session, job_id=job_id), len(moved)
+    return get_job(session=session, job_id=job_id), moved
 
 
 def has_items(session: Session, job_id: str, state: ItemState) -> bool:

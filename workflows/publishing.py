@@ -1,7 +1,8 @@
 """Publishing: serve a specific version as a chat app under a slug.
 
 Later edits do not change what is served; republishing swaps the version in one UPDATE, so requests
-see either the old or the new version, never a mix. Chat roles (which input takes the user message,
+see either the old or the new version, never a mix. Publishing is an upsert: of two simultaneous
+publishes of one new slug both succeed (the later one's settings stay). Chat roles (which input takes the user message,
 which the history, which output is the reply and which the sources) come from the version's
 ``metadata.stackyard.chat`` unless given explicitly.
 
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import re
 
-from sqlmodel import Session, select
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
 
 from workflows import crud
+from workflows.db import race_safe
 from workflows.errors import NotFound, StackyardError
 from workflows.models import Publication, utcnow
 
@@ -42,11 +45,20 @@ def publish(*, session: Session, ref: str, slug: str, version: int | None = None
     if not SLUG.match(slug):
         raise BadPublication(f"Slug '{slug}' must be lowercase letters, digits and dashes (max 64), e.g. 'support-bot'.",
                              field="slug")
+    given = {"message": message, "history": history, "reply": reply, "sources": sources}
+    # A slug inserted or unpublished meanwhile, or the version deleted: the rerun updates, inserts or answers 404.
+    publication = race_safe(session, lambda: _upsert(session, ref, slug, version, given, max_concurrency),
+                            what=f"Publishing '{slug}'")
+    session.commit()
+    return publication
+
+
+def _upsert(session: Session, ref: str, slug: str, version: int | None, given: dict[str, str | None],
+            max_concurrency: int | None) -> Publication:
     row = crud.get_version(session=session, ref=ref, number=version)
     spec = crud.version_spec(row)
     chat = spec.canvas.get("chat", {}) if isinstance(spec.canvas.get("chat"), dict) else {}
-    roles = {"message": _role(message, chat, "message"), "history": _role(history, chat, "history"),
-             "reply": _role(reply, chat, "reply"), "sources": _role(sources, chat, "sources")}
+    roles = {role: _role(value, chat, role) for role, value in given.items()}
     for role, names, required in (("message", spec.inputs, True), ("history", spec.inputs, False),
                                   ("reply", spec.outputs, True), ("sources", spec.outputs, False)):
         value = roles[role]
@@ -71,20 +83,28 @@ def publish(*, session: Session, ref: str, slug: str, version: int | None = None
         publication.max_concurrency = max_concurrency
     publication.updated_at = utcnow()
     session.add(publication)
-    session.commit()
+    session.flush()
     return publication
 
 
 def unpublish(*, session: Session, slug: str) -> None:
-    session.delete(get_publication(session=session, slug=slug))
+    def remove() -> None:
+        if not session.execute(delete(Publication).where(col(Publication.slug) == slug)).rowcount:
+            raise _not_published(slug)
+
+    race_safe(session, remove, what=f"Unpublishing '{slug}'")
     session.commit()
 
 
 def get_publication(*, session: Session, slug: str) -> Publication:
     publication = session.get(Publication, slug, populate_existing=True)
     if publication is None:
-        raise NotFound(f"No published app '{slug}'; publish one with `stackyard publish WORKFLOW --slug {slug}`.")
+        raise _not_published(slug)
     return publication
+
+
+def _not_published(slug: str) -> NotFound:
+    return NotFound(f"No published app '{slug}'; publish one with `stackyard publish WORKFLOW --slug {slug}`.")
 
 
 def list_publications(*, session: Session) -> list[Publication]:

@@ -26,13 +26,13 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from stackyard.settings import get_settings
 from workflows import crud, jobs
-from workflows.db import session_scope
+from workflows.db import race_safe, session_scope
 from workflows.errors import Conflict, NotFound, StackyardError
 from workflows.job_sources import ItemRecords, PATH_FIELD, item_inputs, parse_source, read_source
 from workflows.jobs_models import FireState, Job, Schedule, ScheduleFire, ScheduleState
@@ -102,19 +102,24 @@ def create_schedule(*, session: Session, name: str, workflow_ref: str, cron: str
     zone(timezone_name)
     info = version_info(session, crud.get_version_id(session=session, ref=workflow_ref, number=version))
     _check_definition(info, source, mapping or {}, fixed or {})
-    if session.exec(select(Schedule.id).where(Schedule.name == name)).first():
-        raise Conflict(f"A schedule named '{name}' already exists; choose another name.")
+    taken = f"A schedule named '{name}' already exists; choose another name."
     schedule = Schedule(name=name, workflow_id=info.workflow_id, version=version, cron=cron, timezone=timezone_name,
                         source=parse_source(source).model_dump(), mapping=mapping or {}, fixed=fixed or {},
                         concurrency=concurrency or get_settings().job_default_concurrency,
                         rate_per_minute=rate_per_minute, next_fire_at=utcnow())
     schedule.next_fire_at = _next_after(schedule, now or utcnow())
-    session.add(schedule)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict(f"A schedule named '{name}' already exists; choose another name.") from None
+
+    def insert() -> Schedule:
+        if session.exec(select(Schedule.id).where(Schedule.name == name)).first():
+            raise Conflict(taken)
+        session.add(schedule)
+        session.flush()
+        return schedule
+
+    # The checks above are not rerun: a name taken or a workflow deleted meanwhile is answered at once.
+    race_safe(session, insert, what=f"Creating schedule '{name}'", taken=taken,
+              gone=f"Workflow '{workflow_ref}' was deleted while the schedule was being created; nothing was stored.")
+    session.commit()
     return schedule
 
 
@@ -142,6 +147,7 @@ def pause(*, session: Session, ref: str) -> Schedule:
     schedule = get_schedule(session=session, ref=ref)
     moved = transition(session, schedule.id, ScheduleState.PAUSED)
     if moved is None:
+        get_schedule(session=session, ref=ref)   # deleted meanwhile: NotFound, not "already paused"
         raise Conflict(f"Schedule '{schedule.name}' is already paused.")
     return moved
 
@@ -151,12 +157,18 @@ def resume(*, session: Session, ref: str, now: datetime | None = None) -> Schedu
     schedule = get_schedule(session=session, ref=ref)
     moved = transition(session, schedule.id, ScheduleState.ACTIVE, next_fire_at=_next_after(schedule, now or utcnow()))
     if moved is None:
+        get_schedule(session=session, ref=ref)   # deleted meanwhile: NotFound, not "not paused"
         raise Conflict(f"Schedule '{schedule.name}' is not paused.")
     return moved
 
 
 def delete_schedule(*, session: Session, ref: str) -> None:
-    session.delete(get_schedule(session=session, ref=ref))
+    def remove() -> None:
+        schedule_id = get_schedule(session=session, ref=ref).id
+        if not session.execute(delete(Schedule).where(col(Schedule.id) == schedule_id)).rowcount:
+            raise NotFound(f"No schedule '{ref}'; list them with GET /api/v1/schedules.")
+
+    race_safe(session, remove, what=f"Deleting schedule '{ref}'")
     session.commit()
 
 
