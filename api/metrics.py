@@ -68,23 +68,6 @@ def _store_metrics() -> list[Metric]:
         ]
 
 
-def _queue_depths() -> dict[str, int]:
-    from kombu.exceptions import ChannelError
-
-    from worker.app import QUEUES, celery_app
-
-    depths: dict[str, int] = {}
-    with celery_app.connection_for_read() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
-        channel = conn.default_channel
-        for queue in QUEUES:
-            try:
-                depths[queue] = channel.queue_declare(queue, passive=True).message_count
-            except ChannelError:  # Redis drops an empty list: the queue exists once a message is sent
-                depths[queue] = 0
-    return depths
-
-
 class ClusterCollector(Collector):
     """Reads the database and the broker at most once per ``metrics_cache_seconds``."""
 
@@ -109,7 +92,9 @@ class ClusterCollector(Collector):
 
     @staticmethod
     def _broker_metrics() -> list[Metric]:
-        return [_gauge("stackyard_queue_depth", "Messages waiting in each broker queue", "queue", _queue_depths())]
+        from worker.app import queue_depths
+
+        return [_gauge("stackyard_queue_depth", "Messages waiting in each broker queue", "queue", queue_depths())]
 
     def collect(self) -> Iterator[Metric]:
         yield from self._cached

@@ -58,3 +58,20 @@ def make_celery(settings: Settings | None = None) -> Celery:
 
 
 celery_app = make_celery()
+
+
+def queue_depths(queues: tuple[str, ...] | list[str] = QUEUES, *, app: Celery | None = None) -> dict[str, int]:
+    """How many messages the broker holds on each queue now (raises when it is unreachable)."""
+    from kombu.exceptions import ChannelError
+
+    depths: dict[str, int] = {}
+    with (app or celery_app).connection_for_read() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+        channel = conn.default_channel
+        for queue in queues:
+            try:
+                depths[queue] = channel.queue_declare(queue, passive=True).message_count
+            except ChannelError:  # Redis drops an empty list: the queue exists once a message is sent
+                depths[queue] = 0
+    return depths
+

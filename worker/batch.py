@@ -5,7 +5,8 @@ pipeline (the same process cache and ``run_pipeline`` as runs), writes outputs a
 transaction, then plans the job's next dispatch itself, so a job keeps ``concurrency`` items in flight
 without waiting for a timer. :func:`pump` (every worker's reaper thread, and ``stackyard beat``) does the
 rest from the database: starts jobs whose first dispatch was lost, sends rate-limited items when their
-slot comes, takes back items of dead workers and re-sends items whose message vanished (Redis restart).
+slot comes, takes back items of dead workers and re-sends items whose message vanished (Redis restart):
+at once on a queue the broker holds nothing for (the reaper says which), else after a backoff.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from workflows.db import session_scope
 from workflows.errors import StackyardError
 from workflows.execute import run_pipeline
 from workflows.jobs_models import ItemState
+from workflows.runs import QueueDepths
 from workflows.spec import WorkflowSpec, split_socket
 from worker.runner import backoff_seconds, cache, failure_cause, load_spec, transient_types, worker_name
 
@@ -98,16 +100,20 @@ def documents_written(spec: WorkflowSpec, outputs: dict[str, Any]) -> int | None
     return sum(numbers) if numbers else None
 
 
-def dispatch(job_id: str, *, recover: bool = False, send=None) -> job_dispatch.Dispatch | None:
+def dispatch(job_id: str, *, recover: bool = False, depths: QueueDepths | None = None,
+             send=None) -> job_dispatch.Dispatch | None:
     """Plan the job's next items (committed) and put their ids on the queue. Never raises on a broker or
     database outage: the pump tries again from the database."""
     try:
         with session_scope() as session:
-            plan = job_dispatch.plan_dispatch(session, job_id, recover=recover)
+            plan = job_dispatch.plan_dispatch(session, job_id, recover=recover, depths=depths)
     except Exception:  # noqa: BLE001 - the next pump retries
         log.exception("dispatch of job %s failed", job_id)
         return None
     if plan is not None:
+        if plan.resent:
+            log.warning("job %s: items %s were queued but their message is gone (or late); sent again", job_id,
+                        plan.resent)
         deliver(plan, send=send)
     return plan
 
@@ -140,15 +146,16 @@ def _send(plan: job_dispatch.Dispatch, item_id: int, countdown: float) -> None:
                                  soft_time_limit=plan.soft_time_limit, time_limit=plan.hard_time_limit)
 
 
-def pump(*, send=None) -> list[job_dispatch.Dispatch]:
-    """One pass over every active job: recover lost items, fill free slots, finish what is done."""
+def pump(*, depths: QueueDepths | None = None, send=None) -> list[job_dispatch.Dispatch]:
+    """One pass over every active job: recover lost items, fill free slots, finish what is done.
+    ``depths``: what the broker held when the reaper last asked (items on a queue seen empty are re-sent)."""
     try:
         with session_scope() as session:
             job_ids = job_dispatch.active_job_ids(session)
     except Exception:  # noqa: BLE001 - database away: next pass
         log.exception("job pump could not list jobs")
         return []
-    plans = [dispatch(job_id, recover=True, send=send) for job_id in job_ids]
+    plans = [dispatch(job_id, recover=True, depths=depths, send=send) for job_id in job_ids]
     return [plan for plan in plans if plan is not None]
 
 

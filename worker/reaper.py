@@ -1,8 +1,13 @@
-"""The reaper: re-enqueues runs whose worker died and fails runs past their hard limit.
+"""The reaper: re-enqueues runs whose worker died, fails runs past their hard limit, and sends again
+work whose message the broker lost.
 
 Every worker runs one in a background thread; the compare-and-set in ``workflows.runs.transition``
 makes concurrent reapers safe (one wins each run). This is what makes a SIGKILLed worker's run come
 back within seconds on any broker, instead of waiting for Redis's visibility timeout.
+
+Each pass also asks the broker how many messages its queues hold: a run or job item the database says
+is queued, on a queue the broker holds nothing for (a Redis restart without persistence, a failover, a
+flush), is sent again on that pass (``workflows.runs.resend_lost``, ``workflows.job_dispatch``).
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ import threading
 
 from workflows import runs, workers
 from workflows.db import session_scope
-from workflows.models import Run
+from workflows.models import Run, utcnow
+from workflows.runs import QueueDepths
 from worker import batch, notify
+from worker.app import queue_depths
 from worker.enqueue import enqueue
 
 log = logging.getLogger("stackyard.reaper")
@@ -32,6 +39,27 @@ def reap_once() -> list[str]:
     return requeue
 
 
+def look_at_queues(queues: list[str]) -> QueueDepths | None:
+    """What the broker holds on ``queues`` now; None when it cannot be asked (nothing is presumed lost)."""
+    try:
+        return QueueDepths(queue_depths(queues), utcnow())
+    except Exception as exc:  # noqa: BLE001 - the broker is down: nothing can be sent anyway
+        log.warning("reaper could not read the queues (%s: %s); lost messages are looked for next pass",
+                    type(exc).__name__, exc)
+        return None
+
+
+def resend_lost(depths: QueueDepths) -> list[str]:
+    """Send again the runs whose message the broker lost; returns their ids."""
+    with session_scope() as session:
+        lost = runs.resend_lost(session, depths=depths)
+    for run in lost:
+        log.warning("run %s was waiting on queue %s, which the broker holds no message for; sent again",
+                    run.id, run.queue, extra={"run_id": run.id})
+        enqueue(run)
+    return [run.id for run in lost]
+
+
 class Reaper(threading.Thread):
     """Announces this worker (name + queues) and reaps, every ``interval`` seconds."""
 
@@ -46,7 +74,11 @@ class Reaper(threading.Thread):
                 with session_scope() as session:
                     workers.beat(session, name=self.worker, queues=self.queues)
                 reap_once()
-                batch.pump()  # batch jobs: recover lost items, fill free slots, send rate-limited items
+                depths = look_at_queues(self.queues)
+                if depths is not None:
+                    resend_lost(depths)
+                # batch jobs: recover lost items, fill free slots, send rate-limited items
+                batch.pump(depths=depths)
             except Exception:  # noqa: BLE001 - keep reaping; the next pass retries
                 log.exception("reaper pass failed")
             if self.stopped.wait(self.interval):

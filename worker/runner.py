@@ -185,7 +185,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
         delay = backoff_seconds(attempt)
         with autocommit_scope() as session:  # trace rows are written by autocommit flushes only: ids stay real
             rec.flush(session)
-            retrying = runs.retry_later(session, run_id, worker, error=redact(
+            retrying = runs.retry_later(session, run_id, worker, delay=delay, error=redact(
                 f"attempt {attempt} hit a transient error, retrying in {delay:g} s: {type(transient).__name__}: {transient}"))
         if retrying is not None:
             from worker.enqueue import enqueue

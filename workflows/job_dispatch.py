@@ -3,8 +3,10 @@
 A plan decides, under the job's row lock, which items go on the queue now: at most ``concurrency`` in
 flight, started ``60 / rate_per_minute`` s apart, in index order. Workers plan after every item (in the
 transaction that records its outcome); the pump plans with ``recover`` to take back items of dead workers
-(lease expired) and re-send items whose message vanished. The caller sends the ids after the commit;
-states change only through ``workflows.jobs.transition_items`` / ``transition_job``.
+(lease expired) and re-send items whose message vanished: at once when the broker was seen holding
+nothing on the job's queue (``depths``; the same rule as runs, ``workflows.runs.resend_lost``), else
+after a backoff. The caller sends the ids after the commit; states change only through
+``workflows.jobs.transition_items`` / ``transition_job``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from stackyard.settings import get_settings
 from workflows.jobs import ACTIVE, IN_FLIGHT, has_items, transition_items, transition_job
 from workflows.jobs_models import ItemState, Job, JobItem, JobState
 from workflows.models import utcnow
-from workflows.runs import LEASE_SECONDS, MAX_ATTEMPTS, as_utc
+from workflows.runs import LEASE_SECONDS, MAX_ATTEMPTS, QueueDepths, as_utc
 
 RATE_HORIZON_SECONDS = 10.0   # rate-limited items are sent at most this far ahead of their start (countdown)
 MAX_RESEND_FACTOR = 16
@@ -67,6 +69,7 @@ class Dispatch:
     soft_time_limit: float
     hard_time_limit: float
     send: list[tuple[int, float]] = field(default_factory=list)
+    resent: list[int] = field(default_factory=list)     # of ``send``: items whose message was lost (or late)
     finished: JobState | None = None
 
 
@@ -77,17 +80,21 @@ def active_job_ids(session: Session) -> list[str]:
     return list(session.exec(select(Job.id).where(col(Job.state).in_(ACTIVE) | cancelled_running)))
 
 
-def plan_dispatch(session: Session, job_id: str, *, now: datetime | None = None,
-                  recover: bool = False) -> Dispatch | None:
+def plan_dispatch(session: Session, job_id: str, *, now: datetime | None = None, recover: bool = False,
+                  depths: QueueDepths | None = None) -> Dispatch | None:
     """Decide, under the job's row lock, which items to send now; commits. None if the job is not active.
 
     Fills free slots (``concurrency`` minus items queued or running) with pending items in index order,
     spaced ``60 / rate_per_minute`` s apart; finishes the job when nothing is left. With ``recover`` it
     first takes back running items whose lease expired (dead worker) and re-sends queued items nobody
-    started in time (message lost)."""
+    started in time (message lost): at once if ``depths`` saw the job's queue empty (see
+    ``QueueDepths.lost_before``), else after ``STACKYARD_JOB_REDISPATCH_SECONDS``, doubling per resend."""
     now = now or utcnow()
     job = _lock_job(session, job_id, now, active_only=True)
-    plan = _plan(session, job, now, recover=recover) if job is not None else None
+    plan = None
+    if job is not None:
+        lost_before = depths.lost_before if depths is not None and depths.empty(job["queue"]) else None
+        plan = _plan(session, job, now, recover=recover, lost_before=lost_before)
     if job is None and recover:
         _fail_orphans(session, job_id, now)
     session.commit()
@@ -126,14 +133,15 @@ def _lock_job(session: Session, job_id: str, now: datetime, *, active_only: bool
     return session.connection().execute(statement).mappings().first()
 
 
-def _plan(session: Session, job: Any, now: datetime, *, recover: bool = False) -> Dispatch:
+def _plan(session: Session, job: Any, now: datetime, *, recover: bool = False,
+          lost_before: datetime | None = None) -> Dispatch:
     job_id = job["id"]
     plan = Dispatch(job_id, job["queue"], job["soft_time_limit"], job["hard_time_limit"])
     connection, flying_now = session.connection(), (col(JobItem.job_id) == job_id, col(JobItem.state).in_(IN_FLIGHT))
     if recover:
         flying = connection.execute(select(JobItem.id, JobItem.state, JobItem.attempts, JobItem.dispatches,
                                            JobItem.heartbeat_at, JobItem.dispatched_at).where(*flying_now)).all()
-        in_flight = len(flying) - _recover(session, plan, flying, now)
+        in_flight = len(flying) - _recover(session, plan, flying, now, lost_before)
     else:
         in_flight = connection.execute(select(func.count()).select_from(JobItem).where(*flying_now)).scalar_one()
     free = job["concurrency"] - in_flight
@@ -168,8 +176,9 @@ def _send_pending(session: Session, plan: Dispatch, job: Any, pending: Any, now:
     session.execute(update(Job).where(col(Job.id) == plan.job_id).values(next_slot_at=slot))
 
 
-def _recover(session: Session, plan: Dispatch, flying: list, now: datetime) -> int:
-    """Take back stale in-flight items; returns how many left the in-flight set."""
+def _recover(session: Session, plan: Dispatch, flying: list, now: datetime, lost_before: datetime | None) -> int:
+    """Take back stale in-flight items (queued ones sent before ``lost_before`` are lost); returns how many
+    left the in-flight set."""
     stale_beat = now - timedelta(seconds=LEASE_SECONDS)
     resend_after = get_settings().job_redispatch_seconds
     left = 0
@@ -184,11 +193,14 @@ def _recover(session: Session, plan: Dispatch, flying: list, now: datetime) -> i
                                          error=f"attempt {attempts}: its worker died; retrying")
             left += bool(moved)
         elif state == ItemState.QUEUED and dispatched_at is not None:
+            # Rate-limited items are dispatched at their slot (a countdown message): never lost before it.
+            lost = lost_before is not None and as_utc(dispatched_at) < lost_before
             wait = resend_after * min(2 ** max(dispatches - 1, 0), MAX_RESEND_FACTOR)
-            if (now - as_utc(dispatched_at)).total_seconds() > wait and transition_items(
+            if (lost or (now - as_utc(dispatched_at)).total_seconds() > wait) and transition_items(
                     session, ItemState.QUEUED, col(JobItem.id) == item_id, col(JobItem.dispatches) == dispatches,
                     dispatched_at=now, dispatches=dispatches + 1):
                 plan.send.append((item_id, 0.0))
+                plan.resent.append(item_id)
     return left
 
 

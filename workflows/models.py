@@ -77,7 +77,18 @@ class Run(SQLModel, table=True):
     finished_at: datetime | None = None
 
 
+class NodeState(str, enum.Enum):
+    """What a node row says. Stored as plain text (``NodeRun.state``), so a new state needs no migration."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"     # its attempt's worker died mid-node; the run went on without that attempt
+
+
 class NodeRun(SQLModel, table=True):
+    """One component run of one attempt of a run (written by ``workflows.trace``)."""
+
     __tablename__ = "node_run"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -85,7 +96,7 @@ class NodeRun(SQLModel, table=True):
     attempt: int = 0
     node: str = Field(max_length=200)
     component_type: str = Field(default="", max_length=300)
-    state: str = Field(default="running", max_length=20)
+    state: str = Field(default=NodeState.RUNNING.value, max_length=20, description="A NodeState value")
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
     duration_ms: float | None = None

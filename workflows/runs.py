@@ -7,22 +7,29 @@
 
 ``transition`` is a compare-and-set (``UPDATE … WHERE state IN allowed_from``), so two workers (or a
 worker and the reaper) racing for one run cannot both win, and a redelivered message for a finished
-run changes nothing. The database is the source of truth; the queue only carries run ids.
+run changes nothing. The database is the source of truth; the queue only carries run ids, and a run
+whose message the broker lost is sent again from here (:func:`resend_lost`).
+
+``heartbeat_at`` is the run's lease: renewed by its worker while it runs; while it waits (queued or
+retrying), the time its message was last sent, or is due (the end of a retry backoff).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from stackyard.settings import get_settings
-from workflows import crud
+from workflows import crud, trace
+from workflows.db import deleted_meanwhile
 from workflows.errors import Conflict, NotFound, StackyardError
 from workflows.execute import check_known, check_required, required_inputs
 from workflows.models import NodeRun, Run, RunState, utcnow
@@ -38,8 +45,14 @@ ALLOWED: dict[RunState, frozenset[RunState]] = {
     RunState.CANCELLED: frozenset({RunState.QUEUED, RunState.RUNNING, RunState.RETRYING}),
     RunState.QUEUED: frozenset(),
 }
+WAITING = (RunState.QUEUED, RunState.RETRYING)
 LEASE_SECONDS = 15.0     # a running run whose heartbeat is older than this belongs to a dead worker
 MAX_ATTEMPTS = 3
+# A message sent longer ago than this is on its queue, or lost: a worker claims what it takes in milliseconds.
+LOST_AFTER_SECONDS = 2.0
+# On a queue holding fewer messages than runs waiting on it, which ones are missing is unknown: a run is sent
+# again only after waiting this long, so a brief dip (a message between a worker's fetch and claim) costs nothing.
+SHORT_QUEUE_RESEND_SECONDS = 30.0
 
 
 # Conditions and values of the hot transitions, built once (see workflows.transitions).
@@ -47,6 +60,7 @@ OWNED_BY = Sql(col(Run.worker) == bindparam("owner"))              # params={"ow
 FRESH = Sql((col(Run.cancel_requested).is_(False)) & (col(Run.attempts) < MAX_ATTEMPTS)
             & (col(Run.state) != RunState.RUNNING))                 # queued or retrying, not cancelled
 NEXT_ATTEMPT = Sql(col(Run.attempts) + 1)
+SENT_AT = func.coalesce(col(Run.heartbeat_at), col(Run.created_at))   # of a waiting run's message
 
 
 class IllegalTransition(StackyardError):
@@ -135,8 +149,15 @@ def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, 
     run = Run(workflow_id=info.workflow_id, version_id=info.id, inputs=inputs, queue=info.queue, stream_node=stream_node,
               soft_time_limit=settings.run_soft_time_limit, hard_time_limit=settings.run_hard_time_limit)
     # Core, not session.add: the ORM's unit of work costs more than the INSERT on this hot path.
-    session.execute(insert(Run.__table__).values(**run.model_dump()))
-    session.commit()
+    try:
+        session.execute(insert(Run.__table__).values(**run.model_dump()))
+        session.commit()
+    except DBAPIError as exc:
+        session.rollback()
+        if not deleted_meanwhile(exc):
+            raise
+        raise NotFound(f"Workflow '{workflow_ref or info.workflow_id}' was deleted while the run was being started; "
+                       "nothing was queued.") from None
     return run
 
 
@@ -161,7 +182,10 @@ def claim(session: Session, run_id: str, worker: str) -> Run | None:
     # Running with a fresh heartbeat means a live worker owns it (a duplicate delivery): leave it.
     stale = now - timedelta(seconds=LEASE_SECONDS)
     alive = (col(Run.state) != RunState.RUNNING) | (col(Run.heartbeat_at) < stale) | (col(Run.heartbeat_at).is_(None))
-    return transition(session, run_id, RunState.RUNNING, where=alive & (col(Run.attempts) == run.attempts), **fields)
+    taken = transition(session, run_id, RunState.RUNNING, where=alive & (col(Run.attempts) == run.attempts), **fields)
+    if taken is not None and taken.attempts > 1:  # taken over from a dead worker before the reaper saw it
+        _interrupted(session, run_id, taken.attempts - 1, "its worker stopped; a later attempt took the run over")
+    return taken
 
 
 def heartbeat(session: Session, run_id: str, worker: str) -> bool:
@@ -178,15 +202,20 @@ def cancel_requested(session: Session, run_id: str) -> bool:
 
 def finish(session: Session, run_id: str, worker: str, to: RunState, *, outputs: dict[str, Any] | None = None,
            error: str | None = None, model_loads: int = 0) -> bool:
-    """Record the end of an attempt this worker owns."""
-    return transition(session, run_id, to, where=OWNED_BY, params={"owner": worker}, outputs=outputs, error=error,
-                      model_loads=model_loads) is not None
+    """Record the end of an attempt this worker owns. Nodes an earlier attempt left running (its worker died
+    mid-node) read ``interrupted`` from then on."""
+    run = transition(session, run_id, to, where=OWNED_BY, params={"owner": worker}, outputs=outputs, error=error,
+                     model_loads=model_loads)
+    if run is not None and run.attempts > 1:  # first attempts, nearly every run, skip this statement
+        _interrupted(session, run_id, run.attempts - 1, f"its worker stopped; the run {to.value} on a later attempt")
+    return run is not None
 
 
-def retry_later(session: Session, run_id: str, worker: str, *, error: str) -> Run | None:
-    """Give a run back after a transient error; the caller re-enqueues the returned run with a delay
-    (None: this worker no longer owns it)."""
-    return transition(session, run_id, RunState.RETRYING, where=OWNED_BY, params={"owner": worker}, error=error)
+def retry_later(session: Session, run_id: str, worker: str, *, error: str, delay: float = 0.0) -> Run | None:
+    """Give a run back after a transient error; the caller re-enqueues the returned run ``delay`` seconds
+    later (None: this worker no longer owns it). Its message is not presumed lost before that delay ends."""
+    return transition(session, run_id, RunState.RETRYING, where=OWNED_BY, params={"owner": worker}, error=error,
+                      heartbeat_at=utcnow() + timedelta(seconds=delay))
 
 
 def request_cancel(*, session: Session, run_id: str) -> Run:
@@ -213,14 +242,80 @@ def reap(session: Session, *, now: datetime | None = None, grace: float = 30.0) 
         elapsed = now - as_utc(run.started_at or run.created_at)
         stale = run.heartbeat_at is None or now - as_utc(run.heartbeat_at) > timedelta(seconds=LEASE_SECONDS)
         limit = timedelta(seconds=run.hard_time_limit)
+        same_attempt = col(Run.attempts) == run.attempts
         # Past the limit (plus grace for a live worker): the hard limit killed it or will; don't retry.
         if elapsed > limit + timedelta(seconds=grace) or (stale and elapsed >= limit):
-            if transition(session, run.id, RunState.FAILED, where=col(Run.attempts) == run.attempts,
+            if transition(session, run.id, RunState.FAILED, where=same_attempt, commit=False,
                           error=f"exceeded the hard time limit of {run.hard_time_limit:g} s and was reaped"):
+                _interrupted(session, run.id, run.attempts, "stopped at the run's hard time limit")
                 failed.append(run.id)
-        elif stale and transition(session, run.id, RunState.RETRYING, where=col(Run.attempts) == run.attempts):
+        elif stale and transition(session, run.id, RunState.RETRYING, where=same_attempt, commit=False,
+                                  heartbeat_at=now):  # the caller sends it now
+            _interrupted(session, run.id, run.attempts, "its worker stopped (lease expired); the run was re-enqueued")
             requeue.append(run.id)
+        session.commit()
     return requeue, failed
+
+
+def _interrupted(session: Session, run_id: str, attempt: int, why: str) -> None:
+    """The run moved on without attempt ``attempt`` (and those before it): their nodes still marked running
+    never end. Commits."""
+    trace.interrupt(session, run_id, through_attempt=attempt, reason=f"interrupted: {why}")
+    session.commit()
+
+
+@dataclass(frozen=True)
+class QueueDepths:
+    """How many messages the broker held on each of the queues a reaper serves, and when it looked."""
+
+    counts: Mapping[str, int]
+    seen_at: datetime
+
+    @property
+    def lost_before(self) -> datetime:
+        """A message sent before this, on a queue seen empty, whose run or item nobody claimed, is lost."""
+        return self.seen_at - timedelta(seconds=LOST_AFTER_SECONDS)
+
+    def empty(self, queue: str) -> bool:
+        return self.counts.get(queue) == 0
+
+
+def resend_lost(session: Session, *, depths: QueueDepths, now: datetime | None = None) -> list[Run]:
+    """Waiting runs whose message is gone, stamped as sent again (commits); the caller enqueues them.
+
+    A broker can lose messages the database still counts on (Redis restarted without persistence, failed
+    over or was flushed; an enqueue failed after the run was given back). Against what the broker held
+    when it was asked (``depths``), a run queued or retrying whose message went out more than
+    ``LOST_AFTER_SECONDS`` before is on its queue, or lost:
+
+    - its queue is empty: the message is lost; the run is sent again at once.
+    - its queue holds fewer messages than runs waiting on it: at least the difference are lost; that many
+      of the runs waiting longer than ``SHORT_QUEUE_RESEND_SECONDS`` are sent again, longest first. A
+      slow queue that still holds every waiting run's message gets no duplicates.
+
+    Each resend is a compare-and-set on the run's send time, so concurrent reapers send a run once; a
+    duplicate message changes nothing anyway (:func:`claim`).
+    """
+    now = now or utcnow()
+    waiting = (col(Run.state).in_(WAITING), SENT_AT < depths.lost_before)
+    counts = session.exec(select(Run.queue, func.count()).where(*waiting, col(Run.queue).in_(list(depths.counts)))
+                          .group_by(Run.queue)).all()
+    table, resent = Run.__table__, []
+    for queue, count in counts:
+        held = depths.counts[queue]
+        if held == 0:
+            sent_before, missing = depths.lost_before, None
+        elif count > held:
+            sent_before, missing = now - timedelta(seconds=SHORT_QUEUE_RESEND_SECONDS), count - held
+        else:
+            continue
+        due = (col(Run.state).in_(WAITING), col(Run.queue) == queue, SENT_AT < sent_before)
+        oldest = select(Run.id).where(*due).order_by(SENT_AT).limit(missing)
+        rows = session.connection().execute(update(table).where(table.c.id.in_(oldest), *due).values(heartbeat_at=now)
+                                            .returning(*table.c)).mappings().all()
+        resent += [Run.model_validate(dict(row)) for row in rows]
+    session.commit()
+    return sorted(resent, key=lambda run: as_utc(run.created_at))
 
 
 def as_utc(value: datetime) -> datetime:

@@ -4,7 +4,9 @@ Haystack opens one span per component run (name, type, inputs, outputs); this tr
 span's start and end into a row, so node status is visible while the run is still going. It also
 checks for a cancel between nodes: raising :class:`RunCancelled` at a node's start stops the pipeline.
 
-Enable once per process with :func:`install`; bind a run with ``with recording(run_id, ...)``.
+Enable once per process with :func:`install`; bind a run with ``with recording(run_id, ...)``. Rows an
+attempt left ``running`` when its worker died are marked ``interrupted`` by :func:`interrupt`, which the
+run policy (``workflows.runs``) calls when the run moves on without that attempt.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from haystack import tracing
 from haystack.tracing import Span, Tracer
 
 from stackyard.redact import redact
-from workflows.models import NodeRun, utcnow
+from workflows.models import NodeRun, NodeState, utcnow
 
 PREVIEW_CHARS = 500       # per string in an output preview
 PREVIEW_ITEMS = 5         # per list in an output preview
@@ -51,8 +53,9 @@ class Recording:
 
     def started(self, node: str, component_type: str) -> int:
         with self._lock:
-            self._rows.append({"run_id": self.run_id, "attempt": self.attempt, "node": node, "state": "running",
-                               "component_type": component_type, "started_at": utcnow()})
+            self._rows.append({"run_id": self.run_id, "attempt": self.attempt, "node": node,
+                               "state": NodeState.RUNNING.value, "component_type": component_type,
+                               "started_at": utcnow()})
             self._ids.append(None)
             self._dirty.add(len(self._rows) - 1)
             return len(self._rows) - 1
@@ -92,6 +95,17 @@ class Recording:
         for _, row_id, values in work:
             if row_id is not None:
                 session.execute(update(NodeRun).where(NodeRun.id == row_id).values(**values))
+
+
+def interrupt(session: Any, run_id: str, *, through_attempt: int, reason: str) -> int:
+    """Mark the rows of attempts up to ``through_attempt`` still ``running`` as ``interrupted``: their worker
+    stopped mid-node (killed, or its lease expired), so nothing will ever end them. ``reason`` becomes their
+    error. No commit: the caller's session decides. Returns how many rows changed."""
+    from sqlalchemy import update
+
+    stuck = (NodeRun.run_id == run_id, NodeRun.attempt <= through_attempt, NodeRun.state == NodeState.RUNNING.value)
+    return session.execute(update(NodeRun).where(*stuck).values(state=NodeState.INTERRUPTED.value,
+                                                                error=reason)).rowcount
 
 
 _current: contextvars.ContextVar[Recording | None] = contextvars.ContextVar("stackyard_recording", default=None)
@@ -153,8 +167,9 @@ class RunTracer(Tracer):
             seconds = time.perf_counter() - started
             recording.node_seconds[node] = recording.node_seconds.get(node, 0.0) + seconds
             output = span.tags.get("haystack.component.output")
-            recording.ended(index, state="failed" if error else "done", duration_ms=round(seconds * 1000, 3),
-                            error=error, output_preview=preview(output) if output is not None else None)
+            recording.ended(index, state=(NodeState.FAILED if error else NodeState.DONE).value,
+                            duration_ms=round(seconds * 1000, 3), error=error,
+                            output_preview=preview(output) if output is not None else None)
 
     def current_span(self) -> Span | None:
         return None

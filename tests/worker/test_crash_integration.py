@@ -11,6 +11,7 @@ from tests.worker.specs import ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+CRASH_FILES = 50   # embedding them takes seconds: the kill lands mid-node
 WORDS = ("river stone lantern orchard copper meadow harbor thistle ember glacier "
          "falcon willow quarry saffron beacon tundra").split()
 
@@ -31,7 +32,7 @@ def stored_ids(stack: Stack, collection: str) -> list[str]:
 
 
 def test_sigkilled_worker_mid_ingest_run_completes_once(stack: Stack):
-    write_corpus(stack.files_root / "crash", files=120)
+    write_corpus(stack.files_root / "crash", files=CRASH_FILES)
     stack.create("ingest-crash", ingest("crash_docs"))
     first = stack.start_worker(name="worker-doomed")
     run = stack.start_run("ingest-crash", {"files": ["crash"]})
@@ -46,11 +47,15 @@ def test_sigkilled_worker_mid_ingest_run_completes_once(stack: Stack):
         assert done["attempts"] == 2
         written = done["outputs"]["documents_written"]
         ids = stored_ids(stack, "crash_docs")
-        assert written == len(ids) == len(set(ids)) > 120
-        # The attempts are both in the trace; the second one finished every node.
+        assert written == len(ids) == len(set(ids)) > CRASH_FILES
+        # The attempts are both in the trace; the second one finished every node. The node the killed attempt
+        # was in reads interrupted, not running: nothing would ever end it.
         attempts = {n["attempt"] for n in done["node_runs"]}
         assert attempts == {1, 2}
         assert all(n["state"] == "done" for n in done["node_runs"] if n["attempt"] == 2)
+        first = {n["node"]: n for n in done["node_runs"] if n["attempt"] == 1}
+        assert first["embedder"]["state"] == "interrupted" and "running" not in {n["state"] for n in first.values()}
+        assert first["embedder"]["error"].startswith("interrupted: ")
         # Re-running the same ingest writes no duplicates.
         again = stack.start_run("ingest-crash", {"files": ["crash"]}, wait=240)
         assert again["state"] == "succeeded" and again["outputs"]["documents_written"] == written

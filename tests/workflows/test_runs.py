@@ -117,3 +117,125 @@ def test_cancel(workflow):
         assert runs.heartbeat(session, running, "w") is True
         with pytest.raises(Conflict, match="already cancelled"):
             runs.request_cancel(session=session, run_id=queued)
+
+
+def age(run_id: str, seconds: float, **fields) -> None:
+    """Move a run's creation (and so its first message) ``seconds`` into the past; set other fields too."""
+    with session_scope() as session:
+        row = session.get(Run, run_id)
+        row.created_at = utcnow() - timedelta(seconds=seconds)
+        for name, value in fields.items():
+            setattr(row, name, value)
+        session.commit()
+
+
+def seen(**counts: int) -> runs.QueueDepths:
+    """What a reaper would have read from the broker just now: messages held per queue."""
+    return runs.QueueDepths(counts, utcnow())
+
+
+def test_runs_whose_message_is_gone_are_sent_again_once(workflow):
+    lost, also_lost, fresh, running, backing_off = (new_run(workflow) for _ in range(5))
+    for run_id in (lost, also_lost, running, backing_off):
+        age(run_id, runs.LOST_AFTER_SECONDS + 1)
+    with session_scope() as session:
+        runs.claim(session, running, "w")
+        runs.retry_later(session, running, "w", error="transient", delay=60)   # waits out its backoff
+        runs.claim(session, backing_off, "w")
+        runs.finish(session, backing_off, "w", RunState.SUCCEEDED)
+        runs.claim(session, new_run(workflow), "w")                              # running: not waiting
+        # The queue holds every waiting run's message, or more: nothing is lost.
+        assert runs.resend_lost(session, depths=seen(cpu=5)) == []
+        # The queue is empty: runs waiting past the grace are lost; the fresh one may still be on its way.
+        empty = seen(cpu=0)
+        assert [run.id for run in runs.resend_lost(session, depths=empty)] == [lost, also_lost]
+        # Stamped as sent (a compare-and-set on that time): another reaper that saw the queue empty too sends
+        # nothing, nor does a later look that sees the re-sent messages gone already (taken, about to be claimed).
+        assert runs.resend_lost(session, depths=empty) == []
+        assert runs.resend_lost(session, depths=seen(cpu=0)) == []
+        assert runs.resend_lost(session, depths=seen(gpu=0)) == []                # only the queues asked about
+    assert state_of(lost).state == RunState.QUEUED and state_of(lost).attempts == 0
+    assert state_of(running).state == RunState.RETRYING
+
+
+def test_a_queue_that_holds_fewer_messages_than_waiting_runs_gets_that_many_resent_after_the_backoff(workflow):
+    backoff = runs.SHORT_QUEUE_RESEND_SECONDS
+    oldest, older, recent = new_run(workflow), new_run(workflow), new_run(workflow)
+    age(oldest, backoff + 20)
+    age(older, backoff + 10)
+    age(recent, runs.LOST_AFTER_SECONDS + 1)
+    with session_scope() as session:
+        assert runs.resend_lost(session, depths=seen(cpu=3)) == []            # all three messages are there
+        # One message is missing: the run waiting longest is sent again, once; the others wait their turn.
+        assert [run.id for run in runs.resend_lost(session, depths=seen(cpu=2))] == [oldest]
+        assert [run.id for run in runs.resend_lost(session, depths=seen(cpu=1))] == [older]  # not recent: too young
+        assert runs.resend_lost(session, depths=seen(cpu=1)) == []
+
+
+def test_a_resent_duplicate_changes_nothing(workflow):
+    run_id = new_run(workflow)
+    with session_scope() as session:
+        assert runs.claim(session, run_id, "w1").attempts == 1
+        assert runs.claim(session, run_id, "w2") is None                      # the lost message's copy, while it runs
+        assert runs.finish(session, run_id, "w1", RunState.SUCCEEDED, outputs={"greeting": "Hi Ada"})
+        assert runs.claim(session, run_id, "w3") is None                      # and after it finished
+    run = state_of(run_id)
+    assert (run.state, run.attempts, run.worker) == (RunState.SUCCEEDED, 1, "w1")
+
+
+def record(run_id: str, attempt: int, **nodes: str) -> None:
+    """Trace rows of one attempt: node name → its state as the worker last wrote it."""
+    from workflows.db import autocommit_scope
+    from workflows.trace import Recording
+
+    rec = Recording(run_id=run_id, attempt=attempt)
+    for node, state in nodes.items():
+        index = rec.started(node, "PromptBuilder")
+        if state != "running":
+            rec.ended(index, state=state)
+    with autocommit_scope() as session:
+        rec.flush(session)
+
+
+def trace_of(run_id: str) -> list[tuple[int, str, str]]:
+    with session_scope() as session:
+        return [(row.attempt, row.node, row.state) for row in runs.node_runs(session=session, run_id=run_id)]
+
+
+def test_nodes_a_dead_attempt_left_running_read_interrupted_once_the_run_moves_on(workflow):
+    run_id = new_run(workflow)
+    with session_scope() as session:
+        runs.claim(session, run_id, "dead")
+    record(run_id, 1, prompt="done", embedder="running")                      # SIGKILLed mid-embedder
+    age(run_id, 0, heartbeat_at=utcnow() - timedelta(seconds=runs.LEASE_SECONDS + 1))
+    with session_scope() as session:
+        assert runs.reap(session) == ([run_id], [])
+    assert trace_of(run_id) == [(1, "prompt", "done"), (1, "embedder", "interrupted")]
+    with session_scope() as session:
+        rows = runs.node_runs(session=session, run_id=run_id)
+        assert rows[1].error.startswith("interrupted: its worker stopped") and rows[0].error is None
+        assert runs.claim(session, run_id, "alive").attempts == 2
+    record(run_id, 1, late="running")                # the old worker was only paused: it wrote one more row
+    record(run_id, 2, prompt="done", embedder="done")
+    with session_scope() as session:
+        assert runs.finish(session, run_id, "alive", RunState.SUCCEEDED)
+    assert trace_of(run_id) == [(1, "prompt", "done"), (1, "embedder", "interrupted"), (1, "late", "interrupted"),
+                                (2, "prompt", "done"), (2, "embedder", "done")]
+
+
+def test_nodes_of_a_run_taken_over_or_failed_at_its_hard_limit_read_interrupted(workflow):
+    taken, overdue = new_run(workflow), new_run(workflow)
+    with session_scope() as session:
+        runs.claim(session, taken, "dead")
+        runs.claim(session, overdue, "stuck")
+    record(taken, 1, embedder="running")
+    record(overdue, 1, llm="running")
+    age(taken, 0, heartbeat_at=utcnow() - timedelta(seconds=runs.LEASE_SECONDS + 1))
+    with session_scope() as session:
+        assert runs.claim(session, taken, "alive").attempts == 2             # before any reaper saw it
+        row = session.get(Run, overdue)
+        row.started_at = utcnow() - timedelta(seconds=row.hard_time_limit + 60)
+        session.commit()
+        assert runs.reap(session) == ([], [overdue])
+    assert trace_of(taken) == [(1, "embedder", "interrupted")]
+    assert trace_of(overdue) == [(1, "llm", "interrupted")]
