@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check setup services bench clean
+.PHONY: run test check setup services bench fuzz clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || (apt-get update && apt-get install -y python3 python3-venv python3-pip)
@@ -21,7 +21,7 @@ run: setup
 
 ## Set up (venv, Redis, PostgreSQL, Chromium when absent) and run the whole test suite.
 test: setup services
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadscope --durations=15
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider -n 3 --dist loadscope --durations=15
 
 ## The fast lane for the edit loop: unit tests only (no worker processes, browsers or slow cases).
 check: setup
@@ -32,7 +32,11 @@ services:
 
 bench: setup services
 	@command -v ab >/dev/null || (apt-get update && apt-get install -y apache2-utils)  # P2's C load generator
-	for script in $(filter-out bench/_%,$(wildcard bench/*.py)); do HF_HUB_OFFLINE=1 $(PY) $$script || exit 1; done
+	for script in $(filter-out bench/_% bench/fuzz.py,$(wildcard bench/*.py)); do HF_HUB_OFFLINE=1 $(PY) $$script || exit 1; done
+
+## Schemathesis over the whole HTTP API (every check, with and without a login): fails on any 5xx or undocumented answer.
+fuzz: setup services
+	HF_HUB_OFFLINE=1 $(PY) bench/fuzz.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import auth, errors, guard, metrics
+from api import auth, errors, guard, methods, metrics
 from api.routes import apps, health, jobs, openai_compat, runs, workflows
 
 
@@ -23,6 +23,7 @@ def create_app(*, with_ui: bool = True) -> FastAPI:
     app.include_router(apps.router)
     app.include_router(openai_compat.router)
     app.include_router(jobs.router)
+    methods.install(app)  # 405 for undeclared methods on API paths, before the UI mounted at "/" takes them
     if with_ui:
         from ui.apps_page import mount_apps
         from ui.chat_page import mount_chat

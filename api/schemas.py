@@ -7,19 +7,20 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from workflows.bounds import PositiveInt32, Text
 from workflows.models import RunState
 
 
 class WorkflowCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=2000)
+    name: Text = Field(min_length=1, max_length=200)
+    description: Text = Field(default="", max_length=2000)
     spec: dict[str, Any] | None = None
-    note: str = Field(default="", max_length=2000)
+    note: Text = Field(default="", max_length=2000)
 
 
 class WorkflowUpdate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=2000)
+    name: Text = Field(min_length=1, max_length=200)
+    description: Text | None = Field(default=None, max_length=2000)
 
 
 class WorkflowPublic(BaseModel):
@@ -34,7 +35,7 @@ class WorkflowPublic(BaseModel):
 
 class VersionCreate(BaseModel):
     spec: dict[str, Any]
-    note: str = Field(default="", max_length=2000)
+    note: Text = Field(default="", max_length=2000)
 
 
 class VersionPublic(BaseModel):
@@ -49,8 +50,9 @@ class VersionPublic(BaseModel):
 
 class RunCreate(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
-    version: int | None = Field(default=None, ge=1)
-    wait: float | None = Field(default=None, ge=0, le=300, description="Seconds to wait for the result.")
+    # Strict: a JSON true or "2" is not a number here, as the schema says.
+    version: PositiveInt32 | None = Field(default=None, strict=True, description="Default: the newest version")
+    wait: float | None = Field(default=None, ge=0, le=300, strict=True, description="Seconds to wait for the result.")
 
 
 class NodeRunPublic(BaseModel):
@@ -88,3 +90,8 @@ class RunPublic(BaseModel):
 class ValidationResult(BaseModel):
     valid: bool
     issues: list[dict[str, Any]]
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready, or not ready")
+    checks: dict[str, str] = Field(description="database / broker → ok, or why it is unreachable")

@@ -12,24 +12,27 @@ from starlette.concurrency import run_in_threadpool
 from api import chat, keys, limits
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
-from api.routes.runs import _snapshot, wait_for
+from api.openapi import API_KEY, BODY, KEY_WHY, WRITE, errors, request_body, schema_of
+from api.routes.runs import FINISHED, _snapshot, wait_for
 from api.schemas import RunPublic
 from workflows import publishing
+from workflows.bounds import PositiveInt32, Text
 from workflows.db import autocommit_scope
 from workflows.models import ApiKey
 
-router = APIRouter(prefix="/api/v1", tags=["apps"], route_class=LimitedRoute)
+router = APIRouter(prefix="/api/v1", tags=["apps"], route_class=LimitedRoute, responses=errors(400, 401, 429))
 
 
 class PublishRequest(BaseModel):
-    workflow: str = Field(min_length=1, description="Workflow id or name")
-    slug: str
-    version: int | None = Field(default=None, ge=1, description="Default: the newest version")
-    message: str | None = None
-    history: str | None = None
-    reply: str | None = None
-    sources: str | None = None
-    max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    workflow: Text = Field(min_length=1, description="Workflow id or name")
+    slug: str = Field(max_length=64, json_schema_extra={"pattern": publishing.SLUG.pattern},
+                      description="Lowercase letters, digits and dashes, e.g. support-bot")
+    version: PositiveInt32 | None = Field(default=None, strict=True, description="Default: the newest version")
+    message: Text | None = Field(default=None, max_length=200)
+    history: Text | None = Field(default=None, max_length=200)
+    reply: Text | None = Field(default=None, max_length=200)
+    sources: Text | None = Field(default=None, max_length=200)
+    max_concurrency: int | None = Field(default=None, ge=1, le=1000, strict=True)
 
 
 class PublicationPublic(BaseModel):
@@ -46,9 +49,9 @@ class PublicationPublic(BaseModel):
 
 
 class KeyCreate(BaseModel):
-    name: str = Field(default="", max_length=200)
-    app: str | None = Field(default=None, description="Slug the key is limited to; omit for every app")
-    rate_per_minute: int = Field(default=60, ge=1, le=100000)
+    name: Text = Field(default="", max_length=200)
+    app: Text | None = Field(default=None, max_length=64, description="Slug the key is limited to; omit for every app")
+    rate_per_minute: int = Field(default=60, ge=1, le=100000, strict=True)
 
 
 class KeyPublic(BaseModel):
@@ -68,7 +71,7 @@ class KeyCreated(KeyPublic):
 
 class AppRunRequest(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
-    wait: float | None = Field(default=None, ge=0, le=300)
+    wait: float | None = Field(default=None, ge=0, le=300, strict=True)
 
 
 def _publication_public(session, publication) -> PublicationPublic:
@@ -83,7 +86,8 @@ def list_publications(session: SessionDep) -> list[PublicationPublic]:
     return [_publication_public(session, p) for p in publishing.list_publications(session=session)]
 
 
-@router.post("/publications", response_model=PublicationPublic, status_code=status.HTTP_201_CREATED)
+@router.post("/publications", response_model=PublicationPublic, status_code=status.HTTP_201_CREATED,
+             responses=errors(*BODY, 404, 409))
 def publish(body: PublishRequest, session: SessionDep) -> PublicationPublic:
     publication = publishing.publish(session=session, ref=body.workflow, slug=body.slug, version=body.version,
                                      message=body.message, history=body.history, reply=body.reply,
@@ -91,8 +95,8 @@ def publish(body: PublishRequest, session: SessionDep) -> PublicationPublic:
     return _publication_public(session, publication)
 
 
-@router.delete("/publications/{slug}", status_code=status.HTTP_204_NO_CONTENT)
-def unpublish(slug: str, session: SessionDep) -> Response:
+@router.delete("/publications/{slug}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(*WRITE, 404, 409, 422))
+def unpublish(slug: Text, session: SessionDep) -> Response:
     publishing.unpublish(session=session, slug=slug)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -102,7 +106,7 @@ def list_keys(session: SessionDep) -> list[KeyPublic]:
     return [KeyPublic(**row.model_dump()) for row in keys.list_keys(session=session)]
 
 
-@router.post("/keys", response_model=KeyCreated, status_code=status.HTTP_201_CREATED)
+@router.post("/keys", response_model=KeyCreated, status_code=status.HTTP_201_CREATED, responses=errors(*BODY, 404))
 def create_key(body: KeyCreate, session: SessionDep) -> KeyCreated:
     if body.app is not None:
         publishing.get_publication(session=session, slug=body.app)
@@ -110,8 +114,8 @@ def create_key(body: KeyCreate, session: SessionDep) -> KeyCreated:
     return KeyCreated(**row.model_dump(), key=key)
 
 
-@router.delete("/keys/{key_id}", response_model=KeyPublic)
-def revoke_key(key_id: str, session: SessionDep) -> KeyPublic:
+@router.delete("/keys/{key_id}", response_model=KeyPublic, responses=errors(*WRITE, 404, 409, 422))
+def revoke_key(key_id: Text, session: SessionDep) -> KeyPublic:
     return KeyPublic(**keys.revoke_key(session=session, key_id=key_id).model_dump())
 
 
@@ -134,9 +138,11 @@ def caller(authorization: str | None, slug: str | None) -> ApiKey:
     return key
 
 
-@router.post("/apps/{slug}/run", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED)
-async def run_app(slug: str, request: Request, response: Response,
-                  authorization: str | None = Header(default=None)) -> RunPublic:
+@router.post("/apps/{slug}/run", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED, dependencies=[API_KEY],
+             responses={200: FINISHED, **errors(*BODY, 401, 404, 429, 503, why=KEY_WHY)},
+             openapi_extra=request_body({"application/json": schema_of(AppRunRequest)}, required=False))
+async def run_app(slug: Text, request: Request, response: Response,
+                  authorization: str | None = Header(default=None, include_in_schema=False)) -> RunPublic:
     await run_in_threadpool(caller, authorization, slug)
     body = AppRunRequest.model_validate(await request.json() if await request.body() else {})
     _, run_id, slot = await run_in_threadpool(chat.open_run, slug, lambda _: body.inputs, stream=False)

@@ -17,12 +17,13 @@ from pydantic import BaseModel
 
 from api.bodies import LimitedRoute
 from api.errors import RequestTooLarge
+from api.openapi import BINARY, BODY, errors, request_body
 from stackyard.settings import get_settings
 from ui.graph import check_connection
 from workflows.errors import StackyardError
 from workflows.spec import spec_from_dict
 
-router = APIRouter(prefix="/api/v1/editor", tags=["editor"], route_class=LimitedRoute)
+router = APIRouter(prefix="/api/v1/editor", tags=["editor"], route_class=LimitedRoute, responses=errors(400, 401, 429))
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 UPLOAD_DIR = "uploads"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -39,7 +40,7 @@ class ConnectCheck(BaseModel):
     receiver: str
 
 
-@router.post("/connect-check")
+@router.post("/connect-check", responses=errors(*BODY))
 def connect_check(body: ConnectCheck) -> dict[str, Any]:
     """``{ok, message, issue, warning}``: ``ok`` false means Haystack refuses the edge, ``message`` says why."""
     return check_connection(spec_from_dict(body.spec), body.sender, body.receiver).to_dict()
@@ -54,8 +55,11 @@ def safe_file_name(name: str) -> str:
     return cleaned[:150]
 
 
-@router.post("/files", status_code=status.HTTP_201_CREATED,
-             openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}})
+@router.post("/files", status_code=status.HTTP_201_CREATED, responses=errors(403, 413, 415, 422, why={
+                 413: f"The file is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MB; put large files under the files root "
+                      "directly (STACKYARD_FILES_ROOT)."}),
+             # An empty or missing body is an empty file.
+             openapi_extra=request_body({"application/octet-stream": BINARY}, required=False))
 async def upload_file(request: Request, name: str = Query(min_length=1, max_length=300)) -> dict[str, Any]:
     """Store one uploaded file under ``<files root>/uploads/<stamp>/`` and return its relative path.
 

@@ -7,9 +7,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.bodies import LimitedRoute
+from api.openapi import errors
+from api.schemas import Readiness
 from workflows.db import get_engine
 
-router = APIRouter(tags=["health"], route_class=LimitedRoute)
+router = APIRouter(tags=["health"], route_class=LimitedRoute, responses=errors(400))
 
 
 @router.get("/healthz")
@@ -17,7 +19,8 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={200: {"model": Readiness},
+                                  503: {"model": Readiness, "description": "The database or the broker is unreachable"}})
 def readyz() -> JSONResponse:
     checks: dict[str, str] = {}
     try:

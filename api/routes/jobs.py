@@ -18,30 +18,33 @@ from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
+from api.openapi import BINARY, BODY, TEXT, WRITE, errors, request_body, schema_of
 from api.errors import RequestTooLarge
 from stackyard.settings import get_settings
 from workflows import crud, jobs, schedules, workers
+from workflows.bounds import INT32_MAX, NO_NUL, PositiveInt32, Text
 from workflows.db import session_scope
 from workflows.job_sources import BadJobSource, SourceSpec
 from workflows.jobs_models import ItemState, Job, JobState, Schedule, ScheduleState
 from worker import batch
 
-router = APIRouter(prefix="/api/v1", tags=["jobs"], route_class=LimitedRoute)
+router = APIRouter(prefix="/api/v1", tags=["jobs"], route_class=LimitedRoute, responses=errors(400, 401, 429))
 PAGE = 500
 
 
 class JobDefinition(BaseModel):
-    workflow: str = Field(min_length=1, description="Workflow id or name")
-    version: int | None = Field(default=None, ge=1, description="Default: the newest version")
+    workflow: Text = Field(min_length=1, description="Workflow id or name")
+    version: PositiveInt32 | None = Field(default=None, strict=True, description="Default: the newest version")
     source: SourceSpec
     mapping: dict[str, str] = Field(default_factory=dict, description="Declared input → column / key / 'path'")
     fixed: dict[str, Any] = Field(default_factory=dict, description="Inputs given to every item")
-    concurrency: int | None = Field(default=None, ge=1, le=1000, description="Items in flight at most")
-    rate_per_minute: float | None = Field(default=None, gt=0, le=100_000, description="Items started per minute at most")
+    concurrency: int | None = Field(default=None, ge=1, le=1000, strict=True, description="Items in flight at most")
+    rate_per_minute: float | None = Field(default=None, gt=0, le=100_000, strict=True,
+                                          description="Items started per minute at most")
 
 
 class JobCreate(JobDefinition):
-    name: str = Field(default="", max_length=200)
+    name: Text = Field(default="", max_length=200)
 
 
 class JobPublic(BaseModel):
@@ -89,9 +92,9 @@ class JobItemPublic(BaseModel):
 
 
 class ScheduleCreate(JobDefinition):
-    name: str = Field(min_length=1, max_length=200)
-    cron: str = Field(min_length=1, max_length=200, description="5 fields, or 6 with seconds last")
-    timezone: str = Field(default="UTC", max_length=64)
+    name: Text = Field(min_length=1, max_length=200)
+    cron: Text = Field(min_length=1, max_length=200, description="5 fields, or 6 with seconds last")
+    timezone: Text = Field(default="UTC", max_length=64)
 
 
 class SchedulePublic(BaseModel):
@@ -172,7 +175,16 @@ async def _job_request(request: Request) -> JobCreate:
     return JobCreate.model_validate({**definition, "source": {"type": kind, "data": text}})
 
 
-@router.post("/jobs", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
+_UPLOAD = {"type": "object", "required": ["file", "job"], "properties": {
+    "file": {**BINARY, "description": "The items: CSV with a header row, or JSONL"},
+    "job": {**TEXT, "description": 'JSON: the JobCreate fields but source, e.g. {"workflow": "rag", "concurrency": 4}'},
+    "type": {"enum": ["csv", "jsonl"], "description": "Default: jsonl for a .jsonl/.ndjson file name, else csv"}}}
+
+
+@router.post("/jobs", response_model=JobPublic, status_code=status.HTTP_201_CREATED, responses=errors(
+                 *BODY, 404, why={413: "The body is over STACKYARD_MAX_BODY_BYTES, or an upload over "
+                                       "STACKYARD_JOB_UPLOAD_MAX_BYTES."}),
+             openapi_extra=request_body({"application/json": schema_of(JobCreate), "multipart/form-data": _UPLOAD}))
 async def create_job(request: Request) -> JobPublic:
     """JSON body (``JobCreate``), or multipart with ``file`` (CSV/JSONL), ``job`` (JSON, without source)
     and optional ``type`` (csv|jsonl, default from the file name)."""
@@ -186,26 +198,26 @@ def _job_snapshot(job_id: str) -> JobPublic:
         return job_public(session, jobs.get_job(session=session, job_id=job_id))
 
 
-@router.get("/jobs", response_model=list[JobPublic])
-def list_jobs(session: SessionDep, workflow_id: str | None = None, state: JobState | None = None,
-              schedule_id: str | None = None, limit: int = Query(default=50, ge=1, le=500)) -> list[JobPublic]:
+@router.get("/jobs", response_model=list[JobPublic], responses=errors(404, 422))
+def list_jobs(session: SessionDep, workflow_id: Text | None = None, state: JobState | None = None,
+              schedule_id: Text | None = None, limit: int = Query(default=50, ge=1, le=500)) -> list[JobPublic]:
     rows = jobs.list_jobs(session=session, workflow_id=workflow_id, state=state, schedule_id=schedule_id, limit=limit)
     progress = jobs.progress(session=session, jobs=rows)
     return [job_public(session, job, progress[job.id]) for job in rows]
 
 
-@router.get("/jobs/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, session: SessionDep) -> JobPublic:
+@router.get("/jobs/{job_id}", response_model=JobPublic, responses=errors(404, 422))
+def get_job(job_id: Text, session: SessionDep) -> JobPublic:
     return job_public(session, jobs.get_job(session=session, job_id=job_id))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(job_id: str, session: SessionDep) -> JobPublic:
+@router.post("/jobs/{job_id}/cancel", response_model=JobPublic, responses=errors(*WRITE, 404, 409, 422))
+def cancel_job(job_id: Text, session: SessionDep) -> JobPublic:
     return job_public(session, jobs.request_cancel(session=session, job_id=job_id))
 
 
-@router.post("/jobs/{job_id}/retry", response_model=JobPublic)
-def retry_failed(job_id: str, session: SessionDep) -> JobPublic:
+@router.post("/jobs/{job_id}/retry", response_model=JobPublic, responses=errors(*WRITE, 404, 409, 422))
+def retry_failed(job_id: Text, session: SessionDep) -> JobPublic:
     """Rerun only the failed items of a finished job."""
     jobs.retry_failed(session=session, job_id=job_id)
     batch.dispatch(job_id)
@@ -216,9 +228,9 @@ def item_public(item) -> JobItemPublic:
     return JobItemPublic(index=item.item_index, **item.model_dump(exclude={"item_index"}))
 
 
-@router.get("/jobs/{job_id}/items", response_model=list[JobItemPublic])
-def list_items(job_id: str, session: SessionDep, state: ItemState | None = None,
-               after: int = Query(default=-1, ge=-1, description="Last index seen (paging)"),
+@router.get("/jobs/{job_id}/items", response_model=list[JobItemPublic], responses=errors(404, 422))
+def list_items(job_id: Text, session: SessionDep, state: ItemState | None = None,
+               after: int = Query(default=-1, ge=-1, le=INT32_MAX, description="Last index seen (paging)"),
                limit: int = Query(default=100, ge=1, le=1000)) -> list[JobItemPublic]:
     jobs.get_job(session=session, job_id=job_id)
     return [item_public(i) for i in jobs.list_items(session=session, job_id=job_id, state=state, after=after, limit=limit)]
@@ -259,8 +271,11 @@ def _jsonl_rows(job_id: str) -> Iterator[str]:
                       for item in page)
 
 
-@router.get("/jobs/{job_id}/results", response_class=StreamingResponse)
-def download_results(job_id: str, session: SessionDep, format: Literal["csv", "jsonl"] = "csv") -> StreamingResponse:
+@router.get("/jobs/{job_id}/results", response_class=StreamingResponse, responses={
+    200: {"description": "One row per item",
+          "content": {"text/csv": {"schema": TEXT}, "application/x-ndjson": {"schema": TEXT}}},
+    **errors(404, 422)})
+def download_results(job_id: Text, session: SessionDep, format: Literal["csv", "jsonl"] = "csv") -> StreamingResponse:
     """One row per item, in item order: inputs, outputs, state, error, duration."""
     job = jobs.get_job(session=session, job_id=job_id)
     spec = crud.version_spec(crud.get_version_by_id(session=session, version_id=job.version_id))
@@ -282,13 +297,16 @@ def schedule_public(schedule: Schedule, count: int = 5) -> SchedulePublic:
     return public
 
 
-@router.get("/schedules/preview", response_model=list[datetime], tags=["schedules"])
-def preview(cron: str, timezone: str = "UTC", count: int = Query(default=5, ge=1, le=100)) -> list[datetime]:
+@router.get("/schedules/preview", response_model=list[datetime], tags=["schedules"], responses=errors(422))
+def preview(cron: str = Query(min_length=1, max_length=200, pattern=NO_NUL, description="5 fields, or 6 with seconds last"),
+            timezone: str = Query(default="UTC", max_length=64, pattern=NO_NUL),
+            count: int = Query(default=5, ge=1, le=100)) -> list[datetime]:
     """The next ``count`` fire times of a cron expression in a timezone (nothing is stored)."""
     return schedules.next_fires(cron, timezone, count=count)
 
 
-@router.post("/schedules", response_model=SchedulePublic, status_code=status.HTTP_201_CREATED, tags=["schedules"])
+@router.post("/schedules", response_model=SchedulePublic, status_code=status.HTTP_201_CREATED, tags=["schedules"],
+             responses=errors(*BODY, 404, 409))
 def create_schedule(body: ScheduleCreate, session: SessionDep) -> SchedulePublic:
     schedule = schedules.create_schedule(session=session, name=body.name, workflow_ref=body.workflow, cron=body.cron,
                                          timezone_name=body.timezone, source=body.source.model_dump(),
@@ -302,29 +320,32 @@ def list_schedules(session: SessionDep) -> list[SchedulePublic]:
     return [schedule_public(s, count=1) for s in schedules.list_schedules(session=session)]
 
 
-@router.get("/schedules/{ref}", response_model=SchedulePublic, tags=["schedules"])
-def get_schedule(ref: str, session: SessionDep) -> SchedulePublic:
+@router.get("/schedules/{ref}", response_model=SchedulePublic, tags=["schedules"], responses=errors(404, 422))
+def get_schedule(ref: Text, session: SessionDep) -> SchedulePublic:
     return schedule_public(schedules.get_schedule(session=session, ref=ref))
 
 
-@router.post("/schedules/{ref}/pause", response_model=SchedulePublic, tags=["schedules"])
-def pause_schedule(ref: str, session: SessionDep) -> SchedulePublic:
+@router.post("/schedules/{ref}/pause", response_model=SchedulePublic, tags=["schedules"],
+             responses=errors(*WRITE, 404, 409, 422))
+def pause_schedule(ref: Text, session: SessionDep) -> SchedulePublic:
     return schedule_public(schedules.pause(session=session, ref=ref))
 
 
-@router.post("/schedules/{ref}/resume", response_model=SchedulePublic, tags=["schedules"])
-def resume_schedule(ref: str, session: SessionDep) -> SchedulePublic:
+@router.post("/schedules/{ref}/resume", response_model=SchedulePublic, tags=["schedules"],
+             responses=errors(*WRITE, 404, 409, 422))
+def resume_schedule(ref: Text, session: SessionDep) -> SchedulePublic:
     return schedule_public(schedules.resume(session=session, ref=ref))
 
 
-@router.delete("/schedules/{ref}", status_code=status.HTTP_204_NO_CONTENT, tags=["schedules"])
-def delete_schedule(ref: str, session: SessionDep) -> Response:
+@router.delete("/schedules/{ref}", status_code=status.HTTP_204_NO_CONTENT, tags=["schedules"],
+               responses=errors(*WRITE, 404, 409, 422))
+def delete_schedule(ref: Text, session: SessionDep) -> Response:
     schedules.delete_schedule(session=session, ref=ref)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/schedules/{ref}/fires", response_model=list[FirePublic], tags=["schedules"])
-def list_fires(ref: str, session: SessionDep, limit: int = Query(default=100, ge=1, le=1000)) -> list[FirePublic]:
+@router.get("/schedules/{ref}/fires", response_model=list[FirePublic], tags=["schedules"], responses=errors(404, 422))
+def list_fires(ref: Text, session: SessionDep, limit: int = Query(default=100, ge=1, le=1000)) -> list[FirePublic]:
     """Newest first: each tick handled, and the job it started."""
     schedule = schedules.get_schedule(session=session, ref=ref)
     return [FirePublic(**fire.model_dump(exclude={"state"}), state=fire.state.value, job_state=job.state if job else None)

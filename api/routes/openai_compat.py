@@ -20,14 +20,17 @@ from starlette.concurrency import run_in_threadpool
 
 from api import chat
 from api.bodies import LimitedRoute
+from api.openapi import API_KEY, BODY, KEY_WHY, TEXT, errors, request_body, schema_of
 from api.routes.apps import admit, authenticated, caller
 from api.routes.runs import _snapshot, wait_for
 from workflows import publishing, runs
+from workflows.bounds import Text
 from workflows.db import session_scope
 from workflows.errors import StackyardError
 from worker import streams
 
-router = APIRouter(prefix="/v1", tags=["openai"], route_class=LimitedRoute)
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=LimitedRoute, dependencies=[API_KEY],
+                   responses=errors(400, 401, 422, 429, openai=True, why=KEY_WHY))
 COMPLETION_TIMEOUT_SECONDS = 300.0
 
 
@@ -39,9 +42,9 @@ class ChatMessageIn(BaseModel):
 
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")  # temperature, max_tokens…: accepted, the workflow decides
-    model: str
+    model: Text = Field(description="The published app's slug")
     messages: list[ChatMessageIn] = Field(min_length=1)
-    stream: bool = False
+    stream: bool = Field(default=False, strict=True)
 
 
 class RunFailed(StackyardError):
@@ -49,7 +52,7 @@ class RunFailed(StackyardError):
 
 
 @router.get("/models")
-def models(authorization: str | None = Header(default=None)) -> dict[str, Any]:
+def models(authorization: str | None = Header(default=None, include_in_schema=False)) -> dict[str, Any]:
     key = caller(authorization, None)
     with session_scope() as session:
         apps = publishing.list_publications(session=session)
@@ -118,8 +121,15 @@ async def _events(request: Request, publication, run_id: str, model: str) -> Asy
         raise
 
 
-@router.post("/chat/completions")
-async def chat_completions(request: Request, authorization: str | None = Header(default=None)):
+_REPLY = {"description": "The reply; with `stream: true`, Server-Sent Events in OpenAI's chunk format",
+          "content": {"text/event-stream": {"schema": TEXT}}}
+_NOT_A_CHAT = {**KEY_WHY, 400: "The body is not a chat request in OpenAI's format, or the Host header names a host "
+                               "this server does not answer."}
+
+
+@router.post("/chat/completions", openapi_extra=request_body({"application/json": schema_of(ChatCompletionRequest)}),
+             responses={200: _REPLY, **errors(*BODY, 404, 502, 503, openai=True, why=_NOT_A_CHAT)})
+async def chat_completions(request: Request, authorization: str | None = Header(default=None, include_in_schema=False)):
     key = await run_in_threadpool(authenticated, authorization)
     body = ChatCompletionRequest.model_validate(await request.json())
     messages = [m.model_dump() for m in body.messages]

@@ -13,14 +13,17 @@ from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
+from api.openapi import BODY, WRITE, errors
 from api.schemas import NodeRunPublic, RunCreate, RunPublic
 from workflows import runs, workers
+from workflows.bounds import Text
 from workflows.db import autocommit_scope
 from workflows.models import Run, RunState
 from worker import notify
 from worker.enqueue import enqueue_new
 
-router = APIRouter(prefix="/api/v1", tags=["runs"], route_class=LimitedRoute)
+router = APIRouter(prefix="/api/v1", tags=["runs"], route_class=LimitedRoute, responses=errors(400, 401, 429))
+FINISHED = {"model": RunPublic, "description": "The run ended within `wait` seconds."}
 POLL_SECONDS = 0.01
 
 
@@ -67,8 +70,9 @@ async def wait_for(run_id: str, seconds: float) -> dict[str, Any] | None:
     return None
 
 
-@router.post("/workflows/{ref}/runs", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED)
-async def start_run(ref: str, body: RunCreate, response: Response) -> RunPublic:
+@router.post("/workflows/{ref}/runs", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED,
+             responses={200: FINISHED, **errors(*BODY, 404, 503)})
+async def start_run(ref: Text, body: RunCreate, response: Response) -> RunPublic:
     run_id = await run_in_threadpool(_start, ref, body)
     if body.wait:
         await wait_for(run_id, body.wait)
@@ -78,21 +82,21 @@ async def start_run(ref: str, body: RunCreate, response: Response) -> RunPublic:
     return result
 
 
-@router.get("/runs/{run_id}", response_model=RunPublic)
-def get_run(run_id: str, session: SessionDep) -> RunPublic:
+@router.get("/runs/{run_id}", response_model=RunPublic, responses=errors(404, 422))
+def get_run(run_id: Text, session: SessionDep) -> RunPublic:
     return run_public(session, runs.get_run(session=session, run_id=run_id))
 
 
-@router.post("/runs/{run_id}/cancel", response_model=RunPublic)
-def cancel_run(run_id: str, session: SessionDep) -> RunPublic:
+@router.post("/runs/{run_id}/cancel", response_model=RunPublic, responses=errors(*WRITE, 404, 409, 422))
+def cancel_run(run_id: Text, session: SessionDep) -> RunPublic:
     run = runs.request_cancel(session=session, run_id=run_id)
     if run.state in runs.TERMINAL_STATES:
         notify.announce(run.id, run.state.value)
     return run_public(session, run)
 
 
-@router.get("/runs", response_model=list[RunPublic])
-def list_runs(session: SessionDep, workflow_id: str | None = None, state: RunState | None = None,
+@router.get("/runs", response_model=list[RunPublic], responses=errors(404, 422))
+def list_runs(session: SessionDep, workflow_id: Text | None = None, state: RunState | None = None,
               limit: int = Query(default=100, ge=1, le=1000)) -> list[RunPublic]:
     return [run_public(session, run, with_nodes=False)
             for run in runs.list_runs(session=session, workflow_id=workflow_id, state=state, limit=limit)]

@@ -10,16 +10,18 @@ from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
+from api.openapi import BODY, PIPELINE, WRITE, errors, request_body
 from api.schemas import ValidationResult, VersionCreate, VersionPublic, WorkflowCreate, WorkflowPublic, WorkflowUpdate
 from stackyard.redact import redact_data
 from workflows import crud
+from workflows.bounds import NO_NUL, PositiveInt32, Text
 from workflows.errors import WorkflowInvalid
 from workflows.io import export_yaml, import_document, neutral
 from workflows.models import Workflow
 from workflows.spec import load_document, spec_from_dict
 from workflows.validation import validate
 
-router = APIRouter(prefix="/api/v1", tags=["workflows"], route_class=LimitedRoute)
+router = APIRouter(prefix="/api/v1", tags=["workflows"], route_class=LimitedRoute, responses=errors(400, 401, 429))
 
 
 def _public(session, workflow: Workflow) -> WorkflowPublic:
@@ -35,42 +37,43 @@ def list_workflows(session: SessionDep) -> list[WorkflowPublic]:
     return [_public(session, workflow) for workflow in crud.list_workflows(session=session)]
 
 
-@router.post("/workflows", response_model=WorkflowPublic, status_code=status.HTTP_201_CREATED)
+@router.post("/workflows", response_model=WorkflowPublic, status_code=status.HTTP_201_CREATED, responses=errors(*BODY, 409))
 def create_workflow(body: WorkflowCreate, session: SessionDep) -> WorkflowPublic:
     spec = neutral(spec_from_dict(body.spec)) if body.spec is not None else None
     workflow = crud.create_workflow(session=session, name=body.name, description=body.description, spec=spec, note=body.note)
     return _public(session, workflow)
 
 
-@router.get("/workflows/{ref}", response_model=WorkflowPublic)
-def get_workflow(ref: str, session: SessionDep) -> WorkflowPublic:
+@router.get("/workflows/{ref}", response_model=WorkflowPublic, responses=errors(404, 422))
+def get_workflow(ref: Text, session: SessionDep) -> WorkflowPublic:
     return _public(session, crud.get_workflow(session=session, ref=ref))
 
 
-@router.patch("/workflows/{ref}", response_model=WorkflowPublic)
-def rename_workflow(ref: str, body: WorkflowUpdate, session: SessionDep) -> WorkflowPublic:
+@router.patch("/workflows/{ref}", response_model=WorkflowPublic, responses=errors(*BODY, 404, 409))
+def rename_workflow(ref: Text, body: WorkflowUpdate, session: SessionDep) -> WorkflowPublic:
     return _public(session, crud.rename_workflow(session=session, ref=ref, name=body.name, description=body.description))
 
 
-@router.delete("/workflows/{ref}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_workflow(ref: str, session: SessionDep) -> Response:
+@router.delete("/workflows/{ref}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(*WRITE, 404, 409, 422))
+def delete_workflow(ref: Text, session: SessionDep) -> Response:
     crud.delete_workflow(session=session, ref=ref)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/workflows/{ref}/versions", response_model=list[VersionPublic])
-def list_versions(ref: str, session: SessionDep) -> list[VersionPublic]:
+@router.get("/workflows/{ref}/versions", response_model=list[VersionPublic], responses=errors(404, 422))
+def list_versions(ref: Text, session: SessionDep) -> list[VersionPublic]:
     return [VersionPublic(**v.model_dump()) for v in crud.list_versions(session=session, ref=ref)]
 
 
-@router.post("/workflows/{ref}/versions", response_model=VersionPublic, status_code=status.HTTP_201_CREATED)
-def create_version(ref: str, body: VersionCreate, session: SessionDep) -> VersionPublic:
+@router.post("/workflows/{ref}/versions", response_model=VersionPublic, status_code=status.HTTP_201_CREATED,
+             responses=errors(*BODY, 404, 409))
+def create_version(ref: Text, body: VersionCreate, session: SessionDep) -> VersionPublic:
     version = crud.create_version(session=session, ref=ref, spec=neutral(spec_from_dict(body.spec)), note=body.note)
     return VersionPublic(**version.model_dump())
 
 
-@router.get("/workflows/{ref}/versions/{number}", response_model=VersionPublic)
-def get_version(ref: str, number: int, session: SessionDep) -> VersionPublic:
+@router.get("/workflows/{ref}/versions/{number}", response_model=VersionPublic, responses=errors(404, 422))
+def get_version(ref: Text, number: PositiveInt32, session: SessionDep) -> VersionPublic:
     return VersionPublic(**crud.get_version(session=session, ref=ref, number=number).model_dump())
 
 
@@ -84,25 +87,30 @@ _YAML_BODY = Body(media_type="application/yaml", description="A Haystack or Hayh
 
 
 @router.post("/workflows/import", response_model=VersionPublic, status_code=status.HTTP_201_CREATED,
-             openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}, "required": True}})
+             responses=errors(403, 409, 413, 415, 422), openapi_extra=request_body({"application/yaml": PIPELINE}))
 async def import_workflow(request: Request, session: SessionDep,
-                          name: str = Query(min_length=1, max_length=200, description="Workflow name; an existing name gets a new version."),
-                          note: str = Query(default="imported", max_length=2000)) -> VersionPublic:
+                          name: str = Query(min_length=1, max_length=200, pattern=NO_NUL,
+                                            description="Workflow name; an existing name gets a new version."),
+                          note: str = Query(default="imported", max_length=2000, pattern=NO_NUL)) -> VersionPublic:
     spec = await run_in_threadpool(import_document, await _definition(request))
     version = await run_in_threadpool(crud.import_definition, session=session, spec=spec, name=name, note=note)
     return VersionPublic(**version.model_dump())
 
 
-@router.get("/workflows/{ref}/export", response_class=PlainTextResponse)
-def export_workflow(ref: str, session: SessionDep, version: int | None = Query(default=None, ge=1)) -> PlainTextResponse:
+@router.get("/workflows/{ref}/export", response_class=Response, responses={
+    200: {"description": "Haystack YAML; loads with Pipeline.loads()", "content": {"application/yaml": {"schema": PIPELINE}}},
+    **errors(404, 422)})
+def export_workflow(ref: Text, session: SessionDep, version: PositiveInt32 | None = Query(
+                        default=None, description="Default: the newest version")) -> PlainTextResponse:
     row = crud.get_version(session=session, ref=ref, number=version)
     workflow = crud.get_workflow(session=session, ref=ref)
     return PlainTextResponse(export_yaml(crud.version_spec(row)), media_type="application/yaml", headers={
         "Content-Disposition": f'attachment; filename="{workflow.name}-v{row.number}.yaml"'})
 
 
-@router.post("/validate", response_model=ValidationResult,
-             openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}, "required": True}})
+@router.post("/validate", response_model=ValidationResult, responses=errors(403, 413, 415),
+             # Any body gets a report, an unparsable or missing one too (valid: false, a parse_error issue).
+             openapi_extra=request_body({"application/yaml": {"description": PIPELINE["description"]}}, required=False))
 async def validate_definition(request: Request) -> ValidationResult:
     try:
         spec = await run_in_threadpool(spec_from_dict, await _definition(request))
@@ -119,7 +127,7 @@ def node_catalog() -> list[dict[str, Any]]:
     return describe_catalog()
 
 
-@router.post("/nodes/ports")
+@router.post("/nodes/ports", responses=errors(*BODY))
 def node_ports(type: str = Body(embed=True), params: dict[str, Any] = Body(default_factory=dict, embed=True)) -> dict:
     from nodes.schema import ports
     from workflows.build import ComponentBuildError
