@@ -7,9 +7,11 @@ masked in every error body (:mod:`stackyard.redact`): an error may quote what it
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from stackyard.redact import redact_data
@@ -49,6 +51,9 @@ def _first_error(errors: list) -> tuple[str, str]:
     return field, f"{field or 'request'}: {first['msg']}"
 
 
+_HTTP_TYPES = {400: "RequestInvalid", 401: "LoginRequired", 404: "NotFound", 405: "MethodNotAllowed"}
+API_PREFIXES = ("/api/", "/v1/")
+
 CLIENT_CLOSED_REQUEST = 499  # nginx's code for it; nobody is left to receive it, but access logs show it
 
 
@@ -57,6 +62,16 @@ def install(app: FastAPI) -> None:
     async def _gone(request: Request, exc: ClientDisconnect) -> Response:
         # The client hung up before its body arrived: its business, not a server error with a traceback.
         return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        # Raised by Starlette itself (e.g. "Invalid multipart data." from request.form()): on the API, in the
+        # API's error shape, as the OpenAPI document says; elsewhere (the UI) as FastAPI answers it.
+        if not request.url.path.startswith(API_PREFIXES):
+            return await http_exception_handler(request, exc)
+        response = _respond(request, exc.status_code, str(exc.detail), _HTTP_TYPES.get(exc.status_code, "HTTPError"))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(StackyardError)
     async def _domain(request: Request, exc: StackyardError) -> JSONResponse:
