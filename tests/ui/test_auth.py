@@ -64,7 +64,9 @@ def test_api_and_editor_need_a_session(guarded: TestClient):
 
 def test_probes_and_published_apps_stay_reachable(guarded: TestClient):
     assert guarded.get("/healthz").status_code == 200
-    assert guarded.get("/readyz").status_code in (200, 503)
+    ready = guarded.get("/readyz")   # answers with its report, not the login; the broker is this process's
+    assert ready.status_code in (200, 503) and ready.json()["checks"]["database"] == "ok", ready.text
+    assert (ready.status_code == 200) == (ready.json()["checks"]["broker"] == "ok")
     openai = guarded.get("/v1/models")
     assert openai.json()["error"]["type"] != "LoginRequired"  # the API-key check answers, not the login
     assert guarded.get("/chat/some-app").status_code in (302, 307)

@@ -309,7 +309,15 @@ def test_canvas_tools_versions_import_and_files(stack: Stack, page: Page, tmp_pa
     shot(page, "10-files")
 
 
-def test_a_hundred_nodes_open_fast_and_drag_smoothly(stack: Stack, page: Page):
+def node_positions(page: Page) -> dict[str, tuple[float, float]]:
+    """Each node's top-left corner on screen, by name."""
+    return {name: (x, y) for name, x, y in page.evaluate(
+        "() => [...document.querySelectorAll('.sy-node')].map(n => { const r = n.getBoundingClientRect();"
+        " return [n.dataset.name, r.x, r.y]; })")}
+
+
+def test_a_hundred_nodes_open_and_drag_together_and_undo_puts_them_back(stack: Stack, page: Page):
+    # How fast they open and how smoothly they drag is measured in bench/, not asserted here.
     from tests.ui.specs import big_workflow
 
     created = stack.create("hundred", big_workflow(100))
@@ -317,6 +325,7 @@ def test_a_hundred_nodes_open_fast_and_drag_smoothly(stack: Stack, page: Page):
     page.locator('.sy-root[data-loads="1"]').wait_for(state="attached", timeout=30_000)
     expect(page.locator(".sy-node")).to_have_count(100)
     expect(page.locator(".sy-edge")).to_have_count(75)
+    before = node_positions(page)
     page.keyboard.press("Control+a")
     x, y = center(node(page, "clean_0").locator(".sy-node-name"))
     page.mouse.move(x, y)
@@ -324,8 +333,13 @@ def test_a_hundred_nodes_open_fast_and_drag_smoothly(stack: Stack, page: Page):
     page.mouse.move(x + 120, y + 80, steps=20)
     page.mouse.up()
     expect(page.locator(".sy-version-label")).to_contain_text("unsaved changes")
+    after = node_positions(page)
+    moved = {name: (round(after[name][0] - bx), round(after[name][1] - by)) for name, (bx, by) in before.items()}
+    assert len(moved) == 100 and set(moved.values()) == {(120, 80)}, moved   # the whole selection, by the pointer
     page.keyboard.press("Control+z")
     expect(page.locator(".sy-version-label")).to_have_text("v1")
+    back = node_positions(page)
+    assert all(abs(back[n][0] - bx) < 1 and abs(back[n][1] - by) < 1 for n, (bx, by) in before.items())
     shot(page, "11-hundred-nodes")
 
 

@@ -91,8 +91,20 @@ def test_import_of_an_existing_name_adds_a_version_and_needs_gpu_is_recorded(dat
         assert second.workflow_id == first.workflow_id
 
 
-def test_migrations_are_idempotent(database):
-    from workflows.db import migrate
+def test_migrating_a_migrated_database_again_keeps_its_rows_and_its_head(database):
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, text
 
+    from workflows.db import MIGRATIONS, migrate
+
+    with session_scope() as session:
+        crud.create_workflow(session=session, name="kept", spec=prompt_spec())
+    migrate(database)   # the fixture migrated it once already
     migrate(database)
-    migrate(database)
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    engine = create_engine(database)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head]
+    engine.dispose()
+    with session_scope() as session:
+        assert [v.number for v in crud.list_versions(session=session, ref="kept")] == [1]
