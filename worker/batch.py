@@ -20,7 +20,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from stackyard.redact import redact
 from workflows import job_dispatch
-from workflows.db import session_scope
+from workflows.db import lost_race, session_scope
 from workflows.errors import StackyardError
 from workflows.execute import run_pipeline
 from workflows.jobs_models import ItemState
@@ -30,6 +30,7 @@ from worker.runner import backoff_seconds, cache, failure_cause, load_spec, tran
 
 log = logging.getLogger("stackyard.batch")
 LEASE_RENEW_SECONDS = 3.0
+DISPATCH_ATTEMPTS = 3   # a deadlock victim planning again reads the winner's change (or finds the job gone)
 
 _versions: dict[str, str] = {}      # job id → version id (a job's version never changes)
 
@@ -104,12 +105,19 @@ def dispatch(job_id: str, *, recover: bool = False, depths: QueueDepths | None =
              send=None) -> job_dispatch.Dispatch | None:
     """Plan the job's next items (committed) and put their ids on the queue. Never raises on a broker or
     database outage: the pump tries again from the database."""
-    try:
-        with session_scope() as session:
-            plan = job_dispatch.plan_dispatch(session, job_id, recover=recover, depths=depths)
-    except Exception:  # noqa: BLE001 - the next pump retries
-        log.exception("dispatch of job %s failed", job_id)
-        return None
+    for attempt in range(1, DISPATCH_ATTEMPTS + 1):
+        try:
+            with session_scope() as session:
+                plan = job_dispatch.plan_dispatch(session, job_id, recover=recover, depths=depths)
+            break
+        except Exception as exc:  # noqa: BLE001 - the next pump retries
+            if not lost_race(exc):
+                log.exception("dispatch of job %s failed", job_id)
+                return None
+            if attempt == DISPATCH_ATTEMPTS:  # e.g. deadlocked with a delete of its workflow each time
+                log.warning("dispatch of job %s collided with other changes %d times (%s); the pump plans it again",
+                            job_id, attempt, type(getattr(exc, "orig", exc)).__name__)
+                return None
     if plan is not None:
         if plan.resent:
             log.warning("job %s: items %s were queued but their message is gone (or late); sent again", job_id,

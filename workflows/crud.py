@@ -69,8 +69,10 @@ def create_workflow(*, session: Session, name: str, description: str = "", spec:
                      what=f"Creating workflow '{name}'")
 
 
-def _insert_workflow(session: Session, name: str, description: str, spec: WorkflowSpec | None, note: str) -> Workflow:
-    _name_free(session, name)   # a name taken meanwhile fails the flush; race_safe's rerun then lands here
+def _insert_workflow(session: Session, name: str, description: str, spec: WorkflowSpec | None, note: str,
+                     *, check_name: bool = True) -> Workflow:
+    if check_name:
+        _name_free(session, name)   # a name taken meanwhile fails the flush; race_safe's rerun then lands here
     workflow = Workflow(name=name, description=description)
     session.add(workflow)
     session.flush()
@@ -172,7 +174,9 @@ def import_definition(*, session: Session, spec: WorkflowSpec, name: str, note: 
 
     def store() -> WorkflowVersion:
         existing = session.exec(select(Workflow).where(Workflow.name == name)).first()
-        workflow = existing or _insert_workflow(session, name, "", None, "")
+        # No name check: one committed since the select above must fail the insert (and be found by the
+        # rerun), not answer 409 for a name this import is meant to add a version to.
+        workflow = existing or _insert_workflow(session, name, "", None, "", check_name=False)
         return _insert_version(session, workflow, spec, note)
 
     # Two imports of one new name: the second's insert of the workflow fails, its rerun finds the first's.

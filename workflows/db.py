@@ -185,6 +185,12 @@ def race_safe(session: Session, work: Callable[[], T], *, what: str, taken: str 
     raise Conflict(f"{what} collided with other changes to the same data {attempts} times in a row; try again.")
 
 
+def lost_race(exc: Exception) -> bool:
+    """True when ``exc`` is a write that lost a race (deadlock, serialization failure, a key just taken, a row
+    just deleted): running it again reads the winner's change. For work that commits itself."""
+    return _race(exc) is not None
+
+
 def deleted_meanwhile(exc: Exception) -> bool:
     """True when ``exc`` is a write that lost a race to a delete: the row, or the parent its foreign key
     names, was deleted by another request. For hot paths too cheap to run through :func:`race_safe`."""
