@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 
 from stackyard.settings import get_settings
 from workflows import crud, trace
-from workflows.db import deleted_meanwhile
+from workflows.db import RACE_ATTEMPTS, deleted_meanwhile, lost_race
 from workflows.errors import Conflict, NotFound, StackyardError
 from workflows.execute import check_known, check_required, required_inputs
 from workflows.models import NodeRun, Run, RunState, utcnow
@@ -148,17 +148,25 @@ def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, 
     check_required(info.required, inputs)
     run = Run(workflow_id=info.workflow_id, version_id=info.id, inputs=inputs, queue=info.queue, stream_node=stream_node,
               soft_time_limit=settings.run_soft_time_limit, hard_time_limit=settings.run_hard_time_limit)
-    # Core, not session.add: the ORM's unit of work costs more than the INSERT on this hot path.
-    try:
-        session.execute(insert(Run.__table__).values(**run.model_dump()))
-        session.commit()
-    except DBAPIError as exc:
-        session.rollback()
-        if not deleted_meanwhile(exc):
-            raise
-        raise NotFound(f"Workflow '{workflow_ref or info.workflow_id}' was deleted while the run was being started; "
-                       "nothing was queued.") from None
-    return run
+    # Core, not session.add: the ORM's unit of work costs more than the INSERT on this hot path. A delete of
+    # the workflow racing it makes the insert fail (404) or deadlock (insert again: it then lands or fails).
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            session.execute(insert(Run.__table__).values(**run.model_dump()))
+            session.commit()
+            return run
+        except DBAPIError as exc:
+            session.rollback()
+            if deleted_meanwhile(exc):
+                raise NotFound(f"Workflow '{workflow_ref or info.workflow_id}' was deleted while the run was being "
+                               "started; nothing was queued.") from None
+            if not lost_race(exc):
+                raise
+            if attempt >= RACE_ATTEMPTS:
+                raise Conflict(f"Starting a run of '{workflow_ref or info.workflow_id}' collided with other changes "
+                               f"{attempt} times in a row; try again.") from None
 
 
 def claim(session: Session, run_id: str, worker: str) -> Run | None:

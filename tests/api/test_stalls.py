@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.stack import Stack
+from tests.support.stack import Stack, wait_until
 from tests.workflows.test_spec_limits import billion_laughs
 
 pytestmark = [pytest.mark.integration]
@@ -67,11 +67,12 @@ class Heartbeat(threading.Thread):
 def _probed_once(stack: Stack, call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float, Heartbeat]:
     heartbeat = Heartbeat(stack.base_url)
     heartbeat.start()
-    time.sleep(0.05)
+    wait_until(lambda: heartbeat.beats >= 1, timeout=30, interval=0.005, message="the first /healthz answer")
     started = time.perf_counter()
     response = call()
     elapsed = time.perf_counter() - started
-    time.sleep(0.05)
+    # A refusal can be quicker than two probes on a loaded machine: keep probing until three have answered.
+    wait_until(lambda: heartbeat.beats >= 3, timeout=30, interval=0.005, message="three /healthz answers")
     heartbeat.done.set()
     heartbeat.join(timeout=60)
     return response, elapsed, heartbeat
