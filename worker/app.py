@@ -74,4 +74,3 @@ def queue_depths(queues: tuple[str, ...] | list[str] = QUEUES, *, app: Celery | 
             except ChannelError:  # Redis drops an empty list: the queue exists once a message is sent
                 depths[queue] = 0
     return depths
-

@@ -54,7 +54,7 @@ def resend_lost(depths: QueueDepths) -> list[str]:
     with session_scope() as session:
         lost = runs.resend_lost(session, depths=depths)
     for run in lost:
-        log.warning("run %s was waiting on queue %s, which the broker holds no message for; sent again",
+        log.warning("run %s was waiting on queue %s, but the broker no longer holds its message; sent again",
                     run.id, run.queue, extra={"run_id": run.id})
         enqueue(run)
     return [run.id for run in lost]
