@@ -20,8 +20,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from stackyard.redact import redact
 from workflows import job_dispatch
-from workflows.db import lost_race, session_scope
-from workflows.errors import StackyardError
+from workflows.db import rerun_committed, session_scope
+from workflows.errors import Conflict, StackyardError
 from workflows.execute import run_pipeline
 from workflows.jobs_models import ItemState
 from workflows.runs import QueueDepths
@@ -105,19 +105,18 @@ def dispatch(job_id: str, *, recover: bool = False, depths: QueueDepths | None =
              send=None) -> job_dispatch.Dispatch | None:
     """Plan the job's next items (committed) and put their ids on the queue. Never raises on a broker or
     database outage: the pump tries again from the database."""
-    for attempt in range(1, DISPATCH_ATTEMPTS + 1):
-        try:
-            with session_scope() as session:
-                plan = job_dispatch.plan_dispatch(session, job_id, recover=recover, depths=depths)
-            break
-        except Exception as exc:  # noqa: BLE001 - the next pump retries
-            if not lost_race(exc):
-                log.exception("dispatch of job %s failed", job_id)
-                return None
-            if attempt == DISPATCH_ATTEMPTS:  # e.g. deadlocked with a delete of its workflow each time
-                log.warning("dispatch of job %s collided with other changes %d times (%s); the pump plans it again",
-                            job_id, attempt, type(getattr(exc, "orig", exc)).__name__)
-                return None
+    try:
+        with session_scope() as session:
+            # A lost race (e.g. a deadlock with a delete of the job's workflow): plan again, reading the winner's change.
+            plan = rerun_committed(session, lambda: job_dispatch.plan_dispatch(session, job_id, recover=recover,
+                                                                                depths=depths),
+                                   what=f"Dispatching job {job_id}", attempts=DISPATCH_ATTEMPTS)
+    except Conflict as exc:  # lost every time: the pump plans it on its next pass
+        log.warning("%s", exc)
+        return None
+    except Exception:  # noqa: BLE001 - the next pump retries
+        log.exception("dispatch of job %s failed", job_id)
+        return None
     if plan is not None:
         if plan.resent:
             log.warning("job %s: items %s were queued but their message is gone (or late); sent again", job_id,

@@ -24,12 +24,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, update
-from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from stackyard.settings import get_settings
 from workflows import crud, trace
-from workflows.db import RACE_ATTEMPTS, deleted_meanwhile, lost_race
+from workflows.db import rerun_committed
 from workflows.errors import Conflict, NotFound, StackyardError
 from workflows.execute import check_known, check_required, required_inputs
 from workflows.models import NodeRun, Run, RunState, utcnow
@@ -148,25 +147,17 @@ def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, 
     check_required(info.required, inputs)
     run = Run(workflow_id=info.workflow_id, version_id=info.id, inputs=inputs, queue=info.queue, stream_node=stream_node,
               soft_time_limit=settings.run_soft_time_limit, hard_time_limit=settings.run_hard_time_limit)
-    # Core, not session.add: the ORM's unit of work costs more than the INSERT on this hot path. A delete of
-    # the workflow racing it makes the insert fail (404) or deadlock (insert again: it then lands or fails).
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            session.execute(insert(Run.__table__).values(**run.model_dump()))
-            session.commit()
-            return run
-        except DBAPIError as exc:
-            session.rollback()
-            if deleted_meanwhile(exc):
-                raise NotFound(f"Workflow '{workflow_ref or info.workflow_id}' was deleted while the run was being "
-                               "started; nothing was queued.") from None
-            if not lost_race(exc):
-                raise
-            if attempt >= RACE_ATTEMPTS:
-                raise Conflict(f"Starting a run of '{workflow_ref or info.workflow_id}' collided with other changes "
-                               f"{attempt} times in a row; try again.") from None
+    ref = workflow_ref or info.workflow_id
+
+    def write() -> Run:
+        # Core, not session.add: the ORM's unit of work costs more than the INSERT on this hot path.
+        session.execute(insert(Run.__table__).values(**run.model_dump()))
+        session.commit()
+        return run
+
+    # A delete of the workflow racing it fails the insert (404) or deadlocks with its cascade (insert again).
+    return rerun_committed(session, write, what=f"Starting a run of '{ref}'",
+                           gone=f"Workflow '{ref}' was deleted while the run was being started; nothing was queued.")
 
 
 def claim(session: Session, run_id: str, worker: str) -> Run | None:

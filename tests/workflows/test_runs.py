@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from workflows import crud, runs
 from workflows.db import session_scope
-from workflows.errors import Conflict
+from workflows.errors import Conflict, NotFound
 from workflows.execute import BadRunInputs
 from workflows.models import Run, RunState, utcnow
 from workflows.spec import spec_from_dict
@@ -29,6 +29,18 @@ def workflow(database):
 def new_run(workflow: str) -> str:
     with session_scope() as session:
         return runs.create_run(session=session, workflow_ref=workflow, inputs={"name": "Ada"}).id
+
+
+def test_a_run_of_a_version_deleted_after_it_was_read_is_not_found_and_nothing_is_stored(workflow):
+    with session_scope() as session:
+        version_id = crud.get_version_id(session=session, ref=workflow, number=None)
+    new_run(workflow)                                       # the version is in this process's cache now
+    with session_scope() as session:
+        crud.delete_workflow(session=session, ref=workflow)
+    with session_scope() as session, pytest.raises(NotFound, match="was deleted while the run was being started"):
+        runs.create_run(session=session, workflow_ref=None, version_id=version_id, inputs={"name": "late"})
+    with session_scope() as session:
+        assert session.exec(select(Run)).all() == []
 
 
 def state_of(run_id: str) -> Run:
