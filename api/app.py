@@ -9,7 +9,7 @@ from api.routes import apps, health, jobs, openai_compat, runs, workflows
 
 
 def create_app(*, with_ui: bool = True) -> FastAPI:
-    from workflows.db import migrate
+    from store.db import migrate
 
     migrate()
     app = FastAPI(title="Stackyard", version="0.1.0", description="Build, run and serve Haystack workflows.")

@@ -9,7 +9,7 @@ The cookie is ``<session id>.<HMAC>`` keyed by a PBKDF2 key derived from the pas
 server-side row (:mod:`workflows.admin_sessions`): ``/logout`` deletes it, so the cookie stops working
 at once, and changing the password logs every session out. Browsers asking for a page are redirected to
 ``/login``; API clients get 401 in the usual error shape. Failed logins, by form or by HTTP Basic, are
-throttled per client and overall (:func:`api.limits.admit_login_attempt`): past the limit every attempt
+throttled per client and overall (:func:`apps.limits.admit_login_attempt`): past the limit every attempt
 gets 429 with ``Retry-After`` until the window ends.
 
 Example::
@@ -33,7 +33,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import error_body
-from api.limits import LoginThrottled, admit_login_attempt, login_succeeded
+from apps.limits import LoginThrottled, admit_login_attempt, login_succeeded
 from stackyard.settings import Settings, get_settings
 
 COOKIE = "stackyard_session"
@@ -64,8 +64,8 @@ def signed_session_id(key: bytes, token: str | None) -> str | None:
 
 
 def _session_alive(session_id: str) -> bool:
+    from store.db import autocommit_scope
     from workflows.admin_sessions import session_alive
-    from workflows.db import autocommit_scope
 
     with autocommit_scope() as session:
         return session_alive(session=session, session_id=session_id)
@@ -150,16 +150,16 @@ class AdminLogin:
 
 
 def _open_session() -> str:
+    from store.db import session_scope
     from workflows.admin_sessions import open_session
-    from workflows.db import session_scope
 
     with session_scope() as session:
         return open_session(session=session, lifetime_seconds=SESSION_SECONDS)
 
 
 def _close_session(session_id: str) -> None:
+    from store.db import session_scope
     from workflows.admin_sessions import close_session
-    from workflows.db import session_scope
 
     with session_scope() as session:
         close_session(session=session, session_id=session_id)

@@ -1,7 +1,7 @@
 """``GET /metrics`` for Prometheus, and the HTTP latency histogram behind it.
 
 Two kinds of figures:
-- cluster-wide, read from the database and the broker at scrape time (``workflows.stats``): runs and
+- cluster-wide, read from the database and the broker at scrape time (``jobs.stats``): runs and
   job items by state, run / node / item duration histograms, model loads, schedule fires, live workers,
   queue depth. Every web replica reports the same values, so scrape one replica (or use ``max``).
   Reads are cached for ``STACKYARD_METRICS_CACHE_SECONDS``.
@@ -21,10 +21,11 @@ from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobs import stats
+from jobs.models import FireState, ItemState, JobItem, ScheduleFire
+from runs import workers
 from stackyard.settings import get_settings
-from workflows import stats, workers
-from workflows.db import session_scope
-from workflows.jobs_models import FireState, ItemState, JobItem, ScheduleFire
+from store.db import session_scope
 from workflows.models import Run, RunState
 
 log = logging.getLogger("stackyard.metrics")

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx  # noqa: E402
 from _common import redis_postgres_stack  # noqa: E402
 
+from tests.support.specs import greet  # noqa: E402
 from tests.support.stack import wait_until  # noqa: E402
-from tests.worker.specs import greet  # noqa: E402
 
 
 async def client_loop(client: httpx.AsyncClient, key: str, stop_at: float, latencies: list[float], errors: list[str]) -> None:

@@ -29,8 +29,8 @@ import httpx  # noqa: E402
 from _common import redis_postgres_stack  # noqa: E402
 
 from tests.support.models import build_tiny_chat_model  # noqa: E402
+from tests.support.specs import chat, ingest  # noqa: E402
 from tests.support.stack import Stack, model_paths_env, wait_until  # noqa: E402
-from tests.worker.specs import chat, ingest  # noqa: E402
 
 TINY = "bench/tiny-chat"
 WORDS = "amber basalt cedar delta ember fjord garnet harbor indigo juniper kelp lichen".split()

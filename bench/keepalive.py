@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import redis_postgres_stack  # noqa: E402
 
-from tests.worker.specs import greet  # noqa: E402
+from tests.support.specs import greet  # noqa: E402
 
 
 def connection_loop(port: int, count: int, seed: int) -> list[str]:

@@ -30,8 +30,8 @@ import httpx  # noqa: E402
 from _common import ROOT, redis_postgres_stack  # noqa: E402
 
 from tests.support.models import build_tiny_chat_model  # noqa: E402
+from tests.support.specs import chat, greet  # noqa: E402
 from tests.support.stack import REDIS_URL, model_paths_env  # noqa: E402
-from tests.worker.specs import chat, greet  # noqa: E402
 
 TINY = "bench/tiny-chat"
 

@@ -1,7 +1,7 @@
 """``stackyard beat``: the scheduler process. Every second it fires due schedule ticks (the jobs they
 start are dispatched at once) and every few seconds it pumps batch jobs (see ``worker.batch.pump``).
 
-Run one or several: ticks are claimed in the database (``workflows.schedules``), so two schedulers
+Run one or several: ticks are claimed in the database (``jobs.schedules``), so two schedulers
 fire each tick once, and either may stop at any time. Ticks start on whole seconds, so cron ticks
 fire within a few milliseconds when a scheduler is up.
 """
@@ -27,9 +27,9 @@ def scheduler_name() -> str:
 
 def run_beat(*, stop: threading.Event, name: str | None = None) -> None:
     """Tick until ``stop`` is set."""
-    from workflows import schedules
-    from workflows.models import utcnow
+    from jobs import schedules
     from worker import batch
+    from workflows.models import utcnow
 
     name = name or scheduler_name()
     next_pump = 0.0
@@ -47,9 +47,8 @@ def run_beat(*, stop: threading.Event, name: str | None = None) -> None:
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
-    from workflows.db import migrate
-
     from stackyard.logs import configure_logging
+    from store.db import migrate
 
     configure_logging(level=args.loglevel)
     migrate()

@@ -62,8 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from store.db import migrate, session_scope
     from workflows import crud
-    from workflows.db import migrate, session_scope
     from workflows.io import import_text
 
     spec = import_text(_read(args.file))
@@ -76,8 +76,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from store.db import migrate, session_scope
     from workflows import crud
-    from workflows.db import migrate, session_scope
     from workflows.io import export_yaml
 
     name, _, number = args.ref.partition("@")
@@ -102,8 +102,8 @@ def cmd_templates(_: argparse.Namespace) -> int:
 
 
 def cmd_list(_: argparse.Namespace) -> int:
+    from store.db import migrate, session_scope
     from workflows import crud
-    from workflows.db import migrate, session_scope
 
     migrate()
     with session_scope() as session:
@@ -114,8 +114,8 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from workflows import publishing
-    from workflows.db import migrate, session_scope
+    from apps import publishing
+    from store.db import migrate, session_scope
 
     name, _, number = args.ref.partition("@")
     if number and not number.isdigit():
@@ -131,8 +131,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_unpublish(args: argparse.Namespace) -> int:
-    from workflows import publishing
-    from workflows.db import migrate, session_scope
+    from apps import publishing
+    from store.db import migrate, session_scope
 
     migrate()
     with session_scope() as session:
@@ -142,9 +142,8 @@ def cmd_unpublish(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from api import keys
-    from workflows import publishing
-    from workflows.db import migrate, session_scope
+    from apps import keys, publishing
+    from store.db import migrate, session_scope
 
     migrate()
     with session_scope() as session:
@@ -168,7 +167,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    from workflows.db import migrate
+    from store.db import migrate
 
     migrate()
     print("database schema is up to date")

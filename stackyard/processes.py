@@ -20,7 +20,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     from stackyard.logs import configure_logging, logging_config
     from stackyard.settings import get_settings
-    from workflows.db import migrate
+    from store.db import migrate
 
     configure_logging()
     migrate()
@@ -34,7 +34,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from stackyard.settings import get_settings
-    from workflows.db import migrate
+    from store.db import migrate
     from worker.app import QUEUES, celery_app
 
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
@@ -55,7 +55,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     from nodes.stores import ensure_vector_store
     from stackyard.beat_cli import run_beat
-    from workflows.db import migrate
+    from store.db import migrate
 
     migrate()
     print(f"vector store: {ensure_vector_store()}", flush=True)

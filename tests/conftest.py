@@ -57,7 +57,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def database(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A migrated, empty database: the SQLite default and a real PostgreSQL one."""
     from stackyard.settings import reset_settings_cache
-    from workflows.db import _engine_for, migrate
+    from store.db import _engine_for, migrate
 
     with contextlib.ExitStack() as stack:
         if request.param == "sqlite":

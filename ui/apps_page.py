@@ -10,9 +10,9 @@ from __future__ import annotations
 import gradio as gr
 from fastapi import FastAPI
 
-from api import keys
-from workflows import crud, publishing
-from workflows.db import session_scope
+from apps import keys, publishing
+from store.db import session_scope
+from workflows import crud
 from workflows.errors import StackyardError
 
 PATH = "/apps"

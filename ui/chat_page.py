@@ -16,11 +16,11 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import chat
 from api.routes.runs import _snapshot
-from workflows import runs
-from workflows.errors import StackyardError
+from apps import chat
+from runs import lifecycle as runs
 from worker import streams
+from workflows.errors import StackyardError
 
 PATH = "/chat-app"
 SOURCE_CHARS = 300

@@ -25,9 +25,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ui import graph
-from workflows import crud, publishing
-from workflows.db import session_scope
+from apps import publishing
+from store.db import session_scope
+from workflows import crud, graph
 from workflows.errors import Issue, IssueCode, StackyardError, WorkflowInvalid
 from workflows.io import import_text, neutral
 from workflows.spec import spec_from_dict
@@ -112,7 +112,7 @@ def catalog() -> list[Payload]:
     global _catalog
     with _catalog_lock:
         if _catalog is None:
-            from nodes.schema import describe_catalog
+            from workflows.palette import describe_catalog
 
             _catalog = [{**entry, "ports": graph.node_ports(entry["type"], entry["defaults"])} for entry in describe_catalog()]
         return _catalog

@@ -17,11 +17,13 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI
 
-from workflows import crud, jobs, schedules
-from workflows.db import session_scope
-from workflows.errors import StackyardError
-from workflows.jobs_models import ItemState, ScheduleState
+from jobs import lifecycle as jobs
+from jobs import schedules
+from jobs.models import ItemState, ScheduleState
+from store.db import session_scope
 from worker import batch
+from workflows import crud
+from workflows.errors import StackyardError
 
 PATH = "/jobs"
 JOB_HEADERS = ["id", "name", "workflow", "state", "done", "failed", "total", "ETA (s)", "docs written", "created"]

@@ -18,15 +18,15 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from jobs import dispatch as job_dispatch
+from jobs.models import ItemState
+from runs.lifecycle import QueueDepths
 from stackyard.redact import redact
-from workflows import job_dispatch
-from workflows.db import rerun_committed, session_scope
+from store.db import rerun_committed, session_scope
+from worker.runner import backoff_seconds, cache, failure_cause, load_spec, transient_types, worker_name
 from workflows.errors import Conflict, StackyardError
 from workflows.execute import run_pipeline
-from workflows.jobs_models import ItemState
-from workflows.runs import QueueDepths
 from workflows.spec import WorkflowSpec, split_socket
-from worker.runner import backoff_seconds, cache, failure_cause, load_spec, transient_types, worker_name
 
 log = logging.getLogger("stackyard.batch")
 LEASE_RENEW_SECONDS = 3.0

@@ -29,8 +29,8 @@ def enqueue_new(run: Run) -> None:
     try:
         enqueue(run)
     except Exception as exc:  # noqa: BLE001 - Celery retried the publish already; any failure means not queued
-        from workflows import runs
-        from workflows.db import session_scope
+        from runs import lifecycle as runs
+        from store.db import session_scope
 
         reason = f"{type(exc).__name__}: {exc}"
         log.warning("run %s could not be queued: %s", run.id, reason, extra={"run_id": run.id})

@@ -1,13 +1,13 @@
 """The reaper: re-enqueues runs whose worker died, fails runs past their hard limit, and sends again
 work whose message the broker lost.
 
-Every worker runs one in a background thread; the compare-and-set in ``workflows.runs.transition``
+Every worker runs one in a background thread; the compare-and-set in ``runs.lifecycle.transition``
 makes concurrent reapers safe (one wins each run). This is what makes a SIGKILLed worker's run come
 back within seconds on any broker, instead of waiting for Redis's visibility timeout.
 
 Each pass also asks the broker how many messages its queues hold: a run or job item the database says
 is queued, on a queue the broker holds nothing for (a Redis restart without persistence, a failover, a
-flush), is sent again on that pass (``workflows.runs.resend_lost``, ``workflows.job_dispatch``).
+flush), is sent again on that pass (``runs.lifecycle.resend_lost``, ``jobs.dispatch``).
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import threading
 
-from workflows import runs, workers
-from workflows.db import session_scope
-from workflows.models import Run, utcnow
-from workflows.runs import QueueDepths
+from runs import lifecycle as runs
+from runs import workers
+from runs.lifecycle import QueueDepths
+from store.db import session_scope
 from worker import batch, notify
 from worker.app import queue_depths
 from worker.enqueue import enqueue
+from workflows.models import Run, utcnow
 
 log = logging.getLogger("stackyard.reaper")
 INTERVAL_SECONDS = 5.0

@@ -16,17 +16,18 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from runs import lifecycle as runs
+from runs.trace import Recording, RunCancelled, recording
 from stackyard.redact import redact
 from stackyard.settings import get_settings
-from workflows import crud, runs
-from workflows.db import autocommit_scope
-from workflows.errors import StackyardError
-from workflows.execute import run_pipeline
-from workflows.models import RunState
-from workflows.trace import Recording, RunCancelled, recording
+from store.db import autocommit_scope
 from worker import notify
 from worker.cache import WarmPipelines
 from worker.streams import TokenStream, special_tokens
+from workflows import crud
+from workflows.errors import StackyardError
+from workflows.execute import run_pipeline
+from workflows.models import RunState
 
 log = logging.getLogger("stackyard.worker")
 HEARTBEAT_SECONDS = 3.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from workflows.trace import Recording, RunCancelled
+from runs.trace import Recording, RunCancelled
 from worker.notify import _async_client, redis_client
 
 TTL_SECONDS = 3600

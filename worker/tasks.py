@@ -24,7 +24,7 @@ def _start_reaper(sender: object = None, **_: object) -> None:
 
 def _fresh_connections(**_: object) -> None:
     # Connections opened before the fork must not be shared with the pool's children.
-    from workflows.db import get_engine
+    from store.db import get_engine
 
     get_engine().dispose(close=False)
 

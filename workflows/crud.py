@@ -2,7 +2,7 @@
 
 A version is saved only if it validates, so every stored version can be run; the whole change
 (workflow row + first version) commits together or not at all. Every write runs through
-:func:`workflows.db.race_safe`: concurrent saves, renames and deletes get 2xx, 404 or 409, never a 500.
+:func:`store.db.race_safe`: concurrent saves, renames and deletes get 2xx, 404 or 409, never a 500.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from nodes.catalog import get_node_type
-from workflows.db import race_safe
+from store.db import race_safe
 from workflows.errors import Conflict, NotFound, WorkflowInvalid
 from workflows.models import Workflow, WorkflowVersion, utcnow
 from workflows.spec import WorkflowSpec

@@ -87,7 +87,7 @@ class NodeState(str, enum.Enum):
 
 
 class NodeRun(SQLModel, table=True):
-    """One component run of one attempt of a run (written by ``workflows.trace``)."""
+    """One component run of one attempt of a run (written by ``runs.trace``)."""
 
     __tablename__ = "node_run"
 

@@ -9,15 +9,14 @@ from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api import chat, keys, limits
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.openapi import API_KEY, BODY, KEY_WHY, WRITE, errors, request_body, schema_of
 from api.routes.runs import FINISHED, _snapshot, wait_for
 from api.schemas import RunPublic
-from workflows import publishing
+from apps import chat, keys, limits, publishing
+from store.db import autocommit_scope
 from workflows.bounds import PositiveInt32, Text
-from workflows.db import autocommit_scope
 from workflows.models import ApiKey
 
 router = APIRouter(prefix="/api/v1", tags=["apps"], route_class=LimitedRoute, responses=errors(400, 401, 429))

@@ -19,8 +19,8 @@ from api.bodies import LimitedRoute
 from api.errors import RequestTooLarge
 from api.openapi import BINARY, BODY, errors, request_body
 from stackyard.settings import get_settings
-from ui.graph import check_connection
 from workflows.errors import StackyardError
+from workflows.graph import check_connection
 from workflows.spec import spec_from_dict
 
 router = APIRouter(prefix="/api/v1/editor", tags=["editor"], route_class=LimitedRoute, responses=errors(400, 401, 429))

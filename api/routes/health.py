@@ -9,7 +9,7 @@ from sqlalchemy import text
 from api.bodies import LimitedRoute
 from api.openapi import errors
 from api.schemas import Readiness
-from workflows.db import get_engine
+from store.db import get_engine
 
 router = APIRouter(tags=["health"], route_class=LimitedRoute, responses=errors(400))
 

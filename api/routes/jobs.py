@@ -18,15 +18,18 @@ from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
-from api.openapi import BINARY, BODY, TEXT, WRITE, errors, request_body, schema_of
 from api.errors import RequestTooLarge
+from api.openapi import BINARY, BODY, TEXT, WRITE, errors, request_body, schema_of
+from jobs import lifecycle as jobs
+from jobs import schedules
+from jobs.models import ItemState, Job, JobState, Schedule, ScheduleState
+from jobs.sources import BadJobSource, SourceSpec
+from runs import workers
 from stackyard.settings import get_settings
-from workflows import crud, jobs, schedules, workers
-from workflows.bounds import INT32_MAX, NO_NUL, PositiveInt32, Text
-from workflows.db import session_scope
-from workflows.job_sources import BadJobSource, SourceSpec
-from workflows.jobs_models import ItemState, Job, JobState, Schedule, ScheduleState
+from store.db import session_scope
 from worker import batch
+from workflows import crud
+from workflows.bounds import INT32_MAX, NO_NUL, PositiveInt32, Text
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"], route_class=LimitedRoute, responses=errors(400, 401, 429))
 PAGE = 500

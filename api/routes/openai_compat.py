@@ -18,16 +18,16 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api import chat
 from api.bodies import LimitedRoute
 from api.openapi import API_KEY, BODY, KEY_WHY, TEXT, errors, request_body, schema_of
 from api.routes.apps import admit, authenticated, caller
 from api.routes.runs import _snapshot, wait_for
-from workflows import publishing, runs
-from workflows.bounds import Text
-from workflows.db import session_scope
-from workflows.errors import StackyardError
+from apps import chat, publishing
+from runs import lifecycle as runs
+from store.db import session_scope
 from worker import streams
+from workflows.bounds import Text
+from workflows.errors import StackyardError
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=LimitedRoute, dependencies=[API_KEY],
                    responses=errors(400, 401, 422, 429, openai=True, why=KEY_WHY))

@@ -6,21 +6,21 @@ import asyncio
 import time
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from fastapi import APIRouter, Query, Response, status
+from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.openapi import BODY, WRITE, errors
 from api.schemas import NodeRunPublic, RunCreate, RunPublic
-from workflows import runs, workers
-from workflows.bounds import Text
-from workflows.db import autocommit_scope
-from workflows.models import Run, RunState
+from runs import lifecycle as runs
+from runs import workers
+from store.db import autocommit_scope
 from worker import notify
 from worker.enqueue import enqueue_new
+from workflows.bounds import Text
+from workflows.models import Run, RunState
 
 router = APIRouter(prefix="/api/v1", tags=["runs"], route_class=LimitedRoute, responses=errors(400, 401, 429))
 FINISHED = {"model": RunPublic, "description": "The run ended within `wait` seconds."}

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["workflows"], route_class=LimitedRout
 
 
 def _public(session, workflow: Workflow) -> WorkflowPublic:
-    from workflows.publishing import live_version_numbers
+    from apps.publishing import live_version_numbers
 
     versions = crud.list_versions(session=session, ref=workflow.id)
     return WorkflowPublic(**workflow.model_dump(), latest_version=versions[-1].number if versions else None,
@@ -122,15 +122,15 @@ async def validate_definition(request: Request) -> ValidationResult:
 
 @router.get("/nodes")
 def node_catalog() -> list[dict[str, Any]]:
-    from nodes.schema import describe_catalog
+    from workflows.palette import describe_catalog
 
     return describe_catalog()
 
 
 @router.post("/nodes/ports", responses=errors(*BODY))
 def node_ports(type: str = Body(embed=True), params: dict[str, Any] = Body(default_factory=dict, embed=True)) -> dict:
-    from nodes.schema import ports
     from workflows.build import ComponentBuildError
+    from workflows.palette import ports
 
     try:
         return ports(type, params)

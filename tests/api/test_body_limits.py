@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.worker.specs import greet
+from tests.support.specs import greet
 
 TWENTY_MB = 20 * 1024 * 1024
 
@@ -19,7 +19,7 @@ TWENTY_MB = 20 * 1024 * 1024
 @pytest.fixture
 def client(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     from stackyard.settings import reset_settings_cache
-    from workflows.db import _engine_for
+    from store.db import _engine_for
 
     monkeypatch.setenv("STACKYARD_DATABASE_URL", f"sqlite:///{data_dir / 'stackyard.db'}")
     for name in ("STACKYARD_MAX_BODY_BYTES", "STACKYARD_ADMIN_PASSWORD"):

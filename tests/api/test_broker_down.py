@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.specs import greet
 from tests.support.stack import Stack, free_port, postgres_stack
-from tests.worker.specs import greet
 
 pytestmark = [pytest.mark.integration]
 

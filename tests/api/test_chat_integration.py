@@ -12,9 +12,9 @@ import openai
 import pytest
 
 from tests.support.openai_server import ChatServer
+from tests.support.specs import chat, remote_chat
 from tests.support.stack import Stack, wait_until
 from tests.worker.conftest import TINY, _stack
-from tests.worker.specs import chat, remote_chat
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SLOW_REPLY = "one two three four five six seven eight"
@@ -219,7 +219,7 @@ def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(served: Stack):
 
 
 def test_replies_too_large_for_the_finish_notice_are_read_from_the_run(served: Stack):
-    from tests.worker.specs import greet
+    from tests.support.specs import greet
     from worker.notify import NOTICE_MAX_BYTES
 
     spec = greet()

@@ -23,8 +23,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from tests.support.specs import greet
 from tests.support.stack import Stack, free_port, postgres_stack, wait_until
-from tests.worker.specs import greet
 
 pytestmark = [pytest.mark.integration]
 

@@ -27,7 +27,7 @@ import yaml
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from tests.worker.specs import greet
+from tests.support.specs import greet
 
 PASSWORD = "correct horse battery"
 TRUSTED = "http://trusted.example"
@@ -47,7 +47,7 @@ class Site:
 @pytest.fixture(params=[None, PASSWORD], ids=["no-password", "admin-cookie"])
 def site(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     from stackyard.settings import reset_settings_cache
-    from workflows.db import _engine_for
+    from store.db import _engine_for
 
     monkeypatch.setenv("STACKYARD_DATABASE_URL", f"sqlite:///{data_dir / 'stackyard.db'}")
     monkeypatch.setenv("STACKYARD_ALLOWED_ORIGINS", TRUSTED)
@@ -288,7 +288,7 @@ def test_another_site_cannot_read_answers_through_cors(site: Site):
 
 def test_a_link_on_another_site_does_not_log_the_admin_out(data_dir: Path, monkeypatch: pytest.MonkeyPatch):
     from stackyard.settings import reset_settings_cache
-    from workflows.db import _engine_for
+    from store.db import _engine_for
 
     monkeypatch.setenv("STACKYARD_DATABASE_URL", f"sqlite:///{data_dir / 'stackyard.db'}")
     monkeypatch.setenv("STACKYARD_ADMIN_PASSWORD", PASSWORD)

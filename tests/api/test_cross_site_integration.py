@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from stackyard.processes import STACKYARD
+from tests.support.specs import greet
 from tests.support.stack import Stack, free_port, wait_until
-from tests.worker.specs import greet
 
 pytestmark = [pytest.mark.integration]
 

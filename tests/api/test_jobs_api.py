@@ -41,11 +41,12 @@ def test_a_job_stays_on_the_version_it_was_created_with(client):
 
 
 def test_eta_extrapolates_from_the_items_finished_so_far(client):
-    from workflows import jobs
-    from workflows.db import session_scope
-    from workflows.jobs_models import ItemState, Job, JobItem, JobState
-    from workflows.models import utcnow
     from sqlmodel import select
+
+    from jobs import lifecycle as jobs
+    from jobs.models import ItemState, Job, JobItem, JobState
+    from store.db import session_scope
+    from workflows.models import utcnow
 
     job_id = client.post("/api/v1/jobs", json={"workflow": "greet", "source": csv(6)}).json()["id"]
     now = utcnow()

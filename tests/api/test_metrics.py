@@ -33,7 +33,7 @@ def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 def add_runs(workflow_id: str, version_id: str) -> None:
     """Three finished runs of 0.2 s, 3 s and 40 s (two succeeded, one failed), one queued, with node traces."""
-    from workflows.db import session_scope
+    from store.db import session_scope
     from workflows.models import NodeRun, Run, RunState, utcnow
 
     start = utcnow() - timedelta(minutes=5)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.specs import greet
 from tests.support.stack import Stack
-from tests.worker.specs import greet
 
 pytestmark = [pytest.mark.integration]
 

@@ -17,8 +17,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.specs import chat, greet
 from tests.support.stack import REDIS_URL, Stack, model_paths_env, postgres_stack, redis_db, wait_until
-from tests.worker.specs import chat, greet
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ TINY = "stackyard-test/tiny-chat"
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Stack]:
-    from workflows.db import migrate
+    from store.db import migrate
 
     redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}").flushdb()
     with postgres_stack(tmp_path_factory.mktemp("topology"), broker_url=f"{REDIS_URL}/{REDIS_DB}", extra_env={

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from stackyard.processes import STACKYARD
+from tests.support.specs import greet
 from tests.support.stack import free_port, wait_until
-from tests.worker.specs import greet
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

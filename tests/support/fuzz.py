@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.specs import greet
 from tests.support.stack import Stack
-from tests.worker.specs import greet
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "admin"

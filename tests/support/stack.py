@@ -193,7 +193,7 @@ def postgres_database() -> Iterator[str]:
     try:
         yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        from workflows.db import _engine_for
+        from store.db import _engine_for
 
         _engine_for.cache_clear()
         with admin.connect() as conn:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from store.db import session_scope
 from ui import apps_page
 from workflows import crud
-from workflows.db import session_scope
 from workflows.models import ApiKey
 from workflows.spec import spec_from_dict
 

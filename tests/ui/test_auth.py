@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,7 @@ def make_client(data_dir: Path, monkeypatch: pytest.MonkeyPatch, password: str |
 
 @pytest.fixture
 def guarded(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    from workflows.db import _engine_for
+    from store.db import _engine_for
 
     with make_client(data_dir, monkeypatch, PASSWORD) as client:
         yield client
@@ -132,7 +132,7 @@ def test_an_expired_session_is_refused(guarded: TestClient):
 
     from sqlalchemy import update
 
-    from workflows.db import session_scope
+    from store.db import session_scope
     from workflows.models import AdminSession, utcnow
 
     guarded.post("/login", data={"password": PASSWORD, "next": "/"})
@@ -187,7 +187,7 @@ def test_successful_logins_use_up_no_budget(guarded: TestClient):
 
 
 def test_failures_from_every_client_together_are_limited(data_dir: Path, monkeypatch: pytest.MonkeyPatch):
-    from workflows.db import _engine_for
+    from store.db import _engine_for
 
     monkeypatch.setenv("STACKYARD_LOGIN_FAILURES_TOTAL", "6")
     with make_client(data_dir, monkeypatch, PASSWORD) as client:

@@ -20,7 +20,7 @@ EMBEDDER = ("haystack_integrations.components.embedders.sentence_transformers."
 @pytest.fixture
 def db(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from stackyard.settings import reset_settings_cache
-    from workflows.db import _engine_for, migrate
+    from store.db import _engine_for, migrate
 
     url = f"sqlite:///{data_dir / 'stackyard.db'}"
     monkeypatch.setenv("STACKYARD_DATABASE_URL", url)

@@ -17,7 +17,7 @@ EMBEDDER = ("haystack_integrations.components.embedders.sentence_transformers."
 @pytest.fixture
 def client(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     from stackyard.settings import reset_settings_cache
-    from workflows.db import _engine_for
+    from store.db import _engine_for
 
     monkeypatch.setenv("STACKYARD_DATABASE_URL", f"sqlite:///{data_dir / 'stackyard.db'}")
     monkeypatch.delenv("STACKYARD_ADMIN_PASSWORD", raising=False)

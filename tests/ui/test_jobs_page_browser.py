@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.support.specs import greet
 from tests.support.stack import Stack
 from tests.ui.editor_browser import ARTIFACTS, launch
 from tests.worker.conftest import _stack
-from tests.worker.specs import greet
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 NAMES = [f"guest{i:02d}" for i in range(12)]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.specs import REMOTE_LLM_ENV
 from tests.support.stack import REDIS_URL, Stack, model_paths_env, postgres_stack, redis_db
-from tests.worker.specs import REMOTE_LLM_ENV
 
 TINY = "stackyard-test/tiny-chat"
 TINY_COLD = "stackyard-test/tiny-chat-cold"   # loaded by one test only, to observe a cold load

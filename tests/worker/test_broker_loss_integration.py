@@ -20,11 +20,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.specs import chat, greet, ingest
 from tests.support.stack import Stack, model_paths_env, postgres_stack, wait_until
 from tests.worker.conftest import TINY
-from tests.worker.specs import chat, greet, ingest
-from tests.worker.test_jobs_integration import (RedisServer, create_job, expected_documents, items, job,
-                                                start_web_and_worker, stored_ids, write_corpus)
+from tests.worker.test_jobs_integration import (
+    RedisServer,
+    create_job,
+    expected_documents,
+    items,
+    job,
+    start_web_and_worker,
+    stored_ids,
+    write_corpus,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,8 +6,8 @@ import signal
 
 import pytest
 
+from tests.support.specs import ingest
 from tests.support.stack import Stack, wait_until
-from tests.worker.specs import ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

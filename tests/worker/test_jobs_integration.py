@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.specs import chat, greet, ingest
 from tests.support.stack import Stack, free_port, model_paths_env, postgres_stack, wait_until
 from tests.worker.conftest import TINY
-from tests.worker.specs import chat, greet, ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -60,7 +60,7 @@ class RedisServer:
 
 def start_web_and_worker(stack: Stack, name: str) -> subprocess.Popen:
     """Both at once (each start is mostly imports, one core each); returns the worker."""
-    from workflows.db import migrate
+    from store.db import migrate
 
     migrate(stack.database_url)  # first, so the two processes do not both create the schema
     stack.files_root.mkdir(parents=True, exist_ok=True)

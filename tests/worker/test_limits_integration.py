@@ -6,9 +6,9 @@ import signal
 
 import pytest
 
+from tests.support.specs import chat, greet, remote_chat
 from tests.support.stack import Stack, wait_until
 from tests.worker.conftest import TINY
-from tests.worker.specs import chat, greet, remote_chat
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

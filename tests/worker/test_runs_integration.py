@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from tests.support.specs import chat, greet, ingest
 from tests.support.stack import Stack, wait_until
 from tests.worker.conftest import TINY, TINY_COLD
-from tests.worker.specs import chat, greet, ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 
+from tests.support.specs import greet
 from tests.support.stack import REDIS_URL, Stack, postgres_stack, redis_db, wait_until
-from tests.worker.specs import greet
 from tests.worker.test_jobs_integration import start_web_and_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

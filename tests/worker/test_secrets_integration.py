@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from tests.support.openai_server import ChatServer
+from tests.support.specs import remote_chat
 from tests.support.stack import REDIS_URL, Stack, wait_until
 from tests.worker.conftest import REDIS_DB
-from tests.worker.specs import remote_chat
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from store.db import session_scope
 from workflows import crud
-from workflows.db import session_scope
 from workflows.errors import Conflict, NotFound, WorkflowInvalid
 from workflows.models import WorkflowVersion
 from workflows.spec import spec_from_dict
@@ -95,7 +95,7 @@ def test_migrating_a_migrated_database_again_keeps_its_rows_and_its_head(databas
     from alembic.script import ScriptDirectory
     from sqlalchemy import create_engine, text
 
-    from workflows.db import MIGRATIONS, migrate
+    from store.db import MIGRATIONS, migrate
 
     with session_scope() as session:
         crud.create_workflow(session=session, name="kept", spec=prompt_spec())

@@ -212,8 +212,8 @@ def test_jinja_in_user_input_is_not_evaluated():
 def test_a_refused_import_stores_nothing(database):
     from sqlmodel import select
 
+    from store.db import session_scope
     from workflows import crud
-    from workflows.db import session_scope
     from workflows.models import Workflow, WorkflowVersion
 
     good = import_text(one_node(PROMPT, "{template: 'Q: {{ q }}'}") + "inputs: {q: n.q}\n")

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from workflows import crud, runs
-from workflows.db import session_scope
+from runs import lifecycle as runs
+from store.db import session_scope
+from workflows import crud
 from workflows.errors import Conflict, NotFound
 from workflows.execute import BadRunInputs
 from workflows.models import Run, RunState, utcnow
@@ -197,8 +198,8 @@ def test_a_resent_duplicate_changes_nothing(workflow):
 
 def record(run_id: str, attempt: int, **nodes: str) -> None:
     """Trace rows of one attempt: node name → its state as the worker last wrote it."""
-    from workflows.db import autocommit_scope
-    from workflows.trace import Recording
+    from runs.trace import Recording
+    from store.db import autocommit_scope
 
     rec = Recording(run_id=run_id, attempt=attempt)
     for node, state in nodes.items():

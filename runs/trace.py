@@ -6,7 +6,7 @@ checks for a cancel between nodes: raising :class:`RunCancelled` at a node's sta
 
 Enable once per process with :func:`install`; bind a run with ``with recording(run_id, ...)``. Rows an
 attempt left ``running`` when its worker died are marked ``interrupted`` by :func:`interrupt`, which the
-run policy (``workflows.runs``) calls when the run moves on without that attempt.
+run policy (``runs.lifecycle``) calls when the run moves on without that attempt.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from tests.support.stack import postgres_database
 @pytest.mark.integration
 def test_processes_migrating_at_once_do_not_collide():
     with postgres_database() as url:
-        script = "import sys; from workflows.db import migrate; migrate(sys.argv[1])"
+        script = "import sys; from store.db import migrate; migrate(sys.argv[1])"
         procs = [subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True)
                  for _ in range(4)]
         outcomes = [(p.communicate(timeout=120)[1], p.returncode) for p in procs]

@@ -13,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from stackyard.settings import get_settings
-from workflows.errors import StackyardError
 from worker.notify import redis_client
+from workflows.errors import StackyardError
 
 
 class TooManyRequests(StackyardError):

@@ -29,8 +29,8 @@ _BUILD_CODES = frozenset({IssueCode.UNKNOWN_COMPONENT, IssueCode.NOT_ALLOWED, Is
 
 @functools.lru_cache(maxsize=4096)
 def _ports_cached(type_: str, params_json: str) -> dict[str, Any]:
-    from nodes.schema import ports
     from workflows.build import ComponentBuildError
+    from workflows.palette import ports
 
     try:
         return ports(type_, json.loads(params_json))

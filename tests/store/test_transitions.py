@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tests.workflows.test_runs import new_run, state_of, workflow  # noqa: F401 - fixture
-from workflows import runs, transitions
-from workflows.db import autocommit_scope
+from runs import lifecycle as runs
+from store import transitions
+from store.db import autocommit_scope
+from tests.runs.test_lifecycle import new_run, state_of, workflow  # noqa: F401 - fixture
 from workflows.models import RunState
 
 

@@ -1,7 +1,7 @@
 """Batch jobs and their items: the two state machines, creation, cancel, retry failed items, progress.
 Every state change goes through :func:`transition_job` or :func:`transition_items`, each a
-compare-and-set ``UPDATE … WHERE state IN allowed_from``, like ``workflows.runs``. Which items go on
-the queue, and what a worker does with one, is ``workflows.job_dispatch``.
+compare-and-set ``UPDATE … WHERE state IN allowed_from``, like ``runs.lifecycle``. Which items go on
+the queue, and what a worker does with one, is ``jobs.dispatch``.
 
     job:   queued ──► running ──► succeeded | failed | cancelled
                          ▲                      │          │
@@ -30,15 +30,15 @@ from typing import Any
 from sqlalchemy import func, insert, update
 from sqlmodel import Session, col, select
 
+from jobs.models import ItemState, Job, JobItem, JobState
+from jobs.sources import item_inputs, read_source
+from runs.lifecycle import as_utc, version_info
 from stackyard.settings import get_settings
+from store.db import race_safe
+from store.transitions import compare_and_set
 from workflows import crud
-from workflows.db import race_safe
 from workflows.errors import Conflict, NotFound
-from workflows.job_sources import item_inputs, read_source
-from workflows.jobs_models import ItemState, Job, JobItem, JobState
 from workflows.models import utcnow
-from workflows.runs import as_utc, version_info
-from workflows.transitions import compare_and_set
 
 JOB_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 JOB_ALLOWED: dict[JobState, frozenset[JobState]] = {

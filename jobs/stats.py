@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
-from workflows.jobs_models import JobItem, ScheduleFire
+from jobs.models import JobItem, ScheduleFire
 from workflows.models import NodeRun, Run
 
 DURATION_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,

@@ -9,12 +9,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlmodel import select
 
-from workflows import crud, schedules
-from workflows.db import session_scope
+from jobs import schedules
+from jobs.models import FireState, Job, ScheduleFire, ScheduleState
+from jobs.schedules import BadSchedule
+from jobs.sources import BadJobSource
+from store.db import session_scope
+from workflows import crud
 from workflows.errors import Conflict
-from workflows.job_sources import BadJobSource
-from workflows.jobs_models import FireState, Job, ScheduleFire, ScheduleState
-from workflows.schedules import BadSchedule
 from workflows.spec import spec_from_dict
 
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"

@@ -19,8 +19,8 @@ import re
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from store.db import race_safe
 from workflows import crud
-from workflows.db import race_safe
 from workflows.errors import NotFound, StackyardError
 from workflows.models import Publication, utcnow
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from store import db
 from tests.support.stack import postgres_database
-from workflows import db
 
 
 @pytest.fixture

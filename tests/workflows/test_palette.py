@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from nodes.catalog import CATALOG, CATEGORIES, get_node_type, palette
-from nodes.schema import describe, ports
 from workflows.errors import IssueCode
+from workflows.palette import describe, ports
 from workflows.spec import spec_from_dict
 from workflows.validation import validate
 

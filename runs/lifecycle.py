@@ -26,14 +26,15 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
+from runs import trace
 from stackyard.settings import get_settings
-from workflows import crud, trace
-from workflows.db import rerun_committed
+from store.db import rerun_committed
+from store.transitions import Sql, compare_and_set
+from workflows import crud
 from workflows.errors import Conflict, NotFound, StackyardError
 from workflows.execute import check_known, check_required, required_inputs
 from workflows.models import NodeRun, Run, RunState, utcnow
 from workflows.spec import WorkflowSpec
-from workflows.transitions import Sql, compare_and_set
 
 TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
 ALLOWED: dict[RunState, frozenset[RunState]] = {
@@ -54,7 +55,7 @@ LOST_AFTER_SECONDS = 2.0
 SHORT_QUEUE_RESEND_SECONDS = 30.0
 
 
-# Conditions and values of the hot transitions, built once (see workflows.transitions).
+# Conditions and values of the hot transitions, built once (see store.transitions).
 OWNED_BY = Sql(col(Run.worker) == bindparam("owner"))              # params={"owner": worker}
 FRESH = Sql((col(Run.cancel_requested).is_(False)) & (col(Run.attempts) < MAX_ATTEMPTS)
             & (col(Run.state) != RunState.RUNNING))                 # queued or retrying, not cancelled

@@ -9,14 +9,13 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from api import limits
-from workflows import publishing, runs
-from workflows.db import autocommit_scope
+from apps import limits, publishing
+from runs import lifecycle as runs
+from store.db import autocommit_scope
+from worker.enqueue import enqueue_new
 from workflows.errors import StackyardError
 from workflows.models import Publication
 from workflows.spec import split_socket
-from worker.enqueue import enqueue_new
-
 
 
 class BadChatRequest(StackyardError):

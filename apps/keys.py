@@ -12,11 +12,10 @@ import secrets
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from workflows.db import race_safe
+from runs.lifecycle import as_utc
+from store.db import race_safe
 from workflows.errors import NotFound, StackyardError
 from workflows.models import ApiKey, utcnow
-from workflows.runs import as_utc
-
 
 LAST_USED_RESOLUTION = 60.0
 

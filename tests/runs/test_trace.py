@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from tests.workflows.test_runs import new_run, workflow  # noqa: F401 - fixture
-from workflows import runs
-from workflows.db import autocommit_scope
-from workflows.trace import Recording
+from runs import lifecycle as runs
+from runs.trace import Recording
+from store.db import autocommit_scope
+from tests.runs.test_lifecycle import new_run, workflow  # noqa: F401 - fixture
 
 
 def rename_node_table(old: str, new: str) -> None:

@@ -30,14 +30,15 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from jobs import lifecycle as jobs
+from jobs.models import FireState, Job, Schedule, ScheduleFire, ScheduleState
+from jobs.sources import PATH_FIELD, ItemRecords, item_inputs, parse_source, read_source
+from runs.lifecycle import VersionInfo, as_utc, version_info
 from stackyard.settings import get_settings
-from workflows import crud, jobs
-from workflows.db import race_safe, session_scope
+from store.db import race_safe, session_scope
+from workflows import crud
 from workflows.errors import Conflict, NotFound, StackyardError
-from workflows.job_sources import ItemRecords, PATH_FIELD, item_inputs, parse_source, read_source
-from workflows.jobs_models import FireState, Job, Schedule, ScheduleFire, ScheduleState
 from workflows.models import utcnow
-from workflows.runs import VersionInfo, as_utc, version_info
 
 log = logging.getLogger("stackyard.beat")
 ALLOWED: dict[ScheduleState, frozenset[ScheduleState]] = {

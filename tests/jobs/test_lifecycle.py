@@ -10,16 +10,18 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from jobs import dispatch as job_dispatch
+from jobs import lifecycle as jobs
+from jobs.models import ItemState, JobItem, JobState
+from jobs.sources import BadJobSource
+from runs.lifecycle import LEASE_SECONDS, MAX_ATTEMPTS
 from stackyard.settings import reset_settings_cache
-from workflows import crud, job_dispatch, jobs
-from workflows.db import session_scope
-from workflows.errors import Conflict
-from workflows.job_sources import BadJobSource
-from workflows.jobs_models import ItemState, JobItem, JobState
-from workflows.models import utcnow
-from workflows.runs import LEASE_SECONDS, MAX_ATTEMPTS
-from workflows.spec import spec_from_dict
+from store.db import session_scope
 from worker import batch
+from workflows import crud
+from workflows.errors import Conflict
+from workflows.models import utcnow
+from workflows.spec import spec_from_dict
 
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
 FILES = "nodes.files.FileSource"
@@ -311,7 +313,7 @@ def test_jobs_page_handlers(greet, sent):
 
 
 def test_transient_errors_retry_after_a_backoff_then_give_up(database, sent, monkeypatch):
-    from tests.worker.specs import REMOTE_LLM_ENV, remote_chat
+    from tests.support.specs import REMOTE_LLM_ENV, remote_chat
 
     for name, value in {**REMOTE_LLM_ENV, "TEST_LLM_KEY": "unused"}.items():
         monkeypatch.setenv(name, value)
@@ -335,7 +337,7 @@ def test_transient_errors_retry_after_a_backoff_then_give_up(database, sent, mon
 
 
 def test_a_transient_error_after_a_cancel_fails_the_item_instead_of_leaving_it_pending(database, sent, monkeypatch):
-    from tests.worker.specs import REMOTE_LLM_ENV, remote_chat
+    from tests.support.specs import REMOTE_LLM_ENV, remote_chat
 
     for name, value in {**REMOTE_LLM_ENV, "TEST_LLM_KEY": "unused"}.items():
         monkeypatch.setenv(name, value)

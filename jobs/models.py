@@ -4,7 +4,7 @@ A **job** runs one workflow version over many items; each **job item** is one ro
 fixed when the job is created, and its outcome. A **schedule** creates a job from a stored definition
 at each tick of a cron expression; each tick it handles is one **schedule fire** row, unique per
 (schedule, tick), which is what makes two schedulers fire a tick once. State changes go through
-``workflows.jobs`` (jobs and items) and ``workflows.schedules`` (schedules), never through attributes.
+``jobs.lifecycle`` (jobs and items) and ``jobs.schedules`` (schedules), never through attributes.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class ScheduleState(str, enum.Enum):
 
 class FireState(str, enum.Enum):
     FIRED = "fired"             # a job was created for this tick
-    MISSED = "missed"           # no scheduler ran in time: not replayed (see workflows.schedules)
+    MISSED = "missed"           # no scheduler ran in time: not replayed (see jobs.schedules)
     FAILED = "failed"           # the job could not be created (e.g. its folder is empty now)
 
 

@@ -1,12 +1,12 @@
-"""Alembic environment: the URL comes from the caller's config (see ``workflows.db.migrate``)."""
+"""Alembic environment: the URL comes from the caller's config (see ``store.db.migrate``)."""
 
 from alembic import context
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
+from jobs import models as jobs_models  # noqa: F401 - batch jobs and schedules
+from store.db import make_engine
 from workflows import models  # noqa: F401 - registers the tables on SQLModel.metadata
-from workflows import jobs_models  # noqa: F401 - batch jobs and schedules
-from workflows.db import make_engine
 
 config = context.config
 MIGRATION_LOCK_KEY = 0x5374_6B79  # "Stky": any constant shared by every Stackyard process

@@ -4,9 +4,9 @@ A plan decides, under the job's row lock, which items go on the queue now: at mo
 flight, started ``60 / rate_per_minute`` s apart, in index order. Workers plan after every item (in the
 transaction that records its outcome); the pump plans with ``recover`` to take back items of dead workers
 (lease expired) and re-send items whose message vanished: at once when the broker was seen holding
-nothing on the job's queue (``depths``; the same rule as runs, ``workflows.runs.resend_lost``), else
+nothing on the job's queue (``depths``; the same rule as runs, ``runs.lifecycle.resend_lost``), else
 after a backoff. The caller sends the ids after the commit; states change only through
-``workflows.jobs.transition_items`` / ``transition_job``.
+``jobs.lifecycle.transition_items`` / ``transition_job``.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
+from jobs.lifecycle import ACTIVE, IN_FLIGHT, has_items, transition_items, transition_job
+from jobs.models import ItemState, Job, JobItem, JobState
+from runs.lifecycle import LEASE_SECONDS, MAX_ATTEMPTS, QueueDepths, as_utc
 from stackyard.settings import get_settings
-from workflows.jobs import ACTIVE, IN_FLIGHT, has_items, transition_items, transition_job
-from workflows.jobs_models import ItemState, Job, JobItem, JobState
 from workflows.models import utcnow
-from workflows.runs import LEASE_SECONDS, MAX_ATTEMPTS, QueueDepths, as_utc
 
 RATE_HORIZON_SECONDS = 10.0   # rate-limited items are sent at most this far ahead of their start (countdown)
 MAX_RESEND_FACTOR = 16

@@ -1,8 +1,8 @@
-"""Version diffs and the node-ports cache (ui.graph)."""
+"""Version diffs and the node-ports cache (workflows.graph)."""
 
 from __future__ import annotations
 
-from ui.graph import node_ports, spec_diff
+from workflows.graph import node_ports, spec_diff
 
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
 

@@ -1,0 +1,1 @@
+"""Published apps: publishing, API keys, limits, chat serving."""

@@ -1,0 +1,1 @@
+"""Batch jobs and schedules: lifecycle, sources, dispatch, schedules, their models."""

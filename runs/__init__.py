@@ -1,0 +1,1 @@
+"""The run lifecycle: every run decision, the trace, worker liveness."""

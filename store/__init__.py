@@ -1,0 +1,1 @@
+"""Persistence plumbing: engine and sessions, the compare-and-set, migrations."""
