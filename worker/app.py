@@ -58,6 +58,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
 
 
 celery_app = make_celery()
+# Senders name a task instead of importing it: sending needs only this module, not the code that runs it.
+RUN_TASK = "stackyard.execute_run"
+ITEM_TASK = "stackyard.execute_job_item"
 
 
 def queue_depths(queues: tuple[str, ...] | list[str] = QUEUES, *, app: Celery | None = None) -> dict[str, int]:

@@ -21,10 +21,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 from jobs import dispatch as job_dispatch
 from jobs.models import ItemState
 from runs.lifecycle import QueueDepths
+from stackyard.errors import Conflict, StackyardError
 from stackyard.redact import redact
 from store.db import rerun_committed, session_scope
 from worker.runner import backoff_seconds, cache, failure_cause, load_spec, transient_types, worker_name
-from workflows.errors import Conflict, StackyardError
 from workflows.execute import run_pipeline
 from workflows.spec import WorkflowSpec, split_socket
 
@@ -147,10 +147,10 @@ def deliver(plan: job_dispatch.Dispatch, *, send=None) -> None:
 
 
 def _send(plan: job_dispatch.Dispatch, item_id: int, countdown: float) -> None:
-    from worker.batch_tasks import execute_job_item
+    from worker.app import ITEM_TASK, celery_app
 
-    execute_job_item.apply_async(args=[item_id], queue=plan.queue, countdown=countdown or None,
-                                 soft_time_limit=plan.soft_time_limit, time_limit=plan.hard_time_limit)
+    celery_app.send_task(ITEM_TASK, args=[item_id], queue=plan.queue, countdown=countdown or None,
+                         soft_time_limit=plan.soft_time_limit, time_limit=plan.hard_time_limit)
 
 
 def pump(*, depths: QueueDepths | None = None, send=None) -> list[job_dispatch.Dispatch]:

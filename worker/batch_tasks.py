@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from stackyard.logs import log_context
-from worker.app import celery_app
+from worker.app import ITEM_TASK, celery_app
 from worker.batch import execute_item
 
 
-@celery_app.task(name="stackyard.execute_job_item", acks_late=True, reject_on_worker_lost=True)
+@celery_app.task(name=ITEM_TASK, acks_late=True, reject_on_worker_lost=True)
 def execute_job_item(item_id: int) -> str | None:
     with log_context(item_id=str(item_id)):
         state = execute_item(item_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from workflows.errors import StackyardError
+from stackyard.errors import StackyardError
 from workflows.models import Run, RunState
 
 log = logging.getLogger("stackyard.enqueue")
@@ -12,10 +12,10 @@ log = logging.getLogger("stackyard.enqueue")
 
 def enqueue(run: Run, *, delay: float = 0.0) -> None:
     """Send the run's id to its queue (``delay`` seconds later, for retry backoff) with its time limits."""
-    from worker.tasks import execute_run
+    from worker.app import RUN_TASK, celery_app
 
-    execute_run.apply_async(args=[run.id], queue=run.queue, countdown=delay or None,
-                            soft_time_limit=run.soft_time_limit, time_limit=run.hard_time_limit)
+    celery_app.send_task(RUN_TASK, args=[run.id], queue=run.queue, countdown=delay or None,
+                         soft_time_limit=run.soft_time_limit, time_limit=run.hard_time_limit)
     log.info("run %s queued on %s", run.id, run.queue, extra={"run_id": run.id})
 
 

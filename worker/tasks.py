@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from stackyard.logs import log_context
-from worker.app import celery_app
+from worker.app import RUN_TASK, celery_app
 from worker.runner import execute
 
 
-@celery_app.task(name="stackyard.execute_run", acks_late=True, reject_on_worker_lost=True)
+@celery_app.task(name=RUN_TASK, acks_late=True, reject_on_worker_lost=True)
 def execute_run(run_id: str) -> str | None:
     with log_context(run_id=run_id):
         state = execute(run_id)
