@@ -38,7 +38,6 @@ class Settings(BaseSettings):
     allowed_components: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Extra component class paths allowed beyond the catalog.")
     fetch_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Hosts, host:port or CIDRs that URL fetchers may reach even if private.")
     model_paths: dict[str, str] = Field(default_factory=dict, description="Model name → local directory, used instead of a hub download.")
-    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Device for model nodes; auto = cuda when available.")
 
     run_soft_time_limit: float = Field(default=600.0, description="Seconds before a run is asked to stop and marked failed.")
     run_hard_time_limit: float = Field(default=660.0, description="Seconds before the worker process running a run is killed.")
