@@ -1,4 +1,4 @@
-"""The ASGI app: the HTTP API, with the web UI mounted into it when available."""
+"""The HTTP API as a FastAPI app; ``stackyard.web`` mounts the pages into it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from api import auth, errors, guard, methods, metrics
 from api.routes import apps, health, jobs, openai_compat, runs, workflows
 
 
-def create_app(*, with_ui: bool = True) -> FastAPI:
+def create_app() -> FastAPI:
     from store.db import migrate
 
     migrate()
@@ -24,18 +24,4 @@ def create_app(*, with_ui: bool = True) -> FastAPI:
     app.include_router(openai_compat.router)
     app.include_router(jobs.router)
     methods.install(app)  # 405 for undeclared methods on API paths, before the UI mounted at "/" takes them
-    if with_ui:
-        from ui.apps_page import mount_apps
-        from ui.chat_page import mount_chat
-        from ui.jobs_page import mount_jobs
-
-        mount_chat(app)  # before the editor, which is mounted at "/"
-        mount_jobs(app)
-        mount_apps(app)
-        try:
-            from ui.app import mount
-        except ImportError:
-            pass
-        else:
-            mount(app)
     return app

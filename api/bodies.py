@@ -23,8 +23,8 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import RequestTooLarge
+from stackyard.errors import StackyardError
 from stackyard.settings import get_settings
-from workflows.errors import StackyardError
 
 MAX_JSON_DEPTH = 64
 INLINE_PARSE_BYTES = 64 * 1024

@@ -14,8 +14,9 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from stackyard.errors import StackyardError
 from stackyard.redact import redact_data
-from workflows.errors import StackyardError, WorkflowInvalid
+from workflows.errors import WorkflowInvalid
 
 
 class RequestTooLarge(StackyardError):

@@ -11,9 +11,9 @@ from typing import Any
 
 from apps import limits, publishing
 from runs import lifecycle as runs
+from stackyard.errors import StackyardError
 from store.db import autocommit_scope
 from worker.enqueue import enqueue_new
-from workflows.errors import StackyardError
 from workflows.models import Publication
 from workflows.spec import split_socket
 

@@ -12,10 +12,10 @@ import secrets
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from runs.lifecycle import as_utc
+from stackyard.errors import NotFound, StackyardError
+from store.clock import as_utc, utcnow
 from store.db import race_safe
-from workflows.errors import NotFound, StackyardError
-from workflows.models import ApiKey, utcnow
+from workflows.models import ApiKey
 
 LAST_USED_RESOLUTION = 60.0
 

@@ -12,9 +12,9 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 
+from stackyard.errors import StackyardError
 from stackyard.settings import get_settings
 from worker.notify import redis_client
-from workflows.errors import StackyardError
 
 
 class TooManyRequests(StackyardError):

@@ -20,9 +20,9 @@ from sqlmodel import Session, col, select
 
 from jobs.lifecycle import ACTIVE, IN_FLIGHT, has_items, transition_items, transition_job
 from jobs.models import ItemState, Job, JobItem, JobState
-from runs.lifecycle import LEASE_SECONDS, MAX_ATTEMPTS, QueueDepths, as_utc
+from runs.lifecycle import LEASE_SECONDS, MAX_ATTEMPTS, QueueDepths
 from stackyard.settings import get_settings
-from workflows.models import utcnow
+from store.clock import as_utc, utcnow
 
 RATE_HORIZON_SECONDS = 10.0   # rate-limited items are sent at most this far ahead of their start (countdown)
 MAX_RESEND_FACTOR = 16

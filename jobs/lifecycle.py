@@ -32,13 +32,13 @@ from sqlmodel import Session, col, select
 
 from jobs.models import ItemState, Job, JobItem, JobState
 from jobs.sources import item_inputs, read_source
-from runs.lifecycle import as_utc, version_info
+from runs.lifecycle import version_info
+from stackyard.errors import Conflict, NotFound
 from stackyard.settings import get_settings
+from store.clock import as_utc, utcnow
 from store.db import race_safe
 from store.transitions import compare_and_set
 from workflows import crud
-from workflows.errors import Conflict, NotFound
-from workflows.models import utcnow
 
 JOB_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 JOB_ALLOWED: dict[JobState, frozenset[JobState]] = {

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import JSON, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from workflows.models import new_id, utcnow
+from store.clock import utcnow
+from workflows.models import new_id
 
 
 class JobState(str, enum.Enum):

@@ -33,12 +33,12 @@ from sqlmodel import Session, col, select
 from jobs import lifecycle as jobs
 from jobs.models import FireState, Job, Schedule, ScheduleFire, ScheduleState
 from jobs.sources import PATH_FIELD, ItemRecords, item_inputs, parse_source, read_source
-from runs.lifecycle import VersionInfo, as_utc, version_info
+from runs.lifecycle import VersionInfo, version_info
+from stackyard.errors import Conflict, NotFound, StackyardError
 from stackyard.settings import get_settings
+from store.clock import as_utc, utcnow
 from store.db import race_safe, session_scope
 from workflows import crud
-from workflows.errors import Conflict, NotFound, StackyardError
-from workflows.models import utcnow
 
 log = logging.getLogger("stackyard.beat")
 ALLOWED: dict[ScheduleState, frozenset[ScheduleState]] = {

@@ -30,8 +30,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from stackyard.errors import StackyardError
 from stackyard.settings import get_settings
-from workflows.errors import StackyardError
 from workflows.spec import WorkflowSpec, split_socket
 
 FILES_NODE = "nodes.files.FileSource"

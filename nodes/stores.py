@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stackyard.errors import StackyardError
 from stackyard.settings import Settings, get_settings
-from workflows.errors import StackyardError
 
 if TYPE_CHECKING:  # pymilvus takes ~1.5 s to import; `stackyard up` only starts and stops the server.
     from milvus_haystack import MilvusDocumentStore

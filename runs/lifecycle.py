@@ -27,13 +27,14 @@ from sqlalchemy import bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from runs import trace
+from stackyard.errors import Conflict, NotFound
 from stackyard.settings import get_settings
-from store.db import rerun_committed
+from store.clock import as_utc, utcnow
+from store.db import autocommit_scope, rerun_committed
 from store.transitions import Sql, compare_and_set
 from workflows import crud
-from workflows.errors import Conflict, NotFound, StackyardError
 from workflows.execute import check_known, check_required, required_inputs
-from workflows.models import NodeRun, Run, RunState, utcnow
+from workflows.models import NodeRun, Run, RunState
 from workflows.spec import WorkflowSpec
 
 TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
@@ -63,10 +64,6 @@ NEXT_ATTEMPT = Sql(col(Run.attempts) + 1)
 SENT_AT = func.coalesce(col(Run.heartbeat_at), col(Run.created_at))   # of a waiting run's message
 
 
-class IllegalTransition(StackyardError):
-    status = 409
-
-
 def transition(session: Session, run_id: str, to: RunState, *, where: Any = None, params: dict[str, Any] | None = None,
                commit: bool = True, **fields: Any) -> Run | None:
     """Move a run to ``to`` if its current state allows it (and ``where`` holds, with ``params``).
@@ -83,6 +80,12 @@ def get_run(*, session: Session, run_id: str) -> Run:
     if run is None:
         raise NotFound(f"No run '{run_id}'; list runs with GET /api/v1/runs.")
     return run
+
+
+def read_run(run_id: str) -> Run:
+    """A run read in a session of its own, for callers that hold none (a streamed reply, a page)."""
+    with autocommit_scope() as session:
+        return get_run(session=session, run_id=run_id)
 
 
 def node_runs(*, session: Session, run_id: str) -> list[NodeRun]:
@@ -318,7 +321,3 @@ def resend_lost(session: Session, *, depths: QueueDepths, now: datetime | None =
     return sorted(resent, key=lambda run: as_utc(run.created_at))
 
 
-def as_utc(value: datetime) -> datetime:
-    from datetime import timezone
-
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

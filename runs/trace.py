@@ -23,7 +23,8 @@ from haystack import tracing
 from haystack.tracing import Span, Tracer
 
 from stackyard.redact import redact
-from workflows.models import NodeRun, NodeState, utcnow
+from store.clock import utcnow
+from workflows.models import NodeRun, NodeState
 
 PREVIEW_CHARS = 500       # per string in an output preview
 PREVIEW_ITEMS = 5         # per list in an output preview

@@ -28,8 +28,8 @@ def scheduler_name() -> str:
 def run_beat(*, stop: threading.Event, name: str | None = None) -> None:
     """Tick until ``stop`` is set."""
     from jobs import schedules
+    from store.clock import utcnow
     from worker import batch
-    from workflows.models import utcnow
 
     name = name or scheduler_name()
     next_pump = 0.0

@@ -19,7 +19,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from workflows.errors import StackyardError, WorkflowInvalid
+from stackyard.errors import StackyardError
+from workflows.errors import WorkflowInvalid
 
 
 def _read(path: str) -> str:

@@ -27,7 +27,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     # uvicorn's 5 s keep-alive equals httpx's idle expiry and undercuts aiohttp's (15 s) and every load
     # balancer's (60 s+): a client reusing a connection at the moment the server closes it loses that
     # request with no response. The side that keeps connections longer must be the server.
-    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, log_config=logging_config(),
+    uvicorn.run("stackyard.web:create_app", factory=True, host=args.host, port=args.port, log_config=logging_config(),
                 workers=args.workers, timeout_keep_alive=get_settings().web_keep_alive_seconds)
     return 0
 

@@ -20,8 +20,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from sqlmodel import Session, create_engine
 
+from stackyard.errors import Conflict, NotFound
 from stackyard.settings import get_settings
-from workflows.errors import Conflict, NotFound
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 PING_AFTER_IDLE_SECONDS = 5.0

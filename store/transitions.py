@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.sql import ClauseElement
 from sqlmodel import Session, SQLModel
 
-from workflows.models import utcnow
+from store.clock import utcnow
 
 T = TypeVar("T", bound=SQLModel)
 

@@ -72,6 +72,14 @@ def database(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest
 
 
 @pytest.fixture
+def workflow(database: str) -> str:
+    """A stored one-node workflow, ``greet`` (input ``name``, output ``greeting``), in each database."""
+    from tests.support.workflows import create_greet
+
+    return create_greet()
+
+
+@pytest.fixture
 def milvus(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The embedded milvus-lite server for this test's data dir, on a free port; stopped afterwards."""
     import socket

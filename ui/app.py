@@ -1,7 +1,7 @@
-"""Mount the editor into the API's FastAPI app: the Gradio page at ``/``, its JS/CSS, its endpoints.
+"""Mount the editor into a FastAPI app: the Gradio page at ``/`` and its JS/CSS.
 
-``api.app.create_app`` calls :func:`mount` when this module imports; routes registered earlier (the
-HTTP API, ``/login``) keep precedence over the page mounted at ``/``.
+``stackyard.web.create_app`` calls :func:`mount` last: routes registered earlier (the HTTP API, the editor's
+JSON endpoints, ``/login``) keep precedence over the page mounted at ``/``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from ui.editor_page import PAGE_CSS, STATIC_DIR, STATIC_PATH, build
 def mount(app: FastAPI) -> None:
     import gradio as gr
 
-    from api.routes import editor
     from ui.handlers import warm_up
 
     warm_up()
-    app.include_router(editor.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="editor-static")
     gr.mount_gradio_app(app, build(), path="/", css=PAGE_CSS, footer_links=[], show_error=True,
                         run_history=False)

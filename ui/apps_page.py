@@ -11,9 +11,9 @@ import gradio as gr
 from fastapi import FastAPI
 
 from apps import keys, publishing
+from stackyard.errors import StackyardError
 from store.db import session_scope
 from workflows import crud
-from workflows.errors import StackyardError
 
 PATH = "/apps"
 APP_HEADERS = ["slug", "workflow", "version", "message input", "reply output", "sources output", "chat page"]

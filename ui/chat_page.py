@@ -16,11 +16,10 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.routes.runs import _snapshot
 from apps import chat
 from runs import lifecycle as runs
+from stackyard.errors import StackyardError
 from worker import streams
-from workflows.errors import StackyardError
 
 PATH = "/chat-app"
 SOURCE_CHARS = 300
@@ -64,12 +63,12 @@ async def _reply(publication, run_id: str) -> AsyncIterator[str]:  # noqa: ANN00
             if "t" in item:
                 reply += item["t"]
                 yield reply
-            elif streams.END in item or (await run_in_threadpool(_snapshot, run_id, with_nodes=False)).state in runs.TERMINAL_STATES:
+            elif streams.END in item or (await run_in_threadpool(runs.read_run, run_id)).state in runs.TERMINAL_STATES:
                 break
-    result = await run_in_threadpool(_snapshot, run_id, with_nodes=False)
+    result = await run_in_threadpool(runs.read_run, run_id)
     while result.state not in runs.TERMINAL_STATES:
         await asyncio.sleep(0.1)
-        result = await run_in_threadpool(_snapshot, run_id, with_nodes=False)
+        result = await run_in_threadpool(runs.read_run, run_id)
     if result.state.value != "succeeded":
         yield f"{reply}\n\n⚠️ The run {result.state.value}: {result.error}"
         return

@@ -26,9 +26,10 @@ import yaml
 from pydantic import ValidationError
 
 from apps import publishing
+from stackyard.errors import StackyardError
 from store.db import session_scope
 from workflows import crud, graph
-from workflows.errors import Issue, IssueCode, StackyardError, WorkflowInvalid
+from workflows.errors import Issue, IssueCode, WorkflowInvalid
 from workflows.io import import_text, neutral
 from workflows.spec import spec_from_dict
 from workflows.templates import template_names, template_path

@@ -20,10 +20,10 @@ from fastapi import FastAPI
 from jobs import lifecycle as jobs
 from jobs import schedules
 from jobs.models import ItemState, ScheduleState
+from stackyard.errors import StackyardError
 from store.db import session_scope
 from worker import batch
 from workflows import crud
-from workflows.errors import StackyardError
 
 PATH = "/jobs"
 JOB_HEADERS = ["id", "name", "workflow", "state", "done", "failed", "total", "ETA (s)", "docs written", "created"]

@@ -39,7 +39,7 @@ def redis_client():
 
 
 @functools.lru_cache(maxsize=1)
-def _async_client():
+def async_client():  # the asyncio client for notices and token streams; None without Redis
     import redis.asyncio
 
     url = _redis_url()
@@ -77,7 +77,7 @@ async def wait(run_id: str, seconds: float) -> dict[str, Any] | None:
     """Block until the run is announced finished (its notice) or ``seconds`` pass (None). Redis only."""
     import time
 
-    client = _async_client()
+    client = async_client()
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         try:

@@ -18,6 +18,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from runs import lifecycle as runs
 from runs.trace import Recording, RunCancelled, recording
+from stackyard.errors import StackyardError
 from stackyard.redact import redact
 from stackyard.settings import get_settings
 from store.db import autocommit_scope
@@ -25,7 +26,6 @@ from worker import notify
 from worker.cache import WarmPipelines
 from worker.streams import TokenStream, special_tokens
 from workflows import crud
-from workflows.errors import StackyardError
 from workflows.execute import run_pipeline
 from workflows.models import RunState
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from runs.trace import Recording, RunCancelled
-from worker.notify import _async_client, redis_client
+from worker.notify import async_client, redis_client
 
 TTL_SECONDS = 3600
 END = "end"
@@ -61,7 +61,7 @@ def available() -> bool:
 
 async def read(run_id: str, *, block_ms: int = 5000) -> AsyncIterator[dict[str, str]]:
     """Yield ``{"t": text}`` chunks, then one ``{"end": state, "error": ...}``; yields ``{}`` on idle ticks."""
-    client = _async_client()
+    client = async_client()
     last = "0"
     while True:
         result = await client.xread({stream_key(run_id): last}, block=block_ms, count=100)

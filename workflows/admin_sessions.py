@@ -18,8 +18,8 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlmodel import Session
 
-from runs.lifecycle import as_utc
-from workflows.models import AdminSession, utcnow
+from store.clock import as_utc, utcnow
+from workflows.models import AdminSession
 
 
 def open_session(*, session: Session, lifetime_seconds: float) -> str:

@@ -13,9 +13,11 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from nodes.catalog import get_node_type
+from stackyard.errors import Conflict, NotFound
+from store.clock import utcnow
 from store.db import race_safe
-from workflows.errors import Conflict, NotFound, WorkflowInvalid
-from workflows.models import Workflow, WorkflowVersion, utcnow
+from workflows.errors import WorkflowInvalid
+from workflows.models import Workflow, WorkflowVersion
 from workflows.spec import WorkflowSpec
 from workflows.validation import validate
 

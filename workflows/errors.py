@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from stackyard.errors import StackyardError
+
 
 @dataclass(frozen=True)
 class Issue:
@@ -46,12 +48,6 @@ class IssueCode:
     UNBOUNDED_CYCLE = "unbounded_cycle"
 
 
-class StackyardError(Exception):
-    """Base of Stackyard's domain errors; ``status`` is the HTTP status the API maps it to."""
-
-    status = 400
-
-
 class WorkflowInvalid(StackyardError):
     """A workflow definition has problems; nothing was stored or run."""
 
@@ -62,11 +58,3 @@ class WorkflowInvalid(StackyardError):
         first = issues[0].message if issues else "invalid workflow"
         more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
         super().__init__(first + more)
-
-
-class NotFound(StackyardError):
-    status = 404
-
-
-class Conflict(StackyardError):
-    status = 409

@@ -18,7 +18,7 @@ from typing import Any
 
 from haystack import Pipeline
 
-from workflows.errors import StackyardError
+from stackyard.errors import StackyardError
 from workflows.spec import WorkflowSpec, split_socket
 
 

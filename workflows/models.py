@@ -1,19 +1,17 @@
 """SQL tables (SQLModel). One model family per table: ``*Base`` fields, the ``table=True`` class, and
-``*Public`` shapes for the API. Schema changes go through Alembic (``workflows/migrations``)."""
+``*Public`` shapes for the API. Schema changes go through Alembic (``store/migrations``)."""
 
 from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from store.clock import utcnow
 
 
 def new_id() -> str:

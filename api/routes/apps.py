@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.openapi import API_KEY, BODY, KEY_WHY, WRITE, errors, request_body, schema_of
-from api.routes.runs import FINISHED, _snapshot, wait_for
+from api.routes.runs import FINISHED, snapshot, wait_for
 from api.schemas import RunPublic
 from apps import chat, keys, limits, publishing
 from store.db import autocommit_scope
@@ -148,7 +148,7 @@ async def run_app(slug: Text, request: Request, response: Response,
     with slot:
         if body.wait:
             await wait_for(run_id, body.wait)
-    result = await run_in_threadpool(_snapshot, run_id)
+    result = await run_in_threadpool(snapshot, run_id)
     if result.state.value in ("succeeded", "failed", "cancelled"):
         response.status_code = status.HTTP_200_OK
     return result

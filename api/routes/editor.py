@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from api.bodies import LimitedRoute
 from api.errors import RequestTooLarge
 from api.openapi import BINARY, BODY, errors, request_body
+from stackyard.errors import StackyardError
 from stackyard.settings import get_settings
-from workflows.errors import StackyardError
 from workflows.graph import check_connection
 from workflows.spec import spec_from_dict
 

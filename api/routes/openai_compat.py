@@ -21,13 +21,13 @@ from starlette.concurrency import run_in_threadpool
 from api.bodies import LimitedRoute
 from api.openapi import API_KEY, BODY, KEY_WHY, TEXT, errors, request_body, schema_of
 from api.routes.apps import admit, authenticated, caller
-from api.routes.runs import _snapshot, wait_for
+from api.routes.runs import wait_for
 from apps import chat, publishing
 from runs import lifecycle as runs
+from stackyard.errors import StackyardError
 from store.db import session_scope
 from worker import streams
 from workflows.bounds import Text
-from workflows.errors import StackyardError
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=LimitedRoute, dependencies=[API_KEY],
                    responses=errors(400, 401, 422, 429, openai=True, why=KEY_WHY))
@@ -89,17 +89,17 @@ async def _events(request: Request, publication, run_id: str, model: str) -> Asy
                     yield _chunk(completion_id, model, {"content": item["t"]})
                 elif streams.END in item:
                     break
-                elif (await run_in_threadpool(_snapshot, run_id, with_nodes=False)).state in runs.TERMINAL_STATES:
+                elif (await run_in_threadpool(runs.read_run, run_id)).state in runs.TERMINAL_STATES:
                     break  # ended before any token (e.g. failed while building)
         else:
             deadline = time.monotonic() + COMPLETION_TIMEOUT_SECONDS
             while time.monotonic() < deadline:
                 if await request.is_disconnected():
                     raise asyncio.CancelledError
-                if (await run_in_threadpool(_snapshot, run_id, with_nodes=False)).state in runs.TERMINAL_STATES:
+                if (await run_in_threadpool(runs.read_run, run_id)).state in runs.TERMINAL_STATES:
                     break
                 await asyncio.sleep(0.05)
-        result = await run_in_threadpool(_snapshot, run_id, with_nodes=False)
+        result = await run_in_threadpool(runs.read_run, run_id)
         if result.state.value != "succeeded":
             error = {"message": f"The workflow run {run_id} {result.state.value}: {result.error}", "type": "server_error",
                      "param": None, "code": "run_failed"}
@@ -152,7 +152,7 @@ async def chat_completions(request: Request, authorization: str | None = Header(
     if notice is not None and "outputs" in notice:  # the worker's finish notice holds all a reply needs
         state, outputs, error = notice["state"], notice["outputs"], notice.get("error")
     else:
-        result = await run_in_threadpool(_snapshot, run_id, with_nodes=False)
+        result = await run_in_threadpool(runs.read_run, run_id)
         state, outputs, error = result.state.value, result.outputs, result.error
     if state != "succeeded":
         raise RunFailed(f"The workflow run {run_id} {state}: {error}")

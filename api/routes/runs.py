@@ -44,7 +44,7 @@ def _start(workflow_ref: str, body: RunCreate) -> str:
     return run.id
 
 
-def _snapshot(run_id: str, *, with_nodes: bool = True) -> RunPublic:
+def snapshot(run_id: str, *, with_nodes: bool = True) -> RunPublic:
     with autocommit_scope() as session:
         return run_public(session, runs.get_run(session=session, run_id=run_id), with_nodes=with_nodes)
 
@@ -76,7 +76,7 @@ async def start_run(ref: Text, body: RunCreate, response: Response) -> RunPublic
     run_id = await run_in_threadpool(_start, ref, body)
     if body.wait:
         await wait_for(run_id, body.wait)
-    result = await run_in_threadpool(_snapshot, run_id)
+    result = await run_in_threadpool(snapshot, run_id)
     if result.state in runs.TERMINAL_STATES:
         response.status_code = status.HTTP_200_OK
     return result

@@ -28,7 +28,7 @@ def client(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
     from api.app import create_app
     from api.routes import editor
 
-    app = create_app(with_ui=False)
+    app = create_app()
     app.include_router(editor.router)  # the editor's endpoints without building its pages
     with TestClient(app, raise_server_exceptions=False) as test_client:
         assert test_client.post("/api/v1/workflows", json={"name": "greet", "spec": greet()}).status_code == 201

@@ -25,7 +25,7 @@ def client(tmp_path_factory: pytest.TempPathFactory):
         patch.setenv("STACKYARD_DATABASE_URL", url)
         reset_settings_cache()
         try:
-            with TestClient(create_app(with_ui=False), raise_server_exceptions=False) as test_client:
+            with TestClient(create_app(), raise_server_exceptions=False) as test_client:
                 assert test_client.post("/api/v1/workflows", json={"name": "greet", "spec": GREET}).status_code == 201
                 job = test_client.post("/api/v1/jobs", json={"workflow": "greet", "source": SOURCE})
                 assert job.status_code == 201, job.text

@@ -13,8 +13,7 @@ import pytest
 
 from tests.support.openai_server import ChatServer
 from tests.support.specs import chat, remote_chat
-from tests.support.stack import Stack, wait_until
-from tests.worker.conftest import TINY, _stack
+from tests.support.stack import TINY, Stack, process_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SLOW_REPLY = "one two three four five six seven eight"
@@ -29,7 +28,7 @@ def slow_llm() -> Iterator[ChatServer]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_model: Path, slow_llm: ChatServer) -> Iterator[Stack]:
-    gen = _stack("redis", tmp_path_factory.mktemp("chat"), tiny_model, cold_model)
+    gen = process_stack("redis", tmp_path_factory.mktemp("chat"), tiny_model, cold_model)
     stack = next(gen)
     stack.extra_env["TEST_LLM_KEY"] = "k"
     stack.start_web()

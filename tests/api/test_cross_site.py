@@ -56,7 +56,7 @@ def site(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.Mon
     else:
         monkeypatch.delenv("STACKYARD_ADMIN_PASSWORD", raising=False)
     reset_settings_cache()
-    from api.app import create_app
+    from stackyard.web import create_app
 
     with TestClient(create_app(), follow_redirects=False) as client:
         if request.param:
@@ -293,7 +293,7 @@ def test_a_link_on_another_site_does_not_log_the_admin_out(data_dir: Path, monke
     monkeypatch.setenv("STACKYARD_DATABASE_URL", f"sqlite:///{data_dir / 'stackyard.db'}")
     monkeypatch.setenv("STACKYARD_ADMIN_PASSWORD", PASSWORD)
     reset_settings_cache()
-    from api.app import create_app
+    from stackyard.web import create_app
 
     with TestClient(create_app(), follow_redirects=False) as client:
         assert client.post("/login", data={"password": PASSWORD, "next": "/"}).status_code == 303

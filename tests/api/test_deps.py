@@ -20,7 +20,7 @@ def test_a_created_workflow_is_committed_before_its_201_is_sent(database: str):
     the function. Seen as a 404 for a just-created workflow under load in CI."""
     from api.app import create_app
 
-    app = create_app(with_ui=False)
+    app = create_app()
     engine = create_engine(database, poolclass=NullPool)
     seen: dict[str, Any] = {}
 

@@ -18,7 +18,7 @@ def client(database, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("STACKYARD_SECRET_ENV", raising=False)  # the default list: OPENAI_API_KEY among it
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     reset_settings_cache()
-    with TestClient(create_app(with_ui=False), raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
         yield test_client
     reset_settings_cache()
 

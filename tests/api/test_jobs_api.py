@@ -20,7 +20,7 @@ def greet(template: str) -> dict:
 def client(database):
     from api.app import create_app
 
-    with TestClient(create_app(with_ui=False), raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
         assert test_client.post("/api/v1/workflows", json={"name": "greet", "spec": greet("Hi {{ name }}")}).status_code == 201
         assert test_client.post("/api/v1/workflows/greet/versions", json={"spec": greet("Hello {{ name }}")}).status_code == 201
         yield test_client
@@ -45,8 +45,8 @@ def test_eta_extrapolates_from_the_items_finished_so_far(client):
 
     from jobs import lifecycle as jobs
     from jobs.models import ItemState, Job, JobItem, JobState
+    from store.clock import utcnow
     from store.db import session_scope
-    from workflows.models import utcnow
 
     job_id = client.post("/api/v1/jobs", json={"workflow": "greet", "source": csv(6)}).json()["id"]
     now = utcnow()

@@ -20,7 +20,7 @@ def client(database, monkeypatch):
 
     monkeypatch.setenv("STACKYARD_METRICS_CACHE_SECONDS", "0")
     reset_settings_cache()
-    with TestClient(create_app(with_ui=False), raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -33,8 +33,9 @@ def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 def add_runs(workflow_id: str, version_id: str) -> None:
     """Three finished runs of 0.2 s, 3 s and 40 s (two succeeded, one failed), one queued, with node traces."""
+    from store.clock import utcnow
     from store.db import session_scope
-    from workflows.models import NodeRun, Run, RunState, utcnow
+    from workflows.models import NodeRun, Run, RunState
 
     start = utcnow() - timedelta(minutes=5)
     with session_scope() as session:
@@ -96,7 +97,7 @@ def test_metrics_need_no_login(database, monkeypatch):
 
     monkeypatch.setenv("STACKYARD_ADMIN_PASSWORD", "s3cret-pass")
     reset_settings_cache()
-    with TestClient(create_app(with_ui=False)) as client:
+    with TestClient(create_app()) as client:
         assert client.get("/api/v1/workflows").status_code == 401
         assert client.get("/metrics").status_code == 200
 

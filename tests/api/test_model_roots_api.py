@@ -20,7 +20,7 @@ def spec(model: str) -> dict:
 def client(database):
     from api.app import create_app
 
-    with TestClient(create_app(with_ui=False), raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
         yield test_client
 
 

@@ -15,8 +15,8 @@ OPENAI_ERROR = {"$ref": "#/components/schemas/OpenAIErrorResponse"}
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    from api.app import create_app
     from stackyard.settings import reset_settings_cache
+    from stackyard.web import create_app
 
     patch = pytest.MonkeyPatch()
     patch.setenv("STACKYARD_DATA_DIR", str(tmp_path_factory.mktemp("openapi")))

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.support.stack import Stack, wait_until
-from tests.workflows.test_spec_limits import billion_laughs
+from tests.support.workflows import billion_laughs
 
 pytestmark = [pytest.mark.integration]
 

@@ -15,7 +15,7 @@ GREET = {"components": {"p": {"type": PROMPT, "init_parameters": {"template": "H
 def client(database):
     from api.app import create_app
 
-    with TestClient(create_app(with_ui=False), raise_server_exceptions=False) as test_client:
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -118,7 +118,7 @@ def test_readyz_reports_an_unreachable_broker(database, monkeypatch):
     monkeypatch.setenv("STACKYARD_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
     reset_settings_cache()
     monkeypatch.setattr(worker_app, "celery_app", worker_app.make_celery())
-    with TestClient(create_app(with_ui=False)) as client:
+    with TestClient(create_app()) as client:
         response = client.get("/readyz")
     assert response.status_code == 503
     body = response.json()

@@ -15,12 +15,12 @@ from jobs import lifecycle as jobs
 from jobs.models import ItemState, JobItem, JobState
 from jobs.sources import BadJobSource
 from runs.lifecycle import LEASE_SECONDS, MAX_ATTEMPTS
+from stackyard.errors import Conflict
 from stackyard.settings import reset_settings_cache
+from store.clock import utcnow
 from store.db import session_scope
 from worker import batch
 from workflows import crud
-from workflows.errors import Conflict
-from workflows.models import utcnow
 from workflows.spec import spec_from_dict
 
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"

@@ -13,9 +13,9 @@ from jobs import schedules
 from jobs.models import FireState, Job, ScheduleFire, ScheduleState
 from jobs.schedules import BadSchedule
 from jobs.sources import BadJobSource
+from stackyard.errors import Conflict
 from store.db import session_scope
 from workflows import crud
-from workflows.errors import Conflict
 from workflows.spec import spec_from_dict
 
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"

@@ -8,28 +8,15 @@ import pytest
 from sqlmodel import select
 
 from runs import lifecycle as runs
+from stackyard.errors import Conflict, NotFound
+from store.clock import utcnow
 from store.db import session_scope
+from tests.support.workflows import new_run, state_of
 from workflows import crud
-from workflows.errors import Conflict, NotFound
 from workflows.execute import BadRunInputs
-from workflows.models import Run, RunState, utcnow
-from workflows.spec import spec_from_dict
+from workflows.models import Run, RunState
 
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
-
-
-@pytest.fixture
-def workflow(database):
-    spec = spec_from_dict({"components": {"p": {"type": PROMPT, "init_parameters": {"template": "Hi {{ name }}"}}},
-                           "inputs": {"name": ["p.name"]}, "outputs": {"greeting": "p.prompt"}})
-    with session_scope() as session:
-        crud.create_workflow(session=session, name="greet", spec=spec)
-    return "greet"
-
-
-def new_run(workflow: str) -> str:
-    with session_scope() as session:
-        return runs.create_run(session=session, workflow_ref=workflow, inputs={"name": "Ada"}).id
 
 
 def test_a_run_of_a_version_deleted_after_it_was_read_is_not_found_and_nothing_is_stored(workflow):
@@ -42,11 +29,6 @@ def test_a_run_of_a_version_deleted_after_it_was_read_is_not_found_and_nothing_i
         runs.create_run(session=session, workflow_ref=None, version_id=version_id, inputs={"name": "late"})
     with session_scope() as session:
         assert session.exec(select(Run)).all() == []
-
-
-def state_of(run_id: str) -> Run:
-    with session_scope() as session:
-        return runs.get_run(session=session, run_id=run_id)
 
 
 def test_bad_inputs_write_no_run(workflow):

@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError
 from runs import lifecycle as runs
 from runs.trace import Recording
 from store.db import autocommit_scope
-from tests.runs.test_lifecycle import new_run, workflow  # noqa: F401 - fixture
+from tests.support.workflows import new_run
 
 
 def rename_node_table(old: str, new: str) -> None:
@@ -17,7 +17,7 @@ def rename_node_table(old: str, new: str) -> None:
         session.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
 
 
-def test_rows_a_failed_flush_could_not_write_are_written_by_the_next(workflow):  # noqa: F811
+def test_rows_a_failed_flush_could_not_write_are_written_by_the_next(workflow):
     run_id = new_run(workflow)
     rec = Recording(run_id=run_id, attempt=1)
     first = rec.started("p", "PromptBuilder")

@@ -69,7 +69,7 @@ def _rival_creates(name: str):
 def _create_if_free(session, name: str, between=None):
     from sqlmodel import select
 
-    from workflows.errors import Conflict
+    from stackyard.errors import Conflict
     from workflows.models import Workflow
 
     if session.exec(select(Workflow).where(Workflow.name == name)).first():
@@ -84,7 +84,7 @@ def _create_if_free(session, name: str, between=None):
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_a_name_taken_between_check_and_insert_reruns_and_the_rerun_answers_conflict(database):
-    from workflows.errors import Conflict
+    from stackyard.errors import Conflict
 
     with db.session_scope() as session:
         work = Attempts(lambda rival: _create_if_free(session, "x", rival), rival=_rival_creates("x"))
@@ -97,7 +97,7 @@ def test_a_name_taken_between_check_and_insert_reruns_and_the_rerun_answers_conf
 def test_taken_answers_a_unique_race_at_once_and_the_callers_earlier_writes_survive_a_rerun(database):
     from sqlmodel import select
 
-    from workflows.errors import Conflict
+    from stackyard.errors import Conflict
     from workflows.models import Workflow
 
     with db.session_scope() as session:
@@ -115,8 +115,8 @@ def test_taken_answers_a_unique_race_at_once_and_the_callers_earlier_writes_surv
 
 
 def test_a_row_deleted_under_a_rename_reruns_and_the_rerun_answers_not_found(database):
+    from stackyard.errors import NotFound
     from workflows import crud
-    from workflows.errors import NotFound
 
     with db.session_scope() as session:
         crud.create_workflow(session=session, name="doomed")
@@ -131,7 +131,7 @@ def test_a_row_deleted_under_a_rename_reruns_and_the_rerun_answers_not_found(dat
 def test_a_deadlock_is_retried_a_bounded_number_of_times_then_conflict_names_what_collided(database, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from workflows.errors import Conflict
+    from stackyard.errors import Conflict
 
     class Deadlock(Exception):
         sqlstate = "40P01"

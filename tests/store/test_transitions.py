@@ -5,11 +5,11 @@ from __future__ import annotations
 from runs import lifecycle as runs
 from store import transitions
 from store.db import autocommit_scope
-from tests.runs.test_lifecycle import new_run, state_of, workflow  # noqa: F401 - fixture
+from tests.support.workflows import new_run, state_of
 from workflows.models import RunState
 
 
-def test_prepared_transitions_bind_each_calls_values(workflow):  # noqa: F811
+def test_prepared_transitions_bind_each_calls_values(workflow):
     first, second = new_run(workflow), new_run(workflow)
     with autocommit_scope() as session:
         assert runs.claim(session, first, "w1").worker == "w1"

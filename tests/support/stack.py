@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
 from stackyard.processes import STACKYARD
 
@@ -216,3 +216,72 @@ def postgres_stack(root: Path, *, broker_url: str, extra_env: dict[str, str] | N
             yield stack
         finally:
             stack.stop()
+
+
+class RedisServer:
+    """A private redis-server started like CI's: `--save "" --appendonly no`, so a restart loses every message."""
+
+    def __init__(self, root: Path) -> None:
+        self.port, self.root = free_port(), root
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(self.port),
+                        "--save", "", "--appendonly", "no", "--dir", str(self.root),
+                        "--logfile", str(self.root / "redis.log"), "--pidfile", str(self.root / "redis.pid")], check=True)
+        wait_until(self._pings, timeout=20, message=f"redis-server on {self.port}")
+
+    def stop(self) -> None:
+        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True, timeout=20)
+        wait_until(lambda: not self._pings(), timeout=20, message="redis-server to stop")
+
+    def _pings(self) -> bool:
+        try:
+            return redis.Redis(port=self.port, socket_timeout=1).ping()
+        except redis.RedisError:
+            return False
+
+
+def start_web_and_worker(stack: Stack, name: str) -> subprocess.Popen:
+    """Both at once (each start is mostly imports, one core each); returns the worker."""
+    from store.db import migrate
+
+    migrate(stack.database_url)  # first, so the two processes do not both create the schema
+    stack.files_root.mkdir(parents=True, exist_ok=True)
+    stack.web = stack._spawn(["web", "--port", str(stack.port)], "web.log")
+    proc = stack._spawn(["worker", "--queues", "cpu,gpu", "--concurrency", "1", "--loglevel", "info"], f"{name}.log")
+    log = stack.root / f"{name}.log"
+    wait_until(lambda: log.exists() and b" ready." in log.read_bytes() or stack._dead(proc, log), timeout=90,
+               message=f"worker ready (see {log})")
+    wait_until(stack._web_up, timeout=90, message=f"web server (see {stack.root / 'web.log'})")
+    return proc
+
+
+TINY = "stackyard-test/tiny-chat"
+TINY_COLD = "stackyard-test/tiny-chat-cold"   # loaded by one test only, to observe a cold load
+# Each test session flushes this database; parallel sessions on one machine pick different bases.
+REDIS_DB = redis_db(int(os.environ.get("STACKYARD_TEST_REDIS_DB", "9")))
+
+
+def process_stack(kind: str, root: Path, tiny_model: Path, cold_model: Path) -> Iterator[Stack]:
+    """A stack on Redis + PostgreSQL (``kind`` "redis") or the embedded SQLite broker and database ("embedded"),
+    with the tiny chat models and the in-test OpenAI-compatible server configured; nothing started yet."""
+    from tests.support.specs import REMOTE_LLM_ENV
+
+    env = {**model_paths_env({TINY: tiny_model, TINY_COLD: cold_model}), **REMOTE_LLM_ENV}
+    if kind == "redis":
+        redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}").flushdb()
+        with postgres_stack(root, broker_url=f"{REDIS_URL}/{REDIS_DB}", extra_env=env) as stack:
+            yield stack
+        return
+    broker = f"sqla+sqlite:///{root / 'data' / 'broker.db'}"
+    stack = Stack(root=root, database_url=f"sqlite:///{root / 'data' / 'stackyard.db'}", broker_url=broker,
+                  extra_env={**env, "STACKYARD_BROKER_URL": broker})
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -30,7 +30,7 @@ def make_client(data_dir: Path, monkeypatch: pytest.MonkeyPatch, password: str |
     else:
         monkeypatch.delenv("STACKYARD_ADMIN_PASSWORD", raising=False)
     reset_settings_cache()
-    from api.app import create_app
+    from stackyard.web import create_app
 
     return TestClient(create_app(), follow_redirects=False)
 
@@ -132,8 +132,9 @@ def test_an_expired_session_is_refused(guarded: TestClient):
 
     from sqlalchemy import update
 
+    from store.clock import utcnow
     from store.db import session_scope
-    from workflows.models import AdminSession, utcnow
+    from workflows.models import AdminSession
 
     guarded.post("/login", data={"password": PASSWORD, "next": "/"})
     assert guarded.get("/api/v1/workflows").status_code == 200

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.stack import Stack
-from tests.worker.conftest import _stack
+from tests.support.stack import Stack, process_stack
 from workflows.templates import template_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
@@ -22,7 +21,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="module")
 def rag_app(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_model: Path) -> Iterator[Stack]:
-    gen = _stack("redis", tmp_path_factory.mktemp("chat-page"), tiny_model, cold_model)
+    gen = process_stack("redis", tmp_path_factory.mktemp("chat-page"), tiny_model, cold_model)
     stack = next(gen)
     stack.extra_env["STACKYARD_MODEL_PATHS"] = json.dumps({"Qwen/Qwen2.5-0.5B-Instruct": str(tiny_model)})
     stack.start_web()

@@ -22,7 +22,7 @@ def client(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
     monkeypatch.setenv("STACKYARD_DATABASE_URL", f"sqlite:///{data_dir / 'stackyard.db'}")
     monkeypatch.delenv("STACKYARD_ADMIN_PASSWORD", raising=False)
     reset_settings_cache()
-    from api.app import create_app
+    from stackyard.web import create_app
 
     with TestClient(create_app()) as test_client:
         yield test_client

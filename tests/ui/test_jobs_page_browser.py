@@ -21,9 +21,8 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.support.specs import greet
-from tests.support.stack import Stack
+from tests.support.stack import Stack, process_stack
 from tests.ui.editor_browser import ARTIFACTS, launch
-from tests.worker.conftest import _stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 NAMES = [f"guest{i:02d}" for i in range(12)]
@@ -35,7 +34,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 def jobs_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("jobs-page")
     unused = root / "no-model"  # greet loads no model, so the tiny chat models are not built
-    gen = _stack("redis", root, unused, unused)
+    gen = process_stack("redis", root, unused, unused)
     stack = next(gen)
     stack.start_web()
     worker = stack.start_worker(queues="cpu,gpu", name="worker-jobs-page")

@@ -20,18 +20,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.jobs import create_job, expected_documents, items, job, stored_ids, write_corpus
 from tests.support.specs import chat, greet, ingest
-from tests.support.stack import Stack, model_paths_env, postgres_stack, wait_until
-from tests.worker.conftest import TINY
-from tests.worker.test_jobs_integration import (
+from tests.support.stack import (
+    TINY,
     RedisServer,
-    create_job,
-    expected_documents,
-    items,
-    job,
+    Stack,
+    model_paths_env,
+    postgres_stack,
     start_web_and_worker,
-    stored_ids,
-    write_corpus,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -17,60 +17,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
+from tests.support.jobs import create_job, expected_documents, items, job, stored_ids, wait_job, write_corpus
 from tests.support.specs import chat, greet, ingest
-from tests.support.stack import Stack, free_port, model_paths_env, postgres_stack, wait_until
-from tests.worker.conftest import TINY
+from tests.support.stack import (
+    TINY,
+    RedisServer,
+    Stack,
+    model_paths_env,
+    postgres_stack,
+    start_web_and_worker,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FILES = "nodes.files.FileSource"
 TXT = "haystack.components.converters.txt.TextFileToDocument"
-WORDS = "amber basalt cedar delta ember fjord garnet harbor indigo juniper kelp lichen".split()
-
-
-class RedisServer:
-    """A private redis-server started like CI's: `--save "" --appendonly no`, so a restart loses every message."""
-
-    def __init__(self, root: Path) -> None:
-        self.port, self.root = free_port(), root
-        root.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(self.port),
-                        "--save", "", "--appendonly", "no", "--dir", str(self.root),
-                        "--logfile", str(self.root / "redis.log"), "--pidfile", str(self.root / "redis.pid")], check=True)
-        wait_until(self._pings, timeout=20, message=f"redis-server on {self.port}")
-
-    def stop(self) -> None:
-        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True, timeout=20)
-        wait_until(lambda: not self._pings(), timeout=20, message="redis-server to stop")
-
-    def _pings(self) -> bool:
-        try:
-            return redis.Redis(port=self.port, socket_timeout=1).ping()
-        except redis.RedisError:
-            return False
-
-
-def start_web_and_worker(stack: Stack, name: str) -> subprocess.Popen:
-    """Both at once (each start is mostly imports, one core each); returns the worker."""
-    from store.db import migrate
-
-    migrate(stack.database_url)  # first, so the two processes do not both create the schema
-    stack.files_root.mkdir(parents=True, exist_ok=True)
-    stack.web = stack._spawn(["web", "--port", str(stack.port)], "web.log")
-    proc = stack._spawn(["worker", "--queues", "cpu,gpu", "--concurrency", "1", "--loglevel", "info"], f"{name}.log")
-    log = stack.root / f"{name}.log"
-    wait_until(lambda: log.exists() and b" ready." in log.read_bytes() or stack._dead(proc, log), timeout=90,
-               message=f"worker ready (see {log})")
-    wait_until(stack._web_up, timeout=90, message=f"web server (see {stack.root / 'web.log'})")
-    return proc
 
 
 class Workers:
@@ -114,64 +77,6 @@ def workers(stack: Stack) -> Iterator[Workers]:
     yield pool
     for proc in list(pool.live):
         pool.kill(proc, signal.SIGTERM)
-
-
-def create_job(stack: Stack, **body) -> dict:
-    response = stack.api("POST", "/api/v1/jobs", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def job(stack: Stack, job_id: str) -> dict:
-    return stack.api("GET", f"/api/v1/jobs/{job_id}").json()
-
-
-def wait_job(stack: Stack, job_id: str, states=("succeeded", "failed", "cancelled"), timeout: float = 120) -> dict:
-    return wait_until(lambda: (j := job(stack, job_id))["state"] in states and j, timeout=timeout, interval=0.2,
-                      message=f"job {job_id} to reach {states}")
-
-
-def items(stack: Stack, job_id: str, **params) -> list[dict]:
-    rows, after = [], -1
-    while page := stack.api("GET", f"/api/v1/jobs/{job_id}/items", params={"after": after, "limit": 1000, **params}).json():
-        rows += page
-        after = page[-1]["index"]
-    return rows
-
-
-def stored_ids(stack: Stack, collection: str) -> list[str]:
-    """Ids in the store, read over a connection of its own (an idle shared gRPC channel may have been dropped)."""
-    from nodes.stores import milvus_document_store
-    from stackyard.settings import Settings
-
-    settings = Settings(data_dir=stack.data_dir, milvus_lite_port=stack.milvus_port)
-    store = milvus_document_store(collection, settings, connection_args={"dedicated": True})
-    try:
-        return [doc.id for doc in store.filter_documents()]
-    finally:
-        store.client.close()
-
-
-def write_corpus(folder: Path, files: int, words: int = 450) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for index in range(files):
-        text = " ".join(f"{WORDS[(index * 5 + n) % len(WORDS)]}{index}x{n % 40}" for n in range(words))
-        (folder / f"doc{index:03d}.txt").write_text(text)
-
-
-def expected_documents(folder: Path) -> int:
-    """Chunks the ingest template makes of these files (its splitter, run here without embedding)."""
-    import yaml
-    from haystack.components.converters import TextFileToDocument
-    from haystack.components.preprocessors import RecursiveDocumentSplitter
-
-    from workflows.templates import template_path
-
-    params = yaml.safe_load(template_path("ingest").read_text())["components"]["splitter"]["init_parameters"]
-    splitter = RecursiveDocumentSplitter(**params)
-    splitter.warm_up()
-    docs = TextFileToDocument().run(sources=sorted(folder.iterdir()))["documents"]
-    return len(splitter.run(documents=docs)["documents"])
 
 
 def check_exactly_once(stack: Stack, job_id: str, folder: Path, collection: str) -> list[dict]:

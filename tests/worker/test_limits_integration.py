@@ -7,8 +7,7 @@ import signal
 import pytest
 
 from tests.support.specs import chat, greet, remote_chat
-from tests.support.stack import Stack, wait_until
-from tests.worker.conftest import TINY
+from tests.support.stack import TINY, Stack, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from stackyard.settings import reset_settings_cache
-from tests.support.stack import REDIS_URL
-from tests.worker.conftest import REDIS_DB
+from tests.support.stack import REDIS_DB, REDIS_URL
 from worker import notify
 
 
@@ -19,11 +18,11 @@ def on_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("STACKYARD_BROKER_URL", f"{REDIS_URL}/{REDIS_DB}")
     reset_settings_cache()
     notify.redis_client.cache_clear()
-    notify._async_client.cache_clear()
+    notify.async_client.cache_clear()
     yield
     reset_settings_cache()
     notify.redis_client.cache_clear()
-    notify._async_client.cache_clear()
+    notify.async_client.cache_clear()
 
 
 def test_a_notice_carries_small_outputs_and_leaves_large_ones_to_the_database(on_redis):

@@ -10,9 +10,8 @@ import time
 
 import pytest
 
-from tests.support.specs import chat, greet, ingest
-from tests.support.stack import Stack, wait_until
-from tests.worker.conftest import TINY, TINY_COLD
+from tests.support.specs import chat, greet
+from tests.support.stack import TINY, TINY_COLD, Stack, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

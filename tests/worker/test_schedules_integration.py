@@ -17,8 +17,7 @@ import pytest
 import redis
 
 from tests.support.specs import greet
-from tests.support.stack import REDIS_URL, Stack, postgres_stack, redis_db, wait_until
-from tests.worker.test_jobs_integration import start_web_and_worker
+from tests.support.stack import REDIS_URL, Stack, postgres_stack, redis_db, start_web_and_worker, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,8 +14,7 @@ import redis
 
 from tests.support.openai_server import ChatServer
 from tests.support.specs import remote_chat
-from tests.support.stack import REDIS_URL, Stack, wait_until
-from tests.worker.conftest import REDIS_DB
+from tests.support.stack import REDIS_DB, REDIS_URL, Stack, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,9 +6,10 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from stackyard.errors import Conflict, NotFound
 from store.db import session_scope
 from workflows import crud
-from workflows.errors import Conflict, NotFound, WorkflowInvalid
+from workflows.errors import WorkflowInvalid
 from workflows.models import WorkflowVersion
 from workflows.spec import spec_from_dict
 

@@ -9,20 +9,12 @@ import time
 import pytest
 import yaml
 
+from tests.support.workflows import GREET_YAML as GREET
+from tests.support.workflows import billion_laughs
 from workflows.errors import IssueCode, WorkflowInvalid
 from workflows.spec import MAX_DEPTH, load_document, parse_definition, spec_from_dict, to_json
 
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
-GREET = f"components:\n  p: {{type: {PROMPT}, init_parameters: {{template: 'Hi {{{{ name }}}}'}}}}\ninputs: {{name: p.name}}\n"
-
-
-def billion_laughs(levels: int = 7) -> str:
-    """A valid workflow whose metadata is nested aliases: each level repeats the one before nine times
-    (unchecked, 7 levels of it were stored as a 30 MB version)."""
-    lines = [GREET.rstrip("\n"), "metadata:", '  l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for level in range(1, levels):
-        lines.append(f"  l{level}: &l{level} [" + ",".join([f"*l{level - 1}"] * 9) + "]")
-    return "\n".join(lines) + "\n"
 
 
 def refused(text: str | bytes) -> WorkflowInvalid:

@@ -1,0 +1,217 @@
+"""Stackyard's rooms and the rules between them, checked from the source.
+
+``python -m stackyard.layout`` prints each top-level package with its line count, the packages it may import
+and the ones it does, then every broken rule; it exits 1 when a rule is broken. The rules:
+
+- a package imports only the packages :data:`ROOMS` allows it (so dependencies point one way);
+- no import cycle between top-level packages; ``api`` and ``ui`` never import each other;
+- no module imports another module's ``_private`` name (``from a.b import _x``, or ``b._x`` on an imported
+  module), nor another package's private module (``a._b``).
+
+Imports are read with :mod:`ast`, those inside functions included: an import moved into a function to dodge
+a cycle is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Each room, what it holds, and the rooms it may import, from the top down: a room imports only rooms below it.
+ROOMS: dict[str, tuple[str, frozenset[str]]] = {}
+
+
+def _room_below(name: str, what: str) -> None:
+    ROOMS[name] = (what, frozenset(ROOMS))
+
+
+for _name, _what in reversed((
+    ("stackyard", "settings, logs, redaction, the error base; the CLI, processes, web app and this check"),
+    ("ui", "Gradio pages and their static files"),
+    ("api", "FastAPI: app, errors, auth, metrics, thin routes, request and response shapes"),
+    ("apps", "published apps: publishing, API keys, limits, chat serving"),
+    ("worker", "Celery: app, tasks, the attempt executor, reaper, model cache"),
+    ("jobs", "batch jobs and schedules: lifecycle, sources, dispatch, stats, their models"),
+    ("runs", "the run lifecycle: states, every run decision, the trace, worker liveness"),
+    ("workflows", "the definition: spec, allowlist, validation, build, io, execute, graph, palette, versions"),
+    ("store", "persistence plumbing: engine and sessions, race handling, the compare-and-set, migrations"),
+    ("nodes", "the palette's catalog and Stackyard's own components"),
+)):
+    _room_below(_name, _what)
+ROOMS = dict(reversed(ROOMS.items()))
+# api and ui sit side by side: neither may import the other.
+ROOMS["ui"] = (ROOMS["ui"][0], ROOMS["ui"][1] - {"api"})
+# Modules of the base package every room may use: they import no room.
+BASE = "stackyard"
+BASE_MODULES = frozenset({"stackyard", "stackyard.settings", "stackyard.logs", "stackyard.redact", "stackyard.errors"})
+# Alembic loads these by path; nothing imports them. Revisions are frozen history, and env.py gathers
+# every room's tables: the one place allowed to look at all of them.
+SCRIPTS = ("store.migrations",)
+NEVER = (("api", "ui"), ("ui", "api"))
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str         # the importing module, dotted
+    target: str         # the imported module, dotted
+    name: str | None    # the name taken from it (``from target import name``), if any
+    line: int
+
+
+@dataclass
+class Report:
+    lines: dict[str, int] = field(default_factory=dict)
+    uses: dict[str, set[str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def modules(root: Path = ROOT) -> Iterator[tuple[str, Path]]:
+    """Every module of every room: its dotted name and file."""
+    for package in ROOMS:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            dotted = ".".join(parts)
+            if any(dotted == script or dotted.startswith(script + ".") for script in SCRIPTS):
+                continue
+            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> Iterator[Import]:
+    """The project imports of one module, resolved to the modules they name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    aliases: dict[str, str] = {}   # a local name bound to a project module
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if _room(alias.name):
+                    yield Import(name, alias.name, None, node.lineno)
+                    aliases[alias.asname or alias.name] = alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, package)
+            if not _room(base):
+                continue
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                if submodule in known:   # ``from a import b`` where b is a module
+                    yield Import(name, submodule, None, node.lineno)
+                    aliases[alias.asname or alias.name] = submodule
+                else:
+                    yield Import(name, base, alias.name, node.lineno)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and _private(node.attr)):
+            yield Import(name, aliases[node.value.id], node.attr, node.lineno)
+
+
+def check(root: Path = ROOT) -> Report:
+    """Line counts, package dependencies and every broken rule of the tree at ``root``."""
+    report = Report()
+    found = dict(modules(root))
+    known = set(found)
+    edges: list[Import] = []
+    for name, path in found.items():
+        room = name.split(".")[0]
+        report.lines[room] = report.lines.get(room, 0) + len(path.read_text(encoding="utf-8").splitlines())
+        edges.extend(imports_of(name, path, known))
+    for edge in edges:
+        source, target = edge.module.split(".")[0], edge.target.split(".")[0]
+        where = f"{edge.module}:{edge.line}"
+        if source != target and not (target == BASE and edge.target in BASE_MODULES):
+            report.uses.setdefault(source, set()).add(target)
+            if target not in ROOMS[source][1]:
+                report.problems.append(f"{where} imports {edge.target}: {source} may import only "
+                                       f"{_names(ROOMS[source][1])}")
+        if (source, target) in NEVER:
+            report.problems.append(f"{where} imports {edge.target}: api and ui never import each other; move "
+                                   "what both need into the room below them")
+        if edge.name and _private(edge.name) and edge.target != edge.module:
+            report.problems.append(f"{where} uses {edge.target}.{edge.name}, a private name of another module; "
+                                   "make it public or move the caller next to it")
+        private_module = next((part for part in edge.target.split(".")[1:] if _private(part)), None)
+        if private_module and edge.target.rpartition(".")[0] != edge.module.rpartition(".")[0] \
+                and edge.target != edge.module:
+            report.problems.append(f"{where} imports {edge.target}, a private module of another package")
+    for cycle in cycles(report.uses):
+        report.problems.append("import cycle between packages: " + " → ".join([*cycle, cycle[0]]))
+    return report
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one package (Tarjan), each in a stable order."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def render(report: Report) -> str:
+    width = max(map(len, ROOMS))
+    rows = [f"{'package':<{width}}  {'lines':>6}  may import → imports", "-" * 80]
+    for room, (what, allowed) in ROOMS.items():
+        rows.append(f"{room:<{width}}  {report.lines.get(room, 0):>6}  {_names(allowed)} → "
+                    f"{_names(report.uses.get(room, set()))}")
+        rows.append(f"{'':<{width}}          {what}")
+    rows.append("")
+    rows.extend(f"✗ {problem}" for problem in report.problems)
+    rows.append(f"{len(report.problems)} broken rule(s)" if report.problems else "✓ every rule holds")
+    return "\n".join(rows)
+
+
+def _absolute(node: ast.ImportFrom, package: str) -> str:
+    if not node.level:
+        return node.module or ""
+    parts = package.split(".")
+    base = ".".join(parts[: len(parts) - node.level + 1])
+    return f"{base}.{node.module}" if node.module else base
+
+
+def _room(module: str) -> bool:
+    return module.split(".")[0] in ROOMS
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _names(rooms: Iterable[str]) -> str:
+    return ", ".join(sorted(rooms)) or "nothing"
+
+
+def main(root: Path = ROOT) -> int:
+    report = check(root)
+    print(render(report))
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
