@@ -4,7 +4,7 @@
 and the ones it does, then every broken rule; it exits 1 when a rule is broken. The rules:
 
 - a package imports only the packages :data:`ROOMS` allows it (so dependencies point one way);
-- no import cycle between top-level packages; ``api`` and ``ui`` never import each other;
+- no import cycle between top-level packages, nor between modules; ``api`` and ``ui`` never import each other;
 - no module imports another module's ``_private`` name (``from a.b import _x``, or ``b._x`` on an imported
   module), nor another package's private module (``a._b``).
 
@@ -139,6 +139,13 @@ def check(root: Path = ROOT) -> Report:
             report.problems.append(f"{where} imports {edge.target}, a private module of another package")
     for cycle in cycles(report.uses):
         report.problems.append("import cycle between packages: " + " → ".join([*cycle, cycle[0]]))
+    between_modules: dict[str, set[str]] = {}
+    for edge in edges:
+        if edge.target in known and edge.target != edge.module and not edge.module.startswith(edge.target + "."):
+            between_modules.setdefault(edge.module, set()).add(edge.target)
+    for cycle in cycles(between_modules):
+        report.problems.append("import cycle between modules: " + " → ".join([*cycle, cycle[0]])
+                               + "; move what they share into one of them or a module both import")
     return report
 
 

@@ -43,6 +43,7 @@ def plant(tree: Path, module: str, line: str) -> None:
     ("ui/handlers.py", "from worker.notify import _redis_url", "a private name of another module"),
     ("api/metrics.py", "from worker import notify; notify._redis_url()", "worker.notify._redis_url, a private name"),
     ("worker/app.py", "from nodes import _milvus_lite_server", "a private module of another package"),
+    ("workflows/spec.py", "from workflows import validation", "import cycle between modules: workflows.build → workflows.spec → workflows.validation"),
 ])
 def test_a_planted_breach_is_named(tree: Path, module: str, line: str, expected: str):
     assert layout.check(tree).problems == []
