@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from workflows.build import build_pipeline
+from workflows.validation import build_pipeline
 from workflows.execute import run_pipeline
 from workflows.spec import spec_from_dict
 

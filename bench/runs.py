@@ -47,7 +47,7 @@ def ms(seconds: float) -> str:
 def direct_runner(spec: dict, inputs: dict):
     """A warm pipeline in this process; the returned callable times one `Pipeline.run` (through the same
     input mapping the worker uses)."""
-    from workflows.build import build_pipeline
+    from workflows.validation import build_pipeline
     from workflows.execute import run_pipeline
     from workflows.spec import spec_from_dict
 

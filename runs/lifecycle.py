@@ -123,7 +123,8 @@ def version_info(session: Session, version_id: str) -> VersionInfo:
         if version_id in _versions:
             _versions.move_to_end(version_id)
             return _versions[version_id]
-    from workflows.build import BuildMode, build_pipeline
+    from workflows.build import BuildMode
+    from workflows.validation import build_pipeline
 
     row = crud.get_version_by_id(session=session, version_id=version_id)
     spec = crud.version_spec(row)

@@ -45,7 +45,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from workflows.build import build_pipeline
+    from workflows.validation import build_pipeline
     from workflows.execute import run_pipeline
     from workflows.io import import_text
 

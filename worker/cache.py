@@ -16,7 +16,7 @@ from typing import Any
 
 from haystack import Pipeline
 
-from workflows.build import build_pipeline
+from workflows.validation import build_pipeline
 from workflows.spec import WorkflowSpec
 
 _GENERATOR = "TransformersChatGenerator"

@@ -1,4 +1,5 @@
-"""Turn a checked spec into live Haystack components and a ``Pipeline``.
+"""Turn a checked spec's components into live Haystack components (``workflows.validation`` connects them into a
+``Pipeline``).
 
 Haystack does the real work (``component_from_dict``, ``Pipeline.connect`` and its type checks);
 this module runs Stackyard's string-level allowlist first, fills in deployment facts (the vector
@@ -15,7 +16,6 @@ import enum
 import inspect
 from typing import Any
 
-from haystack import Pipeline
 from haystack.core.component import component
 from haystack.core.errors import DeserializationError
 from haystack.core.serialization import (
@@ -29,7 +29,7 @@ from nodes.errors import FileAccessError
 from nodes.files import confine_file_inputs, confine_model_path, looks_like_model_path
 from stackyard.settings import Settings, get_settings
 from workflows.allowlist import check_params, check_type
-from workflows.errors import Issue, IssueCode, WorkflowInvalid
+from workflows.errors import Issue, IssueCode
 from workflows.spec import ComponentSpec
 
 # Stackyard's own components and the Milvus integration live outside Haystack's default module
@@ -171,13 +171,3 @@ def instantiate(name: str, comp: ComponentSpec, *, mode: BuildMode = BuildMode.R
         raise ComponentBuildError([Issue(IssueCode.BAD_PARAM, node=name, field=f"components.{name}.init_parameters",
             message=f"Node '{name}' ({cls.__name__}) rejected its parameters: {exc}. Fix the parameter named above.")]) from None
     return confine_file_inputs(instance)
-
-
-def build_pipeline(spec, *, mode: BuildMode = BuildMode.RUN, settings: Settings | None = None) -> Pipeline:
-    """Build the Haystack pipeline of a spec, or raise WorkflowInvalid listing every problem."""
-    from workflows.validation import assemble
-
-    pipeline, issues = assemble(spec, mode=mode, settings=settings or get_settings())
-    if issues:
-        raise WorkflowInvalid(issues)
-    return pipeline

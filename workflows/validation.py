@@ -21,7 +21,7 @@ from haystack.core.errors import PipelineConnectError, PipelineError
 
 from stackyard.settings import Settings, get_settings
 from workflows.build import BuildMode, ComponentBuildError, instantiate
-from workflows.errors import Issue, IssueCode
+from workflows.errors import Issue, IssueCode, WorkflowInvalid
 from workflows.spec import WorkflowSpec, split_socket
 
 
@@ -131,6 +131,14 @@ def assemble(spec: WorkflowSpec, *, mode: BuildMode, settings: Settings) -> tupl
         issues.append(Issue(IssueCode.UNBOUNDED_CYCLE, node=cycle[0][0], field="max_runs_per_component",
             message=f"Loop {loop} has no run limit; set max_runs_per_component (e.g. 10) so it cannot run forever."))
     return pipeline, issues
+
+
+def build_pipeline(spec, *, mode: BuildMode = BuildMode.RUN, settings: Settings | None = None) -> Pipeline:
+    """Build the Haystack pipeline of a spec, or raise WorkflowInvalid listing every problem."""
+    pipeline, issues = assemble(spec, mode=mode, settings=settings or get_settings())
+    if issues:
+        raise WorkflowInvalid(issues)
+    return pipeline
 
 
 def _type_name(tp: Any) -> str:

@@ -17,7 +17,7 @@ from haystack.core.errors import PipelineRuntimeError
 
 from nodes.errors import FileAccessError
 from stackyard.processes import STACKYARD
-from workflows.build import build_pipeline
+from workflows.validation import build_pipeline
 from workflows.execute import BadRunInputs, run_pipeline
 from workflows.spec import WorkflowSpec, spec_from_dict
 

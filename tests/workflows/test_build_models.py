@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from stackyard.settings import reset_settings_cache
-from workflows.build import BuildMode, ComponentBuildError, build_pipeline, instantiate
+from workflows.build import BuildMode, ComponentBuildError, instantiate
+from workflows.validation import build_pipeline
 from workflows.errors import IssueCode
 from workflows.spec import ComponentSpec, spec_from_dict
 from workflows.validation import validate

@@ -201,7 +201,7 @@ def test_jinja_escapes_from_the_sandbox_are_refused_at_validation(template):
 
 
 def test_jinja_in_user_input_is_not_evaluated():
-    from workflows.build import build_pipeline
+    from workflows.validation import build_pipeline
     from workflows.execute import run_pipeline
 
     spec = import_text(one_node(PROMPT, "{template: 'Q: {{ q }}'}") + "inputs: {q: n.q}\noutputs: {prompt: n.prompt}\n")
@@ -236,7 +236,8 @@ def test_a_workflow_cannot_widen_the_url_guard():
 
 
 def test_a_pipeline_built_to_run_refuses_an_outbound_host_that_does_not_resolve(operator):
-    from workflows.build import BuildMode, build_pipeline
+    from workflows.build import BuildMode
+    from workflows.validation import build_pipeline
 
     spec = import_text(llm_calling("http://llm.invalid:8000/v1"))  # accepted while offline-tolerant
     with pytest.raises(WorkflowInvalid) as err:

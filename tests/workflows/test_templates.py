@@ -13,7 +13,7 @@ from haystack import Pipeline
 from stackyard.processes import STACKYARD
 from tests.support.documents import DOCUMENT_FACTS, write_mixed_documents
 from tests.support.models import TINY_MODEL_ANSWER
-from workflows.build import build_pipeline
+from workflows.validation import build_pipeline
 from workflows.execute import run_pipeline
 from workflows.io import export_yaml, import_text
 from workflows.templates import template_names, template_path
