@@ -37,7 +37,7 @@ for _name, _what in reversed((
     ("apps", "published apps: publishing, API keys, limits, chat serving"),
     ("worker", "Celery: app, tasks, the attempt executor, reaper, model cache"),
     ("jobs", "batch jobs and schedules: lifecycle, sources, dispatch, stats, their models"),
-    ("runs", "the run lifecycle: states, every run decision, the trace, worker liveness"),
+    ("runs", "the run lifecycle: states, transitions, claim, lease and retry, the trace, worker liveness"),
     ("workflows", "the definition: spec, allowlist, validation, build, io, execute, graph, palette, versions"),
     ("store", "persistence plumbing: engine and sessions, race handling, the compare-and-set, migrations"),
     ("nodes", "the palette's catalog and Stackyard's own components"),
