@@ -320,5 +320,3 @@ def resend_lost(session: Session, *, depths: QueueDepths, now: datetime | None =
         resent += [Run.model_validate(dict(row)) for row in rows]
     session.commit()
     return sorted(resent, key=lambda run: as_utc(run.created_at))
-
-
