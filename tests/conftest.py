@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.stack import postgres_database
+from tests.support.stack import RedisServer, postgres_database
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -69,6 +69,16 @@ def database(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest
         migrate(url)
         yield url
         _engine_for.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of the module's own (CI's flags, no persistence): stopping or killing it loses every
+    queued message, as a restart of the shared Redis would, without cutting other tests off their broker."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

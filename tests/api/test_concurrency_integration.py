@@ -9,7 +9,6 @@ no 500. Races are timing-dependent: each test repeats its race a few rounds.
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,13 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from tests.support.specs import greet
-from tests.support.stack import Stack, free_port, postgres_stack, wait_until
+from tests.support.stack import RedisServer, Stack, postgres_stack, wait_until
 
 pytestmark = [pytest.mark.integration]
 
@@ -32,28 +30,8 @@ Request = Callable[[httpx.Client], httpx.Response]
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private Redis (no persistence) for this module's worker."""
-    port, root = free_port(), tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                               "--appendonly", "no", "--dir", str(root)], stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port, socket_timeout=1)
-    wait_until(lambda: _pings(client), timeout=20, message=f"redis-server on {port}")
-    yield f"redis://127.0.0.1:{port}/0"
-    server.terminate()
-    server.wait(timeout=20)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return client.ping()
-    except redis.RedisError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def stack(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with postgres_stack(Path(tmp_path_factory.mktemp("concurrency")), broker_url=broker) as stack:
+def stack(private_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with postgres_stack(Path(tmp_path_factory.mktemp("concurrency")), broker_url=private_redis.url) as stack:
         stack.start_web()
         yield stack
 

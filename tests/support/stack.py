@@ -239,6 +239,12 @@ class RedisServer:
         subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True, timeout=20)
         wait_until(lambda: not self._pings(), timeout=20, message="redis-server to stop")
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no shutdown, nothing saved, every message lost."""
+        os.kill(int((self.root / "redis.pid").read_text()), signal.SIGKILL)
+        wait_until(lambda: not self._pings(), timeout=20, message="redis-server to die")
+        (self.root / "redis.pid").unlink(missing_ok=True)
+
     def _pings(self) -> bool:
         try:
             return redis.Redis(port=self.port, socket_timeout=1).ping()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
+from tests.support.specs import PROMPT, greet
+
 GREET_YAML = f"components:\n  p: {{type: {PROMPT}, init_parameters: {{template: 'Hi {{{{ name }}}}'}}}}\ninputs: {{name: p.name}}\n"
 
 
@@ -21,10 +22,8 @@ def create_greet(name: str = "greet") -> str:
     from workflows import crud
     from workflows.spec import spec_from_dict
 
-    spec = spec_from_dict({"components": {"p": {"type": PROMPT, "init_parameters": {"template": "Hi {{ name }}"}}},
-                           "inputs": {"name": ["p.name"]}, "outputs": {"greeting": "p.prompt"}})
     with session_scope() as session:
-        crud.create_workflow(session=session, name=name, spec=spec)
+        crud.create_workflow(session=session, name=name, spec=spec_from_dict(greet()))
     return name
 
 

@@ -9,7 +9,6 @@ it. The Redis server is private to this module (see ``RedisServer`` in test_jobs
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import threading
@@ -45,27 +44,10 @@ ITEMS_RESENT = re.compile(STAMP + r"stackyard\.batch\] job \w+: items \[([\d, ]+
                           re.MULTILINE)
 
 
-class KillableRedis(RedisServer):
-    def kill(self) -> None:
-        """SIGKILL, as a crash or an OOM kill would: no shutdown, nothing saved, every message lost."""
-        pid = int((self.root / "redis.pid").read_text())
-        os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not self._pings(), timeout=20, message="redis-server to die")
-        (self.root / "redis.pid").unlink(missing_ok=True)
-
-
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KillableRedis]:
-    server = KillableRedis(tmp_path_factory.mktemp("redis-loss"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(broker: KillableRedis, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Stack]:
+def stack(private_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Stack]:
     # The item pump's steady-state re-send stays at its default (30 s): recovery must not wait for it.
-    with postgres_stack(tmp_path_factory.mktemp("loss-stack"), broker_url=broker.url,
+    with postgres_stack(tmp_path_factory.mktemp("loss-stack"), broker_url=private_redis.url,
                         extra_env=model_paths_env({TINY: tiny_model})) as stack:
         stack.first_worker = start_web_and_worker(stack, "worker-0")
         yield stack
@@ -124,7 +106,7 @@ def start_waiting_caller(stack: Stack, workflow: str) -> tuple[threading.Thread,
     return thread, answer
 
 
-def test_runs_and_items_queued_when_redis_dies_finish_exactly_once(stack: Stack, broker: KillableRedis):
+def test_runs_and_items_queued_when_redis_dies_finish_exactly_once(stack: Stack, private_redis: RedisServer):
     folder = stack.files_root / "loss"
     write_corpus(folder, files=FILES)
     stack.create("greet-loss", greet())
@@ -139,8 +121,8 @@ def test_runs_and_items_queued_when_redis_dies_finish_exactly_once(stack: Stack,
     lost_items = queued_item_ids(stack, created["id"])
     assert len(lost_items) == CONCURRENCY
 
-    broker.kill()                                            # every queued message is gone with it
-    broker.start()
+    private_redis.kill()                                            # every queued message is gone with it
+    private_redis.start()
     back = time.monotonic()
     worker = stack.start_worker(name="worker-after")
     ready, ready_at = time.monotonic(), time.time()
@@ -188,7 +170,7 @@ def test_runs_and_items_queued_when_redis_dies_finish_exactly_once(stack: Stack,
         stack.kill(worker, signal.SIGTERM)
 
 
-def test_a_live_worker_resends_what_was_queued_when_redis_restarted_empty(stack: Stack, broker: KillableRedis):
+def test_a_live_worker_resends_what_was_queued_when_redis_restarted_empty(stack: Stack, private_redis: RedisServer):
     stack.create("greet-live", greet())
     stack.create("chat-long", chat(TINY, tokens=1800, chain=8))
     worker = stack.start_worker(name="worker-live")
@@ -198,8 +180,8 @@ def test_a_live_worker_resends_what_was_queued_when_redis_restarted_empty(stack:
         run_ids = [stack.start_run("greet-live", {"name": f"live{i}"})["id"] for i in range(RUNS)]
         assert {stack.run(run_id)["state"] for run_id in run_ids} == {"queued"}
 
-        broker.kill()
-        broker.start()
+        private_redis.kill()
+        private_redis.start()
         back_at = time.time()
         resent = wait_until(lambda: len(found := dict(runs_resent(stack.root / "worker-live.log"))) == RUNS and found,
                             timeout=60, interval=0.2, message="the live worker to send the lost runs again")

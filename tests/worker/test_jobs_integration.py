@@ -55,16 +55,8 @@ class Workers:
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(broker: RedisServer, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Stack]:
-    with postgres_stack(tmp_path_factory.mktemp("jobs-stack"), broker_url=broker.url, extra_env={
+def stack(private_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Stack]:
+    with postgres_stack(tmp_path_factory.mktemp("jobs-stack"), broker_url=private_redis.url, extra_env={
             **model_paths_env({TINY: tiny_model}), "STACKYARD_JOB_REDISPATCH_SECONDS": "5"}) as stack:
         stack.first_worker = start_web_and_worker(stack, "worker-0")
         yield stack
@@ -215,15 +207,15 @@ def test_sigkilled_worker_mid_job_loses_and_doubles_nothing(stack: Stack, worker
     assert any(r["attempts"] == 2 for r in rows)  # the item the dead worker was running, taken back and run again
 
 
-def test_redis_restart_mid_job_loses_and_doubles_nothing(stack: Stack, workers: Workers, broker: RedisServer):
+def test_redis_restart_mid_job_loses_and_doubles_nothing(stack: Stack, workers: Workers, private_redis: RedisServer):
     folder = stack.files_root / "restart"
     write_corpus(folder, files=40)
     stack.create("ingest-restart-job", ingest("restart_job_docs"))
     created = create_job(stack, workflow="ingest-restart-job", concurrency=4, source={"type": "files", "paths": ["restart"]})
     wait_until(lambda: job(stack, created["id"])["done"] >= 5, timeout=120, interval=0.05, message="five items done")
-    broker.stop()                                # every queued message is gone with it
+    private_redis.stop()                                # every queued message is gone with it
     time.sleep(1)
-    broker.start()
+    private_redis.start()
     wait_job(stack, created["id"], timeout=150)
     rows = check_exactly_once(stack, created["id"], folder, "restart_job_docs")
     assert any(r["dispatches"] >= 2 for r in rows)  # items whose message vanished were sent again
