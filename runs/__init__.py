@@ -1,1 +1,1 @@
-"""The run lifecycle: every run decision, the trace, worker liveness."""
+"""The run lifecycle: states, transitions, claim, lease and retry; the trace; worker liveness."""

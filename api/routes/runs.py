@@ -44,14 +44,9 @@ def _start(workflow_ref: str, body: RunCreate) -> str:
     return run.id
 
 
-def snapshot(run_id: str, *, with_nodes: bool = True) -> RunPublic:
+def snapshot(run_id: str) -> RunPublic:
     with autocommit_scope() as session:
-        return run_public(session, runs.get_run(session=session, run_id=run_id), with_nodes=with_nodes)
-
-
-def _state(run_id: str) -> RunState:
-    with autocommit_scope() as session:
-        return runs.get_run(session=session, run_id=run_id).state
+        return run_public(session, runs.get_run(session=session, run_id=run_id))
 
 
 async def wait_for(run_id: str, seconds: float) -> dict[str, Any] | None:
@@ -64,7 +59,7 @@ async def wait_for(run_id: str, seconds: float) -> dict[str, Any] | None:
         except RedisError:  # the notice is a shortcut; the database still answers
             pass
     while time.monotonic() < deadline:
-        if await run_in_threadpool(_state, run_id) in runs.TERMINAL_STATES:
+        if (await run_in_threadpool(runs.read_run, run_id)).state in runs.TERMINAL_STATES:
             return None
         await asyncio.sleep(POLL_SECONDS)
     return None

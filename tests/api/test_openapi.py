@@ -23,7 +23,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     patch.delenv("STACKYARD_DATABASE_URL", raising=False)
     reset_settings_cache()
     try:
-        with TestClient(create_app(with_ui=True), raise_server_exceptions=False) as test_client:
+        with TestClient(create_app(), raise_server_exceptions=False) as test_client:
             yield test_client
     finally:
         patch.undo()
