@@ -21,9 +21,9 @@ from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobs import stats
+from jobs import stats as job_stats
 from jobs.models import FireState, ItemState, JobItem, ScheduleFire
-from runs import workers
+from runs import stats, workers
 from stackyard.settings import get_settings
 from store.db import session_scope
 from workflows.models import Run, RunState
@@ -64,7 +64,7 @@ def _store_metrics() -> list[Metric]:
             _histogram("stackyard_node_duration_seconds", "Component run time inside runs", "component",
                        stats.node_durations(session)),
             _histogram("stackyard_job_item_duration_seconds", "Batch job item run time", "state",
-                       stats.item_durations(session)),
+                       job_stats.item_durations(session)),
             loads,
         ]
 
