@@ -22,37 +22,31 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Each room, what it holds, and the rooms it may import, from the top down: a room imports only rooms below it.
-ROOMS: dict[str, tuple[str, frozenset[str]]] = {}
-
-
-def _room_below(name: str, what: str) -> None:
-    ROOMS[name] = (what, frozenset(ROOMS))
-
-
-for _name, _what in reversed((
+# The rooms from the top down, with what each holds. A room may import the rooms listed after it, except that
+# api and ui sit side by side: neither may import the other (``NEVER``).
+_TOP_DOWN = (
     ("stackyard", "settings, logs, redaction, the error base; the CLI, processes, web app and this check"),
     ("ui", "Gradio pages and their static files"),
     ("api", "FastAPI: app, errors, auth, metrics, thin routes, request and response shapes"),
     ("apps", "published apps: publishing, API keys, limits, chat serving"),
     ("worker", "Celery: app, tasks, the attempt executor, reaper, model cache"),
     ("jobs", "batch jobs and schedules: lifecycle, sources, dispatch, stats, their models"),
-    ("runs", "the run lifecycle: states, transitions, claim, lease and retry, the trace, worker liveness"),
+    ("runs", "the run lifecycle: states, transitions, claim, lease and retry, the trace, worker liveness, stats"),
     ("workflows", "the definition: spec, allowlist, validation, build, io, execute, graph, palette, versions"),
     ("store", "persistence plumbing: engine and sessions, race handling, the compare-and-set, migrations"),
     ("nodes", "the palette's catalog and Stackyard's own components"),
-)):
-    _room_below(_name, _what)
-ROOMS = dict(reversed(ROOMS.items()))
-# api and ui sit side by side: neither may import the other.
-ROOMS["ui"] = (ROOMS["ui"][0], ROOMS["ui"][1] - {"api"})
+)
+NEVER = (("api", "ui"), ("ui", "api"))
+# Each room: (what it holds, the rooms it may import).
+ROOMS: dict[str, tuple[str, frozenset[str]]] = {
+    name: (what, frozenset(below for below, _ in _TOP_DOWN[index + 1:]) - {other for room, other in NEVER if room == name})
+    for index, (name, what) in enumerate(_TOP_DOWN)}
 # Modules of the base package every room may use: they import no room.
 BASE = "stackyard"
 BASE_MODULES = frozenset({"stackyard", "stackyard.settings", "stackyard.logs", "stackyard.redact", "stackyard.errors"})
 # Alembic loads these by path; nothing imports them. Revisions are frozen history, and env.py gathers
 # every room's tables: the one place allowed to look at all of them.
 SCRIPTS = ("store.migrations",)
-NEVER = (("api", "ui"), ("ui", "api"))
 
 
 @dataclass(frozen=True)
@@ -124,18 +118,17 @@ def check(root: Path = ROOT) -> Report:
         where = f"{edge.module}:{edge.line}"
         if source != target and not (target == BASE and edge.target in BASE_MODULES):
             report.uses.setdefault(source, set()).add(target)
-            if target not in ROOMS[source][1]:
+            if (source, target) in NEVER:
+                report.problems.append(f"{where} imports {edge.target}: api and ui never import each other; move "
+                                       "what both need into the room below them")
+            elif target not in ROOMS[source][1]:
                 report.problems.append(f"{where} imports {edge.target}: {source} may import only "
                                        f"{_names(ROOMS[source][1])}")
-        if (source, target) in NEVER:
-            report.problems.append(f"{where} imports {edge.target}: api and ui never import each other; move "
-                                   "what both need into the room below them")
         if edge.name and _private(edge.name) and edge.target != edge.module:
             report.problems.append(f"{where} uses {edge.target}.{edge.name}, a private name of another module; "
                                    "make it public or move the caller next to it")
-        private_module = next((part for part in edge.target.split(".")[1:] if _private(part)), None)
-        if private_module and edge.target.rpartition(".")[0] != edge.module.rpartition(".")[0] \
-                and edge.target != edge.module:
+        if any(_private(part) for part in edge.target.split(".")[1:]) and edge.target != edge.module \
+                and edge.target.rpartition(".")[0] != edge.module.rpartition(".")[0]:
             report.problems.append(f"{where} imports {edge.target}, a private module of another package")
     for cycle in cycles(report.uses):
         report.problems.append("import cycle between packages: " + " → ".join([*cycle, cycle[0]]))
