@@ -71,3 +71,11 @@ def test_every_room_is_installed():
 
     project = tomllib.loads((layout.ROOT / "pyproject.toml").read_text())
     assert {name.rstrip("*") for name in project["tool"]["setuptools"]["packages"]["find"]["include"]} == set(layout.ROOMS)
+
+
+def test_the_readme_layout_table_lists_the_rooms_in_order():
+    readme = (layout.ROOT / "README.md").read_text()
+    section = readme[readme.index("## Layout"):]
+    section = section[:section.find("\n## ", 1)] if "\n## " in section[1:] else section
+    rows = [line.split("`")[1].rstrip("/") for line in section.splitlines() if line.startswith("| `")]
+    assert rows == list(layout.ROOMS)
