@@ -20,7 +20,8 @@ from sqlmodel import Session, col, select
 
 from jobs.lifecycle import ACTIVE, IN_FLIGHT, has_items, transition_items, transition_job
 from jobs.models import ItemState, Job, JobItem, JobState
-from runs.lifecycle import LEASE_SECONDS, MAX_ATTEMPTS, QueueDepths
+from runs.attempts import LEASE_SECONDS, Ending, Verdict, died_each_time, exhausted
+from runs.lifecycle import QueueDepths
 from stackyard.settings import get_settings
 from store.clock import as_utc, utcnow
 
@@ -45,6 +46,26 @@ def retry_item_later(session: Session, item_id: int, worker: str, attempt: int, 
              col(JobItem.job_id).in_(select(Job.id).where(col(Job.state).in_(ACTIVE))))
     return bool(transition_items(session, ItemState.PENDING, *owned, commit=True, error=error,
                                  available_at=utcnow() + timedelta(seconds=delay)))
+
+
+ITEM_ENDED = {Ending.SUCCEEDED: ItemState.SUCCEEDED, Ending.FAILED: ItemState.FAILED}
+
+
+def end_item_attempt(session: Session, job_id: str, item_id: int, worker: str, attempt: int, verdict: Verdict,
+                     **fields: Any) -> tuple[ItemState | None, Dispatch | None]:
+    """Record how this worker's attempt at an item ended (``runs.attempts.judge``); commits.
+
+    A retry puts the item back to pending until its backoff ends (the caller plans the job again: the
+    slot is free); a job cancelled meanwhile starts nothing again, so the failure is recorded instead. A
+    final ending is written with the job's next dispatch in one transaction. Returns (the item's new
+    state, None when this worker no longer owns it; the plan to deliver)."""
+    if verdict.ending is Ending.RETRY:
+        if retry_item_later(session, item_id, worker, attempt, error=verdict.error or "", delay=verdict.delay):
+            return ItemState.PENDING, None
+        verdict = verdict.not_retried("the job was cancelled or the item taken back")
+    to = ITEM_ENDED[verdict.ending]
+    moved, plan = finish_and_plan(session, job_id, item_id, worker, attempt, to, error=verdict.error, **fields)
+    return (to if moved else None), plan
 
 
 def renew_leases(session: Session, item_ids: list[int], worker: str) -> None:
@@ -185,9 +206,8 @@ def _recover(session: Session, plan: Dispatch, flying: list, now: datetime, lost
     for item_id, state, attempts, dispatches, heartbeat_at, dispatched_at in flying:
         if state == ItemState.RUNNING and (heartbeat_at is None or as_utc(heartbeat_at) < stale_beat):
             same = (col(JobItem.id) == item_id, col(JobItem.attempts) == attempts)
-            if attempts >= MAX_ATTEMPTS:
-                moved = transition_items(session, ItemState.FAILED, *same, finished_at=now, error=(
-                    f"gave up after {attempts} attempts: the worker running it died each time"))
+            if exhausted(attempts):
+                moved = transition_items(session, ItemState.FAILED, *same, finished_at=now, error=died_each_time(attempts))
             else:
                 moved = transition_items(session, ItemState.PENDING, *same,
                                          error=f"attempt {attempts}: its worker died; retrying")

@@ -27,6 +27,7 @@ from sqlalchemy import bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from runs import trace
+from runs.attempts import LEASE_SECONDS, MAX_ATTEMPTS, Ending, Verdict, died_each_time, exhausted
 from stackyard.errors import Conflict, NotFound
 from stackyard.settings import get_settings
 from store.clock import as_utc, utcnow
@@ -47,8 +48,6 @@ ALLOWED: dict[RunState, frozenset[RunState]] = {
     RunState.QUEUED: frozenset(),
 }
 WAITING = (RunState.QUEUED, RunState.RETRYING)
-LEASE_SECONDS = 15.0     # a running run whose heartbeat is older than this belongs to a dead worker
-MAX_ATTEMPTS = 3
 # A message sent longer ago than this is on its queue, or lost: a worker claims what it takes in milliseconds.
 LOST_AFTER_SECONDS = 2.0
 # On a queue holding fewer messages than runs waiting on it, which ones are missing is unknown: a run is sent
@@ -179,9 +178,8 @@ def claim(session: Session, run_id: str, worker: str) -> Run | None:
     if run.cancel_requested:
         transition(session, run_id, RunState.CANCELLED, error="cancelled before it started")
         return None
-    if run.attempts >= MAX_ATTEMPTS:
-        transition(session, run_id, RunState.FAILED,
-                   error=f"gave up after {run.attempts} attempts: the worker running it died each time")
+    if exhausted(run.attempts):
+        transition(session, run_id, RunState.FAILED, error=died_each_time(run.attempts))
         return None
     # Running with a fresh heartbeat means a live worker owns it (a duplicate delivery): leave it.
     stale = now - timedelta(seconds=LEASE_SECONDS)
@@ -190,6 +188,11 @@ def claim(session: Session, run_id: str, worker: str) -> Run | None:
     if taken is not None and taken.attempts > 1:  # taken over from a dead worker before the reaper saw it
         _interrupted(session, run_id, taken.attempts - 1, "its worker stopped; a later attempt took the run over")
     return taken
+
+
+def fail_unsent(session: Session, run_id: str, reason: str) -> Run | None:
+    """A run the broker would not take: failed now, since no message would ever start it."""
+    return transition(session, run_id, RunState.FAILED, error=f"could not be queued, the broker is unreachable ({reason})")
 
 
 def heartbeat(session: Session, run_id: str, worker: str) -> bool:
@@ -204,15 +207,29 @@ def cancel_requested(session: Session, run_id: str) -> bool:
     return bool(session.exec(select(Run.cancel_requested).where(Run.id == run_id)).first())
 
 
+ENDED = {Ending.SUCCEEDED: RunState.SUCCEEDED, Ending.FAILED: RunState.FAILED, Ending.CANCELLED: RunState.CANCELLED}
+
+
+def end_attempt(session: Session, run_id: str, worker: str, verdict: Verdict, *,
+                outputs: dict[str, Any] | None = None, model_loads: int = 0) -> Run | None:
+    """Record how this worker's attempt ended (``runs.attempts.judge``): the run is retrying (the caller
+    sends it again ``verdict.delay`` seconds later) or finished. Returns the moved run; None when this
+    worker no longer owns it (taken over, or cancelled while it backed off)."""
+    if verdict.ending is Ending.RETRY:
+        return retry_later(session, run_id, worker, error=verdict.error or "", delay=verdict.delay)
+    return finish(session, run_id, worker, ENDED[verdict.ending], outputs=outputs, error=verdict.error,
+                  model_loads=model_loads)
+
+
 def finish(session: Session, run_id: str, worker: str, to: RunState, *, outputs: dict[str, Any] | None = None,
-           error: str | None = None, model_loads: int = 0) -> bool:
-    """Record the end of an attempt this worker owns. Nodes an earlier attempt left running (its worker died
-    mid-node) read ``interrupted`` from then on."""
+           error: str | None = None, model_loads: int = 0) -> Run | None:
+    """Record the end of an attempt this worker owns; returns the finished run (None: not its owner). Nodes
+    an earlier attempt left running (its worker died mid-node) read ``interrupted`` from then on."""
     run = transition(session, run_id, to, where=OWNED_BY, params={"owner": worker}, outputs=outputs, error=error,
                      model_loads=model_loads)
     if run is not None and run.attempts > 1:  # first attempts, nearly every run, skip this statement
         _interrupted(session, run_id, run.attempts - 1, f"its worker stopped; the run {to.value} on a later attempt")
-    return run is not None
+    return run
 
 
 def retry_later(session: Session, run_id: str, worker: str, *, error: str, delay: float = 0.0) -> Run | None:

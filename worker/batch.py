@@ -20,11 +20,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from jobs import dispatch as job_dispatch
 from jobs.models import ItemState
+from runs import attempts
 from runs.lifecycle import QueueDepths
-from stackyard.errors import Conflict, StackyardError
-from stackyard.redact import redact
+from stackyard.errors import Conflict
 from store.db import rerun_committed, session_scope
-from worker.runner import backoff_seconds, cache, failure_cause, load_spec, transient_types, worker_name
+from worker.runner import cache, load_spec, worker_name
 from workflows.execute import run_pipeline
 from workflows.spec import WorkflowSpec, split_socket
 
@@ -51,47 +51,32 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
     version_id, attempt = _versions[job_id], item["attempts"]
     _leases.hold(item_id, worker)
     started = time.perf_counter()
-    state, fields, transient = ItemState.FAILED, {}, None
+    verdict, fields = attempts.SUCCEEDED, {}
     try:
         spec, pipeline, _ = cache().get(version_id, lambda: load_spec(version_id))
         started = time.perf_counter()  # the item's own time, without a cold pipeline build
         outputs = run_pipeline(spec, pipeline, item["inputs"])
-        state, fields = ItemState.SUCCEEDED, {"outputs": outputs, "error": None,
-                                              "documents_written": documents_written(spec, outputs)}
+        fields = {"outputs": outputs, "documents_written": documents_written(spec, outputs)}
     except Exception as exc:  # noqa: BLE001 - any failure inside the workflow is this item's failure
-        cause = failure_cause(exc, (SoftTimeLimitExceeded, *transient_types()))
-        if isinstance(cause, SoftTimeLimitExceeded):
-            fields["error"] = "exceeded the soft time limit (STACKYARD_RUN_SOFT_TIME_LIMIT); stopped"
-        else:
-            fields["error"] = redact(str(exc) if isinstance(exc, StackyardError) else f"{type(exc).__name__}: {exc}")
-            transient = cause if isinstance(cause, transient_types()) else None
-        log.warning("job %s item %s failed: %s", job_id, item["item_index"], fields["error"])
+        verdict = attempts.judge(exc, attempt, time_limit=(SoftTimeLimitExceeded,), time_limit_error=(
+            "exceeded the soft time limit (STACKYARD_RUN_SOFT_TIME_LIMIT); stopped"))
+        log.warning("job %s item %s failed: %s", job_id, item["item_index"], verdict.error)
     finally:
         _leases.release(item_id)
-    duration_ms = round((time.perf_counter() - started) * 1000, 3)
-    if transient is not None and attempt < job_dispatch.MAX_ATTEMPTS:
-        delay = backoff_seconds(attempt)
-        error = f"attempt {attempt} hit a transient error, retrying in {delay:g} s: {fields['error']}"
-        with session_scope() as session:
-            retried = job_dispatch.retry_item_later(session, item_id, worker, attempt, error=error, delay=delay)
-        if retried:
-            dispatch(job_id)  # the freed slot goes to the next item; this one waits out its backoff as pending
-            return ItemState.PENDING
-        fields["error"] = f"not retried (the job was cancelled or the item taken back): {fields['error']}"
-    elif transient is not None:
-        fields["error"] = f"gave up after {attempt} attempts; last error: {fields['error']}"
+    fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     try:
         with session_scope() as session:  # the outcome and the job's next items in one transaction
-            moved, plan = job_dispatch.finish_and_plan(session, job_id, item_id, worker, attempt, state,
-                                                       duration_ms=duration_ms, **fields)
+            state, plan = job_dispatch.end_item_attempt(session, job_id, item_id, worker, attempt, verdict, **fields)
     except Exception:  # noqa: BLE001 - the lease expires and the item runs again; its effects are idempotent
         log.exception("could not record job item %s; it will be taken back and run again", item_id)
         return None
-    if plan is not None:
+    if state == ItemState.PENDING:
+        dispatch(job_id)  # the freed slot goes to the next item; this one waits out its backoff as pending
+    elif plan is not None:
         deliver(plan)
-    if not moved:
+    if state is None:
         log.warning("job item %s was taken back from this worker (lease expired); its result is dropped", item_id)
-    return state if moved else None
+    return state
 
 
 def documents_written(spec: WorkflowSpec, outputs: dict[str, Any]) -> int | None:

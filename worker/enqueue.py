@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from stackyard.errors import StackyardError
-from workflows.models import Run, RunState
+from workflows.models import Run
 
 log = logging.getLogger("stackyard.enqueue")
 
@@ -35,6 +35,6 @@ def enqueue_new(run: Run) -> None:
         reason = f"{type(exc).__name__}: {exc}"
         log.warning("run %s could not be queued: %s", run.id, reason, extra={"run_id": run.id})
         with session_scope() as session:
-            runs.transition(session, run.id, RunState.FAILED, error=f"could not be queued, the broker is unreachable ({reason})")
+            runs.fail_unsent(session, run.id, reason)
         raise BrokerUnavailable(f"Run {run.id} could not be queued: the broker is unreachable ({reason}). Check that it "
                                 "is up and STACKYARD_BROKER_URL points at it, then start the run again.") from exc

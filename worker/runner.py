@@ -16,10 +16,9 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from runs import attempts
 from runs import lifecycle as runs
 from runs.trace import Recording, RunCancelled, recording
-from stackyard.errors import StackyardError
-from stackyard.redact import redact
 from stackyard.settings import get_settings
 from store.db import autocommit_scope
 from worker import notify
@@ -33,8 +32,6 @@ log = logging.getLogger("stackyard.worker")
 HEARTBEAT_SECONDS = 3.0
 TRACE_FLUSH_SECONDS = 0.1
 CANCEL_CHECK_SECONDS = 0.5
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_MAX_SECONDS = 60.0
 CANCEL_GRACE_SECONDS = 2.0
 
 _cache: WarmPipelines | None = None
@@ -98,40 +95,9 @@ def _raise_cancelled(signum: int, frame: Any) -> None:
         raise RunCancelled("cancelled by request")
 
 
-def failure_cause(exc: BaseException, wanted: tuple[type[BaseException], ...]) -> BaseException:
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, wanted):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return exc
-
-
 def load_spec(version_id: str):
     with autocommit_scope() as session:
         return crud.version_spec(crud.get_version_by_id(session=session, version_id=version_id))
-
-
-def transient_types() -> tuple[type[BaseException], ...]:
-    """Errors worth retrying: the network, a busy database, a vector store or LLM server that is down."""
-    import httpx
-    from sqlalchemy.exc import OperationalError
-
-    from nodes.stores import VectorStoreUnavailable
-
-    types: list[type[BaseException]] = [ConnectionError, TimeoutError, httpx.TransportError, OperationalError,
-                                        VectorStoreUnavailable]
-    try:
-        import openai
-
-        types += [openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError]
-    except ImportError:
-        pass
-    return tuple(types)
-
-
-def backoff_seconds(attempt: int) -> float:
-    return min(BACKOFF_BASE_SECONDS * 2 ** (attempt - 1), BACKOFF_MAX_SECONDS)
 
 
 def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
@@ -151,8 +117,8 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
         previous = signal.signal(signal.SIGUSR2, _raise_cancelled)
     beat = _Heartbeat(run_id, worker, rec, interrupt=in_main)
     beat.start()
-    loads = 0
-    state, outputs, error, transient, stream = RunState.FAILED, None, None, None, None
+    loads, outputs, stream = 0, None, None
+    verdict = attempts.SUCCEEDED
     try:
         spec, pipeline, loads = cache().get(version_id, lambda: load_spec(version_id))
         extra = {}
@@ -165,42 +131,30 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
                 outputs = run_pipeline(spec, pipeline, inputs, extra)
             finally:
                 _interruptible.clear()
-        state = RunState.SUCCEEDED
     except Exception as exc:  # noqa: BLE001 - any failure inside a user's workflow is the run's failure
-        # Haystack wraps what a component raises; look through it for what the failure really was.
-        cause = failure_cause(exc, (RunCancelled, SoftTimeLimitExceeded, *transient_types()))
-        if isinstance(cause, RunCancelled):
-            state, error = RunState.CANCELLED, "cancelled by request"
-        elif isinstance(cause, SoftTimeLimitExceeded):
-            error = f"exceeded the soft time limit of {soft_limit:g} s (STACKYARD_RUN_SOFT_TIME_LIMIT); stopped"
-        else:
-            error = redact(str(exc) if isinstance(exc, StackyardError) else f"{type(exc).__name__}: {exc}")
-            transient = cause if isinstance(cause, transient_types()) else None
-            log.warning("run %s failed: %s", run_id, error)
+        verdict = attempts.judge(exc, attempt, cancelled=(RunCancelled,), time_limit=(SoftTimeLimitExceeded,),
+                                 time_limit_error=f"exceeded the soft time limit of {soft_limit:g} s "
+                                                  "(STACKYARD_RUN_SOFT_TIME_LIMIT); stopped")
+        if verdict.ending is not attempts.Ending.CANCELLED:
+            log.warning("run %s failed: %s", run_id, verdict.error)
     finally:
         beat.done.set()
         beat.join(timeout=5)
         if in_main:
             signal.signal(signal.SIGUSR2, previous)
-    if transient is not None and attempt < runs.MAX_ATTEMPTS:
-        delay = backoff_seconds(attempt)
-        with autocommit_scope() as session:  # trace rows are written by autocommit flushes only: ids stay real
-            rec.flush(session)
-            retrying = runs.retry_later(session, run_id, worker, delay=delay, error=redact(
-                f"attempt {attempt} hit a transient error, retrying in {delay:g} s: {type(transient).__name__}: {transient}"))
-        if retrying is not None:
-            from worker.enqueue import enqueue
-
-            enqueue(retrying, delay=delay)  # the row the UPDATE returned: no second read
-            return RunState.RETRYING
-    if transient is not None:
-        error = f"gave up after {attempt} attempts; last error: {error}"
     with autocommit_scope() as session:
-        rec.flush(session)  # the rest of the trace first: whoever sees the run finished sees all of it
-        finished = runs.finish(session, run_id, worker, state, outputs=outputs, error=error, model_loads=loads)
-    if finished:
-        log.info("run %s %s (attempt %d, %d model loads)", run_id, state.value, attempt, loads)
-        if stream is not None:
-            stream.end(state.value, error)
-        notify.announce(run_id, state.value, outputs=outputs, error=error)
-    return state
+        rec.flush(session)  # the trace first: whoever sees the run move on sees all of it (ids stay real)
+        run = runs.end_attempt(session, run_id, worker, verdict, outputs=outputs, model_loads=loads)
+    if run is None:
+        log.warning("run %s was taken from this worker (lease expired or cancelled); its outcome is dropped", run_id)
+        return None
+    if run.state == RunState.RETRYING:
+        from worker.enqueue import enqueue
+
+        enqueue(run, delay=verdict.delay)  # the row the UPDATE returned: no second read
+        return run.state
+    log.info("run %s %s (attempt %d, %d model loads)", run_id, run.state.value, attempt, loads)
+    if stream is not None:
+        stream.end(run.state.value, run.error)
+    notify.announce(run_id, run.state.value, outputs=outputs, error=run.error)
+    return run.state

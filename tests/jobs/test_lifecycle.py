@@ -14,7 +14,7 @@ from jobs import dispatch as job_dispatch
 from jobs import lifecycle as jobs
 from jobs.models import ItemState, JobItem, JobState
 from jobs.sources import BadJobSource
-from runs.lifecycle import LEASE_SECONDS, MAX_ATTEMPTS
+from runs.attempts import LEASE_SECONDS, MAX_ATTEMPTS
 from stackyard.errors import Conflict
 from stackyard.settings import reset_settings_cache
 from store.clock import utcnow
