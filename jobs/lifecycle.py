@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
 from jobs.models import ItemState, Job, JobItem, JobState
@@ -37,7 +37,7 @@ from stackyard.errors import Conflict, NotFound
 from stackyard.settings import get_settings
 from store.clock import as_utc, utcnow
 from store.db import race_safe
-from store.transitions import compare_and_set
+from store.transitions import compare_and_set, compare_and_set_rows
 from workflows import crud
 
 JOB_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
@@ -73,12 +73,8 @@ def transition_items(session: Session, to: ItemState, *where: Any, commit: bool 
     """Move the items matching ``where`` whose state allows it to ``to``; the only writer of ``JobItem.state``.
 
     Returns the moved rows: their ids and the ``returning`` columns."""
-    table = JobItem.__table__
-    statement = update(table).where(table.c.state.in_(ITEM_ALLOWED[to]), *where).values(state=to, **fields)
-    rows = [dict(row) for row in session.connection().execute(statement.returning(table.c.id, *returning)).mappings()]
-    if commit:
-        session.commit()
-    return rows
+    return compare_and_set_rows(session, JobItem, to, ITEM_ALLOWED[to], *where, returning=returning, commit=commit,
+                                **fields)
 
 
 # ── creating and reading jobs ───────────────────────────────────────────────────────────────────────

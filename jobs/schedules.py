@@ -38,6 +38,7 @@ from stackyard.errors import Conflict, NotFound, StackyardError
 from stackyard.settings import get_settings
 from store.clock import as_utc, utcnow
 from store.db import race_safe, session_scope
+from store.transitions import compare_and_set
 from workflows import crud
 
 log = logging.getLogger("stackyard.beat")
@@ -85,13 +86,8 @@ def _next_after(schedule: Schedule, moment: datetime) -> datetime:
 def transition(session: Session, schedule_id: str, to: ScheduleState, *, commit: bool = True,
                **fields: Any) -> Schedule | None:
     """The only writer of ``Schedule.state`` (compare-and-set)."""
-    table = Schedule.__table__
-    statement = (update(table).where(table.c.id == schedule_id, table.c.state.in_(ALLOWED[to]))
-                 .values(state=to, updated_at=utcnow(), **fields))
-    row = session.connection().execute(statement.returning(*table.c)).mappings().first()
-    if commit:
-        session.commit()
-    return Schedule.model_validate(dict(row)) if row is not None else None
+    return compare_and_set(session, Schedule, schedule_id, to, ALLOWED[to], commit=commit, updated_at=utcnow(),
+                           **fields)
 
 
 def create_schedule(*, session: Session, name: str, workflow_ref: str, cron: str, timezone_name: str = "UTC",

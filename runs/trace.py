@@ -24,6 +24,7 @@ from haystack.tracing import Span, Tracer
 
 from stackyard.redact import redact
 from store.clock import utcnow
+from store.transitions import compare_and_set_rows
 from workflows.models import NodeRun, NodeState
 
 PREVIEW_CHARS = 500       # per string in an output preview
@@ -102,11 +103,8 @@ def interrupt(session: Any, run_id: str, *, through_attempt: int, reason: str) -
     """Mark the rows of attempts up to ``through_attempt`` still ``running`` as ``interrupted``: their worker
     stopped mid-node (killed, or its lease expired), so nothing will ever end them. ``reason`` becomes their
     error. No commit: the caller's session decides. Returns how many rows changed."""
-    from sqlalchemy import update
-
-    stuck = (NodeRun.run_id == run_id, NodeRun.attempt <= through_attempt, NodeRun.state == NodeState.RUNNING.value)
-    return session.execute(update(NodeRun).where(*stuck).values(state=NodeState.INTERRUPTED.value,
-                                                                error=reason)).rowcount
+    stuck = (NodeRun.run_id == run_id, NodeRun.attempt <= through_attempt)
+    return len(compare_and_set_rows(session, NodeRun, NodeState.INTERRUPTED, {NodeState.RUNNING}, *stuck, error=reason))
 
 
 _current: contextvars.ContextVar[Recording | None] = contextvars.ContextVar("stackyard_recording", default=None)

@@ -1,7 +1,9 @@
-"""The compare-and-set UPDATE behind every state machine (runs, jobs): one statement, one round trip.
+"""The compare-and-set UPDATE behind every state machine (runs, jobs, job items, schedules, node rows):
+one statement, one round trip. Nothing else writes a ``state`` column (``stackyard.layout`` checks).
 
 Each state machine keeps its own enum, allowed transitions and ``transition()`` function; this is the
-shared mechanism they call. Core, not ORM: it is on every run's hot path, where the ORM's bookkeeping
+shared mechanism they call: :func:`compare_and_set` for one row by id, :func:`compare_and_set_rows` for
+every row matching a condition. Core, not ORM: it is on every run's hot path, where the ORM's bookkeeping
 cost more than the query.
 
 Hot transitions pass their extra condition and computed values as :class:`Sql` fragments built once at
@@ -18,7 +20,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import and_, bindparam, update
 from sqlalchemy.sql import ClauseElement
 from sqlmodel import Session, SQLModel
 
@@ -43,30 +45,56 @@ def compare_and_set(session: Session, model: type[T], row_id: Any, to: Any, allo
     ``where`` is an :class:`Sql` fragment (its bind values in ``params``) or any SQLAlchemy condition.
     Returns the updated row, or None if it did not move. A terminal move also stamps ``finished_at``.
     """
-    values: dict[str, Any] = {"state": to, **fields}
     if terminal:
-        values.setdefault("finished_at", utcnow())
-    # Plain values are bound per call; Sql fragments are part of the statement, ad-hoc expressions too
-    # (wrapped here, so that statement is built for this call only).
-    adhoc = any(isinstance(value, ClauseElement) for value in (where, *values.values()))
-    guard = Sql(where) if isinstance(where, ClauseElement) else where
-    shape = tuple(sorted((name, Sql(value) if isinstance(value, ClauseElement) else value if isinstance(value, Sql)
-                          else None) for name, value in values.items()))
-    statement = (_build if adhoc else _prepared)(model.__table__, frozenset(allowed_from), guard, shape)
-    binds = {f"set_{name}": value for name, value in values.items() if not isinstance(value, Sql | ClauseElement)}
-    row = session.connection().execute(statement, {"cas_id": row_id, **binds, **(params or {})}).mappings().first()
+        fields.setdefault("finished_at", utcnow())
+    rows = _execute(session, model, to, allowed_from, where, params, {"cas_id": row_id}, (), fields)
+    row = rows.first()
     if commit:
         session.commit()
     return model.model_validate(dict(row)) if row is not None else None
 
 
-def _build(table: Any, allowed_from: frozenset, where: Sql | None, shape: tuple[tuple[str, Sql | None], ...]) -> Any:
-    statement = update(table).where(table.c.id == bindparam("cas_id"), table.c.state.in_(sorted(allowed_from, key=str)))
+def compare_and_set_rows(session: Session, model: type[SQLModel], to: Any, allowed_from: Collection[Any], *where: Any,
+                         returning: tuple[Any, ...] = (), commit: bool = False, **fields: Any) -> list[dict[str, Any]]:
+    """Set ``state`` to ``to`` on every row matching ``where`` whose state is in ``allowed_from``.
+
+    Returns the moved rows' ids and ``returning`` columns (one round trip)."""
+    table = model.__table__
+    guard = Sql(and_(*where)) if where else None
+    rows = [dict(row) for row in _execute(session, model, to, allowed_from, guard, None, {},
+                                          (table.c.id, *returning), fields)]
+    if commit:
+        session.commit()
+    return rows
+
+
+def _execute(session: Session, model: type[SQLModel], to: Any, allowed_from: Collection[Any], where: Any,
+             params: Mapping[str, Any] | None, keys: dict[str, Any], returning: tuple[Any, ...],
+             fields: dict[str, Any]) -> Any:
+    values: dict[str, Any] = {"state": to, **fields}
+    # Plain values are bound per call; Sql fragments are part of the statement, ad-hoc expressions too
+    # (wrapped here, so that statement is built for this call only).
+    # A condition over many rows is made per call (``compare_and_set_rows``): never worth caching.
+    adhoc = not keys or any(isinstance(value, ClauseElement) for value in (where, *values.values()))
+    guard = Sql(where) if isinstance(where, ClauseElement) else where
+    shape = tuple(sorted((name, Sql(value) if isinstance(value, ClauseElement) else value if isinstance(value, Sql)
+                          else None) for name, value in values.items()))
+    statement = (_build if adhoc else _prepared)(model.__table__, frozenset(allowed_from), guard, shape,
+                                                 by_id=bool(keys), returning=returning)
+    binds = {f"set_{name}": value for name, value in values.items() if not isinstance(value, Sql | ClauseElement)}
+    return session.connection().execute(statement, {**keys, **binds, **(params or {})}).mappings()
+
+
+def _build(table: Any, allowed_from: frozenset, where: Sql | None, shape: tuple[tuple[str, Sql | None], ...], *,
+           by_id: bool = True, returning: tuple[Any, ...] = ()) -> Any:
+    statement = update(table).where(table.c.state.in_(sorted(allowed_from, key=str)))
+    if by_id:
+        statement = statement.where(table.c.id == bindparam("cas_id"))
     if where is not None:
         statement = statement.where(where.clause)
     statement = statement.values({name: value.clause if value is not None else bindparam(f"set_{name}")
                                   for name, value in shape})
-    return statement.returning(*table.c)
+    return statement.returning(*(returning or table.c))
 
 
 _prepared = functools.lru_cache(maxsize=256)(_build)

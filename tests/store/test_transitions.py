@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from sqlmodel import col
+
 from runs import lifecycle as runs
 from store import transitions
 from store.db import autocommit_scope
 from tests.support.workflows import new_run, state_of
-from workflows.models import RunState
+from workflows.models import Run, RunState
 
 
 def test_prepared_transitions_bind_each_calls_values(workflow):
@@ -28,3 +30,18 @@ def test_prepared_transitions_bind_each_calls_values(workflow):
     assert (retrying.state, retrying.error, retrying.attempts) == (RunState.RETRYING, "transient", 1)
     with autocommit_scope() as session:  # claimed again: the computed attempts + 1 is evaluated per call
         assert runs.claim(session, second, "w3").attempts == 2
+
+
+def test_a_condition_over_many_rows_moves_only_those_its_state_allows_and_is_not_cached(workflow):
+    ids = [new_run(workflow) for _ in range(3)]
+    with autocommit_scope() as session:
+        runs.claim(session, ids[0], "w")
+        before = transitions._prepared.cache_info().currsize
+        moved = transitions.compare_and_set_rows(session, Run, RunState.CANCELLED, {RunState.QUEUED},
+                                                 col(Run.id).in_(ids), returning=(Run.__table__.c.state,),
+                                                 commit=True, error="stopped")
+        assert transitions._prepared.cache_info().currsize == before     # made for this call only
+    assert sorted(row["id"] for row in moved) == sorted(ids[1:])
+    assert {row["state"] for row in moved} == {RunState.CANCELLED}
+    assert [state_of(run_id).state for run_id in ids] == [RunState.RUNNING, RunState.CANCELLED, RunState.CANCELLED]
+    assert state_of(ids[1]).error == "stopped"
