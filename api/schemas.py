@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
+from runs.lifecycle import TERMINAL_STATES
 from workflows.bounds import PositiveInt32, Text
 from workflows.models import RunState
 
@@ -85,6 +86,11 @@ class RunPublic(BaseModel):
     finished_at: datetime | None
     notice: str | None = None
     node_runs: list[NodeRunPublic] = Field(default_factory=list)
+
+    @computed_field(description="True once the run has ended (succeeded, failed or cancelled): stop polling.")
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES
 
 
 class ValidationResult(BaseModel):

@@ -1,21 +1,30 @@
 """Serving published apps: turn chat messages into a run of the pinned version and its outputs into a reply.
 
-Shared by the REST app endpoint, the OpenAI-compatible API and the chat page.
+Shared by the REST app endpoint, the OpenAI-compatible API and the chat page; :func:`follow` is the one
+reader of a reply as it streams, for the OpenAI stream and the page alike.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+
+from starlette.concurrency import run_in_threadpool
 
 from apps import limits, publishing
 from runs import lifecycle as runs
 from stackyard.errors import StackyardError
 from store.db import autocommit_scope
+from worker import streams
 from worker.enqueue import enqueue_new
-from workflows.models import Publication
+from workflows.models import Publication, Run
 from workflows.spec import split_socket
+
+REPLY_TIMEOUT_SECONDS = 300.0
+POLL_SECONDS = 0.05
 
 
 class BadChatRequest(StackyardError):
@@ -96,3 +105,33 @@ def sources(publication: Publication, outputs: dict[str, Any] | None) -> list[di
         return []
     value = (outputs or {}).get(publication.sources_output) or []
     return [doc for doc in value if isinstance(doc, dict)] if isinstance(value, list) else []
+
+
+async def follow(run_id: str, *, timeout: float = REPLY_TIMEOUT_SECONDS,
+                 left: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[str | Run]:
+    """Follow a run to its end: yields each token as the worker streams it (when Redis carries streams),
+    then the run as it stands once it ended, or once ``timeout`` seconds passed.
+
+    ``left`` is asked between reads; when it says the client went away, ``asyncio.CancelledError`` is raised
+    (the caller cancels the run)."""
+    deadline = time.monotonic() + timeout
+
+    async def check() -> None:
+        if left is not None and await left():
+            raise asyncio.CancelledError
+
+    if streams.available():
+        async for item in streams.read(run_id, block_ms=1000):
+            await check()
+            if "t" in item:
+                yield item["t"]
+            elif streams.END in item or time.monotonic() > deadline:
+                break
+            elif (await run_in_threadpool(runs.read_run, run_id)).state in runs.TERMINAL_STATES:
+                break  # ended before any token (e.g. failed while building)
+    run = await run_in_threadpool(runs.read_run, run_id)
+    while run.state not in runs.TERMINAL_STATES and time.monotonic() < deadline:
+        await check()
+        await asyncio.sleep(POLL_SECONDS)
+        run = await run_in_threadpool(runs.read_run, run_id)
+    yield run

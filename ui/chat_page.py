@@ -7,7 +7,6 @@ is the app's public face, like a share link: it needs no API key (publish only w
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,9 +16,8 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from apps import chat
-from runs import lifecycle as runs
 from stackyard.errors import StackyardError
-from worker import streams
+from workflows.models import RunState
 
 PATH = "/chat-app"
 SOURCE_CHARS = 300
@@ -58,21 +56,14 @@ async def respond(message: str, history: list[dict[str, Any]], request: gr.Reque
 
 async def _reply(publication, run_id: str) -> AsyncIterator[str]:  # noqa: ANN001 - a Publication row
     reply = ""
-    if streams.available():
-        async for item in streams.read(run_id, block_ms=1000):
-            if "t" in item:
-                reply += item["t"]
-                yield reply
-            elif streams.END in item or (await run_in_threadpool(runs.read_run, run_id)).state in runs.TERMINAL_STATES:
-                break
-    result = await run_in_threadpool(runs.read_run, run_id)
-    while result.state not in runs.TERMINAL_STATES:
-        await asyncio.sleep(0.1)
-        result = await run_in_threadpool(runs.read_run, run_id)
-    if result.state.value != "succeeded":
-        yield f"{reply}\n\n⚠️ The run {result.state.value}: {result.error}"
-        return
-    yield chat.reply_text(publication, result.outputs) + format_sources(chat.sources(publication, result.outputs))
+    async for item in chat.follow(run_id):
+        if isinstance(item, str):
+            reply += item
+            yield reply
+        elif item.state != RunState.SUCCEEDED:
+            yield f"{reply}\n\n⚠️ The run {item.state.value}: {item.error}"
+        else:
+            yield chat.reply_text(publication, item.outputs) + format_sources(chat.sources(publication, item.outputs))
 
 
 def build() -> gr.Blocks:

@@ -15,6 +15,7 @@ from api.openapi import API_KEY, BODY, KEY_WHY, WRITE, errors, request_body, sch
 from api.routes.runs import FINISHED, snapshot, wait_for
 from api.schemas import RunPublic
 from apps import chat, keys, limits, publishing
+from runs import lifecycle as runs
 from store.db import autocommit_scope
 from workflows.bounds import PositiveInt32, Text
 from workflows.models import ApiKey
@@ -149,6 +150,6 @@ async def run_app(slug: Text, request: Request, response: Response,
         if body.wait:
             await wait_for(run_id, body.wait)
     result = await run_in_threadpool(snapshot, run_id)
-    if result.state.value in ("succeeded", "failed", "cancelled"):
+    if result.state in runs.TERMINAL_STATES:
         response.status_code = status.HTTP_200_OK
     return result

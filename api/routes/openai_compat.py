@@ -26,8 +26,8 @@ from apps import chat, publishing
 from runs import lifecycle as runs
 from stackyard.errors import StackyardError
 from store.db import session_scope
-from worker import streams
 from workflows.bounds import Text
+from workflows.models import RunState
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=LimitedRoute, dependencies=[API_KEY],
                    responses=errors(400, 401, 422, 429, openai=True, why=KEY_WHY))
@@ -78,29 +78,15 @@ def _cancel(run_id: str) -> None:
 async def _events(request: Request, publication, run_id: str, model: str) -> AsyncIterator[str]:
     completion_id = f"chatcmpl-{run_id}"
     yield _chunk(completion_id, model, {"role": "assistant", "content": ""})
-    streamed = False
+    streamed, result = False, None
     try:
-        if streams.available():
-            async for item in streams.read(run_id, block_ms=1000):
-                if await request.is_disconnected():
-                    raise asyncio.CancelledError
-                if "t" in item:
-                    streamed = True
-                    yield _chunk(completion_id, model, {"content": item["t"]})
-                elif streams.END in item:
-                    break
-                elif (await run_in_threadpool(runs.read_run, run_id)).state in runs.TERMINAL_STATES:
-                    break  # ended before any token (e.g. failed while building)
-        else:
-            deadline = time.monotonic() + COMPLETION_TIMEOUT_SECONDS
-            while time.monotonic() < deadline:
-                if await request.is_disconnected():
-                    raise asyncio.CancelledError
-                if (await run_in_threadpool(runs.read_run, run_id)).state in runs.TERMINAL_STATES:
-                    break
-                await asyncio.sleep(0.05)
-        result = await run_in_threadpool(runs.read_run, run_id)
-        if result.state.value != "succeeded":
+        async for item in chat.follow(run_id, timeout=COMPLETION_TIMEOUT_SECONDS, left=request.is_disconnected):
+            if isinstance(item, str):
+                streamed = True
+                yield _chunk(completion_id, model, {"content": item})
+            else:
+                result = item
+        if result.state != RunState.SUCCEEDED:
             error = {"message": f"The workflow run {run_id} {result.state.value}: {result.error}", "type": "server_error",
                      "param": None, "code": "run_failed"}
             yield f"data: {json.dumps({'error': error})}\n\n"
@@ -150,12 +136,12 @@ async def chat_completions(request: Request, authorization: str | None = Header(
     with slot:
         notice = await wait_for(run_id, COMPLETION_TIMEOUT_SECONDS)
     if notice is not None and "outputs" in notice:  # the worker's finish notice holds all a reply needs
-        state, outputs, error = notice["state"], notice["outputs"], notice.get("error")
+        state, outputs, error = RunState(notice["state"]), notice["outputs"], notice.get("error")
     else:
         result = await run_in_threadpool(runs.read_run, run_id)
-        state, outputs, error = result.state.value, result.outputs, result.error
-    if state != "succeeded":
-        raise RunFailed(f"The workflow run {run_id} {state}: {error}")
+        state, outputs, error = result.state, result.outputs, result.error
+    if state != RunState.SUCCEEDED:
+        raise RunFailed(f"The workflow run {run_id} {state.value}: {error}")
     response: dict[str, Any] = {
         "id": f"chatcmpl-{run_id}", "object": "chat.completion", "created": int(time.time()), "model": body.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": chat.reply_text(publication, outputs)},

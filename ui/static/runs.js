@@ -4,7 +4,6 @@
 (function (SY) {
   "use strict";
   const { h, append, toast, modal, fmtMs, fmtTime, parseTime } = SY.util;
-  const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
   const POLL_MS = 300;
   const PATH_SOCKETS = new Set(["paths", "sources"]);
 
@@ -151,7 +150,7 @@
           const run = await SY.api.rest("GET", `/api/v1/runs/${id}`);
           if (!this.run || this.run.id !== id) return;   // another run was opened meanwhile
           this.show(run);
-          if (TERMINAL.has(run.state)) { this.loadHistory(); return; }
+          if (run.finished) { this.loadHistory(); return; }
         } catch (err) { /* a missed poll is retried */ }
         this.timer = setTimeout(tick, POLL_MS);
       };
@@ -169,7 +168,7 @@
       for (const name of this.ed.graph.nodes.keys()) {
         const row = latest[name];
         if (row) out[name] = { state: row.state, duration_ms: row.duration_ms, error: row.error };
-        else if (!TERMINAL.has(run.state)) out[name] = { state: "queued" };
+        else if (!run.finished) out[name] = { state: "queued" };
         else out[name] = { state: "skipped" };
       }
       return { out, latest };
@@ -182,7 +181,7 @@
       this.ed.canvas.setStatuses(out);
       const total = this.ed.graph.nodes.size || 1;
       const done = Object.values(out).filter((s) => s.state === "done" || s.state === "failed").length;
-      const finished = TERMINAL.has(run.state);
+      const finished = run.finished;
       const pct = finished ? 100 : Math.round((done / total) * 100);
       this.bar.style.width = `${pct}%`;
       this.progress.dataset.state = run.state;
@@ -261,7 +260,7 @@
         this.values = Object.assign({}, run.inputs);
         this.renderForm();
         this.show(run);
-        if (!TERMINAL.has(run.state)) this.poll(id);
+        if (!run.finished) this.poll(id);
         this.loadHistory();
       } catch (err) { toast(err.message, "error"); }
     }

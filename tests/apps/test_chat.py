@@ -1,0 +1,42 @@
+"""apps.chat.follow: the one reader of a reply, for the OpenAI stream and the chat page (the Redis stream
+path runs in tests/api/test_chat_integration.py and tests/ui/test_chat_page.py on both brokers)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from apps import chat
+from tests.support.workflows import new_run
+from worker.runner import execute
+from workflows.models import RunState
+
+
+async def collect(run_id: str, **kwargs) -> list:
+    return [item async for item in chat.follow(run_id, **kwargs)]
+
+
+def test_a_finished_run_is_yielded_once_with_its_outputs(workflow):
+    run_id = new_run(workflow)
+    assert execute(run_id, worker="w") == RunState.SUCCEEDED
+    [run] = asyncio.run(collect(run_id, timeout=5))
+    assert (run.id, run.state, run.outputs) == (run_id, RunState.SUCCEEDED, {"greeting": "Hello Ada"})
+
+
+def test_a_run_that_does_not_end_is_yielded_as_it_stands_after_the_timeout(workflow):
+    run_id = new_run(workflow)              # queued; no worker takes it
+    started = time.monotonic()
+    [run] = asyncio.run(collect(run_id, timeout=0.3))
+    assert run.state == RunState.QUEUED and 0.3 <= time.monotonic() - started < 5
+
+
+def test_a_client_that_left_stops_the_reading(workflow):
+    run_id = new_run(workflow)
+
+    async def left() -> bool:
+        return True
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(collect(run_id, timeout=30, left=left))
