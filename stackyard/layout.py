@@ -6,7 +6,11 @@ and the ones it does, then every broken rule; it exits 1 when a rule is broken. 
 - a package imports only the packages :data:`ROOMS` allows it (so dependencies point one way);
 - no import cycle between top-level packages, nor between modules; ``api`` and ``ui`` never import each other;
 - no module imports another module's ``_private`` name (``from a.b import _x``, or ``b._x`` on an imported
-  module), nor another package's private module (``a._b``).
+  module), nor another package's private module (``a._b``);
+- state decisions live in their lifecycle modules (:data:`STATE_OWNERS`): elsewhere a state enum's member is
+  only compared with, never passed, returned or stored; and states are compared by their enum, not spelled
+  as strings;
+- one compare-and-set writes every ``state`` column: no other ``UPDATE … SET state`` and no ``row.state =``.
 
 Imports are read with :mod:`ast`, those inside functions included: an import moved into a function to dodge
 a cycle is still a dependency.
@@ -47,6 +51,16 @@ BASE_MODULES = frozenset({"stackyard", "stackyard.settings", "stackyard.logs", "
 # Alembic loads these by path; nothing imports them. Revisions are frozen history, and env.py gathers
 # every room's tables: the one place allowed to look at all of them.
 SCRIPTS = ("store.migrations",)
+# Each state enum, and the modules that decide its moves (the enum's own module defines it).
+STATE_OWNERS: dict[str, frozenset[str]] = {
+    "RunState": frozenset({"runs.lifecycle", "workflows.models"}),
+    "NodeState": frozenset({"runs.trace", "workflows.models"}),
+    "JobState": frozenset({"jobs.lifecycle", "jobs.dispatch", "jobs.models"}),
+    "ItemState": frozenset({"jobs.lifecycle", "jobs.dispatch", "jobs.models"}),
+    "ScheduleState": frozenset({"jobs.schedules", "jobs.models"}),
+    "FireState": frozenset({"jobs.schedules", "jobs.models"}),
+}
+THE_CAS = "store.transitions"
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,8 @@ def check(root: Path = ROOT) -> Report:
         if any(_private(part) for part in edge.target.split(".")[1:]) and edge.target != edge.module \
                 and edge.target.rpartition(".")[0] != edge.module.rpartition(".")[0]:
             report.problems.append(f"{where} imports {edge.target}, a private module of another package")
+    for name, path in found.items():
+        report.problems.extend(state_problems(name, ast.parse(path.read_text(encoding="utf-8"), filename=str(path))))
     for cycle in cycles(report.uses):
         report.problems.append("import cycle between packages: " + " → ".join([*cycle, cycle[0]]))
     between_modules: dict[str, set[str]] = {}
@@ -140,6 +156,61 @@ def check(root: Path = ROOT) -> Report:
         report.problems.append("import cycle between modules: " + " → ".join([*cycle, cycle[0]])
                                + "; move what they share into one of them or a module both import")
     return report
+
+
+def state_problems(name: str, tree: ast.AST) -> Iterator[str]:
+    """Where module ``name`` decides a state it does not own, spells one as a string, or writes one itself."""
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    for node in ast.walk(tree):
+        where = f"{name}:{getattr(node, 'lineno', 0)}"
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in STATE_OWNERS
+                and node.attr.isupper() and name not in STATE_OWNERS[node.value.id] and not _compared(node, parents)):
+            yield (f"{where} decides a {node.value.id} ({node.value.id}.{node.attr}) outside "
+                   f"{_names(STATE_OWNERS[node.value.id] - {'workflows.models', 'jobs.models'})}: ask the lifecycle "
+                   "module for the move, or only compare with the state")
+        elif isinstance(node, ast.Compare) and _is_state(node.left) and any(
+                _spelled(other) for other in node.comparators):
+            yield f"{where} spells a state as a string; compare with the state enum (or its lifecycle's sets)"
+        elif name != THE_CAS and _writes_state(node):
+            yield f"{where} writes a state column itself; move the state through its lifecycle's transition"
+
+
+def _compared(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """``node`` only takes part in a comparison (``x.state == S.A``, ``x in (S.A, S.B)``, ``S.A.value != y``)."""
+    up = parents.get(node)
+    while isinstance(up, ast.Attribute | ast.Tuple | ast.List | ast.Set) or (
+            isinstance(up, ast.Call) and isinstance(up.func, ast.Name) and up.func.id in ("frozenset", "set", "tuple")):
+        up = parents.get(up)
+    return isinstance(up, ast.Compare | ast.MatchValue)
+
+
+def _is_state(node: ast.AST) -> bool:
+    if isinstance(node, ast.Attribute) and node.attr == "value":
+        node = node.value
+    return isinstance(node, ast.Attribute) and node.attr == "state"
+
+
+def _spelled(node: ast.AST) -> bool:
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return any(_spelled(element) for element in node.elts)
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def _writes_state(node: ast.AST) -> bool:
+    """``UPDATE … .values(state=…)`` / ``.values({"state": …})``, or ``row.state = …``."""
+    if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return any(isinstance(target, ast.Attribute) and target.attr == "state" for target in targets)
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "values"):
+        return False
+    chain: ast.AST = node.func.value
+    while isinstance(chain, ast.Call | ast.Attribute):
+        if isinstance(chain, ast.Call) and isinstance(chain.func, ast.Name) and chain.func.id == "update":
+            return any(keyword.arg == "state" for keyword in node.keywords) or any(
+                isinstance(arg, ast.Dict) and any(isinstance(key, ast.Constant) and key.value == "state"
+                                                  for key in arg.keys) for arg in node.args)
+        chain = chain.func if isinstance(chain, ast.Call) else chain.value
+    return False
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

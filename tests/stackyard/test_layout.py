@@ -39,6 +39,13 @@ def plant(tree: Path, module: str, line: str) -> None:
     ("api/metrics.py", "from worker import notify; notify._redis_url()", "worker.notify._redis_url, a private name"),
     ("worker/app.py", "from nodes import _milvus_lite_server", "a private module of another package"),
     ("workflows/spec.py", "from workflows import validation", "import cycle between modules: workflows.build → workflows.spec → workflows.validation"),
+    ("worker/runner.py", "return RunState.FAILED", "decides a RunState (RunState.FAILED) outside runs.lifecycle"),
+    ("worker/batch.py", "job_dispatch.transition_items(None, ItemState.PENDING)", "decides a ItemState"),
+    ("api/routes/runs.py", "run = None; run.state = RunState.CANCELLED", "writes a state column itself"),
+    ("jobs/lifecycle.py", "from sqlalchemy import update; update(Job).values(state=JobState.FAILED)",
+     "writes a state column itself"),
+    ("runs/trace.py", "update(NodeRun).where(True).values({'state': 'done'})", "writes a state column itself"),
+    ("api/routes/apps.py", "x = None; x.state.value in ('succeeded', 'failed')", "spells a state as a string"),
 ])
 def test_a_planted_breach_is_named(tree: Path, module: str, line: str, expected: str):
     assert layout.check(tree).problems == []
@@ -46,6 +53,11 @@ def test_a_planted_breach_is_named(tree: Path, module: str, line: str, expected:
     problems = layout.check(tree).problems
     assert any(expected in problem for problem in problems), problems
     assert any(problem.startswith(module[:-3].replace("/", ".") + ":") or "cycle" in problem for problem in problems)
+
+
+def test_comparing_with_a_state_is_reading_not_deciding(tree: Path):
+    plant(tree, "worker/runner.py", "run = None; return run.state == RunState.RETRYING or run.state in (RunState.FAILED,)")
+    assert layout.check(tree).problems == []
 
 
 def test_an_import_inside_a_function_counts(tree: Path):
