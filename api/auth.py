@@ -64,8 +64,8 @@ def signed_session_id(key: bytes, token: str | None) -> str | None:
 
 
 def _session_alive(session_id: str) -> bool:
+    from api.admin_sessions import session_alive
     from store.db import autocommit_scope
-    from workflows.admin_sessions import session_alive
 
     with autocommit_scope() as session:
         return session_alive(session=session, session_id=session_id)
@@ -150,16 +150,16 @@ class AdminLogin:
 
 
 def _open_session() -> str:
+    from api.admin_sessions import open_session
     from store.db import session_scope
-    from workflows.admin_sessions import open_session
 
     with session_scope() as session:
         return open_session(session=session, lifetime_seconds=SESSION_SECONDS)
 
 
 def _close_session(session_id: str) -> None:
+    from api.admin_sessions import close_session
     from store.db import session_scope
-    from workflows.admin_sessions import close_session
 
     with session_scope() as session:
         close_session(session=session, session_id=session_id)

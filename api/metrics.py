@@ -24,9 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jobs import stats as job_stats
 from jobs.models import FireState, ItemState, JobItem, ScheduleFire
 from runs import stats, workers
+from runs.models import Run, RunState
 from stackyard.settings import get_settings
 from store.db import session_scope
-from workflows.models import Run, RunState
 
 log = logging.getLogger("stackyard.metrics")
 HTTP_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel, Field, computed_field
 
 from runs.lifecycle import TERMINAL_STATES
+from runs.models import RunState
 from workflows.bounds import PositiveInt32, Text
-from workflows.models import RunState
 
 
 class WorkflowCreate(BaseModel):

@@ -15,12 +15,13 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from apps import limits, publishing
+from apps.models import Publication
 from runs import lifecycle as runs
+from runs.models import Run
 from stackyard.errors import StackyardError
 from store.db import autocommit_scope
 from worker import streams
 from worker.enqueue import enqueue_new
-from workflows.models import Publication, Run
 from workflows.spec import split_socket
 
 REPLY_TIMEOUT_SECONDS = 300.0

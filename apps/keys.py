@@ -12,10 +12,10 @@ import secrets
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from apps.models import ApiKey
 from stackyard.errors import NotFound, StackyardError
 from store.clock import as_utc, utcnow
 from store.db import race_safe
-from workflows.models import ApiKey
 
 LAST_USED_RESOLUTION = 60.0
 

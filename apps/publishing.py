@@ -19,11 +19,11 @@ import re
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from apps.models import Publication
 from stackyard.errors import NotFound, StackyardError
 from store.clock import utcnow
 from store.db import race_safe
 from workflows import crud
-from workflows.models import Publication
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 

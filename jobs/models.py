@@ -1,4 +1,4 @@
-"""SQL tables of batch jobs and schedules (registered on the same metadata as ``workflows.models``).
+"""SQL tables of batch jobs and schedules (registered on the same metadata as every room's tables).
 
 A **job** runs one workflow version over many items; each **job item** is one row with its inputs,
 fixed when the job is created, and its outcome. A **schedule** creates a job from a stored definition

@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 
 from runs import trace
 from runs.attempts import LEASE_SECONDS, MAX_ATTEMPTS, Ending, Verdict, died_each_time, exhausted
+from runs.models import NodeRun, Run, RunState
 from stackyard.errors import Conflict, NotFound
 from stackyard.settings import get_settings
 from store.clock import as_utc, utcnow
@@ -35,7 +36,6 @@ from store.db import autocommit_scope, rerun_committed
 from store.transitions import Sql, compare_and_set
 from workflows import crud
 from workflows.execute import check_known, check_required, required_inputs
-from workflows.models import NodeRun, Run, RunState
 from workflows.spec import WorkflowSpec
 
 TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import case, func
 from sqlmodel import Session, SQLModel, col, select
 
-from workflows.models import NodeRun, Run
+from runs.models import NodeRun, Run
 
 DURATION_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                                        120.0, 300.0, 600.0)

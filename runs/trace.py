@@ -22,10 +22,10 @@ from typing import Any
 from haystack import tracing
 from haystack.tracing import Span, Tracer
 
+from runs.models import NodeRun, NodeState
 from stackyard.redact import redact
 from store.clock import utcnow
 from store.transitions import compare_and_set_rows
-from workflows.models import NodeRun, NodeState
 
 PREVIEW_CHARS = 500       # per string in an output preview
 PREVIEW_ITEMS = 5         # per list in an output preview

@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from runs.models import WorkerBeat
 from store.clock import utcnow
-from workflows.models import WorkerBeat
 
 ALIVE_SECONDS = 20.0
 

@@ -53,8 +53,8 @@ BASE_MODULES = frozenset({"stackyard", "stackyard.settings", "stackyard.logs", "
 SCRIPTS = ("store.migrations",)
 # Each state enum, and the modules that decide its moves (the enum's own module defines it).
 STATE_OWNERS: dict[str, frozenset[str]] = {
-    "RunState": frozenset({"runs.lifecycle", "workflows.models"}),
-    "NodeState": frozenset({"runs.trace", "workflows.models"}),
+    "RunState": frozenset({"runs.lifecycle", "runs.models"}),
+    "NodeState": frozenset({"runs.trace", "runs.models"}),
     "JobState": frozenset({"jobs.lifecycle", "jobs.dispatch", "jobs.models"}),
     "ItemState": frozenset({"jobs.lifecycle", "jobs.dispatch", "jobs.models"}),
     "ScheduleState": frozenset({"jobs.schedules", "jobs.models"}),
@@ -166,7 +166,7 @@ def state_problems(name: str, tree: ast.AST) -> Iterator[str]:
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in STATE_OWNERS
                 and node.attr.isupper() and name not in STATE_OWNERS[node.value.id] and not _compared(node, parents)):
             yield (f"{where} decides a {node.value.id} ({node.value.id}.{node.attr}) outside "
-                   f"{_names(STATE_OWNERS[node.value.id] - {'workflows.models', 'jobs.models'})}: ask the lifecycle "
+                   f"{_names(STATE_OWNERS[node.value.id] - {'runs.models', 'jobs.models'})}: ask the lifecycle "
                    "module for the move, or only compare with the state")
         elif isinstance(node, ast.Compare) and _is_state(node.left) and any(
                 _spelled(other) for other in node.comparators):

@@ -16,8 +16,8 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from apps import chat
+from runs.models import RunState
 from stackyard.errors import StackyardError
-from workflows.models import RunState
 
 PATH = "/chat-app"
 SOURCE_CHARS = 300

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from runs.models import Run
 from stackyard.errors import StackyardError
-from workflows.models import Run
 
 log = logging.getLogger("stackyard.enqueue")
 

@@ -18,12 +18,12 @@ import threading
 from runs import lifecycle as runs
 from runs import workers
 from runs.lifecycle import QueueDepths
+from runs.models import Run
 from store.clock import utcnow
 from store.db import session_scope
 from worker import batch, notify
 from worker.app import queue_depths
 from worker.enqueue import enqueue
-from workflows.models import Run
 
 log = logging.getLogger("stackyard.reaper")
 INTERVAL_SECONDS = 5.0

@@ -18,6 +18,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from runs import attempts
 from runs import lifecycle as runs
+from runs.models import RunState
 from runs.trace import Recording, RunCancelled, recording
 from stackyard.settings import get_settings
 from store.db import autocommit_scope
@@ -26,7 +27,6 @@ from worker.cache import WarmPipelines
 from worker.streams import TokenStream, special_tokens
 from workflows import crud
 from workflows.execute import run_pipeline
-from workflows.models import RunState
 
 log = logging.getLogger("stackyard.worker")
 HEARTBEAT_SECONDS = 3.0

@@ -15,10 +15,10 @@ from api.openapi import API_KEY, BODY, KEY_WHY, WRITE, errors, request_body, sch
 from api.routes.runs import FINISHED, snapshot, wait_for
 from api.schemas import RunPublic
 from apps import chat, keys, limits, publishing
+from apps.models import ApiKey
 from runs import lifecycle as runs
 from store.db import autocommit_scope
 from workflows.bounds import PositiveInt32, Text
-from workflows.models import ApiKey
 
 router = APIRouter(prefix="/api/v1", tags=["apps"], route_class=LimitedRoute, responses=errors(400, 401, 429))
 

@@ -24,10 +24,10 @@ from api.routes.apps import admit, authenticated, caller
 from api.routes.runs import wait_for
 from apps import chat, publishing
 from runs import lifecycle as runs
+from runs.models import RunState
 from stackyard.errors import StackyardError
 from store.db import session_scope
 from workflows.bounds import Text
-from workflows.models import RunState
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=LimitedRoute, dependencies=[API_KEY],
                    responses=errors(400, 401, 422, 429, openai=True, why=KEY_WHY))

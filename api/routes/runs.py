@@ -16,11 +16,11 @@ from api.openapi import BODY, WRITE, errors
 from api.schemas import NodeRunPublic, RunCreate, RunPublic
 from runs import lifecycle as runs
 from runs import workers
+from runs.models import Run, RunState
 from store.db import autocommit_scope
 from worker import notify
 from worker.enqueue import enqueue_new
 from workflows.bounds import Text
-from workflows.models import Run, RunState
 
 router = APIRouter(prefix="/api/v1", tags=["runs"], route_class=LimitedRoute, responses=errors(400, 401, 429))
 FINISHED = {"model": RunPublic, "description": "The run ended within `wait` seconds."}

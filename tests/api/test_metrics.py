@@ -33,9 +33,9 @@ def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 def add_runs(workflow_id: str, version_id: str) -> None:
     """Three finished runs of 0.2 s, 3 s and 40 s (two succeeded, one failed), one queued, with node traces."""
+    from runs.models import NodeRun, Run, RunState
     from store.clock import utcnow
     from store.db import session_scope
-    from workflows.models import NodeRun, Run, RunState
 
     start = utcnow() - timedelta(minutes=5)
     with session_scope() as session:

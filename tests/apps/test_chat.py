@@ -9,9 +9,9 @@ import time
 import pytest
 
 from apps import chat
+from runs.models import RunState
 from tests.support.workflows import new_run
 from worker.runner import execute
-from workflows.models import RunState
 
 
 async def collect(run_id: str, **kwargs) -> list:

@@ -8,13 +8,13 @@ import pytest
 from sqlmodel import select
 
 from runs import lifecycle as runs
+from runs.models import Run, RunState
 from stackyard.errors import Conflict, NotFound
 from store.clock import utcnow
 from store.db import session_scope
 from tests.support.workflows import new_run, state_of
 from workflows import crud
 from workflows.execute import BadRunInputs
-from workflows.models import Run, RunState
 
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
 

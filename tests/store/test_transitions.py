@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlmodel import col
 
 from runs import lifecycle as runs
+from runs.models import Run, RunState
 from store import transitions
 from store.db import autocommit_scope
 from tests.support.workflows import new_run, state_of
-from workflows.models import Run, RunState
 
 
 def test_prepared_transitions_bind_each_calls_values(workflow):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from apps.models import ApiKey
 from store.db import session_scope
 from ui import apps_page
 from workflows import crud
-from workflows.models import ApiKey
 from workflows.spec import spec_from_dict
 
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"

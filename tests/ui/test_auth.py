@@ -132,9 +132,9 @@ def test_an_expired_session_is_refused(guarded: TestClient):
 
     from sqlalchemy import update
 
+    from api.admin_sessions import AdminSession
     from store.clock import utcnow
     from store.db import session_scope
-    from workflows.models import AdminSession
 
     guarded.post("/login", data={"password": PASSWORD, "next": "/"})
     assert guarded.get("/api/v1/workflows").status_code == 200

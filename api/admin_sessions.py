@@ -13,13 +13,23 @@ Example::
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlmodel import Session
+from sqlmodel import Field, Session, SQLModel
 
 from store.clock import as_utc, utcnow
-from workflows.models import AdminSession
+
+
+class AdminSession(SQLModel, table=True):
+    """A logged-in admin browser session. The cookie holds its id (signed); logging out deletes the row,
+    so a copied cookie stops working at once instead of staying valid until it expires."""
+
+    __tablename__ = "admin_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
 
 
 def open_session(*, session: Session, lifetime_seconds: float) -> str:
