@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, computed_field
 
 from runs.lifecycle import TERMINAL_STATES
-from runs.models import RunState
+from runs.models import NodeState, RunState
 from workflows.bounds import PositiveInt32, Text
 
 
@@ -60,7 +60,7 @@ class NodeRunPublic(BaseModel):
     node: str
     component_type: str
     attempt: int
-    state: str
+    state: NodeState
     started_at: datetime
     finished_at: datetime | None
     duration_ms: float | None

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from store.clock import utcnow
 from workflows.models import new_id
@@ -64,7 +64,7 @@ class NodeRun(SQLModel, table=True):
     attempt: int = 0
     node: str = Field(max_length=200)
     component_type: str = Field(default="", max_length=300)
-    state: str = Field(default=NodeState.RUNNING.value, max_length=20, description="A NodeState value")
+    state: NodeState = Field(default=NodeState.RUNNING, sa_type=AutoString(length=20))  # text: no migration per state
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
     duration_ms: float | None = None

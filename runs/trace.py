@@ -56,7 +56,7 @@ class Recording:
     def started(self, node: str, component_type: str) -> int:
         with self._lock:
             self._rows.append({"run_id": self.run_id, "attempt": self.attempt, "node": node,
-                               "state": NodeState.RUNNING.value, "component_type": component_type,
+                               "state": NodeState.RUNNING, "component_type": component_type,
                                "started_at": utcnow()})
             self._ids.append(None)
             self._dirty.add(len(self._rows) - 1)
@@ -166,7 +166,7 @@ class RunTracer(Tracer):
             seconds = time.perf_counter() - started
             recording.node_seconds[node] = recording.node_seconds.get(node, 0.0) + seconds
             output = span.tags.get("haystack.component.output")
-            recording.ended(index, state=(NodeState.FAILED if error else NodeState.DONE).value,
+            recording.ended(index, state=NodeState.FAILED if error else NodeState.DONE,
                             duration_ms=round(seconds * 1000, 3), error=error,
                             output_preview=preview(output) if output is not None else None)
 

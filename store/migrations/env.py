@@ -4,12 +4,8 @@ from alembic import context
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-from api import admin_sessions  # noqa: F401 - admin logins
-from apps import models as apps_models  # noqa: F401 - publications and API keys
-from jobs import models as jobs_models  # noqa: F401 - batch jobs and schedules
-from runs import models as runs_models  # noqa: F401 - runs, their trace rows, worker liveness
 from store.db import make_engine
-from workflows import models  # noqa: F401 - each room's tables register on SQLModel.metadata
+from store.migrations import tables  # noqa: F401 - every room's tables, on SQLModel.metadata
 
 config = context.config
 MIGRATION_LOCK_KEY = 0x5374_6B79  # "Stky": any constant shared by every Stackyard process
