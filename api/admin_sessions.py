@@ -32,21 +32,19 @@ class AdminSession(SQLModel, table=True):
     expires_at: datetime = Field(index=True)
 
 
-def open_session(*, session: Session, lifetime_seconds: float) -> str:
+def open_session(session: Session, *, lifetime_seconds: float) -> str:
     """Store a new session and return its id; expired sessions are pruned on the way."""
     now = utcnow()
     session.exec(delete(AdminSession).where(AdminSession.expires_at < now))
     row = AdminSession(id=secrets.token_urlsafe(32), created_at=now, expires_at=now + timedelta(seconds=lifetime_seconds))
     session.add(row)
-    session.commit()
     return row.id
 
 
-def session_alive(*, session: Session, session_id: str) -> bool:
+def session_alive(session: Session, *, session_id: str) -> bool:
     row = session.get(AdminSession, session_id)
     return row is not None and as_utc(row.expires_at) > utcnow()
 
 
-def close_session(*, session: Session, session_id: str) -> None:
+def close_session(session: Session, *, session_id: str) -> None:
     session.exec(delete(AdminSession).where(AdminSession.id == session_id))
-    session.commit()

@@ -32,21 +32,20 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(*, session: Session, name: str = "", app_slug: str | None = None, rate_per_minute: int = 60) -> tuple[ApiKey, str]:
+def create_key(session: Session, *, name: str = "", app_slug: str | None = None, rate_per_minute: int = 60) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the key itself, which is never available again."""
     prefix = secrets.token_hex(4)
     key = f"sy_{prefix}_{secrets.token_urlsafe(32)}"
     row = ApiKey(name=name, prefix=f"sy_{prefix}", key_hash=_hash(key), app_slug=app_slug, rate_per_minute=rate_per_minute)
     session.add(row)
-    session.commit()
     return row, key
 
 
-def list_keys(*, session: Session) -> list[ApiKey]:
+def list_keys(session: Session) -> list[ApiKey]:
     return list(session.exec(select(ApiKey).order_by(col(ApiKey.created_at))))
 
 
-def revoke_key(*, session: Session, key_id: str) -> ApiKey:
+def revoke_key(session: Session, *, key_id: str) -> ApiKey:
     """Revoke a key (by id or prefix); revoking it again keeps the first revocation time."""
 
     def revoke() -> ApiKey:
@@ -60,11 +59,10 @@ def revoke_key(*, session: Session, key_id: str) -> ApiKey:
         return row
 
     row = race_safe(session, revoke, what=f"Revoking API key '{key_id}'")
-    session.commit()
     return row
 
 
-def authenticate(*, session: Session, authorization: str | None) -> ApiKey:
+def authenticate(session: Session, *, authorization: str | None) -> ApiKey:
     """The key row for an ``Authorization: Bearer <key>`` header, or Unauthorized."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>' (create one with `stackyard keys create`).")
@@ -77,7 +75,6 @@ def authenticate(*, session: Session, authorization: str | None) -> ApiKey:
     if row.last_used_at is None or (now - as_utc(row.last_used_at)).total_seconds() > LAST_USED_RESOLUTION:
         # Written at most once a minute per key: a write per request would cost more than the request.
         session.execute(update(ApiKey).where(col(ApiKey.id) == row.id).values(last_used_at=now))
-        session.commit()
     return row
 
 

@@ -40,7 +40,7 @@ def _role(given: str | None, declared: dict, key: str) -> str | None:
     return given if given is not None else declared.get(key)
 
 
-def publish(*, session: Session, ref: str, slug: str, version: int | None = None, message: str | None = None,
+def publish(session: Session, *, ref: str, slug: str, version: int | None = None, message: str | None = None,
             history: str | None = None, reply: str | None = None, sources: str | None = None,
             max_concurrency: int | None = None) -> Publication:
     if not SLUG.match(slug):
@@ -50,7 +50,6 @@ def publish(*, session: Session, ref: str, slug: str, version: int | None = None
     # A slug inserted or unpublished meanwhile, or the version deleted: the rerun updates, inserts or answers 404.
     publication = race_safe(session, lambda: _upsert(session, ref, slug, version, given, max_concurrency),
                             what=f"Publishing '{slug}'")
-    session.commit()
     return publication
 
 
@@ -88,16 +87,15 @@ def _upsert(session: Session, ref: str, slug: str, version: int | None, given: d
     return publication
 
 
-def unpublish(*, session: Session, slug: str) -> None:
+def unpublish(session: Session, *, slug: str) -> None:
     def remove() -> None:
         if not session.execute(delete(Publication).where(col(Publication.slug) == slug)).rowcount:
             raise _not_published(slug)
 
     race_safe(session, remove, what=f"Unpublishing '{slug}'")
-    session.commit()
 
 
-def get_publication(*, session: Session, slug: str) -> Publication:
+def get_publication(session: Session, *, slug: str) -> Publication:
     publication = session.get(Publication, slug, populate_existing=True)
     if publication is None:
         raise _not_published(slug)
@@ -108,11 +106,11 @@ def _not_published(slug: str) -> NotFound:
     return NotFound(f"No published app '{slug}'; publish one with `stackyard publish WORKFLOW --slug {slug}`.")
 
 
-def list_publications(*, session: Session) -> list[Publication]:
+def list_publications(session: Session) -> list[Publication]:
     return list(session.exec(select(Publication).order_by(Publication.slug)))
 
 
-def live_version_numbers(*, session: Session, workflow_id: str) -> dict[str, int]:
+def live_version_numbers(session: Session, *, workflow_id: str) -> dict[str, int]:
     """slug → version number served, for one workflow (the editor shows which version is live)."""
     from workflows.models import WorkflowVersion
 

@@ -80,7 +80,7 @@ def transition_items(session: Session, to: ItemState, *where: Any, commit: bool 
 # ── creating and reading jobs ───────────────────────────────────────────────────────────────────────
 
 
-def create_job(*, session: Session, source: dict[str, Any] | Any, workflow_ref: str | None = None,
+def create_job(session: Session, *, source: dict[str, Any] | Any, workflow_ref: str | None = None,
                version: int | None = None, version_id: str | None = None, mapping: dict[str, str] | None = None,
                fixed: dict[str, Any] | None = None, concurrency: int | None = None,
                rate_per_minute: float | None = None, name: str = "", schedule_id: str | None = None,
@@ -114,14 +114,14 @@ def create_job(*, session: Session, source: dict[str, Any] | Any, workflow_ref: 
     return job
 
 
-def get_job(*, session: Session, job_id: str) -> Job:
+def get_job(session: Session, *, job_id: str) -> Job:
     job = session.get(Job, job_id, populate_existing=True)
     if job is None:
         raise NotFound(f"No job '{job_id}'; list jobs with GET /api/v1/jobs.")
     return job
 
 
-def list_jobs(*, session: Session, workflow_id: str | None = None, state: JobState | None = None,
+def list_jobs(session: Session, *, workflow_id: str | None = None, state: JobState | None = None,
               schedule_id: str | None = None, limit: int = 100) -> list[Job]:
     query = select(Job).order_by(col(Job.created_at).desc()).limit(limit)
     if workflow_id:
@@ -149,7 +149,7 @@ class Progress:
         return self.counts.get("failed", 0)
 
 
-def progress(*, session: Session, jobs: list[Job], now: datetime | None = None) -> dict[str, Progress]:
+def progress(session: Session, *, jobs: list[Job], now: datetime | None = None) -> dict[str, Progress]:
     """Item counts per state, documents written and an ETA for each job (one query for all of them)."""
     now = now or utcnow()
     ids = [job.id for job in jobs]
@@ -174,7 +174,7 @@ def progress(*, session: Session, jobs: list[Job], now: datetime | None = None) 
     return result
 
 
-def list_items(*, session: Session, job_id: str, state: ItemState | None = None, after: int = -1,
+def list_items(session: Session, *, job_id: str, state: ItemState | None = None, after: int = -1,
                limit: int = 100) -> list[JobItem]:
     """Items in index order after index ``after`` (keyset paging: pass the last index seen)."""
     query = (select(JobItem).where(JobItem.job_id == job_id, JobItem.item_index > after)
@@ -187,7 +187,7 @@ def list_items(*, session: Session, job_id: str, state: ItemState | None = None,
 # ── user actions ────────────────────────────────────────────────────────────────────────────────────
 
 
-def request_cancel(*, session: Session, job_id: str) -> Job:
+def request_cancel(session: Session, *, job_id: str) -> Job:
     """Stop starting items: the job is cancelled and its pending and queued items with it at once; items
     already running finish and keep their results."""
     def cancel() -> None:
@@ -203,7 +203,7 @@ def request_cancel(*, session: Session, job_id: str) -> Job:
     return get_job(session=session, job_id=job_id)
 
 
-def retry_failed(*, session: Session, job_id: str) -> tuple[Job, int]:
+def retry_failed(session: Session, *, job_id: str) -> tuple[Job, int]:
     """Put a finished job's failed items back to pending (others are left alone); returns (job, how many)."""
     def retry() -> int:
         job = get_job(session=session, job_id=job_id)

@@ -90,7 +90,7 @@ def transition(session: Session, schedule_id: str, to: ScheduleState, *, commit:
                            **fields)
 
 
-def create_schedule(*, session: Session, name: str, workflow_ref: str, cron: str, timezone_name: str = "UTC",
+def create_schedule(session: Session, *, name: str, workflow_ref: str, cron: str, timezone_name: str = "UTC",
                     source: dict[str, Any], version: int | None = None, mapping: dict[str, str] | None = None,
                     fixed: dict[str, Any] | None = None, concurrency: int | None = None,
                     rate_per_minute: float | None = None, now: datetime | None = None) -> Schedule:
@@ -127,7 +127,7 @@ def _check_definition(info: VersionInfo, source: dict[str, Any], mapping: dict[s
     item_inputs(info.spec, records, mapping=mapping, fixed=fixed, required=info.required)
 
 
-def get_schedule(*, session: Session, ref: str) -> Schedule:
+def get_schedule(session: Session, *, ref: str) -> Schedule:
     """By id or by name."""
     schedule = session.get(Schedule, ref, populate_existing=True) or session.exec(
         select(Schedule).where(Schedule.name == ref)).first()
@@ -136,11 +136,11 @@ def get_schedule(*, session: Session, ref: str) -> Schedule:
     return schedule
 
 
-def list_schedules(*, session: Session) -> list[Schedule]:
+def list_schedules(session: Session) -> list[Schedule]:
     return list(session.exec(select(Schedule).order_by(Schedule.name)))
 
 
-def pause(*, session: Session, ref: str) -> Schedule:
+def pause(session: Session, *, ref: str) -> Schedule:
     schedule = get_schedule(session=session, ref=ref)
     moved = transition(session, schedule.id, ScheduleState.PAUSED)
     if moved is None:
@@ -149,7 +149,7 @@ def pause(*, session: Session, ref: str) -> Schedule:
     return moved
 
 
-def resume(*, session: Session, ref: str, now: datetime | None = None) -> Schedule:
+def resume(session: Session, *, ref: str, now: datetime | None = None) -> Schedule:
     """Resume at the next tick after now (ticks while paused are skipped, not made up)."""
     schedule = get_schedule(session=session, ref=ref)
     moved = transition(session, schedule.id, ScheduleState.ACTIVE, next_fire_at=_next_after(schedule, now or utcnow()))
@@ -159,7 +159,7 @@ def resume(*, session: Session, ref: str, now: datetime | None = None) -> Schedu
     return moved
 
 
-def delete_schedule(*, session: Session, ref: str) -> None:
+def delete_schedule(session: Session, *, ref: str) -> None:
     def remove() -> None:
         schedule_id = get_schedule(session=session, ref=ref).id
         if not session.execute(delete(Schedule).where(col(Schedule.id) == schedule_id)).rowcount:
@@ -169,7 +169,7 @@ def delete_schedule(*, session: Session, ref: str) -> None:
     session.commit()
 
 
-def list_fires(*, session: Session, schedule_id: str, limit: int = 100) -> list[tuple[ScheduleFire, Job | None]]:
+def list_fires(session: Session, *, schedule_id: str, limit: int = 100) -> list[tuple[ScheduleFire, Job | None]]:
     """Newest first, each with the job it started."""
     query = (select(ScheduleFire, Job).join(Job, col(Job.id) == col(ScheduleFire.job_id), isouter=True)
              .where(ScheduleFire.schedule_id == schedule_id).order_by(col(ScheduleFire.fire_time).desc()).limit(limit))

@@ -74,7 +74,7 @@ def transition(session: Session, run_id: str, to: RunState, *, where: Any = None
                            params=params, commit=commit, **fields)
 
 
-def get_run(*, session: Session, run_id: str) -> Run:
+def get_run(session: Session, *, run_id: str) -> Run:
     run = session.get(Run, run_id, populate_existing=True)
     if run is None:
         raise NotFound(f"No run '{run_id}'; list runs with GET /api/v1/runs.")
@@ -87,11 +87,11 @@ def read_run(run_id: str) -> Run:
         return get_run(session=session, run_id=run_id)
 
 
-def node_runs(*, session: Session, run_id: str) -> list[NodeRun]:
+def node_runs(session: Session, *, run_id: str) -> list[NodeRun]:
     return list(session.exec(select(NodeRun).where(NodeRun.run_id == run_id).order_by(NodeRun.id)))
 
 
-def list_runs(*, session: Session, workflow_id: str | None = None, state: RunState | None = None, limit: int = 100) -> list[Run]:
+def list_runs(session: Session, *, workflow_id: str | None = None, state: RunState | None = None, limit: int = 100) -> list[Run]:
     query = select(Run).order_by(col(Run.created_at).desc()).limit(limit)
     if workflow_id:
         query = query.where(Run.workflow_id == crud.get_workflow(session=session, ref=workflow_id).id)
@@ -136,7 +136,7 @@ def version_info(session: Session, version_id: str) -> VersionInfo:
     return info
 
 
-def create_run(*, session: Session, workflow_ref: str | None, inputs: dict[str, Any], version: int | None = None,
+def create_run(session: Session, *, workflow_ref: str | None, inputs: dict[str, Any], version: int | None = None,
                version_id: str | None = None, stream_node: str | None = None) -> Run:
     """Write a queued run after checking its inputs; the caller enqueues its id after commit.
 
@@ -239,7 +239,7 @@ def retry_later(session: Session, run_id: str, worker: str, *, error: str, delay
                       heartbeat_at=utcnow() + timedelta(seconds=delay))
 
 
-def request_cancel(*, session: Session, run_id: str) -> Run:
+def request_cancel(session: Session, *, run_id: str) -> Run:
     run = get_run(session=session, run_id=run_id)
     if run.state in TERMINAL_STATES:
         raise Conflict(f"Run {run_id} already {run.state.value}; only queued or running runs can be cancelled.")

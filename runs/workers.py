@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from runs.models import WorkerBeat
@@ -17,12 +16,6 @@ def beat(session: Session, *, name: str, queues: list[str]) -> None:
     row = session.get(WorkerBeat, name) or WorkerBeat(name=name)
     row.queues, row.last_seen = ",".join(queues), utcnow()
     session.add(row)
-    session.commit()
-
-
-def forget(session: Session, *, name: str) -> None:
-    session.execute(delete(WorkerBeat).where(col(WorkerBeat.name) == name))
-    session.commit()
 
 
 def live_workers(session: Session) -> dict[str, int]:

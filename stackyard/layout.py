@@ -10,7 +10,11 @@ and the ones it does, then every broken rule; it exits 1 when a rule is broken. 
 - state decisions live in their lifecycle modules (:data:`STATE_OWNERS`): elsewhere a state enum's member is
   only compared with, never passed, returned or stored; and states are compared by their enum, not spelled
   as strings;
-- one compare-and-set writes every ``state`` column: no other ``UPDATE … SET state`` and no ``row.state =``.
+- one compare-and-set writes every ``state`` column: no other ``UPDATE … SET state`` and no ``row.state =``;
+- one convention for sessions: a function that takes one takes it first, as ``session`` (not keyword-only);
+  (route handlers' ``SessionDep`` is injected by name, wherever it stands); whoever opens a session commits it (``store.db``'s scopes, ``api.deps.SessionDep``), and only the
+  modules in :data:`COMMITTERS` commit inside: a step other processes must see before it returns (a claim,
+  a dispatch plan, a run or job written before its message is sent).
 
 Imports are read with :mod:`ast`, those inside functions included: an import moved into a function to dodge
 a cycle is still a dependency.
@@ -61,6 +65,8 @@ STATE_OWNERS: dict[str, frozenset[str]] = {
     "FireState": frozenset({"jobs.schedules", "jobs.models"}),
 }
 THE_CAS = "store.transitions"
+COMMITTERS = frozenset({"store.db", "store.transitions", "runs.lifecycle", "jobs.lifecycle", "jobs.dispatch",
+                        "jobs.schedules"})
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,9 @@ def check(root: Path = ROOT) -> Report:
                 and edge.target.rpartition(".")[0] != edge.module.rpartition(".")[0]:
             report.problems.append(f"{where} imports {edge.target}, a private module of another package")
     for name, path in found.items():
-        report.problems.extend(state_problems(name, ast.parse(path.read_text(encoding="utf-8"), filename=str(path))))
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        report.problems.extend(state_problems(name, tree))
+        report.problems.extend(session_problems(name, tree))
     for cycle in cycles(report.uses):
         report.problems.append("import cycle between packages: " + " → ".join([*cycle, cycle[0]]))
     between_modules: dict[str, set[str]] = {}
@@ -173,6 +181,27 @@ def state_problems(name: str, tree: ast.AST) -> Iterator[str]:
             yield f"{where} spells a state as a string; compare with the state enum (or its lifecycle's sets)"
         elif name != THE_CAS and _writes_state(node):
             yield f"{where} writes a state column itself; move the state through its lifecycle's transition"
+
+
+def session_problems(name: str, tree: ast.AST) -> Iterator[str]:
+    """Where module ``name`` takes a session other than first, or commits one it did not open."""
+    for node in ast.walk(tree):
+        where = f"{name}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not _injected(node):
+            positional = [arg.arg for arg in (*node.args.posonlyargs, *node.args.args) if arg.arg not in ("self", "cls")]
+            if "session" in [arg.arg for arg in node.args.kwonlyargs] or (
+                    "session" in positional and positional[0] != "session"):
+                yield f"{where} {node.name}() takes its session other than first; make `session` its first parameter"
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "commit"
+              and isinstance(node.func.value, ast.Name) and node.func.value.id == "session" and name not in COMMITTERS):
+            yield (f"{where} commits a session it did not open; leave the commit to whoever opened it (or move "
+                   "the step into a lifecycle module)")
+
+
+def _injected(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A route handler's ``session: SessionDep`` is injected by name, wherever it stands."""
+    return any(arg.arg == "session" and isinstance(arg.annotation, ast.Name) and arg.annotation.id == "SessionDep"
+               for arg in (*node.args.args, *node.args.kwonlyargs))
 
 
 def _compared(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:

@@ -41,11 +41,11 @@ def checked(spec: WorkflowSpec) -> WorkflowSpec:
     return spec
 
 
-def list_workflows(*, session: Session) -> list[Workflow]:
+def list_workflows(session: Session) -> list[Workflow]:
     return list(session.exec(select(Workflow).order_by(Workflow.name)))
 
 
-def get_workflow(*, session: Session, ref: str) -> Workflow:
+def get_workflow(session: Session, *, ref: str) -> Workflow:
     """By id or by name."""
     workflow = session.get(Workflow, ref) or session.exec(select(Workflow).where(Workflow.name == ref)).first()
     if workflow is None:
@@ -63,7 +63,7 @@ def _name_free(session: Session, name: str, *, except_id: str | None = None) -> 
         raise Conflict(f"A workflow named '{name}' already exists; choose another name or save a new version of it.")
 
 
-def create_workflow(*, session: Session, name: str, description: str = "", spec: WorkflowSpec | None = None,
+def create_workflow(session: Session, *, name: str, description: str = "", spec: WorkflowSpec | None = None,
                     note: str = "") -> Workflow:
     if spec is not None:
         checked(spec)
@@ -83,7 +83,7 @@ def _insert_workflow(session: Session, name: str, description: str, spec: Workfl
     return workflow
 
 
-def rename_workflow(*, session: Session, ref: str, name: str, description: str | None = None) -> Workflow:
+def rename_workflow(session: Session, *, ref: str, name: str, description: str | None = None) -> Workflow:
     def rename() -> Workflow:
         workflow = get_workflow(session=session, ref=ref)
         _name_free(session, name, except_id=workflow.id)
@@ -98,7 +98,7 @@ def rename_workflow(*, session: Session, ref: str, name: str, description: str |
     return race_safe(session, rename, what=f"Renaming workflow '{ref}'")
 
 
-def delete_workflow(*, session: Session, ref: str) -> None:
+def delete_workflow(session: Session, *, ref: str) -> None:
     def remove() -> None:
         workflow_id = get_workflow(session=session, ref=ref).id
         if not session.execute(delete(Workflow).where(col(Workflow.id) == workflow_id)).rowcount:
@@ -121,25 +121,25 @@ def _insert_version(session: Session, workflow: Workflow, spec: WorkflowSpec, no
     return version
 
 
-def create_version(*, session: Session, ref: str, spec: WorkflowSpec, note: str = "") -> WorkflowVersion:
+def create_version(session: Session, *, ref: str, spec: WorkflowSpec, note: str = "") -> WorkflowVersion:
     """Save a new immutable version (number = previous + 1) after validating it."""
     checked(spec)
     return race_safe(session, lambda: _insert_version(session, get_workflow(session=session, ref=ref), spec, note),
                      what=f"Saving a version of workflow '{ref}'")
 
 
-def list_versions(*, session: Session, ref: str) -> list[WorkflowVersion]:
+def list_versions(session: Session, *, ref: str) -> list[WorkflowVersion]:
     workflow = get_workflow(session=session, ref=ref)
     query = select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow.id).order_by(WorkflowVersion.number)
     return list(session.exec(query))
 
 
-def get_version(*, session: Session, ref: str, number: int | None = None) -> WorkflowVersion:
+def get_version(session: Session, *, ref: str, number: int | None = None) -> WorkflowVersion:
     """A numbered version of a workflow (by id or name), or its newest when ``number`` is None."""
     return _one_version(session, WorkflowVersion, ref, number)
 
 
-def get_version_id(*, session: Session, ref: str, number: int | None = None) -> str:
+def get_version_id(session: Session, *, ref: str, number: int | None = None) -> str:
     """The id alone of what :func:`get_version` finds: no spec is read (the run hot path caches specs by id)."""
     return _one_version(session, WorkflowVersion.id, ref, number)
 
@@ -159,7 +159,7 @@ def _one_version(session: Session, what: Any, ref: str, number: int | None) -> A
     return found
 
 
-def get_version_by_id(*, session: Session, version_id: str) -> WorkflowVersion:
+def get_version_by_id(session: Session, *, version_id: str) -> WorkflowVersion:
     version = session.get(WorkflowVersion, version_id)
     if version is None:
         raise NotFound(f"No workflow version '{version_id}'.")
@@ -170,7 +170,7 @@ def version_spec(version: WorkflowVersion) -> WorkflowSpec:
     return WorkflowSpec.model_validate(version.spec)
 
 
-def import_definition(*, session: Session, spec: WorkflowSpec, name: str, note: str = "imported") -> WorkflowVersion:
+def import_definition(session: Session, *, spec: WorkflowSpec, name: str, note: str = "imported") -> WorkflowVersion:
     """Store an imported definition: a new workflow, or a new version if ``name`` exists."""
     checked(spec)
 

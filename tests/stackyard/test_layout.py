@@ -46,6 +46,9 @@ def plant(tree: Path, module: str, line: str) -> None:
      "writes a state column itself"),
     ("runs/trace.py", "update(NodeRun).where(True).values({'state': 'done'})", "writes a state column itself"),
     ("api/routes/apps.py", "x = None; x.state.value in ('succeeded', 'failed')", "spells a state as a string"),
+    ("apps/keys.py", "def touch(key, session): pass", "touch() takes its session other than first"),
+    ("workflows/crud.py", "def touch(*, session): pass", "touch() takes its session other than first"),
+    ("apps/publishing.py", "session = None; session.commit()", "commits a session it did not open"),
 ])
 def test_a_planted_breach_is_named(tree: Path, module: str, line: str, expected: str):
     assert layout.check(tree).problems == []
@@ -53,6 +56,11 @@ def test_a_planted_breach_is_named(tree: Path, module: str, line: str, expected:
     problems = layout.check(tree).problems
     assert any(expected in problem for problem in problems), problems
     assert any(problem.startswith(module[:-3].replace("/", ".") + ":") or "cycle" in problem for problem in problems)
+
+
+def test_a_route_handler_gets_its_session_injected_wherever_it_stands(tree: Path):
+    plant(tree, "api/routes/runs.py", "def handler(run_id: str, session: SessionDep): pass")
+    assert layout.check(tree).problems == []
 
 
 def test_comparing_with_a_state_is_reading_not_deciding(tree: Path):
