@@ -2,76 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from fastapi import APIRouter, Header, Request, Response, status
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.openapi import API_KEY, BODY, KEY_WHY, WRITE, errors, request_body, schema_of
 from api.routes.runs import FINISHED, snapshot, wait_for
-from api.schemas import RunPublic
+from api.schemas.apps import AppRunRequest, KeyCreate, KeyCreated, KeyPublic, PublicationPublic, PublishRequest
+from api.schemas.runs import RunPublic
 from apps import chat, keys, limits, publishing
 from apps.models import ApiKey
 from runs import lifecycle as runs
 from store.db import autocommit_scope
-from workflows.bounds import PositiveInt32, Text
+from workflows.bounds import Text
 
 router = APIRouter(prefix="/api/v1", tags=["apps"], route_class=LimitedRoute, responses=errors(400, 401, 429))
-
-
-class PublishRequest(BaseModel):
-    workflow: Text = Field(min_length=1, description="Workflow id or name")
-    slug: str = Field(max_length=64, json_schema_extra={"pattern": publishing.SLUG.pattern},
-                      description="Lowercase letters, digits and dashes, e.g. support-bot")
-    version: PositiveInt32 | None = Field(default=None, strict=True, description="Default: the newest version")
-    message: Text | None = Field(default=None, max_length=200)
-    history: Text | None = Field(default=None, max_length=200)
-    reply: Text | None = Field(default=None, max_length=200)
-    sources: Text | None = Field(default=None, max_length=200)
-    max_concurrency: int | None = Field(default=None, ge=1, le=1000, strict=True)
-
-
-class PublicationPublic(BaseModel):
-    slug: str
-    workflow_id: str
-    version_id: str
-    version: int | None = None
-    message_input: str
-    history_input: str | None
-    reply_output: str
-    sources_output: str | None
-    max_concurrency: int
-    updated_at: datetime
-
-
-class KeyCreate(BaseModel):
-    name: Text = Field(default="", max_length=200)
-    app: Text | None = Field(default=None, max_length=64, description="Slug the key is limited to; omit for every app")
-    rate_per_minute: int = Field(default=60, ge=1, le=100000, strict=True)
-
-
-class KeyPublic(BaseModel):
-    id: str
-    name: str
-    prefix: str
-    app_slug: str | None
-    rate_per_minute: int
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-
-class KeyCreated(KeyPublic):
-    key: str = Field(description="Shown once; only its hash is stored")
-
-
-class AppRunRequest(BaseModel):
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    wait: float | None = Field(default=None, ge=0, le=300, strict=True)
 
 
 def _publication_public(session, publication) -> PublicationPublic:

@@ -13,11 +13,11 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, status
-from pydantic import BaseModel
 
 from api.bodies import LimitedRoute
 from api.errors import RequestTooLarge
 from api.openapi import BINARY, BODY, errors, request_body
+from api.schemas.editor import ConnectCheck
 from stackyard.errors import StackyardError
 from stackyard.settings import get_settings
 from workflows.graph import check_connection
@@ -32,12 +32,6 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 class BadFileName(StackyardError):
     status = 422
     field = "name"
-
-
-class ConnectCheck(BaseModel):
-    spec: dict[str, Any]
-    sender: str
-    receiver: str
 
 
 @router.post("/connect-check", responses=errors(*BODY))

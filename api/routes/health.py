@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from api.bodies import LimitedRoute
 from api.openapi import errors
-from api.schemas import Readiness
+from api.schemas.health import Readiness
 from store.db import get_engine
 
 router = APIRouter(tags=["health"], route_class=LimitedRoute, responses=errors(400))

@@ -13,120 +13,33 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.errors import RequestTooLarge
 from api.openapi import BINARY, BODY, TEXT, WRITE, errors, request_body, schema_of
+from api.schemas.jobs import (
+    FirePublic,
+    JobCreate,
+    JobItemPublic,
+    JobPublic,
+    ScheduleCreate,
+    SchedulePublic,
+)
 from jobs import lifecycle as jobs
 from jobs import schedules
 from jobs.models import ItemState, Job, JobState, Schedule, ScheduleState
-from jobs.sources import BadJobSource, SourceSpec
+from jobs.sources import BadJobSource
 from runs import workers
 from stackyard.settings import get_settings
 from store.db import session_scope
 from worker import batch
 from workflows import crud
-from workflows.bounds import INT32_MAX, NO_NUL, PositiveInt32, Text
+from workflows.bounds import INT32_MAX, NO_NUL, Text
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"], route_class=LimitedRoute, responses=errors(400, 401, 429))
 PAGE = 500
-
-
-class JobDefinition(BaseModel):
-    workflow: Text = Field(min_length=1, description="Workflow id or name")
-    version: PositiveInt32 | None = Field(default=None, strict=True, description="Default: the newest version")
-    source: SourceSpec
-    mapping: dict[str, str] = Field(default_factory=dict, description="Declared input → column / key / 'path'")
-    fixed: dict[str, Any] = Field(default_factory=dict, description="Inputs given to every item")
-    concurrency: int | None = Field(default=None, ge=1, le=1000, strict=True, description="Items in flight at most")
-    rate_per_minute: float | None = Field(default=None, gt=0, le=100_000, strict=True,
-                                          description="Items started per minute at most")
-
-
-class JobCreate(JobDefinition):
-    name: Text = Field(default="", max_length=200)
-
-
-class JobPublic(BaseModel):
-    id: str
-    name: str
-    workflow_id: str
-    version_id: str
-    state: JobState
-    queue: str
-    source: dict[str, Any]
-    mapping: dict[str, str]
-    fixed: dict[str, Any]
-    concurrency: int
-    rate_per_minute: float | None
-    total: int
-    done: int
-    failed: int
-    cancelled: int
-    running: int
-    queued: int
-    pending: int
-    documents_written: int | None
-    eta_seconds: float | None
-    schedule_id: str | None
-    error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    notice: str | None = None
-
-
-class JobItemPublic(BaseModel):
-    index: int
-    state: ItemState
-    inputs: dict[str, Any]
-    outputs: dict[str, Any] | None
-    error: str | None
-    documents_written: int | None
-    attempts: int
-    dispatches: int
-    worker: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_ms: float | None
-
-
-class ScheduleCreate(JobDefinition):
-    name: Text = Field(min_length=1, max_length=200)
-    cron: Text = Field(min_length=1, max_length=200, description="5 fields, or 6 with seconds last")
-    timezone: Text = Field(default="UTC", max_length=64)
-
-
-class SchedulePublic(BaseModel):
-    id: str
-    name: str
-    workflow_id: str
-    version: int | None
-    cron: str
-    timezone: str
-    state: ScheduleState
-    source_type: str
-    mapping: dict[str, str]
-    fixed: dict[str, Any]
-    concurrency: int
-    rate_per_minute: float | None
-    next_fire_at: datetime
-    next_fires: list[datetime] = Field(default_factory=list, description="The next ticks, in the schedule's timezone")
-    created_at: datetime
-
-
-class FirePublic(BaseModel):
-    fire_time: datetime
-    state: str
-    job_id: str | None
-    job_state: JobState | None
-    missed: int
-    scheduler: str
-    error: str | None
-    created_at: datetime
 
 
 def job_public(session, job: Job, progress: jobs.Progress | None = None) -> JobPublic:

@@ -15,36 +15,22 @@ from typing import Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.openapi import API_KEY, BODY, KEY_WHY, TEXT, errors, request_body, schema_of
 from api.routes.apps import admit, authenticated, caller
 from api.routes.runs import wait_for
+from api.schemas.openai import ChatCompletionRequest
 from apps import chat, publishing
 from runs import lifecycle as runs
 from runs.models import RunState
 from stackyard.errors import StackyardError
 from store.db import session_scope
-from workflows.bounds import Text
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=LimitedRoute, dependencies=[API_KEY],
                    responses=errors(400, 401, 422, 429, openai=True, why=KEY_WHY))
 COMPLETION_TIMEOUT_SECONDS = 300.0
-
-
-class ChatMessageIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    role: str
-    content: Any = None
-
-
-class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")  # temperature, max_tokens…: accepted, the workflow decides
-    model: Text = Field(description="The published app's slug")
-    messages: list[ChatMessageIn] = Field(min_length=1)
-    stream: bool = Field(default=False, strict=True)
 
 
 class RunFailed(StackyardError):

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.openapi import BODY, WRITE, errors
-from api.schemas import NodeRunPublic, RunCreate, RunPublic
+from api.schemas.runs import NodeRunPublic, RunCreate, RunPublic
 from runs import lifecycle as runs
 from runs import workers
 from runs.models import Run, RunState

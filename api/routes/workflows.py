@@ -11,7 +11,14 @@ from starlette.concurrency import run_in_threadpool
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.openapi import BODY, PIPELINE, WRITE, errors, request_body
-from api.schemas import ValidationResult, VersionCreate, VersionPublic, WorkflowCreate, WorkflowPublic, WorkflowUpdate
+from api.schemas.workflows import (
+    ValidationResult,
+    VersionCreate,
+    VersionPublic,
+    WorkflowCreate,
+    WorkflowPublic,
+    WorkflowUpdate,
+)
 from stackyard.redact import redact_data
 from workflows import crud
 from workflows.bounds import NO_NUL, PositiveInt32, Text

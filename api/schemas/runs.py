@@ -1,4 +1,4 @@
-"""Request and response shapes of the HTTP API."""
+"""Shapes of runs: start one, read one with its node rows."""
 
 from __future__ import annotations
 
@@ -9,44 +9,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from runs.lifecycle import TERMINAL_STATES
 from runs.models import NodeState, RunState
-from workflows.bounds import PositiveInt32, Text
-
-
-class WorkflowCreate(BaseModel):
-    name: Text = Field(min_length=1, max_length=200)
-    description: Text = Field(default="", max_length=2000)
-    spec: dict[str, Any] | None = None
-    note: Text = Field(default="", max_length=2000)
-
-
-class WorkflowUpdate(BaseModel):
-    name: Text = Field(min_length=1, max_length=200)
-    description: Text | None = Field(default=None, max_length=2000)
-
-
-class WorkflowPublic(BaseModel):
-    id: str
-    name: str
-    description: str
-    created_at: datetime
-    updated_at: datetime
-    latest_version: int | None = None
-    published: dict[str, int] = Field(default_factory=dict, description="slug → version number it serves")
-
-
-class VersionCreate(BaseModel):
-    spec: dict[str, Any]
-    note: Text = Field(default="", max_length=2000)
-
-
-class VersionPublic(BaseModel):
-    id: str
-    workflow_id: str
-    number: int
-    note: str
-    needs_gpu: bool
-    created_at: datetime
-    spec: dict[str, Any]
+from workflows.bounds import PositiveInt32
 
 
 class RunCreate(BaseModel):
@@ -91,13 +54,3 @@ class RunPublic(BaseModel):
     @property
     def finished(self) -> bool:
         return self.state in TERMINAL_STATES
-
-
-class ValidationResult(BaseModel):
-    valid: bool
-    issues: list[dict[str, Any]]
-
-
-class Readiness(BaseModel):
-    status: str = Field(description="ready, or not ready")
-    checks: dict[str, str] = Field(description="database / broker → ok, or why it is unreachable")

@@ -1,0 +1,62 @@
+"""Shapes of published apps and API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from apps import publishing
+from workflows.bounds import PositiveInt32, Text
+
+
+class PublishRequest(BaseModel):
+    workflow: Text = Field(min_length=1, description="Workflow id or name")
+    slug: str = Field(max_length=64, json_schema_extra={"pattern": publishing.SLUG.pattern},
+                      description="Lowercase letters, digits and dashes, e.g. support-bot")
+    version: PositiveInt32 | None = Field(default=None, strict=True, description="Default: the newest version")
+    message: Text | None = Field(default=None, max_length=200)
+    history: Text | None = Field(default=None, max_length=200)
+    reply: Text | None = Field(default=None, max_length=200)
+    sources: Text | None = Field(default=None, max_length=200)
+    max_concurrency: int | None = Field(default=None, ge=1, le=1000, strict=True)
+
+
+class PublicationPublic(BaseModel):
+    slug: str
+    workflow_id: str
+    version_id: str
+    version: int | None = None
+    message_input: str
+    history_input: str | None
+    reply_output: str
+    sources_output: str | None
+    max_concurrency: int
+    updated_at: datetime
+
+
+class KeyCreate(BaseModel):
+    name: Text = Field(default="", max_length=200)
+    app: Text | None = Field(default=None, max_length=64, description="Slug the key is limited to; omit for every app")
+    rate_per_minute: int = Field(default=60, ge=1, le=100000, strict=True)
+
+
+class KeyPublic(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    app_slug: str | None
+    rate_per_minute: int
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="Shown once; only its hash is stored")
+
+
+class AppRunRequest(BaseModel):
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    wait: float | None = Field(default=None, ge=0, le=300, strict=True)
