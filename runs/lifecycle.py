@@ -251,13 +251,13 @@ def request_cancel(session: Session, *, run_id: str) -> Run:
     return get_run(session=session, run_id=run_id)
 
 
-def reap(session: Session, *, now: datetime | None = None, grace: float = 30.0) -> tuple[list[str], list[str]]:
+def reap(session: Session, *, now: datetime | None = None, grace: float = 30.0) -> tuple[list[Run], list[Run]]:
     """Fail runs past their hard limit; put runs of dead workers back to retrying.
 
-    Returns (ids to re-enqueue, ids failed)."""
+    Returns (runs to re-enqueue, runs failed), as the moves left them."""
     now = now or utcnow()
-    requeue: list[str] = []
-    failed: list[str] = []
+    requeue: list[Run] = []
+    failed: list[Run] = []
     running = session.exec(select(Run).where(Run.state == RunState.RUNNING)).all()
     for run in running:
         elapsed = now - as_utc(run.started_at or run.created_at)
@@ -266,14 +266,15 @@ def reap(session: Session, *, now: datetime | None = None, grace: float = 30.0) 
         same_attempt = col(Run.attempts) == run.attempts
         # Past the limit (plus grace for a live worker): the hard limit killed it or will; don't retry.
         if elapsed > limit + timedelta(seconds=grace) or (stale and elapsed >= limit):
-            if transition(session, run.id, RunState.FAILED, where=same_attempt, commit=False,
-                          error=f"exceeded the hard time limit of {run.hard_time_limit:g} s and was reaped"):
+            moved = transition(session, run.id, RunState.FAILED, where=same_attempt, commit=False,
+                               error=f"exceeded the hard time limit of {run.hard_time_limit:g} s and was reaped")
+            if moved is not None:
                 _interrupted(session, run.id, run.attempts, "stopped at the run's hard time limit")
-                failed.append(run.id)
-        elif stale and transition(session, run.id, RunState.RETRYING, where=same_attempt, commit=False,
-                                  heartbeat_at=now):  # the caller sends it now
+                failed.append(moved)
+        elif stale and (moved := transition(session, run.id, RunState.RETRYING, where=same_attempt, commit=False,
+                                            heartbeat_at=now)) is not None:  # the caller sends it now
             _interrupted(session, run.id, run.attempts, "its worker stopped (lease expired); the run was re-enqueued")
-            requeue.append(run.id)
+            requeue.append(moved)
         session.commit()
     return requeue, failed
 

@@ -18,7 +18,6 @@ import threading
 from runs import lifecycle as runs
 from runs import workers
 from runs.lifecycle import QueueDepths
-from runs.models import Run
 from store.clock import utcnow
 from store.db import session_scope
 from worker import batch, notify
@@ -32,13 +31,12 @@ INTERVAL_SECONDS = 5.0
 def reap_once() -> list[str]:
     with session_scope() as session:
         requeue, failed = runs.reap(session)
-        rows = [session.get(Run, run_id) for run_id in requeue]
-    for run_id in failed:
-        notify.announce(run_id, "failed")
-    for run in rows:
+    for run in failed:
+        notify.announce(run.id, run.state.value, error=run.error)
+    for run in requeue:
         log.warning("run %s lost its worker; re-enqueued (attempt %s)", run.id, run.attempts + 1)
         enqueue(run)
-    return requeue
+    return [run.id for run in requeue]
 
 
 def look_at_queues(queues: list[str]) -> QueueDepths | None:

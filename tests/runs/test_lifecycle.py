@@ -19,6 +19,12 @@ from workflows.execute import BadRunInputs
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
 
 
+def ids(reaped: tuple[list[Run], list[Run]]) -> tuple[list[str], list[str]]:
+    requeue, failed = reaped
+    assert all(run.state == RunState.RETRYING for run in requeue) and all(run.state == RunState.FAILED for run in failed)
+    return [run.id for run in requeue], [run.id for run in failed]
+
+
 def test_a_run_of_a_version_deleted_after_it_was_read_is_not_found_and_nothing_is_stored(workflow):
     with session_scope() as session:
         version_id = crud.get_version_id(session=session, ref=workflow, number=None)
@@ -83,7 +89,7 @@ def test_reaper_requeues_dead_workers_runs_and_fails_runs_past_the_hard_limit(wo
         row = session.get(Run, overdue)
         row.started_at = now - timedelta(seconds=row.hard_time_limit + 60)
         session.commit()
-        assert runs.reap(session) == ([stale], [overdue])
+        assert ids(runs.reap(session)) == ([stale], [overdue])
     assert state_of(stale).state == RunState.RETRYING
     assert state_of(overdue).state == RunState.FAILED
     assert f"hard time limit of {state_of(overdue).hard_time_limit:g} s" in state_of(overdue).error
@@ -204,7 +210,7 @@ def test_nodes_a_dead_attempt_left_running_read_interrupted_once_the_run_moves_o
     record(run_id, 1, prompt="done", embedder="running")                      # SIGKILLed mid-embedder
     age(run_id, 0, heartbeat_at=utcnow() - timedelta(seconds=runs.LEASE_SECONDS + 1))
     with session_scope() as session:
-        assert runs.reap(session) == ([run_id], [])
+        assert ids(runs.reap(session)) == ([run_id], [])
     assert trace_of(run_id) == [(1, "prompt", "done"), (1, "embedder", "interrupted")]
     with session_scope() as session:
         rows = runs.node_runs(session=session, run_id=run_id)
@@ -231,6 +237,6 @@ def test_nodes_of_a_run_taken_over_or_failed_at_its_hard_limit_read_interrupted(
         row = session.get(Run, overdue)
         row.started_at = utcnow() - timedelta(seconds=row.hard_time_limit + 60)
         session.commit()
-        assert runs.reap(session) == ([], [overdue])
+        assert ids(runs.reap(session)) == ([], [overdue])
     assert trace_of(taken) == [(1, "embedder", "interrupted")]
     assert trace_of(overdue) == [(1, "llm", "interrupted")]
