@@ -35,11 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 _TOP_DOWN = (
     ("stackyard", "settings, logs, redaction, the error base; the CLI, processes, web app and this check"),
     ("ui", "Gradio pages and their static files"),
-    ("api", "FastAPI: app, errors, auth, metrics, thin routes, request and response shapes"),
-    ("apps", "published apps: publishing, API keys, limits, chat serving"),
+    ("api", "FastAPI: app, errors, auth and admin sessions, metrics, thin routes, request and response shapes"),
+    ("apps", "published apps: their tables, publishing, API keys, limits, chat serving (one reply reader)"),
     ("worker", "Celery: app, tasks, the attempt executor, reaper, model cache"),
-    ("jobs", "batch jobs and schedules: lifecycle, sources, dispatch, stats, their models"),
-    ("runs", "the run lifecycle: states, transitions, claim, lease and retry, the trace, worker liveness, stats"),
+    ("jobs", "batch jobs and schedules: their tables, lifecycle, sources, dispatch, stats"),
+    ("runs", "runs: their tables, the lifecycle (every run decision), the attempt policy runs and job items share, "
+             "the trace, worker liveness, stats"),
     ("workflows", "the definition: spec, allowlist, validation, build, io, execute, graph, palette, versions"),
     ("store", "persistence plumbing: engine and sessions, race handling, the compare-and-set, migrations"),
     ("nodes", "the palette's catalog and Stackyard's own components"),
