@@ -81,7 +81,7 @@ class Recording:
             raise
 
     def _write(self, session: Any, dirty: list[int]) -> None:
-        from sqlalchemy import insert, update
+        from sqlalchemy import insert
 
         with self._lock:
             work = [(index, self._ids[index], dict(self._rows[index])) for index in dirty]
@@ -95,8 +95,9 @@ class Recording:
                 for (index, _), new_id in zip(new, ids, strict=True):
                     self._ids[index] = new_id
         for _, row_id, values in work:
-            if row_id is not None:
-                session.execute(update(NodeRun).where(NodeRun.id == row_id).values(**values))
+            if row_id is not None:  # a node that ended: unless the run moved on without this attempt (interrupted)
+                ended = values.pop("state")
+                compare_and_set_rows(session, NodeRun, ended, {NodeState.RUNNING}, NodeRun.id == row_id, **values)
 
 
 def interrupt(session: Any, run_id: str, *, through_attempt: int, reason: str) -> int:

@@ -59,8 +59,10 @@ def compare_and_set_rows(session: Session, model: type[SQLModel], to: Any, allow
     """Set ``state`` to ``to`` on every row matching ``where`` whose state is in ``allowed_from``.
 
     Returns the moved rows' ids and ``returning`` columns (one round trip)."""
+    if not where:
+        raise ValueError("compare_and_set_rows needs a condition: without one it would move every row of the table")
     table = model.__table__
-    guard = Sql(and_(*where)) if where else None
+    guard = Sql(and_(*where))
     rows = [dict(row) for row in _execute(session, model, to, allowed_from, guard, None, {},
                                           (table.c.id, *returning), fields)]
     if commit:

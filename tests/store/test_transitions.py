@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import col
 
 from runs import lifecycle as runs
@@ -45,3 +46,10 @@ def test_a_condition_over_many_rows_moves_only_those_its_state_allows_and_is_not
     assert {row["state"] for row in moved} == {RunState.CANCELLED}
     assert [state_of(run_id).state for run_id in ids] == [RunState.RUNNING, RunState.CANCELLED, RunState.CANCELLED]
     assert state_of(ids[1]).error == "stopped"
+
+
+def test_a_condition_is_required_to_move_many_rows(workflow):
+    run_id = new_run(workflow)
+    with autocommit_scope() as session, pytest.raises(ValueError, match="needs a condition"):
+        transitions.compare_and_set_rows(session, Run, RunState.CANCELLED, {RunState.QUEUED})
+    assert state_of(run_id).state == RunState.QUEUED
