@@ -19,7 +19,7 @@ from apps.models import Publication
 from runs import lifecycle as runs
 from runs.models import Run
 from stackyard.errors import StackyardError
-from store.db import autocommit_scope
+from store.db import autocommit_scope, session_scope
 from worker import streams
 from worker.enqueue import enqueue_new
 from workflows.spec import split_socket
@@ -108,13 +108,27 @@ def sources(publication: Publication, outputs: dict[str, Any] | None) -> list[di
     return [doc for doc in value if isinstance(doc, dict)] if isinstance(value, list) else []
 
 
+class ReplyTimedOut(StackyardError):
+    status = 504
+
+
+def cancel(run_id: str) -> None:
+    """Stop a run nobody waits for any more (its client left, or its reply timed out); a finished run stays."""
+    try:
+        with session_scope() as session:
+            runs.request_cancel(session, run_id=run_id)
+    except StackyardError:
+        pass  # already finished
+
+
 async def follow(run_id: str, *, timeout: float = REPLY_TIMEOUT_SECONDS,
                  left: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[str | Run]:
     """Follow a run to its end: yields each token as the worker streams it (when Redis carries streams),
-    then the run as it stands once it ended, or once ``timeout`` seconds passed.
+    then the finished run.
 
-    ``left`` is asked between reads; when it says the client went away, ``asyncio.CancelledError`` is raised
-    (the caller cancels the run)."""
+    After ``timeout`` seconds the run is cancelled and :class:`ReplyTimedOut` raised. ``left`` is asked
+    between reads; when it says the client went away, ``asyncio.CancelledError`` is raised (the caller
+    cancels the run)."""
     deadline = time.monotonic() + timeout
 
     async def check() -> None:
@@ -124,14 +138,19 @@ async def follow(run_id: str, *, timeout: float = REPLY_TIMEOUT_SECONDS,
     if streams.available():
         async for item in streams.read(run_id, block_ms=1000):
             await check()
+            if streams.END in item or time.monotonic() > deadline:
+                break
             if "t" in item:
                 yield item["t"]
-            elif streams.END in item or time.monotonic() > deadline:
-                break
             elif (await run_in_threadpool(runs.read_run, run_id)).state in runs.TERMINAL_STATES:
                 break  # ended before any token (e.g. failed while building)
     run = await run_in_threadpool(runs.read_run, run_id)
-    while run.state not in runs.TERMINAL_STATES and time.monotonic() < deadline:
+    while run.state not in runs.TERMINAL_STATES:
+        if time.monotonic() > deadline:
+            await run_in_threadpool(cancel, run_id)
+            raise ReplyTimedOut(f"Run {run_id} was still {run.state.value} after {timeout:g} s and was cancelled. "
+                                "Make the workflow faster, or start it with POST /api/v1/apps/{slug}/run and "
+                                "poll GET /api/v1/runs/{id}.")
         await check()
         await asyncio.sleep(POLL_SECONDS)
         run = await run_in_threadpool(runs.read_run, run_id)

@@ -55,15 +55,21 @@ async def respond(message: str, history: list[dict[str, Any]], request: gr.Reque
 
 
 async def _reply(publication, run_id: str) -> AsyncIterator[str]:  # noqa: ANN001 - a Publication row
-    reply = ""
-    async for item in chat.follow(run_id):
-        if isinstance(item, str):
-            reply += item
-            yield reply
-        elif item.state != RunState.SUCCEEDED:
-            yield f"{reply}\n\n⚠️ The run {item.state.value}: {item.error}"
-        else:
-            yield chat.reply_text(publication, item.outputs) + format_sources(chat.sources(publication, item.outputs))
+    reply, result = "", None
+    try:
+        async for item in chat.follow(run_id):
+            if isinstance(item, str):
+                reply += item
+                yield reply
+            else:
+                result = item
+    except chat.ReplyTimedOut as exc:
+        yield f"{reply}\n\n⚠️ {exc}"
+        return
+    if result.state != RunState.SUCCEEDED:
+        yield f"{reply}\n\n⚠️ The run {result.state.value}: {result.error}"
+    else:
+        yield chat.reply_text(publication, result.outputs) + format_sources(chat.sources(publication, result.outputs))
 
 
 def build() -> gr.Blocks:

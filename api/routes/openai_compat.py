@@ -53,44 +53,43 @@ def _chunk(completion_id: str, model: str, delta: dict[str, Any], finish: str | 
     return f"data: {json.dumps(payload)}\n\n"
 
 
-def _cancel(run_id: str) -> None:
-    try:
-        with session_scope() as session:
-            runs.request_cancel(session=session, run_id=run_id)
-    except StackyardError:
-        pass  # already finished
-
-
 async def _events(request: Request, publication, run_id: str, model: str) -> AsyncIterator[str]:
     completion_id = f"chatcmpl-{run_id}"
     yield _chunk(completion_id, model, {"role": "assistant", "content": ""})
     streamed, result = False, None
     try:
-        async for item in chat.follow(run_id, timeout=COMPLETION_TIMEOUT_SECONDS, left=request.is_disconnected):
-            if isinstance(item, str):
-                streamed = True
-                yield _chunk(completion_id, model, {"content": item})
-            else:
-                result = item
-        if result.state != RunState.SUCCEEDED:
-            error = {"message": f"The workflow run {run_id} {result.state.value}: {result.error}", "type": "server_error",
-                     "param": None, "code": "run_failed"}
-            yield f"data: {json.dumps({'error': error})}\n\n"
+        try:
+            async for item in chat.follow(run_id, timeout=COMPLETION_TIMEOUT_SECONDS, left=request.is_disconnected):
+                if isinstance(item, str):
+                    streamed = True
+                    yield _chunk(completion_id, model, {"content": item})
+                else:
+                    result = item
+        except chat.ReplyTimedOut as exc:
+            yield _error_event(str(exc), "timeout")
         else:
-            if not streamed:  # a generator that does not stream, or no Redis: send the reply whole
-                yield _chunk(completion_id, model, {"content": chat.reply_text(publication, result.outputs)})
-            extra: dict[str, Any] = {}
-            if (usage := chat.usage(publication, result.outputs)) is not None:
-                extra["usage"] = usage
-            sources = chat.sources(publication, result.outputs)
-            if sources:
-                extra["sources"] = sources
-            yield _chunk(completion_id, model, {}, "stop", **extra)
+            if result.state != RunState.SUCCEEDED:
+                yield _error_event(f"The workflow run {run_id} {result.state.value}: {result.error}", "run_failed")
+            else:
+                if not streamed:  # a generator that does not stream, or no Redis: send the reply whole
+                    yield _chunk(completion_id, model, {"content": chat.reply_text(publication, result.outputs)})
+                extra: dict[str, Any] = {}
+                if (usage := chat.usage(publication, result.outputs)) is not None:
+                    extra["usage"] = usage
+                sources = chat.sources(publication, result.outputs)
+                if sources:
+                    extra["sources"] = sources
+                yield _chunk(completion_id, model, {}, "stop", **extra)
         yield "data: [DONE]\n\n"
     except (asyncio.CancelledError, GeneratorExit):
         # The client left: stop the work. Synchronously, since nothing can be awaited in a cancelled scope.
-        _cancel(run_id)
+        chat.cancel(run_id)
         raise
+
+
+def _error_event(message: str, code: str) -> str:
+    error = {"message": message, "type": "server_error", "param": None, "code": code}
+    return f"data: {json.dumps({'error': error})}\n\n"
 
 
 _REPLY = {"description": "The reply; with `stream: true`, Server-Sent Events in OpenAI's chunk format",

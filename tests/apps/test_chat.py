@@ -10,7 +10,7 @@ import pytest
 
 from apps import chat
 from runs.models import RunState
-from tests.support.workflows import new_run
+from tests.support.workflows import new_run, state_of
 from worker.runner import execute
 
 
@@ -25,11 +25,13 @@ def test_a_finished_run_is_yielded_once_with_its_outputs(workflow):
     assert (run.id, run.state, run.outputs) == (run_id, RunState.SUCCEEDED, {"greeting": "Hello Ada"})
 
 
-def test_a_run_that_does_not_end_is_yielded_as_it_stands_after_the_timeout(workflow):
+def test_a_run_that_does_not_end_in_time_is_cancelled_and_the_reader_told_why(workflow):
     run_id = new_run(workflow)              # queued; no worker takes it
     started = time.monotonic()
-    [run] = asyncio.run(collect(run_id, timeout=0.3))
-    assert run.state == RunState.QUEUED and 0.3 <= time.monotonic() - started < 5
+    with pytest.raises(chat.ReplyTimedOut, match=f"Run {run_id} was still queued after 0.3 s and was cancelled"):
+        asyncio.run(collect(run_id, timeout=0.3))
+    assert 0.3 <= time.monotonic() - started < 5
+    assert state_of(run_id).state == RunState.CANCELLED     # nobody waits for it any more: no worker spends time on it
 
 
 def test_a_client_that_left_stops_the_reading(workflow):
