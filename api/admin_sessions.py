@@ -38,6 +38,7 @@ def open_session(session: Session, *, lifetime_seconds: float) -> str:
     session.exec(delete(AdminSession).where(AdminSession.expires_at < now))
     row = AdminSession(id=secrets.token_urlsafe(32), created_at=now, expires_at=now + timedelta(seconds=lifetime_seconds))
     session.add(row)
+    session.flush()
     return row.id
 
 

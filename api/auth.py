@@ -6,7 +6,7 @@ their own credentials: the OpenAI-compatible API and ``/api/v1/apps/*`` (API key
 pages. Scripts may send ``Authorization: Basic`` (user ``admin``) instead of the cookie.
 
 The cookie is ``<session id>.<HMAC>`` keyed by a PBKDF2 key derived from the password. The id names a
-server-side row (:mod:`workflows.admin_sessions`): ``/logout`` deletes it, so the cookie stops working
+server-side row (:mod:`api.admin_sessions`): ``/logout`` deletes it, so the cookie stops working
 at once, and changing the password logs every session out. Browsers asking for a page are redirected to
 ``/login``; API clients get 401 in the usual error shape. Failed logins, by form or by HTTP Basic, are
 throttled per client and overall (:func:`apps.limits.admit_login_attempt`): past the limit every attempt

@@ -38,6 +38,7 @@ def create_key(session: Session, *, name: str = "", app_slug: str | None = None,
     key = f"sy_{prefix}_{secrets.token_urlsafe(32)}"
     row = ApiKey(name=name, prefix=f"sy_{prefix}", key_hash=_hash(key), app_slug=app_slug, rate_per_minute=rate_per_minute)
     session.add(row)
+    session.flush()
     return row, key
 
 

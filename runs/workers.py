@@ -16,6 +16,7 @@ def beat(session: Session, *, name: str, queues: list[str]) -> None:
     row = session.get(WorkerBeat, name) or WorkerBeat(name=name)
     row.queues, row.last_seen = ",".join(queues), utcnow()
     session.add(row)
+    session.flush()
 
 
 def live_workers(session: Session) -> dict[str, int]:
