@@ -67,6 +67,7 @@ WHY: dict[int, str] = {
          "after Retry-After seconds.",
     502: "The workflow run failed or was cancelled; the message says why.",
     503: "The broker is unreachable, so nothing was queued (STACKYARD_BROKER_URL).",
+    504: "The reply did not come within its time limit; the run was cancelled and the message says what to do.",
 }
 KEY_WHY: dict[int, str] = {
     401: "Missing, invalid or revoked API key: send 'Authorization: Bearer <key>'.",

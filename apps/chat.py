@@ -121,6 +121,13 @@ def cancel(run_id: str) -> None:
         pass  # already finished
 
 
+def timed_out(run: Run, timeout: float) -> ReplyTimedOut:
+    """A reply nobody will wait for any longer: its run is cancelled, and the error says what to do."""
+    cancel(run.id)
+    return ReplyTimedOut(f"Run {run.id} was still {run.state.value} after {timeout:g} s and was cancelled. Make the "
+                         "workflow faster, or start it with POST /api/v1/apps/{slug}/run and poll GET /api/v1/runs/{id}.")
+
+
 async def follow(run_id: str, *, timeout: float = REPLY_TIMEOUT_SECONDS,
                  left: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[str | Run]:
     """Follow a run to its end: yields each token as the worker streams it (when Redis carries streams),
@@ -147,10 +154,7 @@ async def follow(run_id: str, *, timeout: float = REPLY_TIMEOUT_SECONDS,
     run = await run_in_threadpool(runs.read_run, run_id)
     while run.state not in runs.TERMINAL_STATES:
         if time.monotonic() > deadline:
-            await run_in_threadpool(cancel, run_id)
-            raise ReplyTimedOut(f"Run {run_id} was still {run.state.value} after {timeout:g} s and was cancelled. "
-                                "Make the workflow faster, or start it with POST /api/v1/apps/{slug}/run and "
-                                "poll GET /api/v1/runs/{id}.")
+            raise await run_in_threadpool(timed_out, run, timeout)
         await check()
         await asyncio.sleep(POLL_SECONDS)
         run = await run_in_threadpool(runs.read_run, run_id)

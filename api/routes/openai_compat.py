@@ -99,7 +99,7 @@ _NOT_A_CHAT = {**KEY_WHY, 400: "The body is not a chat request in OpenAI's forma
 
 
 @router.post("/chat/completions", openapi_extra=request_body({"application/json": schema_of(ChatCompletionRequest)}),
-             responses={200: _REPLY, **errors(*BODY, 404, 502, 503, openai=True, why=_NOT_A_CHAT)})
+             responses={200: _REPLY, **errors(*BODY, 404, 502, 503, 504, openai=True, why=_NOT_A_CHAT)})
 async def chat_completions(request: Request, authorization: str | None = Header(default=None, include_in_schema=False)):
     key = await run_in_threadpool(authenticated, authorization)
     body = ChatCompletionRequest.model_validate(await request.json())
@@ -124,6 +124,8 @@ async def chat_completions(request: Request, authorization: str | None = Header(
         state, outputs, error = RunState(notice["state"]), notice["outputs"], notice.get("error")
     else:
         result = await run_in_threadpool(runs.read_run, run_id)
+        if result.state not in runs.TERMINAL_STATES:
+            raise await run_in_threadpool(chat.timed_out, result, COMPLETION_TIMEOUT_SECONDS)
         state, outputs, error = result.state, result.outputs, result.error
     if state != RunState.SUCCEEDED:
         raise RunFailed(f"The workflow run {run_id} {state.value}: {error}")
