@@ -264,5 +264,5 @@ def delete_schedule(ref: Text, session: SessionDep) -> Response:
 def list_fires(ref: Text, session: SessionDep, limit: int = Query(default=100, ge=1, le=1000)) -> list[FirePublic]:
     """Newest first: each tick handled, and the job it started."""
     schedule = schedules.get_schedule(session=session, ref=ref)
-    return [FirePublic(**fire.model_dump(exclude={"state"}), state=fire.state.value, job_state=job.state if job else None)
+    return [FirePublic(**fire.model_dump(), job_state=job.state if job else None)
             for fire, job in schedules.list_fires(session=session, schedule_id=schedule.id, limit=limit)]

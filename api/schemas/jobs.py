@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from jobs.models import ItemState, JobState, ScheduleState
+from jobs.models import FireState, ItemState, JobState, ScheduleState
 from jobs.sources import SourceSpec
 from workflows.bounds import PositiveInt32, Text
 
@@ -97,7 +97,7 @@ class SchedulePublic(BaseModel):
 
 class FirePublic(BaseModel):
     fire_time: datetime
-    state: str
+    state: FireState
     job_id: str | None
     job_state: JobState | None
     missed: int

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from runs import attempts
 from runs.attempts import MAX_ATTEMPTS, Ending
@@ -72,9 +71,3 @@ def test_secrets_in_errors_are_redacted(monkeypatch):
 def test_a_retry_that_cannot_be_recorded_fails_with_the_reason():
     verdict = attempts.judge(TimeoutError("slow"), 1).not_retried("the job was cancelled")
     assert (verdict.ending, verdict.error) == (Ending.FAILED, "not retried (the job was cancelled): TimeoutError: slow")
-
-
-@pytest.mark.parametrize("attempt, gives_up", [(MAX_ATTEMPTS - 1, False), (MAX_ATTEMPTS, True)])
-def test_work_whose_worker_keeps_dying_gives_up_at_the_same_count(attempt, gives_up):
-    assert attempts.exhausted(attempt) is gives_up
-    assert attempts.died_each_time(attempt) == f"gave up after {attempt} attempts: the worker running it died each time"
