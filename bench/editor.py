@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from tests.support.editor_browser import launch  # noqa: E402
+from tests.support.editor_specs import big_workflow  # noqa: E402
 from tests.support.stack import Stack  # noqa: E402
-from tests.ui.editor_browser import launch  # noqa: E402
-from tests.ui.specs import big_workflow  # noqa: E402
 
 OPEN_TARGET_MS = 2000
 SAVE_TARGET_MS = 300

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY, parse_command, settings_from_env, unknown_settings
+from tests.support.deploy import DEPLOY, parse_command, settings_from_env, unknown_settings
 
 SERVICES = {"redis", "postgres", "etcd", "minio", "milvus", "migrate", "web", "worker-cpu", "worker-gpu", "beat",
             "flower"}

@@ -14,7 +14,7 @@ import pytest
 import redis
 import yaml
 
-from tests.deploy.conftest import DEPLOY
+from tests.support.deploy import DEPLOY
 from tests.support.stack import REDIS_URL, Stack, redis_db
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -10,7 +10,7 @@ import tomllib
 
 from dockerfile_parse import DockerfileParser
 
-from tests.deploy.conftest import DEPLOY, parse_command, unknown_settings
+from tests.support.deploy import DEPLOY, parse_command, unknown_settings
 
 ROOT = DEPLOY.parent
 

@@ -13,7 +13,7 @@ import pydantic
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY, load_all, parse_command, settings_from_env, unknown_settings
+from tests.support.deploy import DEPLOY, load_all, parse_command, settings_from_env, unknown_settings
 
 K8S = DEPLOY / "k8s"
 # The oldest minor the manifests promise to work on, and the newest kubernetes-validate ships.

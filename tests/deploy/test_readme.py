@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.deploy.conftest import DEPLOY, parse_command, settings_env_names
+from tests.support.deploy import DEPLOY, parse_command, settings_env_names
 
 README = (DEPLOY / "README.md").read_text()
 

@@ -14,9 +14,22 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.support.editor_browser import (
+    LOCAL_LLM,
+    PROMPT,
+    TEXT_EMBEDDER,
+    center,
+    click_node,
+    connect,
+    drag_from_palette,
+    edge,
+    launch,
+    node,
+    open_editor,
+    port,
+    shot,
+)
 from tests.support.stack import Stack, model_paths_env
-from tests.ui.editor_browser import (LOCAL_LLM, PROMPT, TEXT_EMBEDDER, center, click_node, connect, drag_from_palette,
-                                     edge, launch, node, open_editor, port, shot)
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 DEFAULT_LLM = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -318,7 +331,7 @@ def node_positions(page: Page) -> dict[str, tuple[float, float]]:
 
 def test_a_hundred_nodes_open_and_drag_together_and_undo_puts_them_back(stack: Stack, page: Page):
     # How fast they open and how smoothly they drag is measured in bench/, not asserted here.
-    from tests.ui.specs import big_workflow
+    from tests.support.editor_specs import big_workflow
 
     created = stack.create("hundred", big_workflow(100))
     page.goto(f"{stack.base_url}/?workflow={created['id']}")

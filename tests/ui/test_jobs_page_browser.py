@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.support.editor_browser import ARTIFACTS, launch
 from tests.support.specs import greet
 from tests.support.stack import Stack, process_stack
-from tests.ui.editor_browser import ARTIFACTS, launch
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 NAMES = [f"guest{i:02d}" for i in range(12)]
