@@ -97,9 +97,33 @@ def modules(root: Path = ROOT) -> Iterator[tuple[str, Path]]:
             yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
 
 
-def imports_of(name: str, path: Path, known: set[str]) -> Iterator[Import]:
+@dataclass(frozen=True)
+class Facts:
+    """What the rules need of one module: its line count, project imports and own broken rules."""
+    lines: int
+    imports: tuple[Import, ...]
+    problems: tuple[str, ...]
+
+
+# (module, is a package, source text, the project's modules) → its facts: the analysis is a function of these,
+# so checking a copy of the project with one file changed reads only that file afresh.
+_FACTS: dict[tuple[str, bool, str, frozenset[str]], Facts] = {}
+
+
+def facts(name: str, path: Path, known: frozenset[str]) -> Facts:
+    source = path.read_text(encoding="utf-8")
+    key = (name, path.name == "__init__.py", source, known)
+    if key not in _FACTS:
+        if len(_FACTS) > 4096:
+            _FACTS.clear()
+        tree = ast.parse(source, filename=str(path))
+        _FACTS[key] = Facts(len(source.splitlines()), tuple(imports_of(name, path, tree, known)),
+                            (*state_problems(name, tree), *session_problems(name, tree)))
+    return _FACTS[key]
+
+
+def imports_of(name: str, path: Path, tree: ast.Module, known: frozenset[str]) -> Iterator[Import]:
     """The project imports of one module, resolved to the modules they name."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     aliases: dict[str, str] = {}   # a local name bound to a project module
     for node in ast.walk(tree):
@@ -129,12 +153,14 @@ def check(root: Path = ROOT) -> Report:
     """Line counts, package dependencies and every broken rule of the tree at ``root``."""
     report = Report()
     found = dict(modules(root))
-    known = set(found)
+    known = frozenset(found)
     edges: list[Import] = []
     for name, path in found.items():
+        module = facts(name, path, known)
         room = name.split(".")[0]
-        report.lines[room] = report.lines.get(room, 0) + len(path.read_text(encoding="utf-8").splitlines())
-        edges.extend(imports_of(name, path, known))
+        report.lines[room] = report.lines.get(room, 0) + module.lines
+        edges.extend(module.imports)
+        report.problems.extend(module.problems)
     for edge in edges:
         source, target = edge.module.split(".")[0], edge.target.split(".")[0]
         where = f"{edge.module}:{edge.line}"
@@ -152,10 +178,6 @@ def check(root: Path = ROOT) -> Report:
         if any(_private(part) for part in edge.target.split(".")[1:]) and edge.target != edge.module \
                 and edge.target.rpartition(".")[0] != edge.module.rpartition(".")[0]:
             report.problems.append(f"{where} imports {edge.target}, a private module of another package")
-    for name, path in found.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        report.problems.extend(state_problems(name, tree))
-        report.problems.extend(session_problems(name, tree))
     for cycle in cycles(report.uses):
         report.problems.append("import cycle between packages: " + " → ".join([*cycle, cycle[0]]))
     between_modules: dict[str, set[str]] = {}
