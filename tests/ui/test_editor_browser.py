@@ -40,7 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterato
     root = tmp_path_factory.mktemp("editor")
     data = root / "data"
     stack = Stack(root=root, database_url=f"sqlite:///{data / 'stackyard.db'}", broker_url=f"sqla+sqlite:///{data / 'broker.db'}",
-                  extra_env=model_paths_env({DEFAULT_LLM: tiny_model}))
+                  extra_env={**model_paths_env({DEFAULT_LLM: tiny_model}), "STACKYARD_EDITOR_WARM_UP": "true"})
     try:
         stack.start_web()
         stack.start_worker(queues="cpu,gpu", name="editor-worker")

@@ -100,3 +100,31 @@ def test_uploads_land_under_the_files_root_with_a_safe_name(client: TestClient, 
     too_big = client.post("/api/v1/editor/files", params={"name": "big.bin"}, content=b"x" * 100, headers=octet)
     assert too_big.status_code == 413
     assert not list((data_dir / "files").rglob("big.bin"))
+
+
+@pytest.mark.parametrize("warm_up", [True, False])
+def test_the_palette_is_built_at_start_unless_turned_off(data_dir: Path, monkeypatch: pytest.MonkeyPatch, warm_up: bool):
+    """On, the palette is built in the background before any page asks; off (API-only web processes), nothing is
+    built until the first editor page asks for it, and that page still gets the whole palette."""
+    import threading
+
+    from stackyard.settings import reset_settings_cache
+    from tests.support.stack import wait_until
+    from ui import handlers
+
+    monkeypatch.setenv("STACKYARD_DATABASE_URL", f"sqlite:///{data_dir / 'stackyard.db'}")
+    monkeypatch.setenv("STACKYARD_EDITOR_WARM_UP", str(warm_up).lower())
+    monkeypatch.setattr(handlers, "_catalog", None)
+    reset_settings_cache()
+    from stackyard.web import create_app
+
+    with TestClient(create_app()) as client:
+        if warm_up:
+            wait_until(lambda: handlers._catalog is not None, timeout=60, message="the palette built at start")
+        else:
+            assert "editor-catalog-warm-up" not in {thread.name for thread in threading.enumerate()}
+            assert handlers._catalog is None
+        component = editor_component(client)
+        response = client.post("/gradio_api/component_server/", json={
+            "session_hash": "test", "component_id": component["id"], "fn_name": "bootstrap", "data": {}})
+        assert any(entry["type"] == PROMPT for entry in response.json()["catalog"])
