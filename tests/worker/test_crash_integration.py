@@ -11,7 +11,8 @@ from tests.support.stack import Stack, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CRASH_FILES = 50   # embedding them takes seconds: the kill lands mid-node
+CRASH_FILES = 16   # embedding them takes seconds (the test polls every 50 ms): the kill lands mid-node
+SHARE_FILES = 12   # each run embeds for seconds, so the second is queued while the first holds a worker
 WORDS = ("river stone lantern orchard copper meadow harbor thistle ember glacier "
          "falcon willow quarry saffron beacon tundra").split()
 
@@ -66,7 +67,7 @@ def test_sigkilled_worker_mid_ingest_run_completes_once(stack: Stack):
 
 def test_two_workers_share_one_vector_store(stack: Stack):
     for name in ("left", "right"):
-        write_corpus(stack.files_root / name, files=30)
+        write_corpus(stack.files_root / name, files=SHARE_FILES)
         stack.create(f"ingest-{name}", ingest(f"{name}_docs"))
     workers = [stack.start_worker(name=f"worker-share-{i}") for i in (1, 2)]
     try:
@@ -78,7 +79,7 @@ def test_two_workers_share_one_vector_store(stack: Stack):
         assert [d["state"] for d in done] == ["succeeded", "succeeded"], [d["error"] for d in done]
         assert done[0]["worker"] != done[1]["worker"]
         for name, result in zip(("left", "right"), done):
-            assert len(stored_ids(stack, f"{name}_docs")) == result["outputs"]["documents_written"] > 30
+            assert len(stored_ids(stack, f"{name}_docs")) == result["outputs"]["documents_written"] > SHARE_FILES
         for i in (1, 2):
             assert b"Open local milvus failed" not in (stack.root / f"worker-share-{i}.log").read_bytes()
     finally:
