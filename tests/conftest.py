@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return len(LONGEST_FIRST) + (0 if item.get_closest_marker("slow") else 1)
 
     items.sort(key=rank)
+
+
+# `make check` runs no process of its own: a test that spawns one (a CLI, a worker, milvus-lite, a probe
+# interpreter) is marked integration. Python reports every spawn to audit hooks, so a test that forgets the
+# marker fails here naming it, rather than slowing the fast lane unnoticed.
+_unit_test: list[str] = []   # the nodeid of the unmarked test now running, if any
+_SPAWNS = {"subprocess.Popen", "os.posix_spawn", "os.exec", "os.fork", "os.system"}
+
+
+def _refuse_spawns_in_unit_tests(event: str, args: tuple) -> None:
+    if event in _SPAWNS and _unit_test:
+        raise RuntimeError(f"{_unit_test[0]} starts a process ({event} {str(args)[:200]}): mark it "
+                           "@pytest.mark.integration (make check starts no processes)")
+
+
+sys.addaudithook(_refuse_spawns_in_unit_tests)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    unit = not any(item.get_closest_marker(name) for name in ("integration", "browser"))
+    if unit:
+        _unit_test.append(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        _unit_test.clear()
 
 
 @pytest.fixture

@@ -1,10 +1,15 @@
-"""The test tree's own rule: shared helpers live in tests/support (fixtures in conftest.py, which pytest loads),
-so no test module and no bench script imports another test module."""
+"""The test tree's own rules: shared helpers live in tests/support (fixtures in conftest.py, which pytest loads),
+so no test module and no bench script imports another test module; and a test that starts a process is marked
+integration, so `make check` starts none."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,3 +38,14 @@ def test_a_test_importing_another_test_module_is_named(tmp_path: Path):
     planted.parent.mkdir(parents=True)
     planted.write_text("import tests.support.stack\nfrom tests.ui.test_chat_page import respond\n")
     assert foreign_imports(planted, tmp_path) == ["tests/ui/test_planted.py:2 imports tests.ui.test_chat_page"]
+
+
+def test_a_unit_test_that_starts_a_process_fails_naming_the_marker():
+    for spawn in (lambda: subprocess.run(["true"]), lambda: os.system("true")):
+        with pytest.raises(RuntimeError, match="test_a_unit_test_that_starts_a_process.*mark it @pytest.mark.integration"):
+            spawn()
+
+
+@pytest.mark.integration
+def test_an_integration_test_may_start_one():
+    assert subprocess.run(["true"]).returncode == 0 and os.system("true") == 0

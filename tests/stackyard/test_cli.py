@@ -58,6 +58,7 @@ def greet_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_validate_ok_and_errors_pinned_to_node_and_port(tmp_path: Path, greet_file: Path):
     ok = cli("validate", str(greet_file), env_dir=tmp_path, process=True)   # the installed entry point
     assert ok.returncode == 0 and "valid" in ok.stdout

@@ -7,6 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.integration   # each test runs a fresh interpreter: logging is configured once per process
+
 SCRIPT = """
 import logging
 from stackyard.logs import configure_logging, log_context

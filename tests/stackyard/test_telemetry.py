@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration   # each probe is a fresh interpreter, so nothing imported earlier counts
+
 PROBE = "import {module}; import haystack.telemetry._telemetry as t; print('TELEMETRY', t.telemetry is not None)"
 
 

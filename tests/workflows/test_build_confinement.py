@@ -121,6 +121,7 @@ def test_a_declared_input_is_refused_up_front_naming_it(root: Path, path: str) -
     assert [doc["content"] for doc in outputs["documents"]] == ["fine to read"]
 
 
+@pytest.mark.integration
 def test_stackyard_run_refuses_a_path_from_a_prompt(root: Path, data_dir: Path, tmp_path: Path) -> None:
     from workflows.io import export_yaml
 

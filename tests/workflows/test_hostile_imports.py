@@ -68,6 +68,7 @@ def tripwire(tmp_path: Path) -> Path:
     one_node("haystack.components.preprocessors.document_splitter.DocumentSplitter",
              "{split_by: function, splitting_function: evilmod.cb}"),
 ])
+@pytest.mark.integration
 def test_refused_before_the_named_module_is_imported(tripwire: Path, definition: str):
     # A separate interpreter, so that no earlier test has imported anything for us.
     script = textwrap.dedent(f"""
@@ -201,8 +202,8 @@ def test_jinja_escapes_from_the_sandbox_are_refused_at_validation(template):
 
 
 def test_jinja_in_user_input_is_not_evaluated():
-    from workflows.validation import build_pipeline
     from workflows.execute import run_pipeline
+    from workflows.validation import build_pipeline
 
     spec = import_text(one_node(PROMPT, "{template: 'Q: {{ q }}'}") + "inputs: {q: n.q}\noutputs: {prompt: n.prompt}\n")
     outputs = run_pipeline(spec, build_pipeline(spec), {"q": "{{ 7*7 }} {% for x in range(3) %}x{% endfor %}"})

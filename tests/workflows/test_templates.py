@@ -13,11 +13,10 @@ from haystack import Pipeline
 from stackyard.processes import STACKYARD
 from tests.support.documents import DOCUMENT_FACTS, write_mixed_documents
 from tests.support.models import TINY_MODEL_ANSWER
-from workflows.validation import build_pipeline
 from workflows.execute import run_pipeline
 from workflows.io import export_yaml, import_text
 from workflows.templates import template_names, template_path
-from workflows.validation import validate
+from workflows.validation import build_pipeline, validate
 
 ALLOWED = ["milvus_haystack", "nodes"]
 CHAT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -35,6 +34,7 @@ def _canonical(pipeline: Pipeline) -> dict:
             "connections": {(c["sender"], c["receiver"]) for c in data["connections"]}}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["classify", "ingest", "rag_chat", "summarize"])
 def test_template_round_trips_through_plain_haystack(name, milvus):
     text = template_path(name).read_text()
@@ -106,6 +106,7 @@ def _stored(collection: str = "documents") -> list:
     return milvus_document_store(collection).filter_documents()
 
 
+@pytest.mark.integration
 def test_ingest_template_indexes_every_file_once(indexed):
     assert indexed["outputs"]["documents_written"] == len(DOCUMENT_FACTS)
     stored = _stored()
@@ -120,6 +121,7 @@ def test_ingest_template_indexes_every_file_once(indexed):
     assert sorted(d.id for d in _stored()) == sorted(d.id for d in stored)
 
 
+@pytest.mark.integration
 def test_ingest_refuses_paths_outside_the_files_root(indexed):
     from nodes.errors import FileAccessError
 
@@ -131,6 +133,7 @@ def test_ingest_refuses_paths_outside_the_files_root(indexed):
     assert isinstance(cause, FileAccessError) and "files root" in str(cause)
 
 
+@pytest.mark.integration
 def test_rag_template_answers_from_the_right_document(indexed, tiny_model, monkeypatch):
     from stackyard.settings import reset_settings_cache
 
@@ -147,6 +150,7 @@ def test_rag_template_answers_from_the_right_document(indexed, tiny_model, monke
     assert outputs["answer"][0]["text"] == TINY_MODEL_ANSWER
 
 
+@pytest.mark.integration
 def test_stackyard_run_prints_the_rag_answer(indexed, tiny_model, data_dir):
     env = {**os.environ, "STACKYARD_MODEL_PATHS": json.dumps({CHAT_MODEL: str(tiny_model)}), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([*STACKYARD, "run", str(template_path("rag_chat")),
