@@ -290,6 +290,7 @@ def test_processes_racing_to_start_start_exactly_one_server(embedded: Settings) 
 
 
 @pytest.mark.integration
+@pytest.mark.integration
 @pytest.mark.slow
 def test_two_writer_processes_and_a_reader_share_one_store(embedded: Settings) -> None:
     # Neither writer finds a server: they race to start it, then write into a new collection together.
@@ -314,6 +315,7 @@ def test_two_writer_processes_and_a_reader_share_one_store(embedded: Settings) -
     assert again["hits"] == {probe: probe for probe in probes}
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_idle_clients_keepalive_pings_are_accepted(embedded: Settings):
     """A warm worker's connection sits idle between runs while its client pings, as Milvus permits."""
