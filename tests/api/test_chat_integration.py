@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_mode
         response = stack.api("POST", "/api/v1/publications", json={"workflow": workflow, "slug": slug})
         assert response.status_code == 201, response.text
     yield stack
-    stack.kill(worker, signal.SIGTERM)
+    stack.discard(worker)
     for _ in gen:
         pass
 

@@ -4,7 +4,6 @@ healthy while this host's worker answers, unhealthy for another host's name and 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +37,7 @@ def test_worker_healthcheck_follows_this_hosts_worker(tmp_path: Path):
         worker = stack.start_worker(queues="cpu")
         assert healthcheck(stack, socket.gethostname()) == 0
         assert healthcheck(stack, "another-host") != 0
-        stack.kill(worker, signal.SIGTERM)
+        stack.discard(worker)
         assert healthcheck(stack, socket.gethostname()) != 0
     finally:
         stack.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +34,7 @@ def rag_app(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_mod
     stack.create("rag", yaml.safe_load(template_path("rag_chat").read_text()))
     assert stack.api("POST", "/api/v1/publications", json={"workflow": "rag", "slug": "kb"}).status_code == 201
     yield stack
-    stack.kill(worker, signal.SIGTERM)
+    stack.discard(worker)
     for _ in gen:
         pass
 

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import re
-import signal
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +39,7 @@ def jobs_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     worker = stack.start_worker(queues="cpu,gpu", name="worker-jobs-page")
     stack.create("greet", greet())
     yield stack
-    stack.kill(worker, signal.SIGTERM)
+    stack.discard(worker)
     for _ in gen:
         pass
 

@@ -167,7 +167,7 @@ def test_runs_and_items_queued_when_redis_dies_finish_exactly_once(stack: Stack,
         assert sorted(run_id for run_id, _ in runs_again) == sorted([*run_ids, answer["run"]["id"]])
         assert max(resent) - ready_at < RESEND_LIMIT_SECONDS
     finally:
-        stack.kill(worker, signal.SIGTERM)
+        stack.discard(worker)
 
 
 def test_a_live_worker_resends_what_was_queued_when_redis_restarted_empty(stack: Stack, private_redis: RedisServer):
@@ -195,4 +195,4 @@ def test_a_live_worker_resends_what_was_queued_when_redis_restarted_empty(stack:
             assert (done["state"], done["attempts"]) == ("succeeded", 1), done
         assert stack.wait_state(long["id"], FINISHED, timeout=60)["state"] == "cancelled"
     finally:
-        stack.kill(worker, signal.SIGTERM)
+        stack.discard(worker)

@@ -62,7 +62,7 @@ def test_sigkilled_worker_mid_ingest_run_completes_once(stack: Stack):
         assert again["state"] == "succeeded" and again["outputs"]["documents_written"] == written
         assert sorted(stored_ids(stack, "crash_docs")) == sorted(ids)
     finally:
-        stack.kill(second, signal.SIGTERM)
+        stack.discard(second)
 
 
 def test_two_workers_share_one_vector_store(stack: Stack):
@@ -84,4 +84,4 @@ def test_two_workers_share_one_vector_store(stack: Stack):
             assert b"Open local milvus failed" not in (stack.root / f"worker-share-{i}.log").read_bytes()
     finally:
         for proc in workers:
-            stack.kill(proc, signal.SIGTERM)
+            stack.discard(proc)

@@ -9,7 +9,6 @@ under the root still loads. Each scenario runs on both brokers (see conftest).
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import pytest
@@ -45,7 +44,7 @@ def worker(stack: Stack):
     proc = stack.start_worker(name="worker-files")
     yield proc
     if proc.poll() is None:
-        stack.kill(proc, signal.SIGTERM)
+        stack.discard(proc)
 
 
 def test_a_run_refuses_a_path_a_prompt_hands_the_loader(stack: Stack, worker) -> None:

@@ -5,7 +5,6 @@ Each scenario runs once per ``stack`` parameter (see conftest): the same behavio
 
 from __future__ import annotations
 
-import signal
 import time
 
 import pytest
@@ -21,7 +20,7 @@ def worker(stack: Stack):
     proc = stack.start_worker(name="worker-main")
     yield proc
     if proc.poll() is None:
-        stack.kill(proc, signal.SIGTERM)
+        stack.discard(proc)
 
 
 def test_run_through_the_api_shows_node_runs_then_outputs(stack: Stack, worker):

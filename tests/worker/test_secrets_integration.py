@@ -6,7 +6,6 @@ OpenAI client's exception carries the key: the run's error, a job item's error a
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 
 import pytest
@@ -40,7 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, echoing_llm: ChatServer) -> 
         worker = stack.start_worker(queues="cpu", name="worker-secrets")
         stack.create("leaky-llm", remote_chat(echoing_llm.base_url, key_env="OPENAI_API_KEY"))
         yield stack
-        stack.kill(worker, signal.SIGTERM)
+        stack.discard(worker)
     finally:
         stack.stop()
 
