@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Lowest level logged by web, worker and beat processes.")
     metrics_cache_seconds: float = Field(default=5.0, description="/metrics reuses figures read from the database and broker for this long.")
 
-    editor_warm_up: bool = Field(default=True, description="Build the editor's node palette when the web process starts (it imports every node's module), so the first editor page opens at once; turn off on web processes that serve only the API.")
+    editor_warm_up: bool = Field(default=True, description="Build the node palette when the web process starts (it imports every node's module: ~8 CPU-s, ~250 MiB), so the first editor page and GET /api/v1/nodes answer at once; turn off on web processes that serve only published apps (otherwise the first palette request takes those seconds).")
 
     admin_password: str | None = Field(default=None, description="When set, the editor and management API require login.")
     login_failures_per_client: int = Field(default=5, ge=1, description="Failed logins (form or HTTP Basic) one client may make per lockout window before 429.")

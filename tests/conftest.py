@@ -19,12 +19,12 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("STACKYARD_ALLOWED_HOSTS", "testserver")
 
 
-# The modules that took longest in a whole `make test` (2026-12-03, seconds of test time: 373, 233, 166, 131,
-# 105, 97), longest first. xdist hands out modules in collection order: started last, as their paths sort,
-# they ran alone for the suite's last five minutes while the other worker sat idle.
+# The modules that took longest in a whole `make test` (2026-12-04, seconds of test time: 228, 201, 156, 104,
+# 84, 79), longest first. xdist hands out modules in collection order: started last, as their paths sort,
+# they ran alone for the suite's last minutes while the other workers sat idle.
 LONGEST_FIRST = ("tests/worker/test_crash_integration.py", "tests/worker/test_limits_integration.py",
-                 "tests/worker/test_jobs_integration.py", "tests/worker/test_broker_loss_integration.py",
-                 "tests/stackyard/test_cli.py", "tests/worker/test_schedules_integration.py")
+                 "tests/worker/test_jobs_integration.py", "tests/api/test_fuzz_integration.py",
+                 "tests/worker/test_broker_loss_integration.py", "tests/ui/test_editor_browser.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "admin"
 # The fuzzer sends wrong credentials on purpose (and many requests at once): the failed-login throttle
 # would otherwise lock the right ones out for a minute.
-FUZZ_ENV = {"STACKYARD_LOGIN_FAILURES_PER_CLIENT": "1000000", "STACKYARD_LOGIN_FAILURES_TOTAL": "1000000"}
+# Response times are checked, and GET /api/v1/nodes is fuzzed: the palette is built at start, as by default.
+FUZZ_ENV = {"STACKYARD_LOGIN_FAILURES_PER_CLIENT": "1000000", "STACKYARD_LOGIN_FAILURES_TOTAL": "1000000",
+            "STACKYARD_EDITOR_WARM_UP": "true"}
 # Semantic checks no JSON Schema can state (is this a cron expression, a graph Haystack can connect, an input
 # the workflow declares) answer 422 naming the field, so schema-valid data may get 422 too. The statuses
 # otherwise match schemathesis' defaults.

@@ -90,8 +90,8 @@ class Stack:
             "TRANSFORMERS_OFFLINE": "1",
             "HAYSTACK_TELEMETRY_ENABLED": "False",
             "PYTHONUNBUFFERED": "1",
-            # Building the editor's palette at start costs a web process ~8 CPU-s and ~250 MiB; only the editor's
-            # browser tests open the editor, and they turn it back on (extra_env).
+            # Building the editor's palette at start costs a web process ~8 CPU-s and ~250 MiB; the editor's
+            # browser tests and the fuzzer (which times GET /api/v1/nodes) turn it back on (extra_env).
             "STACKYARD_EDITOR_WARM_UP": "false",
         })
         env.update(self.extra_env)
