@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from apps import keys, publishing
 from stackyard.errors import StackyardError
 from store.db import session_scope
+from ui.pages import mount_page
 from workflows import crud
 
 PATH = "/apps"
@@ -139,4 +140,4 @@ def build() -> gr.Blocks:
 
 
 def mount_apps(app: FastAPI) -> None:
-    gr.mount_gradio_app(app, build(), path=PATH)
+    mount_page(app, build(), PATH)

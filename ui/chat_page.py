@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from apps import chat
 from runs.models import RunState
 from stackyard.errors import StackyardError
+from ui.pages import mount_page
 
 PATH = "/chat-app"
 SOURCE_CHARS = 300
@@ -89,4 +90,4 @@ def mount_chat(app: FastAPI) -> None:
     def chat_page(slug: str) -> RedirectResponse:
         return RedirectResponse(f"{PATH}/?app={slug}")
 
-    gr.mount_gradio_app(app, build(), path=PATH)
+    mount_page(app, build(), PATH)

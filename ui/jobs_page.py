@@ -22,6 +22,7 @@ from jobs import schedules
 from jobs.models import ItemState, ScheduleState
 from stackyard.errors import StackyardError
 from store.db import session_scope
+from ui.pages import mount_page
 from worker import batch
 from workflows import crud
 
@@ -293,4 +294,4 @@ def build() -> gr.Blocks:
 
 
 def mount_jobs(app: FastAPI) -> None:
-    gr.mount_gradio_app(app, build(), path=PATH)
+    mount_page(app, build(), PATH)

@@ -3,7 +3,6 @@ route, the editor endpoints (edge check, uploads)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,21 +11,6 @@ from fastapi.testclient import TestClient
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
 EMBEDDER = ("haystack_integrations.components.embedders.sentence_transformers."
             "sentence_transformers_text_embedder.SentenceTransformersTextEmbedder")
-
-
-@pytest.fixture
-def client(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    from stackyard.settings import reset_settings_cache
-    from store.db import _engine_for
-
-    monkeypatch.setenv("STACKYARD_DATABASE_URL", f"sqlite:///{data_dir / 'stackyard.db'}")
-    monkeypatch.delenv("STACKYARD_ADMIN_PASSWORD", raising=False)
-    reset_settings_cache()
-    from stackyard.web import create_app
-
-    with TestClient(create_app()) as test_client:
-        yield test_client
-    _engine_for.cache_clear()
 
 
 def editor_component(client: TestClient) -> dict:
