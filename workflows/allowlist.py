@@ -44,6 +44,14 @@ REMOVED_IN_3X: dict[str, str] = {
         "haystack.components.builders.chat_prompt_builder.ChatPromptBuilder",
 }
 
+# Allowed nowhere, because Stackyard ships a guarded version of each: refusals name the replacement.
+_FETCHER = ("nodes.fetchers.GuardedLinkContentFetcher (\"URL fetcher\" in the palette): the same inputs and outputs, "
+            "and it refuses private and local addresses unless an operator allows them (STACKYARD_FETCH_ALLOWED_HOSTS)")
+GUARDED_INSTEAD: dict[str, str] = {
+    "haystack.components.fetchers.LinkContentFetcher": _FETCHER,
+    "haystack.components.fetchers.link_content.LinkContentFetcher": _FETCHER,
+}
+
 _CLASS_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 # Parameters whose value Haystack turns into an imported callable or executes.
 _CODE_PARAMS = ("callback", "tool_parsing_function", "custom_filters", "tools", "async_executor")
@@ -85,6 +93,10 @@ def check_type(node: str, type_: Any) -> Issue | None:
     if type_ in REMOVED_IN_3X:
         return Issue(IssueCode.REMOVED_COMPONENT, node=node, field=f"components.{node}.type",
                      message=f"Node '{node}': {type_} was removed in Haystack 3.x; use {REMOVED_IN_3X[type_]}.")
+    if type_ in GUARDED_INSTEAD and not is_allowed_type(type_):
+        return Issue(IssueCode.NOT_ALLOWED, node=node, field=f"components.{node}.type",
+                     message=f"Node '{node}': {type_} would fetch any address, including this machine's and your "
+                             f"network's, so it is not allowed; use {GUARDED_INSTEAD[type_]}.")
     if not is_allowed_type(type_):
         return Issue(IssueCode.NOT_ALLOWED, node=node, field=f"components.{node}.type",
                      message=f"Node '{node}': {type_} is not an allowed component. Pick a node from the palette, "
@@ -142,6 +154,12 @@ def check_params(node: str, params: dict[str, Any], *, running: bool = False) ->
             issues.append(Issue(IssueCode.NOT_ALLOWED, node=node, field=where,
                                 message=f"Node '{node}': nested type {value} is not allowed; use one of "
                                         f"{', '.join(sorted(NESTED_TYPES))}."))
+        elif lowered == "env_vars" and path.endswith(f".{key}") and value in ([], "", None):
+            param = _param(path)
+            issues.append(Issue(IssueCode.BAD_PARAM, node=node, port=param, field=where,
+                                message=f"Node '{node}': '{param}' names no environment variable (env_vars is empty); "
+                                        f"list the variable that holds the key, or remove '{param}' if the server "
+                                        "needs none."))
         elif lowered == "env_vars" and path.endswith(f".{key}"):  # the names as a whole, not each walked item
             issues += [Issue(IssueCode.DANGEROUS_PARAM, node=node, port=_param(path), field=where,
                              message=f"Node '{node}': {problem}") for problem in _ungranted_secrets(value)]

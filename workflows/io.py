@@ -14,11 +14,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from haystack.core.errors import PipelineError
+
 from nodes.catalog import MILVUS_STORE
 from stackyard.settings import Settings, get_settings
+from workflows.build import BuildMode
 from workflows.errors import WorkflowInvalid
 from workflows.spec import WorkflowSpec, load_document, spec_from_dict, to_yaml
-from workflows.validation import validate
+from workflows.validation import assemble, validate
 
 
 def _milvus_stores(spec: WorkflowSpec):
@@ -36,8 +39,39 @@ def neutral(spec: WorkflowSpec) -> WorkflowSpec:
     return spec
 
 
+def with_interface(spec: WorkflowSpec, settings: Settings | None = None) -> WorkflowSpec:
+    """Fill in the inputs and outputs a file does not declare, as Haystack sees them (``Pipeline.inputs()`` and
+    ``outputs()``): each open mandatory socket is an input named after its socket (one input feeds every open
+    socket of that name, as ``Pipeline.run({"query": …})`` does), and each unconnected output socket is an
+    output named after its socket (``component_socket`` where two share a name)."""
+    if spec.inputs and spec.outputs:
+        return spec
+    try:
+        pipeline, _ = assemble(spec, mode=BuildMode.VALIDATE, settings=settings or get_settings())
+    except PipelineError:  # validate() reports it
+        return spec
+    spec = spec.model_copy(deep=True)
+    if not spec.inputs:
+        for name, sockets in pipeline.inputs().items():
+            for socket, about in sockets.items():
+                if about["is_mandatory"]:
+                    spec.inputs.setdefault(socket, []).append(f"{name}.{socket}")
+    if not spec.outputs:
+        leaves = [(name, socket) for name, sockets in pipeline.outputs().items() for socket in sockets]
+        shared = {socket for _, socket in leaves if sum(other == socket for _, other in leaves) > 1}
+        spec.outputs = {f"{name}_{socket}" if socket in shared else socket: f"{name}.{socket}" for name, socket in leaves}
+    return spec
+
+
+def as_imported(data: dict[str, Any]) -> WorkflowSpec:
+    """What a parsed file imports as: its shape checked, Milvus connections dropped (``neutral``), the inputs and
+    outputs it does not declare inferred (``with_interface``); not yet validated."""
+    return with_interface(neutral(spec_from_dict(data)))
+
+
 def import_document(data: dict[str, Any]) -> WorkflowSpec:
-    spec = neutral(spec_from_dict(data))
+    """A validated spec from a parsed file (see ``as_imported``)."""
+    spec = as_imported(data)
     issues = validate(spec)
     if issues:
         raise WorkflowInvalid(issues)

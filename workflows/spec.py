@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Hashable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from workflows.errors import Issue, IssueCode, WorkflowInvalid
 
 STACKYARD_META = "stackyard"
+# Top-level keys Hayhooks adds to a Haystack pipeline file, written after Haystack's own.
+HAYHOOKS_KEYS = ("inputs", "outputs", "streaming_components")
 
 
 class ComponentSpec(BaseModel):
@@ -45,6 +47,19 @@ class Connection(BaseModel):
     receiver: str
 
 
+def _one_socket(ref: Any) -> Any:
+    # Hayhooks writes an output as "comp.socket" or as a one-item list of it; we store the string.
+    if isinstance(ref, list):
+        if len(ref) != 1:
+            raise ValueError(f"lists {len(ref)} sockets; an output is one socket ('component.socket'): declare one "
+                             "output per socket")
+        return ref[0]
+    return ref
+
+
+OutputRef = Annotated[str, BeforeValidator(_one_socket)]
+
+
 class WorkflowSpec(BaseModel):
     """One workflow definition; immutable once saved as a version."""
 
@@ -53,10 +68,12 @@ class WorkflowSpec(BaseModel):
     components: dict[str, ComponentSpec] = Field(default_factory=dict)
     connections: list[Connection] = Field(default_factory=list)
     inputs: dict[str, list[str]] = Field(default_factory=dict)
-    outputs: dict[str, str] = Field(default_factory=dict)
+    outputs: dict[str, OutputRef] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     max_runs_per_component: int | None = None
     connection_type_validation: bool = True
+    # Hayhooks: the components that stream (names, or "all"); None streams the last streaming-capable one.
+    streaming_components: list[str] | Literal["all"] | None = None
 
     @field_validator("inputs", mode="before")
     @classmethod
@@ -72,8 +89,8 @@ class WorkflowSpec(BaseModel):
         return meta if isinstance(meta, dict) else {}
 
     def haystack_dict(self) -> dict[str, Any]:
-        """The part plain Haystack understands (no ``inputs``/``outputs``)."""
-        data = self.model_dump(mode="json", exclude={"inputs", "outputs"})
+        """The part plain Haystack understands (no ``inputs``/``outputs``/``streaming_components``)."""
+        data = self.model_dump(mode="json", exclude=set(HAYHOOKS_KEYS))
         if data["max_runs_per_component"] is None:
             del data["max_runs_per_component"]
         return data
@@ -152,6 +169,9 @@ class _DuplicateKey(Exception):
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+# The one non-standard tag Haystack's own dumps() writes (for tuples); stored as a list, as JSON has no tuple.
+# Every other tag stays refused (SafeLoader's "could not determine a constructor").
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:python/tuple", yaml.SafeLoader.construct_sequence)
 
 
 def _parse_issue(message: str) -> WorkflowInvalid:
@@ -290,10 +310,9 @@ def parse_definition(text: str | bytes) -> WorkflowSpec:
 def to_yaml(spec: WorkflowSpec) -> str:
     """Hayhooks-style YAML: Haystack's keys first, then ``inputs``/``outputs``."""
     data = spec.haystack_dict()
-    if spec.inputs:
-        data["inputs"] = spec.inputs
-    if spec.outputs:
-        data["outputs"] = spec.outputs
+    for key in HAYHOOKS_KEYS:
+        if getattr(spec, key):
+            data[key] = getattr(spec, key)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 

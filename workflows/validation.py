@@ -97,7 +97,9 @@ def assemble(spec: WorkflowSpec, *, mode: BuildMode, settings: Settings) -> tupl
         if problem:
             issues.append(problem)
 
-    declared: set[tuple[str, str]] = set()
+    # A socket fed by an edge from a node that failed to build is fed all the same: that node's issue says why.
+    declared: dict[tuple[str, str | None], str] = {split_socket(edge.receiver): "" for edge in spec.connections
+                                            if split_socket(edge.sender)[0] in known - set(components)}
     for alias, refs in spec.inputs.items():
         for ref in refs:
             field = f"inputs.{alias}"
@@ -108,7 +110,12 @@ def assemble(spec: WorkflowSpec, *, mode: BuildMode, settings: Settings) -> tupl
             name, socket = split_socket(ref)
             if name not in components:
                 continue
-            declared.add((name, socket))
+            if declared.get((name, socket)):
+                issues.append(_socket_issue(IssueCode.BAD_INPUT_MAPPING, node=name, port=socket, field=field,
+                    message=f"{field}: '{ref}' is already fed by input '{declared[name, socket]}'; one socket takes one "
+                            f"input: remove it from one of them (one input may feed several sockets)."))
+                continue
+            declared[name, socket] = alias
             target = input_sockets(components[name])[socket]
             if target.senders and not target.is_variadic:
                 issues.append(_socket_issue(IssueCode.BAD_INPUT_MAPPING, node=name, port=socket, field=field,
@@ -117,10 +124,16 @@ def assemble(spec: WorkflowSpec, *, mode: BuildMode, settings: Settings) -> tupl
         problem = _check_ref(ref, components, outputs=True, field=f"outputs.{alias}", code=IssueCode.BAD_OUTPUT_MAPPING, known=known)
         if problem:
             issues.append(problem)
+    if isinstance(spec.streaming_components, list):
+        for index, name in enumerate(spec.streaming_components):
+            if name not in known:
+                issues.append(Issue(IssueCode.BAD_OUTPUT_MAPPING, node=name, field=f"streaming_components[{index}]",
+                    message=f"streaming_components[{index}]: no component named '{name}'; use one of "
+                            f"{', '.join(sorted(known)) or '(none)'}, or 'all'."))
 
     for name, component in components.items():
         for socket_name, socket in input_sockets(component).items():
-            if socket.is_mandatory and not socket.senders and (name, socket_name) not in declared:
+            if socket.is_mandatory and not socket.senders and not {(name, socket_name), (name, None)} & declared.keys():
                 issues.append(_socket_issue(IssueCode.MISSING_INPUT, node=name, port=socket_name,
                     field=f"components.{name}", message=f"Input '{name}.{socket_name}' ({_type_name(socket.type)}) is "
                     "required but nothing feeds it; connect an edge to it or declare a workflow input for it."))

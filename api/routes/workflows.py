@@ -23,7 +23,7 @@ from stackyard.redact import redact_data
 from workflows import crud
 from workflows.bounds import NO_NUL, PositiveInt32, Text
 from workflows.errors import WorkflowInvalid
-from workflows.io import export_yaml, import_document, neutral
+from workflows.io import as_imported, export_yaml, import_document, neutral
 from workflows.models import Workflow
 from workflows.spec import load_document, spec_from_dict
 from workflows.validation import validate
@@ -120,7 +120,7 @@ def export_workflow(ref: Text, session: SessionDep, version: PositiveInt32 | Non
              openapi_extra=request_body({"application/yaml": {"description": PIPELINE["description"]}}, required=False))
 async def validate_definition(request: Request) -> ValidationResult:
     try:
-        spec = await run_in_threadpool(spec_from_dict, await _definition(request))
+        spec = await run_in_threadpool(as_imported, await _definition(request))  # what an import would store
         issues = await run_in_threadpool(validate, spec)
     except WorkflowInvalid as exc:
         issues = exc.issues

@@ -56,6 +56,22 @@ def test_import_yaml_body_and_validate(client):
     assert bad.json()["issues"][0]["field"] == "outputs.greeting"
 
 
+def test_a_file_haystack_wrote_imports_with_its_open_sockets_as_inputs(client):
+    from haystack import Pipeline
+    from haystack.components.builders import PromptBuilder
+
+    pipe = Pipeline()
+    pipe.add_component("p", PromptBuilder(template="Hello {{ name }}", required_variables="*"))
+    text = pipe.dumps()
+    assert client.post("/api/v1/validate", content=text, headers={"content-type": "application/yaml"}).json() == {
+        "valid": True, "issues": []}
+    imported = client.post("/api/v1/workflows/import", params={"name": "plain"}, content=text,
+                           headers={"content-type": "application/yaml"})
+    assert imported.status_code == 201, imported.text
+    spec = client.get("/api/v1/workflows/plain/versions/1").json()["spec"]
+    assert spec["inputs"] == {"name": ["p.name"]} and spec["outputs"] == {"prompt": "p.prompt"}
+
+
 @pytest.mark.parametrize("method,path,kwargs,status,needle", [
     ("post", "/api/v1/workflows", {"json": {"name": ""}}, 422, "name"),
     ("post", "/api/v1/workflows", {"json": {"name": "x", "spec": {"components": {"a": {"type": "os.system"}}}}}, 422, "os.system"),

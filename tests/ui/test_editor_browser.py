@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.support.editor_browser import (
@@ -284,14 +285,25 @@ def test_canvas_tools_versions_import_and_files(stack: Stack, page: Page, tmp_pa
     exported = page.request.get(stack.base_url + href)
     assert exported.ok and "haystack.components.builders.prompt_builder.PromptBuilder" in exported.text()
 
-    # Import a Haystack YAML file, rename it, delete it.
+    # Import a Haystack YAML file as Haystack writes it (no inputs or outputs) with Hayhooks' streaming_components;
+    # a version saved in the editor keeps what was inferred and declared. Then rename it, delete it.
+    plain = yaml.safe_load(exported.text().replace("Summarize the following text", "Greet"))
+    declared = {ref for refs in plain.pop("inputs").values() for ref in refs}
+    plain.pop("outputs")
     yaml_file = tmp_path / "greeter.yaml"
-    yaml_file.write_text(exported.text().replace("Summarize the following text", "Greet"))
+    yaml_file.write_text(yaml.safe_dump({**plain, "streaming_components": ["llm"]}, sort_keys=False))
     page.locator('[data-action="workflows"]').click()
     dialog.get_by_label("Haystack YAML file").set_input_files(str(yaml_file))
     expect(dialog.get_by_label("Import as")).to_have_value("greeter")
     dialog.locator('[data-action="import"]').click()
     expect(page.locator(".sy-wf-switch")).to_contain_text("greeter")
+    page.keyboard.press("Control+s")
+    page.get_by_label("Version note").fill("as imported")
+    page.keyboard.press("Enter")
+    expect(page.locator(".sy-version-label")).to_have_text("v2")
+    saved = stack.api("GET", "/api/v1/workflows/greeter/versions/2").json()["spec"]
+    assert {ref for refs in saved["inputs"].values() for ref in refs} == declared
+    assert "llm.replies" in saved["outputs"].values() and saved["streaming_components"] == ["llm"]
     page.locator('[data-action="workflows"]').click()
     row = dialog.locator('.sy-wf-row[data-name="greeter"]')
     row.get_by_role("button", name="Rename").click()

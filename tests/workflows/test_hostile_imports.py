@@ -245,3 +245,18 @@ def test_a_pipeline_built_to_run_refuses_an_outbound_host_that_does_not_resolve(
         build_pipeline(spec, mode=BuildMode.RUN)
     (issue,) = err.value.issues
     assert (issue.node, issue.port) == ("n", "api_base_url") and "does not resolve" in issue.message
+
+
+def test_an_empty_env_vars_names_its_param(operator):
+    (issue,) = refused(secret())
+    assert (issue.code, issue.node, issue.port) == (IssueCode.BAD_PARAM, "n", "api_key")
+    assert issue.field == "components.n.init_parameters.api_key.env_vars"
+    assert "'api_key' names no environment variable" in issue.message
+
+
+@pytest.mark.parametrize("type_", ["haystack.components.fetchers.LinkContentFetcher",
+                                   "haystack.components.fetchers.link_content.LinkContentFetcher"])
+def test_haystacks_fetcher_is_refused_naming_the_guarded_one(type_: str):
+    (issue,) = refused(one_node(type_) + "inputs: {urls: n.urls}\n")
+    assert (issue.code, issue.node) == (IssueCode.NOT_ALLOWED, "n")
+    assert "nodes.fetchers.GuardedLinkContentFetcher" in issue.message and "STACKYARD_FETCH_ALLOWED_HOSTS" in issue.message

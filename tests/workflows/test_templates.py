@@ -47,18 +47,6 @@ def test_template_round_trips_through_plain_haystack(name, milvus):
     assert import_text(exported) == spec  # and back into Stackyard unchanged (minus the deployment URI)
 
 
-@pytest.fixture
-def ollama_operator(monkeypatch):
-    """An operator's Ollama setup: its key variable granted to workflows, its server admitted by name."""
-    from stackyard.settings import reset_settings_cache
-
-    monkeypatch.setenv("STACKYARD_SECRET_ENV", "OLLAMA_KEY")
-    monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", "ollama:11434")
-    reset_settings_cache()
-    yield
-    reset_settings_cache()
-
-
 def test_a_pipeline_built_with_haystacks_api_round_trips_exactly(ollama_operator):
     from haystack.components.builders import PromptBuilder
     from haystack.components.generators.chat import OpenAIChatGenerator

@@ -94,6 +94,12 @@ def test_unknown_init_parameter_lists_the_valid_ones():
     assert "top_k" in issue.message
 
 
+def test_a_node_that_fails_to_build_leaves_the_inputs_it_feeds_fed():
+    data = rag()
+    data["components"]["retrieve"]["init_parameters"]["topk"] = 3  # prompt.documents is fed by retrieve
+    assert [(issue.code, issue.node) for issue in issues_of(data)] == [(IssueCode.BAD_PARAM, "retrieve")]
+
+
 def test_init_parameter_rejected_by_the_component():
     data = rag()
     data["components"]["split"] = {"type": "haystack.components.preprocessors.document_splitter.DocumentSplitter",

@@ -24,7 +24,7 @@
       this.outputs = {};          // alias → "node.socket"
       this.notes = [];            // {id, text, x, y, w, h}
       this.metadata = {};         // everything else under metadata, kept as loaded
-      this.extra = {};            // max_runs_per_component, connection_type_validation
+      this.extra = {};            // max_runs_per_component, connection_type_validation, streaming_components
     }
 
     static fromSpec(spec, ports) {
@@ -42,7 +42,7 @@
       g.inputs = clone(spec.inputs || {});
       g.outputs = clone(spec.outputs || {});
       g.notes = clone(canvas.notes || []);
-      for (const key of ["max_runs_per_component", "connection_type_validation"]) {
+      for (const key of ["max_runs_per_component", "connection_type_validation", "streaming_components"]) {
         if (spec[key] !== undefined && spec[key] !== null) g.extra[key] = spec[key];
       }
       return g;
