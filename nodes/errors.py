@@ -8,6 +8,8 @@ message names the fix. All arguments after the message have defaults, so ``cls(m
 
 from __future__ import annotations
 
+from stackyard.errors import StackyardError
+
 
 class NodeInputError(ValueError):
     """A node refused an input or parameter; ``field`` names it and the message says how to fix it."""
@@ -33,3 +35,12 @@ class FileAccessError(NodeInputError):
         super().__init__(message, field=field)
         self.path = path
         self.root = root
+
+
+class NodeLoadError(StackyardError):
+    """A node could not get ready to run (its model would not load): ``node`` names it, the message says the fix."""
+
+    def __init__(self, message: str, *, node: str = "", component_type: str = "") -> None:
+        super().__init__(message)
+        self.node = node
+        self.component_type = component_type

@@ -67,6 +67,11 @@ class Recording:
             self._rows[index].update(values, finished_at=utcnow())
             self._dirty.add(index)
 
+    def failed_to_start(self, node: str, component_type: str, error: str) -> None:
+        """Record that ``node`` failed before the pipeline ran (its model would not load): the run's trace then
+        blames that node, and the nodes without a row read as not reached."""
+        self.ended(self.started(node, component_type), state=NodeState.FAILED, duration_ms=0.0, error=error)
+
     def flush(self, session: Any) -> None:
         """Write rows changed since the last flush (no commit: the caller's session decides). Rows it could
         not write stay due for the next flush."""

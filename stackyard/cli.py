@@ -45,7 +45,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from workflows.validation import build_pipeline
+    from haystack.core.errors import PipelineRuntimeError
+
+    from stackyard.redact import redact
+    from worker.cache import WarmPipelines
     from workflows.execute import run_pipeline
     from workflows.io import import_text
 
@@ -56,9 +59,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not isinstance(inputs, dict):
         raise SystemExit('error: --inputs must be a JSON object such as {"query": "..."}')
     spec = import_text(_read(args.file))
-    pipeline = build_pipeline(spec)
-    pipeline.warm_up()
-    print(json.dumps(run_pipeline(spec, pipeline, inputs), indent=2, ensure_ascii=False))
+    _, pipeline, _ = WarmPipelines(size=1).get(args.file, lambda: spec)  # a model that cannot load names its node
+    try:
+        outputs = run_pipeline(spec, pipeline, inputs)
+    except PipelineRuntimeError as exc:  # Haystack's message names the node that failed
+        raise SystemExit(f"error: {redact(str(exc))}") from None
+    print(json.dumps(outputs, indent=2, ensure_ascii=False))
     return 0
 
 

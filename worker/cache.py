@@ -16,8 +16,9 @@ from typing import Any
 
 from haystack import Pipeline
 
-from workflows.validation import build_pipeline
+from nodes.models import load_failure
 from workflows.spec import WorkflowSpec
+from workflows.validation import build_pipeline
 
 _GENERATOR = "TransformersChatGenerator"
 
@@ -55,20 +56,28 @@ class WarmPipelines:
             return spec, pipeline, loads
 
     def _warm(self, pipeline: Pipeline) -> int:
+        """Load every node's models, one node at a time so a failure names its node (``NodeLoadError``)."""
         before = _embedder_backends()
         loaded = 0
-        for _, component in pipeline.walk():
-            if type(component).__name__ != _GENERATOR:
-                continue
+        for name, component in pipeline.walk():
+            try:
+                loaded += self._warm_one(component)
+            except Exception as exc:  # noqa: BLE001 - whatever a component's warm-up raises is its node's failure
+                raise load_failure(name, component, exc) from exc
+        return loaded + (_embedder_backends() - before)
+
+    def _warm_one(self, component: Any) -> int:
+        if type(component).__name__ == _GENERATOR:
             config = json.dumps(component.huggingface_pipeline_kwargs, sort_keys=True, default=str)
             if config in self._generators:
                 component.pipeline = self._generators[config]
-            else:
-                component.warm_up()
-                self._generators[config] = component.pipeline
-                loaded += 1
-        pipeline.warm_up()
-        return loaded + (_embedder_backends() - before)
+                return 0
+            component.warm_up()
+            self._generators[config] = component.pipeline
+            return 1
+        if hasattr(component, "warm_up"):
+            component.warm_up()
+        return 0
 
     def clear(self) -> None:
         with self._lock:

@@ -16,10 +16,12 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from nodes.errors import NodeLoadError
 from runs import attempts
 from runs import lifecycle as runs
 from runs.models import RunState
 from runs.trace import Recording, RunCancelled, recording
+from stackyard.redact import redact
 from stackyard.settings import get_settings
 from store.db import autocommit_scope
 from worker import notify
@@ -132,6 +134,8 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
             finally:
                 _interruptible.clear()
     except Exception as exc:  # noqa: BLE001 - any failure inside a user's workflow is the run's failure
+        if isinstance(exc, NodeLoadError):
+            rec.failed_to_start(exc.node, exc.component_type, redact(str(exc)))
         verdict = attempts.judge(exc, attempt, cancelled=(RunCancelled,), time_limit=(SoftTimeLimitExceeded,),
                                  time_limit_error=f"exceeded the soft time limit of {soft_limit:g} s "
                                                   "(STACKYARD_RUN_SOFT_TIME_LIMIT); stopped")

@@ -79,6 +79,22 @@ def test_run_prints_outputs_and_refuses_bad_inputs(tmp_path: Path, greet_file: P
     assert broken.returncode != 0 and "--inputs is not valid JSON" in broken.stderr
 
 
+def test_run_names_the_node_that_fails_and_the_fix_without_a_traceback(tmp_path: Path, greet_file: Path):
+    from tests.support.specs import chat
+
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(yaml.safe_dump(chat("acme/not-on-this-machine")))
+    result = cli("run", str(missing), "--inputs", '{"question": "hi"}', env_dir=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "Node 'llm' cannot load model 'acme/not-on-this-machine'" in result.stderr
+    assert "STACKYARD_MODEL_PATHS" in result.stderr
+    failing = tmp_path / "failing.yaml"  # a node that fails while running: Haystack's error names it
+    failing.write_text(greet_file.read_text().replace("Hello {{ name }}", "Hello {{ (name | length) // 0 }}"))
+    result = cli("run", str(failing), "--inputs", '{"name": "Ada"}', env_dir=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "Component name: 'p'" in result.stderr and "division or modulo by zero" in result.stderr
+
+
 def test_import_export_round_trip_and_versions(tmp_path: Path, greet_file: Path):
     first = cli("import", str(greet_file), "--name", "greeter", env_dir=tmp_path)
     assert first.returncode == 0 and "greeter@1" in first.stdout

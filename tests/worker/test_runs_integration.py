@@ -64,6 +64,16 @@ def test_second_run_on_the_same_worker_loads_no_model(stack: Stack, worker):
     assert third["state"] == "succeeded" and third["model_loads"] == 0
 
 
+def test_a_model_this_machine_lacks_fails_on_its_node_with_the_fix(stack: Stack, worker):
+    stack.create("chat-missing", chat("acme/not-on-this-machine"))
+    done = stack.start_run("chat-missing", {"question": "hello"}, wait=60)
+    assert done["state"] == "failed" and done["attempts"] == 1, done
+    assert done["error"].startswith("Node 'llm' cannot load model 'acme/not-on-this-machine'")
+    assert "STACKYARD_MODEL_PATHS" in done["error"]
+    # The trace blames the node; the prompt never ran (the page shows it as not reached).
+    assert [(n["node"], n["state"], n["error"]) for n in done["node_runs"]] == [("llm", "failed", done["error"])]
+
+
 def test_cancel_stops_a_long_run(stack: Stack, worker):
     stack.create("chat-long", chat(TINY, tokens=1800, chain=8))
     run = stack.start_run("chat-long", {"question": "go on"})

@@ -12,7 +12,7 @@
   const FOOT = 8;
   const ORIGIN = 50000; // the edge SVG's offset, so it can draw at negative coordinates
 
-  const STATE_LABEL = { queued: "queued", running: "running", done: "done", failed: "failed", skipped: "not run" };
+  const STATE_LABEL = { queued: "queued", running: "running", done: "done", failed: "failed", skipped: "not reached" };
 
   class Canvas {
     constructor(editor, viewport) {
