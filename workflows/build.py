@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import enum
 import inspect
+import os
 from typing import Any
 
 from haystack.core.component import component
@@ -39,6 +40,12 @@ for _module in ("nodes", "milvus_haystack"):
 
 # Components outside the catalog (STACKYARD_ALLOWED_COMPONENTS): Haystack's local-model nodes name it ``model``.
 _UNLISTED_MODEL_PARAMS = ("model",)
+
+# The key an OpenAI-compatible component sends to a server named by ``api_base_url`` when its workflow names no
+# key: local servers (Ollama, vLLM, llama.cpp) ignore it, and the component needs none set in the environment.
+# Without it Haystack would read OPENAI_API_KEY, and send the OpenAI key to that server.
+KEYLESS_ENV = "STACKYARD_KEYLESS_SERVER_KEY"
+os.environ.setdefault(KEYLESS_ENV, "no-key")
 
 
 class BuildMode(enum.Enum):
@@ -139,7 +146,16 @@ def prepare_component_data(name: str, comp: ComponentSpec, mode: BuildMode, sett
         if isinstance(value, dict) and "type" in value and isinstance(value["type"], str) and "." in value["type"]:
             params[key] = _prepare_store(name, key, value, mode, settings)
     _resolve_models(name, comp.type, params, settings)
+    _keyless_server(cls, params)
     return cls, {"type": comp.type, "init_parameters": params}
+
+
+def _keyless_server(cls: type, params: dict[str, Any]) -> None:
+    """An OpenAI-compatible component pointed at a server (``api_base_url``) with no ``api_key`` sends a dummy key
+    (see ``KEYLESS_ENV``); a workflow cannot name that variable itself (``check_params`` refuses STACKYARD_*)."""
+    accepted = inspect.signature(cls.__init__).parameters
+    if "api_key" in accepted and "api_base_url" in accepted and params.get("api_base_url") and not params.get("api_key"):
+        params["api_key"] = {"type": "env_var", "env_vars": [KEYLESS_ENV], "strict": True}
 
 
 def _offline_milvus_component(cls: type, data: dict[str, Any]) -> Any | None:
