@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api import auth, errors, guard, methods, metrics
-from api.routes import apps, health, jobs, openai_compat, runs, workflows
+from api.routes import apps, health, jobs, models, openai_compat, runs, workflows
 
 
 def create_app() -> FastAPI:
@@ -23,5 +23,6 @@ def create_app() -> FastAPI:
     app.include_router(apps.router)
     app.include_router(openai_compat.router)
     app.include_router(jobs.router)
+    app.include_router(models.router)
     methods.install(app)  # 405 for undeclared methods on API paths, before the UI mounted at "/" takes them
     return app

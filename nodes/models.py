@@ -1,4 +1,5 @@
-"""Why a node's model did not load, in words that say what to set.
+"""Models: why a node's model did not load, in words that say what to set; and which models this installation
+can use right now (``local_models``, ``servers``, ``provider_keys``, ``default_generator``).
 
 A model named by its hub id (``Qwen/Qwen2.5-0.5B-Instruct``) loads from a local folder mapped to that name
 (``STACKYARD_MODEL_PATHS``), from the local Hugging Face cache, or from the hub. Where the hub cannot be
@@ -10,9 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from nodes.catalog import MINILM
 from nodes.errors import NodeLoadError
+from stackyard.settings import Settings
 
 _MISSING_HINTS = ("huggingface.co", "is not a local folder", "Cannot find the requested files")
 
@@ -58,3 +64,166 @@ def load_failure(node: str, component: Any, exc: BaseException) -> NodeLoadError
     else:
         message = f"Node '{node}' could not get ready to run: {type(exc).__name__}: {exc}"
     return NodeLoadError(message, node=node, component_type=component_type)
+
+
+# What this installation can use right now: local model folders, the Hugging Face cache, OpenAI-compatible
+# servers, provider keys. Read by GET /api/v1/models and the Models page; nothing here downloads.
+
+GENERATOR, EMBEDDER, RANKER, OTHER = "generator", "embedder", "ranker", "other"
+LOCAL_GENERATOR = "haystack_integrations.components.generators.transformers.chat.chat_generator.TransformersChatGenerator"
+SERVER_GENERATOR = "haystack.components.generators.chat.openai.OpenAIChatGenerator"
+PROBE_SECONDS = 2.0
+MAX_LISTING_BYTES = 1_000_000            # what one GET /models answer may be
+_MAX_CONFIG_BYTES = 1_000_000
+_MAX_FOLDERS = 500                       # per root: a model root is a folder of model folders, not a disk to crawl
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    name: str            # what a node's ``model`` param takes: a hub id mapped or cached here, or a folder path
+    kind: str            # generator, embedder, ranker or other
+    source: str          # "model path" (STACKYARD_MODEL_PATHS), "model root", "cache" or "bundled"
+    path: str
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    source: str          # "configured" (STACKYARD_LLM_SERVERS) or "detected" (a local Ollama)
+    reachable: bool = False
+    models: list[str] = field(default_factory=list)
+    error: str | None = None
+    latency_ms: float | None = None
+
+
+def kind_of(folder: Path) -> str:
+    """What a model folder holds, from its own files (never by importing or loading it)."""
+    if (folder / "modules.json").is_file() or (folder / "config_sentence_transformers.json").is_file():
+        return EMBEDDER
+    config = folder / "config.json"
+    try:
+        if config.stat().st_size > _MAX_CONFIG_BYTES:
+            return OTHER
+        architectures = json.loads(config.read_text()).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return OTHER
+    names = [a for a in architectures if isinstance(a, str)]
+    if any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in names):
+        return GENERATOR
+    if any(a.endswith("ForSequenceClassification") for a in names):
+        return RANKER
+    return OTHER
+
+
+def _is_model(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in ("config.json", "modules.json"))
+
+
+def _cache_dir() -> Path:
+    explicit = os.environ.get("HF_HUB_CACHE")
+    if explicit:
+        return Path(explicit)
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def _cached_models() -> list[LocalModel]:
+    found = []
+    for repo in sorted(_cache_dir().glob("models--*"))[:_MAX_FOLDERS]:
+        snapshots = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime, reverse=True)
+        folder = next((s for s in snapshots if _is_model(s)), None)
+        if folder is not None:
+            name = repo.name.removeprefix("models--").replace("--", "/")
+            found.append(LocalModel(name, kind_of(folder), "cache", str(folder)))
+    return found
+
+
+def local_models(settings: Settings) -> list[LocalModel]:
+    """Models this machine has: mapped names, folders under the model roots, the cache, and the bundled MiniLM."""
+    found: dict[str, LocalModel] = {}
+    for name, path in settings.model_paths.items():
+        found.setdefault(name, LocalModel(name, kind_of(Path(path)), "model path", path))
+    for root in settings.model_roots:
+        try:
+            folders = sorted(p for p in Path(root).iterdir() if p.is_dir())[:_MAX_FOLDERS]
+        except OSError:
+            continue
+        for folder in folders:
+            if _is_model(folder):
+                path = str(folder.resolve())
+                found.setdefault(path, LocalModel(path, kind_of(folder), "model root", path))
+    for model in _cached_models():
+        found.setdefault(model.name, model)
+    bundled = settings.local_model_path(MINILM)
+    if bundled:
+        found.setdefault(MINILM, LocalModel(MINILM, EMBEDDER, "bundled", bundled))
+    return list(found.values())
+
+
+def servers(settings: Settings, *, probed: bool = True) -> list[Server]:
+    """The configured OpenAI-compatible servers, each probed once, and a local Ollama when one answers (with
+    ``probed=False``: the configured ones and where Ollama would be, none of them contacted)."""
+    listed = [Server(name, url.rstrip("/"), "configured") for name, url in settings.llm_servers.items()]
+    ollama = settings.ollama_url.rstrip("/")
+    if ollama and not any(s.url.startswith(ollama) for s in listed):
+        listed.append(Server("ollama", f"{ollama}/v1", "detected"))
+    if not probed:
+        return listed
+    for server in listed:
+        probe(server)
+    return [s for s in listed if s.reachable or s.source == "configured"]
+
+
+def probe(server: Server) -> Server:
+    """Ask ``server`` for its models (GET /models, as OpenAI, Ollama, vLLM and llama.cpp serve it).
+
+    Only operator-set addresses are probed (STACKYARD_LLM_SERVERS, STACKYARD_OLLAMA_URL), never one a user typed.
+    """
+    import httpx
+
+    started = time.perf_counter()
+    try:
+        body = bytearray()
+        with httpx.stream("GET", f"{server.url}/models", timeout=PROBE_SECONDS, follow_redirects=False) as response:
+            response.raise_for_status()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_LISTING_BYTES:
+                    raise ValueError(f"its model list is over {MAX_LISTING_BYTES:,} bytes")
+                if time.perf_counter() - started > 2 * PROBE_SECONDS:  # a server that drips its answer
+                    raise TimeoutError(f"its model list took over {2 * PROBE_SECONDS:g} s")
+        data = json.loads(body).get("data", [])
+        server.models = [str(item["id"])[:200] for item in data[:200] if isinstance(item, dict) and "id" in item]
+        server.reachable, server.error = True, None
+    except (httpx.HTTPError, ValueError, AttributeError, TypeError, TimeoutError) as exc:
+        server.reachable, server.models = False, []
+        server.error = f"{type(exc).__name__}: {str(exc)[:300]}"
+    server.latency_ms = round((time.perf_counter() - started) * 1000, 1)
+    return server
+
+
+def provider_keys(settings: Settings) -> list[str]:
+    """The secret variables workflows may read that are set here (names only, never values)."""
+    return [name for name in settings.secret_env if os.environ.get(name)]
+
+
+def default_generator(models: list[LocalModel], found: list[Server], keys: list[str]) -> dict[str, Any] | None:
+    """The generator a new chat workflow gets: a reachable server's first model, else a local generator, else
+    OpenAI when its key is set; None when this machine has none (``NO_GENERATOR`` says what to set)."""
+    for server in found:
+        if server.reachable and server.models:
+            return {"type": SERVER_GENERATOR, "init_parameters": {"model": server.models[0], "api_base_url": server.url},
+                    "from": f"server '{server.name}'"}
+    local = next((m for m in models if m.kind == GENERATOR), None)
+    if local:
+        return {"type": LOCAL_GENERATOR, "init_parameters": {"model": local.name, "task": "text-generation"},
+                "from": f"local model ({local.source})"}
+    if "OPENAI_API_KEY" in keys:
+        return {"type": SERVER_GENERATOR, "init_parameters": {"model": "gpt-4o-mini"}, "from": "OPENAI_API_KEY"}
+    return None
+
+
+NO_GENERATOR = ("No generator is available on this machine. Map a local model folder to its name "
+                "(STACKYARD_MODEL_PATHS), add a folder of models (STACKYARD_MODEL_ROOTS), configure an OpenAI-compatible "
+                "server (STACKYARD_LLM_SERVERS, or start Ollama), or set OPENAI_API_KEY.")

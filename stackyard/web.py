@@ -17,11 +17,13 @@ def create_app() -> FastAPI:
     from ui.apps_page import mount_apps
     from ui.chat_page import mount_chat
     from ui.jobs_page import mount_jobs
+    from ui.models_page import mount_models
 
     app = create_api()
     mount_chat(app)
     mount_jobs(app)
     mount_apps(app)
+    mount_models(app)
     app.include_router(editor.router)
     mount(app)
     return app

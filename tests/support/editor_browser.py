@@ -20,6 +20,13 @@ TEXT_EMBEDDER = ("haystack_integrations.components.embedders.sentence_transforme
                  "sentence_transformers_text_embedder.SentenceTransformersTextEmbedder")
 
 
+def dataframe_rows(page: Page, elem_id: str) -> list[list[str]]:
+    """The body cells of a Gradio Dataframe (``elem_id``), as the user reads them."""
+    return page.locator(f"#{elem_id}").evaluate(
+        """root => [...root.querySelectorAll('[role=row][data-index]')].map(
+               row => [...row.querySelectorAll('[role=gridcell]')].map(cell => cell.innerText.trim()))""")
+
+
 def launch(pw):
     return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
 

@@ -1,7 +1,8 @@
 """A small OpenAI-compatible chat server on 127.0.0.1 for tests (the shape Ollama and vLLM serve).
 
-It answers ``POST /v1/chat/completions`` (plain and ``stream: true`` Server-Sent Events) with a fixed
-reply, optionally one word every ``delay`` seconds, and records the requests it received. With
+It answers ``GET /v1/models`` (``models``) and ``POST /v1/chat/completions`` (plain and ``stream: true``
+Server-Sent Events) with a fixed reply, optionally one word every ``delay`` seconds, and records the requests it
+received. With
 ``echo_auth_error`` it answers 401 quoting the request's ``Authorization`` header instead, as a careless
 server (or a proxy) might: what a client does with a secret in an error message.
 """
@@ -17,8 +18,8 @@ from typing import Any
 
 class ChatServer:
     def __init__(self, reply: str = "hello from the server", *, port: int = 0, delay: float = 0.0,
-                 echo_auth_error: bool = False) -> None:
-        self.reply, self.delay, self.echo_auth_error = reply, delay, echo_auth_error
+                 echo_auth_error: bool = False, models: tuple[str, ...] = ("local-model",)) -> None:
+        self.reply, self.delay, self.echo_auth_error, self.models = reply, delay, echo_auth_error, models
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str | None] = []
         server = self
@@ -38,6 +39,12 @@ class ChatServer:
                     self._stream(body)
                 else:
                     self._json(server._completion(body))
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.path.rstrip("/") == "/v1/models":
+                    self._json({"object": "list", "data": [{"id": name, "object": "model"} for name in server.models]})
+                else:
+                    self._json({"error": {"message": "not found"}}, status=404)
 
             def _json(self, payload: dict, status: int = 200) -> None:
                 data = json.dumps(payload).encode()

@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.support.editor_browser import ARTIFACTS, launch
+from tests.support.editor_browser import dataframe_rows as rows
 from tests.support.specs import greet
 from tests.support.stack import Stack, process_stack
 
@@ -62,13 +63,6 @@ def choose_workflow(page, name: str) -> None:
     box.click()
     page.get_by_role("option", name=name, exact=True).click()
     assert box.input_value() == name
-
-
-def rows(page, elem_id: str) -> list[list[str]]:
-    """The body cells of a Gradio Dataframe, as the user reads them."""
-    return page.locator(f"#{elem_id}").evaluate(
-        """root => [...root.querySelectorAll('[role=row][data-index]')].map(
-               row => [...row.querySelectorAll('[role=gridcell]')].map(cell => cell.innerText.trim()))""")
 
 
 def wait_rows(page, elem_id: str, count: int) -> list[list[str]]:
