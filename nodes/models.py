@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 from nodes.catalog import MINILM
 from nodes.errors import NodeLoadError
+from nodes.files import looks_like_model_path
 from stackyard.settings import Settings
 
 _MISSING_HINTS = ("huggingface.co", "is not a local folder", "Cannot find the requested files")
@@ -50,6 +52,42 @@ def hub_offline() -> bool:
                for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+HUB = ("huggingface.co", 443)
+HUB_PROBE_SECONDS = 1.5
+HUB_PROBE_TTL = 300.0
+_hub_seen: dict[str, tuple[float, bool]] = {}
+
+
+def hub_reachable() -> bool:
+    """Whether models could download now: not turned off, and the hub accepts a connection (remembered 5 min)."""
+    if hub_offline():
+        return False
+    checked = _hub_seen.get("hub")
+    if checked and time.monotonic() - checked[0] < HUB_PROBE_TTL:
+        return checked[1]
+    try:
+        socket.create_connection(HUB, timeout=HUB_PROBE_SECONDS).close()
+        reachable = True
+    except OSError:
+        reachable = False
+    _hub_seen["hub"] = (time.monotonic(), reachable)
+    return reachable
+
+
+def missing_model(value: str, settings: Settings) -> str | None:
+    """Why a node could not load model ``value`` on this machine now, or None when it could (a mapped or bundled
+    folder, a folder path, a model in the cache, or the hub within reach)."""
+    local = settings.local_model_path(value)
+    if local:
+        return None if Path(local).is_dir() else f"'{value}' is mapped to {local}, which is not a folder here"
+    if looks_like_model_path(value):
+        return None if Path(value).expanduser().is_dir() else f"there is no folder {value} on this machine"
+    if value in {m.name for m in _cached_models()} or hub_reachable():
+        return None
+    why = "downloads are turned off (HF_HUB_OFFLINE)" if hub_offline() else "the model hub cannot be reached"
+    return f"no model '{value}' on this machine and {why}"
+
+
 def load_failure(node: str, component: Any, exc: BaseException) -> NodeLoadError:
     """The error to record when ``component`` (node ``node``) failed to get ready with ``exc``."""
     model = model_of(component)
@@ -60,7 +98,7 @@ def load_failure(node: str, component: Any, exc: BaseException) -> NodeLoadError
         example = json.dumps({model: "/models/" + model.rsplit("/", 1)[-1]})
         message = (f"Node '{node}' cannot load model '{model}': it is not on this machine and {why}. Copy the model "
                    f"to a folder and map its name to it (STACKYARD_MODEL_PATHS='{example}'), pick a model this "
-                   "machine has, or use an OpenAI-compatible server (OpenAIChatGenerator with api_base_url).")
+                   "machine has (/models), or use an OpenAI-compatible server (OpenAIChatGenerator with api_base_url).")
     else:
         message = f"Node '{node}' could not get ready to run: {type(exc).__name__}: {exc}"
     return NodeLoadError(message, node=node, component_type=component_type)

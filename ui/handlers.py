@@ -29,6 +29,7 @@ from apps import publishing
 from stackyard.errors import StackyardError
 from store.db import session_scope
 from workflows import crud, graph
+from workflows.availability import model_warnings
 from workflows.errors import Issue, IssueCode, WorkflowInvalid
 from workflows.io import import_text, neutral
 from workflows.spec import spec_from_dict
@@ -181,7 +182,8 @@ def save_version(request: Payload) -> Payload:
         version = crud.create_version(session=session, ref=_required(request, "ref"), spec=spec,
                                       note=str(request.get("note") or "")[:2000])
         versions = crud.list_versions(session=session, ref=version.workflow_id)
-        return {"version": _version_row(version), "versions": [_version_row(v) for v in reversed(versions)]}
+        return {"version": _version_row(version), "versions": [_version_row(v) for v in reversed(versions)],
+                "warnings": graph.issues_payload(model_warnings(spec))}
 
 
 @server_function
@@ -220,11 +222,14 @@ def import_yaml(request: Payload) -> Payload:
 def validate(request: Payload) -> Payload:
     from workflows.validation import validate as run_validator
 
+    warnings: list = []
     try:
-        issues = run_validator(spec_from_dict(_required(request, "spec")))
+        spec = spec_from_dict(_required(request, "spec"))
+        issues = run_validator(spec)
+        warnings = model_warnings(spec)
     except WorkflowInvalid as exc:
         issues = exc.issues
-    return {"valid": not issues, "issues": graph.issues_payload(issues)}
+    return {"valid": not issues, "issues": graph.issues_payload(issues), "warnings": graph.issues_payload(warnings)}
 
 
 @server_function

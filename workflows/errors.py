@@ -46,6 +46,7 @@ class IssueCode:
     BAD_INPUT_MAPPING = "bad_input_mapping"
     BAD_OUTPUT_MAPPING = "bad_output_mapping"
     UNBOUNDED_CYCLE = "unbounded_cycle"
+    MODEL_UNAVAILABLE = "model_unavailable"   # a warning (workflows.availability): the workflow still saves
 
 
 class WorkflowInvalid(StackyardError):

@@ -21,6 +21,7 @@ from api.schemas.workflows import (
 )
 from stackyard.redact import redact_data
 from workflows import crud
+from workflows.availability import model_warnings
 from workflows.bounds import NO_NUL, PositiveInt32, Text
 from workflows.errors import WorkflowInvalid
 from workflows.io import as_imported, export_yaml, import_document, neutral
@@ -119,12 +120,15 @@ def export_workflow(ref: Text, session: SessionDep, version: PositiveInt32 | Non
              # Any body gets a report, an unparsable or missing one too (valid: false, a parse_error issue).
              openapi_extra=request_body({"application/yaml": {"description": PIPELINE["description"]}}, required=False))
 async def validate_definition(request: Request) -> ValidationResult:
+    warnings: list = []
     try:
         spec = await run_in_threadpool(as_imported, await _definition(request))  # what an import would store
         issues = await run_in_threadpool(validate, spec)
+        warnings = await run_in_threadpool(model_warnings, spec)
     except WorkflowInvalid as exc:
         issues = exc.issues
-    return ValidationResult(valid=not issues, issues=redact_data([issue.to_dict() for issue in issues]))
+    return ValidationResult(valid=not issues, issues=redact_data([issue.to_dict() for issue in issues]),
+                            warnings=redact_data([warning.to_dict() for warning in warnings]))
 
 
 @router.get("/nodes")

@@ -50,5 +50,7 @@ class VersionPublic(BaseModel):
 class ValidationResult(BaseModel):
     valid: bool
     issues: list[dict[str, Any]]
+    warnings: list[dict[str, Any]] = Field(default_factory=list, description=(
+        "What this machine lacks for the workflow to run (e.g. a model it cannot load); it still saves"))
 
 

@@ -50,10 +50,20 @@ def test_import_yaml_body_and_validate(client):
                            headers={"content-type": "application/yaml"})
     assert imported.status_code == 201 and imported.json()["number"] == 1
     ok = client.post("/api/v1/validate", content=text, headers={"content-type": "application/yaml"})
-    assert ok.json() == {"valid": True, "issues": []}
+    assert ok.json() == {"valid": True, "issues": [], "warnings": []}
     bad = client.post("/api/v1/validate", content=text.replace("p.prompt", "p.nope"), headers={"content-type": "application/yaml"})
     assert bad.status_code == 200 and bad.json()["valid"] is False
     assert bad.json()["issues"][0]["field"] == "outputs.greeting"
+
+
+def test_validate_warns_about_a_model_this_machine_lacks(client):
+    from tests.support.specs import chat
+
+    checked = client.post("/api/v1/validate", json=chat("acme/not-on-this-machine")).json()
+    assert checked["valid"] is True and checked["issues"] == []
+    [warning] = checked["warnings"]
+    assert (warning["node"], warning["port"], warning["code"]) == ("llm", "model", "model_unavailable")
+    assert "no model 'acme/not-on-this-machine' on this machine" in warning["message"]
 
 
 def test_a_file_haystack_wrote_imports_with_its_open_sockets_as_inputs(client):
@@ -64,7 +74,7 @@ def test_a_file_haystack_wrote_imports_with_its_open_sockets_as_inputs(client):
     pipe.add_component("p", PromptBuilder(template="Hello {{ name }}", required_variables="*"))
     text = pipe.dumps()
     assert client.post("/api/v1/validate", content=text, headers={"content-type": "application/yaml"}).json() == {
-        "valid": True, "issues": []}
+        "valid": True, "issues": [], "warnings": []}
     imported = client.post("/api/v1/workflows/import", params={"name": "plain"}, content=text,
                            headers={"content-type": "application/yaml"})
     assert imported.status_code == 201, imported.text

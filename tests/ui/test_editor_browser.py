@@ -135,6 +135,21 @@ def test_build_validate_save_reload_and_run(stack: Stack, page: Page):
     issue.click()
     expect(node(page, "prompt")).to_have_class(re.compile("sy-selected"))
 
+    # A model this machine does not have is flagged on its node before anything runs (a warning: it would save).
+    click_node(page, "local_llm")
+    model = page.locator('.sy-field[data-param="model"]').locator("input, textarea").first
+    chosen = model.input_value()
+    model.fill("acme/not-on-this-machine")
+    model.blur()
+    page.locator('[data-action="validate"]').click()
+    expect(page.locator('.sy-issue[data-node="local_llm"]')).to_contain_text(
+        "no model 'acme/not-on-this-machine' on this machine")
+    expect(node(page, "local_llm")).to_have_class(re.compile("sy-has-issue"))
+    page.locator('.sy-tabs [data-tab="inspect"]').click()
+    model.fill(chosen)
+    model.blur()
+    click_node(page, "prompt")
+
     # Edit the template: its variables become the node's input ports as it is typed.
     template = page.locator('.sy-field[data-param="template"] textarea')
     template.fill("Write a haiku about {{ topic }}.")

@@ -57,6 +57,7 @@ def test_blank_workflow_saves_immutable_versions_with_history(db):
     ref = opened["workflow"]["id"]
     first = handlers.save_version({"ref": ref, "spec": greeter(), "note": "first"})
     assert first["version"]["number"] == 1
+    assert [(w["node"], w["code"]) for w in first["warnings"]] == [("llm", "model_unavailable")]  # saved, and told
     changed = greeter("Hi {{ name }}!")
     changed["metadata"]["stackyard"]["positions"]["llm"] = [500, 40]
     changed["components"]["extra"] = {"type": PROMPT, "init_parameters": {"template": "static"}}
@@ -131,7 +132,10 @@ def test_validate_pins_problems_to_nodes_and_ports(db):
     issues = handlers.validate({"spec": spec})["issues"]
     assert {(i["node"], i["port"], i["code"]) for i in issues} == {
         ("prompt", "name", "missing_input"), ("llm", "nope", "dangling_edge")}
-    assert handlers.validate({"spec": greeter()}) == {"valid": True, "issues": []}
+    checked = handlers.validate({"spec": greeter()})
+    assert checked["valid"] is True and checked["issues"] == []
+    # Valid, but this machine has no such model and no hub: flagged on the node before anything runs.
+    assert [(w["node"], w["port"], w["code"]) for w in checked["warnings"]] == [("llm", "model", "model_unavailable")]
     assert handlers.validate({"spec": {"components": [], "bogus": 1}})["valid"] is False
 
 

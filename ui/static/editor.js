@@ -197,9 +197,13 @@
         this.workflow.latest_version = res.version.number;
         this.savedKey = this.specKey();
         this.touch();
-        this.showIssues([]);
+        const warnings = res.warnings || [];
+        this.showIssues(warnings);
         this.root.dataset.lastSaveMs = String(Math.round(performance.now() - started));
-        toast(`Saved version ${res.version.number}.`, "ok");
+        if (warnings.length) {
+          this.side.show("problems");
+          toast(`Saved version ${res.version.number}, but it cannot run here yet: ${warnings[0].message}`, "warn", 12000);
+        } else toast(`Saved version ${res.version.number}.`, "ok");
         if (this.side.current === "history") this.side.show("history");
         this.runs.renderForm();
         return true;
@@ -227,9 +231,12 @@
       if (!this.workflow) return;
       try {
         const res = await SY.api.call("validate", { spec: this.graph.toSpec() });
-        this.showIssues(res.issues);
+        const warnings = res.warnings || [];
+        this.showIssues(res.issues.concat(warnings));
         this.side.show("problems");
-        toast(res.valid ? "No problems found." : `${res.issues.length} problem${res.issues.length === 1 ? "" : "s"} found.`, res.valid ? "ok" : "error");
+        if (!res.valid) toast(`${res.issues.length} problem${res.issues.length === 1 ? "" : "s"} found.`, "error");
+        else if (warnings.length) toast(`Valid, but it cannot run here yet: ${warnings[0].message}`, "warn", 12000);
+        else toast("No problems found.", "ok");
       } catch (err) { toast(err.message, "error"); }
     }
 

@@ -1,0 +1,66 @@
+"""Warnings for what a valid workflow needs that this machine lacks: a model it cannot load now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stackyard.settings import reset_settings_cache
+from tests.support.specs import chat
+from tests.support.stack import free_port
+from workflows.availability import model_warnings
+from workflows.spec import spec_from_dict
+from workflows.validation import validate
+
+EMBEDDER = ("haystack_integrations.components.embedders.sentence_transformers."
+            "sentence_transformers_text_embedder.SentenceTransformersTextEmbedder")
+
+
+@pytest.fixture
+def machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import nodes.models
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("STACKYARD_MODEL_PATHS", raising=False)
+    monkeypatch.setattr(nodes.models, "_hub_seen", {})
+    reset_settings_cache()
+    yield monkeypatch
+    reset_settings_cache()
+
+
+def test_a_model_this_machine_lacks_is_a_warning_pinned_to_its_node(machine):
+    spec = spec_from_dict(chat("acme/not-here"))
+    assert validate(spec) == []  # it still validates and saves
+    [warning] = model_warnings(spec)
+    assert (warning.code, warning.node, warning.port) == ("model_unavailable", "llm", "model")
+    assert warning.field == "components.llm.init_parameters.model"
+    assert "no model 'acme/not-here' on this machine and downloads are turned off (HF_HUB_OFFLINE)" in warning.message
+    assert "/models" in warning.message and "STACKYARD_MODEL_PATHS" in warning.message
+
+
+def test_models_this_machine_has_are_not_warned_about(machine, tiny_model: Path, tmp_path: Path):
+    embed = spec_from_dict({"components": {"embed": {"type": EMBEDDER, "init_parameters": {
+        "model": "sentence-transformers/all-MiniLM-L6-v2"}}}, "inputs": {"text": ["embed.text"]}})
+    assert model_warnings(embed) == []                                   # bundled
+    assert model_warnings(spec_from_dict(chat(str(tiny_model)))) == []   # a folder
+    snapshot = tmp_path / "cache" / "models--acme--cached" / "snapshots" / "abc"
+    snapshot.parent.mkdir(parents=True)
+    snapshot.symlink_to(tiny_model, target_is_directory=True)
+    assert model_warnings(spec_from_dict(chat("acme/cached"))) == []     # in the hub's cache
+    machine.setenv("STACKYARD_MODEL_PATHS", '{"acme/mapped": "%s", "acme/gone": "%s"}' % (tiny_model, tmp_path / "gone"))
+    reset_settings_cache()
+    assert model_warnings(spec_from_dict(chat("acme/mapped"))) == []    # mapped to a folder
+    [gone] = model_warnings(spec_from_dict(chat("acme/gone")))
+    assert "'acme/gone' is mapped to" in gone.message and "which is not a folder here" in gone.message
+
+
+def test_with_downloads_on_an_unreachable_hub_is_named(machine):
+    import nodes.models
+
+    machine.delenv("HF_HUB_OFFLINE")
+    machine.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    machine.setattr(nodes.models, "HUB", ("127.0.0.1", free_port()))  # nothing listens there
+    [warning] = model_warnings(spec_from_dict(chat("acme/not-here")))
+    assert "no model 'acme/not-here' on this machine and the model hub cannot be reached" in warning.message
