@@ -166,11 +166,20 @@ def _cache_dir() -> Path:
     return Path(home).expanduser() / "hub"
 
 
+def _newest_first(folder: Path) -> list[Path]:
+    dated = []
+    for path in folder.glob("*"):
+        try:
+            dated.append((path.stat().st_mtime, path))
+        except OSError:  # a dangling link, or a snapshot removed meanwhile
+            continue
+    return [path for _, path in sorted(dated, reverse=True)]
+
+
 def _cached_models() -> list[LocalModel]:
     found = []
     for repo in sorted(_cache_dir().glob("models--*"))[:_MAX_FOLDERS]:
-        snapshots = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime, reverse=True)
-        folder = next((s for s in snapshots if _is_model(s)), None)
+        folder = next((s for s in _newest_first(repo / "snapshots") if _is_model(s)), None)
         if folder is not None:
             name = repo.name.removeprefix("models--").replace("--", "/")
             found.append(LocalModel(name, kind_of(folder), "cache", str(folder)))

@@ -61,6 +61,7 @@ def test_local_folders_servers_and_keys_are_listed_and_a_default_chosen(client: 
     snapshot = tmp_path / "empty-cache" / "models--acme--tiny-chat" / "snapshots" / "0123abcd"
     snapshot.parent.mkdir(parents=True)
     snapshot.symlink_to(tiny_model, target_is_directory=True)  # as the hub's cache lays out a downloaded model
+    (snapshot.parent / "dangling").symlink_to(tmp_path / "removed")  # what an interrupted download leaves
     cached = {m["source"]: m for m in client.get("/api/v1/models").json()["local"]}["cache"]
     assert (cached["name"], cached["kind"]) == ("acme/tiny-chat", "generator")
     generator = client.get("/api/v1/models").json()["default_generator"]
