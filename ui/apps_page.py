@@ -7,6 +7,8 @@ once, here, and never again. Handlers are plain functions (tested without a brow
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 from fastapi import FastAPI
 
@@ -28,7 +30,7 @@ def publications_table() -> list[list]:
             workflow = crud.get_workflow(session=session, ref=app.workflow_id)
             number = crud.get_version_by_id(session=session, version_id=app.version_id).number
             rows.append([app.slug, workflow.name, number, app.message_input, app.reply_output,
-                         app.sources_output or "", f"/chat/{app.slug}"])
+                         app.sources_output or "", f"[/chat/{app.slug}](/chat/{app.slug})"])
         return rows
 
 
@@ -52,12 +54,22 @@ def _opt(value: str | None) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-def publish(workflow: str, version: float | None, slug: str, message: str, history: str, reply: str,
+def _version(value: str | float | None) -> int | None:
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise StackyardError(f"Version '{text}' is not a version number: type 1, 2, … or leave it empty for the newest.")
+    return int(text)
+
+
+def publish(workflow: str, version: str | float | None, slug: str, message: str, history: str, reply: str,
             sources: str) -> tuple[str, list[list]]:
     try:
+        number = _version(version)
         with session_scope() as session:
             app = publishing.publish(session=session, ref=workflow or "", slug=(slug or "").strip(),
-                                     version=int(version) if version else None, message=_opt(message),
+                                     version=number, message=_opt(message),
                                      history=_opt(history), reply=_opt(reply), sources=_opt(sources))
             number = crud.get_version_by_id(session=session, version_id=app.version_id).number
         return f"✅ '{app.slug}' now serves {workflow} version {number}: /chat/{app.slug}", publications_table()
@@ -74,16 +86,37 @@ def unpublish(slug: str) -> tuple[str, list[list]]:
         return f"⚠️ {exc}", publications_table()
 
 
-def create_key(name: str, app: str, rate: float) -> tuple[str, str, list[list]]:
+def call_snippet(base_url: str, key: str, slug: str) -> str:
+    """Ready-to-run calls of app ``slug`` with ``key``: curl, and the ``openai`` Python client."""
+    body = json.dumps({"model": slug, "messages": [{"role": "user", "content": "Hello!"}]})
+    return (f"# curl\ncurl {base_url}/v1/chat/completions \\\n  -H 'Authorization: Bearer {key}' \\\n"
+            f"  -H 'Content-Type: application/json' \\\n  -d '{body}'\n\n"
+            f"# Python (pip install openai)\nfrom openai import OpenAI\n\n"
+            f"client = OpenAI(base_url=\"{base_url}/v1\", api_key=\"{key}\")\n"
+            f"reply = client.chat.completions.create(model=\"{slug}\", messages=[{{\"role\": \"user\", "
+            f"\"content\": \"Hello!\"}}])\nprint(reply.choices[0].message.content)\n")
+
+
+def _base_url(request: gr.Request | None) -> str:
+    """This server's address as the browser reached it (for the snippet)."""
+    if request is None:
+        return "http://127.0.0.1:8000"
+    return f"{request.url.scheme}://{request.headers.get('host') or request.url.netloc}"
+
+
+def create_key(name: str, app: str, rate: float, request: gr.Request | None = None) -> tuple[str, str, list[list], str]:
+    """A new key (shown once), a status line, the keys table, and a snippet that calls the app with the key."""
     scope = None if app in ("", "all apps", None) else app
     try:
         with session_scope() as session:
             if scope:
                 publishing.get_publication(session=session, slug=scope)
             row, key = keys.create_key(session=session, name=name or "", app_slug=scope, rate_per_minute=int(rate or 60))
-        return key, f"✅ Key {row.prefix}… created. Copy it now: it is shown only once.", keys_table()
+        slug = scope or next(iter(app_slugs()), "SLUG")
+        return (key, f"✅ Key {row.prefix}… created. Copy it now: it is shown only once.", keys_table(),
+                call_snippet(_base_url(request), key, slug))
     except StackyardError as exc:
-        return "", f"⚠️ {exc}", keys_table()
+        return "", f"⚠️ {exc}", keys_table(), ""
 
 
 def revoke_key(key_id: str) -> tuple[str, list[list]]:
@@ -99,10 +132,12 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="Stackyard apps") as page:
         gr.Markdown("## Published apps\nEach app serves one workflow version at `/v1/chat/completions` "
                     "(model = slug), `/api/v1/apps/{slug}/run` and `/chat/{slug}`.")
-        apps = gr.Dataframe(headers=APP_HEADERS, interactive=False, elem_id="apps-table")
+        apps = gr.Dataframe(headers=APP_HEADERS, interactive=False, elem_id="apps-table",
+                            datatype=["str"] * (len(APP_HEADERS) - 1) + ["markdown"])
         with gr.Row():
             workflow = gr.Dropdown(label="Workflow", choices=[], allow_custom_value=True, elem_id="publish-workflow")
-            version = gr.Number(label="Version (empty = newest)", precision=0, elem_id="publish-version")
+            # A text box: Gradio's number box shows 0 for "no value", and 0 is no version.
+            version = gr.Textbox(label="Version (empty = newest)", placeholder="newest", elem_id="publish-version")
             slug = gr.Textbox(label="Slug", placeholder="support-bot", elem_id="publish-slug")
         with gr.Row():
             message = gr.Textbox(label="Message input (empty = from the workflow's chat roles)")
@@ -121,8 +156,10 @@ def build() -> gr.Blocks:
             key_app = gr.Dropdown(label="App", choices=["all apps"], value="all apps", allow_custom_value=True)
             key_rate = gr.Number(label="Requests / minute", value=60, precision=0)
             create_btn = gr.Button("Create key", variant="primary", elem_id="create-key")
-        new_key = gr.Textbox(label="New key (shown once)", interactive=False, elem_id="new-key")
+        new_key = gr.Textbox(label="New key (shown once)", interactive=False, elem_id="new-key", buttons=["copy"])
         key_status = gr.Markdown()
+        snippet = gr.Code(label="Call the app with this key", language="python", interactive=False,
+                          elem_id="key-snippet")
         with gr.Row():
             revoke_id = gr.Textbox(label="Key id or prefix to revoke")
             revoke_btn = gr.Button("Revoke", variant="stop")
@@ -134,7 +171,7 @@ def build() -> gr.Blocks:
         page.load(refresh, outputs=[apps, key_rows, workflow, key_app])
         publish_btn.click(publish, [workflow, version, slug, message, history, reply, sources], [app_status, apps])
         unpublish_btn.click(unpublish, [slug], [app_status, apps])
-        create_btn.click(create_key, [key_name, key_app, key_rate], [new_key, key_status, key_rows])
+        create_btn.click(create_key, [key_name, key_app, key_rate], [new_key, key_status, key_rows, snippet])
         revoke_btn.click(revoke_key, [revoke_id], [key_status, key_rows])
     return page
 

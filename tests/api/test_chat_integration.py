@@ -67,6 +67,21 @@ def test_non_streaming_completion_and_models(served: Stack):
     assert [m.id for m in scoped.models.list().data] == ["slow"]
 
 
+def test_the_apps_pages_snippet_runs_as_written(served: Stack):
+    import contextlib
+    import io
+
+    from ui.apps_page import call_snippet
+
+    snippet = call_snippet(served.base_url, new_key(served, app="local"), "local")
+    python = snippet.split("# Python (pip install openai)\n", 1)[1]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(python, "snippet.py", "exec"), {})  # noqa: S102 - the code this page shows a user
+    assert printed.getvalue() == "the answer is stackyard\n"
+    assert f"curl {served.base_url}/v1/chat/completions" in snippet
+
+
 def test_streaming_chunks_arrive_while_the_generator_is_still_going(served: Stack, slow_llm: ChatServer):
     client = client_for(served, new_key(served))
     started = time.monotonic()

@@ -28,9 +28,11 @@ def test_publish_republish_and_unpublish(database):
     make_workflow("Hi {{ name }}")
     status, table = apps_page.publish("greet", 1, "hello", "name", "", "greeting", "")
     assert status.startswith("✅") and "version 1" in status
-    assert table == [["hello", "greet", 1, "name", "greeting", "", "/chat/hello"]]
+    assert table == [["hello", "greet", 1, "name", "greeting", "", "[/chat/hello](/chat/hello)"]]  # a link
     status, table = apps_page.publish("greet", None, "hello", "name", "", "greeting", "")
     assert "version 2" in status and table[0][2] == 2
+    status, _ = apps_page.publish("greet", "0", "other", "name", "", "greeting", "")
+    assert status.startswith("⚠️ Version '0' is not a version number")
     status, _ = apps_page.publish("greet", None, "Bad Slug", "name", "", "greeting", "")
     assert status.startswith("⚠️") and "lowercase" in status
     status, _ = apps_page.publish("greet", None, "other", "nope", "", "greeting", "")
@@ -43,15 +45,16 @@ def test_publish_republish_and_unpublish(database):
 def test_keys_are_shown_once_and_stored_hashed(database):
     make_workflow("Hello {{ name }}")
     apps_page.publish("greet", None, "hello", "name", "", "greeting", "")
-    key, status, table = apps_page.create_key("widget", "hello", 30)
+    key, status, table, snippet = apps_page.create_key("widget", "hello", 30)
     assert key.startswith("sy_") and "shown only once" in status
+    assert f"Bearer {key}" in snippet and 'model="hello"' in snippet and f'api_key="{key}"' in snippet
     row = table[0]
     assert row[1] == key[:11] + "…" and row[3] == "hello" and row[4] == 30 and key not in str(table)
     with session_scope() as session:
         stored = session.exec(select(ApiKey)).one()
         assert key not in str(stored.model_dump())
-    key2, status, _ = apps_page.create_key("", "nope", 10)
-    assert key2 == "" and "No published app 'nope'" in status
+    key2, status, _, snippet2 = apps_page.create_key("", "nope", 10)
+    assert key2 == "" and snippet2 == "" and "No published app 'nope'" in status
     status, table = apps_page.revoke_key(row[0])
     assert status.startswith("✅") and table[0][6] != ""
 

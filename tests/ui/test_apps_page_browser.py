@@ -1,0 +1,64 @@
+"""The apps page (``/apps``) in Debian's Chromium against a real web server: publish a saved workflow, follow
+its chat page link, create a key and get a ready call with the real address, slug and key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.support.editor_browser import launch, shot
+from tests.support.specs import greet
+from tests.support.stack import Stack, process_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
+WAIT = 60_000  # ms
+
+
+@pytest.fixture(scope="module")
+def apps_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("apps-page")
+    unused = root / "no-model"  # greet loads no model
+    gen = process_stack("embedded", root, unused, unused)
+    stack = next(gen)
+    stack.start_web()
+    stack.create("greet", greet())
+    yield stack
+    for _ in gen:
+        pass
+
+
+def test_publish_follow_the_chat_link_and_get_a_ready_call(apps_stack: Stack):
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.set_default_timeout(WAIT)
+            page.goto(f"{apps_stack.base_url}/apps", wait_until="domcontentloaded")  # as the editor links it
+            expect(page.get_by_label("Version (empty = newest)")).to_have_value("")  # the newest, not "0"
+            box = page.get_by_role("combobox", name="Workflow")
+            box.click()
+            page.get_by_role("option", name="greet", exact=True).click()
+            page.locator("#publish-slug textarea, #publish-slug input").first.fill("greeter")
+            page.get_by_label("Message input (empty = from the workflow's chat roles)").fill("name")
+            page.get_by_label("Reply output").fill("greeting")
+            page.locator("#publish-button").click()
+            expect(page.locator("#publish-status")).to_contain_text("'greeter' now serves greet version 1")
+            link = page.locator("#apps-table a", has_text="/chat/greeter").first
+            expect(link).to_have_attribute("href", "/chat/greeter")
+
+            page.get_by_label("Name").fill("website widget")
+            page.locator("#create-key").click()
+            key = page.locator("#new-key textarea, #new-key input").first
+            expect(page.locator("#key-snippet")).to_contain_text("/v1/chat/completions", timeout=WAIT)
+            value = key.input_value()
+            assert value.startswith("sy_")
+            snippet = page.locator("#key-snippet").inner_text()
+            assert f"Bearer {value}" in snippet and f"{apps_stack.base_url}/v1" in snippet
+            assert 'model="greeter"' in snippet
+            shot(page, "apps-key")
+            page.goto(f"{apps_stack.base_url}/chat/greeter", wait_until="domcontentloaded")
+            expect(page).to_have_url(f"{apps_stack.base_url}/chat-app/?app=greeter")
+        finally:
+            browser.close()
