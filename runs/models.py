@@ -69,6 +69,7 @@ class NodeRun(SQLModel, table=True):
     finished_at: datetime | None = None
     duration_ms: float | None = None
     error: str | None = None
+    notice: str | None = None      # it worked, but deserves a look (e.g. a retriever found no documents)
     output_preview: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 

@@ -131,6 +131,16 @@ def preview(value: Any) -> Any:
     return trim(jsonable(value, max_text=PREVIEW_CHARS))
 
 
+def notice_of(node: str, component_type: str, output: Any) -> str | None:
+    """What a node that worked should still tell its user: a retriever that found no documents (an empty or
+    misnamed collection), after which a generator answers without context."""
+    if (str(component_type).endswith("Retriever") and isinstance(output, dict)
+            and isinstance(output.get("documents"), list) and not output["documents"]):
+        return (f"'{node}' retrieved no documents: its collection is empty or nothing matched, so what follows "
+                "has no context. Run an ingest workflow into that collection first, or check its name.")
+    return None
+
+
 class _NodeSpan(Span):
     def __init__(self) -> None:
         self.tags: dict[str, Any] = {}
@@ -160,7 +170,8 @@ class RunTracer(Tracer):
         if recording.cancelled.is_set():
             raise RunCancelled("cancelled by request")
         node = span.tags.get("haystack.component.name", "?")
-        index = recording.started(node, span.tags.get("haystack.component.fully_qualified_type", ""))
+        type_ = span.tags.get("haystack.component.fully_qualified_type", "")
+        index = recording.started(node, type_)
         started = time.perf_counter()
         error: str | None = None
         try:
@@ -173,7 +184,7 @@ class RunTracer(Tracer):
             recording.node_seconds[node] = recording.node_seconds.get(node, 0.0) + seconds
             output = span.tags.get("haystack.component.output")
             recording.ended(index, state=NodeState.FAILED if error else NodeState.DONE,
-                            duration_ms=round(seconds * 1000, 3), error=error,
+                            duration_ms=round(seconds * 1000, 3), error=error, notice=notice_of(node, type_, output),
                             output_preview=preview(output) if output is not None else None)
 
     def current_span(self) -> Span | None:

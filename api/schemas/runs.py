@@ -28,6 +28,7 @@ class NodeRunPublic(BaseModel):
     finished_at: datetime | None
     duration_ms: float | None
     error: str | None
+    notice: str | None = None
     output_preview: Any = None
 
 

@@ -54,3 +54,32 @@ def test_a_late_flush_of_an_abandoned_attempt_does_not_undo_interrupted(workflow
         zombie.flush(session)                                # the stalled worker wakes up and writes its end
         [row] = runs.node_runs(session=session, run_id=run_id)
     assert (row.state, row.error, row.output_preview) == (NodeState.INTERRUPTED, "interrupted: lease expired", None)
+
+
+@pytest.mark.parametrize(("stored", "notice"), [([], True), (["Otters hold hands while they sleep."], False)],
+                         ids=["empty-collection", "documents-found"])
+def test_a_retriever_that_finds_nothing_says_so_in_the_trace(workflow, stored: list[str], notice: bool):
+    from haystack import Document, Pipeline
+    from haystack.components.builders import PromptBuilder
+    from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
+    from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+    store = InMemoryDocumentStore()
+    store.write_documents([Document(content=text) for text in stored])
+    pipeline = Pipeline()
+    pipeline.add_component("retriever", InMemoryBM25Retriever(document_store=store))
+    pipeline.add_component("prompt", PromptBuilder(template="{% for d in documents %}{{ d.content }}{% endfor %}",
+                                                   required_variables="*"))
+    pipeline.connect("retriever.documents", "prompt.documents")
+    rec = Recording(run_id=new_run(workflow), attempt=1)
+    with trace.recording(rec):
+        pipeline.run({"retriever": {"query": "otters"}})
+    with autocommit_scope() as session:
+        rec.flush(session)
+        rows = {row.node: row for row in runs.node_runs(session=session, run_id=rec.run_id)}
+    assert rows["retriever"].state == rows["prompt"].state == NodeState.DONE
+    if notice:
+        assert rows["retriever"].notice.startswith("'retriever' retrieved no documents")
+    else:
+        assert rows["retriever"].notice is None
+    assert rows["prompt"].notice is None

@@ -167,7 +167,7 @@
       const out = {};
       for (const name of this.ed.graph.nodes.keys()) {
         const row = latest[name];
-        if (row) out[name] = { state: row.state, duration_ms: row.duration_ms, error: row.error };
+        if (row) out[name] = { state: row.state, duration_ms: row.duration_ms, error: row.error, notice: row.notice };
         else if (!run.finished) out[name] = { state: "queued" };
         else out[name] = { state: "skipped" };
       }
@@ -208,7 +208,8 @@
         append(this.nodes, h("div.sy-run-node", { dataset: { node: name, state: s.state } },
           h("span.sy-state-dot", { dataset: { state: s.state } }), h("span.sy-run-node-name", { text: name }),
           h("span.sy-muted", { text: s.state === "done" || s.state === "failed" ? fmtMs(s.duration_ms) : s.state }),
-          hasOut || s.error ? h("button.sy-link", { text: "output", onclick: () => this.showNodeOutput(name) }) : null));
+          hasOut || s.error ? h("button.sy-link", { text: "output", onclick: () => this.showNodeOutput(name) }) : null,
+          s.notice ? h("div.sy-hint.sy-node-notice", { text: s.notice }) : null));
       }
     }
 
@@ -233,6 +234,7 @@
         h("div.sy-kv", null, h("span", { text: "Duration" }), h("b", { text: fmtMs(row.duration_ms) || "—" })),
         row.attempt > 1 ? h("div.sy-kv", null, h("span", { text: "Attempt" }), h("b", { text: String(row.attempt) })) : null,
         row.error ? h("div.sy-field-error", { text: row.error }) : null,
+        row.notice ? h("div.sy-hint", { text: row.notice }) : null,
         Object.entries(row.output_preview || {}).map(([socket, value]) =>
           h("div.sy-output", { dataset: { output: socket } }, h("div.sy-output-name", { text: socket }), viewValue(value))));
       modal({ title: `Output of ${name}`, body, width: 720, className: "sy-output-modal" });
