@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 # How Stackyard starts its own processes: the same entry as the `stackyard` console script. In probes that
 # alternated worker and direct runs of a tiny-model workflow, a worker started as `python -m stackyard.cli`
@@ -49,6 +50,40 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+READY_WAIT_SECONDS = 180.0
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _worker_checked_in() -> bool:
+    from runs import workers
+    from store.db import autocommit_scope
+
+    with autocommit_scope() as session:
+        return "cpu" in workers.live_queues(session)
+
+
+def announce(url: str, *, wait: float = READY_WAIT_SECONDS) -> None:
+    """Print where to open Stackyard once the web app answers and the worker has checked in, so the address is
+    the last thing on screen (after the worker's banner) and opening it works at once."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if _answers(f"{url}healthz") and _worker_checked_in():
+            print(f"\n  Stackyard is ready: open {url}  (Models: {url}models, apps: {url}apps, jobs: {url}jobs)\n",
+                  flush=True)
+            return
+        time.sleep(0.5)
+    print(f"\n  Stackyard answers on {url} but no worker has checked in after {wait:g} s: runs wait until one does "
+          "(see the worker's log above).\n", flush=True)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """The embedded default: vector store + one worker (cpu and gpu queues) + the scheduler + the web app."""
     import threading
@@ -69,8 +104,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     beat_stop = threading.Event()
     threading.Thread(target=run_beat, kwargs={"stop": beat_stop}, daemon=True, name="stackyard-beat").start()
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    threading.Thread(target=announce, args=(f"http://{host}:{args.port}/",), daemon=True,
+                     name="stackyard-announce").start()
     try:
-        print(f"Stackyard on http://{args.host}:{args.port}/", flush=True)
         return cmd_web(argparse.Namespace(host=args.host, port=args.port, workers=1))
     finally:
         from nodes.stores import stop_vector_store

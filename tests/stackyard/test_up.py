@@ -34,6 +34,14 @@ def test_up_serves_the_api_and_runs_on_its_own_worker(tmp_path: Path):
                 return False
 
         wait_until(up, timeout=120, message="stackyard up ready")
+        # The address is printed once the server listens and the worker has checked in: after both say so.
+        def announced() -> bytes | None:
+            text = (tmp_path / "up.log").read_bytes()
+            return text if b"Stackyard is ready" in text else None
+
+        output = wait_until(announced, timeout=120, message="the ready line")
+        ready = output.index(f"Stackyard is ready: open http://127.0.0.1:{port}/".encode())
+        assert output.index(b"Uvicorn running on") < ready and output.index(b"INFO/celery.apps.worker]") < ready
         # generous: the worker is still importing torch on the other core when the web app is ready
         created = httpx.post(f"{base}/api/v1/workflows", json={"name": "greet", "spec": greet()}, timeout=30)
         assert created.status_code == 201, created.text
