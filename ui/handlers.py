@@ -34,6 +34,7 @@ from workflows.errors import Issue, IssueCode, WorkflowInvalid
 from workflows.io import import_text, neutral
 from workflows.spec import spec_from_dict
 from workflows.templates import template_names, template_path
+from workflows.validation import validate as run_validator
 
 Payload = dict[str, Any]
 
@@ -89,10 +90,17 @@ def _opened(session, ref: str, number: int | None = None) -> Payload:
         current, spec = _version_row(row), row.spec
     live = publishing.live_version_numbers(session=session, workflow_id=workflow.id) if versions else {}
     parsed = spec_from_dict(spec)
-    return {"workflow": {**workflow.model_dump(mode="json"), "latest_version": versions[-1].number if versions else None,
-                         "published": live},
-            "version": current, "spec": spec, "ports": graph.spec_ports(parsed),
-            "versions": [_version_row(v) for v in reversed(versions)]}
+    opened = {"workflow": {**workflow.model_dump(mode="json"),
+                           "latest_version": versions[-1].number if versions else None, "published": live},
+              "version": current, "spec": spec, "ports": graph.spec_ports(parsed),
+              "versions": [_version_row(v) for v in reversed(versions)]}
+    draft = crud.get_draft(session=session, ref=workflow.id) if number is None else None
+    if draft is not None:  # unfinished work opens instead of the newest version, with its problems
+        drafted = spec_from_dict(draft.spec)
+        opened["draft"] = {"spec": draft.spec, "ports": graph.spec_ports(drafted), "based_on": draft.based_on,
+                           "saved_at": draft.updated_at.isoformat(),
+                           "issues": graph.issues_payload(run_validator(drafted))}
+    return opened
 
 
 def _template_title(name: str) -> Payload:
@@ -175,12 +183,35 @@ def delete_workflow(request: Payload) -> Payload:
 
 
 @server_function
+def save_draft(request: Payload) -> Payload:
+    """Keep the canvas as the workflow's draft, whatever its problems (the editor calls this a moment after
+    each change); validation problems do not stop it, a malformed shape does."""
+    spec = neutral(spec_from_dict(_required(request, "spec")))
+    based_on = request.get("based_on")
+    with session_scope() as session:
+        draft = crud.save_draft(session=session, ref=_required(request, "ref"), spec=spec,
+                                based_on=based_on if isinstance(based_on, int) else None)
+        return {"saved_at": draft.updated_at.isoformat()}
+
+
+@server_function
+def discard_draft(request: Payload) -> Payload:
+    """Drop the draft and open the newest version again."""
+    ref = _required(request, "ref")
+    with session_scope() as session:
+        crud.discard_draft(session=session, ref=ref)
+        return _opened(session, ref)
+
+
+@server_function
 def save_version(request: Payload) -> Payload:
-    """Validate and store the canvas as version N+1 (nothing is stored when it has problems)."""
+    """Validate and store the canvas as version N+1 (nothing is stored when it has problems); the draft it
+    came from is then cleared, in the same transaction."""
     spec = neutral(spec_from_dict(_required(request, "spec")))
     with session_scope() as session:
         version = crud.create_version(session=session, ref=_required(request, "ref"), spec=spec,
                                       note=str(request.get("note") or "")[:2000])
+        crud.discard_draft(session=session, ref=version.workflow_id)
         versions = crud.list_versions(session=session, ref=version.workflow_id)
         return {"version": _version_row(version), "versions": [_version_row(v) for v in reversed(versions)],
                 "warnings": graph.issues_payload(model_warnings(spec))}
@@ -205,6 +236,7 @@ def restore_version(request: Payload) -> Payload:
     with session_scope() as session:
         old = crud.get_version(session=session, ref=ref, number=number)
         crud.create_version(session=session, ref=ref, spec=crud.version_spec(old), note=f"restored version {number}")
+        crud.discard_draft(session=session, ref=ref)  # the editor asked first: restoring drops unsaved changes
         return _opened(session, ref)
 
 
@@ -215,13 +247,11 @@ def import_yaml(request: Payload) -> Payload:
     spec = import_text(str(_required(request, "text")))
     with session_scope() as session:
         version = crud.import_definition(session=session, spec=spec, name=name, note=str(request.get("note") or "imported"))
-        return _opened(session, version.workflow_id)
+        return _opened(session, version.workflow_id, version.number)  # the imported version, not a draft
 
 
 @server_function
 def validate(request: Payload) -> Payload:
-    from workflows.validation import validate as run_validator
-
     warnings: list = []
     try:
         spec = spec_from_dict(_required(request, "spec"))
@@ -245,4 +275,5 @@ def connect_check(request: Payload) -> Payload:
 
 
 SERVER_FUNCTIONS = [bootstrap, list_workflows, open_workflow, create_workflow, rename_workflow, delete_workflow,
-                    save_version, history, restore_version, import_yaml, validate, ports, connect_check]
+                    save_draft, discard_draft, save_version, history, restore_version, import_yaml, validate, ports,
+                    connect_check]

@@ -17,7 +17,7 @@ from stackyard.errors import Conflict, NotFound
 from store.clock import utcnow
 from store.db import race_safe
 from workflows.errors import WorkflowInvalid
-from workflows.models import Workflow, WorkflowVersion
+from workflows.models import Workflow, WorkflowDraft, WorkflowVersion
 from workflows.spec import WorkflowSpec
 from workflows.validation import validate
 
@@ -126,6 +126,30 @@ def create_version(session: Session, *, ref: str, spec: WorkflowSpec, note: str 
     checked(spec)
     return race_safe(session, lambda: _insert_version(session, get_workflow(session=session, ref=ref), spec, note),
                      what=f"Saving a version of workflow '{ref}'")
+
+
+def save_draft(session: Session, *, ref: str, spec: WorkflowSpec, based_on: int | None = None) -> WorkflowDraft:
+    """Keep ``spec`` as the workflow's draft, as it is: the shape is checked (``spec_from_dict``), validation
+    problems are kept with it. An upsert: a workflow has one draft."""
+    def store() -> WorkflowDraft:
+        workflow_id = get_workflow(session=session, ref=ref).id
+        draft = session.get(WorkflowDraft, workflow_id) or WorkflowDraft(workflow_id=workflow_id, spec={})
+        draft.spec, draft.based_on, draft.updated_at = spec.model_dump(mode="json"), based_on, utcnow()
+        session.add(draft)
+        session.flush()
+        return draft
+
+    return race_safe(session, store, what=f"Saving the draft of workflow '{ref}'")
+
+
+def get_draft(session: Session, *, ref: str) -> WorkflowDraft | None:
+    return session.get(WorkflowDraft, get_workflow(session=session, ref=ref).id)
+
+
+def discard_draft(session: Session, *, ref: str) -> bool:
+    """Drop the workflow's draft; whether there was one."""
+    workflow_id = get_workflow(session=session, ref=ref).id
+    return bool(session.execute(delete(WorkflowDraft).where(col(WorkflowDraft.workflow_id) == workflow_id)).rowcount)
 
 
 def list_versions(session: Session, *, ref: str) -> list[WorkflowVersion]:

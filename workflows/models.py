@@ -42,3 +42,15 @@ class WorkflowVersion(SQLModel, table=True):
     note: str = Field(default="", max_length=2000)
     needs_gpu: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class WorkflowDraft(SQLModel, table=True):
+    """The editor's unfinished work on a workflow, kept as it is (validation problems included), one per workflow.
+    Never run: apps, jobs and runs use versions only. Saving a version from the editor clears it."""
+
+    __tablename__ = "workflow_draft"
+
+    workflow_id: str = Field(primary_key=True, foreign_key="workflow.id", ondelete="CASCADE", max_length=32)
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    based_on: int | None = None          # the version number the draft was started from
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -200,6 +200,29 @@ def test_build_validate_save_reload_and_run(stack: Stack, page: Page):
     expect(page.locator(".sy-run-item")).to_have_count(1)
 
 
+def test_unfinished_work_survives_a_reload_as_a_draft_until_discarded(stack: Stack, page: Page):
+    open_editor(page, stack.base_url)
+    create_blank(page, "drafts")
+    drag_from_palette(page, PROMPT, *canvas_point(page, 0.3, 0.4))
+    expect(node(page, "prompt")).to_be_visible()       # a prompt whose 'question' nothing feeds: not savable yet
+    page.locator('.sy-root[data-draft-saved]').wait_for(state="attached", timeout=30_000)
+    expect(page.locator(".sy-version-label")).to_contain_text("draft kept")
+    page.reload()
+    page.locator('.sy-root[data-ready="1"]').wait_for(state="attached")
+    expect(page.locator(".sy-wf-switch")).to_contain_text("drafts")
+    expect(node(page, "prompt")).to_be_visible()       # the edit is still there
+    expect(node(page, "prompt")).to_have_class(re.compile("sy-has-issue"))  # with its problem
+    expect(page.locator(".sy-version-label")).to_contain_text("not saved yet")
+    shot(page, "12-draft-after-reload")
+    page.locator('[data-action="discard-draft"]').click()
+    page.locator(".sy-modal").get_by_role("button", name="Discard").click()
+    expect(node(page, "prompt")).to_have_count(0)
+    expect(page.locator('[data-action="discard-draft"]')).to_be_hidden()
+    page.reload()
+    page.locator('.sy-root[data-ready="1"]').wait_for(state="attached")
+    expect(page.locator(".sy-node")).to_have_count(0)
+
+
 def node_top(page: Page, name: str) -> float:
     return node(page, name).bounding_box()["y"]
 
@@ -372,7 +395,7 @@ def test_a_hundred_nodes_open_and_drag_together_and_undo_puts_them_back(stack: S
     page.mouse.down()
     page.mouse.move(x + 120, y + 80, steps=20)
     page.mouse.up()
-    expect(page.locator(".sy-version-label")).to_contain_text("unsaved changes")
+    expect(page.locator(".sy-version-label")).to_contain_text(re.compile("unsaved changes|draft kept"))
     after = node_positions(page)
     moved = {name: (round(after[name][0] - bx), round(after[name][1] - by)) for name, (bx, by) in before.items()}
     assert len(moved) == 100 and set(moved.values()) == {(120, 80)}, moved   # the whole selection, by the pointer

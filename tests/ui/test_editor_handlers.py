@@ -182,3 +182,39 @@ def test_every_server_function_answers_a_missing_argument_with_an_error_payload(
         if fn not in (handlers.bootstrap, handlers.list_workflows):
             assert "error" in result or "problem" in result or result.get("valid") is False, fn.__name__
     assert handlers.bootstrap(None)["catalog"]
+
+
+def test_a_draft_keeps_unfinished_work_with_its_problems_until_a_version_is_saved(db):
+    ref = handlers.create_workflow({"name": "drafty"})["workflow"]["id"]
+    handlers.save_version({"ref": ref, "spec": greeter(), "note": "first"})
+    unfinished = greeter("Hello {{ name }}, you asked about {{ topic }}")  # 'topic' is fed by nothing yet
+    unfinished["inputs"] = {"name": ["prompt.name"]}
+    assert handlers.save_version({"ref": ref, "spec": unfinished})["error"]["type"] == "WorkflowInvalid"
+    saved = handlers.save_draft({"ref": ref, "spec": unfinished, "based_on": 1})
+    assert "saved_at" in saved                                   # kept, problems and all
+
+    opened = handlers.open_workflow({"ref": ref})                # a reload, or another process after a restart
+    assert opened["version"]["number"] == 1 and opened["spec"] == handlers.open_workflow({"ref": ref, "version": 1})["spec"]
+    draft = opened["draft"]
+    assert draft["spec"]["components"]["prompt"]["init_parameters"]["template"].endswith("{{ topic }}")
+    assert draft["based_on"] == 1 and {p["name"] for p in draft["ports"]["prompt"]["inputs"]} >= {"name", "topic"}
+    assert [(i["node"], i["port"], i["code"]) for i in draft["issues"]] == [("prompt", "topic", "missing_input")]
+    assert "draft" not in handlers.open_workflow({"ref": ref, "version": 1})  # an explicit version opens as saved
+
+    # A draft is never what runs: the workflow's newest version is still version 1.
+    from store.db import session_scope
+    from workflows import crud
+
+    with session_scope() as session:
+        assert crud.get_version(session=session, ref=ref).number == 1
+
+    fixed = dict(unfinished, inputs={"name": ["prompt.name"], "topic": ["prompt.topic"]})
+    handlers.save_draft({"ref": ref, "spec": fixed, "based_on": 1})
+    assert handlers.save_version({"ref": ref, "spec": fixed, "note": "done"})["version"]["number"] == 2
+    assert "draft" not in handlers.open_workflow({"ref": ref})   # saving the version cleared it
+
+    handlers.save_draft({"ref": ref, "spec": unfinished})
+    discarded = handlers.discard_draft({"ref": ref})
+    assert discarded["version"]["number"] == 2 and "draft" not in discarded
+    malformed = handlers.save_draft({"ref": ref, "spec": {"components": "not a mapping"}})
+    assert malformed["error"]["type"] == "WorkflowInvalid" and "draft" not in handlers.open_workflow({"ref": ref})

@@ -6,6 +6,7 @@
   "use strict";
   const { h, append, toast, clone, uid, confirmDialog } = SY.util;
   const LAST_KEY = "stackyard.lastWorkflow";
+  const DRAFT_DELAY_MS = 800;   // a change is kept as the workflow's draft this long after the last one
   const CLIP_KEY = "stackyard.clipboard";
 
   class Editor {
@@ -33,9 +34,11 @@
       const tool = (name, title, onclick, action) => h("button.sy-tool", { title, "aria-label": title, onclick, dataset: { action } }, SY.util.icon(name));
       this.title = h("button.sy-wf-switch", { title: "Workflows (open, create, import)", onclick: () => this.panels.openWorkflows(), dataset: { action: "workflows" } });
       this.versionLabel = h("span.sy-version-label");
+      this.draftBtn = h("button.sy-link.sy-draft-discard", { text: "discard draft", hidden: true, title: "Drop the unsaved draft and open the newest version",
+        onclick: () => this.discardDraft(), dataset: { action: "discard-draft" } });
       this.exportLink = h("a.sy-btn", { text: "Download YAML", title: "Download the saved version as Haystack YAML", dataset: { action: "download" } });
       const topbar = h("header.sy-topbar", null,
-        h("div.sy-brand", null, h("span.sy-logo"), "Stackyard"), this.title, this.versionLabel, h("div.sy-spacer"),
+        h("div.sy-brand", null, h("span.sy-logo"), "Stackyard"), this.title, this.versionLabel, this.draftBtn, h("div.sy-spacer"),
         h("button.sy-btn", { text: "Validate", title: "Check with Haystack's rules (V)", onclick: () => this.validate(), dataset: { action: "validate" } }),
         h("button.sy-btn", { text: "History", title: "Versions (H)", onclick: () => this.side.show("history"), dataset: { action: "history" } }),
         this.exportLink,
@@ -105,7 +108,8 @@
         },
       };
       SY.installInteractions(this);
-      window.addEventListener("beforeunload", (e) => { if (this.dirty) { e.preventDefault(); e.returnValue = ""; } });
+      // Changes are kept as a draft a moment after each one; only a draft not yet written is at risk on leaving.
+      window.addEventListener("beforeunload", (e) => { if (this.draftTimer || this.draftSaving) { e.preventDefault(); e.returnValue = ""; } });
       this.side.show("inspect");
       this.updateChrome();
     }
@@ -131,7 +135,8 @@
 
     // --- opening and saving -------------------------------------------------------------------------
     async open(ref, version) {
-      if (this.dirty && !(await confirmDialog("Unsaved changes", "Discard the changes you have not saved?", "Discard"))) return;
+      if (this.draftTimer) await this.keepDraft();   // what is on the canvas stays as this workflow's draft
+      if (version && this.dirty && !(await confirmDialog("Unsaved changes", "Your draft stays kept; open this version instead of it for now?", "Open"))) return;
       const started = performance.now();
       try {
         this.load(await SY.api.call("open_workflow", { ref, version: version || null }));
@@ -146,7 +151,13 @@
       this.workflow = opened.workflow;
       this.version = opened.version;
       this.latestVersion = opened.workflow.latest_version || 0;
+      const draft = opened.draft || null;
+      clearTimeout(this.draftTimer);
+      this.draftTimer = null;
+      this.hasDraft = Boolean(draft);
       this.graph = SY.model.Graph.fromSpec(opened.spec, opened.ports);
+      const versionKey = draft ? this.specKey() : null;   // the saved version, which a draft differs from
+      if (draft) this.graph = SY.model.Graph.fromSpec(draft.spec, draft.ports);
       this.history.reset(this.graph);
       this.selection.clear();
       this.validation = null;
@@ -156,8 +167,8 @@
       if ([...this.graph.nodes.values()].some((n) => n.x === null)) SY.layoutGraph(this.graph, [...this.graph.nodes.keys()], 80, 80, (n) => this.canvas.layoutOf(n).height);
       this.canvas.render();
       this.canvas.fit();
-      this.savedKey = this.specKey();
-      this.touch();
+      this.savedKey = draft ? versionKey : this.specKey();   // after the layout, which fills in missing positions
+      this.touch(false);
       localStorage.setItem(LAST_KEY, this.workflow.id);
       const url = new URL(location.href);
       url.searchParams.set("workflow", this.workflow.id);
@@ -166,6 +177,11 @@
       this.runs.renderForm();
       this.runs.loadHistory();
       this.problemCount.hidden = true;
+      if (draft) {
+        this.showIssues(draft.issues || []);
+        const when = new Date(draft.saved_at).toLocaleTimeString();
+        toast(`Opened your unsaved draft (kept ${when}${draft.based_on ? `, started from v${draft.based_on}` : ""}). Save a version to keep it for good, or discard it.`, "info", 8000);
+      }
       this.root.dataset.workflow = this.workflow.id;
       this.root.dataset.loadedAt = String(Math.round(performance.now()));   // ms since navigation start
       this.root.dataset.loads = String(Number(this.root.dataset.loads || 0) + 1);
@@ -196,7 +212,10 @@
         this.latestVersion = res.version.number;
         this.workflow.latest_version = res.version.number;
         this.savedKey = this.specKey();
-        this.touch();
+        clearTimeout(this.draftTimer);
+        this.draftTimer = null;
+        this.hasDraft = false;                      // the server cleared it with the save
+        this.touch(false);
         const warnings = res.warnings || [];
         this.showIssues(warnings);
         this.root.dataset.lastSaveMs = String(Math.round(performance.now() - started));
@@ -280,9 +299,47 @@
     }
 
     /** Recompute "unsaved changes" (undoing back to the saved state makes the workflow clean again). */
-    touch() {
+    touch(keep = true) {
       this.dirty = Boolean(this.workflow) && this.specKey() !== this.savedKey;
+      if (keep && this.workflow && (this.dirty || this.hasDraft)) {
+        clearTimeout(this.draftTimer);
+        this.draftTimer = setTimeout(() => this.keepDraft(), DRAFT_DELAY_MS);
+      }
       this.updateChrome();
+    }
+
+    /** Keep the canvas as the workflow's draft (or drop the draft when the canvas is back to the saved version). */
+    async keepDraft() {
+      this.draftTimer = null;
+      if (!this.workflow || this.draftSaving) { if (this.workflow) this.touch(); return; }
+      const ref = this.workflow.id;
+      this.draftSaving = true;
+      try {
+        if (this.dirty) {
+          await SY.api.call("save_draft", { ref, spec: this.graph.toSpec(), based_on: this.version ? this.version.number : null });
+          this.hasDraft = true;
+          this.root.dataset.draftSaved = String(Date.now());
+        } else if (this.hasDraft) {
+          await SY.api.call("discard_draft", { ref });
+          this.hasDraft = false;
+        }
+      } catch (err) {
+        toast(`The draft was not kept: ${err.message}`, "error", 7000);
+      } finally {
+        this.draftSaving = false;
+        this.updateChrome();
+      }
+    }
+
+    async discardDraft() {
+      if (!this.workflow) return;
+      if (!(await confirmDialog("Discard the draft", "Drop the changes you have not saved as a version?", "Discard"))) return;
+      clearTimeout(this.draftTimer);
+      this.draftTimer = null;
+      try {
+        this.load(await SY.api.call("discard_draft", { ref: this.workflow.id }));
+        toast("Draft discarded.", "ok");
+      } catch (err) { toast(err.message, "error"); }
     }
 
     updateChrome() {
@@ -290,7 +347,8 @@
       this.versionLabel.textContent = !this.workflow ? "" : this.version ? `v${this.version.number}${this.version.number < this.latestVersion ? ` (newest v${this.latestVersion})` : ""}` : "not saved yet";
       this.versionLabel.classList.toggle("sy-dirty", this.dirty);
       this.versionLabel.dataset.dirty = this.dirty ? "1" : "0";
-      if (this.dirty) this.versionLabel.textContent += " · unsaved changes";
+      if (this.dirty) this.versionLabel.textContent += this.hasDraft && !this.draftTimer ? " · draft kept" : " · unsaved changes";
+      this.draftBtn.hidden = !this.hasDraft;
       const live = Object.entries((this.workflow && this.workflow.published) || {});
       if (live.length) this.versionLabel.textContent += " · live: " + live.map(([slug, n]) => `${slug} → v${n}`).join(", ");
       this.undoBtn.disabled = !this.history.undoStack.length;
