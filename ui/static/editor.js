@@ -315,13 +315,14 @@
       const ref = this.workflow.id;
       this.draftSaving = true;
       try {
+        const still = () => this.workflow && this.workflow.id === ref;   // another workflow may have opened meanwhile
         if (this.dirty) {
           await SY.api.call("save_draft", { ref, spec: this.graph.toSpec(), based_on: this.version ? this.version.number : null });
-          this.hasDraft = true;
+          if (still()) this.hasDraft = true;
           this.root.dataset.draftSaved = String(Date.now());
         } else if (this.hasDraft) {
           await SY.api.call("discard_draft", { ref });
-          this.hasDraft = false;
+          if (still()) this.hasDraft = false;
         }
       } catch (err) {
         toast(`The draft was not kept: ${err.message}`, "error", 7000);
