@@ -145,7 +145,8 @@ def test_build_validate_save_reload_and_run(stack: Stack, page: Page):
     expect(page.locator('.sy-issue[data-node="local_llm"]')).to_contain_text(
         "no model 'acme/not-on-this-machine' on this machine")
     expect(node(page, "local_llm")).to_have_class(re.compile("sy-has-issue"))
-    page.locator('.sy-tabs [data-tab="inspect"]').click()
+    click_node(page, "local_llm")  # a node clicked while the problems list shows opens the inspector
+    expect(page.locator('.sy-tabs [data-tab="inspect"]')).to_have_class(re.compile("sy-active"))
     model.fill(chosen)
     model.blur()
     click_node(page, "prompt")

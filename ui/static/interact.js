@@ -34,6 +34,8 @@
         const key = nodeEl ? `n:${nodeEl.dataset.name}` : `s:${noteEl.dataset.note}`;
         if (e.shiftKey || e.metaKey || e.ctrlKey) ed.toggleSelect(key);
         else if (!ed.selection.has(key)) ed.select([key]);
+        // A node clicked is a node to inspect, whichever tab (problems, history) the side panel shows.
+        if (nodeEl && !(e.shiftKey || e.metaKey || e.ctrlKey) && ed.side.current !== "inspect") ed.side.show("inspect");
         return startDrag(e);
       }
       if (edgeEl && e.button === 0) {
