@@ -224,6 +224,30 @@ def test_unfinished_work_survives_a_reload_as_a_draft_until_discarded(stack: Sta
     expect(page.locator(".sy-node")).to_have_count(0)
 
 
+def test_the_run_list_shows_the_open_workflows_runs_only(stack: Stack, page: Page):
+    from tests.support.specs import greet
+
+    alpha = stack.create("alpha-runs", greet())
+    stack.create("beta-runs", greet())
+    assert stack.start_run("alpha-runs", {"name": "Ada"}, wait=60)["state"] == "succeeded"
+    # Alpha's run list arrives late (a slow network), after beta has been opened in its place.
+
+    def slow(route):
+        page.wait_for_timeout(1500)
+        route.continue_()
+
+    page.route(f"**/api/v1/runs?workflow_id={alpha['id']}*", slow)
+    page.goto(f"{stack.base_url}/?workflow={alpha['id']}")
+    page.locator('.sy-root[data-ready="1"]').wait_for(state="attached", timeout=30_000)
+    dialog = workflows_dialog(page)
+    with page.expect_response(lambda response: alpha["id"] in response.url and "/api/v1/runs" in response.url):
+        dialog.locator('.sy-wf-row[data-name="beta-runs"] .sy-wf-name').click()
+        expect(page.locator(".sy-wf-switch")).to_contain_text("beta-runs")
+    page.wait_for_timeout(300)                                  # what alpha's late answer would do, it does now
+    expect(page.locator(".sy-run-item")).to_have_count(0)
+    page.unroute(f"**/api/v1/runs?workflow_id={alpha['id']}*")
+
+
 def node_top(page: Page, name: str) -> float:
     return node(page, name).bounding_box()["y"]
 

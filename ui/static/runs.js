@@ -243,8 +243,12 @@
     async loadHistory() {
       this.historyList.textContent = "";
       if (!this.ed.workflow) return;
+      const id = this.ed.workflow.id;
       let runs = [];
-      try { runs = await SY.api.rest("GET", `/api/v1/runs?workflow_id=${encodeURIComponent(this.ed.workflow.id)}&limit=30`); } catch (err) { return; }
+      try { runs = await SY.api.rest("GET", `/api/v1/runs?workflow_id=${encodeURIComponent(id)}&limit=30`); } catch (err) { return; }
+      // Another workflow may have opened while this list was on its way: its own list is the one to show.
+      if (!this.ed.workflow || this.ed.workflow.id !== id) return;
+      this.historyList.textContent = "";
       if (!runs.length) append(this.historyList, h("p.sy-muted", { text: "No runs yet." }));
       for (const run of runs) {
         const dur = run.started_at && run.finished_at ? parseTime(run.finished_at) - parseTime(run.started_at) : null;
