@@ -33,6 +33,28 @@ def type_label(tp: Any) -> str:
     return text.replace("NoneType", "None")
 
 
+# Haystack types in the words a product manager uses (the Haystack type stays on hover).
+_WORDS = {"str": "text", "list[str]": "texts", "list[float]": "embedding", "list[list[float]]": "embeddings",
+          "list[Document]": "documents", "Document": "document", "list[ChatMessage]": "chat messages",
+          "ChatMessage": "chat message", "list[ChatMessage] | str": "chat messages or text",
+          "list[str] | list[ChatMessage]": "replies", "list[ByteStream]": "files",
+          "list[str | Path | ByteStream]": "files or paths", "list[Path]": "file paths",
+          "list[GeneratedAnswer]": "answers", "dict[str, Any]": "data", "list[dict[str, Any]]": "records",
+          "int": "number", "float": "number", "bool": "yes or no", "Any": "anything"}
+
+
+def plain_words(type_text: str) -> str:
+    """``list[float]`` → "embedding", ``list[Document] | None`` → "documents (optional)"; else the type itself."""
+    optional = type_text.endswith(" | None") or (type_text.startswith("Optional[") and type_text.endswith("]"))
+    core = type_text.removesuffix(" | None")
+    if core.startswith("Optional[") and core.endswith("]"):
+        core = core[len("Optional["):-1]
+    words = _WORDS.get(core)
+    if words is None:
+        return type_text
+    return f"{words} (optional)" if optional else words
+
+
 def ports(type_: str, params: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Input and output sockets of a node built with ``params`` (catalog defaults fill the gaps)."""
     from workflows.build import BuildMode, instantiate
@@ -41,9 +63,10 @@ def ports(type_: str, params: dict[str, Any] | None = None) -> dict[str, list[di
     node_type = get_node_type(type_)
     merged = {**(node_type.defaults if node_type else {}), **(params or {})}
     component = instantiate("node", ComponentSpec(type=type_, init_parameters=merged), mode=BuildMode.VALIDATE)
-    inputs = [{"name": name, "type": type_label(socket.type), "mandatory": socket.is_mandatory,
-               "variadic": socket.is_variadic} for name, socket in component.__haystack_input__._sockets_dict.items()]
-    outputs = [{"name": name, "type": type_label(socket.type)}
+    inputs = [{"name": name, "type": type_label(socket.type), "words": plain_words(type_label(socket.type)),
+               "mandatory": socket.is_mandatory, "variadic": socket.is_variadic}
+              for name, socket in component.__haystack_input__._sockets_dict.items()]
+    outputs = [{"name": name, "type": type_label(socket.type), "words": plain_words(type_label(socket.type))}
                for name, socket in component.__haystack_output__._sockets_dict.items()]
     return {"inputs": inputs, "outputs": outputs}
 

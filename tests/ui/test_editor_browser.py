@@ -101,9 +101,10 @@ def test_build_validate_save_reload_and_run(stack: Stack, page: Page):
     for name in ("prompt", "local_llm", "text_embedder"):
         expect(node(page, name)).to_be_visible()
 
-    # Ports show their Haystack type on hover.
+    # Ports say what they carry in plain words on hover, with their Haystack type.
     page.mouse.move(*center(port(page, "prompt", "prompt", "out")))
-    expect(page.locator(".sy-tip.sy-show")).to_contain_text("str")
+    expect(page.locator(".sy-tip.sy-show .sy-tip-words")).to_have_text("text")   # in plain words, and
+    expect(page.locator(".sy-tip.sy-show .sy-tip-type")).to_have_text("str")    # the Haystack type
 
     # An incompatible connection is refused with Haystack's reason; a compatible one is drawn.
     connect(page, "text_embedder.embedding", "local_llm.messages")

@@ -44,7 +44,7 @@ def test_bootstrap_gives_the_palette_with_ports_and_the_templates(db):
     prompt = by_type[PROMPT]
     assert prompt["category"] == "prompts"
     assert [p["name"] for p in prompt["ports"]["inputs"]][0] == "question"
-    assert prompt["ports"]["outputs"] == [{"name": "prompt", "type": "str"}]
+    assert prompt["ports"]["outputs"] == [{"name": "prompt", "type": "str", "words": "text"}]
     assert {p["name"]: p["kind"] for p in prompt["params"]}["template"] == "template"
     assert "prompts" in data["categories"]
     assert {t["name"] for t in data["templates"]} >= {"ingest", "rag_chat", "summarize", "classify"}

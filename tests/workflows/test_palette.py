@@ -90,3 +90,22 @@ def test_other_components_by_class_path_when_an_operator_allows_their_module(mon
     finally:
         monkeypatch.delenv("STACKYARD_ALLOWED_COMPONENTS")
         reset_settings_cache()
+
+
+@pytest.mark.parametrize(("type_text", "words"), [
+    ("str", "text"), ("list[float]", "embedding"), ("list[Document]", "documents"),
+    ("list[Document] | None", "documents (optional)"), ("Optional[list[ChatMessage]]", "chat messages (optional)"),
+    ("list[str | Path | ByteStream]", "files or paths"), ("haystack.document_stores.types.policy.DuplicatePolicy | None",
+                                                          "haystack.document_stores.types.policy.DuplicatePolicy | None"),
+])
+def test_port_types_read_in_plain_words_and_keep_the_haystack_type(type_text: str, words: str):
+    from workflows.palette import plain_words
+
+    assert plain_words(type_text) == words
+
+
+def test_an_embedder_and_a_retriever_speak_in_plain_words():
+    embedder = ports("haystack_integrations.components.embedders.sentence_transformers."
+                     "sentence_transformers_text_embedder.SentenceTransformersTextEmbedder")
+    assert {p["name"]: p["words"] for p in embedder["outputs"]} == {"embedding": "embedding"}
+    assert {p["name"]: (p["words"], p["type"]) for p in embedder["inputs"]}["text"] == ("text", "str")

@@ -267,7 +267,8 @@
         : ed.graph.edges.filter((x) => x.sender === ref).map((x) => x.receiver);
       tip.textContent = "";
       append(tip, h("div.sy-tip-title", null, h("b", { text: port.name }), h("span.sy-tip-kind", { text: kind === "in" ? " input" : " output" })),
-        h("code.sy-tip-type", { text: port.type }),
+        port.words && port.words !== port.type ? h("div.sy-tip-words", { text: port.words }) : null,
+        h("code.sy-tip-type", { text: port.type, title: "The Haystack type" }),
         kind === "in" ? h("div.sy-tip-note", { text: `${port.mandatory ? "required" : "optional"}${port.variadic ? " · takes many senders" : ""}` }) : null,
         feeds.length ? h("div.sy-tip-note", { text: `${kind === "in" ? "from" : "to"} ${feeds.join(", ")}` }) : null,
         issue ? h("div.sy-tip-issue", { text: issue.message }) : null);
