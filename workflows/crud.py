@@ -7,6 +7,7 @@ A version is saved only if it validates, so every stored version can be run; the
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import delete, func
@@ -16,9 +17,9 @@ from nodes.catalog import get_node_type
 from stackyard.errors import Conflict, NotFound
 from store.clock import utcnow
 from store.db import race_safe
-from workflows.errors import WorkflowInvalid
+from workflows.errors import Issue, IssueCode, WorkflowInvalid
 from workflows.models import Workflow, WorkflowDraft, WorkflowVersion
-from workflows.spec import WorkflowSpec
+from workflows.spec import MAX_DOCUMENT_BYTES, WorkflowSpec
 from workflows.validation import validate
 
 
@@ -107,6 +108,18 @@ def delete_workflow(session: Session, *, ref: str) -> None:
     race_safe(session, remove, what=f"Deleting workflow '{ref}'")
 
 
+def _stored(spec: WorkflowSpec) -> dict[str, Any]:
+    """The JSON a version or draft stores, refused past the size a workflow file may have (MAX_DOCUMENT_BYTES):
+    a spec built in the editor or sent as JSON gets the same limit as one imported from YAML."""
+    data = spec.model_dump(mode="json")
+    size = len(json.dumps(data, separators=(",", ":")))
+    if size > MAX_DOCUMENT_BYTES:
+        raise WorkflowInvalid([Issue(IssueCode.SHAPE, field="spec", message=(
+            f"The workflow is {size:,} bytes as JSON; the limit is {MAX_DOCUMENT_BYTES:,}. Move large prompts or "
+            "data out of its parameters (e.g. into files under the files root)."))])
+    return data
+
+
 def _insert_version(session: Session, workflow: Workflow, spec: WorkflowSpec, note: str) -> WorkflowVersion:
     # Touch the workflow row first: its lock queues concurrent saves of one workflow, so each reads the
     # number the previous one committed and max + 1 stays unique and gapless without a retry.
@@ -114,7 +127,7 @@ def _insert_version(session: Session, workflow: Workflow, spec: WorkflowSpec, no
     session.add(workflow)
     session.flush()
     latest = session.exec(select(func.max(WorkflowVersion.number)).where(WorkflowVersion.workflow_id == workflow.id)).one()
-    version = WorkflowVersion(workflow_id=workflow.id, number=(latest or 0) + 1, spec=spec.model_dump(mode="json"),
+    version = WorkflowVersion(workflow_id=workflow.id, number=(latest or 0) + 1, spec=_stored(spec),
                               note=note, needs_gpu=needs_gpu(spec))
     session.add(version)
     session.flush()
@@ -134,7 +147,7 @@ def save_draft(session: Session, *, ref: str, spec: WorkflowSpec, based_on: int 
     def store() -> WorkflowDraft:
         workflow_id = get_workflow(session=session, ref=ref).id
         draft = session.get(WorkflowDraft, workflow_id) or WorkflowDraft(workflow_id=workflow_id, spec={})
-        draft.spec, draft.based_on, draft.updated_at = spec.model_dump(mode="json"), based_on, utcnow()
+        draft.spec, draft.based_on, draft.updated_at = _stored(spec), based_on, utcnow()
         session.add(draft)
         session.flush()
         return draft

@@ -218,3 +218,17 @@ def test_a_draft_keeps_unfinished_work_with_its_problems_until_a_version_is_save
     assert discarded["version"]["number"] == 2 and "draft" not in discarded
     malformed = handlers.save_draft({"ref": ref, "spec": {"components": "not a mapping"}})
     assert malformed["error"]["type"] == "WorkflowInvalid" and "draft" not in handlers.open_workflow({"ref": ref})
+
+
+def test_a_draft_or_version_past_the_workflow_size_limit_is_refused_and_nothing_is_stored(db):
+    from workflows.spec import MAX_DOCUMENT_BYTES
+
+    ref = handlers.create_workflow({"name": "huge"})["workflow"]["id"]
+    huge = greeter()
+    huge["metadata"]["stackyard"]["notes"] = [{"id": "n1", "text": "x" * MAX_DOCUMENT_BYTES, "x": 0, "y": 0}]
+    for save in (handlers.save_draft, handlers.save_version):
+        refused = save({"ref": ref, "spec": huge})
+        [issue] = refused["error"]["issues"]
+        assert issue["field"] == "spec" and f"the limit is {MAX_DOCUMENT_BYTES:,}" in issue["message"]
+    opened = handlers.open_workflow({"ref": ref})
+    assert "draft" not in opened and opened["version"] is None
