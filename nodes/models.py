@@ -74,15 +74,15 @@ def hub_reachable() -> bool:
     return reachable
 
 
-def missing_model(value: str, settings: Settings) -> str | None:
+def missing_model(value: str, settings: Settings, cached: set[str]) -> str | None:
     """Why a node could not load model ``value`` on this machine now, or None when it could (a mapped or bundled
-    folder, a folder path, a model in the cache, or the hub within reach)."""
+    folder, a folder path, a model in the cache (``cached``: ``cached_names()``), or the hub within reach)."""
     local = settings.local_model_path(value)
     if local:
         return None if Path(local).is_dir() else f"'{value}' is mapped to {local}, which is not a folder here"
     if looks_like_model_path(value):
         return None if Path(value).expanduser().is_dir() else f"there is no folder {value} on this machine"
-    if value in {m.name for m in _cached_models()} or hub_reachable():
+    if value in cached or hub_reachable():
         return None
     why = "downloads are turned off (HF_HUB_OFFLINE)" if hub_offline() else "the model hub cannot be reached"
     return f"no model '{value}' on this machine and {why}"
@@ -186,6 +186,11 @@ def _cached_models() -> list[LocalModel]:
     return found
 
 
+def cached_names() -> set[str]:
+    """The hub ids of the models in the local Hugging Face cache (one directory scan)."""
+    return {model.name for model in _cached_models()}
+
+
 def local_models(settings: Settings) -> list[LocalModel]:
     """Models this machine has: mapped names, folders under the model roots, the cache, and the bundled MiniLM."""
     found: dict[str, LocalModel] = {}
@@ -248,6 +253,30 @@ def probe(server: Server) -> Server:
         server.error = f"{type(exc).__name__}: {str(exc)[:300]}"
     server.latency_ms = round((time.perf_counter() - started) * 1000, 1)
     return server
+
+
+def server_named(settings: Settings, name: str) -> Server | None:
+    """The configured (or would-be Ollama) server called ``name``, not yet contacted."""
+    return next((s for s in servers(settings, probed=False) if s.name == name), None)
+
+
+def unknown_server(settings: Settings, name: str) -> str:
+    known = ", ".join(s.name for s in servers(settings, probed=False)) or "none: set STACKYARD_LLM_SERVERS"
+    return f"No model server named '{name}'; the servers are {known}."
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything the Models page and GET /api/v1/models show, gathered once."""
+    local: list[LocalModel]
+    servers: list[Server]
+    keys: list[str]
+    default_generator: dict[str, Any] | None
+
+
+def inventory(settings: Settings) -> Inventory:
+    local, found, keys = local_models(settings), servers(settings), provider_keys(settings)
+    return Inventory(local, found, keys, default_generator(local, found, keys))
 
 
 def provider_keys(settings: Settings) -> list[str]:

@@ -36,21 +36,20 @@ def summary(default: dict | None, keys: list[str]) -> str:
 
 def overview() -> tuple[list[list], list[list], str, dict]:
     """Local models, servers, the summary line and the server picker's choices."""
-    settings = get_settings()
-    local, found, keys = models.local_models(settings), models.servers(settings), models.provider_keys(settings)
-    default = models.default_generator(local, found, keys)
-    names = [s.name for s in found]
-    return ([[m.name, m.kind, m.source, m.path] for m in local], [_server_row(s) for s in found],
-            summary(default, keys), gr.update(choices=names, value=names[0] if names else None))
+    found = models.inventory(get_settings())
+    names = [s.name for s in found.servers]
+    return ([[m.name, m.kind, m.source, m.path] for m in found.local], [_server_row(s) for s in found.servers],
+            summary(found.default_generator, found.keys), gr.update(choices=names, value=names[0] if names else None))
 
 
 def test_connection(name: str | None) -> str:
     if not name:
         return "⚠️ Pick a server first (servers come from STACKYARD_LLM_SERVERS, or a local Ollama)."
-    known = {s.name: s for s in models.servers(get_settings(), probed=False)}
-    if name not in known:
-        return f"⚠️ No model server named '{name}'; reload the page to see the current list."
-    server = models.probe(known[name])
+    settings = get_settings()
+    server = models.server_named(settings, name)
+    if server is None:
+        return f"⚠️ {models.unknown_server(settings, name)}"
+    models.probe(server)
     if not server.reachable:
         return f"⚠️ '{name}' did not answer at {server.url} ({server.error})."
     listed = ", ".join(server.models[:10]) or "no models"

@@ -12,7 +12,7 @@ Example::
 from __future__ import annotations
 
 from nodes.catalog import get_node_type
-from nodes.models import missing_model
+from nodes.models import cached_names, missing_model
 from stackyard.settings import Settings, get_settings
 from workflows.errors import Issue, IssueCode
 from workflows.spec import WorkflowSpec
@@ -21,12 +21,13 @@ from workflows.spec import WorkflowSpec
 def model_warnings(spec: WorkflowSpec, settings: Settings | None = None) -> list[Issue]:
     """One warning per palette node whose model this machine cannot load now (see ``nodes.models.missing_model``)."""
     settings = settings or get_settings()
+    cached = cached_names()
     warnings = []
     for name, comp in spec.components.items():
         node_type = get_node_type(comp.type) if isinstance(comp.type, str) else None
         for key in node_type.model_params if node_type else ():
             value = comp.init_parameters.get(key)
-            why = missing_model(value, settings) if isinstance(value, str) and value else None
+            why = missing_model(value, settings, cached) if isinstance(value, str) and value else None
             if why:
                 warnings.append(Issue(IssueCode.MODEL_UNAVAILABLE, node=name, port=key,
                     field=f"components.{name}.init_parameters.{key}",

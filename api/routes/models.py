@@ -21,19 +21,17 @@ router = APIRouter(prefix="/api/v1", tags=["models"], route_class=LimitedRoute, 
 def list_models() -> ModelsPublic:
     """Generators and embedders usable right now, and the default generator chosen from them. Servers are
     probed with a short timeout (a sync route: the probes run in the threadpool, not on the event loop)."""
-    settings = get_settings()
-    local, found, keys = models.local_models(settings), models.servers(settings), models.provider_keys(settings)
-    default = models.default_generator(local, found, keys)
-    return ModelsPublic(local=[asdict(m) for m in local], servers=[asdict(s) for s in found], keys=keys,
-                        default_generator=default, hint=None if default else models.NO_GENERATOR)
+    found = models.inventory(get_settings())
+    return ModelsPublic(local=[asdict(m) for m in found.local], servers=[asdict(s) for s in found.servers],
+                        keys=found.keys, default_generator=found.default_generator,
+                        hint=None if found.default_generator else models.NO_GENERATOR)
 
 
 @router.post("/models/servers/{name}/test", response_model=ServerPublic, responses=errors(*WRITE, 404, 422))
 def test_server(name: Text) -> ServerPublic:
     """Connect to a configured server now and list its models."""
     settings = get_settings()
-    found = {s.name: s for s in models.servers(settings, probed=False)}
-    if name not in found:
-        known = ", ".join(sorted(found)) or "none: set STACKYARD_LLM_SERVERS"
-        raise NotFound(f"No model server named '{name}'; the servers are {known}.")
-    return ServerPublic(**asdict(models.probe(found[name])))
+    server = models.server_named(settings, name)
+    if server is None:
+        raise NotFound(models.unknown_server(settings, name))
+    return ServerPublic(**asdict(models.probe(server)))
