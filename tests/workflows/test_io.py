@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 from haystack import Pipeline
+from haystack.marshal.yaml import YamlDumper
 
 from workflows.errors import IssueCode, WorkflowInvalid
 from workflows.execute import run_pipeline
@@ -92,7 +93,7 @@ def test_declared_inputs_are_kept_and_only_the_missing_outputs_are_inferred(olla
 def test_haystacks_tuple_tag_loads_and_no_other_python_tag_does():
     text = yaml.dump({"components": {"p": {"type": PROMPT, "init_parameters": {
         "template": "{{ a }} {{ b }}", "variables": ("a", "b"), "required_variables": "*"}}}, "connections": []},
-        Dumper=__import__("haystack.marshal.yaml", fromlist=["YamlDumper"]).YamlDumper)
+        Dumper=YamlDumper)
     assert "!!python/tuple" in text  # as Haystack's own dumps() writes a tuple
     spec = import_text(text)
     assert spec.components["p"].init_parameters["variables"] == ["a", "b"]
