@@ -116,17 +116,20 @@ def export_workflow(ref: Text, session: SessionDep, version: PositiveInt32 | Non
         "Content-Disposition": f'attachment; filename="{workflow.name}-v{row.number}.yaml"'})
 
 
+def _report(data: dict[str, Any]) -> tuple[list, list]:
+    """The issues and warnings of what an import of ``data`` would store (one trip to the threadpool)."""
+    spec = as_imported(data)
+    return validate(spec), model_warnings(spec)
+
+
 @router.post("/validate", response_model=ValidationResult, responses=errors(403, 413, 415),
              # Any body gets a report, an unparsable or missing one too (valid: false, a parse_error issue).
              openapi_extra=request_body({"application/yaml": {"description": PIPELINE["description"]}}, required=False))
 async def validate_definition(request: Request) -> ValidationResult:
-    warnings: list = []
     try:
-        spec = await run_in_threadpool(as_imported, await _definition(request))  # what an import would store
-        issues = await run_in_threadpool(validate, spec)
-        warnings = await run_in_threadpool(model_warnings, spec)
+        issues, warnings = await run_in_threadpool(_report, await _definition(request))
     except WorkflowInvalid as exc:
-        issues = exc.issues
+        issues, warnings = exc.issues, []
     return ValidationResult(valid=not issues, issues=redact_data([issue.to_dict() for issue in issues]),
                             warnings=redact_data([warning.to_dict() for warning in warnings]))
 
