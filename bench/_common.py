@@ -16,6 +16,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from tests.support.stack import REDIS_URL, Stack, postgres_stack  # noqa: E402
 
 
+# Benchmarks measure what an operator runs: the settings test stacks change for speed are set back to their
+# defaults here (test stacks skip building the editor's palette at start).
+PRODUCT_DEFAULTS = {"STACKYARD_EDITOR_WARM_UP": "true"}
+
+
 @contextlib.contextmanager
 def redis_postgres_stack(name: str, redis_db: int, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     """A fresh PostgreSQL database and Redis db index; processes are started by the caller, stopped here."""
@@ -23,6 +28,6 @@ def redis_postgres_stack(name: str, redis_db: int, extra_env: dict[str, str] | N
 
     redis.Redis.from_url(f"{REDIS_URL}/{redis_db}").flushdb()
     with postgres_stack(Path(tempfile.mkdtemp(prefix=f"stackyard-{name}-")), broker_url=f"{REDIS_URL}/{redis_db}",
-                        extra_env=extra_env) as stack:
+                        extra_env={**PRODUCT_DEFAULTS, **(extra_env or {})}) as stack:
         stack.files_root.mkdir(parents=True, exist_ok=True)
         yield stack

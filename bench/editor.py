@@ -26,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tests.support.editor_browser import launch  # noqa: E402
 from tests.support.editor_specs import big_workflow  # noqa: E402
+from _common import PRODUCT_DEFAULTS  # noqa: E402
 from tests.support.stack import Stack  # noqa: E402
 
 OPEN_TARGET_MS = 2000
@@ -120,7 +121,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="stackyard-bench-editor-") as tmp:
         root = Path(tmp)
         data = root / "data"
-        stack = Stack(root=root, database_url=f"sqlite:///{data / 'stackyard.db'}", broker_url=f"sqla+sqlite:///{data / 'broker.db'}")
+        stack = Stack(root=root, database_url=f"sqlite:///{data / 'stackyard.db'}", broker_url=f"sqla+sqlite:///{data / 'broker.db'}",
+                      extra_env=dict(PRODUCT_DEFAULTS))
         try:
             stack.start_web()
             figures = measure(stack, args.repeat)
