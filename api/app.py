@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api import auth, errors, guard, methods, metrics
+from api.bodies import GradioBodyLimit
 from api.routes import apps, health, jobs, models, openai_compat, runs, workflows
 
 
@@ -15,6 +16,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Stackyard", version="0.1.0", description="Build, run and serve Haystack workflows.")
     errors.install(app)
     auth.install(app)  # login when STACKYARD_ADMIN_PASSWORD is set; before the UI so /login is not shadowed
+    app.add_middleware(GradioBodyLimit)  # inside the guard: a refused request is not read at all
     guard.install(app)  # outside the login check: a cross-site or wrong-host request is refused, logged in or not
     metrics.install(app)  # last middleware added = outermost: times every request, /metrics before the UI
     app.include_router(health.router)

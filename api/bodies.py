@@ -7,9 +7,14 @@ parsing. Routes whose body FastAPI parses have it read before FastAPI's own pars
 turn these answers into a bare 400. Streaming uploads (``request.stream()``, ``request.form()``) keep their
 own, larger limits.
 
+The pages' Gradio routes (server functions, queue joins) are not FastAPI routes of ours: :class:`GradioBodyLimit`
+caps their bodies at the same limit plus Gradio's envelope, before Gradio reads them. Gradio's own upload route
+keeps Gradio's file limits.
+
 Example::
 
     router = APIRouter(prefix="/api/v1", route_class=LimitedRoute)
+    app.add_middleware(GradioBodyLimit)
 """
 
 from __future__ import annotations
@@ -19,15 +24,20 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import RequestTooLarge
+from api.errors import RequestTooLarge, error_body
 from stackyard.errors import StackyardError
 from stackyard.settings import get_settings
 
 MAX_JSON_DEPTH = 64
 INLINE_PARSE_BYTES = 64 * 1024
+GRADIO_ENVELOPE_BYTES = 64 * 1024  # session hash, component id, function name, event data around the payload
+GRADIO_SETTING = f"STACKYARD_MAX_BODY_BYTES plus {GRADIO_ENVELOPE_BYTES} for the page's request"
 
 
 class BodyInvalid(StackyardError):
@@ -103,9 +113,10 @@ class LimitedRequest(Request):
         return self._json
 
 
-def _too_large(size: int, limit: int, *, at_least: bool = False) -> RequestTooLarge:
+def _too_large(size: int, limit: int, *, at_least: bool = False,
+               setting: str = "STACKYARD_MAX_BODY_BYTES") -> RequestTooLarge:
     return RequestTooLarge(f"The request body is {'over ' if at_least else ''}{size} bytes; the limit is {limit} "
-                           "bytes (STACKYARD_MAX_BODY_BYTES).")
+                           f"bytes ({setting}).")
 
 
 class LimitedRoute(APIRoute):
@@ -124,3 +135,50 @@ class LimitedRoute(APIRoute):
             return await handler(request)
 
         return limited
+
+
+class GradioBodyLimit:
+    """Pure ASGI middleware: a body sent to a page's ``…/gradio_api/…`` route (other than Gradio's uploads) is at
+    most ``STACKYARD_MAX_BODY_BYTES`` plus :data:`GRADIO_ENVELOPE_BYTES`, or the request gets a 413 naming the
+    setting before Gradio reads a byte of it. Bodies without a Content-Length are read up to the limit first."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _gradio_call(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        limit = get_settings().max_body_bytes + GRADIO_ENVELOPE_BYTES
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit():
+            if int(length) > limit:
+                await _refuse(_too_large(int(length), limit, setting=GRADIO_SETTING), scope, receive, send)
+                return
+            await self.app(scope, receive, send)  # the server stops the body at its declared length
+            return
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > limit:
+                await _refuse(_too_large(size, limit, at_least=True, setting=GRADIO_SETTING), scope, receive, send)
+                return
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _gradio_call(path: str) -> bool:
+    head, found, tail = path.partition("/gradio_api/")
+    return bool(found) and not tail.startswith("upload")
+
+
+async def _refuse(error: RequestTooLarge, scope: Scope, receive: Receive, send: Send) -> None:
+    await JSONResponse(error_body(str(error), "RequestTooLarge"), status_code=error.status)(scope, receive, send)

@@ -3,8 +3,10 @@ route, the editor endpoints (edge check, uploads)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -112,3 +114,32 @@ def test_the_palette_is_built_at_start_unless_turned_off(data_dir: Path, monkeyp
         response = client.post("/gradio_api/component_server/", json={
             "session_hash": "test", "component_id": component["id"], "fn_name": "bootstrap", "data": {}})
         assert any(entry["type"] == PROMPT for entry in response.json()["catalog"])
+
+
+def test_a_pages_gradio_call_past_the_body_limit_is_refused_before_gradio_reads_it(client: TestClient,
+                                                                                  monkeypatch: pytest.MonkeyPatch):
+    from api.bodies import GRADIO_ENVELOPE_BYTES
+    from stackyard.settings import reset_settings_cache
+
+    monkeypatch.setenv("STACKYARD_MAX_BODY_BYTES", "4096")
+    reset_settings_cache()
+    component = editor_component(client)
+
+    def body(fn: str, data: dict) -> bytes:
+        return json.dumps({"session_hash": "t", "component_id": component["id"], "fn_name": fn, "data": data}).encode()
+
+    def call(content) -> httpx.Response:
+        return client.post("/gradio_api/component_server/", content=content, headers={"content-type": "application/json"})
+
+    opened = json.loads(call(body("create_workflow", {"name": "big", "template": "summarize"})).content)
+    spec = opened["spec"]
+    padded = {**spec, "metadata": {**spec.get("metadata", {}), "pad": "x" * (4096 + GRADIO_ENVELOPE_BYTES)}}
+    huge = body("save_version", {"ref": "big", "spec": padded})
+    for content in (huge, iter([huge[:50_000], huge[50_000:]])):  # with a Content-Length, then chunked
+        refused = call(content)
+        assert refused.status_code == 413, refused.text
+        assert "STACKYARD_MAX_BODY_BYTES" in refused.json()["error"]["message"]
+    assert json.loads(call(body("open_workflow", {"ref": "big"})).content)["version"]["number"] == 1
+    assert json.loads(call(body("save_version", {"ref": "big", "spec": spec})).content)["version"]["number"] == 2
+    upload = client.post("/gradio_api/upload", files={"files": ("big.txt", b"y" * 200_000, "text/plain")})
+    assert upload.status_code == 200, upload.text                  # Gradio's uploads keep Gradio's own limits
