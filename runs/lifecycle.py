@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -288,18 +288,33 @@ def _interrupted(session: Session, run_id: str, attempt: int, why: str) -> None:
 
 @dataclass(frozen=True)
 class QueueDepths:
-    """How many messages the broker held on each of the queues a reaper serves, and when it looked."""
+    """How many messages the broker held on each of the queues a reaper serves, and when it looked.
+
+    ``broker`` names the broker's instance where it can tell (Redis's ``run_id``); ``restarted`` says it
+    changed since the reaper's previous look: a restart or failover, after which the messages sent before
+    it may be gone whatever the queues hold now (new work may already be on them)."""
 
     counts: Mapping[str, int]
     seen_at: datetime
+    broker: str | None = None
+    restarted: bool = False
 
     @property
     def lost_before(self) -> datetime:
         """A message sent before this, on a queue seen empty, whose run or item nobody claimed, is lost."""
         return self.seen_at - timedelta(seconds=LOST_AFTER_SECONDS)
 
+    def held(self, queue: str) -> int:
+        """Messages on ``queue`` that may be older than the look: none right after a restart."""
+        return 0 if self.restarted else self.counts[queue]
+
     def empty(self, queue: str) -> bool:
-        return self.counts.get(queue) == 0
+        return queue in self.counts and self.held(queue) == 0
+
+    def after(self, previous: QueueDepths | None) -> QueueDepths:
+        """This look, marked restarted when the broker's instance differs from the one ``previous`` saw."""
+        before = previous.broker if previous is not None else None
+        return replace(self, restarted=before is not None and self.broker is not None and self.broker != before)
 
 
 def resend_lost(session: Session, *, depths: QueueDepths, now: datetime | None = None) -> list[Run]:
@@ -310,7 +325,8 @@ def resend_lost(session: Session, *, depths: QueueDepths, now: datetime | None =
     when it was asked (``depths``), a run queued or retrying whose message went out more than
     ``LOST_AFTER_SECONDS`` before is on its queue, or lost:
 
-    - its queue is empty: the message is lost; the run is sent again at once.
+    - its queue is empty, or the broker restarted since the reaper's previous look: the message is lost;
+      the run is sent again at once (a message that did survive the restart makes a harmless duplicate).
     - its queue holds fewer messages than runs waiting on it: at least the difference are lost; that many
       of the runs waiting longer than ``SHORT_QUEUE_RESEND_SECONDS`` are sent again, longest first. A
       slow queue that still holds every waiting run's message gets no duplicates.
@@ -324,7 +340,7 @@ def resend_lost(session: Session, *, depths: QueueDepths, now: datetime | None =
                           .group_by(Run.queue)).all()
     table, resent = Run.__table__, []
     for queue, count in counts:
-        held = depths.counts[queue]
+        held = depths.held(queue)
         if held == 0:
             sent_before, missing = depths.lost_before, None
         elif count > held:

@@ -7,7 +7,9 @@ back within seconds on any broker, instead of waiting for Redis's visibility tim
 
 Each pass also asks the broker how many messages its queues hold: a run or job item the database says
 is queued, on a queue the broker holds nothing for (a Redis restart without persistence, a failover, a
-flush), is sent again on that pass (``runs.lifecycle.resend_lost``, ``jobs.dispatch``).
+flush), is sent again on that pass (``runs.lifecycle.resend_lost``, ``jobs.dispatch``). So is all work sent
+before the broker restarted (Redis's ``run_id`` changed since the previous pass), even if new work already
+sits on the queue.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from runs.lifecycle import QueueDepths
 from store.clock import utcnow
 from store.db import session_scope
 from worker import batch, notify
-from worker.app import queue_depths
+from worker.app import look_at_broker
 from worker.enqueue import enqueue
 
 log = logging.getLogger("stackyard.reaper")
@@ -39,14 +41,20 @@ def reap_once() -> list[str]:
     return [run.id for run in requeue]
 
 
-def look_at_queues(queues: list[str]) -> QueueDepths | None:
-    """What the broker holds on ``queues`` now; None when it cannot be asked (nothing is presumed lost)."""
+def look_at_queues(queues: list[str], previous: QueueDepths | None = None) -> QueueDepths | None:
+    """What the broker holds on ``queues`` now, marked restarted if its instance is not the one ``previous``
+    saw; None when it cannot be asked (nothing is presumed lost)."""
     try:
-        return QueueDepths(queue_depths(queues), utcnow())
+        counts, instance = look_at_broker(queues)
     except Exception as exc:  # noqa: BLE001 - the broker is down: nothing can be sent anyway
         log.warning("reaper could not read the queues (%s: %s); lost messages are looked for next pass",
                     type(exc).__name__, exc)
         return None
+    depths = QueueDepths(counts, utcnow(), broker=instance).after(previous)
+    if depths.restarted:
+        log.warning("the broker restarted (instance %s, was %s): work queued before it is sent again",
+                    instance, previous.broker if previous else None)
+    return depths
 
 
 def resend_lost(depths: QueueDepths) -> list[str]:
@@ -67,6 +75,7 @@ class Reaper(threading.Thread):
         super().__init__(daemon=True, name="stackyard-reaper")
         self.worker, self.queues, self.interval = name, queues, interval
         self.stopped = threading.Event()
+        self.last_look: QueueDepths | None = None  # the broker's instance seen last, to notice a restart
 
     def run(self) -> None:
         while True:
@@ -74,8 +83,9 @@ class Reaper(threading.Thread):
                 with session_scope() as session:
                     workers.beat(session, name=self.worker, queues=self.queues)
                 reap_once()
-                depths = look_at_queues(self.queues)
+                depths = look_at_queues(self.queues, self.last_look)
                 if depths is not None:
+                    self.last_look = depths
                     resend_lost(depths)
                 # batch jobs: recover lost items, fill free slots, send rate-limited items
                 batch.pump(depths=depths)

@@ -173,6 +173,23 @@ def test_a_queue_that_holds_fewer_messages_than_waiting_runs_gets_that_many_rese
         assert runs.resend_lost(session, depths=seen(cpu=1)) == []
 
 
+def test_after_a_broker_restart_everything_sent_before_it_is_resent_though_new_work_fills_the_queue(workflow):
+    before, sent_meanwhile = new_run(workflow), new_run(workflow)
+    age(before, runs.LOST_AFTER_SECONDS + 1)
+    first = runs.QueueDepths({"cpu": 0}, utcnow(), broker="redis-a")
+    again = runs.QueueDepths({"cpu": 2}, utcnow(), broker="redis-a").after(first)
+    restarted = runs.QueueDepths({"cpu": 2}, utcnow(), broker="redis-b").after(first)
+    assert (again.restarted, restarted.restarted) == (False, True)
+    assert runs.QueueDepths({"cpu": 2}, utcnow()).after(first).restarted is False   # cannot tell: not presumed
+    assert restarted.empty("cpu") and not restarted.empty("gpu")                     # gpu was not asked about
+    with session_scope() as session:
+        assert runs.resend_lost(session, depths=again) == []          # two messages for two runs: none lost
+        # The same two messages on a restarted broker are new work's: the run sent before the restart is lost
+        # at once (not after SHORT_QUEUE_RESEND_SECONDS); the one sent within the grace may still arrive.
+        assert [run.id for run in runs.resend_lost(session, depths=restarted)] == [before]
+    assert state_of(sent_meanwhile).state == RunState.QUEUED
+
+
 def test_a_resent_duplicate_changes_nothing(workflow):
     run_id = new_run(workflow)
     with session_scope() as session:
