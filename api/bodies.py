@@ -7,20 +7,21 @@ parsing. Routes whose body FastAPI parses have it read before FastAPI's own pars
 turn these answers into a bare 400. Streaming uploads (``request.stream()``, ``request.form()``) keep their
 own, larger limits.
 
-The pages' Gradio routes (server functions, queue joins) are not FastAPI routes of ours: :class:`GradioBodyLimit`
-caps their bodies at the same limit plus Gradio's envelope, before Gradio reads them. Gradio's own upload route
-keeps Gradio's file limits.
+The pages' Gradio routes (server functions, queue joins, uploads) are not FastAPI routes of ours:
+:class:`GradioBodyLimit` caps their bodies before Gradio reads them, calls at the same limit plus Gradio's
+envelope, uploads at what the page declared when it was mounted (``ui.pages.mount_page``); a page that
+declared none takes no uploads.
 
 Example::
 
     router = APIRouter(prefix="/api/v1", route_class=LimitedRoute)
-    app.add_middleware(GradioBodyLimit)
+    app.add_middleware(GradioBodyLimit, uploads=app.state.gradio_uploads)   # {"/jobs": 50_000_000}
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi import Request, Response
@@ -138,22 +139,36 @@ class LimitedRoute(APIRoute):
 
 
 class GradioBodyLimit:
-    """Pure ASGI middleware: a body sent to a page's ``…/gradio_api/…`` route (other than Gradio's uploads) is at
-    most ``STACKYARD_MAX_BODY_BYTES`` plus :data:`GRADIO_ENVELOPE_BYTES`, or the request gets a 413 naming the
-    setting before Gradio reads a byte of it. Bodies without a Content-Length are read up to the limit first."""
+    """Pure ASGI middleware: a body sent to a page's ``…/gradio_api/…`` route is at most
+    ``STACKYARD_MAX_BODY_BYTES`` plus :data:`GRADIO_ENVELOPE_BYTES`, or, to ``…/gradio_api/upload``, the bytes
+    ``uploads`` grants the page (plus the envelope), else the request gets a 413 naming the limit before
+    Gradio reads a byte of it. Bodies without a Content-Length are read up to the limit first.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    ``uploads`` maps a page's mount path (``""`` for the editor at ``/``) to its largest upload; it is read
+    per request, so pages mounted after the middleware was added count."""
+
+    def __init__(self, app: ASGIApp, *, uploads: Mapping[str, int]) -> None:
+        self.app, self.uploads = app, uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _gradio_call(scope["path"]):
+        page, found, route = scope["path"].partition("/gradio_api/") if scope["type"] == "http" else ("", "", "")
+        if not found or scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        limit = get_settings().max_body_bytes + GRADIO_ENVELOPE_BYTES
+        if route.startswith("upload"):
+            granted = self.uploads.get(page)
+            if granted is None:
+                error = RequestTooLarge(f"This page ({page or '/'}) takes no file uploads; upload files in the editor's "
+                                        "run panel or under the files root (STACKYARD_FILES_ROOT).")
+                await _refuse(error, scope, receive, send)
+                return
+            limit, setting = granted + GRADIO_ENVELOPE_BYTES, f"the largest upload {page} takes, plus {GRADIO_ENVELOPE_BYTES}"
+        else:
+            limit, setting = get_settings().max_body_bytes + GRADIO_ENVELOPE_BYTES, GRADIO_SETTING
         length = Headers(scope=scope).get("content-length", "")
         if length.isdigit():
             if int(length) > limit:
-                await _refuse(_too_large(int(length), limit, setting=GRADIO_SETTING), scope, receive, send)
+                await _refuse(_too_large(int(length), limit, setting=setting), scope, receive, send)
                 return
             await self.app(scope, receive, send)  # the server stops the body at its declared length
             return
@@ -164,7 +179,7 @@ class GradioBodyLimit:
             messages.append(message)
             size += len(message.get("body", b""))
             if size > limit:
-                await _refuse(_too_large(size, limit, at_least=True, setting=GRADIO_SETTING), scope, receive, send)
+                await _refuse(_too_large(size, limit, at_least=True, setting=setting), scope, receive, send)
                 return
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
@@ -173,11 +188,6 @@ class GradioBodyLimit:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
-
-
-def _gradio_call(path: str) -> bool:
-    head, found, tail = path.partition("/gradio_api/")
-    return bool(found) and not tail.startswith("upload")
 
 
 async def _refuse(error: RequestTooLarge, scope: Scope, receive: Receive, send: Send) -> None:

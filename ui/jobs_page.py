@@ -21,6 +21,7 @@ from jobs import lifecycle as jobs
 from jobs import schedules
 from jobs.models import ItemState, ScheduleState
 from stackyard.errors import StackyardError
+from stackyard.settings import get_settings
 from store.db import session_scope
 from ui.pages import mount_page
 from worker import batch
@@ -294,4 +295,4 @@ def build() -> gr.Blocks:
 
 
 def mount_jobs(app: FastAPI) -> None:
-    mount_page(app, build(), PATH)
+    mount_page(app, build(), PATH, uploads=get_settings().job_upload_max_bytes)  # a job's CSV/JSONL source

@@ -1,4 +1,5 @@
-"""Pages answer at the paths links and README write, with or without the trailing slash."""
+"""Pages answer at the paths links and README write, with or without the trailing slash; only a page with a
+file field takes uploads."""
 
 from __future__ import annotations
 
@@ -25,3 +26,15 @@ def test_the_editors_page_links_open_pages(client: TestClient):
     for link in links:
         page = client.get(link)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"], link
+
+
+def test_only_the_jobs_page_takes_gradio_uploads(client: TestClient):
+    """Gradio's upload route exists under every page and had no size limit, and /chat-app is public: a
+    stranger could fill the disk. Only the jobs page has a file field; it takes a job source's size."""
+    file = {"files": ("items.jsonl", b'{"q": "x"}\n' * 20_000, "application/octet-stream")}
+    for page in ("", "/chat-app", "/apps", "/models"):
+        refused = client.post(f"{page}/gradio_api/upload", files=file)
+        assert refused.status_code == 413, (page, refused.text)
+        assert "takes no file uploads" in refused.json()["error"]["message"]
+    taken = client.post("/jobs/gradio_api/upload", files=file)
+    assert taken.status_code == 200, taken.text
