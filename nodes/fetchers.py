@@ -223,6 +223,27 @@ class _PinnedBackend(httpcore.SyncBackend):
         raise last_error
 
 
+def pinned_transport(guard: _Guard | None = None) -> httpx.HTTPTransport:
+    """An httpx transport whose connections go only to addresses the guard (default: the settings') admits,
+    resolved and checked at connect time (see :class:`_PinnedBackend`)."""
+    transport = httpx.HTTPTransport()
+    # httpx has no public hook at connect time; its httpcore pool takes a network backend.
+    transport._pool._network_backend = _PinnedBackend(guard or _settings_guard())  # noqa: SLF001
+    return transport
+
+
+def guarded_client_kwargs(kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """``http_client_kwargs`` for a component that calls a server (an OpenAI-compatible generator or embedder)
+    so that its URL, checked when the pipeline was built, is checked again at every connect: a name that
+    resolved to a public address for the check cannot resolve to this machine later (DNS rebinding), a
+    redirect is not followed (a public server could send the request on to a metadata address), and
+    environment proxies are ignored. The workflow's own entries (timeouts, limits) are kept.
+
+    Synchronous clients only: Stackyard runs pipelines synchronously (a component's async client is not
+    built by its runs)."""
+    return {**(kwargs or {}), "transport": pinned_transport(), "follow_redirects": False, "trust_env": False}
+
+
 @component
 class GuardedLinkContentFetcher:
     """Fetches URLs like Haystack's ``LinkContentFetcher``, refusing non-public addresses (see module docs).
@@ -264,9 +285,7 @@ class GuardedLinkContentFetcher:
         if self._fetcher is not None:
             return
         guard = _Guard(_settings_guard().entries + self._own_entries)
-        transport = httpx.HTTPTransport()
-        # httpx has no public hook at connect time; its httpcore pool takes a network backend.
-        transport._pool._network_backend = _PinnedBackend(guard)  # noqa: SLF001
+        transport = pinned_transport(guard)
         fetcher = LinkContentFetcher(
             raise_on_failure=True,  # failures are sorted out per URL in _fetch_one
             user_agents=self.user_agents,

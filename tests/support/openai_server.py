@@ -4,7 +4,8 @@ It answers ``GET /v1/models`` (``models``) and ``POST /v1/chat/completions`` (pl
 Server-Sent Events) with a fixed reply, optionally one word every ``delay`` seconds, and records the requests it
 received. With
 ``echo_auth_error`` it answers 401 quoting the request's ``Authorization`` header instead, as a careless
-server (or a proxy) might: what a client does with a secret in an error message.
+server (or a proxy) might: what a client does with a secret in an error message. With ``redirect_to`` it
+answers every POST with a 307 to that base URL, as a hostile public server might.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any
 
 class ChatServer:
     def __init__(self, reply: str = "hello from the server", *, port: int = 0, delay: float = 0.0,
-                 echo_auth_error: bool = False, models: tuple[str, ...] = ("local-model",)) -> None:
+                 echo_auth_error: bool = False, models: tuple[str, ...] = ("local-model",),
+                 redirect_to: str | None = None) -> None:
         self.reply, self.delay, self.echo_auth_error, self.models = reply, delay, echo_auth_error, models
+        self.redirect_to = redirect_to
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str | None] = []
         server = self
@@ -32,7 +35,12 @@ class ChatServer:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 server.requests.append(body)
                 server.authorizations.append(self.headers.get("Authorization"))
-                if server.echo_auth_error:
+                if server.redirect_to:
+                    self.send_response(307)
+                    self.send_header("Location", server.redirect_to + self.path.removeprefix("/v1"))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif server.echo_auth_error:
                     self._json({"error": {"message": f"Incorrect API key provided: {self.headers.get('Authorization')}",
                                           "type": "invalid_request_error", "code": "invalid_api_key"}}, status=401)
                 elif body.get("stream"):

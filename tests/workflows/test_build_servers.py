@@ -1,5 +1,6 @@
-"""OpenAI-compatible components pointed at a server: a keyless local server needs no key variable, and a
-workflow that names no key never sends the OpenAI key to another server."""
+"""OpenAI-compatible components pointed at a server: a keyless local server needs no key variable, a
+workflow that names no key never sends the OpenAI key to another server, and a server the workflow may call
+cannot send its requests on to one it may not."""
 
 from __future__ import annotations
 
@@ -43,3 +44,35 @@ def test_a_workflow_cannot_name_the_placeholder_variable(server: ChatServer):
     data = remote_chat(server.base_url, key_env="STACKYARD_KEYLESS_SERVER_KEY")
     [issue] = validate(spec_from_dict(data))
     assert issue.node == "llm" and "STACKYARD_KEYLESS_SERVER_KEY" in issue.message
+
+
+def test_a_redirect_from_an_allowed_server_to_another_is_not_followed(server: ChatServer):
+    """The OpenAI client follows redirects by itself: an allowed (public) server answering 307 to a metadata
+    or loopback address would have the run's request, with its key, sent there."""
+    with ChatServer("the inner server", redirect_to=server.base_url) as hostile, pytest.MonkeyPatch.context() as env:
+        env.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{hostile.port}")  # only the redirecting server
+        reset_settings_cache()
+        data = remote_chat(hostile.base_url)
+        del data["components"]["llm"]["init_parameters"]["api_key"]
+        spec = spec_from_dict(data)
+        with pytest.raises(Exception, match="307"):
+            run_pipeline(spec, build_pipeline(spec), {"question": "there?"})
+        assert len(hostile.requests) == 1 and server.requests == []
+
+
+def test_the_built_clients_connections_are_checked_when_opened(server: ChatServer):
+    """The URL is checked when the pipeline is built, and the built pipeline serves later runs: a name that
+    resolved to the allowed server then may resolve elsewhere by the time it connects (DNS rebinding). Every
+    connection the component's client opens is checked again; here the client is pointed at an address the
+    settings do not admit, as a rebound name would point it."""
+    data = remote_chat(server.base_url)
+    del data["components"]["llm"]["init_parameters"]["api_key"]
+    spec = spec_from_dict(data)
+    pipeline = build_pipeline(spec)
+    assert run_pipeline(spec, pipeline, {"question": "there?"})["answer"][0]["text"] == "hello from a local server"
+    llm = pipeline.get_component("llm")
+    with ChatServer("not admitted") as elsewhere:
+        rebound = llm.client.with_options(base_url=elsewhere.base_url)
+        with pytest.raises(Exception, match="not a public address"):
+            rebound.chat.completions.create(model="local-model", messages=[{"role": "user", "content": "hi"}])
+        assert elsewhere.requests == []
