@@ -41,6 +41,8 @@ for _module in ("nodes", "milvus_haystack"):
 
 # Components outside the catalog (STACKYARD_ALLOWED_COMPONENTS): Haystack's local-model nodes name it ``model``.
 _UNLISTED_MODEL_PARAMS = ("model",)
+# Keys inside a component's loader options (``*_kwargs``) that name a model, a tokenizer or a folder to read.
+_NESTED_MODEL_KEYS = ("model", "tokenizer", "cache_dir", "pretrained_model_name_or_path")
 
 # The key an OpenAI-compatible component sends to a server named by ``api_base_url`` when its workflow names no
 # key: local servers (Ollama, vLLM, llama.cpp) ignore it, and the component needs none set in the environment.
@@ -82,22 +84,30 @@ def _init_param_names(cls: type) -> set[str] | None:
 
 
 def _resolve_models(name: str, type_: str, params: dict[str, Any], settings: Settings) -> None:
-    """Map model names to the operator's local folders; confine any other model path to the model roots."""
+    """Map model names to the operator's local folders; confine any other model path to the model roots.
+
+    Beside the node's model parameters, the loader options a component passes on (``*_kwargs``, such as
+    ``huggingface_pipeline_kwargs``, ``model_kwargs``, ``tokenizer_kwargs``) can name a model, a tokenizer or
+    a cache folder, which the loader reads (and the pipeline's own ``model`` would be overridden by)."""
     node_type = get_node_type(type_)
-    for key in node_type.model_params if node_type else _UNLISTED_MODEL_PARAMS:
-        value = params.get(key)
+    places = [(params, key, key) for key in (node_type.model_params if node_type else _UNLISTED_MODEL_PARAMS)]
+    for outer, options in params.items():
+        if outer.endswith("_kwargs") and isinstance(options, dict):
+            places += [(options, key, f"{outer}.{key}") for key in _NESTED_MODEL_KEYS]
+    for holder, key, where in places:
+        value = holder.get(key)
         if not isinstance(value, str):
             continue
         local = settings.local_model_path(value)
         if local:
-            params[key] = local
-        elif looks_like_model_path(value):
+            holder[key] = local
+        elif key == "cache_dir" or looks_like_model_path(value):
             try:
-                params[key] = str(confine_model_path(value, settings, field=key))
+                holder[key] = str(confine_model_path(value, settings, field=where))
             except FileAccessError as exc:
-                raise ComponentBuildError([Issue(IssueCode.DANGEROUS_PARAM, node=name, port=key,
-                    field=f"components.{name}.init_parameters.{key}",
-                    message=f"Node '{name}', parameter '{key}': {exc}")]) from None
+                raise ComponentBuildError([Issue(IssueCode.DANGEROUS_PARAM, node=name, port=where.split(".")[0],
+                    field=f"components.{name}.init_parameters.{where}",
+                    message=f"Node '{name}', parameter '{where}': {exc}")]) from None
 
 
 def _prepare_store(name: str, key: str, store: dict[str, Any], mode: BuildMode, settings: Settings) -> dict[str, Any]:

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from stackyard.settings import reset_settings_cache
-from workflows.build import BuildMode, ComponentBuildError, instantiate
-from workflows.validation import build_pipeline
+from stackyard.settings import get_settings, reset_settings_cache
+from workflows.build import BuildMode, ComponentBuildError, instantiate, prepare_component_data
 from workflows.errors import IssueCode
 from workflows.spec import ComponentSpec, spec_from_dict
-from workflows.validation import validate
+from workflows.validation import build_pipeline, validate
 
 EMBEDDER = ("haystack_integrations.components.embedders.sentence_transformers."
             "sentence_transformers_text_embedder.SentenceTransformersTextEmbedder")
@@ -88,3 +87,24 @@ def test_an_operator_allowed_component_has_its_model_confined_too(roots: Path, m
     assert [(i.code, i.node, i.port) for i in issues] == [(IssueCode.DANGEROUS_PARAM, "embed", "model")]
     pipeline = build_pipeline(spec_from_dict(embedder(str(roots / "shelf" / "minilm"), SPARSE)))
     assert pipeline.get_component("embed").model == str(roots / "shelf" / "minilm")
+
+
+GENERATOR = "haystack_integrations.components.generators.transformers.chat.chat_generator.TransformersChatGenerator"
+
+
+@pytest.mark.parametrize(("type_", "param", "key"), [
+    (GENERATOR, "huggingface_pipeline_kwargs", "model"),      # Haystack lets it override the node's own model
+    (GENERATOR, "huggingface_pipeline_kwargs", "tokenizer"),
+    (EMBEDDER, "model_kwargs", "cache_dir"),
+    (EMBEDDER, "tokenizer_kwargs", "cache_dir"),
+])
+def test_a_model_path_in_the_loader_options_is_confined_too(roots: Path, type_: str, param: str, key: str) -> None:
+    spec = {"components": {"embed": {"type": type_, "init_parameters": {param: {key: "/etc"}}}}}
+    [issue] = validate(spec_from_dict(spec))
+    assert (issue.code, issue.node, issue.port) == (IssueCode.DANGEROUS_PARAM, "embed", param)
+    assert issue.field == f"components.embed.init_parameters.{param}.{key}"
+    assert f"parameter '{param}.{key}'" in issue.message and "STACKYARD_MODEL_ROOTS" in issue.message
+    inside = str(roots / "shelf" / "minilm")
+    built = prepare_component_data("embed", ComponentSpec(type=type_, init_parameters={param: {key: inside}}),
+                                   BuildMode.VALIDATE, get_settings())[1]
+    assert built["init_parameters"][param][key] == inside
