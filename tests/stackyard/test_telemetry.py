@@ -1,4 +1,4 @@
-"""Haystack's usage telemetry is off in every Stackyard process unless the user turns it on."""
+"""Haystack's usage telemetry and Gradio's analytics are off in every Stackyard process unless turned on."""
 
 from __future__ import annotations
 
@@ -32,3 +32,12 @@ def test_importing_an_entry_point_leaves_haystack_telemetry_off(module: str, tmp
 
 def test_a_user_can_turn_it_on(tmp_path: Path):
     assert telemetry_on("workflows.build", tmp_path, HAYSTACK_TELEMETRY_ENABLED="True")
+
+
+def test_gradio_pages_send_no_usage_analytics(tmp_path: Path):
+    probe = ("import stackyard.web, os; from ui.editor_page import build; "
+             "print('ANALYTICS', build().analytics_enabled, os.environ['GRADIO_ANALYTICS_ENABLED'])")
+    clean = {k: v for k, v in os.environ.items() if k != "GRADIO_ANALYTICS_ENABLED"}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            env={**clean, "HOME": str(tmp_path), "STACKYARD_DATA_DIR": str(tmp_path)})
+    assert "ANALYTICS False False" in result.stdout, result.stderr[-3000:]
