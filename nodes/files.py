@@ -138,12 +138,14 @@ def confine_file_inputs(instance: T) -> T:
     too, is replaced by :func:`confine_path`'s real path before the component's own ``run`` or ``run_async`` sees it;
     ``ByteStream`` and other values pass. A refused path raises :class:`~nodes.errors.FileAccessError` with the
     socket as its ``field``. Only the instance changes, so the class, sockets, ``to_dict``, ``warm_up`` and
-    ``Pipeline.connect``'s type checks stay Haystack's. A component without path sockets is returned as it is.
+    ``Pipeline.connect``'s type checks stay Haystack's. A component that opens the files its documents' meta
+    names (:func:`reads_meta_paths`) has each such file checked the same way before it runs. Any other
+    component is returned as it is.
 
     :param instance: A Haystack component instance.
     :returns: The same instance.
     """
-    if not path_sockets(instance) or getattr(instance.run, "__func__", None) is _confined_run:
+    if not (path_sockets(instance) or reads_meta_paths(instance)) or getattr(instance.run, "__func__", None) is _confined_run:
         return instance
     # Bound to the instance (not a closure over it), so a deep copy of the component stays confined to itself.
     instance.run = MethodType(_confined_run, instance)  # type: ignore[attr-defined]
@@ -170,7 +172,26 @@ def _confined_arguments(instance: Any, method: Any, args: tuple[Any, ...], kwarg
     for name in path_sockets(instance):
         if name in bound.arguments:
             bound.arguments[name] = confine_paths(bound.arguments[name], field=name)
+    if reads_meta_paths(instance):
+        _confine_meta_paths(instance, bound.arguments.get("documents") or [])
     return bound
+
+
+def reads_meta_paths(instance: Any) -> bool:
+    """Whether a component opens files named in its documents' meta: Haystack's image components
+    (``DocumentToImageContent``, the image embedders and content extractors) read ``root_path /
+    meta[file_path_meta_field]``, a path that came with the document, from wherever it was written."""
+    return hasattr(instance, "root_path") and "documents" in instance.__haystack_input__._sockets_dict
+
+
+def _confine_meta_paths(instance: Any, documents: Any) -> None:
+    """Refuse a document whose meta names a file outside the files root, as the component would open it."""
+    key = getattr(instance, "file_path_meta_field", "file_path")
+    for document in documents if isinstance(documents, list) else []:
+        named = (getattr(document, "meta", None) or {}).get(key)
+        if isinstance(named, (str, os.PathLike)):
+            opened = os.path.abspath(os.path.join(os.fsdecode(instance.root_path or ""), os.fsdecode(named)))
+            confine_path(opened, field=f"documents.meta.{key}")
 
 
 def confine_paths(value: Any, *, field: str = "sources") -> Any:

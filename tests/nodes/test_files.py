@@ -316,3 +316,25 @@ def test_a_model_value_is_a_path_when_it_looks_like_one_or_exists(tmp_path: Path
     (tmp_path / "present" / "inner").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)  # a bare name a loader would read from the working directory
     assert looks_like_model_path(value) is is_path
+
+
+def test_a_file_a_documents_meta_names_is_opened_only_inside_the_root(root: Path) -> None:
+    """Haystack's image components open ``root_path / meta['file_path']``: a path that came with the document
+    (a converter, a store, a job item wrote it), so it is checked where it is opened."""
+    from haystack import Document
+    from haystack.components.converters.image import DocumentToImageContent
+    from PIL import Image
+
+    Image.new("RGB", (4, 4), "red").save(root / "red.png")
+    (root.parent / "outside.png").write_bytes((root / "red.png").read_bytes())
+    for root_path in (None, str(root)):
+        reader = confine_file_inputs(DocumentToImageContent(root_path=root_path))
+        inside = Document(content="", meta={"file_path": str(root / "red.png")})
+        assert reader.run(documents=[inside])["image_contents"][0] is not None
+        for named in ("../outside.png", str(root.parent / "outside.png")):
+            with pytest.raises(FileAccessError) as caught:
+                reader.run(documents=[inside, Document(content="", meta={"file_path": named})])
+            assert caught.value.field == "documents.meta.file_path"
+    # Unconfined, the component reads it.
+    outside = Document(content="", meta={"file_path": str(root.parent / "outside.png")})
+    assert DocumentToImageContent().run(documents=[outside])["image_contents"][0] is not None
