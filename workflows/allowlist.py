@@ -104,7 +104,7 @@ def check_type(node: str, type_: Any) -> Issue | None:
     return None
 
 
-def _unsafe_jinja(text: str) -> str | None:
+def unsafe_jinja(text: str) -> str | None:
     """Why a template is refused, if it is: it reaches for a private attribute (the sandbox escape
     pattern), or compiling it would compute a huge constant (see ``workflows.jinja_limits``).
 
@@ -139,7 +139,7 @@ def check_params(node: str, params: dict[str, Any], *, running: bool = False) ->
     for path, key, value in _walk(params, ""):
         where = f"components.{node}.init_parameters{path}"
         lowered = key.lower()
-        if isinstance(value, str) and ("{{" in value or "{%" in value) and (reason := _unsafe_jinja(value)):
+        if isinstance(value, str) and ("{{" in value or "{%" in value) and (reason := unsafe_jinja(value)):
             # Pinned to the parameter the node's form shows (e.g. 'routes'); the message names the exact spot.
             issues.append(Issue(IssueCode.DANGEROUS_PARAM, node=node, port=_param(path), field=where,
                                 message=f"Node '{node}': the template in '{path[1:]}' {reason}."))

@@ -15,7 +15,7 @@ import copy
 import enum
 import inspect
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 from haystack.core.component import component
 from haystack.core.errors import DeserializationError
@@ -26,11 +26,11 @@ from haystack.core.serialization import (
 )
 
 from nodes.catalog import IN_MEMORY_STORE, MILVUS_STORE, NESTED_TYPES, get_node_type
-from nodes.errors import FileAccessError
+from nodes.errors import FileAccessError, NodeInputError
 from nodes.fetchers import guarded_client_kwargs
 from nodes.files import confine_file_inputs, confine_model_path, looks_like_model_path
 from stackyard.settings import Settings, get_settings
-from workflows.allowlist import check_params, check_type
+from workflows.allowlist import check_params, check_type, unsafe_jinja
 from workflows.errors import Issue, IssueCode
 from workflows.spec import ComponentSpec
 
@@ -40,6 +40,7 @@ for _module in ("nodes", "milvus_haystack"):
     allow_deserialization_module(_module)
 
 # Components outside the catalog (STACKYARD_ALLOWED_COMPONENTS): Haystack's local-model nodes name it ``model``.
+T = TypeVar("T")
 _UNLISTED_MODEL_PARAMS = ("model",)
 # Keys inside a component's loader options (``*_kwargs``) that name a model, a tokenizer or a folder to read.
 _NESTED_MODEL_KEYS = ("model", "tokenizer", "cache_dir", "pretrained_model_name_or_path")
@@ -199,4 +200,28 @@ def instantiate(name: str, comp: ComponentSpec, *, mode: BuildMode = BuildMode.R
     except Exception as exc:  # noqa: BLE001 - any failure of a user-supplied init is a bad parameter
         raise ComponentBuildError([Issue(IssueCode.BAD_PARAM, node=name, field=f"components.{name}.init_parameters",
             message=f"Node '{name}' ({cls.__name__}) rejected its parameters: {exc}. Fix the parameter named above.")]) from None
-    return confine_file_inputs(instance)
+    return check_runtime_templates(confine_file_inputs(instance))
+
+
+def check_runtime_templates(instance: T) -> T:
+    """A prompt builder takes a template at run time too (its ``template`` input, from a run input or another
+    node): it would compile it on the worker unchecked, so it gets the check a saved template gets first."""
+    if "template" not in instance.__haystack_input__._sockets_dict or isinstance(instance.run, _TemplateCheckedRun):
+        return instance
+    instance.run = _TemplateCheckedRun(instance.run)  # type: ignore[attr-defined]
+    return instance
+
+
+class _TemplateCheckedRun:
+    """``run`` of a component, refusing a costly or unsafe ``template`` argument before it is compiled."""
+
+    def __init__(self, run: Any) -> None:
+        self.run, self.signature = run, inspect.signature(run)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        template = self.signature.bind(*args, **kwargs).arguments.get("template")
+        texts = [template] if isinstance(template, str) else [getattr(m, "text", None) for m in template or []]
+        for text in texts:
+            if isinstance(text, str) and ("{{" in text or "{%" in text) and (reason := unsafe_jinja(text)):
+                raise NodeInputError(f"The template this node was given to run {reason}.", field="template")
+        return self.run(*args, **kwargs)
