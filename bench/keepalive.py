@@ -66,11 +66,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=128)
     args = parser.parse_args()
     print(f"#16.4  {args.requests} POST /runs over {args.connections} keep-alive connections, 0-8 s pauses, 2 cores")
+    lost = 0
     for label, keep_alive in (("uvicorn default (5 s)", "5"), ("Stackyard default (75 s)", None)):
         counts, runs, elapsed = burst(keep_alive, args.requests, args.connections)
         lost = sum(n for outcome, n in counts.items() if not outcome.isdigit())
         print(f"    {label:26} lost {lost:5d} of {args.requests}   outcomes {counts}   "
               f"runs listed (first 1000) {runs}   {elapsed:.0f} s")
+    if lost:  # the product's default must lose none; the old default's losses are the comparison
+        sys.exit(f"FAIL: Stackyard's default keep-alive lost {lost} of {args.requests} requests")
 
 
 if __name__ == "__main__":

@@ -223,6 +223,25 @@ def test_schedules_created_at_once_under_one_name_give_one_201_and_409s(client: 
         assert sorted(answered(actions[2:], 204, 404)) == [204, 404]
 
 
+def test_a_schedule_paused_and_resumed_at_once_ends_in_one_state_never_500(client: httpx.Client):
+    create_workflow(client, "toggled")
+    assert client.post("/api/v1/schedules", json=schedule_body("toggle", "toggled")).status_code == 201
+    for _ in range(4):
+        answered(at_once(client, [post("/api/v1/schedules/toggle/pause"), post("/api/v1/schedules/toggle/resume")] * 3),
+                 200, 409)
+        assert client.get("/api/v1/schedules/toggle").json()["state"] in ("active", "paused")
+
+
+def test_a_job_retried_and_cancelled_at_once_never_500(client: httpx.Client):
+    ref = create_workflow(client, "retried")["id"]
+    for _ in range(3):
+        job_id = client.post("/api/v1/jobs", json={"workflow": ref, "source": jsonl(6)}).json()["id"]
+        assert client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 200
+        answered(at_once(client, [post(f"/api/v1/jobs/{job_id}/retry")] * 3 + [post(f"/api/v1/jobs/{job_id}/cancel")]),
+                 200, 409)
+        assert len(client.get(f"/api/v1/jobs/{job_id}/items").json()) == 6   # retried, not doubled
+
+
 def test_a_schedule_or_job_created_while_its_workflow_is_deleted_answers_201_or_404(client: httpx.Client):
     for round_ in range(8):
         ref = create_workflow(client, f"sched-doomed-{round_}")["id"]
@@ -312,3 +331,15 @@ def test_deleting_a_workflow_or_cancelling_a_job_while_a_worker_finishes_its_ite
         responses = at_once(client, [post(f"/api/v1/jobs/{jobs[1]['id']}/cancel"), delete(f"/api/v1/workflows/{ref}")])
         answered(responses[:1], 200, 404, 409)
         answered(responses[1:], 204)
+
+
+def test_runs_cancelled_while_a_worker_finishes_them_never_500(worker: Stack, client: httpx.Client):
+    ref = create_workflow(client, "quick")["id"]
+    for round_ in range(3):
+        runs = [client.post(f"/api/v1/workflows/{ref}/runs", json={"inputs": {"name": f"r{round_}-{i}"}}).json()["id"]
+                for i in range(12)]
+        answered(at_once(client, [post(f"/api/v1/runs/{run_id}/cancel") for run_id in runs]), 200, 409)
+        for run_id in runs:
+            done = wait_until(lambda: (run := client.get(f"/api/v1/runs/{run_id}").json())["finished"] and run,
+                              timeout=60, message=f"run {run_id} to end")
+            assert done["state"] in ("cancelled", "succeeded"), done
