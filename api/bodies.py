@@ -20,7 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
@@ -33,9 +32,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import RequestTooLarge, error_body
 from stackyard.errors import StackyardError
+from stackyard.json_limits import MAX_JSON_DEPTH, JsonTooDeep, loads
 from stackyard.settings import get_settings
 
-MAX_JSON_DEPTH = 64
 INLINE_PARSE_BYTES = 64 * 1024
 GRADIO_ENVELOPE_BYTES = 64 * 1024  # session hash, component id, function name, event data around the payload
 GRADIO_SETTING = f"STACKYARD_MAX_BODY_BYTES plus {GRADIO_ENVELOPE_BYTES} for the page's request"
@@ -51,34 +50,14 @@ def is_json(content_type: str | None) -> bool:
     return mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
 
 
-def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether objects/arrays nest more than ``limit`` levels in ``value``; iterative, so any depth is safe."""
-    level = [value] if isinstance(value, dict | list) else []
-    depth = 0
-    while level:  # one nesting level per pass: about as fast as json.loads itself
-        depth += 1
-        if depth > limit:
-            return True
-        inner = []
-        for item in level:
-            for child in item.values() if isinstance(item, dict) else item:
-                if isinstance(child, dict | list):
-                    inner.append(child)
-        level = inner
-    return False
-
-
 def parse_json(body: bytes) -> Any:
     """``json.loads`` with the nesting limit: BodyInvalid (400) for malformed or too deeply nested JSON."""
     try:
-        value = json.loads(body)
-    except RecursionError:
+        return loads(body)
+    except JsonTooDeep:
         raise _too_deep_error() from None
     except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8/16/32
         raise BodyInvalid(f"The body is not valid JSON: {exc}.") from None
-    if too_deep(value):
-        raise _too_deep_error()
-    return value
 
 
 def _too_deep_error() -> BodyInvalid:

@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from stackyard.errors import StackyardError
+from stackyard.json_limits import MAX_JSON_DEPTH, JsonTooDeep, loads
 from stackyard.settings import get_settings
 from workflows.spec import WorkflowSpec, split_socket
 
@@ -132,7 +133,11 @@ def _jsonl(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = loads(line)
+        except JsonTooDeep:
+            raise BadJobSource(f"JSONL line {number} nests objects and arrays more than {MAX_JSON_DEPTH} levels deep; "
+                               f"the limit is {MAX_JSON_DEPTH}. Flatten it (e.g. a long text as one string).",
+                               field="source.data") from None
         except json.JSONDecodeError as exc:
             raise BadJobSource(f"JSONL line {number} is not valid JSON ({exc.msg} at column {exc.colno}).",
                                field="source.data") from None

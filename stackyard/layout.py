@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The rooms from the top down, with what each holds. A room may import the rooms listed after it, except that
 # api and ui sit side by side: neither may import the other (``NEVER``).
 _TOP_DOWN = (
-    ("stackyard", "settings, logs, redaction, the error base; the CLI, processes, web app and this check"),
+    ("stackyard", "settings, logs, redaction, the error base, JSON limits; the CLI, processes, web app and this check"),
     ("ui", "Gradio pages and their static files"),
     ("api", "FastAPI: app, errors, auth and admin sessions, metrics, thin routes, request and response shapes"),
     ("apps", "published apps: their tables, publishing, API keys, limits, chat serving (one reply reader)"),
@@ -53,7 +53,8 @@ ROOMS: dict[str, tuple[str, frozenset[str]]] = {
     for index, (name, what) in enumerate(_TOP_DOWN)}
 # Modules of the base package every room may use: they import no room.
 BASE = "stackyard"
-BASE_MODULES = frozenset({"stackyard", "stackyard.settings", "stackyard.logs", "stackyard.redact", "stackyard.errors"})
+BASE_MODULES = frozenset({"stackyard", "stackyard.settings", "stackyard.logs", "stackyard.redact", "stackyard.errors",
+                          "stackyard.json_limits"})
 # Alembic loads these by path; nothing imports them. Revisions are frozen history, and env.py gathers
 # every room's tables: the one place allowed to look at all of them.
 SCRIPTS = ("store.migrations",)

@@ -32,6 +32,7 @@ from jobs import schedules
 from jobs.models import ItemState, Job, JobState, Schedule, ScheduleState
 from jobs.sources import BadJobSource
 from runs import workers
+from stackyard import json_limits
 from stackyard.settings import get_settings
 from store.db import session_scope
 from worker import batch
@@ -79,7 +80,11 @@ async def _job_request(request: Request) -> JobCreate:
         raise RequestTooLarge(f"The uploaded file is over {limit} bytes (STACKYARD_JOB_UPLOAD_MAX_BYTES).")
     kind = form.get("type") or ("jsonl" if (upload.filename or "").lower().endswith((".jsonl", ".ndjson")) else "csv")
     try:
-        definition = json.loads(str(form.get("job") or "{}"))
+        definition = json_limits.loads(str(form.get("job") or "{}"))
+    except json_limits.JsonTooDeep:
+        raise BadJobSource(f"The 'job' part nests objects and arrays more than {json_limits.MAX_JSON_DEPTH} levels "
+                           f"deep; the limit is {json_limits.MAX_JSON_DEPTH}. Send a flatter object such as "
+                           '{"workflow": "rag"}.', field="job") from None
     except json.JSONDecodeError as exc:
         raise BadJobSource(f"The 'job' part is not valid JSON ({exc.msg} at column {exc.colno}).", field="job") from None
     if not isinstance(definition, dict):

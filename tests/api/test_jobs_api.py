@@ -77,6 +77,44 @@ def test_a_bad_job_is_refused_by_field_and_stores_nothing(client, body, field):
     assert client.get("/api/v1/jobs").json() == []
 
 
+def nested(depth: int) -> str:
+    """An object (one level) holding arrays nested ``depth - 1`` levels: ``depth`` levels in all."""
+    return '{"name": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+
+@pytest.mark.parametrize("depth", [65, 900, 200_000])
+def test_a_deeply_nested_jsonl_line_is_refused_naming_the_line_and_the_limit(client, depth):
+    data = '{"name": "x"}\n' + nested(depth) + "\n"
+    inline = client.post("/api/v1/jobs", json={"workflow": "greet", "source": {"type": "jsonl", "data": data}})
+    uploaded = client.post("/api/v1/jobs", files={"file": ("items.jsonl", data, "application/x-ndjson")},
+                           data={"job": '{"workflow": "greet"}'})
+    for response in (inline, uploaded):
+        assert response.status_code == 422, response.text[:300]
+        error = response.json()["error"]
+        assert error["field"] == "source.data"
+        assert "JSONL line 2" in error["message"] and "more than 64 levels" in error["message"]
+    assert client.get("/api/v1/jobs").json() == []
+
+
+@pytest.mark.parametrize("depth", [65, 900, 200_000])
+def test_a_deeply_nested_job_part_is_refused_naming_the_part_and_the_limit(client, depth):
+    response = client.post("/api/v1/jobs", files={"file": ("items.jsonl", '{"name": "x"}\n', "application/x-ndjson")},
+                           data={"job": '{"workflow": "greet", "fixed": ' + nested(depth - 1) + "}"})
+    assert response.status_code == 422, response.text[:300]
+    error = response.json()["error"]
+    assert error["field"] == "job" and "'job' part" in error["message"] and "more than 64 levels" in error["message"]
+    assert client.get("/api/v1/jobs").json() == []
+
+
+def test_json_nested_up_to_the_limit_is_accepted(client):
+    line = nested(64) + "\n"
+    response = client.post("/api/v1/jobs", json={"workflow": "greet", "source": {"type": "jsonl", "data": line}})
+    assert response.status_code == 201, response.text[:300]
+    response = client.post("/api/v1/jobs", files={"file": ("items.jsonl", '{"name": "x"}\n', "application/x-ndjson")},
+                           data={"job": '{"workflow": "greet", "fixed": ' + nested(63) + "}"})
+    assert response.status_code == 201, response.text[:300]
+
+
 def test_schedules_preview_list_pause_resume_delete(client):
     preview = client.get("/api/v1/schedules/preview", params={"cron": "30 9 * * 1", "timezone": "Europe/Paris", "count": 3})
     assert preview.status_code == 200
