@@ -165,6 +165,20 @@ def _close_session(session_id: str) -> None:
         close_session(session=session, session_id=session_id)
 
 
+async def _login_form(request: Request) -> bytes | None:
+    """The login form's bytes, or None when it is over ``MAX_LOGIN_BODY``: refused by its Content-Length before a
+    byte is read, else as soon as the streamed body passes the limit (``/login`` is public: anyone may post)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_LOGIN_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_LOGIN_BODY:
+            return None
+    return bytes(body)
+
+
 def _safe_next(target: str | None) -> str:
     # Only same-site paths: "/x" yes, "//evil.example" and "https://..." no.
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -211,9 +225,11 @@ def install(app: FastAPI, settings: Settings | None = None) -> None:
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_LOGIN_BODY:
-            return HTMLResponse(login_page("/", "The form is too large."), status_code=413)
+        body = await _login_form(request)
+        if body is None:
+            return HTMLResponse(login_page("/", f"The login form is over {MAX_LOGIN_BODY} bytes; the limit is "
+                                                f"{MAX_LOGIN_BODY} bytes. Send only the password and next fields."),
+                                status_code=413)
         form = parse_qs(body.decode(errors="replace"))
         given, target = (form.get("password") or [""])[0], _safe_next((form.get("next") or ["/"])[0])
         client = _client(request.scope)

@@ -3,6 +3,7 @@ the probes and what published apps serve with their own credentials do not."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import uuid
@@ -199,3 +200,42 @@ def test_failures_from_every_client_together_are_limited(data_dir: Path, monkeyp
                 codes += [other.get("/api/v1/workflows", headers=_basic("guess")).status_code for _ in range(3)]
     _engine_for.cache_clear()
     assert codes.count(401) == 6 and codes.count(429) == 6
+
+
+def _post_login(app, *, length: int | None, chunks: int, chunk: bytes = b"x" * 1024) -> tuple[int, bytes, int]:
+    """POST /login straight into the ASGI app: (status, body, bytes the app pulled from the body stream)."""
+    headers = [(b"host", b"testserver"), (b"content-type", b"application/x-www-form-urlencoded")]
+    if length is not None:
+        headers.append((b"content-length", str(length).encode()))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/login", "raw_path": b"/login", "root_path": "", "query_string": b"", "headers": headers,
+             "client": ("10.9.9.9", 5000), "server": ("testserver", 80)}
+    pulled, sent, answer = 0, 0, {"status": 0, "body": b""}
+
+    async def receive() -> dict:
+        nonlocal pulled, sent
+        if sent == chunks:
+            return {"type": "http.disconnect"}
+        sent += 1
+        pulled += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": sent < chunks}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            answer["body"] += message.get("body", b"")
+
+    asyncio.run(app(scope, receive, send))
+    return answer["status"], answer["body"], pulled
+
+
+def test_an_oversized_login_form_is_refused_before_it_is_read(guarded: TestClient):
+    # /login is public: a body over MAX_LOGIN_BODY gets 413 naming the limit, without reading it all first.
+    status, body, pulled = _post_login(guarded.app, length=10_000_000, chunks=1000)
+    assert status == 413 and f"the limit is {auth.MAX_LOGIN_BODY} bytes".encode() in body
+    assert pulled == 0  # refused by its Content-Length alone
+    status, body, pulled = _post_login(guarded.app, length=None, chunks=1000)  # streamed, no length given
+    assert status == 413 and f"the limit is {auth.MAX_LOGIN_BODY} bytes".encode() in body
+    assert pulled <= auth.MAX_LOGIN_BODY + 1024  # stopped at the first chunk past the limit
+    assert guarded.post("/login", data={"password": PASSWORD, "next": "/"}).status_code == 303  # a real form works
