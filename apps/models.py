@@ -25,6 +25,10 @@ class Publication(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+MAX_KEY_RATE_PER_MINUTE = 100_000
+"""The highest request rate an API key may be given, per minute."""
+
+
 class ApiKey(SQLModel, table=True):
     """An API key, stored only as a SHA-256 hash; ``prefix`` identifies it in lists and logs."""
 

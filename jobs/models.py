@@ -48,6 +48,12 @@ class FireState(str, enum.Enum):
     FAILED = "failed"           # the job could not be created (e.g. its folder is empty now)
 
 
+MAX_CONCURRENCY = 1000
+"""The most items a job (or each job of a schedule) keeps in flight."""
+MAX_RATE_PER_MINUTE = 100_000
+"""The highest rate limit a job takes, in items started per minute."""
+
+
 class JobSettings(SQLModel):
     """What a job (or each job of a schedule) does with its items."""
 
@@ -55,7 +61,7 @@ class JobSettings(SQLModel):
                                     description="Declared input → column (CSV), key (JSONL) or 'path' (files)")
     fixed: dict[str, Any] = Field(default_factory=dict, sa_type=JSON,
                                   description="Inputs given to every item")
-    concurrency: int = Field(default=4, ge=1, le=1000, description="Items in flight at most")
+    concurrency: int = Field(default=4, ge=1, le=MAX_CONCURRENCY, description="Items in flight at most")
     rate_per_minute: float | None = Field(default=None, gt=0, description="Items started per minute at most")
 
 

@@ -13,10 +13,13 @@ import gradio as gr
 from fastapi import FastAPI
 
 from apps import keys, publishing
+from apps.models import MAX_KEY_RATE_PER_MINUTE
 from stackyard.errors import StackyardError
 from store.db import session_scope
+from ui.fields import whole_number
 from ui.pages import mount_page
 from workflows import crud
+from workflows.bounds import INT32_MAX
 
 PATH = "/apps"
 APP_HEADERS = ["slug", "workflow", "version", "message input", "reply output", "sources output", "chat page"]
@@ -55,12 +58,7 @@ def _opt(value: str | None) -> str | None:
 
 
 def _version(value: str | float | None) -> int | None:
-    text = str(value).strip() if value is not None else ""
-    if not text:
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise StackyardError(f"Version '{text}' is not a version number: type 1, 2, … or leave it empty for the newest.")
-    return int(text)
+    return whole_number(value, field="Version", high=INT32_MAX, hint="; leave it empty for the newest")
 
 
 def publish(workflow: str, version: str | float | None, slug: str, message: str, history: str, reply: str,
@@ -108,10 +106,11 @@ def create_key(name: str, app: str, rate: float, request: gr.Request | None = No
     """A new key (shown once), a status line, the keys table, and a snippet that calls the app with the key."""
     scope = None if app in ("", "all apps", None) else app
     try:
+        per_minute = whole_number(rate, field="Requests / minute", high=MAX_KEY_RATE_PER_MINUTE, empty=60)
         with session_scope() as session:
             if scope:
                 publishing.get_publication(session=session, slug=scope)
-            row, key = keys.create_key(session=session, name=name or "", app_slug=scope, rate_per_minute=int(rate or 60))
+            row, key = keys.create_key(session=session, name=name or "", app_slug=scope, rate_per_minute=per_minute)
         slug = scope or next(iter(app_slugs()), "SLUG")
         return (key, f"✅ Key {row.prefix}… created. Copy it now: it is shown only once.", keys_table(),
                 call_snippet(_base_url(request), key, slug))

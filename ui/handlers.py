@@ -3,7 +3,8 @@
 Each takes ONE JSON object (Gradio passes a single argument) and returns a JSON object. They call the
 same domain functions as the HTTP API (``workflows.crud``, the validator, import/export), and this
 module is the UI transport's one error boundary: a domain error comes back as
-``{"error": {"message", "type", "issues"?}}`` (by exception class, as ``api.errors`` does for HTTP).
+``{"error": {"message", "type", "issues"?}}`` (by exception class, as ``api.errors`` does for HTTP), with
+secret values masked (:mod:`stackyard.redact`), as are the issues a validation returns.
 
 Runs are not here: the canvas starts and follows them through the run API (``/api/v1/.../runs``), the
 same Celery path every client uses.
@@ -27,9 +28,12 @@ from pydantic import ValidationError
 
 from apps import publishing
 from stackyard.errors import StackyardError
+from stackyard.redact import redact_data
 from store.db import session_scope
+from ui.fields import whole_number
 from workflows import crud, graph
 from workflows.availability import model_warnings
+from workflows.bounds import INT32_MAX
 from workflows.errors import Issue, IssueCode, WorkflowInvalid
 from workflows.io import import_text, neutral
 from workflows.spec import spec_from_dict
@@ -41,10 +45,18 @@ Payload = dict[str, Any]
 
 def _error(exc: Exception) -> Payload:
     if isinstance(exc, WorkflowInvalid):
-        return {"error": {"message": str(exc), "type": type(exc).__name__, "issues": graph.issues_payload(exc.issues)}}
-    if isinstance(exc, ValidationError):
-        return {"error": {"message": str(exc.errors()[0]["msg"]) if exc.errors() else str(exc), "type": "RequestInvalid"}}
-    return {"error": {"message": str(exc), "type": type(exc).__name__, "field": getattr(exc, "field", None)}}
+        error = {"message": str(exc), "type": type(exc).__name__, "issues": graph.issues_payload(exc.issues)}
+    elif isinstance(exc, ValidationError):
+        error = {"message": str(exc.errors()[0]["msg"]) if exc.errors() else str(exc), "type": "RequestInvalid"}
+    else:
+        error = {"message": str(exc), "type": type(exc).__name__, "field": getattr(exc, "field", None)}
+    return {"error": redact_data(error)}
+
+
+def _issues(issues: list[Issue]) -> list[Payload]:
+    """Issues as the canvas pins them, secret values masked: a message may quote what it was given (as the
+    HTTP API's error bodies and validate answers are masked)."""
+    return redact_data(graph.issues_payload(issues))
 
 
 def server_function(fn: Callable[[Payload], Payload]) -> Callable[[Payload], Payload]:
@@ -99,7 +111,7 @@ def _opened(session, ref: str, number: int | None = None) -> Payload:
         drafted = spec_from_dict(draft.spec)
         opened["draft"] = {"spec": draft.spec, "ports": graph.spec_ports(drafted), "based_on": draft.based_on,
                            "saved_at": draft.updated_at.isoformat(),
-                           "issues": graph.issues_payload(run_validator(drafted))}
+                           "issues": _issues(run_validator(drafted))}
     return opened
 
 
@@ -154,7 +166,8 @@ def list_workflows(request: Payload) -> Payload:
 @server_function
 def open_workflow(request: Payload) -> Payload:
     with session_scope() as session:
-        return _opened(session, _required(request, "ref"), request.get("version"))
+        return _opened(session, _required(request, "ref"), whole_number(request.get("version"), field="version",
+                                                                         high=INT32_MAX))
 
 
 @server_function
@@ -214,7 +227,7 @@ def save_version(request: Payload) -> Payload:
         crud.discard_draft(session=session, ref=version.workflow_id)
         versions = crud.list_versions(session=session, ref=version.workflow_id)
         return {"version": _version_row(version), "versions": [_version_row(v) for v in reversed(versions)],
-                "warnings": graph.issues_payload(model_warnings(spec))}
+                "warnings": _issues(model_warnings(spec))}
 
 
 @server_function
@@ -232,7 +245,7 @@ def history(request: Payload) -> Payload:
 @server_function
 def restore_version(request: Payload) -> Payload:
     """Save an old version's spec as the newest version (saved versions never change)."""
-    ref, number = _required(request, "ref"), int(_required(request, "number"))
+    ref, number = _required(request, "ref"), whole_number(_required(request, "number"), field="number", high=INT32_MAX)
     with session_scope() as session:
         old = crud.get_version(session=session, ref=ref, number=number)
         crud.create_version(session=session, ref=ref, spec=crud.version_spec(old), note=f"restored version {number}")
@@ -259,7 +272,7 @@ def validate(request: Payload) -> Payload:
         warnings = model_warnings(spec)
     except WorkflowInvalid as exc:
         issues = exc.issues
-    return {"valid": not issues, "issues": graph.issues_payload(issues), "warnings": graph.issues_payload(warnings)}
+    return {"valid": not issues, "issues": _issues(issues), "warnings": _issues(warnings)}
 
 
 @server_function

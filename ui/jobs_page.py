@@ -19,13 +19,16 @@ from fastapi import FastAPI
 
 from jobs import lifecycle as jobs
 from jobs import schedules
-from jobs.models import ItemState, ScheduleState
+from jobs.models import MAX_CONCURRENCY, MAX_RATE_PER_MINUTE, ItemState, ScheduleState
 from stackyard.errors import StackyardError
+from stackyard.json_limits import MAX_JSON_DEPTH, JsonTooDeep, loads
 from stackyard.settings import get_settings
 from store.db import session_scope
+from ui import fields
 from ui.pages import mount_page
 from worker import batch
 from workflows import crud
+from workflows.bounds import INT32_MAX
 
 PATH = "/jobs"
 JOB_HEADERS = ["id", "name", "workflow", "state", "done", "failed", "total", "ETA (s)", "docs written", "created"]
@@ -46,7 +49,10 @@ def _json(text: str | None, what: str) -> dict[str, Any]:
     if not (text or "").strip():
         return {}
     try:
-        value = json.loads(text)
+        value = loads(text)
+    except JsonTooDeep:
+        raise StackyardError(f"{what} nests objects and arrays more than {MAX_JSON_DEPTH} levels deep; the limit is "
+                             f"{MAX_JSON_DEPTH}.") from None
     except json.JSONDecodeError as exc:
         raise StackyardError(f"{what} is not valid JSON ({exc.msg}); write an object such as "
                              '{"question": "q"}.') from None
@@ -72,7 +78,12 @@ def definition(kind: str, upload: str | None, paths: str, inputs: str, mapping: 
 
 
 def _limits(concurrency: float | None, rate: float | None) -> dict[str, Any]:
-    return {"concurrency": int(concurrency) if concurrency else None, "rate_per_minute": float(rate) if rate else None}
+    return {"concurrency": fields.whole_number(concurrency, field="Concurrency", high=MAX_CONCURRENCY),
+            "rate_per_minute": fields.rate(rate, field="Rate limit", high=MAX_RATE_PER_MINUTE)}
+
+
+def _version(value: float | None) -> int | None:
+    return None if value == 0 else fields.whole_number(value, field="Version", high=INT32_MAX, hint="; 0 is the newest")
 
 
 def workflow_names() -> list[str]:
@@ -94,7 +105,7 @@ def create_job(workflow: str, version: float | None, name: str, kind: str, uploa
                mapping: str, fixed: str, concurrency: float | None, rate: float | None) -> tuple[str, list[list], str]:
     try:
         with session_scope() as session:
-            job = jobs.create_job(session=session, workflow_ref=workflow or "", version=int(version) if version else None,
+            job = jobs.create_job(session=session, workflow_ref=workflow or "", version=_version(version),
                                   name=name or "", **definition(kind, upload, paths, inputs, mapping, fixed),
                                   **_limits(concurrency, rate))
         batch.dispatch(job.id)
@@ -188,7 +199,7 @@ def create_schedule(sched_name: str, cron: str, timezone: str, workflow: str, ve
         with session_scope() as session:
             schedule = schedules.create_schedule(session=session, name=(sched_name or "").strip(),
                                                  workflow_ref=workflow or "", cron=cron or "", timezone_name=timezone or "UTC",
-                                                 version=int(version) if version else None,
+                                                 version=_version(version),
                                                  **definition(kind, upload, paths, inputs, mapping, fixed),
                                                  **_limits(concurrency, rate))
         return f"✅ Schedule '{schedule.name}' created. {preview(schedule.cron, schedule.timezone)}", schedules_table()

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from apps import publishing
+from apps.models import MAX_KEY_RATE_PER_MINUTE
 from workflows.bounds import PositiveInt32, Text
 
 
@@ -39,7 +40,7 @@ class PublicationPublic(BaseModel):
 class KeyCreate(BaseModel):
     name: Text = Field(default="", max_length=200)
     app: Text | None = Field(default=None, max_length=64, description="Slug the key is limited to; omit for every app")
-    rate_per_minute: int = Field(default=60, ge=1, le=100000, strict=True)
+    rate_per_minute: int = Field(default=60, ge=1, le=MAX_KEY_RATE_PER_MINUTE, strict=True)
 
 
 class KeyPublic(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from jobs.models import FireState, ItemState, JobState, ScheduleState
+from jobs.models import MAX_CONCURRENCY, MAX_RATE_PER_MINUTE, FireState, ItemState, JobState, ScheduleState
 from jobs.sources import SourceSpec
 from workflows.bounds import PositiveInt32, Text
 
@@ -18,8 +18,9 @@ class JobDefinition(BaseModel):
     source: SourceSpec
     mapping: dict[str, str] = Field(default_factory=dict, description="Declared input → column / key / 'path'")
     fixed: dict[str, Any] = Field(default_factory=dict, description="Inputs given to every item")
-    concurrency: int | None = Field(default=None, ge=1, le=1000, strict=True, description="Items in flight at most")
-    rate_per_minute: float | None = Field(default=None, gt=0, le=100_000, strict=True,
+    concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY, strict=True,
+                                    description="Items in flight at most")
+    rate_per_minute: float | None = Field(default=None, gt=0, le=MAX_RATE_PER_MINUTE, strict=True,
                                           description="Items started per minute at most")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from apps.models import ApiKey
@@ -32,7 +33,7 @@ def test_publish_republish_and_unpublish(database):
     status, table = apps_page.publish("greet", None, "hello", "name", "", "greeting", "")
     assert "version 2" in status and table[0][2] == 2
     status, _ = apps_page.publish("greet", "0", "other", "name", "", "greeting", "")
-    assert status.startswith("⚠️ Version '0' is not a version number")
+    assert status.startswith("⚠️ Version '0' is not a whole number from 1 to 2147483647; leave it empty for the newest")
     status, _ = apps_page.publish("greet", None, "Bad Slug", "name", "", "greeting", "")
     assert status.startswith("⚠️") and "lowercase" in status
     status, _ = apps_page.publish("greet", None, "other", "nope", "", "greeting", "")
@@ -57,6 +58,21 @@ def test_keys_are_shown_once_and_stored_hashed(database):
     assert key2 == "" and snippet2 == "" and "No published app 'nope'" in status
     status, table = apps_page.revoke_key(row[0])
     assert status.startswith("✅") and table[0][6] != ""
+
+
+@pytest.mark.parametrize("version", [2**31, str(2**31), -1, "-1", "abc", 1.5, float("inf")])
+def test_a_version_out_of_range_is_refused_naming_the_field_and_its_range(database, version):
+    make_workflow("Hello {{ name }}")
+    status, table = apps_page.publish("greet", version, "hello", "name", "", "greeting", "")
+    assert status.startswith(f"⚠️ Version '{str(version).strip()}' is not a whole number from 1 to 2147483647")
+    assert table == []
+
+
+@pytest.mark.parametrize("rate", [-1, 0.5, 100_001, 2**31, float("nan"), "abc"])
+def test_a_key_rate_out_of_range_is_refused_naming_the_field_and_its_range(database, rate):
+    key, status, table, snippet = apps_page.create_key("widget", "all apps", rate)
+    assert (key, snippet, table) == ("", "", [])
+    assert status.startswith(f"⚠️ Requests / minute '{rate}' is not a whole number from 1 to 100000")
 
 
 def test_the_editor_is_told_which_version_is_live(database):

@@ -232,3 +232,39 @@ def test_a_draft_or_version_past_the_workflow_size_limit_is_refused_and_nothing_
         assert issue["field"] == "spec" and f"the limit is {MAX_DOCUMENT_BYTES:,}" in issue["message"]
     opened = handlers.open_workflow({"ref": ref})
     assert "draft" not in opened and opened["version"] is None
+
+
+def test_errors_and_issues_that_quote_a_secret_value_are_masked(db, monkeypatch: pytest.MonkeyPatch):
+    # As the HTTP API (tests/api/test_error_redaction.py): a parameter named like the key is quoted back.
+    from stackyard.settings import reset_settings_cache
+
+    key = "sk-test-0d6f3a9b5e21"
+    monkeypatch.delenv("STACKYARD_SECRET_ENV", raising=False)  # the default list: OPENAI_API_KEY among it
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    reset_settings_cache()
+    leaky = {"components": {"n": {"type": "haystack.components.generators.chat.openai.OpenAIChatGenerator",
+                                  "init_parameters": {key: 1}}}, "inputs": {"messages": ["n.messages"]}}
+    ref = handlers.create_workflow({"name": "leaky"})["workflow"]["id"]
+
+    checked = handlers.validate({"spec": leaky})
+    refused = handlers.save_version({"ref": ref, "spec": leaky})["error"]
+    handlers.save_draft({"ref": ref, "spec": leaky})
+    draft = handlers.open_workflow({"ref": ref})["draft"]
+
+    masked = "unknown parameter '***'"
+    assert masked in checked["issues"][0]["message"] and masked in draft["issues"][0]["message"]
+    assert masked in refused["message"] and masked in refused["issues"][0]["message"]
+    assert key not in repr((checked, refused, draft["issues"]))
+
+
+@pytest.mark.parametrize("number", [2**31, -1, "abc", "1.5", None, [1]])
+def test_a_version_number_out_of_range_is_an_error_payload_naming_the_field(db, number):
+    ref = handlers.create_workflow({"name": "numbered"})["workflow"]["id"]
+    handlers.save_version({"ref": ref, "spec": greeter(), "note": "first"})
+    restored = handlers.restore_version({"ref": ref, "number": number})
+    opened = handlers.open_workflow({"ref": ref, "version": number})
+    if number is None:  # restoring needs a number; opening without one opens the newest
+        assert restored["error"]["issues"][0]["field"] == "number" and opened["version"]["number"] == 1
+        return
+    assert restored["error"]["field"] == "number" and "from 1 to 2147483647" in restored["error"]["message"]
+    assert opened["error"]["field"] == "version" and "from 1 to 2147483647" in opened["error"]["message"]
