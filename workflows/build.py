@@ -122,6 +122,12 @@ def _prepare_store(name: str, key: str, store: dict[str, Any], mode: BuildMode, 
         raise ComponentBuildError([Issue(IssueCode.BAD_PARAM, node=name, port=key,
             field=f"components.{name}.init_parameters.{key}",
             message=f"Node '{name}': bad Milvus store parameter ({exc}); keep collection_name and drop the rest.")]) from None
+    files = sorted(k for k in (store_params.get("connection_args") or {}) if isinstance(k, str) and k.endswith("_path"))
+    if files:
+        where = f"components.{name}.init_parameters.{key}.init_parameters.connection_args.{files[0]}"
+        raise ComponentBuildError([Issue(IssueCode.DANGEROUS_PARAM, node=name, port=key, field=where,
+            message=f"Node '{name}': Milvus connection_args.{files[0]} would have the worker read a file of its "
+                    "choosing; Stackyard connects to the operator's Milvus (STACKYARD_MILVUS_URI). Remove it.")])
     if mode is BuildMode.VALIDATE:
         return {"type": IN_MEMORY_STORE, "init_parameters": {}}
     from nodes.stores import ensure_vector_store

@@ -138,3 +138,18 @@ def test_stackyard_run_refuses_a_path_from_a_prompt(root: Path, data_dir: Path, 
                         env=env, capture_output=True, text=True, timeout=180, cwd="/")
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert json.loads(ok.stdout)["documents"][0]["content"] == "fine to read"
+
+
+def test_a_milvus_store_cannot_name_files_for_the_worker_to_read() -> None:
+    from nodes.catalog import MILVUS_STORE
+    from workflows.errors import IssueCode
+    from workflows.validation import validate
+
+    retriever = "milvus_haystack.milvus_embedding_retriever.MilvusEmbeddingRetriever"
+    store = {"type": MILVUS_STORE, "init_parameters": {"collection_name": "docs",
+                                                       "connection_args": {"server_pem_path": "/etc/passwd"}}}
+    spec = spec_from_dict({"components": {"r": {"type": retriever, "init_parameters": {"document_store": store}}},
+                           "inputs": {"query_embedding": ["r.query_embedding"]}})
+    [issue] = validate(spec)
+    assert (issue.code, issue.node, issue.port) == (IssueCode.DANGEROUS_PARAM, "r", "document_store")
+    assert "connection_args.server_pem_path" in issue.message and "STACKYARD_MILVUS_URI" in issue.message
