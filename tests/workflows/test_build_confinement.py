@@ -17,9 +17,9 @@ from haystack.core.errors import PipelineRuntimeError
 
 from nodes.errors import FileAccessError
 from stackyard.processes import STACKYARD
-from workflows.validation import build_pipeline
 from workflows.execute import BadRunInputs, run_pipeline
 from workflows.spec import WorkflowSpec, spec_from_dict
+from workflows.validation import build_pipeline
 
 TXT = "haystack.components.converters.txt.TextFileToDocument"
 PROMPT = "haystack.components.builders.prompt_builder.PromptBuilder"
