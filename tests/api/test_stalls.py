@@ -143,3 +143,27 @@ def test_deep_yaml_is_a_4xx_naming_the_limit(stack: Stack, path: str, status: in
     assert "more than 64 levels deep" in message and "Flatten" in message
     assert_responsive(elapsed, heartbeat)
     assert "deep" not in workflow_names(stack)
+
+
+TWENTY_MB = 20 * 1024 * 1024
+
+
+def _chunks(data: bytes, size: int = 1024 * 1024) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/workflows", "/gradio_api/component_server/",
+                                  "/chat-app/gradio_api/queue/join", "/chat-app/gradio_api/upload"])
+def test_a_twenty_megabyte_body_is_refused_before_it_is_read_and_stores_nothing(stack: Stack, path: str):
+    """On the real server, with and without a Content-Length (chunked): the API's bodies, the pages' Gradio
+    calls and the public chat page's upload route all stop at their limit with a 413 naming it."""
+    body = b'{"name": "huge", "spec": {"pad": "' + b"x" * TWENTY_MB + b'"}}'
+    for content in (lambda: body, lambda: _chunks(body)):  # a fresh stream for each of while_probed's tries
+        response, elapsed, heartbeat = while_probed(stack, lambda: stack.api(
+            "POST", path, content=content(), headers={"content-type": "application/json"}))
+        assert response.status_code == 413, response.text[:500]
+        message = response.json()["error"]["message"]
+        assert "STACKYARD_MAX_BODY_BYTES" in message or "takes no file uploads" in message
+        assert heartbeat.statuses == {200} and heartbeat.slowest < HEALTHZ_BUDGET
+    assert "huge" not in workflow_names(stack)
