@@ -1,8 +1,9 @@
 """The chat page of a published app: ``/chat/{slug}`` (a Gradio ChatInterface).
 
-Replies stream token by token from the worker (the same Redis stream the OpenAI-compatible API reads);
-when the app declares a sources output, the retrieved documents are listed under the reply. The page
-is the app's public face, like a share link: it needs no API key (publish only what may be seen).
+Replies stream token by token from the worker (the same token stream the OpenAI-compatible API reads, on Redis
+and on the embedded broker alike, ``worker.streams``); when the app declares a sources output, the retrieved
+documents are listed under the reply. The page is the app's public face, like a share link: it needs no API
+key (publish only what may be seen).
 """
 
 from __future__ import annotations

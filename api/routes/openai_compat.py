@@ -71,7 +71,7 @@ async def _events(request: Request, publication, run_id: str, model: str) -> Asy
             if result.state != RunState.SUCCEEDED:
                 yield _error_event(f"The workflow run {run_id} {result.state.value}: {result.error}", "run_failed")
             else:
-                if not streamed:  # a generator that does not stream, or no Redis: send the reply whole
+                if not streamed:  # a generator that does not stream: send the reply whole
                     yield _chunk(completion_id, model, {"content": chat.reply_text(publication, result.outputs)})
                 extra: dict[str, Any] = {}
                 if (usage := chat.usage(publication, result.outputs)) is not None:

@@ -1,4 +1,5 @@
-"""Published chat apps through the official `openai` client, against a real web server, worker and Redis."""
+"""Published chat apps through the official `openai` client, against a real web server, worker and Redis (and,
+for token streaming, the embedded SQLite broker of ``make run``)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ def slow_llm() -> Iterator[ChatServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_model: Path, slow_llm: ChatServer) -> Iterator[Stack]:
-    gen = process_stack("redis", tmp_path_factory.mktemp("chat"), tiny_model, cold_model)
+def serve(kind: str, root: Path, tiny_model: Path, cold_model: Path, slow_llm: ChatServer) -> Iterator[Stack]:
+    """Web and a worker on ``kind``'s broker, with the local and the slow remote chat apps published."""
+    gen = process_stack(kind, root, tiny_model, cold_model)
     stack = next(gen)
     stack.extra_env["TEST_LLM_KEY"] = "k"
     stack.start_web()
@@ -45,6 +46,18 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_mode
     stack.discard(worker)
     for _ in gen:
         pass
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_model: Path, slow_llm: ChatServer) -> Iterator[Stack]:
+    yield from serve("redis", tmp_path_factory.mktemp("chat"), tiny_model, cold_model, slow_llm)
+
+
+@pytest.fixture(scope="module")
+def served_embedded(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_model: Path,
+                    slow_llm: ChatServer) -> Iterator[Stack]:
+    """The default ``make run`` topology: the SQLite broker and database, no Redis."""
+    yield from serve("embedded", tmp_path_factory.mktemp("chat-embedded"), tiny_model, cold_model, slow_llm)
 
 
 def new_key(stack: Stack, **body) -> str:
@@ -82,7 +95,9 @@ def test_the_apps_pages_snippet_runs_as_written(served: Stack):
     assert f"curl {served.base_url}/v1/chat/completions" in snippet
 
 
-def test_streaming_chunks_arrive_while_the_generator_is_still_going(served: Stack, slow_llm: ChatServer):
+@pytest.mark.parametrize("topology", ["served", "served_embedded"], ids=["redis", "embedded"])
+def test_streaming_chunks_arrive_while_the_generator_is_still_going(topology: str, request: pytest.FixtureRequest):
+    served = request.getfixturevalue(topology)
     client = client_for(served, new_key(served))
     started = time.monotonic()
     arrivals, text = [], ""
