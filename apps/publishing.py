@@ -4,7 +4,8 @@ Later edits do not change what is served; republishing swaps the version in one 
 see either the old or the new version, never a mix. Publishing is an upsert: of two simultaneous
 publishes of one new slug both succeed (the later one's settings stay). Chat roles (which input takes the user message,
 which the history, which output is the reply and which the sources) come from the version's
-``metadata.stackyard.chat`` unless given explicitly.
+``metadata.stackyard.chat`` (the editor's Chat app settings) unless given explicitly. Errors name the role
+as ``field``; each transport adds how to give it there (``--message``, a box on ``/apps``).
 
 Example::
 
@@ -64,9 +65,9 @@ def _upsert(session: Session, ref: str, slug: str, version: int | None, given: d
         value = roles[role]
         kind = "input" if names is spec.inputs else "output"
         if value is None and required:
-            raise BadPublication(f"Say which workflow {kind} is the chat {role}: pass --{role} NAME or set "
-                                 f"metadata.stackyard.chat.{role}; {kind}s are {', '.join(sorted(names)) or '(none)'}.",
-                                 field=role)
+            raise BadPublication(f"Choose which workflow {kind} is the chat {role}: in the editor, Inspect with nothing "
+                                 f"selected, under Chat app, then save a version; {kind}s are "
+                                 f"{', '.join(sorted(names)) or '(none)'}.", field=role)
         if value is not None and value not in names:
             raise BadPublication(f"'{value}' is not a declared {kind} of this version; {kind}s are "
                                  f"{', '.join(sorted(names)) or '(none)'}.", field=role)

@@ -129,9 +129,15 @@ def cmd_publish(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: version must be a number, as in {name}@3")
     migrate()
     with session_scope() as session:
-        publication = publishing.publish(session=session, ref=name, slug=args.slug, version=int(number) if number else None,
-                                         message=args.message, history=args.history, reply=args.reply,
-                                         sources=args.sources, max_concurrency=args.max_concurrency)
+        try:
+            publication = publishing.publish(session=session, ref=name, slug=args.slug,
+                                             version=int(number) if number else None, message=args.message,
+                                             history=args.history, reply=args.reply, sources=args.sources,
+                                             max_concurrency=args.max_concurrency)
+        except publishing.BadPublication as exc:
+            if exc.field in ("message", "history", "reply", "sources"):
+                raise SystemExit(f"error: {exc} Or pass --{exc.field} NAME.") from None
+            raise
         live = publishing.live_version_numbers(session=session, workflow_id=publication.workflow_id)[publication.slug]
     print(f"published {name}@{live} as '{args.slug}': POST /v1/chat/completions with model '{args.slug}'")
     return 0

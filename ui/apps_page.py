@@ -24,6 +24,8 @@ from workflows.bounds import INT32_MAX
 PATH = "/apps"
 APP_HEADERS = ["slug", "workflow", "version", "message input", "reply output", "sources output", "chat page"]
 KEY_HEADERS = ["id", "prefix", "name", "app", "requests/min", "last used", "revoked"]
+ROLE_BOXES = {"message": "Message input", "history": "History input", "reply": "Reply output",
+              "sources": "Sources output"}
 
 
 def publications_table() -> list[list]:
@@ -71,6 +73,9 @@ def publish(workflow: str, version: str | float | None, slug: str, message: str,
                                      history=_opt(history), reply=_opt(reply), sources=_opt(sources))
             number = crud.get_version_by_id(session=session, version_id=app.version_id).number
         return f"✅ '{app.slug}' now serves {workflow} version {number}: /chat/{app.slug}", publications_table()
+    except publishing.BadPublication as exc:
+        box = ROLE_BOXES.get(exc.field)
+        return f"⚠️ {exc}" + (f" Or type it in '{box}' under Chat roles." if box else ""), publications_table()
     except StackyardError as exc:
         return f"⚠️ {exc}", publications_table()
 
@@ -138,11 +143,13 @@ def build() -> gr.Blocks:
             # A text box: Gradio's number box shows 0 for "no value", and 0 is no version.
             version = gr.Textbox(label="Version (empty = newest)", placeholder="newest", elem_id="publish-version")
             slug = gr.Textbox(label="Slug", placeholder="support-bot", elem_id="publish-slug")
-        with gr.Row():
-            message = gr.Textbox(label="Message input (empty = from the workflow's chat roles)")
-            history = gr.Textbox(label="History input (optional)")
-            reply = gr.Textbox(label="Reply output")
-            sources = gr.Textbox(label="Sources output (optional)")
+        # The roles come from the workflow (the editor's Chat app settings); these boxes only override them.
+        with gr.Accordion("Chat roles (empty = the workflow's, set in the editor)", open=False, elem_id="chat-roles"):
+            with gr.Row():
+                message = gr.Textbox(label=ROLE_BOXES["message"])
+                history = gr.Textbox(label=ROLE_BOXES["history"])
+                reply = gr.Textbox(label=ROLE_BOXES["reply"])
+                sources = gr.Textbox(label=ROLE_BOXES["sources"])
         with gr.Row():
             publish_btn = gr.Button("Publish", variant="primary", elem_id="publish-button")
             unpublish_btn = gr.Button("Unpublish slug", variant="stop")

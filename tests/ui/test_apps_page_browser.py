@@ -1,5 +1,7 @@
-"""The apps page (``/apps``) in Debian's Chromium against a real web server: publish a saved workflow, follow
-its chat page link, create a key and get a ready call with the real address, slug and key."""
+"""The apps page (``/apps``) in Debian's Chromium against a real web server: a workflow without chat roles is
+refused in the page's words; its roles are picked in the editor and saved with a version; then publishing
+needs only a slug. Follow the chat page link, create a key and get a ready call with the real address, slug
+and key."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.support.editor_browser import launch, shot
+from tests.support.editor_browser import launch, open_editor, shot
 from tests.support.specs import greet
 from tests.support.stack import Stack, process_stack
 
@@ -37,14 +39,37 @@ def test_publish_follow_the_chat_link_and_get_a_ready_call(apps_stack: Stack):
             page.set_default_timeout(WAIT)
             page.goto(f"{apps_stack.base_url}/apps", wait_until="domcontentloaded")  # as the editor links it
             expect(page.get_by_label("Version (empty = newest)")).to_have_value("")  # the newest, not "0"
-            box = page.get_by_role("combobox", name="Workflow")
-            box.click()
-            page.get_by_role("option", name="greet", exact=True).click()
-            page.locator("#publish-slug textarea, #publish-slug input").first.fill("greeter")
-            page.get_by_label("Message input (empty = from the workflow's chat roles)").fill("name")
-            page.get_by_label("Reply output").fill("greeting")
-            page.locator("#publish-button").click()
-            expect(page.locator("#publish-status")).to_contain_text("'greeter' now serves greet version 1")
+
+            def publish_greet() -> None:
+                box = page.get_by_role("combobox", name="Workflow")
+                box.click()
+                page.get_by_role("option", name="greet", exact=True).click()
+                page.locator("#publish-slug textarea, #publish-slug input").first.fill("greeter")
+                page.locator("#publish-button").click()
+
+            publish_greet()  # version 1 names no chat roles: the page says where to pick them, in its own words
+            status = page.locator("#publish-status")
+            expect(status).to_contain_text("Choose which workflow input is the chat message")
+            expect(status).to_contain_text("under Chat app")
+            expect(status).to_contain_text("Message input")
+            assert "--message" not in status.inner_text() and "metadata.stackyard" not in status.inner_text()
+
+            # The roles are picked in the editor (Inspect, nothing selected) and saved with version 2.
+            open_editor(page, f"{apps_stack.base_url}/?workflow=greet")
+            page.locator('.sy-tab[data-tab="inspect"]').click()
+            page.get_by_label("Chat user message").select_option("name")
+            page.get_by_label("Chat reply").select_option("greeting")
+            expect(page.locator(".sy-section", has_text="Chat app")).to_contain_text("give only a slug")
+            page.keyboard.press("Control+s")
+            page.get_by_label("Version note").fill("chat roles")
+            page.keyboard.press("Enter")
+            expect(page.locator(".sy-toast")).to_contain_text(["Saved version 2"])
+            saved = apps_stack.api("GET", "/api/v1/workflows/greet/versions/2").json()["spec"]
+            assert saved["metadata"]["stackyard"]["chat"] == {"message": "name", "reply": "greeting"}
+
+            page.goto(f"{apps_stack.base_url}/apps", wait_until="domcontentloaded")
+            publish_greet()  # workflow and slug only
+            expect(page.locator("#publish-status")).to_contain_text("'greeter' now serves greet version 2")
             link = page.locator("#apps-table a", has_text="/chat/greeter").first
             expect(link).to_have_attribute("href", "/chat/greeter")
 

@@ -265,6 +265,30 @@
           h("button.sy-btn.sy-btn-danger", { text: "Delete", onclick: () => this.ed.deleteSelection() }))));
     }
 
+    /** Which declared input takes the user's message (and the history), which output is the reply (and the
+     * sources): saved with the version, so publishing on /apps needs only a slug. */
+    chatSection(g, inputs, outputs) {
+      const roles = [["message", "User message", inputs, true], ["history", "Conversation history", inputs, false],
+        ["reply", "Reply", outputs, true], ["sources", "Sources", outputs, false]];
+      const rows = roles.map(([role, label, names, required]) => {
+        const current = g.chat[role] || "";
+        const pick = h("select.sy-input", { "aria-label": `Chat ${label.toLowerCase()}`, dataset: { chatRole: role } },
+          h("option", { value: "", text: required ? "— choose —" : "— none —" }),
+          [...new Set([...names, current].filter(Boolean))].map((name) => h("option", { value: name, text: name })));
+        pick.value = current;
+        pick.addEventListener("change", () => this.ed.commit("edit chat app", () => {
+          if (pick.value) g.chat[role] = pick.value; else delete g.chat[role];
+        }));
+        const missing = current && !names.includes(current);
+        return h("div.sy-field", null, h("label.sy-label", null, label, required ? h("span.sy-req", { text: " *" }) : null),
+          pick, missing ? h("div.sy-hint.sy-warn", { text: `"${current}" is no longer declared.` }) : null);
+      });
+      const ready = g.chat.message && g.chat.reply && inputs.includes(g.chat.message) && outputs.includes(g.chat.reply);
+      return this.section("Chat app", ...rows, h("div.sy-hint", { text: ready
+        ? "Saved with the next version: on Publish (/apps) give only a slug."
+        : "Pick the input that takes the user's message and the output that is the reply, to publish this workflow as a chat app." }));
+    }
+
     renderWorkflow() {
       const ed = this.ed;
       if (!ed.workflow) {
@@ -294,6 +318,7 @@
           h("b", { text: alias }), h("span.sy-muted", { text: " ← " }), h("code", { text: ref }),
           h("button.sy-icon-btn", { title: "Remove", text: "×", onclick: () => ed.commit("remove output", () => { delete g.outputs[alias]; }) }))))
           : h("p.sy-muted", { text: "None. Select a node and name an output port as a workflow output." })),
+        this.chatSection(g, inputs.map(([alias]) => alias), outputs.map(([alias]) => alias)),
         this.section("Run limit", maxRuns, h("div.sy-hint", { text: "max_runs_per_component: how often one node may run in a loop." })),
         this.section("Tips", h("p.sy-muted", { text: "Drag nodes in from the palette, then drag from an output port (right) to an input port (left). Press ? for shortcuts." })));
     }

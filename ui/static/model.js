@@ -23,6 +23,7 @@
       this.inputs = {};           // alias → ["node.socket", ...]
       this.outputs = {};          // alias → "node.socket"
       this.notes = [];            // {id, text, x, y, w, h}
+      this.chat = {};             // chat app roles: message, history (inputs), reply, sources (outputs)
       this.metadata = {};         // everything else under metadata, kept as loaded
       this.extra = {};            // max_runs_per_component, connection_type_validation, streaming_components
     }
@@ -42,6 +43,7 @@
       g.inputs = clone(spec.inputs || {});
       g.outputs = clone(spec.outputs || {});
       g.notes = clone(canvas.notes || []);
+      g.chat = (canvas.chat && typeof canvas.chat === "object") ? clone(canvas.chat) : {};
       for (const key of ["max_runs_per_component", "connection_type_validation", "streaming_components"]) {
         if (spec[key] !== undefined && spec[key] !== null) g.extra[key] = spec[key];
       }
@@ -57,6 +59,8 @@
       }
       const metadata = clone(this.metadata);
       metadata[META] = Object.assign({}, metadata[META] || {}, { positions, notes: this.notes });
+      const chat = Object.fromEntries(Object.entries(this.chat).filter(([, v]) => v));
+      if (Object.keys(chat).length) metadata[META].chat = chat; else delete metadata[META].chat;
       const spec = {
         components,
         connections: this.edges.map((e) => ({ sender: e.sender, receiver: e.receiver })),
@@ -70,7 +74,7 @@
     /** Everything undo needs (ports included, so undoing a template edit restores its ports). */
     snapshot() {
       return JSON.stringify({ nodes: [...this.nodes.values()], edges: this.edges, inputs: this.inputs,
-        outputs: this.outputs, notes: this.notes, extra: this.extra }, plain);
+        outputs: this.outputs, notes: this.notes, extra: this.extra, chat: this.chat }, plain);
     }
 
     restore(text) {
@@ -81,6 +85,7 @@
       this.outputs = s.outputs;
       this.notes = s.notes;
       this.extra = s.extra;
+      this.chat = s.chat || {};
     }
 
     uniqueName(base) {
