@@ -21,6 +21,8 @@ class Publication(SQLModel, table=True):
     reply_output: str = Field(max_length=200)
     sources_output: str | None = Field(default=None, max_length=200)
     max_concurrency: int = 8
+    # Set when the version went live although its publish check failed, or without one (apps.checks).
+    check_warning: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -25,6 +25,7 @@ from stackyard.errors import NotFound, StackyardError
 from store.clock import utcnow
 from store.db import race_safe
 from workflows import crud
+from workflows.models import WorkflowVersion
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
@@ -43,19 +44,27 @@ def _role(given: str | None, declared: dict, key: str) -> str | None:
 
 def publish(session: Session, *, ref: str, slug: str, version: int | None = None, message: str | None = None,
             history: str | None = None, reply: str | None = None, sources: str | None = None,
-            max_concurrency: int | None = None) -> Publication:
-    if not SLUG.match(slug):
-        raise BadPublication(f"Slug '{slug}' must be lowercase letters, digits and dashes (max 64), e.g. 'support-bot'.",
-                             field="slug")
+            max_concurrency: int | None = None, check_warning: str | None = None) -> Publication:
+    """Serve ``ref``'s version (default: the newest) under ``slug``; ``check_warning`` is shown on the app
+    (a publish check that failed or was skipped, see ``apps.checks``)."""
+    check_slug(slug)
     given = {"message": message, "history": history, "reply": reply, "sources": sources}
     # A slug inserted or unpublished meanwhile, or the version deleted: the rerun updates, inserts or answers 404.
-    publication = race_safe(session, lambda: _upsert(session, ref, slug, version, given, max_concurrency),
+    publication = race_safe(session, lambda: _upsert(session, ref, slug, version, given, max_concurrency, check_warning),
                             what=f"Publishing '{slug}'")
     return publication
 
 
-def _upsert(session: Session, ref: str, slug: str, version: int | None, given: dict[str, str | None],
-            max_concurrency: int | None) -> Publication:
+def check_slug(slug: str) -> None:
+    if not SLUG.match(slug):
+        raise BadPublication(f"Slug '{slug}' must be lowercase letters, digits and dashes (max 64), e.g. 'support-bot'.",
+                             field="slug")
+
+
+def resolve(session: Session, *, ref: str, version: int | None,
+            given: dict[str, str | None]) -> tuple[WorkflowVersion, dict[str, str | None]]:
+    """The version to serve and its chat roles (``given`` over the version's own), each checked against the
+    version's declared inputs and outputs."""
     row = crud.get_version(session=session, ref=ref, number=version)
     spec = crud.version_spec(row)
     chat = spec.canvas.get("chat", {}) if isinstance(spec.canvas.get("chat"), dict) else {}
@@ -71,6 +80,12 @@ def _upsert(session: Session, ref: str, slug: str, version: int | None, given: d
         if value is not None and value not in names:
             raise BadPublication(f"'{value}' is not a declared {kind} of this version; {kind}s are "
                                  f"{', '.join(sorted(names)) or '(none)'}.", field=role)
+    return row, roles
+
+
+def _upsert(session: Session, ref: str, slug: str, version: int | None, given: dict[str, str | None],
+            max_concurrency: int | None, check_warning: str | None) -> Publication:
+    row, roles = resolve(session, ref=ref, version=version, given=given)
     existing = session.get(Publication, slug)
     publication = existing or Publication(slug=slug, workflow_id=row.workflow_id, version_id=row.id,
                                           message_input=roles["message"], reply_output=roles["reply"])
@@ -80,6 +95,7 @@ def _upsert(session: Session, ref: str, slug: str, version: int | None, given: d
     publication.version_id = row.id
     publication.message_input, publication.history_input = roles["message"], roles["history"]
     publication.reply_output, publication.sources_output = roles["reply"], roles["sources"]
+    publication.check_warning = check_warning
     if max_concurrency is not None:
         publication.max_concurrency = max_concurrency
     publication.updated_at = utcnow()
@@ -113,8 +129,6 @@ def list_publications(session: Session) -> list[Publication]:
 
 def live_version_numbers(session: Session, *, workflow_id: str) -> dict[str, int]:
     """slug → version number served, for one workflow (the editor shows which version is live)."""
-    from workflows.models import WorkflowVersion
-
     rows = session.exec(select(Publication.slug, WorkflowVersion.number)
                         .join(WorkflowVersion, WorkflowVersion.id == Publication.version_id)
                         .where(Publication.workflow_id == workflow_id)).all()

@@ -121,7 +121,7 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from apps import publishing
+    from apps import checks, publishing
     from store.db import migrate, session_scope
 
     name, _, number = args.ref.partition("@")
@@ -130,16 +130,23 @@ def cmd_publish(args: argparse.Namespace) -> int:
     migrate()
     with session_scope() as session:
         try:
-            publication = publishing.publish(session=session, ref=name, slug=args.slug,
-                                             version=int(number) if number else None, message=args.message,
-                                             history=args.history, reply=args.reply, sources=args.sources,
-                                             max_concurrency=args.max_concurrency)
+            given = {"message": args.message, "history": args.history, "reply": args.reply, "sources": args.sources}
+            publication, result = checks.publish_checked(session, ref=name, slug=args.slug,
+                                                         version=int(number) if number else None, given=given,
+                                                         check=not args.no_check, force=args.force,
+                                                         max_concurrency=args.max_concurrency)
+        except checks.PublishCheckFailed as exc:
+            raise SystemExit(f"error: {exc} Or pass --force (publish and warn) or --no-check.") from None
         except publishing.BadPublication as exc:
             if exc.field in ("message", "history", "reply", "sources"):
                 raise SystemExit(f"error: {exc} Or pass --{exc.field} NAME.") from None
             raise
         live = publishing.live_version_numbers(session=session, workflow_id=publication.workflow_id)[publication.slug]
     print(f"published {name}@{live} as '{args.slug}': POST /v1/chat/completions with model '{args.slug}'")
+    if result is not None and result.ok:
+        print(f"checked: it answered {checks.DEFAULT_MESSAGE!r} with {result.reply[:200]!r}")
+    if publication.check_warning:
+        print(f"warning: {publication.check_warning}", file=sys.stderr)
     return 0
 
 
@@ -213,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     for role in ("message", "history", "reply", "sources"):
         p.add_argument(f"--{role}", help=f"declared {'input' if role in ('message', 'history') else 'output'} for the chat {role}")
     p.add_argument("--max-concurrency", type=int, dest="max_concurrency")
+    p.add_argument("--no-check", action="store_true", dest="no_check",
+                   help="do not send a test message through the version on a worker first (the app shows a warning)")
+    p.add_argument("--force", action="store_true", help="publish even if the test message fails (the app shows why)")
     add("unpublish", cmd_unpublish, "stop serving a chat app").add_argument("slug")
     p = add("keys", cmd_keys, "create, list or revoke API keys")
     p.add_argument("action", choices=["create", "list", "revoke"])

@@ -12,7 +12,7 @@ import json
 import gradio as gr
 from fastapi import FastAPI
 
-from apps import keys, publishing
+from apps import checks, keys, publishing
 from apps.models import MAX_KEY_RATE_PER_MINUTE
 from stackyard.errors import StackyardError
 from store.db import session_scope
@@ -22,7 +22,7 @@ from workflows import crud
 from workflows.bounds import INT32_MAX
 
 PATH = "/apps"
-APP_HEADERS = ["slug", "workflow", "version", "message input", "reply output", "sources output", "chat page"]
+APP_HEADERS = ["slug", "workflow", "version", "message input", "reply output", "sources output", "chat page", "check"]
 KEY_HEADERS = ["id", "prefix", "name", "app", "requests/min", "last used", "revoked"]
 ROLE_BOXES = {"message": "Message input", "history": "History input", "reply": "Reply output",
               "sources": "Sources output"}
@@ -35,7 +35,8 @@ def publications_table() -> list[list]:
             workflow = crud.get_workflow(session=session, ref=app.workflow_id)
             number = crud.get_version_by_id(session=session, version_id=app.version_id).number
             rows.append([app.slug, workflow.name, number, app.message_input, app.reply_output,
-                         app.sources_output or "", f"[/chat/{app.slug}](/chat/{app.slug})"])
+                         app.sources_output or "", f"[/chat/{app.slug}](/chat/{app.slug})",
+                         f"⚠️ {app.check_warning}" if app.check_warning else "✅ answered"])
         return rows
 
 
@@ -64,18 +65,22 @@ def _version(value: str | float | None) -> int | None:
 
 
 def publish(workflow: str, version: str | float | None, slug: str, message: str, history: str, reply: str,
-            sources: str) -> tuple[str, list[list]]:
+            sources: str, check: bool = True, force: bool = False) -> tuple[str, list[list]]:
     try:
         number = _version(version)
+        given = {"message": _opt(message), "history": _opt(history), "reply": _opt(reply), "sources": _opt(sources)}
         with session_scope() as session:
-            app = publishing.publish(session=session, ref=workflow or "", slug=(slug or "").strip(),
-                                     version=number, message=_opt(message),
-                                     history=_opt(history), reply=_opt(reply), sources=_opt(sources))
+            app, result = checks.publish_checked(session, ref=workflow or "", slug=(slug or "").strip(), version=number,
+                                                 given=given, check=check, force=force)
             number = crud.get_version_by_id(session=session, version_id=app.version_id).number
-        return f"✅ '{app.slug}' now serves {workflow} version {number}: /chat/{app.slug}", publications_table()
+        said = f" It answered \"{checks.DEFAULT_MESSAGE}\" with: {result.reply[:200]}" if result and result.ok else ""
+        warned = f" ⚠️ {app.check_warning}" if app.check_warning else ""
+        return f"✅ '{app.slug}' now serves {workflow} version {number}: /chat/{app.slug}.{said}{warned}", publications_table()
     except publishing.BadPublication as exc:
         box = ROLE_BOXES.get(exc.field)
         return f"⚠️ {exc}" + (f" Or type it in '{box}' under Chat roles." if box else ""), publications_table()
+    except checks.PublishCheckFailed as exc:
+        return f"⚠️ {exc} ('Publish even if the check fails' below.)", publications_table()
     except StackyardError as exc:
         return f"⚠️ {exc}", publications_table()
 
@@ -137,7 +142,7 @@ def build() -> gr.Blocks:
         gr.Markdown("## Published apps\nEach app serves one workflow version at `/v1/chat/completions` "
                     "(model = slug), `/api/v1/apps/{slug}/run` and `/chat/{slug}`.")
         apps = gr.Dataframe(headers=APP_HEADERS, interactive=False, elem_id="apps-table",
-                            datatype=["str"] * (len(APP_HEADERS) - 1) + ["markdown"])
+                            datatype=["str"] * (len(APP_HEADERS) - 2) + ["markdown", "str"])
         with gr.Row():
             workflow = gr.Dropdown(label="Workflow", choices=[], allow_custom_value=True, elem_id="publish-workflow")
             # A text box: Gradio's number box shows 0 for "no value", and 0 is no version.
@@ -150,6 +155,11 @@ def build() -> gr.Blocks:
                 history = gr.Textbox(label=ROLE_BOXES["history"])
                 reply = gr.Textbox(label=ROLE_BOXES["reply"])
                 sources = gr.Textbox(label=ROLE_BOXES["sources"])
+        with gr.Row():
+            check = gr.Checkbox(label="First check it answers a test message on a worker", value=True,
+                                elem_id="publish-check")
+            force = gr.Checkbox(label="Publish even if the check fails (the app shows a warning)", value=False,
+                                elem_id="publish-force")
         with gr.Row():
             publish_btn = gr.Button("Publish", variant="primary", elem_id="publish-button")
             unpublish_btn = gr.Button("Unpublish slug", variant="stop")
@@ -175,7 +185,8 @@ def build() -> gr.Blocks:
                     gr.update(choices=["all apps", *app_slugs()]))
 
         page.load(refresh, outputs=[apps, key_rows, workflow, key_app])
-        publish_btn.click(publish, [workflow, version, slug, message, history, reply, sources], [app_status, apps])
+        publish_btn.click(publish, [workflow, version, slug, message, history, reply, sources, check, force],
+                          [app_status, apps], show_progress="full")
         unpublish_btn.click(unpublish, [slug], [app_status, apps])
         create_btn.click(create_key, [key_name, key_app, key_rate], [new_key, key_status, key_rows, snippet])
         revoke_btn.click(revoke_key, [revoke_id], [key_status, key_rows])

@@ -16,9 +16,10 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from apps import chat
+from apps import chat, publishing
 from runs.models import RunState
 from stackyard.errors import StackyardError
+from store.db import autocommit_scope
 from ui.pages import mount_page
 
 PATH = "/chat-app"
@@ -74,13 +75,23 @@ async def _reply(publication, run_id: str) -> AsyncIterator[str]:  # noqa: ANN00
         yield chat.reply_text(publication, result.outputs) + format_sources(chat.sources(publication, result.outputs))
 
 
+def _warning(slug: str) -> str | None:
+    """Why this app went live unchecked (its publish check failed or was skipped), to show its visitors."""
+    try:
+        with autocommit_scope() as session:
+            return publishing.get_publication(session=session, slug=slug).check_warning
+    except StackyardError:
+        return None
+
+
 def build() -> gr.Blocks:
     with gr.Blocks(title="Stackyard chat") as page:
-        title = gr.Markdown("## Chat")
+        title = gr.Markdown("## Chat", elem_id="chat-title")
         gr.ChatInterface(respond, chatbot=gr.Chatbot(height=520, elem_id="chat-log"), fill_height=True)
 
         def heading(request: gr.Request) -> str:
-            return f"## {request.query_params.get('app', 'Chat')}"
+            slug = request.query_params.get("app", "Chat")
+            return f"## {slug}" + (f"\n\n> ⚠️ {warning}" if (warning := _warning(slug)) else "")
 
         page.load(heading, outputs=title)
     return page

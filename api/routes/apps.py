@@ -11,7 +11,7 @@ from api.openapi import API_KEY, BODY, KEY_WHY, WRITE, errors, request_body, sch
 from api.routes.runs import FINISHED, snapshot, wait_for
 from api.schemas.apps import AppRunRequest, KeyCreate, KeyCreated, KeyPublic, PublicationPublic, PublishRequest
 from api.schemas.runs import RunPublic
-from apps import chat, keys, limits, publishing
+from apps import chat, checks, keys, limits, publishing
 from apps.models import ApiKey
 from runs import lifecycle as runs
 from store.db import autocommit_scope
@@ -33,11 +33,14 @@ def list_publications(session: SessionDep) -> list[PublicationPublic]:
 
 
 @router.post("/publications", response_model=PublicationPublic, status_code=status.HTTP_201_CREATED,
-             responses=errors(*BODY, 404, 409))
+             responses=errors(*BODY, 404, 409, why={422: "A body field is invalid, a chat role is missing, or the "
+                                                    "version failed its publish check (field 'check')."}))
 def publish(body: PublishRequest, session: SessionDep) -> PublicationPublic:
-    publication = publishing.publish(session=session, ref=body.workflow, slug=body.slug, version=body.version,
-                                     message=body.message, history=body.history, reply=body.reply,
-                                     sources=body.sources, max_concurrency=body.max_concurrency)
+    """Serve a version as a chat app, after it answered a test message on a worker (``check``)."""
+    given = {"message": body.message, "history": body.history, "reply": body.reply, "sources": body.sources}
+    publication, _ = checks.publish_checked(session, ref=body.workflow, slug=body.slug, version=body.version,
+                                            given=given, check=body.check, force=body.force,
+                                            message=body.check_message, max_concurrency=body.max_concurrency)
     return _publication_public(session, publication)
 
 

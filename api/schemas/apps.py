@@ -22,6 +22,11 @@ class PublishRequest(BaseModel):
     reply: Text | None = Field(default=None, max_length=200)
     sources: Text | None = Field(default=None, max_length=200)
     max_concurrency: int | None = Field(default=None, ge=1, le=1000, strict=True)
+    check: bool = Field(default=True, strict=True, description="Send a test message through the version on a worker "
+                        "first; a version that cannot answer is not published")
+    check_message: Text = Field(default="Hello", min_length=1, max_length=2000, description="The test message")
+    force: bool = Field(default=False, strict=True, description="Publish even if the check fails; the app then "
+                        "shows the problem as its check_warning")
 
 
 class PublicationPublic(BaseModel):
@@ -34,6 +39,7 @@ class PublicationPublic(BaseModel):
     reply_output: str
     sources_output: str | None
     max_concurrency: int
+    check_warning: str | None = None
     updated_at: datetime
 
 

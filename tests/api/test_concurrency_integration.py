@@ -95,7 +95,7 @@ def create_workflow(client: httpx.Client, name: str) -> dict[str, Any]:
 
 
 def publish_body(workflow: str, slug: str) -> dict[str, Any]:
-    return {"workflow": workflow, "slug": slug, "message": "name", "reply": "greeting"}
+    return {"workflow": workflow, "slug": slug, "message": "name", "reply": "greeting", "check": False}
 
 
 def jsonl(count: int) -> dict[str, Any]:

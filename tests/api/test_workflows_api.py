@@ -29,7 +29,7 @@ def test_workflow_lifecycle(client):
     assert [(v["number"], v["note"]) for v in versions] == [(1, "first"), (2, "second")]
     assert client.get("/api/v1/workflows/greet/versions/1").json()["spec"]["components"]["p"]["init_parameters"]["template"] == "Hello {{ name }}"
     published = client.post("/api/v1/publications", json={"workflow": "greet", "slug": "greeter", "version": 1,
-                                                           "message": "name", "reply": "greeting"})
+                                                           "message": "name", "reply": "greeting", "check": False})
     assert published.status_code == 201 and published.json()["version"] == 1
     assert client.get("/api/v1/workflows/greet").json()["published"] == {"greeter": 1}
     bad = client.post("/api/v1/publications", json={"workflow": "greet", "slug": "x", "message": "nope", "reply": "greeting"})

@@ -135,8 +135,13 @@ def test_publish_keys_and_unpublish(tmp_path: Path, greet_file: Path):
     assert missing_roles.returncode == 1 and "--message NAME" in missing_roles.stderr
     bad_slug = cli("publish", "greeter", "--slug", "Not A Slug", "--message", "name", "--reply", "greeting", env_dir=tmp_path)
     assert bad_slug.returncode == 1 and "lowercase" in bad_slug.stderr
-    done = cli("publish", "greeter@1", "--slug", "hello", "--message", "name", "--reply", "greeting", env_dir=tmp_path)
+    unchecked = cli("publish", "greeter@1", "--slug", "hello", "--message", "name", "--reply", "greeting", env_dir=tmp_path)
+    assert unchecked.returncode == 1 and "no worker serves the 'cpu' queue" in unchecked.stderr  # nothing to answer
+    assert "--no-check" in unchecked.stderr
+    done = cli("publish", "greeter@1", "--slug", "hello", "--message", "name", "--reply", "greeting", "--no-check",
+               env_dir=tmp_path)
     assert done.returncode == 0 and "published greeter@1 as 'hello'" in done.stdout
+    assert "without the publish check" in done.stderr
     created = cli("keys", "create", "--app", "hello", "--rate", "5", "--name", "ci", env_dir=tmp_path)
     key = created.stdout.strip()
     assert created.returncode == 0 and key.startswith("sy_") and "Shown once" in created.stderr

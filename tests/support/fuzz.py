@@ -55,7 +55,8 @@ def seed(stack: Stack) -> dict[str, str]:
         return response.json()
 
     post("/api/v1/workflows", {"name": "greet", "spec": greet()})
-    post("/api/v1/publications", {"workflow": "greet", "slug": "greeter", "message": "name", "reply": "greeting"})
+    post("/api/v1/publications", {"workflow": "greet", "slug": "greeter", "message": "name", "reply": "greeting",
+                                  "check": False})
     key = post("/api/v1/keys", {"name": "fuzz", "rate_per_minute": 100_000})
     job = post("/api/v1/jobs", {"workflow": "greet", "source": {"type": "single", "inputs": {"name": "Ada"}}})
     post("/api/v1/schedules", {"name": "nightly", "workflow": "greet", "cron": "0 3 * * *",

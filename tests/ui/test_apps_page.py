@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
+from apps import checks
 from apps.models import ApiKey
 from store.db import session_scope
 from ui import apps_page
@@ -27,16 +28,18 @@ def make_workflow(template: str) -> None:
 def test_publish_republish_and_unpublish(database):
     make_workflow("Hello {{ name }}")
     make_workflow("Hi {{ name }}")
-    status, table = apps_page.publish("greet", 1, "hello", "name", "", "greeting", "")
+    status, table = apps_page.publish("greet", 1, "hello", "name", "", "greeting", "", False)
     assert status.startswith("✅") and "version 1" in status
-    assert table == [["hello", "greet", 1, "name", "greeting", "", "[/chat/hello](/chat/hello)"]]  # a link
-    status, table = apps_page.publish("greet", None, "hello", "name", "", "greeting", "")
+    assert table == [["hello", "greet", 1, "name", "greeting", "", "[/chat/hello](/chat/hello)",  # a link
+                      f"⚠️ {checks.SKIPPED}"]]                                                  # and why unchecked
+    assert checks.SKIPPED in status
+    status, table = apps_page.publish("greet", None, "hello", "name", "", "greeting", "", False)
     assert "version 2" in status and table[0][2] == 2
-    status, _ = apps_page.publish("greet", "0", "other", "name", "", "greeting", "")
+    status, _ = apps_page.publish("greet", "0", "other", "name", "", "greeting", "", False)
     assert status.startswith("⚠️ Version '0' is not a whole number from 1 to 2147483647; leave it empty for the newest")
-    status, _ = apps_page.publish("greet", None, "Bad Slug", "name", "", "greeting", "")
+    status, _ = apps_page.publish("greet", None, "Bad Slug", "name", "", "greeting", "", False)
     assert status.startswith("⚠️") and "lowercase" in status
-    status, _ = apps_page.publish("greet", None, "other", "nope", "", "greeting", "")
+    status, _ = apps_page.publish("greet", None, "other", "nope", "", "greeting", "", False)
     assert "'nope' is not a declared input" in status
     status, table = apps_page.unpublish("hello")
     assert status.startswith("✅") and table == []
@@ -45,7 +48,7 @@ def test_publish_republish_and_unpublish(database):
 
 def test_keys_are_shown_once_and_stored_hashed(database):
     make_workflow("Hello {{ name }}")
-    apps_page.publish("greet", None, "hello", "name", "", "greeting", "")
+    apps_page.publish("greet", None, "hello", "name", "", "greeting", "", False)
     key, status, table, snippet = apps_page.create_key("widget", "hello", 30)
     assert key.startswith("sy_") and "shown only once" in status
     assert f"Bearer {key}" in snippet and 'model="hello"' in snippet and f'api_key="{key}"' in snippet
@@ -63,7 +66,7 @@ def test_keys_are_shown_once_and_stored_hashed(database):
 @pytest.mark.parametrize("version", [2**31, str(2**31), -1, "-1", "abc", 1.5, float("inf")])
 def test_a_version_out_of_range_is_refused_naming_the_field_and_its_range(database, version):
     make_workflow("Hello {{ name }}")
-    status, table = apps_page.publish("greet", version, "hello", "name", "", "greeting", "")
+    status, table = apps_page.publish("greet", version, "hello", "name", "", "greeting", "", False)
     assert status.startswith(f"⚠️ Version '{str(version).strip()}' is not a whole number from 1 to 2147483647")
     assert table == []
 
@@ -81,6 +84,6 @@ def test_the_editor_is_told_which_version_is_live(database):
     make_workflow("Hello {{ name }}")
     make_workflow("Hi {{ name }}")
     assert handlers.open_workflow({"ref": "greet"})["workflow"]["published"] == {}
-    apps_page.publish("greet", 1, "hello", "name", "", "greeting", "")
+    apps_page.publish("greet", 1, "hello", "name", "", "greeting", "", False)
     opened = handlers.open_workflow({"ref": "greet"})
     assert opened["workflow"]["published"] == {"hello": 1} and opened["version"]["number"] == 2

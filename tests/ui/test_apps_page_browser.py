@@ -1,6 +1,6 @@
 """The apps page (``/apps``) in Debian's Chromium against a real web server: a workflow without chat roles is
 refused in the page's words; its roles are picked in the editor and saved with a version; then publishing
-needs only a slug. Follow the chat page link, create a key and get a ready call with the real address, slug
+needs only a slug, and the version answers a test message on a worker before it goes live. Follow the chat page link, create a key and get a ready call with the real address, slug
 and key."""
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ def apps_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     gen = process_stack("embedded", root, unused, unused)
     stack = next(gen)
     stack.start_web()
+    worker = stack.start_worker(name="worker-apps")  # Publish sends a test message through the version first
     stack.create("greet", greet())
     yield stack
+    stack.discard(worker)
     for _ in gen:
         pass
 
@@ -70,6 +72,7 @@ def test_publish_follow_the_chat_link_and_get_a_ready_call(apps_stack: Stack):
             page.goto(f"{apps_stack.base_url}/apps", wait_until="domcontentloaded")
             publish_greet()  # workflow and slug only
             expect(page.locator("#publish-status")).to_contain_text("'greeter' now serves greet version 2")
+            expect(page.locator("#publish-status")).to_contain_text('It answered "Hello" with: Hello Hello')
             link = page.locator("#apps-table a", has_text="/chat/greeter").first
             expect(link).to_have_attribute("href", "/chat/greeter")
 
