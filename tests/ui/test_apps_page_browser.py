@@ -69,7 +69,17 @@ def test_publish_follow_the_chat_link_and_get_a_ready_call(apps_stack: Stack):
             saved = apps_stack.api("GET", "/api/v1/workflows/greet/versions/2").json()["spec"]
             assert saved["metadata"]["stackyard"]["chat"] == {"message": "name", "reply": "greeting"}
 
-            page.goto(f"{apps_stack.base_url}/apps", wait_until="domcontentloaded")
+            # The editor's Jobs and Publish buttons open working pages (they once answered {"detail":"Not Found"}).
+            with page.context.expect_page() as opened:
+                page.locator('[data-action="jobs"]').click()
+            jobs = opened.value
+            expect(jobs.get_by_text("CSV / JSONL").first).to_be_visible()
+            jobs.close()
+            with page.context.expect_page() as opened:
+                page.locator('[data-action="publish"]').click()
+            page = opened.value
+            page.set_default_timeout(WAIT)
+            expect(page).to_have_url(f"{apps_stack.base_url}/apps/")
             publish_greet()  # workflow and slug only
             expect(page.locator("#publish-status")).to_contain_text("'greeter' now serves greet version 2")
             expect(page.locator("#publish-status")).to_contain_text('It answered "Hello" with: Hello Hello')
