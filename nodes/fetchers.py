@@ -173,7 +173,16 @@ class _Guard:
 
 
 def _settings_guard() -> _Guard:
-    return _Guard([_parse_entry(entry, "STACKYARD_FETCH_ALLOWED_HOSTS") for entry in get_settings().fetch_allowed_hosts])
+    """The operator's allowlist: ``STACKYARD_FETCH_ALLOWED_HOSTS``, plus the host and port of each server in
+    ``STACKYARD_LLM_SERVERS`` (an operator who lists a model server means workflows to call it)."""
+    settings = get_settings()
+    entries = [_parse_entry(entry, "STACKYARD_FETCH_ALLOWED_HOSTS") for entry in settings.fetch_allowed_hosts]
+    for url in settings.llm_servers.values():
+        parsed = httpx.URL(url)
+        if parsed.scheme in _SCHEMES and parsed.host:
+            host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+            entries.append(_parse_entry(f"{host}:{parsed.port or _SCHEMES[parsed.scheme]}", "STACKYARD_LLM_SERVERS"))
+    return _Guard(entries)
 
 
 def check_outbound_url(url: str, *, field: str, offline_ok: bool = False) -> None:

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     allowed_components: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Extra component class paths allowed beyond the catalog.")
     fetch_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Hosts, host:port or CIDRs that URL fetchers may reach even if private.")
     model_paths: dict[str, str] = Field(default_factory=dict, description="Model name → local directory, used instead of a hub download.")
-    llm_servers: dict[str, str] = Field(default_factory=dict, description="Name → base URL (ending /v1) of an OpenAI-compatible server the Models page lists and tests; a generator reaches it with api_base_url (a local one needs its host in STACKYARD_FETCH_ALLOWED_HOSTS).")
+    llm_servers: dict[str, str] = Field(default_factory=dict, description="Name → base URL (ending /v1) of an OpenAI-compatible server the Models page lists and tests; workflows may call it with api_base_url (its host:port is admitted as if in STACKYARD_FETCH_ALLOWED_HOSTS), and new workflows from a template use it.")
     ollama_url: str = Field(default="http://127.0.0.1:11434", description="Where the Models page looks for a local Ollama (its OpenAI-compatible API is under /v1); empty to not look.")
 
     run_soft_time_limit: float = Field(default=600.0, description="Seconds before a run is asked to stop and marked failed.")

@@ -27,8 +27,10 @@ import yaml
 from pydantic import ValidationError
 
 from apps import publishing
+from nodes.models import inventory
 from stackyard.errors import StackyardError
 from stackyard.redact import redact_data
+from stackyard.settings import get_settings
 from store.db import session_scope
 from ui.fields import whole_number
 from workflows import crud, graph
@@ -37,7 +39,7 @@ from workflows.bounds import INT32_MAX
 from workflows.errors import Issue, IssueCode, WorkflowInvalid
 from workflows.io import import_text, neutral
 from workflows.spec import spec_from_dict
-from workflows.templates import template_names, template_path
+from workflows.templates import starter, template_names, template_path
 from workflows.validation import validate as run_validator
 
 Payload = dict[str, Any]
@@ -174,10 +176,12 @@ def open_workflow(request: Payload) -> Payload:
 def create_workflow(request: Payload) -> Payload:
     """A blank workflow, or one whose first version is a starter template."""
     name, template = str(_required(request, "name")).strip(), request.get("template")
-    spec = import_text(template_path(template).read_text()) if template else None
+    generator = inventory(get_settings()).default_generator if template else None
+    spec = starter(template, generator) if template else None
+    note = f"from template {template}" + (f", generator from {generator['from']}" if generator else "") if template else ""
     with session_scope() as session:
         workflow = crud.create_workflow(session=session, name=name, description=str(request.get("description", "")),
-                                        spec=spec, note=f"from template {template}" if template else "")
+                                        spec=spec, note=note)
         return _opened(session, workflow.id)
 
 

@@ -268,3 +268,21 @@ def test_a_version_number_out_of_range_is_an_error_payload_naming_the_field(db, 
         return
     assert restored["error"]["field"] == "number" and "from 1 to 2147483647" in restored["error"]["message"]
     assert opened["error"]["field"] == "version" and "from 1 to 2147483647" in opened["error"]["message"]
+
+
+def test_a_workflow_from_a_template_gets_this_machines_generator(db, monkeypatch: pytest.MonkeyPatch):
+    import json
+
+    from stackyard.settings import reset_settings_cache
+    from tests.support.openai_server import ChatServer
+
+    monkeypatch.setenv("STACKYARD_OLLAMA_URL", "")
+    with ChatServer("hi") as server:
+        monkeypatch.setenv("STACKYARD_LLM_SERVERS", json.dumps({"team": server.base_url}))
+        reset_settings_cache()
+        opened = handlers.create_workflow({"name": "rag", "template": "rag_chat"})
+    reset_settings_cache()
+    llm = opened["spec"]["components"]["llm"]
+    assert llm["init_parameters"] == {"model": "local-model", "api_base_url": server.base_url}
+    assert opened["version"]["note"] == "from template rag_chat, generator from server 'team'"
+    assert handlers.validate({"spec": opened["spec"]})["valid"] is True

@@ -148,3 +148,30 @@ def test_stackyard_run_prints_the_rag_answer(indexed, tiny_model, data_dir):
     printed = json.loads(result.stdout)
     assert printed["answer"][0]["text"] == TINY_MODEL_ANSWER
     assert "The marsh quillhog eats only blue reeds." in printed["prompt"]
+
+
+def test_a_new_workflow_from_a_starter_gets_this_machines_generator_and_answers(monkeypatch: pytest.MonkeyPatch):
+    """The file names a hub model this machine cannot fetch; the operator's server is used instead, and it is
+    admitted without also listing it in STACKYARD_FETCH_ALLOWED_HOSTS."""
+    from nodes.models import SERVER_GENERATOR, inventory
+    from stackyard.settings import get_settings, reset_settings_cache
+    from tests.support.openai_server import ChatServer
+    from workflows.templates import starter
+
+    monkeypatch.delenv("STACKYARD_FETCH_ALLOWED_HOSTS", raising=False)
+    monkeypatch.setenv("STACKYARD_OLLAMA_URL", "http://127.0.0.1:9")  # no Ollama on this machine
+    with ChatServer("a two-sentence summary") as server:
+        monkeypatch.setenv("STACKYARD_LLM_SERVERS", json.dumps({"team": server.base_url}))
+        reset_settings_cache()
+        try:
+            generator = inventory(get_settings()).default_generator
+            spec = starter("summarize", generator)
+            llm = spec.components["llm"]
+            assert (llm.type, llm.init_parameters["api_base_url"]) == (SERVER_GENERATOR, server.base_url)
+            assert validate(spec) == []
+            outputs = run_pipeline(spec, build_pipeline(spec), {"text": "Stackyard builds Haystack workflows."})
+            assert outputs["summary"][0]["text"] == "a two-sentence summary"
+        finally:
+            monkeypatch.delenv("STACKYARD_LLM_SERVERS")
+            reset_settings_cache()
+    assert starter("summarize", None).components["llm"].init_parameters["model"] == CHAT_MODEL  # none: as written

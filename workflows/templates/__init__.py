@@ -1,8 +1,21 @@
-"""Starter templates: Haystack YAML files that validate and run offline."""
+"""Starter templates: Haystack YAML files that validate and run offline.
+
+A new workflow made from one gets this machine's default generator (``nodes.models.default_generator``: a
+reachable OpenAI-compatible server, a local model, or OpenAI when its key is set) in place of the file's
+hub model, so it answers on a fresh install wherever any generator is available; where none is, the file's
+model stays and the editor's model warning says what to set.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from nodes.models import LOCAL_GENERATOR, SERVER_GENERATOR
+from workflows.io import import_text
+from workflows.spec import ComponentSpec, WorkflowSpec
+
+GENERATORS = (LOCAL_GENERATOR, SERVER_GENERATOR)
 
 TEMPLATES_DIR = Path(__file__).parent
 
@@ -16,3 +29,19 @@ def template_path(name: str) -> Path:
     if not path.is_file():
         raise KeyError(f"No template '{name}'; choose one of {', '.join(template_names())}.")
     return path
+
+
+def starter(name: str, generator: dict[str, Any] | None = None) -> WorkflowSpec:
+    """Template ``name`` as a spec, its generators replaced by ``generator`` (``{"type", "init_parameters"}``)
+    when one is given; a local generator keeps the template's generation settings."""
+    spec = import_text(template_path(name).read_text())
+    if not generator:
+        return spec
+    for node, component in list(spec.components.items()):
+        if component.type not in GENERATORS:
+            continue
+        params = dict(generator["init_parameters"])
+        if generator["type"] == component.type == LOCAL_GENERATOR and "generation_kwargs" in component.init_parameters:
+            params["generation_kwargs"] = component.init_parameters["generation_kwargs"]
+        spec.components[node] = ComponentSpec(type=generator["type"], init_parameters=params)
+    return spec
