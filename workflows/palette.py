@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import re
 import typing
 from typing import Any
 
@@ -105,12 +106,46 @@ def _kind(annotation: Any) -> tuple[str, list[Any] | None]:
     return "object", None
 
 
+# Parameters in a product manager's words; the Haystack name shows on hover. Others read as their name does.
+PARAM_WORDS = {
+    "top_k": "How many results", "split_by": "Split by", "split_length": "Chunk size",
+    "split_overlap": "Chunk overlap", "split_threshold": "Smallest chunk", "model": "Model",
+    "api_base_url": "Server address (ending /v1)", "api_key": "API key (environment variable)",
+    "token": "Hugging Face token (environment variable)", "generation_kwargs": "Generation settings",
+    "template": "Prompt template", "document_store": "Document store", "collection_name": "Collection",
+    "policy": "When a document already exists", "scale_score": "Scores from 0 to 1", "filters": "Only documents matching",
+    "timeout": "Timeout (seconds)", "max_retries": "Retries", "batch_size": "Batch size",
+    "progress_bar": "Show progress", "normalize_embeddings": "Normalize embeddings", "device": "Device",
+    "task": "Task", "routes": "Routes", "required_variables": "Required variables", "variables": "Variables",
+    "meta_field": "Metadata field", "score_threshold": "Lowest score kept", "prefix": "Text before",
+    "suffix": "Text after", "embedding_separator": "Separator", "meta_fields_to_embed": "Metadata to embed too",
+}
+_DOC_PARAM = re.compile(r"^:param (\w+):[ \t]*(.*?)(?=^:\w|\Z)", re.MULTILINE | re.DOTALL)
+DOC_CHARS = 400
+
+
+def param_words(name: str) -> str:
+    """``top_k`` → "How many results"; a name not in :data:`PARAM_WORDS` reads as its words."""
+    return PARAM_WORDS.get(name) or name.replace("_", " ").strip().capitalize()
+
+
+def param_docs(cls: type) -> dict[str, str]:
+    """What each init parameter does, from the component's own docstring (``:param name: text``)."""
+    docs = {}
+    for name, text in _DOC_PARAM.findall(inspect.getdoc(cls.__init__) or ""):
+        words = " ".join(text.split())
+        docs[name] = words if len(words) <= DOC_CHARS else words[:DOC_CHARS].rsplit(" ", 1)[0] + "…"
+    return docs
+
+
 def param_schema(node_type: NodeType) -> list[dict[str, Any]]:
-    """One entry per init parameter: name, kind, default, enum, secret, template."""
+    """One entry per init parameter: name, its label in plain words, what it does (the component's docstring),
+    kind, default, enum, secret, template."""
     from workflows.build import import_component_class
 
     cls = import_component_class(node_type.type)
     hints = typing.get_type_hints(cls.__init__) if hasattr(cls.__init__, "__annotations__") else {}
+    docs = param_docs(cls)
     schema = []
     for name, param in inspect.signature(cls.__init__).parameters.items():
         if name == "self" or param.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
@@ -125,7 +160,8 @@ def param_schema(node_type: NodeType) -> list[dict[str, Any]]:
         elif name == "document_store":
             kind = "document_store"
         default = node_type.defaults.get(name, _json_default(param.default))
-        schema.append({"name": name, "kind": kind, "default": default, "enum": choices,
+        schema.append({"name": name, "label": param_words(name), "doc": docs.get(name, ""), "kind": kind,
+                       "default": default, "enum": choices,
                        "required": param.default is inspect.Parameter.empty and name not in node_type.defaults})
     return schema
 

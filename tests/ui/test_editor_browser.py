@@ -138,6 +138,11 @@ def test_build_validate_save_reload_and_run(stack: Stack, page: Page):
 
     # A model this machine does not have is flagged on its node before anything runs (a warning: it would save).
     click_node(page, "local_llm")
+    # Parameters read in plain words, Haystack's name on hover, and say what they do (the component's docstring).
+    kwargs_field = page.locator('.sy-field[data-param="generation_kwargs"]')
+    expect(kwargs_field.locator(".sy-label")).to_contain_text("Generation settings")
+    expect(kwargs_field.locator(".sy-label")).to_have_attribute("title", re.compile("^generation_kwargs"))
+    expect(kwargs_field.locator(".sy-param-doc")).to_contain_text("generation")
     model = page.locator('.sy-field[data-param="model"]').locator("input, textarea").first
     chosen = model.input_value()
     model.fill("acme/not-on-this-machine")

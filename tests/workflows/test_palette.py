@@ -109,3 +109,16 @@ def test_an_embedder_and_a_retriever_speak_in_plain_words():
                      "sentence_transformers_text_embedder.SentenceTransformersTextEmbedder")
     assert {p["name"]: p["words"] for p in embedder["outputs"]} == {"embedding": "embedding"}
     assert {p["name"]: (p["words"], p["type"]) for p in embedder["inputs"]}["text"] == ("text", "str")
+
+
+def test_params_read_in_plain_words_and_say_what_they_do_from_the_docstring():
+    from workflows.palette import describe_catalog
+
+    params = {(entry["title"], p["name"]): p for entry in describe_catalog() for p in entry["params"]}
+    top_k = params[("BM25 retriever", "top_k")]
+    assert top_k["label"] == "How many results"
+    assert top_k["doc"] == "The maximum number of documents to retrieve. Must be greater than 0."  # Haystack's words
+    assert params[("Splitter", "split_length")]["label"] == "Chunk size"
+    unlisted = next(p for p in params.values() if p["name"] == "split_threshold")
+    assert unlisted["doc"].startswith("The minimum number of units per split")
+    assert all(len(p["doc"]) <= 401 for p in params.values())   # long docstrings are cut at a word

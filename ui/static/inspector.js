@@ -90,7 +90,9 @@
         }, undefined, { render: false });
         this.refreshPorts(node.name);
       };
-      const label = h("label.sy-label", null, spec.name, spec.required ? h("span.sy-req", { text: " *", title: "required" }) : null,
+      // The parameter in plain words; Haystack's own name (what YAML and the API use) on hover.
+      const label = h("label.sy-label", { title: `${spec.name}: the Haystack parameter` }, spec.label || spec.name,
+        spec.required ? h("span.sy-req", { text: " *", title: "required" }) : null,
         h("span.sy-kind", { text: spec.kind === "document_store" ? "store" : spec.kind }));
       const row = h("div.sy-field", { dataset: { param: spec.name, kind: spec.kind } }, label);
       const reset = has ? h("button.sy-reset", { title: "Back to the default", text: "↺", onclick: () => { set(null, true); this.render(); } }) : null;
@@ -143,6 +145,7 @@
         row.appendChild(control);
       }
       if (reset) label.appendChild(reset);
+      if (spec.doc) row.appendChild(h("div.sy-hint.sy-param-doc", { text: spec.doc }));  // from the component's docstring
       return row;
     }
 
