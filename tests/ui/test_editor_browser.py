@@ -178,6 +178,8 @@ def test_build_validate_save_reload_and_run(stack: Stack, page: Page):
     page.get_by_label("Version note").fill("haiku prompt")
     page.keyboard.press("Enter")
     expect(page.locator(".sy-toast")).to_contain_text(["Saved version 1"])
+    toast, canvas = page.locator(".sy-toast").first.bounding_box(), page.locator(".sy-viewport").bounding_box()
+    assert toast["x"] >= canvas["x"] + canvas["width"], (toast, canvas)  # over the side panel, not the ports
     expect(page.locator(".sy-version-label")).to_have_text("v1")
     page.reload()
     page.locator('.sy-root[data-ready="1"]').wait_for(state="attached")
