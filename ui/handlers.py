@@ -247,6 +247,16 @@ def history(request: Payload) -> Payload:
 
 
 @server_function
+def compare_versions(request: Payload) -> Payload:
+    """What changed from version ``before`` to version ``after`` (any two, either order)."""
+    ref = _required(request, "ref")
+    numbers = [whole_number(_required(request, key), field=key, high=INT32_MAX) for key in ("before", "after")]
+    with session_scope() as session:
+        before, after = (crud.get_version(session=session, ref=ref, number=n) for n in numbers)
+        return {"before": before.number, "after": after.number, "changes": graph.spec_diff(before.spec, after.spec)}
+
+
+@server_function
 def restore_version(request: Payload) -> Payload:
     """Save an old version's spec as the newest version (saved versions never change)."""
     ref, number = _required(request, "ref"), whole_number(_required(request, "number"), field="number", high=INT32_MAX)
@@ -292,5 +302,5 @@ def connect_check(request: Payload) -> Payload:
 
 
 SERVER_FUNCTIONS = [bootstrap, list_workflows, open_workflow, create_workflow, rename_workflow, delete_workflow,
-                    save_draft, discard_draft, save_version, history, restore_version, import_yaml, validate, ports,
-                    connect_check]
+                    save_draft, discard_draft, save_version, history, compare_versions, restore_version, import_yaml,
+                    validate, ports, connect_check]

@@ -349,6 +349,17 @@ def test_canvas_tools_versions_import_and_files(stack: Stack, page: Page, tmp_pa
     page.locator('.sy-version[data-number="1"]').get_by_role("button", name="Restore").click()
     expect(page.locator(".sy-version-label")).to_have_text("v3")
     expect(page.locator(".sy-note")).to_have_count(0)
+    # Any two versions compare, not only each with the one before: v3 restored v1, so they match.
+    page.locator('.sy-tabs [data-tab="history"]').click()
+    page.get_by_label("Compare from version").select_option("1")
+    page.get_by_label("Compare to version").select_option("3")
+    page.locator('[data-action="compare"]').click()
+    expect(page.locator(".sy-compare-result")).to_contain_text("v1 → v3")
+    expect(page.locator(".sy-compare-result")).to_contain_text("Nothing changed")
+    page.get_by_label("Compare from version").select_option("3")
+    page.get_by_label("Compare to version").select_option("2")
+    page.locator('[data-action="compare"]').click()
+    expect(page.locator(".sy-compare-result")).to_contain_text("llm.generation_kwargs")
 
     # Download the open version as Haystack YAML.
     href = page.locator('[data-action="download"]').get_attribute("href")

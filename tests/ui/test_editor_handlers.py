@@ -286,3 +286,19 @@ def test_a_workflow_from_a_template_gets_this_machines_generator(db, monkeypatch
     assert llm["init_parameters"] == {"model": "local-model", "api_base_url": server.base_url}
     assert opened["version"]["note"] == "from template rag_chat, generator from server 'team'"
     assert handlers.validate({"spec": opened["spec"]})["valid"] is True
+
+
+def test_any_two_versions_compare_either_way(db):
+    opened = handlers.create_workflow({"name": "cmp", "template": "summarize"})
+    spec = opened["spec"]
+    for tokens in (8, 16):
+        spec["components"]["llm"]["init_parameters"]["generation_kwargs"] = {"max_new_tokens": tokens}
+        handlers.save_version({"ref": "cmp", "spec": spec})
+    skipped = handlers.compare_versions({"ref": "cmp", "before": 1, "after": 3})
+    assert (skipped["before"], skipped["after"]) == (1, 3)
+    [change] = skipped["changes"]["params"]
+    assert (change["node"], change["param"], change["after"]) == ("llm", "generation_kwargs", {"max_new_tokens": 16})
+    back = handlers.compare_versions({"ref": "cmp", "before": 3, "after": 1})["changes"]["params"][0]
+    assert back["after"]["max_new_tokens"] == 128                      # the template's own setting
+    assert handlers.compare_versions({"ref": "cmp", "before": 1, "after": 9})["error"]["type"] == "NotFound"
+    assert handlers.compare_versions({"ref": "cmp", "before": "x", "after": 1})["error"]["field"] == "before"

@@ -103,6 +103,7 @@
     }
     host.textContent = "";
     if (!data.versions.length) return append(host, h("p.sy-muted.sy-pad", { text: "Not saved yet: Save (Ctrl+S) creates version 1." }));
+    if (data.versions.length > 1) append(host, compareRow(ed, data.versions));
     for (const v of data.versions) {
       const current = ed.version && ed.version.number === v.number;
       const details = h("div.sy-diff", { hidden: true }, diffDetails(v.changes));
@@ -120,6 +121,29 @@
           h("a.sy-btn.sy-btn-sm", { text: "YAML", href: `/api/v1/workflows/${encodeURIComponent(ed.workflow.id)}/export?version=${v.number}`,
             download: `${ed.workflow.name}-v${v.number}.yaml` }))));
     }
+  }
+
+  /** Any two versions side by side: what changed from one to the other (each row below shows only N−1 → N). */
+  function compareRow(ed, versions) {
+    const pick = (label, number) => {
+      const select = h("select.sy-input.sy-input-sm", { "aria-label": label },
+        versions.map((v) => h("option", { value: String(v.number), text: `v${v.number}` })));
+      select.value = String(number);
+      return select;
+    };
+    const before = pick("Compare from version", versions[versions.length - 1].number);
+    const after = pick("Compare to version", versions[0].number);
+    const out = h("div.sy-diff.sy-compare-result");
+    const go = async () => {
+      try {
+        const result = await SY.api.call("compare_versions", { ref: ed.workflow.id, before: Number(before.value), after: Number(after.value) });
+        out.textContent = "";
+        append(out, h("div.sy-muted", { text: `v${result.before} → v${result.after}: ${result.changes.summary}` }), diffDetails(result.changes));
+      } catch (err) { out.textContent = ""; append(out, h("p.sy-field-error", { text: err.message })); }
+    };
+    return h("div.sy-version.sy-compare", null, h("div.sy-version-head", null, h("b", { text: "Compare" })),
+      h("div.sy-row-btns", null, before, h("span.sy-muted", { text: "→" }), after,
+        h("button.sy-btn.sy-btn-sm", { text: "Show changes", dataset: { action: "compare" }, onclick: go })), out);
   }
 
   function diffDetails(c) {
