@@ -16,6 +16,7 @@ def create_app() -> FastAPI:
     from ui.app import mount
     from ui.apps_page import mount_apps
     from ui.chat_page import mount_chat
+    from ui.help_page import mount_help
     from ui.jobs_page import mount_jobs
     from ui.models_page import mount_models
 
@@ -24,6 +25,7 @@ def create_app() -> FastAPI:
     mount_jobs(app)
     mount_apps(app)
     mount_models(app)
+    mount_help(app)
     app.include_router(editor.router)
     mount(app)
     return app

@@ -62,6 +62,12 @@ def test_publish_follow_the_chat_link_and_get_a_ready_call(apps_stack: Stack):
             page.get_by_label("Chat user message").select_option("name")
             page.get_by_label("Chat reply").select_option("greeting")
             expect(page.locator(".sy-section", has_text="Chat app")).to_contain_text("give only a slug")
+            with page.context.expect_page() as opened:  # its "?" opens the guide at the section that explains it
+                page.get_by_label("Help: chat apps").click()
+            guide = opened.value
+            expect(guide).to_have_url(f"{apps_stack.base_url}/help#the-editor-and-published-apps")
+            expect(guide.locator("#the-editor-and-published-apps")).to_be_in_viewport()
+            guide.close()
             page.keyboard.press("Control+s")
             page.get_by_label("Version note").fill("chat roles")
             page.keyboard.press("Enter")

@@ -38,3 +38,15 @@ def test_only_the_jobs_page_takes_gradio_uploads(client: TestClient):
         assert "takes no file uploads" in refused.json()["error"]["message"]
     taken = client.post("/jobs/gradio_api/upload", files=file)
     assert taken.status_code == 200, taken.text
+
+
+def test_the_guide_serves_the_readme_with_a_link_to_each_section(client: TestClient):
+    from ui.help_page import README, slug
+
+    guide = client.get("/help")
+    assert guide.status_code == 200 and "text/html" in guide.headers["content-type"]
+    sections = re.findall(r"^## (.+)$", README.read_text(), re.MULTILINE)
+    assert "Security model" in sections
+    for title in sections:  # every "?" link lands on a heading
+        assert f'id="{slug(title)}"' in guide.text and f'href="#{slug(title)}"' in guide.text
+    assert 'href="/docs"' in guide.text and "<script" not in guide.text

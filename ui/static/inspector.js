@@ -47,7 +47,8 @@
         issues.length ? this.section(null, h("ul.sy-issue-list.sy-compact", null,
           issues.map((i) => h("li.sy-issue", null, h("span.sy-issue-where", { text: i.port ? `${i.port}` : "node" }), h("span", { text: i.message }))))) : null,
         this.section("Name", name, h("div.sy-hint", { text: "Letters, digits, _ and -; used in connections (name.port)." })),
-        this.section("Parameters", this.paramForm(node, entry)),
+        this.section(null, h("h3", null, "Parameters ", SY.util.helpLink("concepts", "nodes and their parameters")),
+          this.paramForm(node, entry)),
         this.portsSection = this.section("Ports", this.portList(node)),
         this.ed.runs.hasOutput(node.name) ? this.section("Last run", h("button.sy-btn", { text: "View output", onclick: () => this.ed.runs.showNodeOutput(node.name) })) : null);
     }
@@ -287,7 +288,8 @@
           pick, missing ? h("div.sy-hint.sy-warn", { text: `"${current}" is no longer declared.` }) : null);
       });
       const ready = g.chat.message && g.chat.reply && inputs.includes(g.chat.message) && outputs.includes(g.chat.reply);
-      return this.section("Chat app", ...rows, h("div.sy-hint", { text: ready
+      return this.section(null, h("h3", null, "Chat app ", SY.util.helpLink("the-editor-and-published-apps", "chat apps")),
+        ...rows, h("div.sy-hint", { text: ready
         ? "Saved with the next version: on Publish (/apps) give only a slug."
         : "Pick the input that takes the user's message and the output that is the reply, to publish this workflow as a chat app." }));
     }

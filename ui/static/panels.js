@@ -298,8 +298,16 @@
   }
 
   function showHelp() {
-    modal({ title: "Keyboard and mouse", width: 560,
-      body: h("table.sy-keys", null, SY.SHORTCUTS.map(([k, v]) => h("tr", null, h("td", null, h("kbd", { text: k })), h("td", { text: v })))) });
+    const guide = [["the-editor-and-published-apps", "The editor and published apps"], ["models", "Models"],
+      ["running-workflows", "Running workflows"], ["batch-jobs-and-schedules", "Batch jobs and schedules"],
+      ["security-model", "Security model"], ["settings", "Settings"]];
+    modal({ title: "Help", width: 560,
+      body: h("div", null,
+        h("p.sy-help-links", null, h("a", { href: "/help", target: "_blank", text: "Guide" }), " · ",
+          guide.map(([anchor, title]) => h("a", { href: `/help#${anchor}`, target: "_blank", text: title })).flatMap((a) => [a, " · "]),
+          h("a", { href: "/docs", target: "_blank", text: "API reference" })),
+        h("h3", { text: "Keyboard and mouse" }),
+        h("table.sy-keys", null, SY.SHORTCUTS.map(([k, v]) => h("tr", null, h("td", null, h("kbd", { text: k })), h("td", { text: v }))))) });
   }
 
   SY.Palette = Palette;

@@ -201,8 +201,13 @@
     },
   };
 
+  /** A "?" that opens the guide (README, served at /help) at the section that explains what it sits next to. */
+  function helpLink(section, what) {
+    return h("a.sy-help", { text: "?", href: `/help#${section}`, target: "_blank", title: `Guide: ${what}`, "aria-label": `Help: ${what}` });
+  }
+
   SY.util = { h, append, svg, icon, debounce, clamp, clone, uid, fmtMs, fmtTime, parseTime, shortType, typeFamily, toast, modal,
-    confirmDialog, isMac, ApiError,
+    confirmDialog, isMac, ApiError, helpLink,
     setHosts(toasts, modals) { toastHost = toasts; modalHost = modals; } };
   SY.api = api;
 })(window.Stackyard = window.Stackyard || {});
