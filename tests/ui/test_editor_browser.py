@@ -137,6 +137,16 @@ def test_build_validate_save_reload_and_run(stack: Stack, page: Page):
     expect(node(page, "prompt")).to_have_class(re.compile("sy-selected"))
 
     # A model this machine does not have is flagged on its node before anything runs (a warning: it would save).
+    # Optional inputs are folded away until asked for.
+    llm_ports = node(page, "local_llm").locator(".sy-port.sy-in")
+    shown = llm_ports.count()
+    more = node(page, "local_llm").locator(".sy-more")
+    expect(more).to_contain_text(re.compile(r"\+ \d+ optional input"))
+    more.click()
+    expect(node(page, "local_llm").locator(".sy-more")).to_have_text("− hide optional inputs")
+    assert llm_ports.count() > shown
+    node(page, "local_llm").locator(".sy-more").click()
+    expect(llm_ports).to_have_count(shown)
     click_node(page, "local_llm")
     # Parameters read in plain words, Haystack's name on hover, and say what they do (the component's docstring).
     kwargs_field = page.locator('.sy-field[data-param="generation_kwargs"]')
