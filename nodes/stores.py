@@ -140,6 +140,18 @@ def milvus_document_store(collection_name: str, settings: Settings | None = None
     return MilvusDocumentStore(collection_name=collection_name, connection_args=connection_args, **kwargs)
 
 
+def list_collections(settings: Settings | None = None, *, timeout: float = 10.0) -> list[str]:
+    """The collections the configured vector store holds, sorted (the editor offers them for a store's
+    collection); starts milvus-lite if it is not running, as building a store would."""
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=ensure_vector_store(settings), timeout=timeout)
+    try:
+        return sorted(client.list_collections())
+    finally:
+        client.close()
+
+
 def flush_documents(store: MilvusDocumentStore) -> None:
     """Seal the rows written so far into indexed segments.
 

@@ -1,4 +1,5 @@
-"""What models this installation can use: local folders, the cache, OpenAI-compatible servers, provider keys."""
+"""What this installation can use: models (local folders, the cache, OpenAI-compatible servers, provider keys)
+and the vector store's collections."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from fastapi import APIRouter
 
 from api.bodies import LimitedRoute
 from api.openapi import WRITE, errors
-from api.schemas.models import ModelsPublic, ServerPublic
-from nodes import models
-from stackyard.errors import NotFound
+from api.schemas.models import CollectionsPublic, ModelsPublic, ServerPublic
+from nodes import models, stores
+from stackyard.errors import NotFound, StackyardError
 from stackyard.settings import get_settings
 from workflows.bounds import Text
 
@@ -35,3 +36,19 @@ def test_server(name: Text) -> ServerPublic:
     if server is None:
         raise NotFound(models.unknown_server(settings, name))
     return ServerPublic(**asdict(models.probe(server)))
+
+
+class VectorStoreDown(StackyardError):
+    status = 503
+
+
+@router.get("/collections", response_model=CollectionsPublic, tags=["stores"],
+            responses=errors(503, why={503: "The vector store cannot be reached (STACKYARD_MILVUS_URI)."}))
+def list_collections() -> CollectionsPublic:
+    """The vector store's collections, for a retriever's or writer's store (a sync route: it may start
+    milvus-lite, in the threadpool)."""
+    try:
+        return CollectionsPublic(collections=stores.list_collections(get_settings()))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the store is the same answer
+        raise VectorStoreDown(f"The vector store cannot be reached ({type(exc).__name__}: {exc}); check "
+                              "STACKYARD_MILVUS_URI, or the milvus-lite log under the data folder.") from None

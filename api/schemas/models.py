@@ -31,3 +31,7 @@ class ModelsPublic(BaseModel):
     default_generator: dict[str, Any] | None = Field(
         description="The generator a new chat workflow gets (type, init_parameters, from), or null when there is none")
     hint: str | None = Field(description="What to set when no generator is available")
+
+
+class CollectionsPublic(BaseModel):
+    collections: list[str] = Field(description="Collections in the configured vector store, sorted")

@@ -108,3 +108,15 @@ def test_a_server_listing_more_than_the_limit_is_reported_not_read(client: TestC
         settings(STACKYARD_LLM_SERVERS=json.dumps({"huge": server.base_url}))
         [found] = client.get("/api/v1/models").json()["servers"]
     assert found["reachable"] is False and f"over {MAX_LISTING_BYTES:,} bytes" in found["error"]
+
+
+@pytest.mark.integration  # milvus-lite runs as its own process
+def test_the_vector_stores_collections_are_listed(milvus: str, client: TestClient):
+    from pymilvus import MilvusClient
+
+    assert client.get("/api/v1/collections").json() == {"collections": []}
+    store = MilvusClient(uri=milvus)
+    for name in ("support_docs", "faq"):
+        store.create_collection(name, dimension=4)
+    store.close()
+    assert client.get("/api/v1/collections").json() == {"collections": ["faq", "support_docs"]}

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from playwright.sync_api import Page, expect, sync_playwright
 
+from stackyard.settings import Settings
 from tests.support.editor_browser import (
     LOCAL_LLM,
     PROMPT,
@@ -424,6 +425,25 @@ def test_canvas_tools_versions_import_and_files(stack: Stack, page: Page, tmp_pa
     relative = chip.inner_text().replace("×", "").strip()
     assert (stack.files_root / relative).read_text() == "Sea otters hold hands while they sleep."
     shot(page, "10-files")
+
+    # The writer's store is a collection picked from the vector store's, or named new; not a class path typed.
+    from pymilvus import MilvusClient
+
+    from nodes.stores import ensure_vector_store
+
+    milvus = MilvusClient(uri=ensure_vector_store(Settings(data_dir=stack.data_dir, milvus_lite_port=stack.milvus_port)))
+    milvus.create_collection("support_docs", dimension=4)
+    milvus.close()
+    page.keyboard.press("Escape")
+    click_node(page, "writer")
+    store = page.get_by_label("Document store collection")
+    expect(store.locator("option", has_text="support_docs")).to_have_count(1)
+    store.select_option("support_docs")
+    store.select_option("New collection…")
+    page.get_by_label("New collection name").fill("otters")
+    page.get_by_label("New collection name").blur()
+    spec = page.evaluate("() => window.Stackyard.editor.graph.toSpec()")
+    assert spec["components"]["writer"]["init_parameters"]["document_store"]["init_parameters"]["collection_name"] == "otters"
 
 
 def node_positions(page: Page) -> dict[str, tuple[float, float]]:

@@ -9,6 +9,8 @@
   // Haystack Secret parameters the catalog does not flag (e.g. an embedder's HF token) still get the env-var field.
   const TEMPLATE_PORTS = new Set(["template", "template_variables"]);
   const SECRET_NAME = /^(token|api_key|.*_api_key|.*_token|secret)$/;
+  const MILVUS_STORE = "milvus_haystack.document_store.MilvusDocumentStore";
+  const NEW_COLLECTION = "\u0000new";
 
   class Inspector {
     constructor(ed, host) {
@@ -131,6 +133,9 @@
           set({ type: "env_var", env_vars: names, strict: true });
         });
         append(row, control, h("div.sy-hint", { text: "The name of an environment variable on the workers; the secret itself is never stored." }));
+      } else if (spec.kind === "document_store" && value && typeof value === "object" && value.type === MILVUS_STORE) {
+        control = this.storeEditor(spec, value, set);
+        row.appendChild(control);
       } else if (spec.kind === "template" && (typeof value === "string" || value === null || value === undefined)) {
         control = this.templateEditor(node, spec, value || "", set);
         row.appendChild(control);
@@ -168,6 +173,38 @@
         }
       });
       return h("div", null, area, err);
+    }
+
+    /** A Milvus store: its collection picked from those the vector store holds (GET /api/v1/collections) or
+     * named new; the rest of the store's settings stay as they are ("Edit as JSON" shows them all). */
+    storeEditor(spec, value, set) {
+      const params = value.init_parameters || {};
+      const current = params.collection_name || "";
+      const pick = h("select.sy-input", { "aria-label": `${spec.label || spec.name} collection` },
+        h("option", { value: current, text: current || "— choose —" }), h("option", { value: NEW_COLLECTION, text: "New collection…" }));
+      pick.value = current;
+      const named = h("input.sy-input.sy-mono", { placeholder: "new_collection", hidden: true, spellcheck: false,
+        "aria-label": "New collection name" });
+      const status = h("div.sy-hint", { text: "Loading the vector store's collections…" });
+      const choose = (name) => set(Object.assign({}, value, { init_parameters: Object.assign({}, params, { collection_name: name }) }));
+      pick.addEventListener("change", () => {
+        named.hidden = pick.value !== NEW_COLLECTION;
+        if (named.hidden) choose(pick.value); else named.focus();
+      });
+      named.addEventListener("change", () => { if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(named.value)) choose(named.value);
+        else status.textContent = "A collection name holds letters, digits and _, and starts with a letter or _."; });
+      SY.api.rest("GET", "/api/v1/collections").then((data) => {
+        for (const name of data.collections) if (name !== current) pick.insertBefore(h("option", { value: name, text: name }), pick.lastChild);
+        status.textContent = data.collections.length ? `${data.collections.length} collection(s) in the vector store.`
+          : "The vector store holds no collection yet: name a new one (an ingest run creates it).";
+      }).catch((err) => { status.textContent = `Collections could not be listed: ${err.message}`; });
+      let json = null;
+      const raw = h("button.sy-link", { text: "Edit as JSON", onclick: () => {
+        if (json) { json.remove(); json = null; return; }
+        json = this.jsonEditor(spec, value, true, set);
+        raw.after(json);
+      } });
+      return h("div.sy-store", null, pick, named, status, raw);
     }
 
     /** A prompt template: as it is typed, its {{ variables }} become the node's input ports. */
