@@ -51,7 +51,7 @@ def test_publish_follow_the_chat_link_and_get_a_ready_call(apps_stack: Stack):
 
             publish_greet()  # version 1 names no chat roles: the page says where to pick them, in its own words
             status = page.locator("#publish-status")
-            expect(status).to_contain_text("Choose which workflow input is the chat message")
+            expect(status).to_contain_text("Choose which workflow input is the chat message", timeout=WAIT)
             expect(status).to_contain_text("under Chat app")
             expect(status).to_contain_text("Message input")
             assert "--message" not in status.inner_text() and "metadata.stackyard" not in status.inner_text()
@@ -87,7 +87,8 @@ def test_publish_follow_the_chat_link_and_get_a_ready_call(apps_stack: Stack):
             page.set_default_timeout(WAIT)
             expect(page).to_have_url(f"{apps_stack.base_url}/apps/")
             publish_greet()  # workflow and slug only
-            expect(page.locator("#publish-status")).to_contain_text("'greeter' now serves greet version 2")
+            # The test message runs on the worker first: allow it the time a loaded machine takes.
+            expect(page.locator("#publish-status")).to_contain_text("'greeter' now serves greet version 2", timeout=WAIT)
             expect(page.locator("#publish-status")).to_contain_text('It answered "Hello" with: Hello Hello')
             link = page.locator("#apps-table a", has_text="/chat/greeter").first
             expect(link).to_have_attribute("href", "/chat/greeter")
