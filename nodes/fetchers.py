@@ -232,13 +232,35 @@ class _PinnedBackend(httpcore.SyncBackend):
         raise last_error
 
 
-def pinned_transport(guard: _Guard | None = None) -> httpx.HTTPTransport:
+def pinned_transport(guard: _Guard | None = None, **options: Any) -> httpx.HTTPTransport:
     """An httpx transport whose connections go only to addresses the guard (default: the settings') admits,
-    resolved and checked at connect time (see :class:`_PinnedBackend`)."""
-    transport = httpx.HTTPTransport()
+    resolved and checked at connect time (see :class:`_PinnedBackend`). ``options`` are
+    ``httpx.HTTPTransport``'s (``verify``, ``cert``, ``http2``, ``limits``)."""
+    transport = httpx.HTTPTransport(**options)
     # httpx has no public hook at connect time; its httpcore pool takes a network backend.
     transport._pool._network_backend = _PinnedBackend(guard or _settings_guard())  # noqa: SLF001
     return transport
+
+
+# Client options that route connections around the transport (a proxy's own transport, mounts): refused.
+_BYPASSING_OPTIONS = ("proxy", "proxies", "mounts", "transport", "app")
+# Client options that belong to the transport once one is given (httpx ignores them on the client then).
+_TRANSPORT_OPTIONS = ("verify", "cert", "http2", "limits")
+
+
+def check_client_kwargs(kwargs: Any) -> dict[str, Any]:
+    """A workflow's ``http_client_kwargs`` as a dict, refused when it is not an object or names a proxy, mounts or a
+    transport, which would connect around the address checks (``NodeInputError`` with the option as ``field``)."""
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise NodeInputError("http_client_kwargs must be an object of httpx client options, e.g. {\"timeout\": 30}.",
+                             field="http_client_kwargs")
+    options = dict(kwargs or {})
+    for key in _BYPASSING_OPTIONS:
+        if options.get(key) is not None:
+            raise NodeInputError(f"http_client_kwargs.{key} would connect around Stackyard's address checks; remove "
+                                 "it (a server this workflow may call is admitted by STACKYARD_FETCH_ALLOWED_HOSTS).",
+                                 field=f"http_client_kwargs.{key}")
+    return options
 
 
 def guarded_client_kwargs(kwargs: dict[str, Any] | None) -> dict[str, Any]:
@@ -246,11 +268,18 @@ def guarded_client_kwargs(kwargs: dict[str, Any] | None) -> dict[str, Any]:
     so that its URL, checked when the pipeline was built, is checked again at every connect: a name that
     resolved to a public address for the check cannot resolve to this machine later (DNS rebinding), a
     redirect is not followed (a public server could send the request on to a metadata address), and
-    environment proxies are ignored. The workflow's own entries (timeouts, limits) are kept.
+    environment proxies are ignored. The workflow's timeouts, headers, TLS and pool settings are kept.
 
     Synchronous clients only: Stackyard runs pipelines synchronously (a component's async client is not
-    built by its runs)."""
-    return {**(kwargs or {}), "transport": pinned_transport(), "follow_redirects": False, "trust_env": False}
+    built by its runs).
+
+    :raises NodeInputError: see :func:`check_client_kwargs`.
+    """
+    options = check_client_kwargs(kwargs)
+    transport = {key: options.pop(key) for key in _TRANSPORT_OPTIONS if key in options}
+    if isinstance(transport.get("limits"), dict):
+        transport["limits"] = httpx.Limits(**transport["limits"])
+    return {**options, "transport": pinned_transport(**transport), "follow_redirects": False, "trust_env": False}
 
 
 @component

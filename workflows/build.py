@@ -27,7 +27,7 @@ from haystack.core.serialization import (
 
 from nodes.catalog import IN_MEMORY_STORE, MILVUS_STORE, NESTED_TYPES, get_node_type
 from nodes.errors import FileAccessError, NodeInputError
-from nodes.fetchers import guarded_client_kwargs
+from nodes.fetchers import check_client_kwargs, guarded_client_kwargs
 from nodes.files import confine_file_inputs, confine_model_path, looks_like_model_path
 from stackyard.settings import Settings, get_settings
 from workflows.allowlist import check_params, check_type, unsafe_jinja
@@ -165,8 +165,14 @@ def prepare_component_data(name: str, comp: ComponentSpec, mode: BuildMode, sett
             params[key] = _prepare_store(name, key, value, mode, settings)
     _resolve_models(name, comp.type, params, settings)
     _keyless_server(cls, params)
-    if mode is BuildMode.RUN and "http_client_kwargs" in inspect.signature(cls.__init__).parameters:
-        params["http_client_kwargs"] = guarded_client_kwargs(params.get("http_client_kwargs"))
+    if "http_client_kwargs" in inspect.signature(cls.__init__).parameters:
+        try:
+            check_client_kwargs(params.get("http_client_kwargs"))
+            if mode is BuildMode.RUN:
+                params["http_client_kwargs"] = guarded_client_kwargs(params.get("http_client_kwargs"))
+        except NodeInputError as exc:
+            raise ComponentBuildError([Issue(IssueCode.DANGEROUS_PARAM, node=name, port="http_client_kwargs",
+                field=f"components.{name}.init_parameters.{exc.field}", message=f"Node '{name}': {exc}")]) from None
     return cls, {"type": comp.type, "init_parameters": params}
 
 

@@ -76,3 +76,24 @@ def test_the_built_clients_connections_are_checked_when_opened(server: ChatServe
         with pytest.raises(Exception, match="not a public address"):
             rebound.chat.completions.create(model="local-model", messages=[{"role": "user", "content": "hi"}])
         assert elsewhere.requests == []
+
+
+@pytest.mark.parametrize("options", [{"proxy": "http://93.184.216.34:3128"}, {"mounts": {"all://": "x"}}, "not-an-object"])
+def test_client_options_that_would_connect_around_the_checks_are_refused(server: ChatServer, options):
+    """A proxy gets its own transport in httpx, which connects to it unchecked (a rebound name reaches this
+    machine); mounts and transports likewise."""
+    data = remote_chat(server.base_url)
+    del data["components"]["llm"]["init_parameters"]["api_key"]
+    data["components"]["llm"]["init_parameters"]["http_client_kwargs"] = options
+    [issue] = validate(spec_from_dict(data))
+    assert issue.node == "llm" and issue.port == "http_client_kwargs" and "http_client_kwargs" in issue.message
+
+
+def test_the_workflows_own_client_options_are_kept(server: ChatServer):
+    data = remote_chat(server.base_url)
+    del data["components"]["llm"]["init_parameters"]["api_key"]
+    data["components"]["llm"]["init_parameters"]["http_client_kwargs"] = {"verify": False, "limits": {"max_connections": 2},
+                                                                           "headers": {"X-Team": "search"}}
+    spec = spec_from_dict(data)
+    assert validate(spec) == []
+    assert run_pipeline(spec, build_pipeline(spec), {"question": "there?"})["answer"][0]["text"] == "hello from a local server"
