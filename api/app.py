@@ -15,9 +15,9 @@ def create_app() -> FastAPI:
     migrate()
     app = FastAPI(title="Stackyard", version="0.1.0", description="Build, run and serve Haystack workflows.")
     errors.install(app)
-    auth.install(app)  # login when STACKYARD_ADMIN_PASSWORD is set; before the UI so /login is not shadowed
     app.state.gradio_uploads = {}  # page path -> largest upload it takes (ui.pages.mount_page fills it)
-    app.add_middleware(GradioBodyLimit, uploads=app.state.gradio_uploads)  # inside the guard: a refused request is not read
+    app.add_middleware(GradioBodyLimit, uploads=app.state.gradio_uploads)  # inside the login: strangers' bodies unread
+    auth.install(app)  # login when STACKYARD_ADMIN_PASSWORD is set; before the UI so /login is not shadowed
     guard.install(app)  # outside the login check: a cross-site or wrong-host request is refused, logged in or not
     metrics.install(app)  # last middleware added = outermost: times every request, /metrics before the UI
     app.include_router(health.router)

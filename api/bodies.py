@@ -134,7 +134,8 @@ class GradioBodyLimit:
         if not found or scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        if route.startswith("upload"):
+        media = Headers(scope=scope).get("content-type", "").split(";", 1)[0].strip().lower()
+        if route.startswith("upload") or media == "multipart/form-data":  # process_recording and the like take files too
             granted = self.uploads.get(page)
             if granted is None:
                 error = RequestTooLarge(f"This page ({page or '/'}) takes no file uploads; upload files in the editor's "

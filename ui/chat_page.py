@@ -75,11 +75,15 @@ async def _reply(publication, run_id: str) -> AsyncIterator[str]:  # noqa: ANN00
         yield chat.reply_text(publication, result.outputs) + format_sources(chat.sources(publication, result.outputs))
 
 
+UNCHECKED = "This app went live without passing its publish check: its answers may fail."
+
+
 def _warning(slug: str) -> str | None:
-    """Why this app went live unchecked (its publish check failed or was skipped), to show its visitors."""
+    """What visitors are told when the app went live unchecked. The reason stays on /apps and the admin API: it
+    may name internal hosts, paths or run ids, and the page is public."""
     try:
         with autocommit_scope() as session:
-            return publishing.get_publication(session=session, slug=slug).check_warning
+            return UNCHECKED if publishing.get_publication(session=session, slug=slug).check_warning else None
     except StackyardError:
         return None
 

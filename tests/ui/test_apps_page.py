@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from apps import checks
+from apps import checks, publishing
 from apps.models import ApiKey
 from store.db import session_scope
 from ui import apps_page
@@ -87,3 +87,16 @@ def test_the_editor_is_told_which_version_is_live(database):
     apps_page.publish("greet", 1, "hello", "name", "", "greeting", "", False)
     opened = handlers.open_workflow({"ref": "greet"})
     assert opened["workflow"]["published"] == {"hello": 1} and opened["version"]["number"] == 2
+
+
+def test_a_forced_apps_visitors_see_that_it_is_unchecked_not_why(database):
+    """The reason (a run's error) may name internal hosts or paths; the chat page is public."""
+    from ui.chat_page import UNCHECKED, _warning
+
+    make_workflow("Hello {{ name }}")
+    with session_scope() as session:
+        publishing.publish(session=session, ref="greet", slug="forced", message="name", reply="greeting",
+                           check_warning="Published although its check failed: Refused http://10.0.0.5:8000/v1.")
+        publishing.publish(session=session, ref="greet", slug="checked", message="name", reply="greeting")
+    assert _warning("forced") == UNCHECKED and "10.0.0.5" not in UNCHECKED
+    assert _warning("checked") is None and _warning("nope") is None

@@ -50,3 +50,12 @@ def test_the_guide_serves_the_readme_with_a_link_to_each_section(client: TestCli
     for title in sections:  # every "?" link lands on a heading
         assert f'id="{slug(title)}"' in guide.text and f'href="#{slug(title)}"' in guide.text
     assert 'href="/docs"' in guide.text and "<script" not in guide.text
+
+
+def test_a_page_without_uploads_refuses_files_on_any_gradio_route(client: TestClient):
+    """Gradio takes files on routes other than upload (process_recording, under every page): multipart is an
+    upload wherever it is sent."""
+    file = {"files": ("clip.wav", b"RIFF" + b"\0" * 5000, "audio/wav")}
+    for route in ("process_recording", "queue/join"):
+        refused = client.post(f"/chat-app/gradio_api/{route}", files=file)
+        assert refused.status_code == 413 and "takes no file uploads" in refused.json()["error"]["message"], route
