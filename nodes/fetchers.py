@@ -178,7 +178,10 @@ def _settings_guard() -> _Guard:
     settings = get_settings()
     entries = [_parse_entry(entry, "STACKYARD_FETCH_ALLOWED_HOSTS") for entry in settings.fetch_allowed_hosts]
     for url in settings.llm_servers.values():
-        parsed = httpx.URL(url)
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:  # the Models page reports it; it admits nothing
+            continue
         if parsed.scheme in _SCHEMES and parsed.host:
             host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
             entries.append(_parse_entry(f"{host}:{parsed.port or _SCHEMES[parsed.scheme]}", "STACKYARD_LLM_SERVERS"))

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from nodes.catalog import MINILM
-from nodes.errors import NodeLoadError
+from nodes.errors import NodeInputError, NodeLoadError
+from nodes.fetchers import check_outbound_url
 from nodes.files import looks_like_model_path
 from stackyard.settings import Settings
 
@@ -285,10 +286,10 @@ def provider_keys(settings: Settings) -> list[str]:
 
 
 def default_generator(models: list[LocalModel], found: list[Server], keys: list[str]) -> dict[str, Any] | None:
-    """The generator a new chat workflow gets: a reachable server's first model, else a local generator, else
-    OpenAI when its key is set; None when this machine has none (``NO_GENERATOR`` says what to set)."""
+    """The generator a new chat workflow gets: the first model of a reachable server workflows may call, else a
+    local generator, else OpenAI when its key is set; None when this machine has none (``NO_GENERATOR``)."""
     for server in found:
-        if server.reachable and server.models:
+        if server.reachable and server.models and _admitted(server.url):
             return {"type": SERVER_GENERATOR, "init_parameters": {"model": server.models[0], "api_base_url": server.url},
                     "from": f"server '{server.name}'"}
     local = next((m for m in models if m.kind == GENERATOR), None)
@@ -298,6 +299,16 @@ def default_generator(models: list[LocalModel], found: list[Server], keys: list[
     if "OPENAI_API_KEY" in keys:
         return {"type": SERVER_GENERATOR, "init_parameters": {"model": "gpt-4o-mini"}, "from": "OPENAI_API_KEY"}
     return None
+
+
+def _admitted(url: str) -> bool:
+    """Whether workflows may call this server (a detected Ollama on this machine needs an operator's
+    STACKYARD_FETCH_ALLOWED_HOSTS entry; a listed STACKYARD_LLM_SERVERS entry is admitted)."""
+    try:
+        check_outbound_url(url, field="api_base_url", offline_ok=True)
+    except NodeInputError:
+        return False
+    return True
 
 
 NO_GENERATOR = ("No generator is available on this machine. Map a local model folder to its name "

@@ -83,6 +83,16 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("llm_servers")
+    @classmethod
+    def _server_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, url in value.items():
+            scheme, _, rest = url.partition("://")
+            if scheme not in ("http", "https") or not rest.split("/", 1)[0]:
+                raise ValueError(f"STACKYARD_LLM_SERVERS: {name!r} has {url!r}, which is not an http(s) URL; write "
+                                 'each as "name": "http://host:port/v1"')
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'stackyard.db'}"

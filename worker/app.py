@@ -83,6 +83,17 @@ def look_at_broker(queues: tuple[str, ...] | list[str] = QUEUES, *,
                 depths[queue] = channel.queue_declare(queue, passive=True).message_count
             except ChannelError:  # Redis drops an empty list: the queue exists once a message is sent
                 depths[queue] = 0
-        client = getattr(channel, "client", None)
-        instance = client.info("server").get("run_id") if callable(getattr(client, "info", None)) else None
+        instance = _instance(getattr(channel, "client", None))
     return depths, instance
+
+
+def _instance(client: object) -> str | None:
+    """Redis's ``run_id`` (new at every restart); None where it cannot be read (the embedded broker, or a Redis
+    whose ACL denies INFO): then restarts are noticed by empty queues alone."""
+    info = getattr(client, "info", None)
+    if not callable(info):
+        return None
+    try:
+        return info("server").get("run_id")
+    except Exception:  # noqa: BLE001 - NOPERM, a proxy without INFO: an unknown instance, not a failed look
+        return None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sqlite3
 import threading
 import time
@@ -31,9 +32,12 @@ from runs.trace import Recording, RunCancelled
 from stackyard.settings import get_settings
 from worker.notify import async_client, redis_client
 
+log = logging.getLogger("stackyard.streams")
 TTL_SECONDS = 3600
 END = "end"
-POLL_SECONDS = 0.01  # embedded reader: a chunk waits at most this long (plus one SQLite read)
+POLL_SECONDS = 0.01  # embedded reader: a chunk waits this long at most while chunks flow (plus one SQLite read)
+IDLE_POLL_SECONDS = 0.2  # … and, after a quiet second (a queued run, a slow first token), this long
+FORGET_EVERY_SECONDS = 60.0
 EMBEDDED_PREFIX = "sqla+sqlite:///"
 
 
@@ -57,6 +61,7 @@ class _SqliteStreams:
             conn.execute("CREATE TABLE IF NOT EXISTS chunk (seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, "
                          "text TEXT, end_state TEXT, error TEXT, at REAL NOT NULL)")
             conn.execute("CREATE INDEX IF NOT EXISTS chunk_run ON chunk (run_id, seq)")
+            conn.execute("CREATE INDEX IF NOT EXISTS chunk_at ON chunk (at)")
             self.local.conn = conn
         return conn
 
@@ -65,7 +70,12 @@ class _SqliteStreams:
                                   (run_id, fields.get("t"), fields.get(END), fields.get("error"), time.time()))
 
     def forget_old(self) -> None:
-        self.connection().execute("DELETE FROM chunk WHERE at < ?", (time.time() - TTL_SECONDS,))
+        """Drop chunks older than the TTL, at most once a minute per process (streams start often)."""
+        now = time.time()
+        if now - getattr(self, "forgot_at", 0.0) < FORGET_EVERY_SECONDS:
+            return
+        self.forgot_at = now
+        self.connection().execute("DELETE FROM chunk WHERE at < ?", (now - TTL_SECONDS,))
 
     def after(self, run_id: str, seq: int) -> list[tuple[int, dict[str, str]]]:
         rows = self.connection().execute("SELECT seq, text, end_state, error FROM chunk WHERE run_id = ? AND seq > ? "
@@ -90,7 +100,7 @@ class TokenStream:
         self.run_id, self.key, self.rec = run_id, stream_key(run_id), rec
         self.client, self.embedded = redis_client(), _embedded()
         if self.embedded is not None:
-            self.embedded.forget_old()
+            self._best_effort(self.embedded.forget_old)
         # Local models stream through transformers' TextStreamer, which keeps special tokens such as <|end|>.
         self.special = sorted((t for t in special_tokens or [] if t), key=len, reverse=True)
         self.held = ""  # trailing whitespace, sent only if more text follows (replies are stripped at the end)
@@ -115,7 +125,16 @@ class TokenStream:
             self.client.xadd(self.key, fields)
             self.client.expire(self.key, TTL_SECONDS)
         elif self.embedded is not None:
-            self.embedded.add(self.run_id, fields)
+            self._best_effort(self.embedded.add, self.run_id, fields)
+
+    @staticmethod
+    def _best_effort(write: Any, *args: Any) -> None:
+        """A chunk the stream file cannot take (locked too long, disk full) is skipped, not the run's failure:
+        the reply is complete in the run's outputs, which readers fall back to."""
+        try:
+            write(*args)
+        except sqlite3.Error as exc:
+            log.warning("token stream file: %s (%s); the reply still arrives whole", type(exc).__name__, exc)
 
 
 def special_tokens(component: Any) -> list[str]:
@@ -152,16 +171,17 @@ async def _read_redis(run_id: str, block_ms: int) -> AsyncIterator[dict[str, str
 
 
 async def _read_sqlite(streams: _SqliteStreams, run_id: str, block_ms: int) -> AsyncIterator[dict[str, str]]:
-    last, idle_since = 0, time.monotonic()
+    last, idle_since, tick_since = 0, time.monotonic(), time.monotonic()
     while True:
         rows = await asyncio.to_thread(streams.after, run_id, last)
         for seq, item in rows:
             last = seq
             yield item
+        now = time.monotonic()
         if rows:
-            idle_since = time.monotonic()
-        elif time.monotonic() - idle_since >= block_ms / 1000:
-            idle_since = time.monotonic()
+            idle_since = tick_since = now
+        elif now - tick_since >= block_ms / 1000:
+            tick_since = now
             yield {}
-        else:
-            await asyncio.sleep(POLL_SECONDS)
+        else:  # poll fast while chunks flow, slowly while the run waits (many readers share two cores)
+            await asyncio.sleep(POLL_SECONDS if now - idle_since < 1.0 else IDLE_POLL_SECONDS)

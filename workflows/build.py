@@ -43,7 +43,10 @@ for _module in ("nodes", "milvus_haystack"):
 T = TypeVar("T")
 _UNLISTED_MODEL_PARAMS = ("model",)
 # Keys inside a component's loader options (``*_kwargs``) that name a model, a tokenizer or a folder to read.
-_NESTED_MODEL_KEYS = ("model", "tokenizer", "cache_dir", "pretrained_model_name_or_path")
+_NESTED_MODEL_KEYS = ("model", "tokenizer", "cache_dir", "pretrained_model_name_or_path", "config", "processor",
+                      "image_processor", "feature_extractor", "vocab_file", "tokenizer_file", "merges_file")
+# ``*_kwargs`` that are not loader options: a server generator's ``generation_kwargs.model`` names a remote model.
+_NOT_LOADER_OPTIONS = ("generation_kwargs",)
 
 # The key an OpenAI-compatible component sends to a server named by ``api_base_url`` when its workflow names no
 # key: local servers (Ollama, vLLM, llama.cpp) ignore it, and the component needs none set in the environment.
@@ -92,9 +95,13 @@ def _resolve_models(name: str, type_: str, params: dict[str, Any], settings: Set
     a cache folder, which the loader reads (and the pipeline's own ``model`` would be overridden by)."""
     node_type = get_node_type(type_)
     places = [(params, key, key) for key in (node_type.model_params if node_type else _UNLISTED_MODEL_PARAMS)]
-    for outer, options in params.items():
-        if outer.endswith("_kwargs") and isinstance(options, dict):
-            places += [(options, key, f"{outer}.{key}") for key in _NESTED_MODEL_KEYS]
+    loader_options = [(options, outer) for outer, options in params.items()
+                      if outer.endswith("_kwargs") and outer not in _NOT_LOADER_OPTIONS and isinstance(options, dict)]
+    while loader_options:  # nested too: huggingface_pipeline_kwargs.model_kwargs.cache_dir
+        options, path = loader_options.pop()
+        places += [(options, key, f"{path}.{key}") for key in _NESTED_MODEL_KEYS]
+        if path.count(".") < 4:
+            loader_options += [(inner, f"{path}.{key}") for key, inner in options.items() if isinstance(inner, dict)]
     for holder, key, where in places:
         value = holder.get(key)
         if not isinstance(value, str):
@@ -232,7 +239,8 @@ class _TemplateCheckedRun:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         template = self.signature.bind(*args, **kwargs).arguments.get("template")
-        texts = [template] if isinstance(template, str) else [getattr(m, "text", None) for m in template or []]
+        # ChatPromptBuilder compiles every text part of every message, not only the first.
+        texts = [template] if isinstance(template, str) else [t for m in template or [] for t in getattr(m, "texts", [])]
         for text in texts:
             if isinstance(text, str) and ("{{" in text or "{%" in text) and (reason := unsafe_jinja(text)):
                 raise NodeInputError(f"The template this node was given to run {reason}.", field="template")

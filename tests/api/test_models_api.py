@@ -88,6 +88,12 @@ def test_a_local_ollama_is_found_where_it_listens(client: TestClient, settings):
         [found] = client.get("/api/v1/models").json()["servers"]
         assert (found["name"], found["source"], found["models"]) == ("ollama", "detected", ["llama3.2"])
         assert found["url"] == ollama.base_url
+        # Found, but workflows may not call this machine's own ports until an operator admits it: a new
+        # workflow would be refused, so it is not the default generator yet.
+        assert client.get("/api/v1/models").json()["default_generator"] is None
+        settings(STACKYARD_FETCH_ALLOWED_HOSTS=f"127.0.0.1:{ollama.port}")
+        chosen = client.get("/api/v1/models").json()["default_generator"]
+        assert chosen["init_parameters"] == {"model": "llama3.2", "api_base_url": ollama.base_url}
 
 
 def test_a_server_that_does_not_answer_says_why(client: TestClient, settings):

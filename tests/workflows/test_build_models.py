@@ -97,14 +97,19 @@ GENERATOR = "haystack_integrations.components.generators.transformers.chat.chat_
     (GENERATOR, "huggingface_pipeline_kwargs", "tokenizer"),
     (EMBEDDER, "model_kwargs", "cache_dir"),
     (EMBEDDER, "tokenizer_kwargs", "cache_dir"),
+    (GENERATOR, "huggingface_pipeline_kwargs", "model_kwargs.cache_dir"),   # nested options too
+    (EMBEDDER, "tokenizer_kwargs", "vocab_file"),
 ])
 def test_a_model_path_in_the_loader_options_is_confined_too(roots: Path, type_: str, param: str, key: str) -> None:
-    spec = {"components": {"embed": {"type": type_, "init_parameters": {param: {key: "/etc"}}}}}
+    outer, _, inner = key.rpartition(".")
+    options = {outer: {inner: "/etc"}} if outer else {key: "/etc"}
+    spec = {"components": {"embed": {"type": type_, "init_parameters": {param: options}}}}
     [issue] = validate(spec_from_dict(spec))
     assert (issue.code, issue.node, issue.port) == (IssueCode.DANGEROUS_PARAM, "embed", param)
     assert issue.field == f"components.embed.init_parameters.{param}.{key}"
     assert f"parameter '{param}.{key}'" in issue.message and "STACKYARD_MODEL_ROOTS" in issue.message
     inside = str(roots / "shelf" / "minilm")
-    built = prepare_component_data("embed", ComponentSpec(type=type_, init_parameters={param: {key: inside}}),
+    options = {outer: {inner: inside}} if outer else {key: inside}
+    built = prepare_component_data("embed", ComponentSpec(type=type_, init_parameters={param: options}),
                                    BuildMode.VALIDATE, get_settings())[1]
-    assert built["init_parameters"][param][key] == inside
+    assert built["init_parameters"][param] == options

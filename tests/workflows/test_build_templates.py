@@ -46,3 +46,14 @@ def test_a_costly_template_given_at_run_time_is_refused_before_it_compiles(kind:
     assert time.monotonic() - started < 1.0, caught.value
     ok = run_pipeline(loaded, pipeline, {"name": "Ada", "template": as_input(kind, "Hi {{ name }}")})
     assert "Hi Ada" in str(ok["out"])
+
+
+def test_every_text_part_of_a_chat_template_is_checked():
+    from haystack.dataclasses import ChatMessage, TextContent
+
+    loaded = spec("chat")
+    parts = [ChatMessage.from_user(content_parts=[TextContent("Hi {{ name }}"), TextContent(HUGE)])]
+    started = time.monotonic()
+    with pytest.raises(Exception, match="too large"):
+        run_pipeline(loaded, build_pipeline(loaded), {"name": "x", "template": parts})
+    assert time.monotonic() - started < 1.0
