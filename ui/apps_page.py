@@ -65,15 +65,18 @@ def _version(value: str | float | None) -> int | None:
 
 
 def publish(workflow: str, version: str | float | None, slug: str, message: str, history: str, reply: str,
-            sources: str, check: bool = True, force: bool = False) -> tuple[str, list[list]]:
+            sources: str, check: bool = True, force: bool = False,
+            test_message: str = checks.DEFAULT_MESSAGE) -> tuple[str, list[list]]:
     try:
         number = _version(version)
         given = {"message": _opt(message), "history": _opt(history), "reply": _opt(reply), "sources": _opt(sources)}
         with session_scope() as session:
             app, result = checks.publish_checked(session, ref=workflow or "", slug=(slug or "").strip(), version=number,
-                                                 given=given, check=check, force=force)
+                                                 given=given, check=check, force=force,
+                                                 message=(test_message or "").strip()[:2000] or checks.DEFAULT_MESSAGE)
             number = crud.get_version_by_id(session=session, version_id=app.version_id).number
-        said = f" It answered \"{checks.DEFAULT_MESSAGE}\" with: {result.reply[:200]}" if result and result.ok else ""
+        asked = (test_message or "").strip()[:2000] or checks.DEFAULT_MESSAGE
+        said = f" It answered \"{asked[:80]}\" with: {result.reply[:200]}" if result and result.ok else ""
         warned = f" ⚠️ {app.check_warning}" if app.check_warning else ""
         return f"✅ '{app.slug}' now serves {workflow} version {number}: /chat/{app.slug}.{said}{warned}", publications_table()
     except publishing.BadPublication as exc:
@@ -158,6 +161,8 @@ def build() -> gr.Blocks:
         with gr.Row():
             check = gr.Checkbox(label="First check it answers a test message on a worker", value=True,
                                 elem_id="publish-check")
+            test_message = gr.Textbox(label="Test message", value=checks.DEFAULT_MESSAGE, max_lines=1,
+                                      elem_id="publish-test-message")
             force = gr.Checkbox(label="Publish even if the check fails (the app shows a warning)", value=False,
                                 elem_id="publish-force")
         with gr.Row():
@@ -185,7 +190,7 @@ def build() -> gr.Blocks:
                     gr.update(choices=["all apps", *app_slugs()]))
 
         page.load(refresh, outputs=[apps, key_rows, workflow, key_app])
-        publish_btn.click(publish, [workflow, version, slug, message, history, reply, sources, check, force],
+        publish_btn.click(publish, [workflow, version, slug, message, history, reply, sources, check, force, test_message],
                           [app_status, apps], show_progress="full")
         unpublish_btn.click(unpublish, [slug], [app_status, apps])
         create_btn.click(create_key, [key_name, key_app, key_rate], [new_key, key_status, key_rows, snippet])

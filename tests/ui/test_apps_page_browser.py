@@ -86,10 +86,11 @@ def test_publish_follow_the_chat_link_and_get_a_ready_call(apps_stack: Stack):
             page = opened.value
             page.set_default_timeout(WAIT)
             expect(page).to_have_url(f"{apps_stack.base_url}/apps/")
-            publish_greet()  # workflow and slug only
+            page.locator("#publish-test-message textarea, #publish-test-message input").first.fill("Ada")
+            publish_greet()  # workflow and slug only (and the message the check sends)
             # The test message runs on the worker first: allow it the time a loaded machine takes.
             expect(page.locator("#publish-status")).to_contain_text("'greeter' now serves greet version 2", timeout=WAIT)
-            expect(page.locator("#publish-status")).to_contain_text('It answered "Hello" with: Hello Hello')
+            expect(page.locator("#publish-status")).to_contain_text('It answered "Ada" with: Hello Ada')
             link = page.locator("#apps-table a", has_text="/chat/greeter").first
             expect(link).to_have_attribute("href", "/chat/greeter")
 
