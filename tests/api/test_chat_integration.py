@@ -26,8 +26,10 @@ def slow_llm() -> Iterator[ChatServer]:
         yield server
 
 
-def serve(kind: str, root: Path, tiny_model: Path, cold_model: Path, slow_llm: ChatServer) -> Iterator[Stack]:
-    """Web and a worker on ``kind``'s broker, with the local and the slow remote chat apps published."""
+def serve(kind: str, root: Path, tiny_model: Path, cold_model: Path, slow_llm: ChatServer,
+          apps: tuple[str, ...] = ("local", "slow")) -> Iterator[Stack]:
+    """Web and a worker on ``kind``'s broker, with the local and/or the slow remote chat app published (the
+    publish check is tested in tests/apps; here it would only load the model early)."""
     gen = process_stack(kind, root, tiny_model, cold_model)
     stack = next(gen)
     stack.extra_env["TEST_LLM_KEY"] = "k"
@@ -40,7 +42,9 @@ def serve(kind: str, root: Path, tiny_model: Path, cold_model: Path, slow_llm: C
     slow["metadata"] = {"stackyard": {"chat": {"message": "question", "reply": "answer"}}}
     stack.create("slow-chat", slow)
     for workflow, slug in (("local-chat", "local"), ("slow-chat", "slow")):
-        response = stack.api("POST", "/api/v1/publications", json={"workflow": workflow, "slug": slug})
+        if slug not in apps:
+            continue
+        response = stack.api("POST", "/api/v1/publications", json={"workflow": workflow, "slug": slug, "check": False})
         assert response.status_code == 201, response.text
     yield stack
     stack.discard(worker)
@@ -57,7 +61,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_mode
 def served_embedded(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_model: Path,
                     slow_llm: ChatServer) -> Iterator[Stack]:
     """The default ``make run`` topology: the SQLite broker and database, no Redis."""
-    yield from serve("embedded", tmp_path_factory.mktemp("chat-embedded"), tiny_model, cold_model, slow_llm)
+    yield from serve("embedded", tmp_path_factory.mktemp("chat-embedded"), tiny_model, cold_model, slow_llm,
+                     apps=("slow",))
 
 
 def new_key(stack: Stack, **body) -> str:
