@@ -119,9 +119,10 @@ class LimitedRoute(APIRoute):
 
 class GradioBodyLimit:
     """Pure ASGI middleware: a body sent to a page's ``…/gradio_api/…`` route is at most
-    ``STACKYARD_MAX_BODY_BYTES`` plus :data:`GRADIO_ENVELOPE_BYTES`, or, to ``…/gradio_api/upload``, the bytes
-    ``uploads`` grants the page (plus the envelope), else the request gets a 413 naming the limit before
-    Gradio reads a byte of it. Bodies without a Content-Length are read up to the limit first.
+    ``STACKYARD_MAX_BODY_BYTES`` plus :data:`GRADIO_ENVELOPE_BYTES`, or, to ``…/gradio_api/upload`` (or as any
+    multipart body), the bytes ``uploads`` grants the page (plus the envelope), else the request gets a 413
+    naming the limit before Gradio reads a byte of it. Bodies without a Content-Length are read up to the
+    limit first.
 
     ``uploads`` maps a page's mount path (``""`` for the editor at ``/``) to its largest upload; it is read
     per request, so pages mounted after the middleware was added count."""
