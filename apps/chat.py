@@ -31,10 +31,6 @@ POLL_SECONDS = 0.05
 class BadChatRequest(StackyardError):
     status = 400
 
-    def __init__(self, message: str, field: str):
-        self.field = field
-        super().__init__(message)
-
 
 def message_text(content: Any) -> str:
     """OpenAI message content: a string or a list of parts (text parts are joined)."""

@@ -33,10 +33,6 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 class BadPublication(StackyardError):
     status = 422
 
-    def __init__(self, message: str, field: str):
-        self.field = field
-        super().__init__(message)
-
 
 def _role(given: str | None, declared: dict, key: str) -> str | None:
     return given if given is not None else declared.get(key)

@@ -52,10 +52,6 @@ MAX_TICKS_SCANNED = 10_000     # per schedule and pass; a longer outage is summa
 class BadSchedule(StackyardError):
     status = 422
 
-    def __init__(self, message: str, field: str):
-        self.field = field
-        super().__init__(message)
-
 
 def zone(name: str) -> ZoneInfo:
     try:

@@ -42,10 +42,7 @@ PATH_FIELD = "path"
 
 class BadJobSource(StackyardError):
     status = 422
-
-    def __init__(self, message: str, field: str = "source"):
-        self.field = field
-        super().__init__(message)
+    field = "source"
 
 
 class CsvSource(BaseModel):

@@ -24,10 +24,6 @@ from stackyard.errors import StackyardError
 class FieldInvalid(StackyardError):
     status = 422
 
-    def __init__(self, message: str, field: str):
-        self.field = field
-        super().__init__(message)
-
 
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())

@@ -25,10 +25,6 @@ from workflows.spec import WorkflowSpec, split_socket
 class BadRunInputs(StackyardError):
     status = 422
 
-    def __init__(self, message: str, field: str):
-        self.field = field
-        super().__init__(message)
-
 
 def check_known(spec: WorkflowSpec, inputs: dict[str, Any]) -> None:
     unknown = sorted(set(inputs) - set(spec.inputs))
