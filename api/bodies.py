@@ -135,7 +135,8 @@ class GradioBodyLimit:
         if not found or scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        media = Headers(scope=scope).get("content-type", "").split(";", 1)[0].strip().lower()
+        headers = Headers(scope=scope)
+        media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if route.startswith("upload") or media == "multipart/form-data":  # process_recording and the like take files too
             granted = self.uploads.get(page)
             if granted is None:
@@ -146,7 +147,7 @@ class GradioBodyLimit:
             limit, setting = granted + GRADIO_ENVELOPE_BYTES, f"the largest upload {page} takes, plus {GRADIO_ENVELOPE_BYTES}"
         else:
             limit, setting = get_settings().max_body_bytes + GRADIO_ENVELOPE_BYTES, GRADIO_SETTING
-        length = Headers(scope=scope).get("content-length", "")
+        length = headers.get("content-length", "")
         if length.isdigit():
             if int(length) > limit:
                 await _refuse(_too_large(int(length), limit, setting=setting), scope, receive, send)

@@ -70,12 +70,11 @@ def publish(workflow: str, version: str | float | None, slug: str, message: str,
     try:
         number = _version(version)
         given = {"message": _opt(message), "history": _opt(history), "reply": _opt(reply), "sources": _opt(sources)}
+        asked = (test_message or "").strip()[:2000] or checks.DEFAULT_MESSAGE
         with session_scope() as session:
             app, result = checks.publish_checked(session, ref=workflow or "", slug=(slug or "").strip(), version=number,
-                                                 given=given, check=check, force=force,
-                                                 message=(test_message or "").strip()[:2000] or checks.DEFAULT_MESSAGE)
+                                                 given=given, check=check, force=force, message=asked)
             number = crud.get_version_by_id(session=session, version_id=app.version_id).number
-        asked = (test_message or "").strip()[:2000] or checks.DEFAULT_MESSAGE
         said = f" It answered \"{asked[:80]}\" with: {result.reply[:200]}" if result and result.ok else ""
         warned = f" ⚠️ {app.check_warning}" if app.check_warning else ""
         return f"✅ '{app.slug}' now serves {workflow} version {number}: /chat/{app.slug}.{said}{warned}", publications_table()

@@ -65,13 +65,14 @@ ITEM_TASK = "stackyard.execute_job_item"
 
 def queue_depths(queues: tuple[str, ...] | list[str] = QUEUES, *, app: Celery | None = None) -> dict[str, int]:
     """How many messages the broker holds on each queue now (raises when it is unreachable)."""
-    return look_at_broker(queues, app=app)[0]
+    return look_at_broker(queues, app=app, identify=False)[0]
 
 
-def look_at_broker(queues: tuple[str, ...] | list[str] = QUEUES, *,
-                   app: Celery | None = None) -> tuple[dict[str, int], str | None]:
-    """The messages the broker holds on each queue now, and the broker's instance where it can tell (Redis's
-    ``run_id``, new at every restart; None for the embedded broker). Raises when the broker is unreachable."""
+def look_at_broker(queues: tuple[str, ...] | list[str] = QUEUES, *, app: Celery | None = None,
+                   identify: bool = True) -> tuple[dict[str, int], str | None]:
+    """The messages the broker holds on each queue now, and (``identify``) the broker's instance where it can
+    tell (Redis's ``run_id``, new at every restart; None for the embedded broker). Raises when the broker is
+    unreachable."""
     from kombu.exceptions import ChannelError
 
     depths: dict[str, int] = {}
@@ -83,7 +84,7 @@ def look_at_broker(queues: tuple[str, ...] | list[str] = QUEUES, *,
                 depths[queue] = channel.queue_declare(queue, passive=True).message_count
             except ChannelError:  # Redis drops an empty list: the queue exists once a message is sent
                 depths[queue] = 0
-        instance = _instance(getattr(channel, "client", None))
+        instance = _instance(getattr(channel, "client", None)) if identify else None
     return depths, instance
 
 
