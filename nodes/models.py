@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from nodes.catalog import MINILM
-from nodes.errors import NodeInputError, NodeLoadError
+from nodes.errors import FileAccessError, NodeInputError, NodeLoadError
 from nodes.fetchers import check_outbound_url
-from nodes.files import looks_like_model_path
+from nodes.files import confine_model_path, looks_like_model_path
 from stackyard.settings import Settings
 
 _MISSING_HINTS = ("huggingface.co", "is not a local folder", "Cannot find the requested files")
@@ -82,7 +82,11 @@ def missing_model(value: str, settings: Settings, cached: set[str]) -> str | Non
     if local:
         return None if Path(local).is_dir() else f"'{value}' is mapped to {local}, which is not a folder here"
     if looks_like_model_path(value):
-        return None if Path(value).expanduser().is_dir() else f"there is no folder {value} on this machine"
+        try:  # resolved as loading resolves it (relative to the files root), and only inside the model roots
+            folder = confine_model_path(value, settings)
+        except FileAccessError:
+            return None  # validation refuses the path itself; whether it exists is not said
+        return None if folder.is_dir() else f"there is no folder {value} on this machine"
     if value in cached or hub_reachable():
         return None
     why = "downloads are turned off (HF_HUB_OFFLINE)" if hub_offline() else "the model hub cannot be reached"
@@ -177,19 +181,23 @@ def _newest_first(folder: Path) -> list[Path]:
     return [path for _, path in sorted(dated, reverse=True)]
 
 
-def _cached_models() -> list[LocalModel]:
+def _cached_repos() -> list[tuple[str, Path]]:
+    """(hub id, newest complete snapshot) of each model in the local Hugging Face cache."""
     found = []
     for repo in sorted(_cache_dir().glob("models--*"))[:_MAX_FOLDERS]:
         folder = next((s for s in _newest_first(repo / "snapshots") if _is_model(s)), None)
         if folder is not None:
-            name = repo.name.removeprefix("models--").replace("--", "/")
-            found.append(LocalModel(name, kind_of(folder), "cache", str(folder)))
+            found.append((repo.name.removeprefix("models--").replace("--", "/"), folder))
     return found
 
 
+def _cached_models() -> list[LocalModel]:
+    return [LocalModel(name, kind_of(folder), "cache", str(folder)) for name, folder in _cached_repos()]
+
+
 def cached_names() -> set[str]:
-    """The hub ids of the models in the local Hugging Face cache (one directory scan)."""
-    return {model.name for model in _cached_models()}
+    """The hub ids of the models in the local Hugging Face cache (one directory scan; no config is read)."""
+    return {name for name, _ in _cached_repos()}
 
 
 def local_models(settings: Settings) -> list[LocalModel]:
@@ -249,7 +257,7 @@ def probe(server: Server) -> Server:
         data = json.loads(body).get("data", [])
         server.models = [str(item["id"])[:200] for item in data[:200] if isinstance(item, dict) and "id" in item]
         server.reachable, server.error = True, None
-    except (httpx.HTTPError, ValueError, AttributeError, TypeError, TimeoutError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, AttributeError, TypeError, TimeoutError) as exc:
         server.reachable, server.models = False, []
         server.error = f"{type(exc).__name__}: {str(exc)[:300]}"
     server.latency_ms = round((time.perf_counter() - started) * 1000, 1)

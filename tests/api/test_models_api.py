@@ -126,3 +126,11 @@ def test_the_vector_stores_collections_are_listed(milvus: str, client: TestClien
         store.create_collection(name, dimension=4)
     store.close()
     assert client.get("/api/v1/collections").json() == {"collections": ["faq", "support_docs"]}
+
+
+def test_a_server_address_httpx_cannot_read_is_reported_not_a_500(client: TestClient, settings):
+    settings(STACKYARD_LLM_SERVERS=json.dumps({"typo": "http://llm:80a/v1"}))  # a port httpx cannot read
+    listed = client.get("/api/v1/models")
+    assert listed.status_code == 200, listed.text
+    [server] = listed.json()["servers"]
+    assert server["reachable"] is False and "InvalidURL" in server["error"]

@@ -64,3 +64,16 @@ def test_with_downloads_on_an_unreachable_hub_is_named(machine):
     machine.setattr(nodes.models, "HUB", ("127.0.0.1", free_port()))  # nothing listens there
     [warning] = model_warnings(spec_from_dict(chat("acme/not-here")))
     assert "no model 'acme/not-here' on this machine and the model hub cannot be reached" in warning.message
+
+
+def test_a_model_folder_is_looked_for_where_loading_looks_and_only_inside_the_model_roots(machine, tmp_path: Path):
+    files = tmp_path / "files"
+    (files / "models" / "mine").mkdir(parents=True)
+    machine.setenv("STACKYARD_FILES_ROOT", str(files))
+    reset_settings_cache()
+    assert model_warnings(spec_from_dict(chat("./models/mine"))) == []      # relative to the files root, not the cwd
+    [absent] = model_warnings(spec_from_dict(chat("./models/absent")))
+    assert "there is no folder ./models/absent" in absent.message
+    outside = spec_from_dict(chat("/etc"))
+    assert model_warnings(outside) == []                 # whether /etc exists is not said …
+    assert [i.code for i in validate(outside)] == ["dangerous_param"]   # … validation refuses the path itself
