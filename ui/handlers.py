@@ -230,8 +230,9 @@ def save_version(request: Payload) -> Payload:
                                       note=str(request.get("note") or "")[:2000])
         crud.discard_draft(session=session, ref=version.workflow_id)
         versions = crud.list_versions(session=session, ref=version.workflow_id)
-        return {"version": _version_row(version), "versions": [_version_row(v) for v in reversed(versions)],
-                "warnings": _issues(model_warnings(spec))}
+        saved = {"version": _version_row(version), "versions": [_version_row(v) for v in reversed(versions)]}
+    # After the commit: the cache scan (and maybe a hub probe) must not hold the database's write lock.
+    return {**saved, "warnings": _issues(model_warnings(spec))}
 
 
 @server_function

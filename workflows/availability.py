@@ -21,16 +21,15 @@ from workflows.spec import WorkflowSpec
 def model_warnings(spec: WorkflowSpec, settings: Settings | None = None) -> list[Issue]:
     """One warning per palette node whose model this machine cannot load now (see ``nodes.models.missing_model``)."""
     settings = settings or get_settings()
-    cached = cached_names()
+    named = [(name, key, value) for name, comp in spec.components.items()
+             for key in getattr(get_node_type(comp.type) if isinstance(comp.type, str) else None, "model_params", ())
+             if isinstance(value := comp.init_parameters.get(key), str) and value]
+    cached = cached_names() if named else set()  # the cache is scanned only when some node names a model
     warnings = []
-    for name, comp in spec.components.items():
-        node_type = get_node_type(comp.type) if isinstance(comp.type, str) else None
-        for key in node_type.model_params if node_type else ():
-            value = comp.init_parameters.get(key)
-            why = missing_model(value, settings, cached) if isinstance(value, str) and value else None
-            if why:
-                warnings.append(Issue(IssueCode.MODEL_UNAVAILABLE, node=name, port=key,
-                    field=f"components.{name}.init_parameters.{key}",
-                    message=f"Node '{name}': {why}. Pick a model this machine has (/models) or map this one to a "
-                            "folder (STACKYARD_MODEL_PATHS); until then its runs fail on this node."))
+    for name, key, value in named:
+        if why := missing_model(value, settings, cached):
+            warnings.append(Issue(IssueCode.MODEL_UNAVAILABLE, node=name, port=key,
+                field=f"components.{name}.init_parameters.{key}",
+                message=f"Node '{name}': {why}. Pick a model this machine has (/models) or map this one to a "
+                        "folder (STACKYARD_MODEL_PATHS); until then its runs fail on this node."))
     return warnings
