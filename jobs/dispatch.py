@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from jobs.lifecycle import ACTIVE, IN_FLIGHT, has_items, transition_items, transition_job
 from jobs.models import ItemState, Job, JobItem, JobState
-from runs.attempts import LEASE_SECONDS, Ending, Verdict, died_each_time, exhausted
+from runs.attempts import Ending, Verdict, died_each_time, exhausted, lease
 from runs.lifecycle import QueueDepths
 from stackyard.settings import get_settings
 from store.clock import as_utc, utcnow
@@ -125,7 +125,7 @@ def plan_dispatch(session: Session, job_id: str, *, now: datetime | None = None,
 def _fail_orphans(session: Session, job_id: str, now: datetime) -> None:
     """Items of an ended (cancelled) job still running on a worker that died: nothing would ever finish
     them, and a cancelled job starts nothing again, so they fail (``retry`` can rerun them)."""
-    stale = (col(JobItem.heartbeat_at).is_(None)) | (col(JobItem.heartbeat_at) < now - timedelta(seconds=LEASE_SECONDS))
+    stale = (col(JobItem.heartbeat_at).is_(None)) | (col(JobItem.heartbeat_at) < now - timedelta(seconds=lease().seconds))
     transition_items(session, ItemState.FAILED, col(JobItem.job_id) == job_id, col(JobItem.state) == ItemState.RUNNING,
                      stale, finished_at=now, error="its worker died after the job was cancelled; not retried")
 
@@ -200,7 +200,7 @@ def _send_pending(session: Session, plan: Dispatch, job: Any, pending: Any, now:
 def _recover(session: Session, plan: Dispatch, flying: list, now: datetime, lost_before: datetime | None) -> int:
     """Take back stale in-flight items (queued ones sent before ``lost_before`` are lost); returns how many
     left the in-flight set."""
-    stale_beat = now - timedelta(seconds=LEASE_SECONDS)
+    stale_beat = now - timedelta(seconds=lease().seconds)
     resend_after = get_settings().job_redispatch_seconds
     left = 0
     for item_id, state, attempts, dispatches, heartbeat_at, dispatched_at in flying:

@@ -5,7 +5,7 @@ One place decides, for both state machines:
 - which errors are worth another attempt (the network, a busy database, a vector store or LLM server
   that is down) and how long to back off before it (1 s, 2 s, 4 s … capped at a minute);
 - how many attempts a piece of work gets (:data:`MAX_ATTEMPTS`), whether its worker failed it or died
-  under it (lease expired, :data:`LEASE_SECONDS`), and the words a user reads when it gives up.
+  under it (its :class:`Lease` expired), and the words a user reads when it gives up.
 
 Each state machine maps a :class:`Verdict` onto its own states (``runs.lifecycle.end_attempt``,
 ``jobs.dispatch.end_item_attempt``); the worker only runs the pipeline and asks :func:`judge`.
@@ -20,9 +20,37 @@ from stackyard.errors import StackyardError
 from stackyard.redact import redact
 
 MAX_ATTEMPTS = 3
-LEASE_SECONDS = 15.0            # work whose heartbeat is older than this belongs to a dead worker
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Lease:
+    """How long work may go without its worker's heartbeat before it belongs to a dead worker, and the
+    rhythms that follow from it (``STACKYARD_WORKER_LEASE_SECONDS``, 15 s by default)."""
+
+    seconds: float
+
+    @property
+    def beat_seconds(self) -> float:
+        """A worker renews the work it holds this often: four beats may be missed before it is taken."""
+        return self.seconds / 5
+
+    @property
+    def look_seconds(self) -> float:
+        """Each worker's reaper looks for dead workers' work (and lost messages) this often."""
+        return self.seconds / 3
+
+    @property
+    def alive_seconds(self) -> float:
+        """A worker process counts as consuming its queues this long after its last beat."""
+        return self.seconds * 4 / 3
+
+
+def lease() -> Lease:
+    from stackyard.settings import get_settings
+
+    return Lease(get_settings().worker_lease_seconds)
 
 
 class Ending(str, enum.Enum):

@@ -27,7 +27,7 @@ from sqlalchemy import bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from runs import trace
-from runs.attempts import LEASE_SECONDS, MAX_ATTEMPTS, Ending, Verdict, died_each_time, exhausted
+from runs.attempts import MAX_ATTEMPTS, Ending, Verdict, died_each_time, exhausted, lease
 from runs.models import NodeRun, Run, RunState
 from stackyard.errors import Conflict, NotFound
 from stackyard.settings import get_settings
@@ -182,7 +182,7 @@ def claim(session: Session, run_id: str, worker: str) -> Run | None:
         transition(session, run_id, RunState.FAILED, error=died_each_time(run.attempts))
         return None
     # Running with a fresh heartbeat means a live worker owns it (a duplicate delivery): leave it.
-    stale = now - timedelta(seconds=LEASE_SECONDS)
+    stale = now - timedelta(seconds=lease().seconds)
     alive = (col(Run.state) != RunState.RUNNING) | (col(Run.heartbeat_at) < stale) | (col(Run.heartbeat_at).is_(None))
     taken = transition(session, run_id, RunState.RUNNING, where=alive & (col(Run.attempts) == run.attempts), **fields)
     if taken is not None and taken.attempts > 1:  # taken over from a dead worker before the reaper saw it
@@ -259,9 +259,10 @@ def reap(session: Session, *, now: datetime | None = None, grace: float = 30.0) 
     requeue: list[Run] = []
     failed: list[Run] = []
     running = session.exec(select(Run).where(Run.state == RunState.RUNNING)).all()
+    leased = timedelta(seconds=lease().seconds)
     for run in running:
         elapsed = now - as_utc(run.started_at or run.created_at)
-        stale = run.heartbeat_at is None or now - as_utc(run.heartbeat_at) > timedelta(seconds=LEASE_SECONDS)
+        stale = run.heartbeat_at is None or now - as_utc(run.heartbeat_at) > leased
         limit = timedelta(seconds=run.hard_time_limit)
         same_attempt = col(Run.attempts) == run.attempts
         # Past the limit (plus grace for a live worker): the hard limit killed it or will; don't retry.

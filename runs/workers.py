@@ -6,10 +6,9 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
+from runs.attempts import lease
 from runs.models import WorkerBeat
 from store.clock import utcnow
-
-ALIVE_SECONDS = 20.0
 
 
 def beat(session: Session, *, name: str, queues: list[str]) -> None:
@@ -20,8 +19,8 @@ def beat(session: Session, *, name: str, queues: list[str]) -> None:
 
 
 def live_workers(session: Session) -> dict[str, int]:
-    """Worker processes that beat in the last ``ALIVE_SECONDS``, per queue they consume."""
-    since = utcnow() - timedelta(seconds=ALIVE_SECONDS)
+    """Worker processes that beat within the last ``Lease.alive_seconds``, per queue they consume."""
+    since = utcnow() - timedelta(seconds=lease().alive_seconds)
     counts: dict[str, int] = {}
     for queues in session.exec(select(WorkerBeat.queues).where(col(WorkerBeat.last_seen) >= since)).all():
         for queue in filter(None, queues.split(",")):

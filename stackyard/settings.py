@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     job_max_items: int = Field(default=100_000, description="Most items one batch job may have.")
     job_upload_max_bytes: int = Field(default=50_000_000, description="Largest CSV/JSONL source a batch job may be created from.")
     job_redispatch_seconds: float = Field(default=30.0, description="A job item queued this long without starting is sent again (its message was lost, e.g. Redis restarted); doubles per resend, up to 16×.")
+    worker_lease_seconds: float = Field(default=15.0, ge=3, le=600, description="A run or job item whose worker has not beaten for this long belongs to a dead worker and is tried again; workers beat every fifth of it and look for dead workers' work every third. Lower brings crashed work back sooner; a worker starved of CPU for longer than this loses its work to another (which the attempt count then shows).")
     schedule_grace_seconds: float = Field(default=300.0, description="A schedule tick missed while no scheduler ran still fires on recovery if at most this old; older ticks are recorded as missed.")
 
     web_keep_alive_seconds: float = Field(default=75.0, gt=0, le=3600, description="An idle keep-alive connection stays open this long; keep it above the idle timeout of every client and load balancer in front (e.g. nginx/ALB 60 s, GCP 600 s) so they never reuse one the server is closing.")

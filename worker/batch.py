@@ -29,7 +29,6 @@ from workflows.execute import run_pipeline
 from workflows.spec import WorkflowSpec, split_socket
 
 log = logging.getLogger("stackyard.batch")
-LEASE_RENEW_SECONDS = 3.0
 DISPATCH_ATTEMPTS = 3   # a deadlock victim planning again reads the winner's change (or finds the job gone)
 
 _versions: dict[str, str] = {}      # job id → version id (a job's version never changes)
@@ -172,7 +171,7 @@ class _Leases:
 
     def _run(self) -> None:
         while True:
-            time.sleep(LEASE_RENEW_SECONDS)
+            time.sleep(attempts.lease().beat_seconds)
             with self._lock:
                 held = dict(self._held)
             if not held:

@@ -19,6 +19,7 @@ import threading
 
 from runs import lifecycle as runs
 from runs import workers
+from runs.attempts import lease
 from runs.lifecycle import QueueDepths
 from store.clock import utcnow
 from store.db import session_scope
@@ -27,7 +28,6 @@ from worker.app import look_at_broker
 from worker.enqueue import enqueue
 
 log = logging.getLogger("stackyard.reaper")
-INTERVAL_SECONDS = 5.0
 
 
 def reap_once() -> list[str]:
@@ -69,11 +69,12 @@ def resend_lost(depths: QueueDepths) -> list[str]:
 
 
 class Reaper(threading.Thread):
-    """Announces this worker (name + queues) and reaps, every ``interval`` seconds."""
+    """Announces this worker (name + queues) and reaps, every ``interval`` seconds (a third of the lease)."""
 
-    def __init__(self, name: str, queues: list[str], interval: float = INTERVAL_SECONDS) -> None:
+    def __init__(self, name: str, queues: list[str], interval: float | None = None) -> None:
         super().__init__(daemon=True, name="stackyard-reaper")
-        self.worker, self.queues, self.interval = name, queues, interval
+        self.worker, self.queues = name, queues
+        self.interval = interval or lease().look_seconds
         self.stopped = threading.Event()
         self.last_look: QueueDepths | None = None  # the broker's instance seen last, to notice a restart
 

@@ -31,7 +31,6 @@ from workflows import crud
 from workflows.execute import run_pipeline
 
 log = logging.getLogger("stackyard.worker")
-HEARTBEAT_SECONDS = 3.0
 TRACE_FLUSH_SECONDS = 0.1
 CANCEL_CHECK_SECONDS = 0.5
 CANCEL_GRACE_SECONDS = 2.0
@@ -61,7 +60,8 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         cancel_seen: float | None = None
         # The claim has just stamped the lease and seen no cancel: the first tick of a short run only flushes.
-        next_beat, next_check = time.monotonic() + HEARTBEAT_SECONDS, time.monotonic() + CANCEL_CHECK_SECONDS
+        beat_every = attempts.lease().beat_seconds
+        next_beat, next_check = time.monotonic() + beat_every, time.monotonic() + CANCEL_CHECK_SECONDS
         while not self.done.wait(TRACE_FLUSH_SECONDS):
             try:
                 with autocommit_scope() as session:  # each write stands alone: no BEGIN/COMMIT round trips
@@ -71,7 +71,7 @@ class _Heartbeat(threading.Thread):
                         continue
                     next_check = now + CANCEL_CHECK_SECONDS
                     if now >= next_beat:
-                        next_beat = now + HEARTBEAT_SECONDS
+                        next_beat = now + beat_every
                         cancelled = runs.heartbeat(session, self.run_id, self.worker)
                     else:
                         cancelled = runs.cancel_requested(session, self.run_id)

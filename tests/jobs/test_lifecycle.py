@@ -15,7 +15,7 @@ from jobs import dispatch as job_dispatch
 from jobs import lifecycle as jobs
 from jobs.models import ItemState, JobItem, JobState
 from jobs.sources import BadJobSource
-from runs.attempts import LEASE_SECONDS, MAX_ATTEMPTS
+from runs.attempts import MAX_ATTEMPTS, lease
 from stackyard.errors import Conflict
 from stackyard.settings import reset_settings_cache
 from store.clock import utcnow
@@ -179,7 +179,7 @@ def test_items_of_a_dead_worker_and_lost_messages_are_recovered_from_the_databas
     with session_scope() as session:
         job_dispatch.claim_item(session, running, "dead")
     assert batch.pump() and sent == []                      # a live lease and a fresh message: nothing to do
-    later = utcnow() + timedelta(seconds=LEASE_SECONDS + 1)
+    later = utcnow() + timedelta(seconds=lease().seconds + 1)
     with session_scope() as session:
         plan = job_dispatch.plan_dispatch(session, job_id, now=later, recover=True)
     # The dead worker's item goes back to pending and is sent again first; the lost message is re-sent.
@@ -207,8 +207,8 @@ def test_an_item_that_keeps_killing_workers_fails(greet, sent):
     for attempt in range(MAX_ATTEMPTS):
         with session_scope() as session:
             assert job_dispatch.claim_item(session, item_id, f"w{attempt}")["attempts"] == attempt + 1
-            now += timedelta(seconds=LEASE_SECONDS + 1)
-            stale = now - timedelta(seconds=LEASE_SECONDS + 1)
+            now += timedelta(seconds=lease().seconds + 1)
+            stale = now - timedelta(seconds=lease().seconds + 1)
             session.execute(JobItem.__table__.update().where(JobItem.__table__.c.id == item_id).values(heartbeat_at=stale))
             session.commit()
             job_dispatch.plan_dispatch(session, job_id, now=now, recover=True)
@@ -374,7 +374,7 @@ def test_items_whose_worker_died_after_a_cancel_do_not_stay_running(greet, sent)
         jobs.request_cancel(session=session, job_id=job_id)
         assert job_dispatch.active_job_ids(session) == [job_id]     # cancelled, but items still run: pumped
         job_dispatch.renew_leases(session, [alive], "w1")
-        later = utcnow() + timedelta(seconds=LEASE_SECONDS + 1)
+        later = utcnow() + timedelta(seconds=lease().seconds + 1)
         session.execute(JobItem.__table__.update().where(JobItem.__table__.c.id == alive).values(heartbeat_at=later))
         session.commit()
         assert job_dispatch.plan_dispatch(session, job_id, now=later, recover=True) is None

@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import select
 
 from runs import lifecycle as runs
+from runs.attempts import lease
 from runs.models import Run, RunState
 from stackyard.errors import Conflict, NotFound
 from store.clock import utcnow
@@ -73,7 +74,7 @@ def test_a_stale_lease_is_reclaimed_and_counted(workflow):
     run_id = new_run(workflow)
     with session_scope() as session:
         runs.claim(session, run_id, "dead")
-        session.get(Run, run_id).heartbeat_at = utcnow() - timedelta(seconds=runs.LEASE_SECONDS + 1)
+        session.get(Run, run_id).heartbeat_at = utcnow() - timedelta(seconds=lease().seconds + 1)
         session.commit()
         reclaimed = runs.claim(session, run_id, "alive")
         assert reclaimed.worker == "alive" and reclaimed.attempts == 2
@@ -85,7 +86,7 @@ def test_reaper_requeues_dead_workers_runs_and_fails_runs_past_the_hard_limit(wo
         for run_id in (stale, overdue, healthy):
             runs.claim(session, run_id, "w")
         now = utcnow()
-        session.get(Run, stale).heartbeat_at = now - timedelta(seconds=runs.LEASE_SECONDS + 5)
+        session.get(Run, stale).heartbeat_at = now - timedelta(seconds=lease().seconds + 5)
         row = session.get(Run, overdue)
         row.started_at = now - timedelta(seconds=row.hard_time_limit + 60)
         session.commit()
@@ -101,7 +102,7 @@ def test_runs_that_keep_killing_workers_give_up(workflow):
     with session_scope() as session:
         for attempt in range(runs.MAX_ATTEMPTS):
             assert runs.claim(session, run_id, f"w{attempt}") is not None
-            session.get(Run, run_id).heartbeat_at = utcnow() - timedelta(seconds=runs.LEASE_SECONDS + 1)
+            session.get(Run, run_id).heartbeat_at = utcnow() - timedelta(seconds=lease().seconds + 1)
             session.commit()
         assert runs.claim(session, run_id, "last") is None
     run = state_of(run_id)
@@ -225,7 +226,7 @@ def test_nodes_a_dead_attempt_left_running_read_interrupted_once_the_run_moves_o
     with session_scope() as session:
         runs.claim(session, run_id, "dead")
     record(run_id, 1, prompt="done", embedder="running")                      # SIGKILLed mid-embedder
-    age(run_id, 0, heartbeat_at=utcnow() - timedelta(seconds=runs.LEASE_SECONDS + 1))
+    age(run_id, 0, heartbeat_at=utcnow() - timedelta(seconds=lease().seconds + 1))
     with session_scope() as session:
         assert ids(runs.reap(session)) == ([run_id], [])
     assert trace_of(run_id) == [(1, "prompt", "done"), (1, "embedder", "interrupted")]
@@ -248,7 +249,7 @@ def test_nodes_of_a_run_taken_over_or_failed_at_its_hard_limit_read_interrupted(
         runs.claim(session, overdue, "stuck")
     record(taken, 1, embedder="running")
     record(overdue, 1, llm="running")
-    age(taken, 0, heartbeat_at=utcnow() - timedelta(seconds=runs.LEASE_SECONDS + 1))
+    age(taken, 0, heartbeat_at=utcnow() - timedelta(seconds=lease().seconds + 1))
     with session_scope() as session:
         assert runs.claim(session, taken, "alive").attempts == 2             # before any reaper saw it
         row = session.get(Run, overdue)
@@ -257,3 +258,20 @@ def test_nodes_of_a_run_taken_over_or_failed_at_its_hard_limit_read_interrupted(
         assert ids(runs.reap(session)) == ([], [overdue])
     assert trace_of(taken) == [(1, "embedder", "interrupted")]
     assert trace_of(overdue) == [(1, "llm", "interrupted")]
+
+
+def test_the_operators_lease_decides_when_a_silent_worker_is_dead(workflow, monkeypatch):
+    from stackyard.settings import reset_settings_cache
+    from worker.reaper import Reaper
+
+    assert (lease().seconds, lease().beat_seconds, lease().look_seconds, lease().alive_seconds) == (15, 3, 5, 20)
+    run_id = new_run(workflow)
+    with session_scope() as session:
+        runs.claim(session, run_id, "quiet")
+        session.get(Run, run_id).heartbeat_at = utcnow() - timedelta(seconds=10)
+        session.commit()
+        assert ids(runs.reap(session)) == ([], [])          # 10 s silent is alive under the default 15 s lease
+        monkeypatch.setenv("STACKYARD_WORKER_LEASE_SECONDS", "6")
+        reset_settings_cache()
+        assert ids(runs.reap(session)) == ([run_id], [])    # … and dead under a 6 s one
+    assert Reaper("w", ["cpu"]).interval == 2 and lease().beat_seconds == 1.2

@@ -93,6 +93,8 @@ class Stack:
             # Building the editor's palette at start costs a web process ~8 CPU-s and ~250 MiB; the editor's
             # browser tests and the fuzzer (which times GET /api/v1/nodes) turn it back on (extra_env).
             "STACKYARD_EDITOR_WARM_UP": "false",
+            # A crashed worker's work comes back after 8 s, not 15: the crash and broker-loss tests wait on it.
+            "STACKYARD_WORKER_LEASE_SECONDS": "8",
         })
         env.update(self.extra_env)
         env.update(overrides)

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def test_gpu_runs_wait_for_a_gpu_worker_and_the_api_says_so(stack: Stack):
     # First in the module: a worker an earlier test discarded (SIGKILL) would count as a gpu consumer for
-    # runs.workers.ALIVE_SECONDS after its last heartbeat, and hold back the notice this test waits for.
+    # runs.attempts.Lease.alive_seconds after its last heartbeat, and hold back the notice this test waits for.
     cpu = stack.start_worker(queues="cpu", name="worker-cpu-only")
     try:
         stack.create("chat-gpu", chat(TINY))
