@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from tests.support.specs import greet
+from tests.support.web import open_client
 
 PASSWORD = "correct horse battery"
 TRUSTED = "http://trusted.example"
@@ -46,19 +47,8 @@ class Site:
 
 @pytest.fixture(params=[None, PASSWORD], ids=["no-password", "admin-cookie"])
 def site(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    from stackyard.settings import reset_settings_cache
-    from store.db import _engine_for
-
-    monkeypatch.setenv("STACKYARD_DATABASE_URL", f"sqlite:///{data_dir / 'stackyard.db'}")
-    monkeypatch.setenv("STACKYARD_ALLOWED_ORIGINS", TRUSTED)
-    if request.param:
-        monkeypatch.setenv("STACKYARD_ADMIN_PASSWORD", request.param)
-    else:
-        monkeypatch.delenv("STACKYARD_ADMIN_PASSWORD", raising=False)
-    reset_settings_cache()
-    from stackyard.web import create_app
-
-    with TestClient(create_app(), follow_redirects=False) as client:
+    env = {"STACKYARD_ALLOWED_ORIGINS": TRUSTED, "STACKYARD_ADMIN_PASSWORD": request.param}
+    with open_client(monkeypatch, f"sqlite:///{data_dir / 'stackyard.db'}", follow_redirects=False, **env) as client:
         if request.param:
             assert client.post("/login", data={"password": request.param, "next": "/"}).status_code == 303
         assert client.post("/api/v1/workflows", json={"name": "greet", "spec": greet()}).status_code == 201
@@ -66,7 +56,6 @@ def site(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.Mon
                                                                "reply": "greeting", "check": False})
         assert published.status_code == 201, published.text
         yield Site(client, client.post("/api/v1/keys", json={"name": "script"}).json()["key"])
-    _engine_for.cache_clear()
 
 
 def gradio_join(client: TestClient, page: str, api_name: str, data: list) -> dict[str, Any]:
@@ -287,18 +276,10 @@ def test_another_site_cannot_read_answers_through_cors(site: Site):
 
 
 def test_a_link_on_another_site_does_not_log_the_admin_out(data_dir: Path, monkeypatch: pytest.MonkeyPatch):
-    from stackyard.settings import reset_settings_cache
-    from store.db import _engine_for
-
-    monkeypatch.setenv("STACKYARD_DATABASE_URL", f"sqlite:///{data_dir / 'stackyard.db'}")
-    monkeypatch.setenv("STACKYARD_ADMIN_PASSWORD", PASSWORD)
-    reset_settings_cache()
-    from stackyard.web import create_app
-
-    with TestClient(create_app(), follow_redirects=False) as client:
+    with open_client(monkeypatch, f"sqlite:///{data_dir / 'stackyard.db'}", follow_redirects=False,
+                     STACKYARD_ADMIN_PASSWORD=PASSWORD, STACKYARD_ALLOWED_ORIGINS=TRUSTED) as client:
         assert client.post("/login", data={"password": PASSWORD, "next": "/"}).status_code == 303
         assert client.get("/logout", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 303
         assert client.get("/api/v1/workflows").status_code == 200  # still logged in
         assert client.get("/logout", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 303  # the editor's link
         client.cookies.clear()
-    _engine_for.cache_clear()
