@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.stack import RedisServer, postgres_database
+from tests.support.stack import RedisServer, Stack, postgres_database, process_stack
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -149,3 +149,17 @@ def cold_model(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Pa
     from tests.support.models import build_tiny_chat_model
 
     return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-model-cold"))
+
+
+@pytest.fixture(scope="module", params=["redis", "embedded"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path,
+          cold_model: Path) -> Iterator[Stack]:
+    """Real processes on Redis + PostgreSQL, then on the embedded broker and SQLite: the web server running;
+    tests start the workers they need."""
+    gen = process_stack(request.param, tmp_path_factory.mktemp(f"stack-{request.param}"), tiny_model, cold_model)
+    stack = next(gen)
+    stack.kind = request.param
+    stack.start_web()
+    yield stack
+    for _ in gen:
+        pass
