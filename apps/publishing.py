@@ -21,6 +21,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from apps.models import Publication
+from knowledge.search import named_bases
 from stackyard.errors import NotFound, StackyardError
 from store.clock import utcnow
 from store.db import race_safe
@@ -129,3 +130,10 @@ def live_version_numbers(session: Session, *, workflow_id: str) -> dict[str, int
                         .join(WorkflowVersion, WorkflowVersion.id == Publication.version_id)
                         .where(Publication.workflow_id == workflow_id)).all()
     return dict(rows)
+
+
+def apps_using_knowledge_base(session: Session, name: str) -> list[str]:
+    """Slugs of the published apps whose live version reads knowledge base ``name``."""
+    rows = session.exec(select(Publication.slug, WorkflowVersion.spec).join(
+        WorkflowVersion, WorkflowVersion.id == Publication.version_id)).all()
+    return sorted(slug for slug, spec in rows if name in named_bases(spec))

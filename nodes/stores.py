@@ -152,6 +152,20 @@ def list_collections(settings: Settings | None = None, *, timeout: float = 10.0)
         client.close()
 
 
+def drop_collection(name: str, settings: Settings | None = None, *, timeout: float = 10.0) -> bool:
+    """Drop collection ``name`` from the configured vector store; whether it was there."""
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=ensure_vector_store(settings), timeout=timeout)
+    try:
+        if not client.has_collection(name):
+            return False
+        client.drop_collection(name)
+        return True
+    finally:
+        client.close()
+
+
 def flush_documents(store: MilvusDocumentStore) -> None:
     """Seal the rows written so far into indexed segments.
 

@@ -43,6 +43,8 @@ _TOP_DOWN = (
     ("runs", "runs: their tables, the lifecycle (every run decision), the attempt policy runs and job items share, "
              "the trace, worker liveness, stats"),
     ("workflows", "the definition: spec, allowlist, validation, build, io, execute, graph, palette, versions"),
+    ("knowledge", "knowledge bases: their tables, documents (reading, chunking), the indexing lifecycle and worker "
+                  "step, the index and the one retrieval path"),
     ("store", "persistence plumbing: engine and sessions, race handling, the compare-and-set, migrations"),
     ("nodes", "the palette's catalog and Stackyard's own components"),
 )
@@ -66,6 +68,7 @@ STATE_OWNERS: dict[str, frozenset[str]] = {
     "ItemState": frozenset({"jobs.lifecycle", "jobs.dispatch", "jobs.models"}),
     "ScheduleState": frozenset({"jobs.schedules", "jobs.models"}),
     "FireState": frozenset({"jobs.schedules", "jobs.models"}),
+    "DocState": frozenset({"knowledge.lifecycle", "knowledge.models"}),
 }
 THE_CAS = "store.transitions"
 COMMITTERS = frozenset({"store.db", "store.transitions", "runs.lifecycle", "jobs.lifecycle", "jobs.dispatch",

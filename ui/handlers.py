@@ -34,7 +34,7 @@ from stackyard.settings import get_settings
 from store.db import session_scope
 from ui.fields import whole_number
 from workflows import crud, graph
-from workflows.availability import model_warnings
+from workflows.availability import warnings as availability_warnings
 from workflows.bounds import INT32_MAX
 from workflows.errors import Issue, IssueCode, WorkflowInvalid
 from workflows.io import import_text, neutral
@@ -232,7 +232,7 @@ def save_version(request: Payload) -> Payload:
         versions = crud.list_versions(session=session, ref=version.workflow_id)
         saved = {"version": _version_row(version), "versions": [_version_row(v) for v in reversed(versions)]}
     # After the commit: the cache scan (and maybe a hub probe) must not hold the database's write lock.
-    return {**saved, "warnings": _issues(model_warnings(spec))}
+    return {**saved, "warnings": _issues(availability_warnings(spec))}
 
 
 @server_function
@@ -284,7 +284,7 @@ def validate(request: Payload) -> Payload:
     try:
         spec = spec_from_dict(_required(request, "spec"))
         issues = run_validator(spec)
-        warnings = model_warnings(spec)
+        warnings = availability_warnings(spec)
     except WorkflowInvalid as exc:
         issues = exc.issues
     return {"valid": not issues, "issues": _issues(issues), "warnings": _issues(warnings)}

@@ -61,6 +61,7 @@ celery_app = make_celery()
 # Senders name a task instead of importing it: sending needs only this module, not the code that runs it.
 RUN_TASK = "stackyard.execute_run"
 ITEM_TASK = "stackyard.execute_job_item"
+INDEX_TASK = "stackyard.index_document"   # a knowledge-base document; embedding routes it to the gpu queue
 
 
 def queue_depths(queues: tuple[str, ...] | list[str] = QUEUES, *, app: Celery | None = None) -> dict[str, int]:

@@ -38,3 +38,13 @@ def enqueue_new(run: Run) -> None:
             runs.fail_unsent(session, run.id, reason)
         raise BrokerUnavailable(f"Run {run.id} could not be queued: the broker is unreachable ({reason}). Check that it "
                                 "is up and STACKYARD_BROKER_URL points at it, then start the run again.") from exc
+
+
+def enqueue_documents(document_ids: list[str]) -> None:
+    """Send committed knowledge-base documents to be indexed (embedding: the gpu queue)."""
+    from worker.app import INDEX_TASK, celery_app
+
+    for document_id in document_ids:
+        celery_app.send_task(INDEX_TASK, args=[document_id], queue="gpu")
+    if document_ids:
+        log.info("%d document(s) queued for indexing on gpu", len(document_ids))

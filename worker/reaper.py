@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
+from knowledge import lifecycle as knowledge
 from runs import lifecycle as runs
 from runs import workers
-from runs.attempts import lease
+from runs.attempts import MAX_ATTEMPTS, died_each_time, lease
 from runs.lifecycle import QueueDepths
 from store.clock import utcnow
 from store.db import session_scope
 from worker import batch, notify
 from worker.app import look_at_broker
-from worker.enqueue import enqueue
+from worker.enqueue import enqueue, enqueue_documents
 
 log = logging.getLogger("stackyard.reaper")
 
@@ -39,6 +41,17 @@ def reap_once() -> list[str]:
         log.warning("run %s lost its worker; re-enqueued (attempt %s)", run.id, run.attempts + 1)
         enqueue(run)
     return [run.id for run in requeue]
+
+
+def reap_documents() -> list[str]:
+    """Knowledge-base documents whose indexing worker died: sent again (or failed after the attempt cap)."""
+    with session_scope() as session:
+        again = knowledge.take_back_stale(session, stale_before=utcnow() - timedelta(seconds=lease().seconds),
+                                          max_attempts=MAX_ATTEMPTS, gave_up=died_each_time(MAX_ATTEMPTS))
+    for document_id in again:
+        log.warning("document %s lost its indexing worker; sent again", document_id)
+    enqueue_documents(again)
+    return again
 
 
 def look_at_queues(queues: list[str], previous: QueueDepths | None = None) -> QueueDepths | None:
@@ -84,6 +97,7 @@ class Reaper(threading.Thread):
                 with session_scope() as session:
                     workers.beat(session, name=self.worker, queues=self.queues)
                 reap_once()
+                reap_documents()
                 depths = look_at_queues(self.queues, self.last_look)
                 if depths is not None:
                     self.last_look = depths

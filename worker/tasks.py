@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stackyard.logs import log_context
-from worker.app import RUN_TASK, celery_app
+from worker.app import INDEX_TASK, RUN_TASK, celery_app
 from worker.runner import execute
 
 
@@ -11,6 +11,14 @@ from worker.runner import execute
 def execute_run(run_id: str) -> str | None:
     with log_context(run_id=run_id):
         state = execute(run_id)
+    return state.value if state else None
+
+
+@celery_app.task(name=INDEX_TASK, acks_late=True, reject_on_worker_lost=True)
+def index_document(document_id: str) -> str | None:
+    from knowledge.indexing import index_document as index
+
+    state = index(document_id)
     return state.value if state else None
 
 

@@ -25,11 +25,15 @@ from haystack.core.serialization import (
     import_class_by_name,
 )
 
+from knowledge.bases import get as knowledge_base
+from knowledge.search import KNOWLEDGE_BASE_STORE, store_parameters
 from nodes.catalog import IN_MEMORY_STORE, MILVUS_STORE, NESTED_TYPES, get_node_type
 from nodes.errors import FileAccessError, NodeInputError
 from nodes.fetchers import check_client_kwargs, guarded_client_kwargs
 from nodes.files import confine_file_inputs, confine_model_path, looks_like_model_path
+from stackyard.errors import NotFound
 from stackyard.settings import Settings, get_settings
+from store.db import session_scope
 from workflows.allowlist import check_params, check_type, unsafe_jinja
 from workflows.errors import Issue, IssueCode
 from workflows.spec import ComponentSpec
@@ -118,6 +122,23 @@ def _resolve_models(name: str, type_: str, params: dict[str, Any], settings: Set
                     message=f"Node '{name}', parameter '{where}': {exc}")]) from None
 
 
+def knowledge_base_store(name: str, key: str, store: dict[str, Any]) -> dict[str, Any]:
+    """The Milvus store a knowledge base named as a component's document store stands for (its serving
+    collection), or the issue naming the node when there is no such base."""
+    base_name = (store.get("init_parameters") or {}).get("name")
+    field = f"components.{name}.init_parameters.{key}.init_parameters.name"
+    if not isinstance(base_name, str) or not base_name:
+        raise ComponentBuildError([Issue(IssueCode.BAD_PARAM, node=name, port=key, field=field,
+            message=f"Node '{name}': name the knowledge base its {key} reads (init_parameters.name).")])
+    try:
+        with session_scope() as session:
+            base = knowledge_base(session, base_name)
+            return {"type": MILVUS_STORE, "init_parameters": store_parameters(base)}
+    except NotFound as exc:
+        raise ComponentBuildError([Issue(IssueCode.BAD_PARAM, node=name, port=key, field=field,
+            message=f"Node '{name}': {exc}")]) from None
+
+
 def _prepare_store(name: str, key: str, store: dict[str, Any], mode: BuildMode, settings: Settings) -> dict[str, Any]:
     if store.get("type") != MILVUS_STORE:
         return store
@@ -168,6 +189,8 @@ def prepare_component_data(name: str, comp: ComponentSpec, mode: BuildMode, sett
             message=f"Node '{name}': unknown parameter '{key}' for {cls.__name__}; valid parameters are "
                     f"{', '.join(sorted(valid))}.") for key in unknown])
     for key, value in list(params.items()):
+        if isinstance(value, dict) and value.get("type") == KNOWLEDGE_BASE_STORE:
+            value = params[key] = knowledge_base_store(name, key, value)
         if isinstance(value, dict) and "type" in value and isinstance(value["type"], str) and "." in value["type"]:
             params[key] = _prepare_store(name, key, value, mode, settings)
     _resolve_models(name, comp.type, params, settings)

@@ -47,6 +47,7 @@ class IssueCode:
     BAD_OUTPUT_MAPPING = "bad_output_mapping"
     UNBOUNDED_CYCLE = "unbounded_cycle"
     MODEL_UNAVAILABLE = "model_unavailable"   # a warning (workflows.availability): the workflow still saves
+    KNOWLEDGE_NOT_READY = "knowledge_not_ready"   # a warning: a knowledge base it reads is empty or indexing
 
 
 class WorkflowInvalid(StackyardError):

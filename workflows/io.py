@@ -16,9 +16,10 @@ from typing import Any
 
 from haystack.core.errors import PipelineError
 
+from knowledge.search import KNOWLEDGE_BASE_STORE
 from nodes.catalog import MILVUS_STORE
 from stackyard.settings import Settings, get_settings
-from workflows.build import BuildMode
+from workflows.build import BuildMode, ComponentBuildError, knowledge_base_store
 from workflows.errors import WorkflowInvalid
 from workflows.spec import WorkflowSpec, load_document, spec_from_dict, to_yaml
 from workflows.validation import assemble, validate
@@ -84,9 +85,17 @@ def import_text(text: str | bytes) -> WorkflowSpec:
 
 
 def export_yaml(spec: WorkflowSpec, settings: Settings | None = None) -> str:
-    """Hayhooks-style YAML with this deployment's Milvus URI, loadable by plain Haystack."""
+    """Hayhooks-style YAML with this deployment's Milvus URI, loadable by plain Haystack: a knowledge base a
+    component names becomes the Milvus store it stands for (raises WorkflowInvalid when it is gone)."""
     settings = settings or get_settings()
     spec = copy.deepcopy(spec)
+    try:
+        for name, comp in spec.components.items():
+            for key, value in comp.init_parameters.items():
+                if isinstance(value, dict) and value.get("type") == KNOWLEDGE_BASE_STORE:
+                    comp.init_parameters[key] = knowledge_base_store(name, key, value)
+    except ComponentBuildError as exc:
+        raise WorkflowInvalid(exc.issues) from None
     for store in _milvus_stores(spec):
         store["connection_args"] = {"uri": settings.resolved_milvus_uri}
     return to_yaml(spec)

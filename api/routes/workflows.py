@@ -21,7 +21,7 @@ from api.schemas.workflows import (
 )
 from stackyard.redact import redact_data
 from workflows import crud
-from workflows.availability import model_warnings
+from workflows.availability import warnings
 from workflows.bounds import NO_NUL, PositiveInt32, Text
 from workflows.errors import WorkflowInvalid
 from workflows.io import as_imported, export_yaml, import_document, neutral
@@ -119,7 +119,7 @@ def export_workflow(ref: Text, session: SessionDep, version: PositiveInt32 | Non
 def _report(data: dict[str, Any]) -> tuple[list, list]:
     """The issues and warnings of what an import of ``data`` would store (one trip to the threadpool)."""
     spec = as_imported(data)
-    return validate(spec), model_warnings(spec)
+    return validate(spec), warnings(spec)
 
 
 @router.post("/validate", response_model=ValidationResult, responses=errors(403, 413, 415),

@@ -33,7 +33,7 @@ def plant(tree: Path, module: str, line: str) -> None:
     ("ui/app.py", "from api import errors", "api and ui never import each other"),
     ("api/app.py", "import ui.editor_page", "api and ui never import each other"),
     ("nodes/files.py", "from workflows.spec import WorkflowSpec", "nodes may import only nothing"),
-    ("store/db.py", "from runs import lifecycle", "import cycle between packages: runs → store → workflows → runs"),
+    ("store/db.py", "from runs import lifecycle", "imports runs.lifecycle: store may import only nodes"),
     ("runs/trace.py", "from worker.app import celery_app", "runs may import only"),
     ("ui/handlers.py", "from worker.notify import _redis_url", "a private name of another module"),
     ("api/metrics.py", "from worker import notify; notify._redis_url()", "worker.notify._redis_url, a private name"),

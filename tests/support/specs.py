@@ -61,3 +61,20 @@ def remote_chat(base_url: str, key_env: str = "TEST_LLM_KEY") -> dict:
         "inputs": {"question": ["prompt.question"]},
         "outputs": {"answer": "llm.replies"},
     }
+
+
+def knowledge_rag(base: str, top_k: int = 3) -> dict:
+    """question → MiniLM → a retriever reading knowledge base ``base`` → a prompt holding the chunks it found;
+    outputs ``documents`` and ``prompt``."""
+    embedder = ("haystack_integrations.components.embedders.sentence_transformers."
+                "sentence_transformers_text_embedder.SentenceTransformersTextEmbedder")
+    return {"components": {
+        "embed": {"type": embedder, "init_parameters": {"model": "sentence-transformers/all-MiniLM-L6-v2"}},
+        "retriever": {"type": "milvus_haystack.milvus_embedding_retriever.MilvusEmbeddingRetriever", "init_parameters": {
+            "document_store": {"type": "knowledge_base", "init_parameters": {"name": base}}, "top_k": top_k}},
+        "prompt": {"type": PROMPT, "init_parameters": {
+            "template": "{% for d in documents %}[{{ d.content }}]{% endfor %} Q: {{ question }}"}}},
+        "connections": [{"sender": "embed.embedding", "receiver": "retriever.query_embedding"},
+                        {"sender": "retriever.documents", "receiver": "prompt.documents"}],
+        "inputs": {"question": ["embed.text", "prompt.question"]},
+        "outputs": {"documents": "retriever.documents", "prompt": "prompt.prompt"}}

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from stackyard.settings import reset_settings_cache
-from tests.support.specs import chat
+from tests.support.specs import chat, knowledge_rag
 from tests.support.stack import free_port
-from workflows.availability import model_warnings
+from workflows.availability import model_warnings, warnings
 from workflows.spec import spec_from_dict
 from workflows.validation import validate
 
@@ -77,3 +77,27 @@ def test_a_model_folder_is_looked_for_where_loading_looks_and_only_inside_the_mo
     outside = spec_from_dict(chat("/etc"))
     assert model_warnings(outside) == []                 # whether /etc exists is not said …
     assert [i.code for i in validate(outside)] == ["dangerous_param"]   # … validation refuses the path itself
+
+
+def test_a_retriever_over_a_missing_base_is_an_issue_and_over_an_unready_one_a_warning(database):
+    from knowledge import bases, lifecycle
+    from knowledge.documents import text_source
+    from stackyard.settings import get_settings
+    from store.db import session_scope
+
+    spec = spec_from_dict(knowledge_rag("handbook"))
+    [issue] = validate(spec)
+    assert issue.field == "components.retriever.init_parameters.document_store.init_parameters.name"
+    assert "No knowledge base 'handbook'" in issue.message
+    with session_scope() as session:
+        base = bases.create(session, get_settings(), name="handbook")
+    assert validate(spec) == []
+    [empty] = warnings(spec)
+    assert (empty.code, empty.node) == ("knowledge_not_ready", "retriever") and "has no documents yet" in empty.message
+    with session_scope() as session:
+        document = bases.add_documents(session, base, [text_source("a", "some text")]).added[0]
+    assert "still indexing" in warnings(spec)[0].message
+    with session_scope() as session:
+        claimed = lifecycle.claim(session, document.id)
+        lifecycle.done(session, lifecycle.embedding(session, lifecycle.splitting(session, claimed), 0.5), 1)
+    assert warnings(spec) == []

@@ -1,0 +1,185 @@
+"""Knowledge bases: create and list them, add documents (pasted text, files and folders under the files root; the
+same content is skipped), watch each document's indexing, preview chunking before anything is embedded, browse and
+edit chunks, and test retrieval with the components a workflow's retriever runs."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Query, status
+from sqlmodel import Session
+
+from api.bodies import LimitedRoute
+from api.deps import SessionDep
+from api.openapi import WRITE, errors
+from api.schemas.knowledge import (
+    ChunkEdit,
+    ChunkPage,
+    ChunkPublic,
+    DocumentPublic,
+    DocumentsAdd,
+    DocumentsAdded,
+    HitPublic,
+    KnowledgeBaseCreate,
+    KnowledgeBasePublic,
+    PreviewRequest,
+    QueryRequest,
+    QueryResult,
+)
+from apps.publishing import apps_using_knowledge_base
+from knowledge import bases, lifecycle, search
+from knowledge.documents import BadDocument, file_sources, preview, text_source
+from knowledge.models import KbChunk, KbDocument, KnowledgeBase
+from knowledge.settings import Chunking, model_window
+from nodes.stores import drop_collection
+from stackyard.errors import Conflict
+from stackyard.settings import get_settings
+from store.db import session_scope
+from worker.enqueue import enqueue_documents
+from workflows.bounds import INT32_MAX, NO_NUL, Text
+
+router = APIRouter(prefix="/api/v1/knowledge-bases", tags=["knowledge"], route_class=LimitedRoute,
+                   responses=errors(400, 401, 429))
+
+
+def base_public(session: Session, base: KnowledgeBase) -> KnowledgeBasePublic:
+    counted = lifecycle.counts(session, base.id)
+    return KnowledgeBasePublic(**base.model_dump(), status=lifecycle.status(counted), counts=counted)
+
+
+def notice(name: str, counted: dict[str, int]) -> str | None:
+    """What a retrieval over the base misses now: documents still indexing, or none indexed yet."""
+    status = lifecycle.status(counted)
+    if status == "empty" or not counted["chunks"]:
+        return f"Knowledge base '{name}' has no indexed chunks yet: add documents, and wait until they are done."
+    if status == "indexing":
+        return f"Knowledge base '{name}' is still indexing documents: their chunks are not searched until done."
+    return None
+
+
+def document_public(document: KbDocument) -> DocumentPublic:
+    return DocumentPublic(**document.model_dump())
+
+
+def chunk_public(chunk: KbChunk) -> ChunkPublic:
+    return ChunkPublic(**chunk.model_dump(), length=len(chunk.text))
+
+
+@router.post("", response_model=KnowledgeBasePublic, status_code=status.HTTP_201_CREATED,
+             responses=errors(*WRITE, 409, 422))
+def create_knowledge_base(body: KnowledgeBaseCreate, session: SessionDep) -> KnowledgeBasePublic:
+    base = bases.create(session, get_settings(), name=body.name, description=body.description,
+                        embedding_model=body.embedding_model, chunking=body.chunking, retrieval=body.retrieval)
+    return base_public(session, base)
+
+
+@router.get("", response_model=list[KnowledgeBasePublic])
+def list_knowledge_bases(session: SessionDep) -> list[KnowledgeBasePublic]:
+    return [base_public(session, base) for base in bases.list_all(session)]
+
+
+@router.get("/{name}", response_model=KnowledgeBasePublic, responses=errors(404, 422))
+def get_knowledge_base(name: Text, session: SessionDep) -> KnowledgeBasePublic:
+    return base_public(session, bases.get(session, name))
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(*WRITE, 404, 409, 422))
+def delete_knowledge_base(name: Text) -> None:
+    """Delete a knowledge base, its documents, chunks and vectors; refused while a published app reads it."""
+    with session_scope() as session:
+        base = bases.get(session, name)
+        users = apps_using_knowledge_base(session, name)
+        if users:
+            raise Conflict(f"Knowledge base '{name}' is read by the published app(s) {', '.join(users)}; unpublish "
+                           "them or publish versions that do not use it first.")
+        collection = search.collection_name(base)
+        session.delete(base)
+    drop_collection(collection, get_settings())
+
+
+@router.post("/{name}/documents", response_model=DocumentsAdded, status_code=status.HTTP_201_CREATED,
+             responses=errors(*WRITE, 404, 422))
+def add_documents(name: Text, body: DocumentsAdd) -> DocumentsAdded:
+    """Queue texts and files for indexing. Every source is checked first (type, size, place): one bad source
+    refuses the whole request, and nothing is added."""
+    with session_scope() as session:
+        base = bases.get(session, name)
+        sources = [text_source(t.name, t.text, field=f"texts[{i}]") for i, t in enumerate(body.texts)]
+        sources += file_sources(list(body.paths)) if body.paths else []
+        added = bases.add_documents(session, base, sources)
+        bases.touch(session, base)
+        result = DocumentsAdded(added=[document_public(d) for d in added.added], skipped=added.skipped)
+    enqueue_documents([document.id for document in result.added])
+    return result
+
+
+@router.get("/{name}/documents", response_model=list[DocumentPublic], responses=errors(404, 422))
+def list_documents(name: Text, session: SessionDep) -> list[DocumentPublic]:
+    return [document_public(d) for d in bases.documents(session, bases.get(session, name))]
+
+
+@router.post("/{name}/documents/{document_id}/retry", response_model=DocumentPublic,
+             responses=errors(*WRITE, 404, 409, 422))
+def retry_document(name: Text, document_id: Text) -> DocumentPublic:
+    """Index a document again (after an error, or to pick up a changed file)."""
+    with session_scope() as session:
+        document = bases.document(session, bases.get(session, name), document_id)
+        moved = lifecycle.requeue(session, document.id)
+        if moved is None:
+            raise Conflict(f"Document '{document.name}' is {document.state.value}; retry it once it is done or "
+                           "failed.")
+    enqueue_documents([moved.id])
+    return document_public(moved)
+
+
+@router.post("/{name}/preview", responses=errors(*WRITE, 404, 422))
+def preview_chunks(name: Text, body: PreviewRequest, session: SessionDep) -> dict:
+    """The first chunks a text or file would make, and how many in all; nothing is stored or embedded."""
+    base = bases.get(session, name)
+    chunking = (body.chunking or Chunking(**base.chunking)).check(model_window(base.embedding_model, get_settings()))
+    if (body.text is None) == (body.path is None):
+        raise BadDocument("Give either text or path to preview.", field="text")
+    source = text_source("preview", body.text, field="text") if body.text is not None else \
+        file_sources([body.path], field="path")[0]
+    return preview(source, chunking)
+
+
+@router.get("/{name}/chunks", response_model=ChunkPage, responses=errors(404, 422))
+def list_chunks(name: Text, session: SessionDep, document: str | None = Query(default=None, pattern=NO_NUL),
+                q: str | None = Query(default=None, max_length=200, pattern=NO_NUL),
+                offset: int = Query(default=0, ge=0, le=INT32_MAX),
+                limit: int = Query(default=50, ge=1, le=500)) -> ChunkPage:
+    """A page of chunks in document order: one document's (``document``), or those containing ``q``."""
+    page, total = bases.chunks(session, bases.get(session, name), document_id=document, search=q, offset=offset,
+                               limit=limit)
+    return ChunkPage(total=total, chunks=[chunk_public(c) for c in page])
+
+
+@router.patch("/{name}/chunks/{chunk_id}", response_model=ChunkPublic, responses=errors(*WRITE, 404, 422))
+def edit_chunk(name: Text, chunk_id: Text, body: ChunkEdit) -> ChunkPublic:
+    """Change a chunk's text (only it is embedded again; a re-split keeps it) or switch it off (it is no longer
+    retrieved) or on."""
+    with session_scope() as session:
+        base = bases.get(session, name)
+        chunk = bases.edit_chunk(session, base, chunk_id, text=body.text, enabled=body.enabled)
+        public = chunk_public(chunk)
+        session.expunge_all()
+    search.reindex_chunk(base, chunk, get_settings())
+    return public
+
+
+@router.post("/{name}/query", response_model=QueryResult, responses=errors(*WRITE, 404, 422))
+def query(name: Text, body: QueryRequest, session: SessionDep) -> QueryResult:
+    """The chunks a workflow's retriever on this knowledge base would return for ``query``, with their scores."""
+    base = bases.get(session, name)
+    counted = lifecycle.counts(session, base.id)
+    if not counted["chunks"]:
+        return QueryResult(query=body.query, took_ms=0.0, hits=[], notice=notice(name, counted))
+    started = time.perf_counter()
+    hits = search.retrieve(base, body.query, get_settings(), top_k=body.top_k, score_threshold=body.score_threshold)
+    names = bases.document_names(session, {h.meta.get("kb_document_id") for h in hits})
+    return QueryResult(query=body.query, took_ms=round((time.perf_counter() - started) * 1000, 1),
+                       notice=notice(name, counted), hits=[
+        HitPublic(chunk_id=h.chunk_id, document_id=h.meta.get("kb_document_id"),
+                  document=names.get(h.meta.get("kb_document_id")), position=h.meta.get("position"), score=h.score,
+                  text=h.text) for h in hits])

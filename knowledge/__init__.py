@@ -1,0 +1,1 @@
+"""Knowledge bases: upload, chunks, retrieval tests (see knowledge.bases, .indexing, .search)."""

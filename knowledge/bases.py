@@ -1,0 +1,147 @@
+"""Knowledge bases and their documents and chunks as stored: create, read, add documents (each content once),
+browse and edit chunks. Indexing happens on the workers (``knowledge.indexing``); the caller sends the ids this
+returns after it commits.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from knowledge.documents import BadDocument, Source
+from knowledge.models import KbChunk, KbDocument, KnowledgeBase
+from knowledge.settings import DEFAULT_EMBEDDING_MODEL, BadKnowledgeSettings, Chunking, Retrieval, model_window
+from stackyard.errors import Conflict, NotFound
+from stackyard.settings import Settings
+from store.clock import utcnow
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+MAX_CHUNK_CHARS = 20_000
+
+
+def create(session: Session, settings: Settings, *, name: str, description: str = "",
+           embedding_model: str | None = None, chunking: Chunking | None = None,
+           retrieval: Retrieval | None = None) -> KnowledgeBase:
+    if not NAME.fullmatch(name):
+        raise BadKnowledgeSettings(f"name {name!r} must be 1-100 letters, digits, '_', '.' or '-', starting with a "
+                                   "letter or digit (workflows refer to it by name).", field="name")
+    model = embedding_model or DEFAULT_EMBEDDING_MODEL
+    if settings.local_model_path(model) is None:
+        raise BadKnowledgeSettings(
+            f"embedding_model {model!r} is not on this machine: map it to a folder in STACKYARD_MODEL_PATHS, or use "
+            f"{DEFAULT_EMBEDDING_MODEL!r} (bundled).", field="embedding_model")
+    chunking = (chunking or Chunking()).check(model_window(model, settings))
+    if session.exec(select(KnowledgeBase.id).where(KnowledgeBase.name == name)).first():
+        raise Conflict(f"A knowledge base named '{name}' exists; pick another name or add documents to it.")
+    base = KnowledgeBase(name=name, description=description, embedding_model=model,
+                         chunking=chunking.model_dump(), retrieval=(retrieval or Retrieval()).model_dump())
+    session.add(base)
+    session.flush()
+    return base
+
+
+def get(session: Session, name: str) -> KnowledgeBase:
+    base = session.exec(select(KnowledgeBase).where(KnowledgeBase.name == name)).first()
+    if base is None:
+        raise NotFound(f"No knowledge base '{name}'; list them with GET /api/v1/knowledge-bases.")
+    return base
+
+
+def list_all(session: Session) -> list[KnowledgeBase]:
+    return list(session.exec(select(KnowledgeBase).order_by(col(KnowledgeBase.name))).all())
+
+
+@dataclass
+class Added:
+    added: list[KbDocument] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)   # same content as a document it already has
+
+
+def add_documents(session: Session, base: KnowledgeBase, sources: list[Source]) -> Added:
+    """Queue each source as a document, skipping content the base already holds (or that this call repeats)."""
+    if not sources:
+        raise BadDocument("Give texts or paths to add.", field="texts")
+    hashes = {s.content_hash for s in sources}
+    have = dict(session.exec(select(KbDocument.content_hash, KbDocument.id).where(
+        KbDocument.kb_id == base.id, col(KbDocument.content_hash).in_(hashes))).all())
+    result = Added()
+    for source in sources:
+        if source.content_hash in have:
+            result.skipped.append({"name": source.name, "document_id": have[source.content_hash],
+                                   "reason": "the same content is already in this knowledge base"})
+            continue
+        files_root_relative = str(source.path.relative_to(_files_root())) if source.path else None
+        document = KbDocument(kb_id=base.id, name=source.name, source=source.kind, path=files_root_relative,
+                              text=source.text, content_hash=source.content_hash, size_bytes=source.size_bytes)
+        session.add(document)
+        have[source.content_hash] = document.id
+        result.added.append(document)
+    session.flush()
+    return result
+
+
+def _files_root():
+    from nodes.files import confine_path
+
+    return confine_path(".")
+
+
+def documents(session: Session, base: KnowledgeBase) -> list[KbDocument]:
+    return list(session.exec(select(KbDocument).where(KbDocument.kb_id == base.id)
+                             .order_by(col(KbDocument.created_at), col(KbDocument.name))).all())
+
+
+def document(session: Session, base: KnowledgeBase, document_id: str) -> KbDocument:
+    found = session.get(KbDocument, document_id, populate_existing=True)
+    if found is None or found.kb_id != base.id:
+        raise NotFound(f"Knowledge base '{base.name}' has no document '{document_id}'; list them with "
+                       f"GET /api/v1/knowledge-bases/{base.name}/documents.")
+    return found
+
+
+def chunks(session: Session, base: KnowledgeBase, *, document_id: str | None = None, search: str | None = None,
+           offset: int = 0, limit: int = 50) -> tuple[list[KbChunk], int]:
+    """A page of a base's chunks in document order (one document's, or those containing ``search``), and how
+    many match in all."""
+    where = [KbChunk.kb_id == base.id]
+    if document_id:
+        where.append(KbChunk.document_id == document_id)
+    if search:
+        where.append(col(KbChunk.text).contains(search, autoescape=True))
+    total = session.exec(select(func.count()).select_from(KbChunk).where(*where)).one()
+    page = session.exec(select(KbChunk).where(*where).order_by(col(KbChunk.document_id), col(KbChunk.position))
+                        .offset(offset).limit(limit)).all()
+    return list(page), int(total)
+
+
+def edit_chunk(session: Session, base: KnowledgeBase, chunk_id: str, *, text: str | None = None,
+               enabled: bool | None = None) -> KbChunk:
+    """Change a chunk's text (kept through re-splits from then on) or switch it off; the caller re-embeds it."""
+    chunk = session.get(KbChunk, chunk_id)
+    if chunk is None or chunk.kb_id != base.id:
+        raise NotFound(f"Knowledge base '{base.name}' has no chunk '{chunk_id}'.")
+    if text is not None:
+        if not text.strip() or len(text) > MAX_CHUNK_CHARS:
+            raise BadKnowledgeSettings(f"text must be 1-{MAX_CHUNK_CHARS:,} characters.", field="text")
+        chunk.text, chunk.edited = text, True
+    if enabled is not None:
+        chunk.enabled = enabled
+    session.add(chunk)
+    session.flush()
+    return chunk
+
+
+def touch(session: Session, base: KnowledgeBase) -> None:
+    base.updated_at = utcnow()
+    session.add(base)
+
+
+def document_names(session: Session, ids: set[str | None]) -> dict[str, str]:
+    wanted = [i for i in ids if i]
+    if not wanted:
+        return {}
+    return dict(session.exec(select(KbDocument.id, KbDocument.name).where(col(KbDocument.id).in_(wanted))).all())

@@ -1,0 +1,130 @@
+"""What a knowledge base's documents are made of: reading a source (pasted text or a file under the files root)
+with Haystack's converters, and splitting it with the base's chunking — the one code path the preview, the
+indexing worker and a re-index share.
+
+Nothing here writes: ``knowledge.bases`` stores, ``knowledge.indexing`` runs on the workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from knowledge.settings import BadKnowledgeSettings, Chunking
+from nodes.errors import NodeInputError
+from nodes.files import FileSource, confine_path
+from stackyard.errors import StackyardError
+
+# Suffix → Haystack converter (module, class): the ingest template's loaders, and CSV.
+CONVERTERS: dict[str, tuple[str, str]] = {
+    ".txt": ("haystack.components.converters.txt", "TextFileToDocument"),
+    ".md": ("haystack.components.converters.markdown", "MarkdownToDocument"),
+    ".html": ("haystack.components.converters.html", "HTMLToDocument"),
+    ".htm": ("haystack.components.converters.html", "HTMLToDocument"),
+    ".pdf": ("haystack.components.converters.pypdf", "PyPDFToDocument"),
+    ".docx": ("haystack.components.converters.docx", "DOCXToDocument"),
+    ".csv": ("haystack.components.converters.csv", "CSVToDocument"),
+}
+MAX_FILE_BYTES = 50_000_000
+MAX_FILES = 1000          # one request adds at most this many files (a folder is expanded first)
+MAX_CHUNKS = 10_000       # one document splits into at most this many chunks (a Milvus query returns 16,384)
+
+
+class BadDocument(StackyardError):
+    status = 422
+
+
+@dataclass(frozen=True)
+class Source:
+    """One document to add: pasted ``text`` or a confined ``path``, with its bytes' hash."""
+
+    name: str
+    kind: str                  # "text" or "file"
+    content_hash: str
+    size_bytes: int
+    text: str | None = None
+    path: Path | None = None
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def text_source(name: str, text: str, *, field: str = "texts") -> Source:
+    if not name.strip() or len(name) > 500:
+        raise BadDocument(f"{field}: each text needs a name of 1-500 characters.", field=f"{field}.name")
+    if not text.strip():
+        raise BadDocument(f"{field}: '{name}' is empty; paste the text to index.", field=f"{field}.text")
+    data = text.encode("utf-8")
+    return Source(name=name, kind="text", content_hash=digest(data), size_bytes=len(data), text=text)
+
+
+def file_sources(paths: list[str], *, field: str = "paths") -> list[Source]:
+    """The files ``paths`` name (files, folders, globs under the files root), each checked: a supported type,
+    not empty, not too large. Raises on the first that is not, naming it: nothing is added then."""
+    try:
+        files = FileSource().run(paths=paths)["sources"]
+    except NodeInputError as exc:   # outside the files root, or names nothing
+        raise BadDocument(str(exc), field=field) from None
+    if len(files) > MAX_FILES:
+        raise BadDocument(f"{field} names {len(files)} files; add at most {MAX_FILES} at a time.", field=field)
+    root = confine_path(".")
+    sources = []
+    for path in files:
+        shown = str(path.relative_to(root))
+        if path.suffix.lower() not in CONVERTERS:
+            raise BadDocument(f"{field}: '{shown}' is a {path.suffix or 'suffix-less'} file; a knowledge base reads "
+                              f"{', '.join(sorted(CONVERTERS))}. Convert it or leave it out.", field=field)
+        size = path.stat().st_size
+        if size == 0:
+            raise BadDocument(f"{field}: '{shown}' is empty (0 bytes); nothing in it could be found. Leave it out.",
+                              field=field)
+        if size > MAX_FILE_BYTES:
+            raise BadDocument(f"{field}: '{shown}' is {size:,} bytes; a document may be at most {MAX_FILE_BYTES:,}. "
+                              "Split it into smaller files.", field=field)
+        sources.append(Source(name=shown, kind="file", content_hash=digest(path.read_bytes()), size_bytes=size,
+                              path=path))
+    return sources
+
+
+def read(name: str, *, text: str | None = None, path: Path | None = None) -> list[Any]:
+    """The Haystack documents in one source (a file's converter by its suffix; pasted text as it is)."""
+    from haystack import Document
+
+    if text is not None:
+        return [Document(content=text, meta={"file_name": name})]
+    assert path is not None
+    module, cls = CONVERTERS[path.suffix.lower()]
+    import importlib
+
+    converter = getattr(importlib.import_module(module), cls)()
+    documents = converter.run(sources=[confine_path(path)])["documents"]
+    for document in documents:
+        document.meta["file_name"] = name
+    if not any((document.content or "").strip() for document in documents):
+        raise BadDocument(f"'{name}' holds no text a converter could read (a scanned PDF, an image?).", field="paths")
+    return documents
+
+
+def split(documents: list[Any], chunking: Chunking) -> list[Any]:
+    """The chunks of ``documents`` under ``chunking`` (Haystack's RecursiveDocumentSplitter)."""
+    from haystack.components.preprocessors import RecursiveDocumentSplitter
+
+    splitter = RecursiveDocumentSplitter(split_length=chunking.length, split_overlap=chunking.overlap,
+                                         split_unit=chunking.unit, separators=list(chunking.separators))
+    splitter.warm_up()
+    chunks = [chunk for chunk in splitter.run(documents=documents)["documents"] if (chunk.content or "").strip()]
+    if len(chunks) > MAX_CHUNKS:
+        raise BadKnowledgeSettings(f"This document splits into {len(chunks):,} chunks, more than {MAX_CHUNKS:,}; raise "
+                                   "chunking.length or split the document.", field="chunking.length")
+    return chunks
+
+
+def preview(source: Source, chunking: Chunking, *, first: int = 5) -> dict[str, Any]:
+    """The first chunks ``chunking`` makes of ``source`` and how many there are in all; nothing is embedded."""
+    chunks = split(read(source.name, text=source.text, path=source.path), chunking)
+    return {"name": source.name, "total": len(chunks),
+            "chunks": [{"position": index, "text": chunk.content, "length": len(chunk.content or "")}
+                       for index, chunk in enumerate(chunks[:first])]}

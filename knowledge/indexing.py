@@ -1,0 +1,111 @@
+"""Indexing one document on a worker: read → split → chunks into SQL → embed → vectors into the base's collection,
+moving the document through its states (``knowledge.lifecycle``) with its progress as it goes.
+
+Chunk ids are a hash of the document, position and text, so indexing a document again writes the same rows over
+themselves (no duplicates) and removes only the chunks a new split no longer makes. A chunk edited by hand is
+kept as it is: a re-split does not overwrite its position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+
+from knowledge import lifecycle
+from knowledge.documents import read, split
+from knowledge.lifecycle import Superseded
+from knowledge.models import DocState, KbChunk, KbDocument, KnowledgeBase
+from knowledge.search import document_embedder, document_store
+from knowledge.settings import Chunking
+from stackyard.redact import redact
+from stackyard.settings import get_settings
+from store.db import session_scope
+
+log = logging.getLogger("stackyard.knowledge")
+EMBED_BATCH = 64
+META_KEYS = ("file_name", "page_number")   # what a chunk keeps of its converter's metadata (scalars Milvus stores)
+
+
+def chunk_id(document_id: str, position: int, text: str) -> str:
+    return hashlib.sha256(f"{document_id}\x00{position}\x00{text}".encode()).hexdigest()[:32]
+
+
+def index_document(document_id: str) -> DocState | None:
+    """Index a queued document; its final state, or None when it was not queued (another worker has it)."""
+    settings = get_settings()
+    with session_scope() as session:
+        document = lifecycle.claim(session, document_id)
+        if document is None:
+            return None
+        base = session.get(KnowledgeBase, document.kb_id)
+    try:
+        pieces = read(document.name, text=document.text,
+                      path=Path(settings.resolved_files_root, document.path) if document.path else None)
+        with session_scope() as session:
+            document = lifecycle.splitting(session, document)
+        chunks = split(pieces, Chunking(**base.chunking))
+        rows = _store_chunks(document, chunks)
+        with session_scope() as session:
+            document = lifecycle.embedding(session, document, 0.2)
+        _embed_and_write(base, document, rows)
+        with session_scope() as session:
+            return lifecycle.done(session, document, len(rows)).state
+    except Superseded as exc:
+        log.info("%s", exc)
+        return None
+    except Exception as exc:  # noqa: BLE001 - the document records why; the worker goes on
+        error = redact(str(exc) if getattr(exc, "status", None) else f"{type(exc).__name__}: {exc}")
+        log.warning("document %s (%s) failed to index: %s", document.id, document.name, error)
+        with session_scope() as session:
+            failed = lifecycle.fail(session, document, error)
+        return failed.state if failed else None
+
+
+def _store_chunks(document: KbDocument, chunks: list[Any]) -> list[KbChunk]:
+    """The document's chunks in SQL: the split's, except where a chunk edited by hand holds the position."""
+    with session_scope() as session:
+        edited = {c.position: c for c in session.exec(select(KbChunk).where(
+            KbChunk.document_id == document.id, col(KbChunk.edited))).all()}
+        session.execute(delete(KbChunk).where(col(KbChunk.document_id) == document.id, ~col(KbChunk.edited)))
+        rows = []
+        for position, chunk in enumerate(chunks):
+            if position in edited:
+                rows.append(edited[position])
+                continue
+            meta = {key: chunk.meta[key] for key in META_KEYS if isinstance(chunk.meta.get(key), str | int)}
+            row = KbChunk(id=chunk_id(document.id, position, chunk.content), kb_id=document.kb_id,
+                          document_id=document.id, position=position, text=chunk.content, meta=meta)
+            session.add(row)
+            rows.append(row)
+        rows += [c for position, c in sorted(edited.items()) if position >= len(chunks)]
+        session.flush()
+        session.expunge_all()
+    return rows
+
+
+def _embed_and_write(base: KnowledgeBase, document: KbDocument, rows: list[KbChunk]) -> None:
+    from haystack import Document
+    from haystack.document_stores.types import DuplicatePolicy
+
+    settings = get_settings()
+    embedder = document_embedder(base.embedding_model, settings)
+    store = document_store(base, settings)
+    enabled = [row for row in rows if row.enabled]
+    for start in range(0, len(enabled), EMBED_BATCH):
+        batch = [Document(id=row.id, content=row.text, meta={**row.meta, "kb_document_id": document.id,
+                                                              "position": row.position})
+                 for row in enabled[start:start + EMBED_BATCH]]
+        store.write_documents(embedder.run(documents=batch)["documents"], policy=DuplicatePolicy.OVERWRITE)
+        with session_scope() as session:
+            progress = 0.2 + 0.8 * min(start + EMBED_BATCH, len(enabled)) / max(len(enabled), 1)
+            document = lifecycle.embedding(session, document, round(min(progress, 0.99), 3))
+    keep = {row.id for row in enabled}
+    stale = [d.id for d in store.filter_documents({"field": "meta.kb_document_id", "operator": "==",
+                                                   "value": document.id}) if d.id not in keep]
+    if stale:
+        store.delete_documents(stale)

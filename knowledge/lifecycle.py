@@ -1,0 +1,116 @@
+"""Every move of a knowledge-base document's indexing state, and the only writer of ``KbDocument.state``. The
+caller commits (and sends a queued document only after that).
+
+queued → parsing → splitting → embedding → done, or → error from any working state. A worker claims a queued
+document (parsing, ``attempts`` + 1, a fresh heartbeat); done and error documents go back to queued when they are
+retried or their knowledge base is re-indexed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func
+from sqlmodel import Session, col, select
+
+from knowledge.models import DocState, KbChunk, KbDocument
+from store.clock import utcnow
+from store.transitions import Sql, compare_and_set
+
+WORKING = frozenset({DocState.PARSING, DocState.SPLITTING, DocState.EMBEDDING})
+TERMINAL = frozenset({DocState.DONE, DocState.ERROR})
+ALLOWED: dict[DocState, frozenset[DocState]] = {
+    DocState.QUEUED: frozenset({DocState.DONE, DocState.ERROR, *WORKING}),   # retried, re-indexed, or taken back
+    DocState.PARSING: frozenset({DocState.QUEUED}),
+    DocState.SPLITTING: frozenset({DocState.PARSING}),
+    DocState.EMBEDDING: frozenset({DocState.SPLITTING, DocState.EMBEDDING}),   # embedding → embedding: progress
+    DocState.DONE: frozenset({DocState.EMBEDDING}),
+    DocState.ERROR: frozenset({DocState.QUEUED, *WORKING}),
+}
+_SAME_ATTEMPT = Sql(col(KbDocument.attempts) == bindparam("attempt"))
+_NEXT_ATTEMPT = Sql(col(KbDocument.attempts) + 1)
+
+
+def transition(session: Session, document_id: str, to: DocState, *, attempt: int | None = None,
+               **fields: Any) -> KbDocument | None:
+    """Move a document to ``to`` if its state allows it (and, given ``attempt``, it is still that attempt's)."""
+    where, params = (_SAME_ATTEMPT, {"attempt": attempt}) if attempt is not None else (None, None)
+    return compare_and_set(session, KbDocument, document_id, to, ALLOWED[to], terminal=to in TERMINAL, where=where,
+                           params=params, commit=False, **fields)
+
+
+def claim(session: Session, document_id: str) -> KbDocument | None:
+    """Start indexing a queued document: parsing, its next attempt, a fresh heartbeat; None if not queued."""
+    return compare_and_set(session, KbDocument, document_id, DocState.PARSING, {DocState.QUEUED}, attempts=_NEXT_ATTEMPT,
+                           heartbeat_at=utcnow(), error=None, progress=0.0, finished_at=None, commit=False)
+
+
+def _step(session: Session, document: KbDocument, to: DocState, **fields: Any) -> KbDocument:
+    """Move the attempt that holds ``document`` on; raises :class:`Superseded` if it was taken away meanwhile."""
+    moved = transition(session, document.id, to, attempt=document.attempts, heartbeat_at=utcnow(), **fields)
+    if moved is None:
+        raise Superseded(f"document {document.id} left {document.state.value} while attempt {document.attempts} "
+                         "indexed it (deleted, retried or re-indexed)")
+    return moved
+
+
+def splitting(session: Session, document: KbDocument) -> KbDocument:
+    return _step(session, document, DocState.SPLITTING, progress=0.1)
+
+
+def embedding(session: Session, document: KbDocument, progress: float) -> KbDocument:
+    """Embedding, ``progress`` (0..1) of the way through the whole document; renews the attempt's heartbeat."""
+    return _step(session, document, DocState.EMBEDDING, progress=progress)
+
+
+def done(session: Session, document: KbDocument, chunk_count: int) -> KbDocument:
+    return _step(session, document, DocState.DONE, progress=1.0, chunk_count=chunk_count)
+
+
+def fail(session: Session, document: KbDocument, error: str) -> KbDocument | None:
+    return transition(session, document.id, DocState.ERROR, attempt=document.attempts, error=error[:2000])
+
+
+def take_back_stale(session: Session, *, stale_before: datetime, max_attempts: int, gave_up: str) -> list[str]:
+    """Documents whose worker stopped beating before ``stale_before`` (it died): queued again, or failed with
+    ``gave_up`` once they have had ``max_attempts``. Returns the ids to send again."""
+    stale = session.exec(select(KbDocument.id, KbDocument.attempts).where(
+        col(KbDocument.state).in_(WORKING), col(KbDocument.heartbeat_at) < stale_before)).all()
+    again = []
+    for document_id, attempts in stale:
+        same = {"attempt": attempts}
+        if attempts >= max_attempts:
+            compare_and_set(session, KbDocument, document_id, DocState.ERROR, WORKING, terminal=True,
+                            where=_SAME_ATTEMPT, params=same, error=gave_up, commit=False)
+        elif compare_and_set(session, KbDocument, document_id, DocState.QUEUED, WORKING, where=_SAME_ATTEMPT,
+                             params=same, progress=0.0, commit=False):
+            again.append(document_id)
+    return again
+
+
+def counts(session: Session, kb_id: str) -> dict[str, int]:
+    """A knowledge base's documents per state, and its chunks."""
+    states = dict(session.exec(select(KbDocument.state, func.count()).where(KbDocument.kb_id == kb_id)
+                               .group_by(KbDocument.state)).all())
+    chunks = session.exec(select(func.count()).select_from(KbChunk).where(KbChunk.kb_id == kb_id)).one()
+    return {**{state.value: int(states.get(state, 0)) for state in DocState}, "chunks": int(chunks)}
+
+
+def status(counted: dict[str, int]) -> str:
+    """``empty``, ``indexing`` (something queued or in work), ``error`` (something failed) or ``ready``."""
+    if any(counted[state.value] for state in (DocState.QUEUED, *WORKING)):
+        return "indexing"
+    if counted[DocState.ERROR.value]:
+        return "error"
+    return "ready" if counted[DocState.DONE.value] else "empty"
+
+
+def requeue(session: Session, document_id: str) -> KbDocument | None:
+    """Queue a done or failed document again (retry, re-index); None if it is queued or being indexed."""
+    return compare_and_set(session, KbDocument, document_id, DocState.QUEUED, {DocState.DONE, DocState.ERROR},
+                           error=None, progress=0.0, finished_at=None, commit=False)
+
+
+class Superseded(Exception):
+    """The attempt no longer holds its document: whoever took it finishes it."""

@@ -1,0 +1,86 @@
+"""SQL tables of knowledge bases: the base (its embedding model, chunking and retrieval defaults), its documents
+(each with its indexing state, ``knowledge.lifecycle``) and their chunks.
+
+A chunk's text lives here, not only in the vector store: the store holds vectors and chunk ids, so an edited or
+hand-added chunk survives a re-index and the chunk browser reads SQL, not Milvus.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from store.clock import utcnow
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+
+class KnowledgeBase(SQLModel, table=True):
+    __tablename__ = "knowledge_base"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    name: str = Field(index=True, unique=True, min_length=1, max_length=100)
+    description: str = Field(default="", max_length=2000)
+    embedding_model: str = Field(max_length=500)
+    chunking: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    retrieval: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    generation: int = 1          # the index generation queries are served from (its Milvus collection)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DocState(str, enum.Enum):
+    QUEUED = "queued"
+    PARSING = "parsing"
+    SPLITTING = "splitting"
+    EMBEDDING = "embedding"
+    DONE = "done"
+    ERROR = "error"
+
+
+class KbDocument(SQLModel, table=True):
+    """One source of a knowledge base: pasted text (kept in ``text``) or a file under the files root."""
+
+    __tablename__ = "kb_document"
+    __table_args__ = (UniqueConstraint("kb_id", "content_hash"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    kb_id: str = Field(foreign_key="knowledge_base.id", index=True, ondelete="CASCADE", max_length=32)
+    name: str = Field(max_length=500)
+    source: str = Field(max_length=10)            # "text" or "file"
+    path: str | None = Field(default=None, max_length=4096)   # relative to the files root
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    content_hash: str = Field(max_length=64)      # sha256 of the bytes: the same content twice is skipped
+    size_bytes: int = 0
+    state: DocState = Field(default=DocState.QUEUED, index=True)
+    progress: float = 0.0                         # 0..1 within the whole indexing of this document
+    error: str | None = None
+    enabled: bool = True
+    chunk_count: int = 0
+    attempts: int = 0
+    heartbeat_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class KbChunk(SQLModel, table=True):
+    """A piece of a document as it is embedded. ``id`` is its id in the vector store too."""
+
+    __tablename__ = "kb_chunk"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    kb_id: str = Field(foreign_key="knowledge_base.id", index=True, ondelete="CASCADE", max_length=32)
+    document_id: str = Field(foreign_key="kb_document.id", index=True, ondelete="CASCADE", max_length=32)
+    position: int
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    enabled: bool = True
+    edited: bool = False                          # changed by hand: a re-split keeps it

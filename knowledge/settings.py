@@ -1,0 +1,80 @@
+"""A knowledge base's chunking and retrieval defaults, checked before anything is stored or embedded.
+
+Chunking is Haystack's ``RecursiveDocumentSplitter`` (the ingest template's splitter): it tries the separators in
+order and keeps pieces at most ``length`` units long, ``overlap`` units shared between neighbours. A chunk longer
+than the embedding model's window would be cut silently when embedded, so ``length`` is refused past it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stackyard.errors import StackyardError
+from stackyard.settings import Settings
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+UNKNOWN_WINDOW = 512            # tokens, when the model's folder does not say
+CHARS_PER_TOKEN = 8             # a generous bound: a chunk of more characters than window × 8 surely overflows it
+
+
+class BadKnowledgeSettings(StackyardError):
+    status = 422
+
+
+class Chunking(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit: Literal["word", "char"] = Field(default="word", description="What length and overlap count.")
+    length: int = Field(default=200, description="Most units in one chunk.")
+    overlap: int = Field(default=20, ge=0, description="Units a chunk repeats from the one before it.")
+    separators: list[str] = Field(default_factory=lambda: ["\n\n", "\n", ". ", " "], max_length=20,
+                                  description="Tried in order: a piece still too long is split at the next one.")
+
+    def check(self, window: int) -> Chunking:
+        """Itself, if it can be applied for a model with a ``window``-token input; else the error naming the fix."""
+        limit = window if self.unit == "word" else window * CHARS_PER_TOKEN
+        if not 1 <= self.length <= limit:
+            raise BadKnowledgeSettings(
+                f"chunking.length must be from 1 to {limit} {self.unit}s: the embedding model reads at most {window} "
+                f"tokens, and a longer chunk is cut before it is embedded. Pick a length in that range.",
+                field="chunking.length")
+        if self.overlap >= self.length:
+            raise BadKnowledgeSettings(f"chunking.overlap ({self.overlap}) must be less than chunking.length "
+                                       f"({self.length}); 10-20 % of it is usual.", field="chunking.overlap")
+        if not self.separators or any(not s or len(s) > 20 for s in self.separators):
+            raise BadKnowledgeSettings("chunking.separators must be 1-20 non-empty strings of at most 20 characters "
+                                       '(e.g. ["\\n\\n", "\\n", ". ", " "]).', field="chunking.separators")
+        if "sentence" in self.separators:
+            raise BadKnowledgeSettings('chunking.separators: "sentence" asks Haystack for NLTK\'s sentence model, which '
+                                       'is downloaded at run time and this installation does not download; use ". " '
+                                       "to split at sentence ends.", field="chunking.separators")
+        return self
+
+
+class Retrieval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["dense"] = Field(default="dense", description="dense: nearest embeddings (cosine similarity).")
+    top_k: int = Field(default=5, ge=1, le=100, description="Chunks a query returns.")
+    score_threshold: float | None = Field(default=None, ge=-1, le=1,
+                                          description="Leave out chunks scoring below this (cosine similarity, -1..1).")
+
+
+def model_window(model: str, settings: Settings) -> int:
+    """The most tokens ``model`` embeds at once, read from its local folder (sentence-transformers' config, then
+    the tokenizer's); :data:`UNKNOWN_WINDOW` when the folder does not say."""
+    folder = settings.local_model_path(model)
+    if folder is None:
+        return UNKNOWN_WINDOW
+    for name, key in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
+        try:
+            value = json.loads((Path(folder) / name).read_text(encoding="utf-8")).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, int) and 0 < value < 1_000_000:
+            return value
+    return UNKNOWN_WINDOW

@@ -1,0 +1,106 @@
+"""``/api/v1/knowledge-bases`` over HTTP without a worker: creating bases, adding documents (each content once),
+previewing chunks, and bad input answered with a 4xx naming the field, with nothing stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+BASES = "/api/v1/knowledge-bases"
+
+
+@pytest.fixture
+def client(database):
+    from api.app import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
+        created = test_client.post(BASES, json={"name": "handbook", "chunking": {"length": 50, "overlap": 5}})
+        assert created.status_code == 201, created.text
+        yield test_client
+
+
+def test_a_base_starts_empty_with_the_bundled_model_and_its_defaults(client):
+    base = client.get(f"{BASES}/handbook").json()
+    assert base["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2" and base["status"] == "empty"
+    assert base["chunking"] == {"unit": "word", "length": 50, "overlap": 5, "separators": ["\n\n", "\n", ". ", " "]}
+    assert base["retrieval"] == {"mode": "dense", "top_k": 5, "score_threshold": None}
+    assert [b["name"] for b in client.get(BASES).json()] == ["handbook"]
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [
+    ({"name": "handbook"}, 409, None),
+    ({"name": "no spaces"}, 422, "name"),
+    ({"name": "x", "embedding_model": "someone/huge-model"}, 422, "embedding_model"),
+    ({"name": "x", "chunking": {"length": 0}}, 422, "chunking.length"),
+    ({"name": "x", "chunking": {"length": 1000}}, 422, "chunking.length"),
+    ({"name": "x", "chunking": {"length": 10, "overlap": 10}}, 422, "chunking.overlap"),
+    ({"name": "x", "retrieval": {"top_k": 0}}, 422, None),
+])
+def test_bad_bases_are_refused_naming_the_field(client, body, status, field):
+    response = client.post(BASES, json=body)
+    assert response.status_code == status, response.text
+    if field:
+        assert field in response.text
+    assert [b["name"] for b in client.get(BASES).json()] == ["handbook"]
+
+
+def test_documents_are_queued_once_per_content(client, data_dir: Path):
+    (data_dir / "files" / "policy.txt").write_text("Thirty days of vacation.")
+    first = client.post(f"{BASES}/handbook/documents", json={
+        "texts": [{"name": "parking", "text": "Bikes go in the cellar."},
+                  {"name": "parking again", "text": "Bikes go in the cellar."}],
+        "paths": ["policy.txt"]})
+    assert first.status_code == 201, first.text
+    added = first.json()
+    assert [(d["name"], d["state"], d["source"]) for d in added["added"]] == [
+        ("parking", "queued", "text"), ("policy.txt", "queued", "file")]
+    assert [s["name"] for s in added["skipped"]] == ["parking again"]
+    again = client.post(f"{BASES}/handbook/documents", json={"texts": [{"name": "p", "text": "Thirty days of vacation."}]})
+    assert again.json()["added"] == [] and again.json()["skipped"][0]["document_id"] == added["added"][1]["id"]
+    assert len(client.get(f"{BASES}/handbook/documents").json()) == 2
+    base = client.get(f"{BASES}/handbook").json()
+    assert base["status"] == "indexing" and base["counts"]["queued"] == 2
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"paths": ["../escape.txt"]}, "paths"),
+    ({"paths": ["empty.txt"]}, "paths"),
+    ({"paths": ["image.png"]}, "paths"),
+    ({"texts": [{"name": "blank", "text": "  "}]}, "texts[0].text"),
+    ({}, "texts"),
+])
+def test_a_bad_source_refuses_the_request_and_adds_nothing(client, data_dir: Path, body, field):
+    (data_dir / "escape.txt").write_text("outside the root")
+    (data_dir / "files" / "empty.txt").write_bytes(b"")
+    (data_dir / "files" / "image.png").write_bytes(b"\x89PNG")
+    response = client.post(f"{BASES}/handbook/documents",
+                           json={"texts": [{"name": "good", "text": "fine"}], **body} if body else {})
+    assert response.status_code == 422, response.text
+    assert field in response.text
+    assert client.get(f"{BASES}/handbook/documents").json() == []
+
+
+def test_a_preview_splits_without_storing(client):
+    text = " ".join(f"w{i}" for i in range(120))
+    shown = client.post(f"{BASES}/handbook/preview", json={"text": text}).json()
+    assert shown["total"] == 3 and shown["chunks"][0]["text"].split()[:2] == ["w0", "w1"]
+    other = client.post(f"{BASES}/handbook/preview", json={"text": text, "chunking": {"length": 200, "overlap": 0}})
+    assert other.json()["total"] == 1
+    bad = client.post(f"{BASES}/handbook/preview", json={"text": text, "chunking": {"length": 400}})
+    assert bad.status_code == 422 and "chunking.length" in bad.text
+    assert client.get(f"{BASES}/handbook").json()["counts"]["chunks"] == 0
+
+
+def test_unknown_bases_documents_and_chunks_are_404s(client):
+    assert client.get(f"{BASES}/nope").status_code == 404
+    assert client.post(f"{BASES}/nope/documents", json={"texts": [{"name": "a", "text": "b"}]}).status_code == 404
+    assert client.post(f"{BASES}/handbook/documents/nope/retry").status_code == 404
+    assert client.patch(f"{BASES}/handbook/chunks/nope", json={"enabled": False}).status_code == 404
+
+
+def test_a_query_on_an_empty_base_says_so_instead_of_finding_nothing(client):
+    answer = client.post(f"{BASES}/handbook/query", json={"query": "vacation"}).json()
+    assert answer["hits"] == [] and "no indexed chunks yet" in answer["notice"]
+    assert client.post(f"{BASES}/handbook/query", json={"query": ""}).status_code == 422

@@ -1,0 +1,128 @@
+"""A knowledge base end to end on real processes (web, a worker, milvus-lite; Redis + PostgreSQL, then the embedded
+broker + SQLite) with real MiniLM embeddings: a mixed folder and pasted text are indexed on the worker, the chunks
+are browsable, a query finds the chunk that holds its answer, a RAG workflow naming the base retrieves exactly what
+the retrieval test does, an edited chunk is found by its new text, a disabled one is not, the same content is not
+added twice, and a base a published app reads cannot be deleted."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.support.specs import knowledge_rag
+from tests.support.stack import Stack, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BASES = "/api/v1/knowledge-bases"
+FILES = {
+    "policy.txt": "Every employee gets thirty days of paid vacation per year. Unused days expire in March.",
+    "parking.md": "# Parking\n\nBicycles are parked in the basement cellar next to the boiler room.",
+    "canteen.html": "<html><body><article><p>The canteen serves lunch from noon until two o'clock on every "
+                    "weekday, and soup on Fridays.</p></article></body></html>",
+    "rooms.csv": "room,floor\nlibrary,3\nboard room,5\n",
+}
+
+
+def documents(stack: Stack) -> list[dict]:
+    return stack.api("GET", f"{BASES}/handbook/documents").json()
+
+
+def ask(stack: Stack, query: str, top_k: int = 3) -> list[dict]:
+    response = stack.api("POST", f"{BASES}/handbook/query", json={"query": query, "top_k": top_k})
+    assert response.status_code == 200, response.text
+    return response.json()["hits"]
+
+
+def test_a_knowledge_base_indexes_on_a_worker_and_answers_like_the_app(stack: Stack):
+    folder = stack.files_root / "handbook"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in FILES.items():
+        (folder / name).write_text(text)
+    created = stack.api("POST", BASES, json={"name": "handbook", "chunking": {"length": 12, "overlap": 2}})
+    assert created.status_code == 201, created.text
+    worker = stack.start_worker(name="worker-knowledge")
+    try:
+        added = stack.api("POST", f"{BASES}/handbook/documents", json={
+            "paths": ["handbook"], "texts": [{"name": "wifi", "text": "The guest wifi password is printed on the "
+                                                                       "badge of every visitor."}]})
+        assert added.status_code == 201, added.text
+        assert len(added.json()["added"]) == 5
+        wait_until(lambda: all(d["state"] in ("done", "error") for d in documents(stack)), timeout=180,
+                   interval=0.5, message="every document indexed")
+        assert [(d["name"], d["state"], d["progress"]) for d in documents(stack) if d["state"] != "done"] == []
+        base = stack.api("GET", f"{BASES}/handbook").json()
+        assert base["status"] == "ready" and base["counts"]["done"] == 5
+        assert base["counts"]["chunks"] == sum(d["chunk_count"] for d in documents(stack)) > 5
+
+        page = stack.api("GET", f"{BASES}/handbook/chunks", params={"q": "cellar"}).json()
+        assert page["total"] == 1
+        cellar = page["chunks"][0]
+        hits = ask(stack, "Where can I park my bicycle?")
+        assert hits[0]["chunk_id"] == cellar["id"] and hits[0]["document"] == "handbook/parking.md"
+        assert hits[0]["score"] > hits[-1]["score"]
+
+        # The app's retriever, named by the base, returns what the retrieval test returns.
+        stack.create("handbook-rag", knowledge_rag("handbook", top_k=3))
+        run = stack.start_run("handbook-rag", {"question": "Where can I park my bicycle?"}, wait=120)
+        assert run["state"] == "succeeded", run["error"]
+        assert [d["id"] for d in run["outputs"]["documents"]] == [h["chunk_id"] for h in hits]
+        assert cellar["text"] in run["outputs"]["prompt"]
+        exported = yaml.safe_load(stack.api("GET", "/api/v1/workflows/handbook-rag/export").text)
+        store = exported["components"]["retriever"]["init_parameters"]["document_store"]
+        assert store["type"] == "milvus_haystack.document_store.MilvusDocumentStore"   # plain Haystack
+        assert store["init_parameters"]["collection_name"] == f"kb_{base['id']}_g1"
+
+        edited = stack.api("PATCH", f"{BASES}/handbook/chunks/{cellar['id']}",
+                           json={"text": "Bicycles now go in the new underground garage."})
+        assert edited.status_code == 200 and edited.json()["edited"] is True
+        found = ask(stack, "underground garage for bicycles")
+        assert found[0]["chunk_id"] == cellar["id"] and "underground garage" in found[0]["text"]
+        stack.api("PATCH", f"{BASES}/handbook/chunks/{cellar['id']}", json={"enabled": False})
+        assert cellar["id"] not in [h["chunk_id"] for h in ask(stack, "underground garage for bicycles", top_k=10)]
+
+        again = stack.api("POST", f"{BASES}/handbook/documents", json={"paths": ["handbook"]}).json()
+        assert again["added"] == [] and len(again["skipped"]) == 4
+
+        published = stack.api("POST", "/api/v1/publications", json={
+            "workflow": "handbook-rag", "slug": "handbook", "message": "question", "reply": "prompt", "check": False})
+        assert published.status_code == 201, published.text
+        refused = stack.api("DELETE", f"{BASES}/handbook")
+        assert refused.status_code == 409 and "published app(s) handbook" in refused.text
+        assert stack.api("DELETE", "/api/v1/publications/handbook").status_code == 204
+        assert stack.api("DELETE", f"{BASES}/handbook").status_code == 204
+        assert stack.api("GET", f"{BASES}/handbook").status_code == 404
+    finally:
+        stack.discard(worker)
+
+
+def test_a_worker_killed_mid_embedding_is_replaced_and_no_chunk_is_stored_twice(stack: Stack):
+    import signal
+
+    from nodes.stores import milvus_document_store
+    from stackyard.settings import Settings
+
+    words = " ".join(f"{('river', 'stone', 'lantern', 'copper')[n % 4]}{n}" for n in range(6000))
+    created = stack.api("POST", BASES, json={"name": "big", "chunking": {"length": 20, "overlap": 0}})
+    assert created.status_code == 201, created.text
+    doomed = stack.start_worker(name="worker-index-doomed")
+    added = stack.api("POST", f"{BASES}/big/documents", json={"texts": [{"name": "long", "text": words}]}).json()
+    document = added["added"][0]["id"]
+
+    def state() -> dict:
+        return next(d for d in stack.api("GET", f"{BASES}/big/documents").json() if d["id"] == document)
+
+    wait_until(lambda: state()["state"] == "embedding" and state()["progress"] > 0.2, timeout=180, interval=0.05,
+               message="the document half embedded")
+    stack.kill(doomed, signal.SIGKILL)
+    rescue = stack.start_worker(name="worker-index-rescue")
+    try:
+        done = wait_until(lambda: (s := state())["state"] in ("done", "error") and s, timeout=180, interval=0.5,
+                          message="the document indexed by the rescue")
+        assert (done["state"], done["attempts"], done["error"]) == ("done", 2, None)
+        settings = Settings(data_dir=stack.data_dir, milvus_lite_port=stack.milvus_port)
+        ids = [d.id for d in milvus_document_store(f"kb_{created.json()['id']}_g1", settings).filter_documents()]
+        assert len(ids) == len(set(ids)) == done["chunk_count"] == 300
+        assert stack.api("GET", f"{BASES}/big/chunks", params={"limit": 1}).json()["total"] == 300
+    finally:
+        stack.discard(rescue)
