@@ -18,6 +18,7 @@ from knowledge.settings import DEFAULT_EMBEDDING_MODEL, BadKnowledgeSettings, Ch
 from stackyard.errors import Conflict, NotFound
 from stackyard.settings import Settings
 from store.clock import utcnow
+from store.db import race_safe
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 MAX_CHUNK_CHARS = 20_000
@@ -35,13 +36,17 @@ def create(session: Session, settings: Settings, *, name: str, description: str 
             f"embedding_model {model!r} is not on this machine: map it to a folder in STACKYARD_MODEL_PATHS, or use "
             f"{DEFAULT_EMBEDDING_MODEL!r} (bundled).", field="embedding_model")
     chunking = (chunking or Chunking()).check(model_window(model, settings))
-    if session.exec(select(KnowledgeBase.id).where(KnowledgeBase.name == name)).first():
-        raise Conflict(f"A knowledge base named '{name}' exists; pick another name or add documents to it.")
-    base = KnowledgeBase(name=name, description=description, embedding_model=model,
-                         chunking=chunking.model_dump(), retrieval=(retrieval or Retrieval()).model_dump())
-    session.add(base)
-    session.flush()
-    return base
+
+    def write() -> KnowledgeBase:
+        if session.exec(select(KnowledgeBase.id).where(KnowledgeBase.name == name)).first():
+            raise Conflict(f"A knowledge base named '{name}' exists; pick another name or add documents to it.")
+        base = KnowledgeBase(name=name, description=description, embedding_model=model,
+                             chunking=chunking.model_dump(), retrieval=(retrieval or Retrieval()).model_dump())
+        session.add(base)
+        session.flush()
+        return base
+
+    return race_safe(session, write, what=f"Creating knowledge base '{name}'")
 
 
 def get(session: Session, name: str) -> KnowledgeBase:
@@ -65,6 +70,12 @@ def add_documents(session: Session, base: KnowledgeBase, sources: list[Source]) 
     """Queue each source as a document, skipping content the base already holds (or that this call repeats)."""
     if not sources:
         raise BadDocument("Give texts or paths to add.", field="texts")
+    # Run again after losing a race (another request added the same content first): its rows are then skipped.
+    return race_safe(session, lambda: _add(session, base, sources), what=f"Adding documents to '{base.name}'",
+                     gone=f"Knowledge base '{base.name}' was deleted while documents were added; nothing was stored.")
+
+
+def _add(session: Session, base: KnowledgeBase, sources: list[Source]) -> Added:
     hashes = {s.content_hash for s in sources}
     have = dict(session.exec(select(KbDocument.content_hash, KbDocument.id).where(
         KbDocument.kb_id == base.id, col(KbDocument.content_hash).in_(hashes))).all())
