@@ -9,6 +9,8 @@
     stackyard migrate                       bring the database schema up to date
     stackyard publish WORKFLOW[@VERSION] --slug SLUG / unpublish SLUG
     stackyard keys create [--app SLUG] [--rate N] / keys list / keys revoke ID
+    stackyard kb list / kb create NAME [--length N --overlap N] / kb add NAME PATH... / kb docs NAME /
+                 kb query NAME TEXT [--top-k N]        knowledge bases (a worker indexes what ``add`` queues)
 """
 
 from __future__ import annotations
@@ -186,6 +188,50 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kb(args: argparse.Namespace) -> int:
+    from knowledge import bases, lifecycle, search
+    from knowledge.documents import file_sources
+    from knowledge.settings import Chunking
+    from stackyard.settings import get_settings
+    from store.db import migrate, session_scope
+    from worker.enqueue import enqueue_documents
+
+    migrate()
+    settings, queued = get_settings(), []
+    if args.action != "list" and not args.name:
+        raise SystemExit(f"error: kb {args.action} needs the knowledge base's name")
+    with session_scope() as session:
+        if args.action == "list":
+            for base in bases.list_all(session):
+                counted = lifecycle.counts(session, base.id)
+                print(f"{base.name:30} {lifecycle.status(counted):9} {counted['done']:>5} documents {counted['chunks']:>7} "
+                      f"chunks  {base.embedding_model}")
+        elif args.action == "create":
+            base = bases.create(session, settings, name=args.name,
+                                chunking=Chunking(length=args.length, overlap=args.overlap))
+            print(f"created '{base.name}' ({base.embedding_model}, chunks of {args.length} words)")
+        elif args.action == "add":
+            if not args.rest:
+                raise SystemExit("error: kb add needs files or folders under the files root")
+            added = bases.add_documents(session, bases.get(session, args.name), file_sources(args.rest))
+            queued = [d.id for d in added.added]
+            for skipped in added.skipped:
+                print(f"skipped {skipped['name']}: {skipped['reason']}")
+        elif args.action == "docs":
+            for document in bases.documents(session, bases.get(session, args.name)):
+                print(f"{document.id}  {document.state.value:9} {document.progress:>4.0%} {document.chunk_count:>6} chunks  "
+                      f"{document.name}{'  ' + document.error if document.error else ''}")
+        else:
+            base = bases.get(session, args.name)
+            for hit in search.retrieve(base, " ".join(args.rest), settings, top_k=args.top_k):
+                print(f"{hit.score:.3f}  {hit.chunk_id}  {hit.text[:100]!r}")
+    if queued:
+        enqueue_documents(queued)
+        print(f"queued {len(queued)} document(s) for indexing (a worker on the gpu queue indexes them: "
+              f"`stackyard kb docs {args.name}` shows their progress)")
+    return 0
+
+
 def cmd_migrate(_: argparse.Namespace) -> int:
     from store.db import migrate
 
@@ -230,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", help="limit the key to this app slug")
     p.add_argument("--rate", type=int, default=60, help="requests per minute")
     p.add_argument("--name")
+    p = add("kb", cmd_kb, "knowledge bases: list, create, add files, list documents, test a query")
+    p.add_argument("action", choices=["list", "create", "add", "docs", "query"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("rest", nargs="*", metavar="PATH_OR_QUERY")
+    p.add_argument("--length", type=int, default=200, help="create: words per chunk")
+    p.add_argument("--overlap", type=int, default=20, help="create: words a chunk repeats from the one before")
+    p.add_argument("--top-k", type=int, default=None, dest="top_k", help="query: chunks to return")
     _add_process_commands(sub)
     return parser
 

@@ -155,3 +155,24 @@ def test_publish_keys_and_unpublish(tmp_path: Path, greet_file: Path):
     assert cli("unpublish", "hello", env_dir=tmp_path).returncode == 0
     again = cli("unpublish", "hello", env_dir=tmp_path)
     assert again.returncode == 1 and "No published app 'hello'" in again.stderr
+
+
+def test_knowledge_bases_are_created_filled_and_listed(tmp_path: Path):
+    (tmp_path / "files" / "handbook").mkdir(parents=True)
+    (tmp_path / "files" / "handbook" / "policy.txt").write_text("Thirty days of vacation.")
+    (tmp_path / "files" / "handbook" / "parking.md").write_text("Bikes go in the cellar.")
+    created = cli("kb", "create", "handbook", "--length", "50", "--overlap", "5", env_dir=tmp_path)
+    assert created.returncode == 0 and "created 'handbook'" in created.stdout
+    too_long = cli("kb", "create", "other", "--length", "1000", env_dir=tmp_path)
+    assert too_long.returncode == 1 and "chunking.length must be from 1 to 256" in too_long.stderr
+    added = cli("kb", "add", "handbook", "handbook", env_dir=tmp_path)
+    assert added.returncode == 0 and "queued 2 document(s)" in added.stdout
+    again = cli("kb", "add", "handbook", "handbook/policy.txt", env_dir=tmp_path)
+    assert "skipped handbook/policy.txt: the same content is already in this knowledge base" in again.stdout
+    outside = cli("kb", "add", "handbook", "../secrets.txt", env_dir=tmp_path)
+    assert outside.returncode == 1 and "leads outside the files root" in outside.stderr
+    docs = cli("kb", "docs", "handbook", env_dir=tmp_path).stdout.splitlines()
+    assert sorted(line.split()[1] + " " + line.split()[-1] for line in docs) == [
+        "queued handbook/parking.md", "queued handbook/policy.txt"]
+    assert cli("kb", "list", env_dir=tmp_path).stdout.split()[:2] == ["handbook", "indexing"]
+    assert cli("kb", "docs", "nope", env_dir=tmp_path).returncode == 1
