@@ -29,8 +29,8 @@ class Chunking(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     unit: Literal["word", "char"] = Field(default="word", description="What length and overlap count.")
-    length: int = Field(default=200, description="Most units in one chunk.")
-    overlap: int = Field(default=20, ge=0, description="Units a chunk repeats from the one before it.")
+    length: int = Field(default=200, strict=True, description="Most units in one chunk.")
+    overlap: int = Field(default=20, ge=0, strict=True, description="Units a chunk repeats from the one before it.")
     separators: list[str] = Field(default_factory=lambda: ["\n\n", "\n", ". ", " "], max_length=20,
                                   description="Tried in order: a piece still too long is split at the next one.")
 
@@ -59,8 +59,8 @@ class Retrieval(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["dense"] = Field(default="dense", description="dense: nearest embeddings (cosine similarity).")
-    top_k: int = Field(default=5, ge=1, le=100, description="Chunks a query returns.")
-    score_threshold: float | None = Field(default=None, ge=-1, le=1,
+    top_k: int = Field(default=5, ge=1, le=100, strict=True, description="Chunks a query returns.")
+    score_threshold: float | None = Field(default=None, ge=-1, le=1, strict=True,
                                           description="Leave out chunks scoring below this (cosine similarity, -1..1).")
 
 

@@ -93,13 +93,13 @@ class ChunkPage(BaseModel):
 
 class ChunkEdit(BaseModel):
     text: Text | None = Field(default=None, min_length=1, max_length=20_000)
-    enabled: bool | None = None
+    enabled: bool | None = Field(default=None, strict=True)
 
 
 class QueryRequest(BaseModel):
     query: Text = Field(min_length=1, max_length=2000)
-    top_k: int | None = Field(default=None, ge=1, le=100)
-    score_threshold: float | None = Field(default=None, ge=-1, le=1)
+    top_k: int | None = Field(default=None, ge=1, le=100, strict=True)
+    score_threshold: float | None = Field(default=None, ge=-1, le=1, strict=True)
 
 
 class HitPublic(BaseModel):
