@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,36 @@ def chunk_id(document_id: str, position: int, text: str) -> str:
     return hashlib.sha256(f"{document_id}\x00{position}\x00{text}".encode()).hexdigest()[:32]
 
 
-def index_document(document_id: str) -> DocState | None:
-    """Index a queued document; its final state, or None when it was not queued (another worker has it)."""
+class Heartbeat(threading.Thread):
+    """Renews the attempt's heartbeat every ``every`` seconds while it reads, splits or embeds: a long parse or a
+    slow batch on a busy machine is not mistaken for a dead worker."""
+
+    def __init__(self, document: KbDocument, every: float) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-document-{document.id}")
+        self.document_id, self.attempt, self.every = document.id, document.attempts, every
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.every):
+            try:
+                with session_scope() as session:
+                    if not lifecycle.beat(session, self.document_id, self.attempt):
+                        return
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the lease tolerates several
+                log.exception("heartbeat failed for document %s", self.document_id)
+
+
+def index_document(document_id: str, *, beat_seconds: float = 3.0) -> DocState | None:
+    """Index a queued document; its final state, or None when it was not queued (another worker has it).
+    ``beat_seconds``: how often the attempt renews its heartbeat (a fifth of the worker lease)."""
     settings = get_settings()
     with session_scope() as session:
         document = lifecycle.claim(session, document_id)
         if document is None:
             return None
         base = session.get(KnowledgeBase, document.kb_id)
+    heartbeat = Heartbeat(document, beat_seconds)
+    heartbeat.start()
     try:
         pieces = read(document.name, text=document.text,
                       path=Path(settings.resolved_files_root, document.path) if document.path else None)
@@ -64,6 +87,8 @@ def index_document(document_id: str) -> DocState | None:
         with session_scope() as session:
             failed = lifecycle.fail(session, document, error)
         return failed.state if failed else None
+    finally:
+        heartbeat.done.set()
 
 
 def _store_chunks(document: KbDocument, chunks: list[Any]) -> list[KbChunk]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, col, select
 
 from knowledge.models import DocState, KbChunk, KbDocument
@@ -53,6 +53,14 @@ def _step(session: Session, document: KbDocument, to: DocState, **fields: Any) -
         raise Superseded(f"document {document.id} left {document.state.value} while attempt {document.attempts} "
                          "indexed it (deleted, retried or re-indexed)")
     return moved
+
+
+def beat(session: Session, document_id: str, attempt: int) -> bool:
+    """Renew the heartbeat of the attempt indexing a document; False once that attempt no longer holds it."""
+    renewed = session.execute(update(KbDocument).where(
+        col(KbDocument.id) == document_id, col(KbDocument.attempts) == attempt, col(KbDocument.state).in_(WORKING))
+        .values(heartbeat_at=utcnow()))
+    return renewed.rowcount == 1
 
 
 def splitting(session: Session, document: KbDocument) -> KbDocument:

@@ -17,8 +17,9 @@ def execute_run(run_id: str) -> str | None:
 @celery_app.task(name=INDEX_TASK, acks_late=True, reject_on_worker_lost=True)
 def index_document(document_id: str) -> str | None:
     from knowledge.indexing import index_document as index
+    from runs.attempts import lease
 
-    state = index(document_id)
+    state = index(document_id, beat_seconds=lease().beat_seconds)
     return state.value if state else None
 
 

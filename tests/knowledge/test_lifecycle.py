@@ -81,3 +81,15 @@ def test_a_document_whose_worker_died_is_queued_again_until_the_attempt_cap(docu
         session.get(KbDocument, document).heartbeat_at = utcnow() - timedelta(seconds=20)
     assert take_back() == []
     assert (state(document).state, state(document).error) == (DocState.ERROR, "gave up: the worker died each time")
+
+
+def test_only_the_attempt_holding_a_document_renews_its_heartbeat(document):
+    with session_scope() as session:
+        first = lifecycle.claim(session, document)
+        assert lifecycle.beat(session, document, first.attempts)
+        lifecycle.fail(session, first, "boom")
+        assert not lifecycle.beat(session, document, first.attempts)       # ended: nothing to renew
+        lifecycle.requeue(session, document)
+        second = lifecycle.claim(session, document)
+        assert not lifecycle.beat(session, document, first.attempts)       # another attempt holds it
+        assert lifecycle.beat(session, document, second.attempts)
