@@ -84,7 +84,8 @@ class Hit:
 
 def retrieve(base: KnowledgeBase, query: str, settings: Settings, *, top_k: int | None = None,
              score_threshold: float | None = None) -> list[Hit]:
-    """The base's chunks nearest ``query``, best first, with their cosine similarity."""
+    """The base's chunks nearest ``query``, best first, with their cosine similarity; none before anything of
+    the base was embedded."""
     from milvus_haystack import MilvusEmbeddingRetriever
 
     if not query.strip() or len(query) > MAX_QUERY_CHARS:
@@ -92,6 +93,10 @@ def retrieve(base: KnowledgeBase, query: str, settings: Settings, *, top_k: int 
     defaults = Retrieval(**base.retrieval)
     top_k = top_k or defaults.top_k
     threshold = defaults.score_threshold if score_threshold is None else score_threshold
+    from nodes.stores import has_collection
+
+    if not has_collection(collection_name(base), settings):   # nothing embedded yet (or every document failed)
+        return []
     embedding = text_embedder(base.embedding_model, settings).run(text=query)["embedding"]
     retriever = MilvusEmbeddingRetriever(document_store=document_store(base, settings), top_k=top_k)
     documents = retriever.run(query_embedding=embedding)["documents"]

@@ -152,6 +152,16 @@ def list_collections(settings: Settings | None = None, *, timeout: float = 10.0)
         client.close()
 
 
+def has_collection(name: str, settings: Settings | None = None, *, timeout: float = 10.0) -> bool:
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=ensure_vector_store(settings), timeout=timeout)
+    try:
+        return client.has_collection(name)
+    finally:
+        client.close()
+
+
 def drop_collection(name: str, settings: Settings | None = None, *, timeout: float = 10.0) -> bool:
     """Drop collection ``name`` from the configured vector store; whether it was there."""
     from pymilvus import MilvusClient

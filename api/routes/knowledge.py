@@ -54,6 +54,9 @@ def notice(name: str, counted: dict[str, int]) -> str | None:
         return f"Knowledge base '{name}' has no indexed chunks yet: add documents, and wait until they are done."
     if status == "indexing":
         return f"Knowledge base '{name}' is still indexing documents: their chunks are not searched until done."
+    if status == "error":
+        return (f"Some documents of knowledge base '{name}' failed to index (see their errors): their chunks are not "
+                "searched until they are retried.")
     return None
 
 
