@@ -35,7 +35,7 @@ WORDS = "amber basalt cedar delta ember fjord garnet harbor indigo juniper kelp 
 def corpus(folder: Path, files: int, words: int = 400) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(files):
-        text = " ".join(f"{WORDS[(index * 5 + n) % len(WORDS)]}{n % 97}" for n in range(words))
+        text = " ".join(f"{WORDS[(index * 5 + n) % len(WORDS)]}{index}-{n % 97}" for n in range(words))
         (folder / f"doc{index:03d}.txt").write_text(text)
 
 

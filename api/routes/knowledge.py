@@ -31,7 +31,6 @@ from knowledge import bases, lifecycle, search
 from knowledge.documents import BadDocument, file_sources, preview, text_source
 from knowledge.models import KbChunk, KbDocument, KnowledgeBase
 from knowledge.settings import Chunking, model_window
-from nodes.stores import drop_collection
 from stackyard.errors import Conflict
 from stackyard.settings import get_settings
 from store.db import session_scope
@@ -97,7 +96,7 @@ def delete_knowledge_base(name: Text) -> None:
                            "them or publish versions that do not use it first.")
         collection = search.collection_name(base)
         session.delete(base)
-    drop_collection(collection, get_settings())
+    search.drop_index(collection, get_settings())
 
 
 @router.post("/{name}/documents", response_model=DocumentsAdded, status_code=status.HTTP_201_CREATED,
