@@ -24,7 +24,8 @@ os.environ.setdefault("STACKYARD_ALLOWED_HOSTS", "testserver")
 # they ran alone for the suite's last minutes while the other workers sat idle.
 LONGEST_FIRST = ("tests/worker/test_crash_integration.py", "tests/worker/test_limits_integration.py",
                  "tests/worker/test_jobs_integration.py", "tests/api/test_fuzz_integration.py",
-                 "tests/worker/test_broker_loss_integration.py", "tests/ui/test_editor_browser.py")
+                 "tests/worker/test_broker_loss_integration.py", "tests/knowledge/test_indexing_integration.py",
+                 "tests/ui/test_editor_browser.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -102,7 +102,7 @@ def test_a_worker_killed_mid_embedding_is_replaced_and_no_chunk_is_stored_twice(
     from nodes.stores import milvus_document_store
     from stackyard.settings import Settings
 
-    words = " ".join(f"{('river', 'stone', 'lantern', 'copper')[n % 4]}{n}" for n in range(6000))
+    words = " ".join(f"{('river', 'stone', 'lantern', 'copper')[n % 4]}{n}" for n in range(3000))
     created = stack.api("POST", BASES, json={"name": "big", "chunking": {"length": 20, "overlap": 0}})
     assert created.status_code == 201, created.text
     doomed = stack.start_worker(name="worker-index-doomed")
@@ -122,7 +122,7 @@ def test_a_worker_killed_mid_embedding_is_replaced_and_no_chunk_is_stored_twice(
         assert (done["state"], done["attempts"], done["error"]) == ("done", 2, None)
         settings = Settings(data_dir=stack.data_dir, milvus_lite_port=stack.milvus_port)
         ids = [d.id for d in milvus_document_store(f"kb_{created.json()['id']}_g1", settings).filter_documents()]
-        assert len(ids) == len(set(ids)) == done["chunk_count"] == 300
-        assert stack.api("GET", f"{BASES}/big/chunks", params={"limit": 1}).json()["total"] == 300
+        assert len(ids) == len(set(ids)) == done["chunk_count"] == 150
+        assert stack.api("GET", f"{BASES}/big/chunks", params={"limit": 1}).json()["total"] == 150
     finally:
         stack.discard(rescue)
