@@ -114,6 +114,12 @@ def status(counted: dict[str, int]) -> str:
     return "ready" if counted[DocState.DONE.value] else "empty"
 
 
+def unsent(session: Session, document_id: str, reason: str) -> KbDocument | None:
+    """A queued document whose message the broker did not take: failed, so that ``retry`` can send it again."""
+    return compare_and_set(session, KbDocument, document_id, DocState.ERROR, {DocState.QUEUED}, terminal=True,
+                           error=reason[:2000], commit=False)
+
+
 def requeue(session: Session, document_id: str) -> KbDocument | None:
     """Queue a done or failed document again (retry, re-index); None if it is queued or being indexed."""
     return compare_and_set(session, KbDocument, document_id, DocState.QUEUED, {DocState.DONE, DocState.ERROR},

@@ -41,10 +41,23 @@ def enqueue_new(run: Run) -> None:
 
 
 def enqueue_documents(document_ids: list[str]) -> None:
-    """Send committed knowledge-base documents to be indexed (embedding: the gpu queue)."""
+    """Send committed knowledge-base documents to be indexed (embedding: the gpu queue). Those the broker cannot
+    take are marked failed, not left queued with no message (``retry`` sends them again), and the caller gets a
+    503 saying why."""
     from worker.app import INDEX_TASK, celery_app
 
-    for document_id in document_ids:
-        celery_app.send_task(INDEX_TASK, args=[document_id], queue="gpu")
+    for index, document_id in enumerate(document_ids):
+        try:
+            celery_app.send_task(INDEX_TASK, args=[document_id], queue="gpu")
+        except Exception as exc:  # noqa: BLE001 - Celery retried the publish already; any failure means not sent
+            from knowledge import lifecycle as knowledge
+            from store.db import session_scope
+
+            reason = f"could not be queued: the broker is unreachable ({type(exc).__name__}: {exc})"
+            with session_scope() as session:
+                for unsent in document_ids[index:]:
+                    knowledge.unsent(session, unsent, reason)
+            raise BrokerUnavailable(f"{len(document_ids) - index} document(s) {reason}. Check that it is up and "
+                                    "STACKYARD_BROKER_URL points at it, then retry them.") from exc
     if document_ids:
         log.info("%d document(s) queued for indexing on gpu", len(document_ids))

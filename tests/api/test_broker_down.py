@@ -31,3 +31,15 @@ def test_a_run_that_cannot_be_queued_is_failed_and_the_caller_told(stack: Stack)
     listed = stack.api("GET", "/api/v1/runs").json()
     assert [(r["state"], r["error"].startswith("could not be queued")) for r in listed] == [("failed", True)]
     assert stack.api("GET", "/readyz").status_code == 503       # the probe says the same
+
+
+def test_documents_that_cannot_be_queued_are_failed_and_can_be_retried_later(stack: Stack):
+    assert stack.api("POST", "/api/v1/knowledge-bases", json={"name": "handbook"}).status_code == 201
+    response = stack.api("POST", "/api/v1/knowledge-bases/handbook/documents",
+                         json={"texts": [{"name": "a", "text": "one"}, {"name": "b", "text": "two"}]})
+    assert response.status_code == 503 and "2 document(s) could not be queued" in response.text
+    listed = stack.api("GET", "/api/v1/knowledge-bases/handbook/documents").json()
+    assert [(d["state"], d["error"].startswith("could not be queued")) for d in listed] == [("error", True)] * 2
+    retried = stack.api("POST", f"/api/v1/knowledge-bases/handbook/documents/{listed[0]['id']}/retry")
+    assert retried.status_code == 503    # still no broker: failed again, not left queued
+    assert stack.api("GET", "/api/v1/knowledge-bases/handbook").json()["counts"]["queued"] == 0
