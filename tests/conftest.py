@@ -91,11 +91,11 @@ def database(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest
     with contextlib.ExitStack() as stack:
         if request.param == "sqlite":
             url = f"sqlite:///{data_dir / 'stackyard.db'}"
+            migrate(url)
         else:
-            url = stack.enter_context(postgres_database())
+            url = stack.enter_context(postgres_database(migrated=True))   # a copy of a migrated one
         monkeypatch.setenv("STACKYARD_DATABASE_URL", url)
         reset_settings_cache()
-        migrate(url)
         yield url
         _engine_for.cache_clear()
 
