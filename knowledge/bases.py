@@ -85,20 +85,15 @@ def _add(session: Session, base: KnowledgeBase, sources: list[Source]) -> Added:
             result.skipped.append({"name": source.name, "document_id": have[source.content_hash],
                                    "reason": "the same content is already in this knowledge base"})
             continue
-        files_root_relative = str(source.path.relative_to(_files_root())) if source.path else None
-        document = KbDocument(kb_id=base.id, name=source.name, source=source.kind, path=files_root_relative,
+        # a file's name is its path relative to the files root (documents.file_sources)
+        document = KbDocument(kb_id=base.id, name=source.name, source=source.kind,
+                              path=source.name if source.path else None,
                               text=source.text, content_hash=source.content_hash, size_bytes=source.size_bytes)
         session.add(document)
         have[source.content_hash] = document.id
         result.added.append(document)
     session.flush()
     return result
-
-
-def _files_root():
-    from nodes.files import confine_path
-
-    return confine_path(".")
 
 
 def documents(session: Session, base: KnowledgeBase) -> list[KbDocument]:

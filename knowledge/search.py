@@ -19,7 +19,6 @@ from stackyard.errors import StackyardError
 from stackyard.settings import Settings
 
 MAX_QUERY_CHARS = 2000
-MILVUS_STORE = "milvus_haystack.document_store.MilvusDocumentStore"
 # A workflow names a knowledge base where a component takes a document store:
 #   document_store: {type: knowledge_base, init_parameters: {name: handbook}}
 KNOWLEDGE_BASE_STORE = "knowledge_base"

@@ -31,6 +31,7 @@ from knowledge import bases, lifecycle, search
 from knowledge.documents import BadDocument, file_sources, preview, text_source
 from knowledge.models import KbChunk, KbDocument, KnowledgeBase
 from knowledge.settings import Chunking, model_window
+from nodes.stores import VectorStoreUnavailable
 from stackyard.errors import Conflict
 from stackyard.settings import get_settings
 from store.db import session_scope
@@ -157,7 +158,7 @@ def list_chunks(name: Text, session: SessionDep, document: str | None = Query(de
     return ChunkPage(total=total, chunks=[chunk_public(c) for c in page])
 
 
-@router.patch("/{name}/chunks/{chunk_id}", response_model=ChunkPublic, responses=errors(*WRITE, 404, 422))
+@router.patch("/{name}/chunks/{chunk_id}", response_model=ChunkPublic, responses=errors(*WRITE, 404, 422, 503))
 def edit_chunk(name: Text, chunk_id: Text, body: ChunkEdit) -> ChunkPublic:
     """Change a chunk's text (only it is embedded again; a re-split keeps it) or switch it off (it is no longer
     retrieved) or on."""
@@ -166,7 +167,11 @@ def edit_chunk(name: Text, chunk_id: Text, body: ChunkEdit) -> ChunkPublic:
         chunk = bases.edit_chunk(session, base, chunk_id, text=body.text, enabled=body.enabled)
         public = chunk_public(chunk)
         session.expunge_all()
-    search.reindex_chunk(base, chunk, get_settings())
+    try:
+        search.reindex_chunk(base, chunk, get_settings())
+    except Exception as exc:  # noqa: BLE001 - the row is saved; say what did not happen, not a bare 500
+        raise VectorStoreUnavailable(f"Chunk {chunk_id} is saved, but its vector was not updated ({type(exc).__name__}: "
+                                     f"{exc}); save it again once the vector store answers.") from exc
     return public
 
 
