@@ -13,12 +13,12 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from knowledge.documents import BadDocument, Source
-from knowledge.models import KbChunk, KbDocument, KnowledgeBase
+from knowledge.models import ADDED_BY_HAND, KbChunk, KbDocument, KnowledgeBase
 from knowledge.settings import DEFAULT_EMBEDDING_MODEL, BadKnowledgeSettings, Chunking, Retrieval, model_window
 from stackyard.errors import Conflict, NotFound
 from stackyard.settings import Settings
 from store.clock import utcnow
-from store.db import race_safe
+from store.db import race_safe, session_scope
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 MAX_CHUNK_CHARS = 20_000
@@ -41,7 +41,7 @@ def create(session: Session, settings: Settings, *, name: str, description: str 
         if session.exec(select(KnowledgeBase.id).where(KnowledgeBase.name == name)).first():
             raise Conflict(f"A knowledge base named '{name}' exists; pick another name or add documents to it.")
         base = KnowledgeBase(name=name, description=description, embedding_model=model,
-                             chunking=chunking.model_dump(), retrieval=(retrieval or Retrieval()).model_dump())
+                             chunking=chunking.model_dump(), retrieval=(retrieval or Retrieval()).check().model_dump())
         session.add(base)
         session.flush()
         return base
@@ -127,23 +127,64 @@ def chunks(session: Session, base: KnowledgeBase, *, document_id: str | None = N
 def edit_chunk(session: Session, base: KnowledgeBase, chunk_id: str, *, text: str | None = None,
                enabled: bool | None = None) -> KbChunk:
     """Change a chunk's text (kept through re-splits from then on) or switch it off; the caller re-embeds it."""
-    chunk = session.get(KbChunk, chunk_id)
-    if chunk is None or chunk.kb_id != base.id:
-        raise NotFound(f"Knowledge base '{base.name}' has no chunk '{chunk_id}'.")
+    chunk = _chunk(session, base, chunk_id)
     if text is not None:
-        if not text.strip() or len(text) > MAX_CHUNK_CHARS:
-            raise BadKnowledgeSettings(f"text must be 1-{MAX_CHUNK_CHARS:,} characters.", field="text")
+        _check_text(text)
         chunk.text, chunk.edited = text, True
     if enabled is not None:
         chunk.enabled = enabled
+        chunk.edited = True        # a re-split keeps it switched off (or on) at its position
     session.add(chunk)
     session.flush()
     return chunk
 
 
+def chunks_by_id(session: Session, base: KnowledgeBase, ids: list[str]) -> list[KbChunk]:
+    return list(session.exec(select(KbChunk).where(KbChunk.kb_id == base.id, col(KbChunk.id).in_(ids))).all())
+
+
+def _chunk(session: Session, base: KnowledgeBase, chunk_id: str) -> KbChunk:
+    chunk = session.get(KbChunk, chunk_id)
+    if chunk is None or chunk.kb_id != base.id:
+        raise NotFound(f"Knowledge base '{base.name}' has no chunk '{chunk_id}'.")
+    return chunk
+
+
+def add_chunk(session: Session, base: KnowledgeBase, document: KbDocument, text: str) -> KbChunk:
+    """A chunk written by hand after the document's last one; kept as it is through re-splits and re-indexing."""
+    _check_text(text)
+    last = session.exec(select(func.max(KbChunk.position)).where(KbChunk.document_id == document.id)).one()
+    chunk = KbChunk(kb_id=base.id, document_id=document.id, position=(last if last is not None else -1) + 1,
+                    text=text, meta={ADDED_BY_HAND: True}, edited=True)
+    session.add(chunk)
+    session.flush()
+    return chunk
+
+
+def delete_chunk(session: Session, base: KnowledgeBase, chunk_id: str) -> KbChunk:
+    chunk = _chunk(session, base, chunk_id)
+    session.delete(chunk)
+    session.flush()
+    return chunk
+
+
+def _check_text(text: str) -> None:
+    if not text.strip() or len(text) > MAX_CHUNK_CHARS:
+        raise BadKnowledgeSettings(f"text must be 1-{MAX_CHUNK_CHARS:,} characters.", field="text")
+
+
 def touch(session: Session, base: KnowledgeBase) -> None:
     base.updated_at = utcnow()
     session.add(base)
+
+
+def serving_generations(names: frozenset[str] | set[str]) -> dict[str, int]:
+    """The index generation each named knowledge base serves now (absent: no such base)."""
+    if not names:
+        return {}
+    with session_scope() as session:
+        return dict(session.exec(select(KnowledgeBase.name, KnowledgeBase.generation).where(
+            col(KnowledgeBase.name).in_(sorted(names)))).all())
 
 
 def document_names(session: Session, ids: set[str | None]) -> dict[str, str]:

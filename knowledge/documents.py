@@ -8,6 +8,9 @@ Nothing here writes: ``knowledge.bases`` stores, ``knowledge.indexing`` runs on 
 from __future__ import annotations
 
 import hashlib
+import re
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +90,31 @@ def file_sources(paths: list[str], *, field: str = "paths") -> list[Source]:
         sources.append(Source(name=shown, kind="file", content_hash=digest(path.read_bytes()), size_bytes=size,
                               path=path))
     return sources
+
+
+UPLOADS = "uploads"     # uploaded files are kept under <files root>/uploads/<base>/<batch>/
+
+
+def store_uploads(files: list[Path], base_name: str) -> list[str]:
+    """Copy files a page received into the files root, where documents are read from; their paths relative to
+    it. Names are reduced to letters, digits, '.', '_' and '-'; each call gets its own folder, so an upload never
+    overwrites a file a document already reads."""
+    if len(files) > MAX_FILES:
+        raise BadDocument(f"Upload at most {MAX_FILES} files at a time.", field="files")
+    folder = confine_path(Path(UPLOADS) / _safe(base_name) / uuid.uuid4().hex[:12])
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = []
+    for file in files:
+        target = folder / (_safe(file.name) or "upload")
+        if target.exists():
+            target = target.with_stem(f"{target.stem}-{len(stored)}")
+        shutil.copyfile(file, target)
+        stored.append(str(target.relative_to(confine_path("."))))
+    return stored
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:200]
 
 
 def read(name: str, *, text: str | None = None, path: Path | None = None) -> list[Any]:

@@ -17,12 +17,11 @@ from typing import Any
 from sqlalchemy import delete
 from sqlmodel import col, select
 
-from knowledge import lifecycle
+from knowledge import generations, lifecycle
 from knowledge.documents import read, split
 from knowledge.lifecycle import Superseded
-from knowledge.models import DocState, KbChunk, KbDocument, KnowledgeBase
+from knowledge.models import ADDED_BY_HAND, DocState, KbChunk, KbDocument, KnowledgeBase
 from knowledge.search import document_embedder, document_store
-from knowledge.settings import Chunking
 from stackyard.redact import redact
 from stackyard.settings import get_settings
 from store.db import session_scope
@@ -56,7 +55,8 @@ class Heartbeat(threading.Thread):
 
 
 def index_document(document_id: str, *, beat_seconds: float = 3.0) -> DocState | None:
-    """Index a queued document; its final state, or None when it was not queued (another worker has it).
+    """Index a queued document into its base's target generation; its final state (queued: send it again, a
+    re-index began meanwhile), or None when it was not queued (another worker has it).
     ``beat_seconds``: how often the attempt renews its heartbeat (a fifth of the worker lease)."""
     settings = get_settings()
     with session_scope() as session:
@@ -64,6 +64,7 @@ def index_document(document_id: str, *, beat_seconds: float = 3.0) -> DocState |
         if document is None:
             return None
         base = session.get(KnowledgeBase, document.kb_id)
+        where = generations.target(base)
     heartbeat = Heartbeat(document, beat_seconds)
     heartbeat.start()
     try:
@@ -71,13 +72,13 @@ def index_document(document_id: str, *, beat_seconds: float = 3.0) -> DocState |
                       path=Path(settings.resolved_files_root, document.path) if document.path else None)
         with session_scope() as session:
             document = lifecycle.splitting(session, document)
-        chunks = split(pieces, Chunking(**base.chunking))
+        chunks = split(pieces, where.chunking)
         rows = _store_chunks(document, chunks)
         with session_scope() as session:
             document = lifecycle.embedding(session, document, 0.2)
-        _embed_and_write(base, document, rows)
+        _embed_and_write(base, where, document, rows)
         with session_scope() as session:
-            return lifecycle.done(session, document, len(rows)).state
+            return generations.finish(session, document, where.generation, len(rows)).state
     except Superseded as exc:
         log.info("%s", exc)
         return None
@@ -92,10 +93,13 @@ def index_document(document_id: str, *, beat_seconds: float = 3.0) -> DocState |
 
 
 def _store_chunks(document: KbDocument, chunks: list[Any]) -> list[KbChunk]:
-    """The document's chunks in SQL: the split's, except where a chunk edited by hand holds the position."""
+    """The document's chunks in SQL: the split's, except where a chunk edited by hand holds the position; chunks
+    added by hand follow the split's last one."""
     with session_scope() as session:
-        edited = {c.position: c for c in session.exec(select(KbChunk).where(
-            KbChunk.document_id == document.id, col(KbChunk.edited))).all()}
+        kept = session.exec(select(KbChunk).where(KbChunk.document_id == document.id, col(KbChunk.edited))
+                            .order_by(col(KbChunk.position))).all()
+        edited = {c.position: c for c in kept if not c.meta.get(ADDED_BY_HAND)}
+        added = [c for c in kept if c.meta.get(ADDED_BY_HAND)]
         session.execute(delete(KbChunk).where(col(KbChunk.document_id) == document.id, ~col(KbChunk.edited)))
         rows = []
         for position, chunk in enumerate(chunks):
@@ -108,18 +112,23 @@ def _store_chunks(document: KbDocument, chunks: list[Any]) -> list[KbChunk]:
             session.add(row)
             rows.append(row)
         rows += [c for position, c in sorted(edited.items()) if position >= len(chunks)]
+        for chunk in added:
+            chunk.position = max(len(chunks), len(rows) and rows[-1].position + 1)
+            session.add(chunk)
+            rows.append(chunk)
         session.flush()
         session.expunge_all()
     return rows
 
 
-def _embed_and_write(base: KnowledgeBase, document: KbDocument, rows: list[KbChunk]) -> None:
+def _embed_and_write(base: KnowledgeBase, where: generations.Target, document: KbDocument,
+                     rows: list[KbChunk]) -> None:
     from haystack import Document
     from haystack.document_stores.types import DuplicatePolicy
 
     settings = get_settings()
-    embedder = document_embedder(base.embedding_model, settings)
-    store = document_store(base, settings)
+    embedder = document_embedder(where.embedding_model, settings)
+    store = document_store(base, settings, where.generation)
     enabled = [row for row in rows if row.enabled]
     for start in range(0, len(enabled), EMBED_BATCH):
         batch = [Document(id=row.id, content=row.text, meta={**row.meta, "kb_document_id": document.id,

@@ -3,7 +3,8 @@ caller commits (and sends a queued document only after that).
 
 queued → parsing → splitting → embedding → done, or → error from any working state. A worker claims a queued
 document (parsing, ``attempts`` + 1, a fresh heartbeat); done and error documents go back to queued when they are
-retried or their knowledge base is re-indexed.
+retried or their knowledge base is re-indexed, and an embedding one when its attempt finds that a re-index began
+while it worked (``knowledge.generations``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, col, select
 
-from knowledge.models import DocState, KbChunk, KbDocument
+from knowledge.models import DocState, KbChunk, KbDocument, KnowledgeBase
 from store.clock import utcnow
 from store.transitions import Sql, compare_and_set
 
@@ -72,8 +73,14 @@ def embedding(session: Session, document: KbDocument, progress: float) -> KbDocu
     return _step(session, document, DocState.EMBEDDING, progress=progress)
 
 
-def done(session: Session, document: KbDocument, chunk_count: int) -> KbDocument:
-    return _step(session, document, DocState.DONE, progress=1.0, chunk_count=chunk_count)
+def done(session: Session, document: KbDocument, chunk_count: int, generation: int) -> KbDocument:
+    """Indexed: its ``chunk_count`` chunks are in index ``generation``."""
+    return _step(session, document, DocState.DONE, progress=1.0, chunk_count=chunk_count, generation=generation)
+
+
+def step_back(session: Session, document: KbDocument) -> KbDocument:
+    """Queued again by the attempt that holds it (its work went to a generation a re-index has replaced)."""
+    return _step(session, document, DocState.QUEUED, progress=0.0)
 
 
 def fail(session: Session, document: KbDocument, error: str) -> KbDocument | None:
@@ -105,13 +112,32 @@ def counts(session: Session, kb_id: str) -> dict[str, int]:
     return {**{state.value: int(states.get(state, 0)) for state in DocState}, "chunks": int(chunks)}
 
 
-def status(counted: dict[str, int]) -> str:
-    """``empty``, ``indexing`` (something queued or in work), ``error`` (something failed) or ``ready``."""
+def status(counted: dict[str, int], *, reindexing: bool = False) -> str:
+    """``reindexing`` (a next generation is building; the current one serves), ``empty``, ``indexing`` (something
+    queued or in work), ``error`` (something failed) or ``ready``."""
+    if reindexing:
+        return "reindexing"
     if any(counted[state.value] for state in (DocState.QUEUED, *WORKING)):
         return "indexing"
     if counted[DocState.ERROR.value]:
         return "error"
     return "ready" if counted[DocState.DONE.value] else "empty"
+
+
+def notice(base: KnowledgeBase, counted: dict[str, int]) -> str | None:
+    """What a retrieval over the base misses now: documents still indexing, or none indexed yet."""
+    name, now = base.name, status(counted, reindexing=base.next_generation is not None)
+    if now == "reindexing":
+        return (f"Knowledge base '{name}' is re-indexing into generation {base.next_generation}; generation "
+                f"{base.generation} answers until every document is in the new one.")
+    if now == "empty" or not counted["chunks"]:
+        return f"Knowledge base '{name}' has no indexed chunks yet: add documents, and wait until they are done."
+    if now == "indexing":
+        return f"Knowledge base '{name}' is still indexing documents: their chunks are not searched until done."
+    if now == "error":
+        return (f"Some documents of knowledge base '{name}' failed to index (see their errors): their chunks are not "
+                "searched until they are retried.")
+    return None
 
 
 def unsent(session: Session, document_id: str, reason: str) -> KbDocument | None:

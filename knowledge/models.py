@@ -17,6 +17,8 @@ from sqlmodel import Field, SQLModel
 
 from store.clock import utcnow
 
+ADDED_BY_HAND = "added_by_hand"   # a chunk's meta flag: written by hand, not made by a split
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -33,6 +35,13 @@ class KnowledgeBase(SQLModel, table=True):
     chunking: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     retrieval: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     generation: int = 1          # the index generation queries are served from (its Milvus collection)
+    # A re-index builds the next generation with these settings while ``generation`` keeps serving; when every
+    # document is in it, one row update switches ``generation``, ``embedding_model`` and ``chunking`` together.
+    next_generation: int | None = None
+    next_embedding_model: str | None = Field(default=None, max_length=500)
+    next_chunking: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    retired_generation: int | None = None   # served until the switch; dropped once no query can still be reading it
+    retired_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -65,6 +74,7 @@ class KbDocument(SQLModel, table=True):
     error: str | None = None
     enabled: bool = True
     chunk_count: int = 0
+    generation: int = 0                           # the index generation its chunks were last written into
     attempts: int = 0
     heartbeat_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -84,3 +94,24 @@ class KbChunk(SQLModel, table=True):
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     enabled: bool = True
     edited: bool = False                          # changed by hand: a re-split keeps it
+
+
+class KbQuery(SQLModel, table=True):
+    """A retrieval test as it was asked and answered; re-runnable, and savable as an evaluation test case."""
+
+    __tablename__ = "kb_query"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    kb_id: str = Field(foreign_key="knowledge_base.id", index=True, ondelete="CASCADE", max_length=32)
+    query: str = Field(sa_column=Column(Text, nullable=False))
+    mode: str = Field(max_length=10)
+    top_k: int
+    score_threshold: float | None = None
+    generation: int                                # the index generation that answered
+    hits: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    took_ms: float = 0.0
+    # Saved as a test case: the sources a right answer must find, as document ids and a gold snippet (labels that
+    # survive re-chunking, which chunk ids do not).
+    expected: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True),
+                                                                                 nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, index=True)

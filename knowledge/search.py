@@ -3,12 +3,13 @@
 Each base's vectors live in one Milvus collection per index generation (``kb_<id>_g<n>``), rows keyed by chunk
 id. :func:`store_parameters` is what a workflow's retriever or writer that names the base gets as its
 ``MilvusDocumentStore``; :func:`retrieve` runs the same Haystack components (the base's embedding model, then
-``MilvusEmbeddingRetriever`` on those store parameters), so the retrieval test and a published app's retriever
-return the same chunks for the same query.
+the node's Milvus retriever for the mode on those store parameters), so the retrieval test and a published app's
+retriever return the same chunks for the same query.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -32,14 +33,25 @@ def collection_name(base: KnowledgeBase, generation: int | None = None) -> str:
     return f"kb_{base.id}_g{generation or base.generation}"
 
 
+SPARSE_FIELD = "sparse"
+TEXT_FIELD = "text"
+BM25_FUNCTION = {"type": "milvus_haystack.function.BM25BuiltInFunction",
+                 "init_parameters": {"function_name": "bm25", "input_field_names": TEXT_FIELD,
+                                     "output_field_names": SPARSE_FIELD, "analyzer_params": None, "enable_match": False}}
+
+
 def store_parameters(base: KnowledgeBase, generation: int | None = None) -> dict[str, Any]:
-    """``MilvusDocumentStore`` init parameters for the base's serving collection (the URI comes from settings)."""
+    """``MilvusDocumentStore`` init parameters (as Haystack serializes them) for one of the base's collections:
+    the serving one unless ``generation`` says which. The URI comes from settings."""
     return {"collection_name": collection_name(base, generation), "consistency_level": "Strong",
             # cosine, so scores read -1..1 (higher is closer) and a score threshold means the same in every base;
             # IVF_FLAT: milvus-lite's default index searched 50,000 chunks in p95 ~356 ms here, this one in ~138 ms
             # (bench/knowledge.py). Rows not yet sealed into the index are searched exactly.
             "index_params": {"metric_type": "COSINE", "index_type": "IVF_FLAT", "params": {"nlist": 256}},
-            "search_params": {"metric_type": "COSINE", "params": {"nprobe": 16}}}
+            "search_params": {"metric_type": "COSINE", "params": {"nprobe": 16}},
+            # Milvus computes a BM25 sparse vector from each chunk's text as it is written: keyword and hybrid
+            # retrieval work on every base without a re-index.
+            "text_field": TEXT_FIELD, "sparse_vector_field": SPARSE_FIELD, "builtin_function": [BM25_FUNCTION]}
 
 
 _stores: dict[tuple[str, str], Any] = {}
@@ -49,22 +61,32 @@ _stores_lock = threading.Lock()
 def document_store(base: KnowledgeBase, settings: Settings, generation: int | None = None) -> Any:
     """The base's ``MilvusDocumentStore``, kept per process and collection: opening one costs ~160 ms at 50,000
     chunks, more than the search."""
+    from milvus_haystack.function import BM25BuiltInFunction
+
     from nodes.stores import ensure_vector_store, milvus_document_store
 
     key = (ensure_vector_store(settings), collection_name(base, generation))
     with _stores_lock:
         if key not in _stores:
-            _stores[key] = milvus_document_store(settings=settings, **store_parameters(base, generation))
+            params = store_parameters(base, generation)
+            params["builtin_function"] = [BM25BuiltInFunction.from_dict(f) for f in params["builtin_function"]]
+            _stores[key] = milvus_document_store(settings=settings, **params)
         return _stores[key]
 
 
-def drop_index(collection: str, settings: Settings) -> None:
-    """Drop a base's collection, and the store this process kept for it."""
-    from nodes.stores import drop_collection, ensure_vector_store
+def drop_generations(kb_id: str, settings: Settings, *, up_to: int | None = None) -> list[str]:
+    """Drop a base's collections (those of generations ``up_to`` and older; all without it) and the stores this
+    process kept for them; the names dropped."""
+    from nodes.stores import drop_collection, ensure_vector_store, list_collections
 
-    with _stores_lock:
-        _stores.pop((ensure_vector_store(settings), collection), None)
-    drop_collection(collection, settings)
+    pattern = re.compile(rf"kb_{re.escape(kb_id)}_g(\d+)")
+    dropped = [name for name in list_collections(settings) if (found := pattern.fullmatch(name))
+               and (up_to is None or int(found.group(1)) <= up_to)]
+    for name in dropped:
+        with _stores_lock:
+            _stores.pop((ensure_vector_store(settings), name), None)
+        drop_collection(name, settings)
+    return dropped
 
 
 _embedders: dict[tuple[str, str], Any] = {}
@@ -97,31 +119,61 @@ def document_embedder(model: str, settings: Settings) -> Any:
 @dataclass(frozen=True)
 class Hit:
     chunk_id: str
-    score: float
+    score: float                     # on the mode's scale (``knowledge.settings.SCALES``)
     text: str
     meta: dict[str, Any]
+    dense: float | None = None       # hybrid: the chunk's score in each leg it was found by, None if not
+    keyword: float | None = None
 
 
-def retrieve(base: KnowledgeBase, query: str, settings: Settings, *, top_k: int | None = None,
-             score_threshold: float | None = None) -> list[Hit]:
-    """The base's chunks nearest ``query``, best first, with their cosine similarity; none before anything of
-    the base was embedded."""
-    from milvus_haystack import MilvusEmbeddingRetriever
+def retriever(mode: str, store: Any, top_k: int) -> Any:
+    """The Milvus retriever component a workflow node uses for ``mode``."""
+    from milvus_haystack import MilvusEmbeddingRetriever, MilvusHybridRetriever
+    from milvus_haystack.milvus_embedding_retriever import MilvusSparseEmbeddingRetriever
 
+    cls = {"dense": MilvusEmbeddingRetriever, "keyword": MilvusSparseEmbeddingRetriever,
+           "hybrid": MilvusHybridRetriever}[mode]
+    return cls(document_store=store, top_k=top_k)
+
+
+def keyword_score(score: float | None) -> float:
+    """BM25 as a positive number: milvus-lite reports it negated (a distance), a Milvus server as is."""
+    return abs(score or 0.0)
+
+
+def retrieve(base: KnowledgeBase, query: str, settings: Settings, *, mode: str | None = None,
+             top_k: int | None = None, score_threshold: float | None = None) -> list[Hit]:
+    """The base's chunks for ``query``, best first, scored on the mode's scale; none before anything of the base
+    was embedded. Hybrid hits also carry their dense and keyword scores (the legs the fusion ranked)."""
     if not query.strip() or len(query) > MAX_QUERY_CHARS:
         raise BadQuery(f"query must be 1-{MAX_QUERY_CHARS} characters.", field="query")
-    defaults = Retrieval(**base.retrieval)
-    top_k = top_k or defaults.top_k
-    threshold = defaults.score_threshold if score_threshold is None else score_threshold
+    asked = Retrieval(**{**base.retrieval, **({"mode": mode} if mode else {}),
+                         **({"top_k": top_k} if top_k else {}),
+                         **({"score_threshold": score_threshold} if score_threshold is not None else {})}).check()
     from nodes.stores import has_collection
 
     if not has_collection(collection_name(base), settings):   # nothing embedded yet (or every document failed)
         return []
-    embedding = text_embedder(base.embedding_model, settings).run(text=query)["embedding"]
-    retriever = MilvusEmbeddingRetriever(document_store=document_store(base, settings), top_k=top_k)
-    documents = retriever.run(query_embedding=embedding)["documents"]
-    return [Hit(document.id, float(document.score or 0.0), document.content or "", dict(document.meta))
-            for document in documents if threshold is None or (document.score or 0.0) >= threshold]
+    store = document_store(base, settings)
+    embedding = None if asked.mode == "keyword" else \
+        text_embedder(base.embedding_model, settings).run(text=query)["embedding"]
+    inputs = {"dense": {"query_embedding": embedding}, "keyword": {"query_text": query},
+              "hybrid": {"query_embedding": embedding, "query_text": query}}
+    documents = retriever(asked.mode, store, asked.top_k).run(**inputs[asked.mode])["documents"]
+    legs: dict[str, dict[str, float]] = {"dense": {}, "keyword": {}}
+    if asked.mode == "hybrid":     # the two searches the fusion ranked, each with the same top_k
+        for leg in legs:
+            legs[leg] = {d.id: d.score for d in retriever(leg, store, asked.top_k).run(**inputs[leg])["documents"]}
+    hits = []
+    for document in documents:
+        score = keyword_score(document.score) if asked.mode == "keyword" else float(document.score or 0.0)
+        if asked.score_threshold is not None and score < asked.score_threshold:
+            continue
+        keyword = legs["keyword"].get(document.id)
+        hits.append(Hit(document.id, score, document.content or "", dict(document.meta),
+                        dense=legs["dense"].get(document.id),
+                        keyword=None if keyword is None else keyword_score(keyword)))
+    return hits
 
 
 def named_bases(spec: dict[str, Any]) -> set[str]:
@@ -136,17 +188,34 @@ def named_bases(spec: dict[str, Any]) -> set[str]:
     return found
 
 
+def forget_document(base: KnowledgeBase, document_id: str, settings: Settings) -> None:
+    """Remove a deleted document's vectors from the serving generation and the one a re-index builds."""
+    from nodes.stores import has_collection
+
+    for generation in (base.generation, base.next_generation):
+        if generation is not None and has_collection(collection_name(base, generation), settings):
+            store = document_store(base, settings, generation)
+            store.delete_documents([d.id for d in store.filter_documents(
+                {"field": "meta.kb_document_id", "operator": "==", "value": document_id})])
+
+
 def reindex_chunk(base: KnowledgeBase, chunk: Any, settings: Settings) -> None:
-    """Bring one chunk's vector in line with its row: embedded again if enabled (its text may have changed),
-    removed from the index if switched off."""
+    """Bring one chunk's vector in line with its row, in the serving generation and the one a re-index builds:
+    embedded again if enabled (its text may have changed), removed from the index if switched off."""
     from haystack import Document
     from haystack.document_stores.types import DuplicatePolicy
 
-    store = document_store(base, settings)
-    if not chunk.enabled:
-        store.delete_documents([chunk.id])
-        return
-    embedding = text_embedder(base.embedding_model, settings).run(text=chunk.text)["embedding"]
-    store.write_documents([Document(id=chunk.id, content=chunk.text, embedding=embedding,
-                                    meta={**chunk.meta, "kb_document_id": chunk.document_id,
-                                          "position": chunk.position})], policy=DuplicatePolicy.OVERWRITE)
+    from nodes.stores import has_collection
+
+    for generation, model in ((base.generation, base.embedding_model),
+                              (base.next_generation, base.next_embedding_model or base.embedding_model)):
+        if generation is None or not has_collection(collection_name(base, generation), settings):
+            continue
+        store = document_store(base, settings, generation)
+        if not chunk.enabled:
+            store.delete_documents([chunk.id])
+            continue
+        embedding = text_embedder(model, settings).run(text=chunk.text)["embedding"]
+        store.write_documents([Document(id=chunk.id, content=chunk.text, embedding=embedding,
+                                        meta={**chunk.meta, "kb_document_id": chunk.document_id,
+                                              "position": chunk.position})], policy=DuplicatePolicy.OVERWRITE)

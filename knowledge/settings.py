@@ -55,13 +55,36 @@ class Chunking(BaseModel):
         return self
 
 
+# What a score means in each retrieval mode: a threshold is read on its mode's scale.
+SCALES: dict[str, tuple[str, float, float]] = {
+    "dense": ("cosine similarity, -1 to 1, higher is closer", -1.0, 1.0),
+    "keyword": ("BM25, 0 and up, higher matches more of the query's words", 0.0, 1000.0),
+    "hybrid": ("reciprocal rank fusion of the dense and keyword ranks, 0 to 0.033", 0.0, 1.0),
+}
+
+
 class Retrieval(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["dense"] = Field(default="dense", description="dense: nearest embeddings (cosine similarity).")
+    mode: Literal["dense", "keyword", "hybrid"] = Field(
+        default="dense", description="dense: nearest embeddings; keyword: BM25 over the chunk text; hybrid: both, "
+                                     "fused by rank. Every base indexes both, so the mode can change at any time.")
     top_k: int = Field(default=5, ge=1, le=100, strict=True, description="Chunks a query returns.")
-    score_threshold: float | None = Field(default=None, ge=-1, le=1, strict=True,
-                                          description="Leave out chunks scoring below this (cosine similarity, -1..1).")
+    score_threshold: float | None = Field(default=None, strict=True,
+                                          description="Leave out chunks scoring below this, on the mode's scale "
+                                                      "(see `scale`).")
+
+    @property
+    def scale(self) -> str:
+        return SCALES[self.mode][0]
+
+    def check(self) -> Retrieval:
+        scale, low, high = SCALES[self.mode]
+        if self.score_threshold is not None and not low <= self.score_threshold <= high:
+            raise BadKnowledgeSettings(f"retrieval.score_threshold {self.score_threshold} is off the {self.mode} "
+                                       f"scale ({scale}); pick a value in it, or none.",
+                                       field="retrieval.score_threshold")
+        return self
 
 
 def model_window(model: str, settings: Settings) -> int:

@@ -28,7 +28,11 @@ CATEGORIES = (
 )
 
 # Classes other than components that may appear nested in init parameters (document stores).
-NESTED_TYPES = frozenset({MILVUS_STORE, IN_MEMORY_STORE})
+# A knowledge base's Milvus store computes BM25 vectors with Milvus's built-in function; the hybrid retriever fuses
+# with a pymilvus ranker.
+MILVUS_BM25 = "milvus_haystack.function.BM25BuiltInFunction"
+NESTED_TYPES = frozenset({MILVUS_STORE, IN_MEMORY_STORE, MILVUS_BM25, "pymilvus.client.abstract.RRFRanker",
+                          "pymilvus.client.abstract.WeightedRanker"})
 
 
 def milvus_store_params(collection: str = "documents") -> dict[str, Any]:
@@ -95,6 +99,12 @@ CATALOG: tuple[NodeType, ...] = (
        defaults={"document_store": milvus_store_params(), "policy": "OVERWRITE"}),
     _n("milvus_haystack.milvus_embedding_retriever.MilvusEmbeddingRetriever", "Milvus retriever", "retrievers",
        "Finds the documents closest to a query embedding.", defaults={"document_store": milvus_store_params(), "top_k": 5}),
+    _n("milvus_haystack.milvus_embedding_retriever.MilvusSparseEmbeddingRetriever", "Milvus keyword retriever",
+       "retrievers", "BM25 keyword search (query_text) over a knowledge base's chunks.",
+       defaults={"document_store": milvus_store_params(), "top_k": 5}),
+    _n("milvus_haystack.milvus_embedding_retriever.MilvusHybridRetriever", "Milvus hybrid retriever", "retrievers",
+       "Dense and BM25 keyword search over a knowledge base, fused by rank (query_embedding and query_text).",
+       defaults={"document_store": milvus_store_params(), "top_k": 5}),
     _n(f"{_HS}.retrievers.in_memory.bm25_retriever.InMemoryBM25Retriever", "BM25 retriever", "retrievers",
        "Keyword search over an in-memory store.", defaults={"document_store": {"type": IN_MEMORY_STORE, "init_parameters": {}}, "top_k": 5}),
     _n(f"{_ST}.rankers.sentence_transformers.sentence_transformers_similarity.SentenceTransformersSimilarityRanker",

@@ -1,6 +1,7 @@
 """Warm pipelines: each worker process builds a version's pipeline once and reuses it.
 
-A bounded LRU keyed by version id. Models are shared across pipelines in the process: Sentence
+A bounded LRU keyed by version id; a pipeline that reads a knowledge base is rebuilt when a re-index has
+switched the base to another index generation since it was built. Models are shared across pipelines in the process: Sentence
 Transformers embedders already share backends by model config (their factory), and local
 Transformers generators share one loaded HF pipeline per config here. ``model_loads`` counts the
 models this process actually loaded; each run records how many it caused (0 when warm).
@@ -16,6 +17,8 @@ from typing import Any
 
 from haystack import Pipeline
 
+from knowledge.bases import serving_generations
+from knowledge.search import named_bases
 from nodes.models import load_failure
 from workflows.spec import WorkflowSpec
 from workflows.validation import build_pipeline
@@ -36,6 +39,8 @@ class WarmPipelines:
         self.size = size
         self.model_loads = 0
         self._pipelines: OrderedDict[str, tuple[WorkflowSpec, Pipeline]] = OrderedDict()
+        # the knowledge bases each cached pipeline reads, and the index generations it was built on
+        self._served: dict[str, tuple[frozenset[str], dict[str, int]]] = {}
         self._generators: dict[str, Any] = {}
         self._lock = threading.RLock()
 
@@ -43,17 +48,25 @@ class WarmPipelines:
         """The spec and warm pipeline of ``key`` (a version id: immutable, so safe to cache) and the number
         of models loaded to get them; ``load_spec`` is called only on a miss."""
         with self._lock:
-            if key in self._pipelines:
+            if key in self._pipelines and self._current(key):
                 self._pipelines.move_to_end(key)
                 return (*self._pipelines[key], 0)
             spec = load_spec()
+            names = frozenset(named_bases(spec.model_dump(mode="json")))
+            served = serving_generations(names)
             pipeline = build_pipeline(spec)
             loads = self._warm(pipeline)
-            self._pipelines[key] = (spec, pipeline)
+            self._pipelines[key], self._served[key] = (spec, pipeline), (names, served)
             while len(self._pipelines) > self.size:
-                self._pipelines.popitem(last=False)
+                self._served.pop(self._pipelines.popitem(last=False)[0], None)
             self.model_loads += loads
             return spec, pipeline, loads
+
+    def _current(self, key: str) -> bool:
+        """Whether the cached pipeline still reads the generations its knowledge bases serve: a re-index that
+        switched one since it was built makes it stale (one small query, only for pipelines that read a base)."""
+        names, served = self._served.get(key, (frozenset(), {}))
+        return not names or serving_generations(names) == served
 
     def _warm(self, pipeline: Pipeline) -> int:
         """Load every node's models, one node at a time so a failure names its node (``NodeLoadError``)."""
@@ -82,4 +95,5 @@ class WarmPipelines:
     def clear(self) -> None:
         with self._lock:
             self._pipelines.clear()
+            self._served.clear()
             self._generators.clear()

@@ -18,11 +18,13 @@ import logging
 import threading
 from datetime import timedelta
 
+from knowledge import generations, search
 from knowledge import lifecycle as knowledge
 from runs import lifecycle as runs
 from runs import workers
 from runs.attempts import MAX_ATTEMPTS, died_each_time, lease
 from runs.lifecycle import QueueDepths
+from stackyard.settings import get_settings
 from store.clock import utcnow
 from store.db import session_scope
 from worker import batch, notify
@@ -52,6 +54,21 @@ def reap_documents() -> list[str]:
         log.warning("document %s lost its indexing worker; sent again", document_id)
     enqueue_documents(again)
     return again
+
+
+def drop_retired_generations(grace_seconds: float | None = None) -> list[str]:
+    """Collections of knowledge-base generations replaced by a re-index at least ``grace_seconds`` ago (four
+    leases: no query or warm pipeline can still be reading them): dropped. Returns their names."""
+    grace = 4 * lease().seconds if grace_seconds is None else grace_seconds
+    settings = get_settings()
+    with session_scope() as session:
+        retired = generations.retired(session, before=utcnow() - timedelta(seconds=grace))
+    dropped = []
+    for kb_id, generation in retired:
+        dropped += search.drop_generations(kb_id, settings, up_to=generation)
+        with session_scope() as session:
+            generations.forget_retired(session, kb_id, generation)
+    return dropped
 
 
 def look_at_queues(queues: list[str], previous: QueueDepths | None = None) -> QueueDepths | None:
@@ -98,6 +115,7 @@ class Reaper(threading.Thread):
                     workers.beat(session, name=self.worker, queues=self.queues)
                 reap_once()
                 reap_documents()
+                drop_retired_generations()
                 depths = look_at_queues(self.queues, self.last_look)
                 if depths is not None:
                     self.last_look = depths

@@ -17,9 +17,13 @@ def execute_run(run_id: str) -> str | None:
 @celery_app.task(name=INDEX_TASK, acks_late=True, reject_on_worker_lost=True)
 def index_document(document_id: str) -> str | None:
     from knowledge.indexing import index_document as index
+    from knowledge.models import DocState
     from runs.attempts import lease
+    from worker.enqueue import enqueue_documents
 
     state = index(document_id, beat_seconds=lease().beat_seconds)
+    if state is DocState.QUEUED:          # indexed into a generation a re-index replaced meanwhile: again
+        enqueue_documents([document_id])
     return state.value if state else None
 
 

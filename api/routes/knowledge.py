@@ -4,8 +4,6 @@ edit chunks, and test retrieval with the components a workflow's retriever runs.
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Query, status
 from sqlmodel import Session
 
@@ -13,21 +11,25 @@ from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.openapi import WRITE, errors
 from api.schemas.knowledge import (
+    ChunkAdd,
     ChunkEdit,
     ChunkPage,
     ChunkPublic,
     DocumentPublic,
     DocumentsAdd,
     DocumentsAdded,
-    HitPublic,
     KnowledgeBaseCreate,
     KnowledgeBasePublic,
     PreviewRequest,
     QueryRequest,
     QueryResult,
+    RecordedQuery,
+    ReindexRequest,
+    Rerun,
+    TestCaseSave,
 )
 from apps.publishing import apps_using_knowledge_base
-from knowledge import bases, lifecycle, search
+from knowledge import bases, generations, lifecycle, queries, search
 from knowledge.documents import BadDocument, file_sources, preview, text_source
 from knowledge.models import KbChunk, KbDocument, KnowledgeBase
 from knowledge.settings import Chunking, model_window
@@ -44,20 +46,9 @@ router = APIRouter(prefix="/api/v1/knowledge-bases", tags=["knowledge"], route_c
 
 def base_public(session: Session, base: KnowledgeBase) -> KnowledgeBasePublic:
     counted = lifecycle.counts(session, base.id)
-    return KnowledgeBasePublic(**base.model_dump(), status=lifecycle.status(counted), counts=counted)
-
-
-def notice(name: str, counted: dict[str, int]) -> str | None:
-    """What a retrieval over the base misses now: documents still indexing, or none indexed yet."""
-    status = lifecycle.status(counted)
-    if status == "empty" or not counted["chunks"]:
-        return f"Knowledge base '{name}' has no indexed chunks yet: add documents, and wait until they are done."
-    if status == "indexing":
-        return f"Knowledge base '{name}' is still indexing documents: their chunks are not searched until done."
-    if status == "error":
-        return (f"Some documents of knowledge base '{name}' failed to index (see their errors): their chunks are not "
-                "searched until they are retried.")
-    return None
+    return KnowledgeBasePublic(**base.model_dump(), status=lifecycle.status(counted, reindexing=base.next_generation
+                                                                             is not None),
+                               counts=counted, reindex=generations.progress(session, base))
 
 
 def document_public(document: KbDocument) -> DocumentPublic:
@@ -95,9 +86,49 @@ def delete_knowledge_base(name: Text) -> None:
         if users:
             raise Conflict(f"Knowledge base '{name}' is read by the published app(s) {', '.join(users)}; unpublish "
                            "them or publish versions that do not use it first.")
-        collection = search.collection_name(base)
+        kb_id = base.id
         session.delete(base)
-    search.drop_index(collection, get_settings())
+    search.drop_generations(kb_id, get_settings())
+
+
+@router.post("/{name}/reindex", response_model=KnowledgeBasePublic, status_code=status.HTTP_202_ACCEPTED,
+             responses=errors(*WRITE, 404, 409, 422))
+def reindex(name: Text, body: ReindexRequest) -> KnowledgeBasePublic:
+    """Build the next index generation with another embedding model and/or chunking on the workers; the current
+    one answers queries until the new one holds every document, then they switch at once. Edited and hand-added
+    chunks carry over."""
+    with session_scope() as session:
+        base = bases.get(session, name)
+        again = generations.start(session, base, get_settings(), embedding_model=body.embedding_model,
+                                  chunking=body.chunking)
+        public = base_public(session, bases.get(session, name))
+    enqueue_documents(again)
+    return public
+
+
+@router.delete("/{name}/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=errors(*WRITE, 404, 409, 422, 503))
+def delete_document(name: Text, document_id: Text) -> None:
+    """Delete a document with its chunks and their vectors in every generation."""
+    with session_scope() as session:
+        base = bases.get(session, name)
+        document = bases.document(session, base, document_id)
+        if document.state in lifecycle.WORKING:
+            raise Conflict(f"Document '{document.name}' is being indexed ({document.state.value}); delete it once it "
+                           "is done or failed.")
+        base = generations.lock(session, base.id)
+        ever_indexed = document.attempts > 0            # an attempt may have written vectors
+        session.delete(document)
+        session.flush()
+        generations.maybe_switch(session, base.id)    # it may have been the last one a re-index waited for
+        session.expunge_all()
+    if not ever_indexed:
+        return
+    try:
+        search.forget_document(base, document_id, get_settings())
+    except Exception as exc:  # noqa: BLE001 - the rows are gone; say what did not happen, not a bare 500
+        raise VectorStoreUnavailable(f"Document {document_id} is deleted, but its vectors were not removed "
+                                     f"({type(exc).__name__}: {exc}); they are dropped with the next re-index.") from exc
 
 
 @router.post("/{name}/documents", response_model=DocumentsAdded, status_code=status.HTTP_201_CREATED,
@@ -167,26 +198,74 @@ def edit_chunk(name: Text, chunk_id: Text, body: ChunkEdit) -> ChunkPublic:
         chunk = bases.edit_chunk(session, base, chunk_id, text=body.text, enabled=body.enabled)
         public = chunk_public(chunk)
         session.expunge_all()
-    try:
-        search.reindex_chunk(base, chunk, get_settings())
-    except Exception as exc:  # noqa: BLE001 - the row is saved; say what did not happen, not a bare 500
-        raise VectorStoreUnavailable(f"Chunk {chunk_id} is saved, but its vector was not updated ({type(exc).__name__}: "
-                                     f"{exc}); save it again once the vector store answers.") from exc
+    _reembed(base, chunk)
     return public
 
 
+def _reembed(base: KnowledgeBase, chunk: KbChunk) -> None:
+    try:
+        search.reindex_chunk(base, chunk, get_settings())
+    except Exception as exc:  # noqa: BLE001 - the row is saved; say what did not happen, not a bare 500
+        raise VectorStoreUnavailable(f"Chunk {chunk.id} is saved, but its vector was not updated ({type(exc).__name__}: "
+                                     f"{exc}); save it again once the vector store answers.") from exc
+
+
+@router.post("/{name}/documents/{document_id}/chunks", response_model=ChunkPublic,
+             status_code=status.HTTP_201_CREATED, responses=errors(*WRITE, 404, 422, 503))
+def add_chunk(name: Text, document_id: Text, body: ChunkAdd) -> ChunkPublic:
+    """Add a chunk by hand after a document's last one; it is embedded now and kept through re-indexing."""
+    with session_scope() as session:
+        base = bases.get(session, name)
+        chunk = bases.add_chunk(session, base, bases.document(session, base, document_id), body.text)
+        public = chunk_public(chunk)
+        session.expunge_all()
+    _reembed(base, chunk)
+    return public
+
+
+@router.delete("/{name}/chunks/{chunk_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=errors(*WRITE, 404, 422, 503))
+def delete_chunk(name: Text, chunk_id: Text) -> None:
+    """Delete a chunk and its vectors. A re-index splits its document again: a chunk the split made comes back
+    (switch it off instead to keep it out); one added by hand does not."""
+    with session_scope() as session:
+        base = bases.get(session, name)
+        chunk = bases.delete_chunk(session, base, chunk_id)
+        session.expunge_all()
+    chunk.enabled = False
+    _reembed(base, chunk)
+
+
 @router.post("/{name}/query", response_model=QueryResult, responses=errors(*WRITE, 404, 422))
-def query(name: Text, body: QueryRequest, session: SessionDep) -> QueryResult:
-    """The chunks a workflow's retriever on this knowledge base would return for ``query``, with their scores."""
-    base = bases.get(session, name)
-    counted = lifecycle.counts(session, base.id)
-    if not counted["chunks"]:
-        return QueryResult(query=body.query, took_ms=0.0, hits=[], notice=notice(name, counted))
-    started = time.perf_counter()
-    hits = search.retrieve(base, body.query, get_settings(), top_k=body.top_k, score_threshold=body.score_threshold)
-    names = bases.document_names(session, {h.meta.get("kb_document_id") for h in hits})
-    return QueryResult(query=body.query, took_ms=round((time.perf_counter() - started) * 1000, 1),
-                       notice=notice(name, counted), hits=[
-        HitPublic(chunk_id=h.chunk_id, document_id=h.meta.get("kb_document_id"),
-                  document=names.get(h.meta.get("kb_document_id")), position=h.meta.get("position"), score=h.score,
-                  text=h.text) for h in hits])
+def query(name: Text, body: QueryRequest) -> QueryResult:
+    """The chunks a workflow's retriever on this knowledge base would return for ``query``, with their scores;
+    recorded, to be run again or saved as a test case."""
+    with session_scope() as session:
+        answer = queries.ask(session, bases.get(session, name), body.query, get_settings(), mode=body.mode,
+                             top_k=body.top_k, score_threshold=body.score_threshold)
+    return QueryResult(**vars(answer))
+
+
+@router.get("/{name}/queries", response_model=list[RecordedQuery], responses=errors(404, 422))
+def list_queries(name: Text, session: SessionDep, limit: int = Query(default=50, ge=1, le=500)) -> list[RecordedQuery]:
+    """Recorded retrieval tests, newest first."""
+    return [RecordedQuery(**row.model_dump()) for row in queries.history(session, bases.get(session, name),
+                                                                         limit=limit)]
+
+
+@router.post("/{name}/queries/{query_id}/rerun", response_model=Rerun, responses=errors(*WRITE, 404, 422))
+def rerun_query(name: Text, query_id: Text) -> Rerun:
+    """Ask a recorded query again with its settings, and say which chunks it gained or lost."""
+    with session_scope() as session:
+        answer, change = queries.rerun(session, bases.get(session, name), query_id, get_settings())
+    return Rerun(answer=QueryResult(**vars(answer)), **change)
+
+
+@router.post("/{name}/queries/{query_id}/test-case", response_model=RecordedQuery,
+             responses=errors(*WRITE, 404, 422))
+def save_test_case(name: Text, query_id: Text, body: TestCaseSave) -> RecordedQuery:
+    """Keep a recorded query as a test case: its right sources are the hits named (default: the first), stored
+    as document ids and gold snippets so the label survives re-chunking."""
+    with session_scope() as session:
+        row = queries.save_case(session, bases.get(session, name), query_id, body.chunk_ids)
+        return RecordedQuery(**row.model_dump())

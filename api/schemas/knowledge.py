@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -30,11 +30,19 @@ class KnowledgeBasePublic(BaseModel):
     embedding_model: str
     chunking: Chunking
     retrieval: Retrieval
-    generation: int
-    status: str = Field(description="empty, indexing, error or ready")
+    generation: int = Field(description="The index generation queries are answered from")
+    status: str = Field(description="empty, indexing, error, ready, or reindexing (the current generation answers "
+                                    "while the next one builds)")
     counts: dict[str, int] = Field(description="Documents per state, and chunks")
+    reindex: dict[str, Any] | None = Field(default=None, description="The generation being built: its settings and "
+                                                                     "documents done of all")
     created_at: datetime
     updated_at: datetime
+
+
+class ReindexRequest(BaseModel):
+    embedding_model: Text | None = Field(default=None, max_length=500, description="Default: the base's")
+    chunking: Chunking | None = Field(default=None, description="Default: the base's")
 
 
 class TextSource(BaseModel):
@@ -96,10 +104,15 @@ class ChunkEdit(BaseModel):
     enabled: bool | None = Field(default=None, strict=True)
 
 
+class ChunkAdd(BaseModel):
+    text: Text = Field(min_length=1, max_length=20_000)
+
+
 class QueryRequest(BaseModel):
     query: Text = Field(min_length=1, max_length=2000)
+    mode: Literal["dense", "keyword", "hybrid"] | None = Field(default=None, description="Default: the base's")
     top_k: int | None = Field(default=None, ge=1, le=100, strict=True)
-    score_threshold: float | None = Field(default=None, ge=-1, le=1, strict=True)
+    score_threshold: float | None = Field(default=None, strict=True, description="On the mode's scale")
 
 
 class HitPublic(BaseModel):
@@ -107,12 +120,46 @@ class HitPublic(BaseModel):
     document_id: str | None
     document: str | None
     position: int | None
-    score: float = Field(description="Cosine similarity, -1..1: higher is closer")
+    score: float = Field(description="On the mode's scale (the result's `scale`): higher is better")
+    dense: float | None = Field(default=None, description="Hybrid: the chunk's cosine similarity, if found by it")
+    keyword: float | None = Field(default=None, description="Hybrid: the chunk's BM25 score, if found by it")
     text: str
 
 
 class QueryResult(BaseModel):
     query: str
+    query_id: str | None = Field(default=None, description="The recorded query: run it again or save it as a test "
+                                                           "case")
+    generation: int = Field(description="The index generation that answered")
+    mode: str
+    scale: str = Field(description="What the scores mean")
     hits: list[HitPublic]
     took_ms: float
     notice: str | None = Field(default=None, description="Why there may be fewer hits than asked for")
+
+
+class RecordedQuery(BaseModel):
+    id: str
+    query: str
+    mode: str
+    top_k: int
+    score_threshold: float | None
+    generation: int
+    hits: list[dict[str, Any]] = Field(description="chunk_id, document_id, document and score of each hit")
+    took_ms: float
+    expected: list[dict[str, Any]] | None = Field(description="Saved as a test case: the right sources (document id "
+                                                              "and gold snippet)")
+    created_at: datetime
+
+
+class Rerun(BaseModel):
+    answer: QueryResult
+    same: bool = Field(description="The same chunks in the same order as when recorded")
+    gained: list[str]
+    lost: list[str]
+    generation_before: int
+
+
+class TestCaseSave(BaseModel):
+    chunk_ids: list[Text] | None = Field(default=None, max_length=100,
+                                         description="The hits a right answer must find (default: the first)")

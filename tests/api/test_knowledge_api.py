@@ -37,6 +37,9 @@ def test_a_base_starts_empty_with_the_bundled_model_and_its_defaults(client):
     ({"name": "x", "chunking": {"length": 1000}}, 422, "chunking.length"),
     ({"name": "x", "chunking": {"length": 10, "overlap": 10}}, 422, "chunking.overlap"),
     ({"name": "x", "retrieval": {"top_k": 0}}, 422, None),
+    ({"name": "x", "retrieval": {"mode": "fuzzy"}}, 422, "mode"),
+    ({"name": "x", "retrieval": {"mode": "dense", "score_threshold": 1.5}}, 422, "retrieval.score_threshold"),
+    ({"name": "x", "retrieval": {"mode": "keyword", "score_threshold": -0.5}}, 422, "retrieval.score_threshold"),
 ])
 def test_bad_bases_are_refused_naming_the_field(client, body, status, field):
     response = client.post(BASES, json=body)
@@ -104,3 +107,45 @@ def test_a_query_on_an_empty_base_says_so_instead_of_finding_nothing(client):
     answer = client.post(f"{BASES}/handbook/query", json={"query": "vacation"}).json()
     assert answer["hits"] == [] and "no indexed chunks yet" in answer["notice"]
     assert client.post(f"{BASES}/handbook/query", json={"query": ""}).status_code == 422
+
+
+def test_queries_are_recorded_and_a_query_that_found_nothing_cannot_be_a_test_case(client):
+    answer = client.post(f"{BASES}/handbook/query", json={"query": "vacation", "mode": "hybrid"}).json()
+    assert (answer["mode"], answer["generation"]) == ("hybrid", 1) and "rank fusion" in answer["scale"]
+    [recorded] = client.get(f"{BASES}/handbook/queries").json()
+    assert (recorded["id"], recorded["query"], recorded["mode"], recorded["expected"]) == (
+        answer["query_id"], "vacation", "hybrid", None)
+    refused = client.post(f"{BASES}/handbook/queries/{recorded['id']}/test-case", json={})
+    assert refused.status_code == 422 and "chunk_ids" in refused.text
+    rerun = client.post(f"{BASES}/handbook/queries/{recorded['id']}/rerun").json()
+    assert (rerun["same"], rerun["gained"], rerun["lost"]) == (True, [], [])
+    assert len(client.get(f"{BASES}/handbook/queries").json()) == 2
+    assert client.post(f"{BASES}/handbook/queries/nope/rerun").status_code == 404
+    off_scale = client.post(f"{BASES}/handbook/query", json={"query": "vacation", "score_threshold": 2.0})
+    assert off_scale.status_code == 422 and "score_threshold" in off_scale.text
+
+
+def test_a_reindex_of_an_empty_base_switches_at_once_and_one_at_a_time_otherwise(client):
+    switched = client.post(f"{BASES}/handbook/reindex", json={"chunking": {"length": 80, "overlap": 8}})
+    assert switched.status_code == 202, switched.text
+    assert (switched.json()["generation"], switched.json()["chunking"]["length"]) == (2, 80)
+    client.post(f"{BASES}/handbook/documents", json={"texts": [{"name": "a", "text": "Bikes go in the cellar."}]})
+    building = client.post(f"{BASES}/handbook/reindex", json={"chunking": {"length": 60, "overlap": 0}}).json()
+    assert (building["status"], building["generation"], building["reindex"]["generation"]) == ("reindexing", 2, 3)
+    assert building["reindex"]["documents"] == 1 and building["reindex"]["done"] == 0
+    again = client.post(f"{BASES}/handbook/reindex", json={})
+    assert again.status_code == 409 and "already re-indexing" in again.text
+    beyond = client.post(f"{BASES}/handbook/reindex", json={"chunking": {"length": 9999}})
+    assert beyond.status_code in (409, 422)
+    notice = client.post(f"{BASES}/handbook/query", json={"query": "bikes"}).json()["notice"]
+    assert "re-indexing into generation 3" in notice
+
+
+def test_deleting_the_last_document_a_reindex_waits_for_switches_the_base(client):
+    added = client.post(f"{BASES}/handbook/documents", json={"texts": [{"name": "a", "text": "Bikes."}]}).json()
+    document = added["added"][0]["id"]
+    assert client.post(f"{BASES}/handbook/reindex", json={}).json()["status"] == "reindexing"
+    assert client.delete(f"{BASES}/handbook/documents/{document}").status_code == 204
+    base = client.get(f"{BASES}/handbook").json()
+    assert (base["status"], base["generation"], base["counts"]["queued"]) == ("empty", 2, 0)
+    assert client.delete(f"{BASES}/handbook/documents/{document}").status_code == 404

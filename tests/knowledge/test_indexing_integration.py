@@ -6,6 +6,8 @@ added twice, and a base a published app reads cannot be deleted."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
 
@@ -96,8 +98,9 @@ def test_a_knowledge_base_indexes_on_a_worker_and_answers_like_the_app(stack: St
         stack.discard(worker)
 
 
-def test_a_worker_killed_mid_embedding_is_replaced_and_no_chunk_is_stored_twice(stack: Stack):
+def test_a_reindex_answers_from_the_old_generation_throughout_even_when_its_worker_is_killed(stack: Stack):
     import signal
+    import threading
 
     from nodes.stores import milvus_document_store
     from stackyard.settings import Settings
@@ -105,24 +108,62 @@ def test_a_worker_killed_mid_embedding_is_replaced_and_no_chunk_is_stored_twice(
     words = " ".join(f"{('river', 'stone', 'lantern', 'copper')[n % 4]}{n}" for n in range(3000))
     created = stack.api("POST", BASES, json={"name": "big", "chunking": {"length": 20, "overlap": 0}})
     assert created.status_code == 201, created.text
-    doomed = stack.start_worker(name="worker-index-doomed")
-    added = stack.api("POST", f"{BASES}/big/documents", json={"texts": [{"name": "long", "text": words}]}).json()
+    app = stack.start_worker(queues="cpu", name="worker-app")        # runs the app; kept warm throughout
+    first = stack.start_worker(queues="gpu", name="worker-index-first")
+    added = stack.api("POST", f"{BASES}/big/documents", json={"texts": [
+        {"name": "long", "text": words}, {"name": "vault", "text": "The secret vault code is 4242."}]}).json()
     document = added["added"][0]["id"]
 
     def state() -> dict:
         return next(d for d in stack.api("GET", f"{BASES}/big/documents").json() if d["id"] == document)
 
-    wait_until(lambda: state()["state"] == "embedding" and state()["progress"] > 0.2, timeout=180, interval=0.05,
-               message="the document half embedded")
-    stack.kill(doomed, signal.SIGKILL)
-    rescue = stack.start_worker(name="worker-index-rescue")
+    def base() -> dict:
+        return stack.api("GET", f"{BASES}/big").json()
+
+    wait_until(lambda: base()["status"] == "ready", timeout=180, interval=0.5, message="the first generation")
+    stack.create("big-rag", knowledge_rag("big", top_k=2))
+    before = stack.start_run("big-rag", {"question": "What is the secret vault code?"}, wait=120)
+    assert before["state"] == "succeeded" and "4242" in before["outputs"]["prompt"]
+
+    answers: list[tuple[int, bool]] = []
+    stop = threading.Event()
+
+    def ask_all_along() -> None:
+        while not stop.is_set():
+            response = stack.api("POST", f"{BASES}/big/query", json={"query": "What is the secret vault code?",
+                                                                     "top_k": 1})
+            answers.append((response.status_code, response.status_code == 200
+                            and "4242" in response.json()["hits"][0]["text"]))
+            time.sleep(0.05)
+
+    asker = threading.Thread(target=ask_all_along, daemon=True)
+    asker.start()
+    reindex = stack.api("POST", f"{BASES}/big/reindex", json={"chunking": {"length": 30, "overlap": 0}})
+    assert reindex.status_code == 202 and reindex.json()["status"] == "reindexing", reindex.text
+    wait_until(lambda: (s := state())["state"] == "embedding" and s["progress"] > 0.2, timeout=180, interval=0.05,
+               message="the long document half embedded into generation 2")
+    assert base()["generation"] == 1
+    stack.kill(first, signal.SIGKILL)
+    rescue = stack.start_worker(queues="gpu", name="worker-index-rescue")
     try:
-        done = wait_until(lambda: (s := state())["state"] in ("done", "error") and s, timeout=180, interval=0.5,
-                          message="the document indexed by the rescue")
-        assert (done["state"], done["attempts"], done["error"]) == ("done", 2, None)
+        switched = wait_until(lambda: (b := base())["generation"] == 2 and b, timeout=180, interval=0.5,
+                              message="the switch to generation 2")
+        stop.set()
+        asker.join(timeout=30)
+        done = state()
+        assert (switched["status"], switched["chunking"]["length"], done["attempts"]) == ("ready", 30, 3)
+        assert len(answers) > 10 and set(answers) == {(200, True)}     # answered right before, during, after
         settings = Settings(data_dir=stack.data_dir, milvus_lite_port=stack.milvus_port)
-        ids = [d.id for d in milvus_document_store(f"kb_{created.json()['id']}_g1", settings).filter_documents()]
-        assert len(ids) == len(set(ids)) == done["chunk_count"] == 150
-        assert stack.api("GET", f"{BASES}/big/chunks", params={"limit": 1}).json()["total"] == 150
+        ids = [d.id for d in milvus_document_store(f"kb_{created.json()['id']}_g2", settings).filter_documents()]
+        assert len(ids) == len(set(ids)) == switched["counts"]["chunks"] == 100 + 1
+        assert done["chunk_count"] == 100
+
+        # the app's warm pipeline moved to the new generation with the base: it returns what the test returns
+        hits = stack.api("POST", f"{BASES}/big/query", json={"query": "lantern2 copper3", "top_k": 2}).json()["hits"]
+        after = stack.start_run("big-rag", {"question": "lantern2 copper3"}, wait=120)
+        assert [d["id"] for d in after["outputs"]["documents"]] == [h["chunk_id"] for h in hits]
+        assert hits and all(len(h["text"].split()) == 30 for h in hits if "vault" not in h["text"])   # generation 2
     finally:
+        stop.set()
         stack.discard(rescue)
+        stack.discard(app)

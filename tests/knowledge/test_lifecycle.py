@@ -35,7 +35,7 @@ def test_one_claim_wins_and_the_attempt_walks_to_done(document):
         assert state(document).progress == 0.0                       # not committed yet: the caller commits
     assert state(document).progress == 0.75
     with session_scope() as session:
-        assert lifecycle.done(session, step, 3).state == DocState.DONE
+        assert lifecycle.done(session, step, 3, 1).state == DocState.DONE
     assert (state(document).chunk_count, state(document).finished_at is not None) == (3, True)
 
 

@@ -99,5 +99,5 @@ def test_a_retriever_over_a_missing_base_is_an_issue_and_over_an_unready_one_a_w
     assert "still indexing" in warnings(spec)[0].message
     with session_scope() as session:
         claimed = lifecycle.claim(session, document.id)
-        lifecycle.done(session, lifecycle.embedding(session, lifecycle.splitting(session, claimed), 0.5), 1)
+        lifecycle.done(session, lifecycle.embedding(session, lifecycle.splitting(session, claimed), 0.5), 1, 1)
     assert warnings(spec) == []

@@ -1,0 +1,139 @@
+"""Index generations: a re-index builds the next one on the workers while the current one keeps serving, and one
+row update switches to it when every document is in it.
+
+A document is always indexed into its base's *target* generation: the next one while a re-index is building, the
+serving one otherwise. A document whose attempt began before a re-index started finished into the old generation;
+it is queued again instead of counted (:func:`finish`). The last document to land in the next generation switches
+the base (its ``generation``, ``embedding_model`` and ``chunking`` together); the old collection is retired and
+dropped once no query can still be reading it (:func:`drop_retired`). Chunk ids do not depend on the generation,
+and edited or hand-added chunks live in SQL, so both carry over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from knowledge import lifecycle
+from knowledge.models import DocState, KbDocument, KnowledgeBase
+from knowledge.settings import BadKnowledgeSettings, Chunking, model_window
+from stackyard.errors import Conflict
+from stackyard.settings import Settings
+from store.clock import utcnow
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a document is indexed now."""
+
+    generation: int
+    embedding_model: str
+    chunking: Chunking
+
+
+def target(base: KnowledgeBase) -> Target:
+    if base.next_generation is not None:
+        return Target(base.next_generation, base.next_embedding_model or base.embedding_model,
+                      Chunking(**(base.next_chunking or base.chunking)))
+    return Target(base.generation, base.embedding_model, Chunking(**base.chunking))
+
+
+def start(session: Session, base: KnowledgeBase, settings: Settings, *, embedding_model: str | None = None,
+          chunking: Chunking | None = None) -> list[str]:
+    """Begin building the next generation with a new model and/or chunking; returns the documents to send. A
+    base with no documents switches at once."""
+    if base.next_generation is not None:
+        raise Conflict(f"Knowledge base '{base.name}' is already re-indexing into generation {base.next_generation}; "
+                       "wait until it switches.")
+    model = embedding_model or base.embedding_model
+    if settings.local_model_path(model) is None:
+        raise BadKnowledgeSettings(f"embedding_model {model!r} is not on this machine: map it to a folder in "
+                                   "STACKYARD_MODEL_PATHS.", field="embedding_model")
+    chunking = (chunking or Chunking(**base.chunking)).check(model_window(model, settings))
+    locked = lock(session, base.id)
+    locked.next_generation = _newest(locked) + 1
+    locked.next_embedding_model, locked.next_chunking = model, chunking.model_dump()
+    locked.updated_at = utcnow()
+    session.add(locked)
+    session.flush()
+    ids = session.exec(select(KbDocument.id).where(KbDocument.kb_id == base.id)).all()
+    again = [moved.id for document_id in ids if (moved := lifecycle.requeue(session, document_id)) is not None]
+    maybe_switch(session, base.id)
+    return again
+
+
+def finish(session: Session, document: KbDocument, generation: int, chunk_count: int) -> KbDocument:
+    """The attempt that indexed ``document`` into ``generation`` is done: recorded as done there (switching the
+    base if it was the last one the next generation waited for), or queued again when a re-index began meanwhile
+    (the caller sends it)."""
+    base = lock(session, document.kb_id)
+    if base.next_generation is not None and generation != base.next_generation:
+        return lifecycle.step_back(session, document)
+    finished = lifecycle.done(session, document, chunk_count, generation)
+    maybe_switch(session, base.id)
+    return finished
+
+
+def maybe_switch(session: Session, kb_id: str) -> bool:
+    """Serve the next generation if every document is done in it. Call with the base's row locked."""
+    base = session.get(KnowledgeBase, kb_id, populate_existing=True)
+    if base is None or base.next_generation is None:
+        return False
+    missing = session.exec(select(func.count()).select_from(KbDocument).where(
+        KbDocument.kb_id == kb_id,
+        (col(KbDocument.state) != DocState.DONE) | (col(KbDocument.generation) != base.next_generation))).one()
+    if missing:
+        return False
+    had_documents = session.exec(select(func.count()).select_from(KbDocument).where(
+        KbDocument.kb_id == kb_id)).one()
+    base.retired_generation = base.generation if had_documents else None
+    base.retired_at = utcnow() if had_documents else None
+    base.generation, base.embedding_model = base.next_generation, base.next_embedding_model or base.embedding_model
+    base.chunking = base.next_chunking or base.chunking
+    base.next_generation = base.next_embedding_model = base.next_chunking = None
+    base.updated_at = utcnow()
+    session.add(base)
+    session.flush()
+    return True
+
+
+def retired(session: Session, before: datetime) -> list[tuple[str, int]]:
+    """(base id, generation) of collections retired before ``before``: no query can still be reading them."""
+    return [(kb_id, generation) for kb_id, generation in session.exec(
+        select(KnowledgeBase.id, KnowledgeBase.retired_generation).where(
+            col(KnowledgeBase.retired_generation).is_not(None), col(KnowledgeBase.retired_at) < before)).all()]
+
+
+def forget_retired(session: Session, kb_id: str, generation: int) -> None:
+    base = session.get(KnowledgeBase, kb_id)
+    if base is not None and base.retired_generation == generation:
+        base.retired_generation = base.retired_at = None
+        session.add(base)
+
+
+def progress(session: Session, base: KnowledgeBase) -> dict[str, Any] | None:
+    """How far the next generation is: its documents done of all; None when none is building."""
+    if base.next_generation is None:
+        return None
+    total, done = session.exec(select(func.count(), func.count().filter(
+        (col(KbDocument.state) == DocState.DONE) & (col(KbDocument.generation) == base.next_generation)))
+        .select_from(KbDocument).where(KbDocument.kb_id == base.id)).one()
+    return {"generation": base.next_generation, "embedding_model": base.next_embedding_model,
+            "chunking": base.next_chunking, "documents": int(total), "done": int(done)}
+
+
+def _newest(base: KnowledgeBase) -> int:
+    return max(base.generation, base.retired_generation or 0)
+
+
+def lock(session: Session, kb_id: str) -> KnowledgeBase:
+    """The base's row, locked until the transaction ends: document completions and the switch take turns."""
+    base = session.exec(select(KnowledgeBase).where(KnowledgeBase.id == kb_id).with_for_update()
+                        .execution_options(populate_existing=True)).first()
+    if base is None:
+        raise lifecycle.Superseded(f"knowledge base {kb_id} was deleted")
+    return base

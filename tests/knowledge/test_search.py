@@ -1,0 +1,103 @@
+"""The one retrieval path on real milvus-lite and MiniLM, with indexing run in this process: dense, keyword and
+hybrid answer from one index, a re-index builds the next generation while the current one answers, hand edits
+and hand-added chunks carry over, and replaced generations and deleted documents leave no vectors behind."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from knowledge import bases, generations, queries, search
+from knowledge.documents import text_source
+from knowledge.indexing import index_document
+from knowledge.models import DocState, KbChunk
+from knowledge.settings import BadKnowledgeSettings, Chunking
+from nodes.stores import list_collections
+from stackyard.settings import get_settings
+from store.db import session_scope
+
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database", ["postgresql"], indirect=True)]
+
+NOISE = " ".join(f"{('river', 'stone', 'lantern', 'copper')[n % 4]}{n}" for n in range(300))
+VAULT = "The secret vault code is 4242 and only the caretaker knows it."
+
+
+def handbook():
+    with session_scope() as session:
+        return bases.get(session, "handbook")
+
+
+def add(*texts: tuple[str, str]) -> list[str]:
+    with session_scope() as session:
+        added = bases.add_documents(session, bases.get(session, "handbook"), [text_source(n, t) for n, t in texts])
+        return [d.id for d in added.added]
+
+
+def vectors(generation: int) -> list[str]:
+    return [d.id for d in search.document_store(handbook(), get_settings(), generation).filter_documents()]
+
+
+def test_one_index_answers_dense_keyword_and_hybrid_and_a_reindex_swaps_generations(database, milvus):
+    settings = get_settings()
+    with session_scope() as session:
+        bases.create(session, settings, name="handbook", chunking=Chunking(length=20, overlap=0))
+    vault, noise = add(("vault", VAULT), ("noise", NOISE))
+    assert [index_document(vault), index_document(noise)] == [DocState.DONE, DocState.DONE]
+
+    dense = search.retrieve(handbook(), "Who knows the code of the secret vault?", settings, top_k=3)
+    assert "4242" in dense[0].text and -1 <= dense[-1].score < dense[0].score <= 1
+    keyword = search.retrieve(handbook(), "4242", settings, mode="keyword", top_k=3)
+    assert [("4242" in h.text, h.score > 0) for h in keyword] == [(True, True)]   # BM25: only it has the word
+    hybrid = search.retrieve(handbook(), "caretaker vault code", settings, mode="hybrid", top_k=3)
+    assert "4242" in hybrid[0].text and hybrid[0].dense is not None and hybrid[0].keyword > 0
+    assert 0 < hybrid[0].score <= 2 / 61                                           # reciprocal rank fusion
+    assert search.retrieve(handbook(), "4242", settings, mode="keyword", score_threshold=1000.0) == []
+    with pytest.raises(BadKnowledgeSettings, match="off the dense scale"):
+        search.retrieve(handbook(), "vault", settings, score_threshold=3.0)
+
+    with session_scope() as session:                   # a retrieval test, recorded and kept as a test case
+        asked = queries.ask(session, bases.get(session, "handbook"), "vault code 4242", settings, mode="keyword")
+        case = queries.save_case(session, bases.get(session, "handbook"), asked.query_id, None)
+    assert case.expected == [{"document_id": vault, "document": "vault", "snippet": VAULT}]
+
+    with session_scope() as session:                   # a hand edit and a chunk added by hand, before re-indexing
+        base = bases.get(session, "handbook")
+        vault_chunk = session.exec(select(KbChunk).where(KbChunk.document_id == vault)).one()
+        edited = bases.edit_chunk(session, base, vault_chunk.id, text="The secret vault code is now 9999.")
+        added = bases.add_chunk(session, base, bases.document(session, base, vault), "Spare keys hang in the attic.")
+        session.expunge_all()
+    search.reindex_chunk(handbook(), edited, settings)
+    search.reindex_chunk(handbook(), added, settings)
+    assert search.retrieve(handbook(), "attic spare keys", settings, mode="keyword", top_k=1)[0].chunk_id == added.id
+
+    with session_scope() as session:
+        again = generations.start(session, bases.get(session, "handbook"), settings,
+                                  chunking=Chunking(length=30, overlap=0))
+    assert sorted(again) == sorted([vault, noise])
+    assert index_document(noise) == DocState.DONE      # generation 2 has the noise; the vault is still queued
+    building = handbook()
+    assert (building.generation, building.next_generation) == (1, 2)
+    served = search.retrieve(building, "vault code", settings, mode="keyword", top_k=2)
+    assert "9999" in served[0].text                    # generation 1 still answers, hand edits included
+    assert index_document(vault) == DocState.DONE
+    switched = handbook()
+    assert (switched.generation, switched.chunking["length"], switched.retired_generation) == (2, 30, 1)
+
+    with session_scope() as session:
+        rows = {c.id: c for c in session.exec(select(KbChunk).where(KbChunk.kb_id == switched.id)).all()}
+    assert sorted(vectors(2)) == sorted(rows)          # every chunk once, nothing else
+    assert len(rows) == 1 + 1 + 10                     # the edited chunk, the added one, 300 words / 30
+    assert rows[edited.id].text.endswith("9999.") and rows[added.id].position == 1
+    assert "9999" in search.retrieve(switched, "vault code", settings, mode="hybrid", top_k=3)[0].text
+    with session_scope() as session:                   # asked again on generation 2: what changed, said
+        again_answer, change = queries.rerun(session, bases.get(session, "handbook"), asked.query_id, settings)
+    assert (again_answer.generation, change["generation_before"]) == (2, 1)
+    assert "9999" in again_answer.hits[0]["text"] and change["same"] is (change["gained"] == change["lost"] == [])
+
+    names = {f"kb_{switched.id}_g1", f"kb_{switched.id}_g2"}
+    assert names <= set(list_collections(settings))
+    assert search.drop_generations(switched.id, settings, up_to=1) == [f"kb_{switched.id}_g1"]
+    assert f"kb_{switched.id}_g2" in list_collections(settings)
+
+    search.forget_document(switched, vault, settings)
+    assert sorted(vectors(2)) == sorted(i for i, c in rows.items() if c.document_id == noise)
