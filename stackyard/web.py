@@ -18,11 +18,13 @@ def create_app() -> FastAPI:
     from ui.chat_page import mount_chat
     from ui.help_page import mount_help
     from ui.jobs_page import mount_jobs
+    from ui.knowledge_page import mount_knowledge
     from ui.models_page import mount_models
 
     app = create_api()
     mount_chat(app)
     mount_jobs(app)
+    mount_knowledge(app)
     mount_apps(app)
     mount_models(app)
     mount_help(app)

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from ui.editor_page import STATIC_DIR
 
 
-@pytest.mark.parametrize("path", ["/apps", "/jobs", "/chat-app"])
+@pytest.mark.parametrize("path", ["/apps", "/jobs", "/knowledge", "/chat-app"])
 def test_a_page_answers_without_its_trailing_slash(client: TestClient, path: str):
     moved = client.get(path, follow_redirects=False)
     assert moved.status_code == 307 and moved.headers["location"] == f"{path}/"
@@ -22,22 +22,23 @@ def test_a_page_answers_without_its_trailing_slash(client: TestClient, path: str
 
 def test_the_editors_page_links_open_pages(client: TestClient):
     links = set(re.findall(r'href: "(/[^"]*)"', (STATIC_DIR / "editor.js").read_text()))
-    assert {"/apps", "/jobs"} <= links
+    assert {"/apps", "/jobs", "/knowledge"} <= links
     for link in links:
         page = client.get(link)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"], link
 
 
-def test_only_the_jobs_page_takes_gradio_uploads(client: TestClient):
+def test_only_the_jobs_and_knowledge_pages_take_gradio_uploads(client: TestClient):
     """Gradio's upload route exists under every page and had no size limit, and /chat-app is public: a
-    stranger could fill the disk. Only the jobs page has a file field; it takes a job source's size."""
+    stranger could fill the disk. Only the jobs and knowledge pages have a file field; each takes its size."""
     file = {"files": ("items.jsonl", b'{"q": "x"}\n' * 20_000, "application/octet-stream")}
     for page in ("", "/chat-app", "/apps", "/models"):
         refused = client.post(f"{page}/gradio_api/upload", files=file)
         assert refused.status_code == 413, (page, refused.text)
         assert "takes no file uploads" in refused.json()["error"]["message"]
-    taken = client.post("/jobs/gradio_api/upload", files=file)
-    assert taken.status_code == 200, taken.text
+    for page in ("/jobs", "/knowledge"):
+        taken = client.post(f"{page}/gradio_api/upload", files=file)
+        assert taken.status_code == 200, (page, taken.text)
 
 
 def test_the_guide_serves_the_readme_with_a_link_to_each_section(client: TestClient):

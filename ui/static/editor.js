@@ -43,6 +43,7 @@
         h("button.sy-btn", { text: "History", title: "Versions (H)", onclick: () => this.side.show("history"), dataset: { action: "history" } }),
         this.exportLink,
         h("a.sy-btn", { text: "Jobs", title: "Batch jobs and schedules", href: "/jobs", target: "_blank", dataset: { action: "jobs" } }),
+        h("a.sy-btn", { text: "Knowledge", title: "Knowledge bases: documents, chunks, retrieval tests", href: "/knowledge", target: "_blank", dataset: { action: "knowledge" } }),
         h("a.sy-btn", { text: "Models", title: "Which generators and embedders this installation can use", href: "/models", target: "_blank", dataset: { action: "models" } }),
         h("a.sy-btn", { text: "Publish", title: "Serve a saved version as a chat app, and manage API keys", href: "/apps", target: "_blank", dataset: { action: "publish" } }),
         h("button.sy-btn.sy-btn-primary", { text: "Save", title: "Save a new version (Ctrl+S)", onclick: () => this.openSave(), dataset: { action: "save" } }),

@@ -1,0 +1,81 @@
+"""The knowledge page's handlers, called directly (no browser): a base is created from the form, bad numbers and
+bad files are refused by field with nothing stored, uploads land under the files root in a folder of their own,
+and the page shows progress and a re-index the way the API does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from knowledge.documents import UPLOADS
+from ui import knowledge_page as page
+
+
+def make(name: str = "handbook", length=50, overlap=5) -> str:
+    status, _ = page.create_base(name, "", "word", length, overlap, "hybrid", 3)
+    return status
+
+
+def test_a_base_is_created_from_the_form_and_bad_numbers_are_refused_by_field(database):
+    assert make().startswith("✅ Knowledge base 'handbook' created")
+    assert page.base_names() == ["handbook"]
+    assert make("other", length="abc").startswith("⚠️ Chunk length 'abc' is not a whole number")
+    assert make("other", length=5000).startswith("⚠️ chunking.length must be from 1 to 256 words")
+    assert make("other", overlap=50).startswith("⚠️ chunking.overlap (50) must be less than")
+    assert make("handbook").startswith("⚠️ A knowledge base named 'handbook' exists")
+    assert page.base_names() == ["handbook"]
+    summary = page.summary_html("handbook")
+    assert 'data-status="empty"' in summary and "hybrid retrieval, top 3" in summary
+
+
+def test_uploads_are_kept_under_the_files_root_and_the_same_content_is_skipped(database, data_dir: Path, tmp_path):
+    make()
+    sent = tmp_path / "browser"
+    sent.mkdir()
+    (sent / "policy ü?.txt").write_text("Thirty days of vacation.")
+    (sent / "parking.md").write_text("# Parking\n\nBikes go in the cellar.")
+    status = page.add_documents("handbook", [str(sent / "policy ü?.txt"), str(sent / "parking.md")], "", "wifi",
+                                "The guest wifi password is on the badge.")
+    assert status == "✅ 3 document(s) queued for indexing.", status
+    bars, rows = page.documents_view("handbook")
+    assert [(r[2], r[3]) for r in rows] == [("queued", "0%")] * 3 and bars.count('class="kb-doc"') == 3
+    stored = sorted((data_dir / "files" / UPLOADS / "handbook").rglob("*.*"))
+    assert [p.name for p in stored] == ["parking.md", "policy_.txt"]
+    again = page.add_documents("handbook", [str(sent / "parking.md")], "", "", "")
+    assert again.startswith("✅ 0 document(s) queued") and "Skipped 1 already there" in again
+
+
+def test_bad_files_refuse_the_whole_request(database, data_dir: Path, tmp_path):
+    make()
+    (tmp_path / "tool.exe").write_bytes(b"MZ")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "fine.txt").write_text("fine")
+    for bad, named in (("tool.exe", "is a .exe file"), ("empty.txt", "is empty (0 bytes)")):
+        status = page.add_documents("handbook", [str(tmp_path / "fine.txt"), str(tmp_path / bad)], "", "", "")
+        assert status.startswith("⚠️ Files: ") and named in status, status
+    outside = page.add_documents("handbook", None, "../../etc/passwd", "", "")
+    assert outside.startswith("⚠️") and "files root" in outside
+    assert page.add_documents("handbook", None, "", "", "") .startswith("⚠️ Upload files")
+    assert page.documents_view("handbook")[1] == []
+
+
+def test_a_query_on_an_empty_base_says_so_and_a_reindex_of_it_switches_at_once(database):
+    make()
+    line, chart, rows = page.ask("handbook", "vacation", "keyword", 5)
+    assert line.startswith("**0 hit(s)**") and "BM25" in line and "no indexed chunks yet" in line
+    assert rows == [] and "kb-bar" not in chart
+    assert page.ask("handbook", "vacation", "dense", 500)[0].startswith("⚠️ Top k '500' is not a whole number")
+    assert page.reindex("handbook", 80, 8).startswith("✅ Re-indexing 0 document(s) with chunks of 80")
+    assert 'data-generation="2"' in page.summary_html("handbook")
+    assert "chunks of 80 words (overlap 8)" in page.summary_html("handbook")
+    assert page.reindex("handbook", 9999, None).startswith("⚠️ chunking.length must be from 1 to 256")
+
+
+def test_the_score_chart_draws_one_bar_per_hit_on_its_scale():
+    hits = [{"chunk_id": "a", "document": "uploads/x/parking.md", "position": 0, "score": 0.8},
+            {"chunk_id": "b", "document": "policy.txt", "position": 3, "score": -0.2}]
+    dense = page.chart_html(hits, "dense")
+    assert dense.count('class="kb-bar"') == 2 and "width:80.0%" in dense and "width:0.0%" in dense
+    assert "#1 parking.md · chunk 0" in dense and "cosine similarity" in dense
+    keyword = page.chart_html([{**hits[0], "score": 6.0}, {**hits[1], "score": 3.0}], "keyword")
+    assert "width:100.0%" in keyword and "width:50.0%" in keyword and "BM25" in keyword
+    assert page.chart_html([{**hits[0], "document": "<img src=x onerror=alert(1)>"}], "dense").count("<img") == 0

@@ -1,0 +1,365 @@
+"""Knowledge bases in the browser: ``/knowledge``.
+
+Create a base, upload files (or name files and folders under the files root, or paste text) and watch each
+document's progress bar, browse and search its chunks, edit one or switch it off, test a query with the
+retriever's own code (a bar chart of the scores), and re-index with another chunking while the current index
+keeps answering. Handlers are plain functions (tested without a browser) over the same modules the HTTP API
+uses; mount with ``mount_knowledge(app)`` before the editor at ``/``.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from fastapi import FastAPI
+
+from knowledge import bases, generations, lifecycle, queries, search
+from knowledge.documents import MAX_FILE_BYTES, file_sources, store_uploads, text_source
+from knowledge.models import DocState
+from knowledge.settings import SCALES, Chunking, Retrieval
+from nodes.catalog import MILVUS_STORE
+from stackyard.errors import StackyardError
+from stackyard.settings import get_settings
+from store.db import session_scope
+from ui import fields
+from ui.pages import mount_page
+from worker.enqueue import enqueue_documents
+
+PATH = "/knowledge"
+DOCUMENT_HEADERS = ["id", "name", "state", "progress", "chunks", "attempts", "error"]
+CHUNK_HEADERS = ["id", "document", "position", "length", "enabled", "edited", "text"]
+HIT_HEADERS = ["rank", "score", "dense", "keyword", "document", "position", "text", "chunk id"]
+MODES = ("dense", "keyword", "hybrid")
+TEXT_CELL = 300
+COLOURS = {"done": "#16a34a", "error": "#dc2626", "queued": "#9ca3af"}   # working states: blue
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= TEXT_CELL else text[:TEXT_CELL] + "…"
+
+
+def _fail(exc: Exception) -> str:
+    return f"⚠️ {exc}"
+
+
+def base_names() -> list[str]:
+    with session_scope() as session:
+        return [b.name for b in bases.list_all(session)]
+
+
+def create_base(name: str, description: str, unit: str, length: Any, overlap: Any, mode: str,
+                top_k: Any) -> tuple[str, Any]:
+    try:
+        chunking = Chunking(unit=unit or "word", length=fields.whole_number(length, field="Chunk length", high=100_000),
+                            overlap=fields.whole_number(overlap, field="Overlap", low=0, high=100_000, empty=0))
+        retrieval = Retrieval(mode=mode or "dense", top_k=fields.whole_number(top_k, field="Top k", high=100, empty=5))
+        with session_scope() as session:
+            base = bases.create(session, get_settings(), name=(name or "").strip(), description=description or "",
+                                chunking=chunking, retrieval=retrieval)
+            created = base.name
+        return f"✅ Knowledge base '{created}' created. Add documents below.", gr.update(choices=base_names(),
+                                                                                        value=created)
+    except (StackyardError, ValueError) as exc:
+        return _fail(exc), gr.update()
+
+
+def summary_html(name: str | None) -> str:
+    """The base's status, counts and serving generation, with the re-index's progress bar while one builds."""
+    if not name:
+        return "<p>Pick a knowledge base, or create one.</p>"
+    try:
+        with session_scope() as session:
+            base = bases.get(session, name)
+            counted = lifecycle.counts(session, base.id)
+            building = generations.progress(session, base)
+            status = lifecycle.status(counted, reindexing=building is not None)
+            chunking = base.chunking
+            line = (f"<b>{status}</b> · generation {base.generation} · {counted['done']} of "
+                    f"{sum(counted[s.value] for s in DocState)} documents indexed · {counted['chunks']} chunks · "
+                    f"{html.escape(base.embedding_model)} · chunks of {chunking['length']} {chunking['unit']}s "
+                    f"(overlap {chunking['overlap']}) · {base.retrieval['mode']} retrieval, top {base.retrieval['top_k']}")
+    except StackyardError as exc:
+        return f"<p>⚠️ {html.escape(str(exc))}</p>"
+    bar = ""
+    if building:
+        share = 100 * building["done"] / max(building["documents"], 1)
+        bar = (f'<div id="kb-reindex" data-done="{building["done"]}" data-total="{building["documents"]}">'
+               f"<p>Re-indexing into generation {building['generation']} (chunks of "
+               f"{building['chunking']['length']}): {building['done']} of {building['documents']} documents; "
+               f"generation {base.generation} answers until then.</p>{_bar(share, '#2563eb')}</div>")
+    return f'<div id="kb-state" data-status="{status}" data-generation="{base.generation}"><p>{line}</p>{bar}</div>'
+
+
+def _bar(percent: float, colour: str) -> str:
+    return (f'<div style="height:10px;border-radius:4px;overflow:hidden;background:#e5e7eb">'
+            f'<div style="width:{percent:.1f}%;height:100%;background:{colour}"></div></div>')
+
+
+def documents_view(name: str | None) -> tuple[str, list[list]]:
+    """One progress bar per document, and the documents table."""
+    if not name:
+        return "", []
+    try:
+        with session_scope() as session:
+            documents = bases.documents(session, bases.get(session, name))
+    except StackyardError as exc:
+        return f"<p>⚠️ {html.escape(str(exc))}</p>", []
+    bars = "".join(
+        f'<div class="kb-doc" data-name="{html.escape(d.name)}" data-state="{d.state.value}" style="margin:4px 0">'
+        f'<span>{html.escape(d.name)} — {d.state.value} {100 * d.progress:.0f}%</span>'
+        f'{_bar(100 * d.progress if d.state != DocState.ERROR else 100, COLOURS.get(d.state.value, "#2563eb"))}</div>'
+        for d in documents[:200])
+    rows = [[d.id, d.name, d.state.value, f"{100 * d.progress:.0f}%", d.chunk_count, d.attempts, d.error or ""]
+            for d in documents]
+    return f'<div id="kb-docs">{bars}</div>', rows
+
+
+def add_documents(name: str | None, uploads: list[str] | None, paths: str, text_name: str,
+                  text: str) -> str:
+    """Queue uploaded files, files named under the files root and pasted text; the same content is skipped."""
+    if not name:
+        return "⚠️ Pick a knowledge base first."
+    try:
+        sources = []
+        if uploads:
+            sources += file_sources(store_uploads([Path(u) for u in uploads], name), field="Files")
+        entries = [p.strip() for p in (paths or "").replace(",", "\n").splitlines() if p.strip()]
+        sources += file_sources(entries, field="Paths") if entries else []
+        if (text or "").strip():
+            sources.append(text_source((text_name or "").strip() or "pasted text", text, field="Text"))
+        if not sources:
+            return "⚠️ Upload files, name files or folders under the files root, or paste text."
+        with session_scope() as session:
+            base = bases.get(session, name)
+            added = bases.add_documents(session, base, sources)
+            bases.touch(session, base)
+            ids = [d.id for d in added.added]
+            skipped = [s["name"] for s in added.skipped]
+        enqueue_documents(ids)
+    except (StackyardError, OSError) as exc:
+        return _fail(exc)
+    note = f" Skipped {len(skipped)} already there: {', '.join(skipped[:5])}." if skipped else ""
+    return f"✅ {len(ids)} document(s) queued for indexing.{note}"
+
+
+def retry_document(name: str | None, document_id: str) -> str:
+    if not name or not (document_id or "").strip():
+        return "⚠️ Pick a document in the table first."
+    try:
+        with session_scope() as session:
+            base = bases.get(session, name)
+            document = bases.document(session, base, document_id.strip())
+            if lifecycle.requeue(session, document.id) is None:
+                return f"⚠️ '{document.name}' is {document.state.value}; retry it once it is done or failed."
+        enqueue_documents([document.id])
+        return f"✅ '{document.name}' queued again."
+    except StackyardError as exc:
+        return _fail(exc)
+
+
+def chunks_table(name: str | None, document_id: str, text: str) -> list[list]:
+    if not name:
+        return []
+    try:
+        with session_scope() as session:
+            base = bases.get(session, name)
+            page, _ = bases.chunks(session, base, document_id=(document_id or "").strip() or None,
+                                   search=(text or "").strip()[:200] or None, limit=200)
+            names = bases.document_names(session, {c.document_id for c in page})
+            return [[c.id, names.get(c.document_id, c.document_id), c.position, len(c.text), c.enabled, c.edited,
+                     _short(c.text)] for c in page]
+    except StackyardError:
+        return []
+
+
+def chunk_text(name: str | None, chunk_id: str) -> str:
+    if not name or not (chunk_id or "").strip():
+        return ""
+    with session_scope() as session:
+        found = bases.chunks_by_id(session, bases.get(session, name), [chunk_id.strip()])
+        return found[0].text if found else ""
+
+
+def save_chunk(name: str | None, chunk_id: str, text: str | None, enabled: bool | None = None) -> str:
+    """Save a chunk's new text (only it is embedded again) or switch it on or off."""
+    if not name or not (chunk_id or "").strip():
+        return "⚠️ Pick a chunk in the table first."
+    try:
+        with session_scope() as session:
+            base = bases.get(session, name)
+            chunk = bases.edit_chunk(session, base, chunk_id.strip(), text=text, enabled=enabled)
+            session.expunge_all()
+        search.reindex_chunk(base, chunk, get_settings())
+    except StackyardError as exc:
+        return _fail(exc)
+    except Exception as exc:  # noqa: BLE001 - the row is saved; the vector store did not answer
+        return f"⚠️ Chunk saved, but its vector was not updated ({type(exc).__name__}: {exc}); save it again."
+    what = "saved and embedded again" if text is not None else ("switched on" if chunk.enabled else "switched off")
+    return f"✅ Chunk {chunk.position} of its document {what}."
+
+
+def chart_html(hits: list[dict[str, Any]], mode: str) -> str:
+    """The hits' scores as horizontal bars: cosine similarity on its own 0..1 width, BM25 and rank-fusion
+    scores (no fixed top) relative to the best hit."""
+    if not hits:
+        return '<div id="kb-chart"></div>'
+    top = 1.0 if mode == "dense" else max(h["score"] for h in hits) or 1.0
+    bars = "".join(
+        f'<div class="kb-bar" data-chunk="{html.escape(h["chunk_id"])}" data-score="{h["score"]:.4f}" '
+        f'style="display:grid;grid-template-columns:22em 1fr 5em;gap:8px;align-items:center;margin:3px 0">'
+        f'<span style="overflow:hidden;text-overflow:ellipsis;white-space:nowrap">#{i + 1} '
+        f'{html.escape(Path(h["document"] or "?").name)} · chunk {h["position"]}</span>'
+        f'{_bar(100 * max(h["score"], 0.0) / top, "#f97316")}<span>{h["score"]:.4f}</span></div>'
+        for i, h in enumerate(hits))
+    return f'<div id="kb-chart"><p><b>Scores</b> ({html.escape(SCALES[mode][0])})</p>{bars}</div>'
+
+
+def ask(name: str | None, query: str, mode: str, top_k: Any) -> tuple[str, str, list[list]]:
+    """A retrieval test: the line saying what answered, the score chart, the hits table."""
+    empty = chart_html([], "dense")
+    if not name:
+        return "⚠️ Pick a knowledge base first.", empty, []
+    try:
+        k = fields.whole_number(top_k, field="Top k", high=100, empty=None)
+        with session_scope() as session:
+            answer = queries.ask(session, bases.get(session, name), query or "", get_settings(), mode=mode or None,
+                                 top_k=k)
+    except (StackyardError, ValueError) as exc:
+        return _fail(exc), empty, []
+    hits = answer.hits
+    chart = chart_html(hits, answer.mode)
+    rows = [[i + 1, round(h["score"], 4), "" if h["dense"] is None else round(h["dense"], 4),
+             "" if h["keyword"] is None else round(h["keyword"], 4), h["document"] or "", h["position"],
+             _short(h["text"]), h["chunk_id"]] for i, h in enumerate(hits)]
+    notice = f" {answer.notice}" if answer.notice else ""
+    line = (f"**{len(hits)} hit(s)** in {answer.took_ms:g} ms from generation {answer.generation}, {answer.mode} "
+            f"(scores: {answer.scale}).{notice}")
+    return line, chart, rows
+
+
+def reindex(name: str | None, length: Any, overlap: Any) -> str:
+    if not name:
+        return "⚠️ Pick a knowledge base first."
+    try:
+        with session_scope() as session:
+            base = bases.get(session, name)
+            current = Chunking(**base.chunking)
+            chunking = current.model_copy(update={
+                "length": fields.whole_number(length, field="Chunk length", high=100_000, empty=current.length),
+                "overlap": fields.whole_number(overlap, field="Overlap", low=0, high=100_000, empty=current.overlap)})
+            again = generations.start(session, base, get_settings(), chunking=chunking)
+        enqueue_documents(again)
+    except (StackyardError, ValueError) as exc:
+        return _fail(exc)
+    return (f"✅ Re-indexing {len(again)} document(s) with chunks of {chunking.length}; the current index answers "
+            "until the new one is complete.")
+
+
+def workflow_hint(name: str | None) -> str:
+    if not name:
+        return ""
+    return (f"In a workflow, a Milvus retriever or document writer reads this base with `document_store: {{type: "
+            f"knowledge_base, init_parameters: {{name: {name}}}}}`; export writes it as a plain `{MILVUS_STORE}`.")
+
+
+def build() -> gr.Blocks:
+    with gr.Blocks(title="Stackyard knowledge") as page:
+        gr.Markdown("## Knowledge bases\nLoad → split → embed → store, and check each step: see the chunks a "
+                    "document became, and test a query with the same retriever code a published app runs.")
+        with gr.Row():
+            base = gr.Dropdown(label="Knowledge base", choices=[], elem_id="kb-base")
+            refresh_btn = gr.Button("Refresh")
+        with gr.Accordion("New knowledge base", open=False, elem_id="kb-new"):
+            with gr.Row():
+                new_name = gr.Textbox(label="Name", placeholder="handbook", elem_id="kb-name")
+                description = gr.Textbox(label="Description")
+            with gr.Row():
+                unit = gr.Radio(["word", "char"], value="word", label="Chunk unit")
+                length = gr.Number(label="Chunk length", value=200, precision=0, elem_id="kb-length")
+                overlap = gr.Number(label="Overlap", value=20, precision=0, elem_id="kb-overlap")
+                mode = gr.Radio(list(MODES), value="dense", label="Retrieval")
+                top_k = gr.Number(label="Top k", value=5, precision=0)
+            create_btn = gr.Button("Create knowledge base", variant="primary", elem_id="kb-create")
+        status = gr.Markdown(elem_id="kb-message")
+        summary = gr.HTML(summary_html(None), elem_id="kb-summary")
+        hint = gr.Markdown()
+
+        gr.Markdown("### Documents")
+        with gr.Row():
+            uploads = gr.File(label="Files", file_count="multiple", type="filepath", elem_id="kb-upload",
+                              file_types=[".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".csv"])
+            paths = gr.Textbox(label="Files, folders or globs under the files root", lines=3)
+            with gr.Column():
+                text_name = gr.Textbox(label="Text name")
+                text = gr.Textbox(label="Or paste text", lines=3)
+        add_btn = gr.Button("Add documents", variant="primary", elem_id="kb-add")
+        progress = gr.HTML(elem_id="kb-progress")
+        documents = gr.Dataframe(headers=DOCUMENT_HEADERS, interactive=False, wrap=True, elem_id="kb-documents")
+        with gr.Row():
+            document_id = gr.Textbox(label="Document id", elem_id="kb-document-id")
+            retry_btn = gr.Button("Retry document")
+
+        gr.Markdown("### Chunks")
+        with gr.Row():
+            chunk_search = gr.Textbox(label="Search chunks", elem_id="kb-chunk-search")
+            search_btn = gr.Button("Search")
+        chunks = gr.Dataframe(headers=CHUNK_HEADERS, interactive=False, wrap=True, elem_id="kb-chunks")
+        with gr.Row():
+            chunk_id = gr.Textbox(label="Chunk id", elem_id="kb-chunk-id")
+            chunk_body = gr.Textbox(label="Chunk text", lines=4, elem_id="kb-chunk-text")
+            with gr.Column():
+                save_btn = gr.Button("Save chunk", variant="primary")
+                off_btn = gr.Button("Switch off")
+                on_btn = gr.Button("Switch on")
+
+        gr.Markdown("### Test retrieval")
+        with gr.Row():
+            query = gr.Textbox(label="Query", elem_id="kb-query")
+            query_mode = gr.Radio(list(MODES), value="dense", label="Mode", elem_id="kb-mode")
+            query_k = gr.Number(label="Top k", value=5, precision=0)
+            ask_btn = gr.Button("Test query", variant="primary", elem_id="kb-ask")
+        answer = gr.Markdown(elem_id="kb-answer")
+        plot = gr.HTML(chart_html([], "dense"), elem_id="kb-plot")
+        hits = gr.Dataframe(headers=HIT_HEADERS, interactive=False, wrap=True, elem_id="kb-hits")
+
+        gr.Markdown("### Re-index\nBuild the index again with other chunks; the current one keeps answering until "
+                    "the new one holds every document. Edited and hand-added chunks carry over.")
+        with gr.Row():
+            re_length = gr.Number(label="New chunk length", precision=0, elem_id="kb-re-length")
+            re_overlap = gr.Number(label="New overlap", precision=0, elem_id="kb-re-overlap")
+            reindex_btn = gr.Button("Re-index", elem_id="kb-reindex-btn")
+        timer = gr.Timer(1.5)
+
+        def everything(name):
+            return (summary_html(name), *documents_view(name), chunks_table(name, "", ""), workflow_hint(name))
+
+        def pick(rows, event: gr.SelectData):
+            return str(rows.iloc[event.index[0], 0]) if event.index is not None else ""
+
+        page.load(lambda: gr.update(choices=base_names()), outputs=[base])
+        refresh_btn.click(lambda: gr.update(choices=base_names()), outputs=[base])
+        create_btn.click(create_base, [new_name, description, unit, length, overlap, mode, top_k], [status, base])
+        base.change(everything, [base], [summary, progress, documents, chunks, hint])
+        add_btn.click(add_documents, [base, uploads, paths, text_name, text], [status])
+        timer.tick(lambda name: (summary_html(name), *documents_view(name)), [base], [summary, progress, documents])
+        documents.select(pick, [documents], [document_id])
+        document_id.change(lambda name, d, q: chunks_table(name, d, q), [base, document_id, chunk_search], [chunks])
+        retry_btn.click(retry_document, [base, document_id], [status])
+        search_btn.click(chunks_table, [base, document_id, chunk_search], [chunks])
+        chunk_search.submit(chunks_table, [base, document_id, chunk_search], [chunks])
+        chunks.select(pick, [chunks], [chunk_id])
+        chunk_id.change(chunk_text, [base, chunk_id], [chunk_body])
+        save_btn.click(lambda name, c, t: save_chunk(name, c, t), [base, chunk_id, chunk_body], [status])
+        off_btn.click(lambda name, c: save_chunk(name, c, None, False), [base, chunk_id], [status])
+        on_btn.click(lambda name, c: save_chunk(name, c, None, True), [base, chunk_id], [status])
+        ask_btn.click(ask, [base, query, query_mode, query_k], [answer, plot, hits])
+        query.submit(ask, [base, query, query_mode, query_k], [answer, plot, hits])
+        reindex_btn.click(reindex, [base, re_length, re_overlap], [status])
+    return page
+
+
+def mount_knowledge(app: FastAPI) -> None:
+    mount_page(app, build(), PATH, uploads=MAX_FILE_BYTES)
