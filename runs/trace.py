@@ -48,6 +48,7 @@ class Recording:
     attempt: int
     cancelled: threading.Event = field(default_factory=threading.Event)
     node_seconds: dict[str, float] = field(default_factory=dict)
+    notices: dict[str, str] = field(default_factory=dict)   # node → what its trace says whatever it outputs
     _rows: list[dict[str, Any]] = field(default_factory=list)
     _ids: list[int | None] = field(default_factory=list)
     _dirty: set[int] = field(default_factory=set)
@@ -184,7 +185,8 @@ class RunTracer(Tracer):
             recording.node_seconds[node] = recording.node_seconds.get(node, 0.0) + seconds
             output = span.tags.get("haystack.component.output")
             recording.ended(index, state=NodeState.FAILED if error else NodeState.DONE,
-                            duration_ms=round(seconds * 1000, 3), error=error, notice=notice_of(node, type_, output),
+                            duration_ms=round(seconds * 1000, 3), error=error,
+                            notice=recording.notices.get(node) or notice_of(node, type_, output),
                             output_preview=preview(output) if output is not None else None)
 
     def current_span(self) -> Span | None:

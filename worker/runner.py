@@ -28,6 +28,7 @@ from worker import notify
 from worker.cache import WarmPipelines
 from worker.streams import TokenStream, special_tokens
 from workflows import crud
+from workflows.availability import knowledge_warnings
 from workflows.execute import run_pipeline
 
 log = logging.getLogger("stackyard.worker")
@@ -123,6 +124,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
     verdict = attempts.SUCCEEDED
     try:
         spec, pipeline, loads = cache().get(version_id, lambda: load_spec(version_id))
+        rec.notices = {issue.node: issue.message for issue in knowledge_warnings(spec) if issue.node}
         extra = {}
         if stream_node:
             stream = TokenStream(run_id, rec, special_tokens(pipeline.get_component(stream_node)))

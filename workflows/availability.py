@@ -41,8 +41,10 @@ def model_warnings(spec: WorkflowSpec, settings: Settings | None = None) -> list
 
 
 def knowledge_warnings(spec: WorkflowSpec) -> list[Issue]:
-    """One warning per component reading a knowledge base that is empty or still indexing: its runs retrieve
-    nothing, or not everything, yet. A base that does not exist is an issue of validation, not a warning."""
+    """One warning per component reading a knowledge base that is empty or still indexing (its runs retrieve
+    nothing, or not everything, yet), or whose query embedding comes from another model than the base's (its
+    vectors are in another space: the scores mean nothing). A base that does not exist is an issue of
+    validation, not a warning."""
     found = []
     for name, comp in spec.components.items():
         for key, value in comp.init_parameters.items():
@@ -54,16 +56,45 @@ def knowledge_warnings(spec: WorkflowSpec) -> list[Issue]:
     for name, key, base_name in found:
         with session_scope() as session:
             try:
-                status = knowledge.status(knowledge.counts(session, knowledge_base(session, base_name).id))
+                base = knowledge_base(session, base_name)
             except NotFound:
                 continue
+            status = knowledge.status(knowledge.counts(session, base.id), reindexing=base.next_generation is not None)
+            model = base.embedding_model
+        field = f"components.{name}.init_parameters.{key}"
+        if str(spec.components[name].type).endswith("DocumentWriter"):
+            warnings.append(Issue(IssueCode.KNOWLEDGE_WRITTEN_BY_WORKFLOW, node=name, port=key, field=field,
+                message=f"Node '{name}' writes into knowledge base '{base_name}': what it writes is searched, but it "
+                        "is not listed among the base's documents or chunks and a re-index leaves it out. To keep "
+                        f"documents with the base, add them on /knowledge or with `stackyard kb add {base_name}`."))
+            continue
         if status in ("empty", "indexing"):
             why = "has no documents yet" if status == "empty" else "is still indexing documents"
-            warnings.append(Issue(IssueCode.KNOWLEDGE_NOT_READY, node=name, port=key,
-                field=f"components.{name}.init_parameters.{key}",
+            warnings.append(Issue(IssueCode.KNOWLEDGE_NOT_READY, node=name, port=key, field=field,
                 message=f"Node '{name}': knowledge base '{base_name}' {why}; until it is ready its runs retrieve "
                         f"{'nothing' if status == 'empty' else 'only the documents already done'}."))
+        for embedder, embedder_model in _query_embedders(spec, name):
+            if embedder_model != model:
+                warnings.append(Issue(IssueCode.KNOWLEDGE_MODEL_MISMATCH, node=embedder, port="model",
+                    field=f"components.{embedder}.init_parameters.model",
+                    message=f"Node '{embedder}' embeds the query with '{embedder_model}', but knowledge base "
+                            f"'{base_name}' (read by '{name}') is embedded with '{model}': the vectors are in "
+                            f"different spaces and the hits are noise. Set its model to '{model}'."))
     return warnings
+
+
+def _query_embedders(spec: WorkflowSpec, retriever: str) -> list[tuple[str, str]]:
+    """The components sending ``retriever`` its query embedding, with the model each names."""
+    found = []
+    for connection in spec.connections:
+        sender, _, _ = connection.sender.partition(".")
+        receiver, _, socket = connection.receiver.partition(".")
+        comp = spec.components.get(sender)
+        if receiver == retriever and socket == "query_embedding" and comp is not None:
+            model = comp.init_parameters.get("model")
+            if isinstance(model, str) and model:
+                found.append((sender, model))
+    return found
 
 
 def warnings(spec: WorkflowSpec, settings: Settings | None = None) -> list[Issue]:

@@ -48,6 +48,8 @@ class IssueCode:
     UNBOUNDED_CYCLE = "unbounded_cycle"
     MODEL_UNAVAILABLE = "model_unavailable"   # a warning (workflows.availability): the workflow still saves
     KNOWLEDGE_NOT_READY = "knowledge_not_ready"   # a warning: a knowledge base it reads is empty or indexing
+    KNOWLEDGE_MODEL_MISMATCH = "knowledge_model_mismatch"   # a warning: the query embedder is not the base's model
+    KNOWLEDGE_WRITTEN_BY_WORKFLOW = "knowledge_written_by_workflow"   # a warning: a writer bypasses the base's documents
 
 
 class WorkflowInvalid(StackyardError):

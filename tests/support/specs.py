@@ -45,6 +45,14 @@ def ingest(collection: str) -> dict:
     return spec
 
 
+def knowledge_ingest(base: str) -> dict:
+    """The ingest template with its writer writing into knowledge base ``base``."""
+    spec = ingest("unused")
+    spec["components"]["writer"]["init_parameters"]["document_store"] = {"type": "knowledge_base",
+                                                                         "init_parameters": {"name": base}}
+    return spec
+
+
 def remote_chat(base_url: str, key_env: str = "TEST_LLM_KEY") -> dict:
     """prompt → OpenAI-compatible server (no client-side retries: Stackyard's own retry policy applies).
 
@@ -63,18 +71,20 @@ def remote_chat(base_url: str, key_env: str = "TEST_LLM_KEY") -> dict:
     }
 
 
-def knowledge_rag(base: str, top_k: int = 3) -> dict:
-    """question → MiniLM → a retriever reading knowledge base ``base`` → a prompt holding the chunks it found;
-    outputs ``documents`` and ``prompt``."""
+def knowledge_rag(base: str, top_k: int = 3, mode: str = "dense") -> dict:
+    """question → MiniLM → a retriever reading knowledge base ``base`` (dense, or hybrid: the question's words
+    too) → a prompt holding the chunks it found; outputs ``documents`` and ``prompt``."""
     embedder = ("haystack_integrations.components.embedders.sentence_transformers."
                 "sentence_transformers_text_embedder.SentenceTransformersTextEmbedder")
+    retriever = {"dense": "MilvusEmbeddingRetriever", "hybrid": "MilvusHybridRetriever"}[mode]
     return {"components": {
         "embed": {"type": embedder, "init_parameters": {"model": "sentence-transformers/all-MiniLM-L6-v2"}},
-        "retriever": {"type": "milvus_haystack.milvus_embedding_retriever.MilvusEmbeddingRetriever", "init_parameters": {
+        "retriever": {"type": f"milvus_haystack.milvus_embedding_retriever.{retriever}", "init_parameters": {
             "document_store": {"type": "knowledge_base", "init_parameters": {"name": base}}, "top_k": top_k}},
         "prompt": {"type": PROMPT, "init_parameters": {
             "template": "{% for d in documents %}[{{ d.content }}]{% endfor %} Q: {{ question }}"}}},
         "connections": [{"sender": "embed.embedding", "receiver": "retriever.query_embedding"},
                         {"sender": "retriever.documents", "receiver": "prompt.documents"}],
-        "inputs": {"question": ["embed.text", "prompt.question"]},
+        "inputs": {"question": ["embed.text", "prompt.question", *(["retriever.query_text"] if mode == "hybrid"
+                                                                   else [])]},
         "outputs": {"documents": "retriever.documents", "prompt": "prompt.prompt"}}

@@ -434,6 +434,7 @@ def test_canvas_tools_versions_import_and_files(stack: Stack, page: Page, tmp_pa
     milvus = MilvusClient(uri=ensure_vector_store(Settings(data_dir=stack.data_dir, milvus_lite_port=stack.milvus_port)))
     milvus.create_collection("support_docs", dimension=4)
     milvus.close()
+    assert stack.api("POST", "/api/v1/knowledge-bases", json={"name": "handbook"}).status_code == 201
     page.keyboard.press("Escape")
     click_node(page, "writer")
     store = page.get_by_label("Document store collection")
@@ -444,6 +445,15 @@ def test_canvas_tools_versions_import_and_files(stack: Stack, page: Page, tmp_pa
     page.get_by_label("New collection name").blur()
     spec = page.evaluate("() => window.Stackyard.editor.graph.toSpec()")
     assert spec["components"]["writer"]["init_parameters"]["document_store"]["init_parameters"]["collection_name"] == "otters"
+    # or a knowledge base, by name (no JSON): its generation's collection is not offered by its own name
+    expect(store.locator("option", has_text="Knowledge base: handbook (empty)")).to_have_count(1)
+    store.select_option(label="Knowledge base: handbook (empty)")
+    spec = page.evaluate("() => window.Stackyard.editor.graph.toSpec()")
+    assert spec["components"]["writer"]["init_parameters"]["document_store"] == {
+        "type": "knowledge_base", "init_parameters": {"name": "handbook"}}
+    click_node(page, "files")
+    click_node(page, "writer")                          # drawn again from the spec: the base is what is picked
+    expect(page.get_by_label("Document store collection")).to_have_value("\u0000kb:handbook")
 
 
 def node_positions(page: Page) -> dict[str, tuple[float, float]]:

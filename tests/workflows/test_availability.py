@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from stackyard.settings import reset_settings_cache
-from tests.support.specs import chat, knowledge_rag
+from tests.support.specs import chat, knowledge_ingest, knowledge_rag
 from tests.support.stack import free_port
 from workflows.availability import model_warnings, warnings
 from workflows.spec import spec_from_dict
@@ -80,7 +80,7 @@ def test_a_model_folder_is_looked_for_where_loading_looks_and_only_inside_the_mo
 
 
 def test_a_retriever_over_a_missing_base_is_an_issue_and_over_an_unready_one_a_warning(database):
-    from knowledge import bases, lifecycle
+    from knowledge import bases, generations, lifecycle
     from knowledge.documents import text_source
     from stackyard.settings import get_settings
     from store.db import session_scope
@@ -101,3 +101,34 @@ def test_a_retriever_over_a_missing_base_is_an_issue_and_over_an_unready_one_a_w
         claimed = lifecycle.claim(session, document.id)
         lifecycle.done(session, lifecycle.embedding(session, lifecycle.splitting(session, claimed), 0.5), 1, 1)
     assert warnings(spec) == []
+    with session_scope() as session:                    # a re-index: the current generation still answers
+        generations.start(session, bases.get(session, "handbook"), get_settings())
+    assert warnings(spec) == []
+
+
+def test_a_query_embedded_with_another_model_than_the_bases_is_a_warning_on_the_embedder(database):
+    from knowledge import bases
+    from stackyard.settings import get_settings
+    from store.db import session_scope
+
+    with session_scope() as session:
+        bases.create(session, get_settings(), name="handbook")
+    other = knowledge_rag("handbook")
+    other["components"]["embed"]["init_parameters"]["model"] = "sentence-transformers/all-mpnet-base-v2"
+    mismatched = [w for w in warnings(spec_from_dict(other)) if w.code == "knowledge_model_mismatch"]
+    assert [(w.node, w.field) for w in mismatched] == [("embed", "components.embed.init_parameters.model")]
+    assert "Set its model to 'sentence-transformers/all-MiniLM-L6-v2'" in mismatched[0].message
+    assert [w.code for w in warnings(spec_from_dict(knowledge_rag("handbook")))] == ["knowledge_not_ready"]
+
+
+def test_a_writer_into_a_base_is_told_its_documents_are_not_the_bases(database):
+    from knowledge import bases
+    from stackyard.settings import get_settings
+    from store.db import session_scope
+
+    with session_scope() as session:
+        bases.create(session, get_settings(), name="handbook")
+    spec = spec_from_dict(knowledge_ingest("handbook"))
+    [warning] = warnings(spec)
+    assert (warning.code, warning.node) == ("knowledge_written_by_workflow", "writer")
+    assert "stackyard kb add handbook" in warning.message

@@ -11,6 +11,8 @@
   const SECRET_NAME = /^(token|api_key|.*_api_key|.*_token|secret)$/;
   const MILVUS_STORE = "milvus_haystack.document_store.MilvusDocumentStore";
   const NEW_COLLECTION = "\u0000new";
+  const KNOWLEDGE_BASE = "knowledge_base";    // a store named by knowledge base: {type: "knowledge_base", init_parameters: {name}}
+  const BASE_OPTION = "\u0000kb:";
 
   class Inspector {
     constructor(ed, host) {
@@ -133,7 +135,8 @@
           set({ type: "env_var", env_vars: names, strict: true });
         });
         append(row, control, h("div.sy-hint", { text: "The name of an environment variable on the workers; the secret itself is never stored." }));
-      } else if (spec.kind === "document_store" && value && typeof value === "object" && value.type === MILVUS_STORE) {
+      } else if (spec.kind === "document_store" && value && typeof value === "object"
+                 && (value.type === MILVUS_STORE || value.type === KNOWLEDGE_BASE)) {
         control = this.storeEditor(spec, value, set);
         row.appendChild(control);
       } else if (spec.kind === "template" && (typeof value === "string" || value === null || value === undefined)) {
@@ -175,29 +178,43 @@
       return h("div", null, area, err);
     }
 
-    /** A Milvus store: its collection picked from those the vector store holds (GET /api/v1/collections) or
+    /** A Milvus store: a knowledge base (GET /api/v1/knowledge-bases: its serving collection, resolved when the
+     * workflow is built) or a collection picked from those the vector store holds (GET /api/v1/collections) or
      * named new; the rest of the store's settings stay as they are ("Edit as JSON" shows them all). */
     storeEditor(spec, value, set) {
       const params = value.init_parameters || {};
-      const current = params.collection_name || "";
+      const isBase = value.type === KNOWLEDGE_BASE;
+      const current = isBase ? BASE_OPTION + (params.name || "") : params.collection_name || "";
+      const shown = isBase ? `Knowledge base: ${params.name || "?"}` : current;
+      const bases = h("optgroup", { label: "Knowledge bases" });
+      const collections = h("optgroup", { label: "Collections" });
       const pick = h("select.sy-input", { "aria-label": `${spec.label || spec.name} collection` },
-        h("option", { value: current, text: current || "— choose —" }), h("option", { value: NEW_COLLECTION, text: "New collection…" }));
+        h("option", { value: current, text: shown || "— choose —" }), bases, collections,
+        h("option", { value: NEW_COLLECTION, text: "New collection…" }));
       pick.value = current;
       const named = h("input.sy-input.sy-mono", { placeholder: "new_collection", hidden: true, spellcheck: false,
         "aria-label": "New collection name" });
-      const status = h("div.sy-hint", { text: "Loading the vector store's collections…" });
-      const choose = (name) => set(Object.assign({}, value, { init_parameters: Object.assign({}, params, { collection_name: name }) }));
+      const status = h("div.sy-hint", { text: "Loading knowledge bases and the vector store's collections…" });
+      const milvus = isBase ? { type: MILVUS_STORE, init_parameters: { consistency_level: "Strong" } } : value;
+      const choose = (name) => {
+        if (name.startsWith(BASE_OPTION)) return set({ type: KNOWLEDGE_BASE, init_parameters: { name: name.slice(BASE_OPTION.length) } });
+        set(Object.assign({}, milvus, { init_parameters: Object.assign({}, milvus.init_parameters || {}, { collection_name: name }) }));
+      };
       pick.addEventListener("change", () => {
         named.hidden = pick.value !== NEW_COLLECTION;
         if (named.hidden) choose(pick.value); else named.focus();
       });
       named.addEventListener("change", () => { if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(named.value)) choose(named.value);
         else status.textContent = "A collection name holds letters, digits and _, and starts with a letter or _."; });
-      SY.api.rest("GET", "/api/v1/collections").then((data) => {
-        for (const name of data.collections) if (name !== current) pick.insertBefore(h("option", { value: name, text: name }), pick.lastChild);
-        status.textContent = data.collections.length ? `${data.collections.length} collection(s) in the vector store.`
-          : "The vector store holds no collection yet: name a new one (an ingest run creates it).";
-      }).catch((err) => { status.textContent = `Collections could not be listed: ${err.message}`; });
+      Promise.all([SY.api.rest("GET", "/api/v1/knowledge-bases"), SY.api.rest("GET", "/api/v1/collections")]).then(([kbs, data]) => {
+        for (const kb of kbs) if (BASE_OPTION + kb.name !== current)
+          bases.appendChild(h("option", { value: BASE_OPTION + kb.name, text: `Knowledge base: ${kb.name} (${kb.status})` }));
+        // a base's own collections are reached through the base, not by their generation's name
+        const plain = data.collections.filter((name) => !/^kb_[0-9a-f]+_g\d+$/.test(name));
+        for (const name of plain) if (name !== current) collections.appendChild(h("option", { value: name, text: name }));
+        status.textContent = `${kbs.length} knowledge base(s), ${plain.length} other collection(s). A knowledge base keeps its `
+          + "documents and chunks browsable on /knowledge; a workflow names it, and export writes its Milvus store.";
+      }).catch((err) => { status.textContent = `Stores could not be listed: ${err.message}`; });
       let json = null;
       const raw = h("button.sy-link", { text: "Edit as JSON", onclick: () => {
         if (json) { json.remove(); json = null; return; }
