@@ -13,7 +13,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from knowledge.documents import BadDocument, Source
-from knowledge.models import ADDED_BY_HAND, KbChunk, KbDocument, KnowledgeBase
+from knowledge.lifecycle import requeue
+from knowledge.models import ADDED_BY_HAND, DocState, KbChunk, KbDocument, KnowledgeBase
 from knowledge.settings import DEFAULT_EMBEDDING_MODEL, BadKnowledgeSettings, Chunking, Retrieval, model_window
 from stackyard.errors import Conflict, NotFound
 from stackyard.settings import Settings
@@ -85,15 +86,41 @@ def _add(session: Session, base: KnowledgeBase, sources: list[Source]) -> Added:
             result.skipped.append({"name": source.name, "document_id": have[source.content_hash],
                                    "reason": "the same content is already in this knowledge base"})
             continue
-        # a file's name is its path relative to the files root (documents.file_sources)
+        # a file's name is its path relative to the files root (documents.file_sources); a URL's, the URL
         document = KbDocument(kb_id=base.id, name=source.name, source=source.kind,
-                              path=source.name if source.path else None,
+                              path=source.name if source.path or source.kind == "url" else None,
                               text=source.text, content_hash=source.content_hash, size_bytes=source.size_bytes)
         session.add(document)
         have[source.content_hash] = document.id
         result.added.append(document)
     session.flush()
     return result
+
+
+def change_document(session: Session, base: KnowledgeBase, document: KbDocument, *, enabled: bool | None = None,
+                    source: Source | None = None) -> KbDocument:
+    """Switch a document on or off, or give it new content (a file, pasted text or URL); queued again, so a worker
+    writes (or removes) its vectors. Refused while it is being indexed, or when the new content is another
+    document's."""
+    if document.state not in (DocState.DONE, DocState.ERROR):
+        raise Conflict(f"Document '{document.name}' is {document.state.value}; change it once it is done or failed.")
+    if source is not None:
+        other = session.exec(select(KbDocument.id).where(KbDocument.kb_id == base.id, KbDocument.id != document.id,
+                                                          KbDocument.content_hash == source.content_hash)).first()
+        if other:
+            raise Conflict(f"Knowledge base '{base.name}' already holds that content as document '{other}'; delete "
+                           "one of them instead.")
+        document.name, document.source, document.text = source.name, source.kind, source.text
+        document.path = source.name if source.path or source.kind == "url" else None
+        document.content_hash, document.size_bytes = source.content_hash, source.size_bytes
+    if enabled is not None:
+        document.enabled = enabled
+    session.add(document)
+    session.flush()
+    moved = requeue(session, document.id)
+    if moved is None:            # a worker took it meanwhile: nothing is kept (the caller's transaction rolls back)
+        raise Conflict(f"Document '{document.name}' started indexing meanwhile; change it once it is done.")
+    return moved
 
 
 def documents(session: Session, base: KnowledgeBase) -> list[KbDocument]:
@@ -178,13 +205,19 @@ def touch(session: Session, base: KnowledgeBase) -> None:
     session.add(base)
 
 
-def serving_generations(names: frozenset[str] | set[str]) -> dict[str, int]:
-    """The index generation each named knowledge base serves now (absent: no such base)."""
+def serving_generations(names: frozenset[str] | set[str]) -> dict[str, tuple[int, bool]]:
+    """For each named knowledge base: the index generation it serves now, and whether any document is done in
+    it (before that its collection does not exist, and a store opened then never looks again). Absent: no such
+    base."""
     if not names:
         return {}
+    indexed = (select(KbDocument.id).where(KbDocument.kb_id == KnowledgeBase.id,
+                                          KbDocument.generation == KnowledgeBase.generation,
+                                          KbDocument.state == DocState.DONE).exists())
     with session_scope() as session:
-        return dict(session.exec(select(KnowledgeBase.name, KnowledgeBase.generation).where(
-            col(KnowledgeBase.name).in_(sorted(names)))).all())
+        return {name: (generation, bool(ready)) for name, generation, ready in session.exec(
+            select(KnowledgeBase.name, KnowledgeBase.generation, indexed).where(
+                col(KnowledgeBase.name).in_(sorted(names)))).all()}
 
 
 def document_names(session: Session, ids: set[str | None]) -> dict[str, str]:

@@ -64,6 +64,27 @@ def text_source(name: str, text: str, *, field: str = "texts") -> Source:
     return Source(name=name, kind="text", content_hash=digest(data), size_bytes=len(data), text=text)
 
 
+MIME_SUFFIX = {"text/plain": ".txt", "text/markdown": ".md", "text/html": ".html", "application/xhtml+xml": ".html",
+               "application/pdf": ".pdf", "text/csv": ".csv",
+               "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx"}
+MAX_URL_CHARS = 2000
+
+
+def url_source(url: str, *, field: str = "urls") -> Source:
+    """A web page or file to fetch when the document is indexed: checked now against the fetch guard (http(s), a
+    public address or an allowed host), fetched then by the guarded fetcher. The same URL twice is skipped."""
+    from nodes.fetchers import check_outbound_url
+
+    url = url.strip()
+    if not url or len(url) > MAX_URL_CHARS:
+        raise BadDocument(f"{field}: a URL is 1-{MAX_URL_CHARS} characters.", field=field)
+    try:
+        check_outbound_url(url, field=field)
+    except NodeInputError as exc:
+        raise BadDocument(f"{field}: {exc}", field=field) from None
+    return Source(name=url, kind="url", content_hash=digest(f"url\x00{url}".encode()), size_bytes=0)
+
+
 def file_sources(paths: list[str], *, field: str = "paths") -> list[Source]:
     """The files ``paths`` name (files, folders, globs under the files root), each checked: a supported type,
     not empty, not too large. Raises on the first that is not, naming it: nothing is added then."""
@@ -117,23 +138,45 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:200]
 
 
-def read(name: str, *, text: str | None = None, path: Path | None = None) -> list[Any]:
-    """The Haystack documents in one source (a file's converter by its suffix; pasted text as it is)."""
+def read(name: str, *, text: str | None = None, path: Path | None = None, url: str | None = None) -> list[Any]:
+    """The Haystack documents in one source (a file's converter by its suffix, a fetched URL's by its content
+    type; pasted text as it is)."""
     from haystack import Document
 
     if text is not None:
         return [Document(content=text, meta={"file_name": name})]
-    assert path is not None
-    module, cls = CONVERTERS[path.suffix.lower()]
+    if url is not None:
+        source, suffix = _fetch(url)
+    else:
+        assert path is not None
+        source, suffix = confine_path(path), path.suffix.lower()
+    module, cls = CONVERTERS[suffix]
     import importlib
 
     converter = getattr(importlib.import_module(module), cls)()
-    documents = converter.run(sources=[confine_path(path)])["documents"]
+    documents = converter.run(sources=[source])["documents"]
     for document in documents:
         document.meta["file_name"] = name
     if not any((document.content or "").strip() for document in documents):
         raise BadDocument(f"'{name}' holds no text a converter could read (a scanned PDF, an image?).", field="paths")
     return documents
+
+
+def _fetch(url: str) -> tuple[Any, str]:
+    """The page or file at ``url`` (the guarded fetcher, at most MAX_FILE_BYTES) and the suffix of its type."""
+    from nodes.fetchers import GuardedLinkContentFetcher
+
+    try:
+        [stream] = GuardedLinkContentFetcher(max_bytes=MAX_FILE_BYTES, timeout=10).run(urls=[url])["streams"]
+    except NodeInputError as exc:
+        raise BadDocument(str(exc), field="urls") from None
+    mime = (stream.mime_type or stream.meta.get("content_type") or "").split(";")[0].strip().lower()
+    if mime not in MIME_SUFFIX:
+        raise BadDocument(f"{url} is {mime or 'of no stated type'}; a knowledge base reads "
+                          f"{', '.join(sorted(MIME_SUFFIX))}.", field="urls")
+    if not stream.data:
+        raise BadDocument(f"{url} sent nothing (0 bytes).", field="urls")
+    return stream, MIME_SUFFIX[mime]
 
 
 def split(documents: list[Any], chunking: Chunking) -> list[Any]:

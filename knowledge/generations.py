@@ -78,6 +78,20 @@ def finish(session: Session, document: KbDocument, generation: int, chunk_count:
     return finished
 
 
+def delete_document(session: Session, document: KbDocument) -> tuple[KnowledgeBase, bool]:
+    """Delete a document and its chunks (not while it is being indexed); the base, and whether an attempt may
+    have written vectors the caller should remove. The base switches if a re-index waited only for it."""
+    if document.state in lifecycle.WORKING:
+        raise Conflict(f"Document '{document.name}' is being indexed ({document.state.value}); delete it once it "
+                       "is done or failed.")
+    base = lock(session, document.kb_id)
+    ever_indexed = document.attempts > 0
+    session.delete(document)
+    session.flush()
+    maybe_switch(session, base.id)
+    return base, ever_indexed
+
+
 def maybe_switch(session: Session, kb_id: str) -> bool:
     """Serve the next generation if every document is done in it. Call with the base's row locked."""
     base = session.get(KnowledgeBase, kb_id, populate_existing=True)
@@ -106,6 +120,10 @@ def retired(session: Session, before: datetime) -> list[tuple[str, int]]:
     return [(kb_id, generation) for kb_id, generation in session.exec(
         select(KnowledgeBase.id, KnowledgeBase.retired_generation).where(
             col(KnowledgeBase.retired_generation).is_not(None), col(KnowledgeBase.retired_at) < before)).all()]
+
+
+def base_ids(session: Session) -> set[str]:
+    return set(session.exec(select(KnowledgeBase.id)).all())
 
 
 def forget_retired(session: Session, kb_id: str, generation: int) -> None:

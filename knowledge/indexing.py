@@ -68,8 +68,9 @@ def index_document(document_id: str, *, beat_seconds: float = 3.0) -> DocState |
     heartbeat = Heartbeat(document, beat_seconds)
     heartbeat.start()
     try:
-        pieces = read(document.name, text=document.text,
-                      path=Path(settings.resolved_files_root, document.path) if document.path else None)
+        url = document.path if document.source == "url" else None
+        pieces = read(document.name, text=document.text, url=url,
+                      path=Path(settings.resolved_files_root, document.path) if document.path and not url else None)
         with session_scope() as session:
             document = lifecycle.splitting(session, document)
         chunks = split(pieces, where.chunking)
@@ -129,7 +130,8 @@ def _embed_and_write(base: KnowledgeBase, where: generations.Target, document: K
     settings = get_settings()
     embedder = document_embedder(where.embedding_model, settings)
     store = document_store(base, settings, where.generation)
-    enabled = [row for row in rows if row.enabled]
+    # a switched-off document keeps its chunks in SQL and no vectors: the sweep below removes any it had
+    enabled = [row for row in rows if row.enabled] if document.enabled else []
     for start in range(0, len(enabled), EMBED_BATCH):
         batch = [Document(id=row.id, content=row.text, meta={**row.meta, "kb_document_id": document.id,
                                                               "position": row.position})

@@ -56,7 +56,8 @@ class DocState(str, enum.Enum):
 
 
 class KbDocument(SQLModel, table=True):
-    """One source of a knowledge base: pasted text (kept in ``text``) or a file under the files root."""
+    """One source of a knowledge base: pasted text (kept in ``text``), a file under the files root, or a URL
+    fetched when it is indexed."""
 
     __tablename__ = "kb_document"
     __table_args__ = (UniqueConstraint("kb_id", "content_hash"),)
@@ -64,8 +65,8 @@ class KbDocument(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     kb_id: str = Field(foreign_key="knowledge_base.id", index=True, ondelete="CASCADE", max_length=32)
     name: str = Field(max_length=500)
-    source: str = Field(max_length=10)            # "text" or "file"
-    path: str | None = Field(default=None, max_length=4096)   # relative to the files root
+    source: str = Field(max_length=10)            # "text", "file" or "url"
+    path: str | None = Field(default=None, max_length=4096)   # a file: relative to the files root; a URL
     text: str | None = Field(default=None, sa_column=Column(Text))
     content_hash: str = Field(max_length=64)      # sha256 of the bytes: the same content twice is skipped
     size_bytes: int = 0

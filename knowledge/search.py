@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,9 @@ KNOWLEDGE_BASE_STORE = "knowledge_base"
 
 class BadQuery(StackyardError):
     status = 422
+
+
+COLLECTION = re.compile(r"kb_([0-9a-f]{32})_g(\d+)")
 
 
 def collection_name(base: KnowledgeBase, generation: int | None = None) -> str:
@@ -72,6 +76,17 @@ def document_store(base: KnowledgeBase, settings: Settings, generation: int | No
             params["builtin_function"] = [BM25BuiltInFunction.from_dict(f) for f in params["builtin_function"]]
             _stores[key] = milvus_document_store(settings=settings, **params)
         return _stores[key]
+
+
+def base_collections(settings: Settings) -> dict[str, list[str]]:
+    """Every knowledge-base collection in the vector store, by base id."""
+    from nodes.stores import list_collections
+
+    found: dict[str, list[str]] = {}
+    for name in list_collections(settings):
+        if matched := COLLECTION.fullmatch(name):
+            found.setdefault(matched.group(1), []).append(name)
+    return found
 
 
 def drop_generations(kb_id: str, settings: Settings, *, up_to: int | None = None) -> list[str]:
@@ -136,6 +151,9 @@ def retriever(mode: str, store: Any, top_k: int) -> Any:
     return cls(document_store=store, top_k=top_k)
 
 
+_legs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hybrid-leg")
+
+
 def keyword_score(score: float | None) -> float:
     """BM25 as a positive number: milvus-lite reports it negated (a distance), a Milvus server as is."""
     return abs(score or 0.0)
@@ -159,11 +177,13 @@ def retrieve(base: KnowledgeBase, query: str, settings: Settings, *, mode: str |
         text_embedder(base.embedding_model, settings).run(text=query)["embedding"]
     inputs = {"dense": {"query_embedding": embedding}, "keyword": {"query_text": query},
               "hybrid": {"query_embedding": embedding, "query_text": query}}
-    documents = retriever(asked.mode, store, asked.top_k).run(**inputs[asked.mode])["documents"]
     legs: dict[str, dict[str, float]] = {"dense": {}, "keyword": {}}
-    if asked.mode == "hybrid":     # the two searches the fusion ranked, each with the same top_k
-        for leg in legs:
-            legs[leg] = {d.id: d.score for d in retriever(leg, store, asked.top_k).run(**inputs[leg])["documents"]}
+    if asked.mode == "hybrid":     # the two searches the fusion ranked, each with the same top_k, asked alongside
+        pending = {leg: _legs.submit(lambda leg=leg: retriever(leg, store, asked.top_k).run(**inputs[leg]))
+                   for leg in legs}
+    documents = retriever(asked.mode, store, asked.top_k).run(**inputs[asked.mode])["documents"]
+    if asked.mode == "hybrid":
+        legs = {leg: {d.id: d.score for d in future.result()["documents"]} for leg, future in pending.items()}
     hits = []
     for document in documents:
         score = keyword_score(document.score) if asked.mode == "keyword" else float(document.score or 0.0)

@@ -235,11 +235,55 @@ class _PinnedBackend(httpcore.SyncBackend):
         raise last_error
 
 
-def pinned_transport(guard: _Guard | None = None, **options: Any) -> httpx.HTTPTransport:
+DEFAULT_MAX_BYTES = 50_000_000
+
+
+class ResponseTooLarge(NodeInputError):
+    """A response is longer than the fetch may read."""
+
+
+class _CappedStream(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, limit: int, url: str) -> None:
+        self.inner, self.limit, self.url = inner, limit, url
+
+    def __iter__(self) -> Any:
+        seen = 0
+        for chunk in self.inner:
+            seen += len(chunk)
+            if seen > self.limit:
+                raise ResponseTooLarge(f"{self.url} sent more than {self.limit:,} bytes; only that much is read. "
+                                       "Download the file and add it from the files root instead.", field="urls")
+            yield chunk
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _CappedTransport(httpx.HTTPTransport):
+    """Stops reading a response past ``max_bytes`` (declared or sent): a URL cannot fill a worker's memory."""
+
+    def __init__(self, max_bytes: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.max_bytes = max_bytes
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            response.close()
+            raise ResponseTooLarge(f"{request.url} is {int(declared):,} bytes; a fetch reads at most "
+                                   f"{self.max_bytes:,}. Download the file and add it from the files root instead.",
+                                   field="urls")
+        response.stream = _CappedStream(response.stream, self.max_bytes, str(request.url))
+        return response
+
+
+def pinned_transport(guard: _Guard | None = None, *, max_bytes: int | None = None,
+                     **options: Any) -> httpx.HTTPTransport:
     """An httpx transport whose connections go only to addresses the guard (default: the settings') admits,
-    resolved and checked at connect time (see :class:`_PinnedBackend`). ``options`` are
-    ``httpx.HTTPTransport``'s (``verify``, ``cert``, ``http2``, ``limits``)."""
-    transport = httpx.HTTPTransport(**options)
+    resolved and checked at connect time (see :class:`_PinnedBackend`), reading at most ``max_bytes`` of a
+    response when given. ``options`` are ``httpx.HTTPTransport``'s (``verify``, ``cert``, ``http2``, ``limits``)."""
+    transport = _CappedTransport(max_bytes, **options) if max_bytes else httpx.HTTPTransport(**options)
     # httpx has no public hook at connect time; its httpcore pool takes a network backend.
     transport._pool._network_backend = _PinnedBackend(guard or _settings_guard())  # noqa: SLF001
     return transport
@@ -300,7 +344,7 @@ class GuardedLinkContentFetcher:
 
     def __init__(self, *, allowed_hosts: list[str] | None = None, raise_on_failure: bool = True,
                  user_agents: list[str] | None = None, retry_attempts: int = 2, timeout: int = 3,
-                 max_redirects: int = 5) -> None:
+                 max_redirects: int = 5, max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
         """
         :param allowed_hosts: Entries added to ``STACKYARD_FETCH_ALLOWED_HOSTS`` for this node (host,
             host:port, address or CIDR). They widen what the node may reach, so only trusted code and
@@ -310,6 +354,8 @@ class GuardedLinkContentFetcher:
         :param retry_attempts: Retries per URL after a network or HTTP error.
         :param timeout: Timeout in seconds for each request.
         :param max_redirects: Redirect hops followed per URL, each one checked before it is requested.
+        :param max_bytes: The most of one response that is read (declared or sent): a page cannot fill a worker's
+            memory. None reads without limit.
         """
         self.allowed_hosts = allowed_hosts
         self.raise_on_failure = raise_on_failure
@@ -317,6 +363,7 @@ class GuardedLinkContentFetcher:
         self.retry_attempts = retry_attempts
         self.timeout = timeout
         self.max_redirects = max_redirects
+        self.max_bytes = max_bytes
         self._own_entries = [_parse_entry(entry, "allowed_hosts") for entry in allowed_hosts or []]
         self._guard: _Guard | None = None
         self._fetcher: LinkContentFetcher | None = None
@@ -326,7 +373,7 @@ class GuardedLinkContentFetcher:
         if self._fetcher is not None:
             return
         guard = _Guard(_settings_guard().entries + self._own_entries)
-        transport = pinned_transport(guard)
+        transport = pinned_transport(guard, max_bytes=self.max_bytes)
         fetcher = LinkContentFetcher(
             raise_on_failure=True,  # failures are sorted out per URL in _fetch_one
             user_agents=self.user_agents,

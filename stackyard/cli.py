@@ -189,7 +189,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_kb(args: argparse.Namespace) -> int:
-    from knowledge import bases, lifecycle, search
+    from knowledge import bases, generations, lifecycle, queries
     from knowledge.documents import file_sources
     from knowledge.settings import Chunking
     from stackyard.settings import get_settings
@@ -198,14 +198,18 @@ def cmd_kb(args: argparse.Namespace) -> int:
 
     migrate()
     settings, queued = get_settings(), []
+    args.length_set, args.overlap_set = args.length is not None, args.overlap is not None
+    args.length = 200 if args.length is None else args.length
+    args.overlap = 20 if args.overlap is None else args.overlap
     if args.action != "list" and not args.name:
         raise SystemExit(f"error: kb {args.action} needs the knowledge base's name")
     with session_scope() as session:
         if args.action == "list":
             for base in bases.list_all(session):
                 counted = lifecycle.counts(session, base.id)
-                print(f"{base.name:30} {lifecycle.status(counted):9} {counted['done']:>5} documents {counted['chunks']:>7} "
-                      f"chunks  {base.embedding_model}")
+                status = lifecycle.status(counted, reindexing=base.next_generation is not None)
+                print(f"{base.name:30} {status:10} {counted['done']:>5} documents {counted['chunks']:>7} "
+                      f"chunks  generation {base.generation}  {base.embedding_model}")
         elif args.action == "create":
             base = bases.create(session, settings, name=args.name,
                                 chunking=Chunking(length=args.length, overlap=args.overlap))
@@ -221,10 +225,23 @@ def cmd_kb(args: argparse.Namespace) -> int:
             for document in bases.documents(session, bases.get(session, args.name)):
                 print(f"{document.id}  {document.state.value:9} {document.progress:>4.0%} {document.chunk_count:>6} chunks  "
                       f"{document.name}{'  ' + document.error if document.error else ''}")
-        else:
+        elif args.action == "reindex":
             base = bases.get(session, args.name)
-            for hit in search.retrieve(base, " ".join(args.rest), settings, top_k=args.top_k):
-                print(f"{hit.score:.3f}  {hit.chunk_id}  {hit.text[:100]!r}")
+            current = Chunking(**base.chunking)
+            chunking = current.model_copy(update={"length": args.length if args.length_set else current.length,
+                                                  "overlap": args.overlap if args.overlap_set else current.overlap})
+            queued = generations.start(session, base, settings, chunking=chunking,
+                                       embedding_model=args.model)
+            print(f"re-indexing '{base.name}' with chunks of {chunking.length}; generation {base.generation} answers "
+                  "until the new one holds every document")
+        else:
+            answer = queries.ask(session, bases.get(session, args.name), " ".join(args.rest), settings,
+                                 mode=args.mode, top_k=args.top_k)
+            print(f"{len(answer.hits)} hit(s), {answer.mode} (scores: {answer.scale}), generation {answer.generation}"
+                  + (f"\n{answer.notice}" if answer.notice else ""))
+            for hit in answer.hits:
+                print(f"{hit['score']:.3f}  {hit['chunk_id']}  {hit['document']}:{hit['position']}  "
+                      f"{hit['text'][:100]!r}")
     if queued:
         enqueue_documents(queued)
         print(f"queued {len(queued)} document(s) for indexing (a worker on the gpu queue indexes them: "
@@ -276,12 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", help="limit the key to this app slug")
     p.add_argument("--rate", type=int, default=60, help="requests per minute")
     p.add_argument("--name")
-    p = add("kb", cmd_kb, "knowledge bases: list, create, add files, list documents, test a query")
-    p.add_argument("action", choices=["list", "create", "add", "docs", "query"])
+    p = add("kb", cmd_kb, "knowledge bases: list, create, add files, list documents, test a query, re-index")
+    p.add_argument("action", choices=["list", "create", "add", "docs", "query", "reindex"])
     p.add_argument("name", nargs="?")
     p.add_argument("rest", nargs="*", metavar="PATH_OR_QUERY")
-    p.add_argument("--length", type=int, default=200, help="create: words per chunk")
-    p.add_argument("--overlap", type=int, default=20, help="create: words a chunk repeats from the one before")
+    p.add_argument("--length", type=int, default=None, help="create, reindex: words per chunk (create: 200)")
+    p.add_argument("--overlap", type=int, default=None,
+                   help="create, reindex: words a chunk repeats from the one before (create: 20)")
+    p.add_argument("--model", default=None, help="reindex: another embedding model")
+    p.add_argument("--mode", choices=["dense", "keyword", "hybrid"], default=None, help="query: default the base's")
     p.add_argument("--top-k", type=int, default=None, dest="top_k", help="query: chunks to return")
     _add_process_commands(sub)
     return parser

@@ -17,7 +17,7 @@ import gradio as gr
 from fastapi import FastAPI
 
 from knowledge import bases, generations, lifecycle, queries, search
-from knowledge.documents import MAX_FILE_BYTES, file_sources, store_uploads, text_source
+from knowledge.documents import MAX_FILE_BYTES, MAX_FILES, file_sources, store_uploads, text_source, url_source
 from knowledge.models import DocState
 from knowledge.settings import SCALES, Chunking, Retrieval
 from nodes.catalog import MILVUS_STORE
@@ -118,8 +118,9 @@ def documents_view(name: str | None) -> tuple[str, list[list]]:
 
 
 def add_documents(name: str | None, uploads: list[str] | None, paths: str, text_name: str,
-                  text: str) -> str:
-    """Queue uploaded files, files named under the files root and pasted text; the same content is skipped."""
+                  text: str, urls: str = "") -> str:
+    """Queue uploaded files, files named under the files root, URLs and pasted text; the same content is
+    skipped."""
     if not name:
         return "⚠️ Pick a knowledge base first."
     try:
@@ -128,10 +129,11 @@ def add_documents(name: str | None, uploads: list[str] | None, paths: str, text_
             sources += file_sources(store_uploads([Path(u) for u in uploads], name), field="Files")
         entries = [p.strip() for p in (paths or "").replace(",", "\n").splitlines() if p.strip()]
         sources += file_sources(entries, field="Paths") if entries else []
+        sources += [url_source(u.strip(), field="URLs") for u in (urls or "").splitlines() if u.strip()][:MAX_FILES]
         if (text or "").strip():
             sources.append(text_source((text_name or "").strip() or "pasted text", text, field="Text"))
         if not sources:
-            return "⚠️ Upload files, name files or folders under the files root, or paste text."
+            return "⚠️ Upload files, name files or folders under the files root, give URLs, or paste text."
         with session_scope() as session:
             base = bases.get(session, name)
             added = bases.add_documents(session, base, sources)
@@ -145,19 +147,58 @@ def add_documents(name: str | None, uploads: list[str] | None, paths: str, text_
     return f"✅ {len(ids)} document(s) queued for indexing.{note}"
 
 
+NO_DOCUMENT = "⚠️ Pick a document in the table first."
+
+
+def _picked(session: Any, name: str, document_id: str) -> tuple[Any, Any]:
+    """The base and the document the page's fields name."""
+    base = bases.get(session, name)
+    return base, bases.document(session, base, document_id.strip())
+
+
 def retry_document(name: str | None, document_id: str) -> str:
     if not name or not (document_id or "").strip():
-        return "⚠️ Pick a document in the table first."
+        return NO_DOCUMENT
     try:
         with session_scope() as session:
-            base = bases.get(session, name)
-            document = bases.document(session, base, document_id.strip())
+            _, document = _picked(session, name, document_id)
             if lifecycle.requeue(session, document.id) is None:
                 return f"⚠️ '{document.name}' is {document.state.value}; retry it once it is done or failed."
         enqueue_documents([document.id])
         return f"✅ '{document.name}' queued again."
     except StackyardError as exc:
         return _fail(exc)
+
+
+def document_switch(name: str | None, document_id: str, enabled: bool) -> str:
+    if not name or not (document_id or "").strip():
+        return NO_DOCUMENT
+    try:
+        with session_scope() as session:
+            moved = bases.change_document(session, *_picked(session, name, document_id), enabled=enabled)
+        enqueue_documents([moved.id])
+    except StackyardError as exc:
+        return _fail(exc)
+    return f"✅ '{moved.name}' switched {'on' if enabled else 'off'}; its chunks are {'' if enabled else 'no longer '}" \
+           "retrieved once it is indexed again."
+
+
+def delete_document(name: str | None, document_id: str) -> str:
+    if not name or not (document_id or "").strip():
+        return NO_DOCUMENT
+    try:
+        with session_scope() as session:
+            _, document = _picked(session, name, document_id)
+            shown = document.name
+            base, ever_indexed = generations.delete_document(session, document)
+            session.expunge_all()
+        if ever_indexed:
+            search.forget_document(base, document_id.strip(), get_settings())
+    except StackyardError as exc:
+        return _fail(exc)
+    except Exception as exc:  # noqa: BLE001 - the rows are gone; the vector store did not answer
+        return f"⚠️ '{document_id}' is deleted, but its vectors were not removed ({type(exc).__name__}: {exc})."
+    return f"✅ '{shown}' deleted with its chunks."
 
 
 def chunks_table(name: str | None, document_id: str, text: str) -> list[list]:
@@ -291,7 +332,9 @@ def build() -> gr.Blocks:
         with gr.Row():
             uploads = gr.File(label="Files", file_count="multiple", type="filepath", elem_id="kb-upload",
                               file_types=[".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".csv"])
-            paths = gr.Textbox(label="Files, folders or globs under the files root", lines=3)
+            with gr.Column():
+                paths = gr.Textbox(label="Files, folders or globs under the files root", lines=2)
+                urls = gr.Textbox(label="URLs (one per line)", lines=2, elem_id="kb-urls")
             with gr.Column():
                 text_name = gr.Textbox(label="Text name")
                 text = gr.Textbox(label="Or paste text", lines=3)
@@ -301,6 +344,9 @@ def build() -> gr.Blocks:
         with gr.Row():
             document_id = gr.Textbox(label="Document id", elem_id="kb-document-id")
             retry_btn = gr.Button("Retry document")
+            off_doc_btn = gr.Button("Switch document off")
+            on_doc_btn = gr.Button("Switch document on")
+            delete_doc_btn = gr.Button("Delete document", variant="stop")
 
         gr.Markdown("### Chunks")
         with gr.Row():
@@ -343,11 +389,14 @@ def build() -> gr.Blocks:
         refresh_btn.click(lambda: gr.update(choices=base_names()), outputs=[base])
         create_btn.click(create_base, [new_name, description, unit, length, overlap, mode, top_k], [status, base])
         base.change(everything, [base], [summary, progress, documents, chunks, hint])
-        add_btn.click(add_documents, [base, uploads, paths, text_name, text], [status])
+        add_btn.click(add_documents, [base, uploads, paths, text_name, text, urls], [status])
         timer.tick(lambda name: (summary_html(name), *documents_view(name)), [base], [summary, progress, documents])
         documents.select(pick, [documents], [document_id])
         document_id.change(lambda name, d, q: chunks_table(name, d, q), [base, document_id, chunk_search], [chunks])
         retry_btn.click(retry_document, [base, document_id], [status])
+        off_doc_btn.click(lambda name, d: document_switch(name, d, False), [base, document_id], [status])
+        on_doc_btn.click(lambda name, d: document_switch(name, d, True), [base, document_id], [status])
+        delete_doc_btn.click(delete_document, [base, document_id], [status])
         search_btn.click(chunks_table, [base, document_id, chunk_search], [chunks])
         chunk_search.submit(chunks_table, [base, document_id, chunk_search], [chunks])
         chunks.select(pick, [chunks], [chunk_id])

@@ -1,7 +1,7 @@
 """Warm pipelines: each worker process builds a version's pipeline once and reuses it.
 
 A bounded LRU keyed by version id; a pipeline that reads a knowledge base is rebuilt when a re-index has
-switched the base to another index generation since it was built. Models are shared across pipelines in the process: Sentence
+switched the base to another index generation since it was built, or its first document was indexed. Models are shared across pipelines in the process: Sentence
 Transformers embedders already share backends by model config (their factory), and local
 Transformers generators share one loaded HF pipeline per config here. ``model_loads`` counts the
 models this process actually loaded; each run records how many it caused (0 when warm).
@@ -40,7 +40,7 @@ class WarmPipelines:
         self.model_loads = 0
         self._pipelines: OrderedDict[str, tuple[WorkflowSpec, Pipeline]] = OrderedDict()
         # the knowledge bases each cached pipeline reads, and the index generations it was built on
-        self._served: dict[str, tuple[frozenset[str], dict[str, int]]] = {}
+        self._served: dict[str, tuple[frozenset[str], dict[str, tuple[int, bool]]]] = {}
         self._generators: dict[str, Any] = {}
         self._lock = threading.RLock()
 
@@ -64,7 +64,8 @@ class WarmPipelines:
 
     def _current(self, key: str) -> bool:
         """Whether the cached pipeline still reads the generations its knowledge bases serve: a re-index that
-        switched one since it was built makes it stale (one small query, only for pipelines that read a base)."""
+        switched one since it was built makes it stale, and so does the first document indexed into a base that
+        had none (its store found no collection then). One small query, only for pipelines that read a base."""
         names, served = self._served.get(key, (frozenset(), {}))
         return not names or serving_generations(names) == served
 

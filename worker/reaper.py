@@ -32,6 +32,7 @@ from worker.app import look_at_broker
 from worker.enqueue import enqueue, enqueue_documents
 
 log = logging.getLogger("stackyard.reaper")
+ORPHAN_EVERY = 12      # passes between looks for collections of deleted knowledge bases (a Milvus round trip)
 
 
 def reap_once() -> list[str]:
@@ -68,6 +69,22 @@ def drop_retired_generations(grace_seconds: float | None = None) -> list[str]:
         dropped += search.drop_generations(kb_id, settings, up_to=generation)
         with session_scope() as session:
             generations.forget_retired(session, kb_id, generation)
+    return dropped
+
+
+def drop_orphan_collections() -> list[str]:
+    """Collections of knowledge bases that no longer exist (a worker wrote a last batch after its base was
+    deleted): dropped. Returns their names."""
+    settings = get_settings()
+    listed = search.base_collections(settings)      # listed first: a base made after this is not among them
+    if not listed:
+        return []
+    with session_scope() as session:
+        known = generations.base_ids(session)
+    dropped = []
+    for kb_id in set(listed) - known:
+        dropped += search.drop_generations(kb_id, settings)
+        log.warning("dropped collection(s) %s: their knowledge base was deleted", ", ".join(listed[kb_id]))
     return dropped
 
 
@@ -109,13 +126,17 @@ class Reaper(threading.Thread):
         self.last_look: QueueDepths | None = None  # the broker's instance seen last, to notice a restart
 
     def run(self) -> None:
+        passes = 0
         while True:
+            passes += 1
             try:
                 with session_scope() as session:
                     workers.beat(session, name=self.worker, queues=self.queues)
                 reap_once()
                 reap_documents()
                 drop_retired_generations()
+                if passes % ORPHAN_EVERY == 0:
+                    drop_orphan_collections()
                 depths = look_at_queues(self.queues, self.last_look)
                 if depths is not None:
                     self.last_look = depths

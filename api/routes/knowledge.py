@@ -15,6 +15,7 @@ from api.schemas.knowledge import (
     ChunkEdit,
     ChunkPage,
     ChunkPublic,
+    DocumentChange,
     DocumentPublic,
     DocumentsAdd,
     DocumentsAdded,
@@ -30,7 +31,7 @@ from api.schemas.knowledge import (
 )
 from apps.publishing import apps_using_knowledge_base
 from knowledge import bases, generations, lifecycle, queries, search
-from knowledge.documents import BadDocument, file_sources, preview, text_source
+from knowledge.documents import BadDocument, file_sources, preview, text_source, url_source
 from knowledge.models import KbChunk, KbDocument, KnowledgeBase
 from knowledge.settings import Chunking, model_window
 from nodes.stores import VectorStoreUnavailable
@@ -106,21 +107,40 @@ def reindex(name: Text, body: ReindexRequest) -> KnowledgeBasePublic:
     return public
 
 
+@router.patch("/{name}/documents/{document_id}", response_model=DocumentPublic,
+              responses=errors(*WRITE, 404, 409, 422))
+def change_document(name: Text, document_id: Text, body: DocumentChange) -> DocumentPublic:
+    """Switch a document off (its chunks stay browsable, none is retrieved) or on, or replace its content; it is
+    indexed again, and only its own chunks change."""
+    given = [k for k in ("text", "path", "url") if getattr(body, k) is not None]
+    if len(given) > 1:
+        raise BadDocument(f"Give one new content (text, path or url), not {' and '.join(given)}.", field=given[1])
+    with session_scope() as session:
+        base = bases.get(session, name)
+        document = bases.document(session, base, document_id)
+        source = None
+        if body.text is not None:
+            source = text_source(document.name if document.source == "text" else "text", body.text, field="text")
+        elif body.path is not None:
+            found = file_sources([body.path], field="path")
+            if len(found) != 1:
+                raise BadDocument(f"path names {len(found)} files; name the one file that replaces this document.",
+                                  field="path")
+            source = found[0]
+        elif body.url is not None:
+            source = url_source(body.url, field="url")
+        moved = bases.change_document(session, base, document, enabled=body.enabled, source=source)
+    enqueue_documents([moved.id])
+    return document_public(moved)
+
+
 @router.delete("/{name}/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT,
                responses=errors(*WRITE, 404, 409, 422, 503))
 def delete_document(name: Text, document_id: Text) -> None:
     """Delete a document with its chunks and their vectors in every generation."""
     with session_scope() as session:
         base = bases.get(session, name)
-        document = bases.document(session, base, document_id)
-        if document.state in lifecycle.WORKING:
-            raise Conflict(f"Document '{document.name}' is being indexed ({document.state.value}); delete it once it "
-                           "is done or failed.")
-        base = generations.lock(session, base.id)
-        ever_indexed = document.attempts > 0            # an attempt may have written vectors
-        session.delete(document)
-        session.flush()
-        generations.maybe_switch(session, base.id)    # it may have been the last one a re-index waited for
+        base, ever_indexed = generations.delete_document(session, bases.document(session, base, document_id))
         session.expunge_all()
     if not ever_indexed:
         return
@@ -140,6 +160,7 @@ def add_documents(name: Text, body: DocumentsAdd) -> DocumentsAdded:
         base = bases.get(session, name)
         sources = [text_source(t.name, t.text, field=f"texts[{i}]") for i, t in enumerate(body.texts)]
         sources += file_sources(list(body.paths)) if body.paths else []
+        sources += [url_source(u, field=f"urls[{i}]") for i, u in enumerate(body.urls)]
         added = bases.add_documents(session, base, sources)
         bases.touch(session, base)
         result = DocumentsAdded(added=[document_public(d) for d in added.added], skipped=added.skipped)

@@ -54,6 +54,16 @@ class DocumentsAdd(BaseModel):
     texts: list[TextSource] = Field(default_factory=list, max_length=MAX_TEXTS, description="Pasted text")
     paths: list[Text] = Field(default_factory=list, max_length=MAX_TEXTS,
                               description="Files, folders or glob patterns under the files root")
+    urls: list[Text] = Field(default_factory=list, max_length=MAX_TEXTS,
+                             description="Web pages or files (http(s), public addresses or STACKYARD_FETCH_ALLOWED_HOSTS), "
+                                         "fetched when indexed")
+
+
+class DocumentChange(BaseModel):
+    enabled: bool | None = Field(default=None, strict=True, description="Off: its chunks are not retrieved")
+    text: Text | None = Field(default=None, min_length=1, description="Replace its content with this text, or")
+    path: Text | None = Field(default=None, description="with this file under the files root, or")
+    url: Text | None = Field(default=None, max_length=2000, description="with this URL")
 
 
 class DocumentPublic(BaseModel):

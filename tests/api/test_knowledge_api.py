@@ -149,3 +149,30 @@ def test_deleting_the_last_document_a_reindex_waits_for_switches_the_base(client
     base = client.get(f"{BASES}/handbook").json()
     assert (base["status"], base["generation"], base["counts"]["queued"]) == ("empty", 2, 0)
     assert client.delete(f"{BASES}/handbook/documents/{document}").status_code == 404
+
+
+@pytest.mark.parametrize(("url", "named"), [
+    ("http://169.254.169.254/latest/meta-data/", "metadata"),
+    ("http://127.0.0.1:9/page.html", "loopback"),
+    ("file:///etc/passwd", "http"),
+])
+def test_a_url_the_fetch_guard_refuses_is_a_422_naming_it_and_adds_nothing(client, url, named):
+    refused = client.post(f"{BASES}/handbook/documents", json={"texts": [{"name": "a", "text": "fine"}],
+                                                                "urls": [url]})
+    assert refused.status_code == 422 and "urls[0]" in refused.text and named in refused.text.lower(), refused.text
+    assert client.get(f"{BASES}/handbook/documents").json() == []
+
+
+def test_a_document_is_changed_only_once_it_is_done_and_with_one_new_content(client, data_dir: Path):
+    (data_dir / "files" / "many").mkdir()
+    (data_dir / "files" / "many" / "a.txt").write_text("one")
+    (data_dir / "files" / "many" / "b.txt").write_text("two")
+    added = client.post(f"{BASES}/handbook/documents", json={"texts": [{"name": "a", "text": "Bikes."}]}).json()
+    document = added["added"][0]["id"]
+    queued = client.patch(f"{BASES}/handbook/documents/{document}", json={"enabled": False})
+    assert queued.status_code == 409 and "change it once it is done or failed" in queued.text
+    two = client.patch(f"{BASES}/handbook/documents/{document}", json={"text": "x", "url": "http://example.com/"})
+    assert two.status_code == 422 and "not text and url" in two.text
+    folder = client.patch(f"{BASES}/handbook/documents/{document}", json={"path": "many"})
+    assert folder.status_code == 422 and "path names 2 files" in folder.text
+    assert client.get(f"{BASES}/handbook/documents").json()[0]["enabled"] is True

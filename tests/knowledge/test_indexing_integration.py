@@ -45,6 +45,10 @@ def test_a_knowledge_base_indexes_on_a_worker_and_answers_like_the_app(stack: St
     assert created.status_code == 201, created.text
     worker = stack.start_worker(name="worker-knowledge")
     try:
+        stack.create("handbook-rag", knowledge_rag("handbook", top_k=3))
+        early = stack.start_run("handbook-rag", {"question": "Where can I park my bicycle?"}, wait=120)
+        notices = {n["node"]: n["notice"] for n in stack.run(early["id"])["node_runs"]}
+        assert "knowledge base 'handbook' has no documents yet" in notices["retriever"]   # said in the trace
         added = stack.api("POST", f"{BASES}/handbook/documents", json={
             "paths": ["handbook"], "texts": [{"name": "wifi", "text": "The guest wifi password is printed on the "
                                                                        "badge of every visitor."}]})
@@ -52,7 +56,7 @@ def test_a_knowledge_base_indexes_on_a_worker_and_answers_like_the_app(stack: St
         assert len(added.json()["added"]) == 5
         wait_until(lambda: all(d["state"] in ("done", "error") for d in documents(stack)), timeout=180,
                    interval=0.5, message="every document indexed")
-        assert [(d["name"], d["state"], d["progress"]) for d in documents(stack) if d["state"] != "done"] == []
+        assert [(d["name"], d["state"], d["error"]) for d in documents(stack) if d["state"] != "done"] == []
         base = stack.api("GET", f"{BASES}/handbook").json()
         assert base["status"] == "ready" and base["counts"]["done"] == 5
         assert base["counts"]["chunks"] == sum(d["chunk_count"] for d in documents(stack)) > 5
@@ -65,11 +69,15 @@ def test_a_knowledge_base_indexes_on_a_worker_and_answers_like_the_app(stack: St
         assert hits[0]["score"] > hits[-1]["score"]
 
         # The app's retriever, named by the base, returns what the retrieval test returns.
-        stack.create("handbook-rag", knowledge_rag("handbook", top_k=3))
         run = stack.start_run("handbook-rag", {"question": "Where can I park my bicycle?"}, wait=120)
         assert run["state"] == "succeeded", run["error"]
         assert [d["id"] for d in run["outputs"]["documents"]] == [h["chunk_id"] for h in hits]
         assert cellar["text"] in run["outputs"]["prompt"]
+        hybrid = stack.api("POST", f"{BASES}/handbook/query", json={"query": "bicycle cellar", "mode": "hybrid"}).json()
+        assert hybrid["hits"][0]["chunk_id"] == cellar["id"] and hybrid["hits"][0]["keyword"] > 0
+        stack.create("handbook-hybrid", knowledge_rag("handbook", top_k=5, mode="hybrid"))
+        mixed = stack.start_run("handbook-hybrid", {"question": "bicycle cellar"}, wait=120)
+        assert [d["id"] for d in mixed["outputs"]["documents"]] == [h["chunk_id"] for h in hybrid["hits"]]
         exported = yaml.safe_load(stack.api("GET", "/api/v1/workflows/handbook-rag/export").text)
         store = exported["components"]["retriever"]["init_parameters"]["document_store"]
         assert store["type"] == "milvus_haystack.document_store.MilvusDocumentStore"   # plain Haystack

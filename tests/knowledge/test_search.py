@@ -13,6 +13,7 @@ from knowledge.indexing import index_document
 from knowledge.models import DocState, KbChunk
 from knowledge.settings import BadKnowledgeSettings, Chunking
 from nodes.stores import list_collections
+from stackyard.errors import Conflict
 from stackyard.settings import get_settings
 from store.db import session_scope
 
@@ -101,3 +102,83 @@ def test_one_index_answers_dense_keyword_and_hybrid_and_a_reindex_swaps_generati
 
     search.forget_document(switched, vault, settings)
     assert sorted(vectors(2)) == sorted(i for i, c in rows.items() if c.document_id == noise)
+
+
+def test_a_url_is_fetched_through_the_guard_when_indexed_and_a_huge_one_fails_with_the_reason(
+        database, milvus, monkeypatch: pytest.MonkeyPatch):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from knowledge import documents
+    from knowledge.documents import url_source
+    from stackyard.settings import reset_settings_cache
+
+    page = b"<html><body><article><p>The lighthouse keeper feeds the gulls at dawn.</p></article></body></html>"
+
+    class Site(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = page if self.path == "/keeper.html" else b"x" * 5000
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            if self.path != "/endless.html":          # no length declared: the cap counts what is sent
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{port}")
+    reset_settings_cache()
+    try:
+        with session_scope() as session:
+            base = bases.create(session, get_settings(), name="handbook")
+            added = bases.add_documents(session, base, [url_source(f"http://127.0.0.1:{port}/{name}")
+                                                        for name in ("keeper.html", "huge.html", "endless.html")])
+            keeper, huge, endless = [d.id for d in added.added]
+        assert index_document(keeper) == DocState.DONE
+        hits = search.retrieve(handbook(), "Who feeds the gulls?", get_settings(), top_k=1)
+        assert hits[0].text == "The lighthouse keeper feeds the gulls at dawn."
+        monkeypatch.setattr(documents, "MAX_FILE_BYTES", 1000)
+        assert [index_document(huge), index_document(endless)] == [DocState.ERROR, DocState.ERROR]
+        with session_scope() as session:
+            errors = [bases.document(session, bases.get(session, "handbook"), d).error for d in (huge, endless)]
+        assert "is 5,000 bytes; a fetch reads at most 1,000" in errors[0]
+        assert "sent more than 1,000 bytes" in errors[1]
+        with session_scope() as session:              # the same URL again is skipped
+            again = bases.add_documents(session, bases.get(session, "handbook"),
+                                        [url_source(f"http://127.0.0.1:{port}/keeper.html")])
+        assert again.added == [] and again.skipped[0]["document_id"] == keeper
+    finally:
+        server.shutdown()
+
+
+def test_a_document_switched_off_loses_its_vectors_and_a_replaced_one_is_indexed_anew(database, milvus):
+    settings = get_settings()
+    with session_scope() as session:
+        bases.create(session, settings, name="handbook", chunking=Chunking(length=20, overlap=0))
+    vault, noise = add(("vault", VAULT), ("noise", "Copper kettles hang above the stove in the kitchen."))
+    assert [index_document(vault), index_document(noise)] == [DocState.DONE, DocState.DONE]
+
+    def change(document_id: str, **what) -> None:
+        with session_scope() as session:
+            base = bases.get(session, "handbook")
+            bases.change_document(session, base, bases.document(session, base, document_id), **what)
+        assert index_document(document_id) == DocState.DONE
+
+    change(vault, enabled=False)
+    assert [h.text for h in search.retrieve(handbook(), "vault code", settings, top_k=5)] == [
+        "Copper kettles hang above the stove in the kitchen."]
+    with session_scope() as session:                   # still browsable
+        assert bases.chunks(session, bases.get(session, "handbook"), document_id=vault)[1] == 1
+    change(vault, enabled=True)
+    assert "4242" in search.retrieve(handbook(), "vault code", settings, top_k=1)[0].text
+    change(noise, source=text_source("noise", "The kettle now hangs in the pantry."))
+    assert "pantry" in search.retrieve(handbook(), "kettle", settings, mode="keyword", top_k=1)[0].text
+    assert len(vectors(1)) == 2                        # one chunk each: the old kettle chunk is gone
+    with session_scope() as session, pytest.raises(Conflict, match="already holds that content"):
+        base = bases.get(session, "handbook")
+        bases.change_document(session, base, bases.document(session, base, noise), source=text_source("v", VAULT))

@@ -17,7 +17,14 @@ from haystack.core.errors import PipelineRuntimeError
 from haystack.core.serialization import component_from_dict, component_to_dict
 
 from nodes.errors import NodeInputError, UnsafeURLError
-from nodes.fetchers import GuardedLinkContentFetcher, _Guard, _parse_entry, _PinnedBackend, check_outbound_url
+from nodes.fetchers import (
+    GuardedLinkContentFetcher,
+    ResponseTooLarge,
+    _Guard,
+    _parse_entry,
+    _PinnedBackend,
+    check_outbound_url,
+)
 from stackyard.settings import reset_settings_cache
 
 
@@ -265,7 +272,7 @@ def test_round_trips_through_haystack_serialization() -> None:
 
     assert data == {"type": "nodes.fetchers.GuardedLinkContentFetcher", "init_parameters": {
         "allowed_hosts": ["wiki.internal"], "raise_on_failure": True, "user_agents": None,
-        "retry_attempts": 2, "timeout": 7, "max_redirects": 2}}
+        "retry_attempts": 2, "timeout": 7, "max_redirects": 2, "max_bytes": 50_000_000}}
     assert component_to_dict(restored, "fetch") == data
 
 
@@ -281,6 +288,15 @@ def test_runs_in_a_pipeline_loaded_from_yaml(serve) -> None:
     with pytest.raises(PipelineRuntimeError) as caught:
         loaded.run({"fetch": {"urls": ["http://169.254.169.254/"]}})
     assert isinstance(caught.value.__cause__, UnsafeURLError)
+
+
+def test_a_response_longer_than_max_bytes_is_not_read(serve) -> None:
+    server = serve({"/big": (200, {"Content-Type": "text/plain"}, b"x" * 5000),
+                    "/small": (200, {"Content-Type": "text/plain"}, b"x" * 500)})
+    fetcher = GuardedLinkContentFetcher(allowed_hosts=[f"127.0.0.1:{server.port}"], max_bytes=1000, retry_attempts=0)
+    assert [len(s.data) for s in fetcher.run(urls=[f"{server.url}/small"])["streams"]] == [500]
+    with pytest.raises(ResponseTooLarge, match="is 5,000 bytes; a fetch reads at most 1,000"):
+        fetcher.run(urls=[f"{server.url}/big"])
 
 
 # --- other outbound URLs (an LLM server's api_base_url) --------------------------------------------

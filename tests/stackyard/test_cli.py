@@ -176,3 +176,10 @@ def test_knowledge_bases_are_created_filled_and_listed(tmp_path: Path):
         "queued handbook/parking.md", "queued handbook/policy.txt"]
     assert cli("kb", "list", env_dir=tmp_path).stdout.split()[:2] == ["handbook", "indexing"]
     assert cli("kb", "docs", "nope", env_dir=tmp_path).returncode == 1
+    query = cli("kb", "query", "handbook", "cellar", "--mode", "keyword", env_dir=tmp_path)
+    assert query.returncode == 0 and query.stdout.startswith("0 hit(s), keyword (scores: BM25")
+    reindex = cli("kb", "reindex", "handbook", "--length", "80", env_dir=tmp_path)
+    assert reindex.returncode == 0 and "re-indexing 'handbook' with chunks of 80" in reindex.stdout
+    assert cli("kb", "list", env_dir=tmp_path).stdout.split()[:2] == ["handbook", "reindexing"]
+    busy = cli("kb", "reindex", "handbook", env_dir=tmp_path)
+    assert busy.returncode == 1 and "already re-indexing" in busy.stderr

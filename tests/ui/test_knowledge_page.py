@@ -54,7 +54,9 @@ def test_bad_files_refuse_the_whole_request(database, data_dir: Path, tmp_path):
         assert status.startswith("⚠️ Files: ") and named in status, status
     outside = page.add_documents("handbook", None, "../../etc/passwd", "", "")
     assert outside.startswith("⚠️") and "files root" in outside
-    assert page.add_documents("handbook", None, "", "", "") .startswith("⚠️ Upload files")
+    assert page.add_documents("handbook", None, "", "", "").startswith("⚠️ Upload files")
+    metadata = page.add_documents("handbook", None, "", "", "", "http://169.254.169.254/latest/")
+    assert metadata.startswith("⚠️ URLs: ") and "metadata" in metadata
     assert page.documents_view("handbook")[1] == []
 
 
@@ -79,3 +81,14 @@ def test_the_score_chart_draws_one_bar_per_hit_on_its_scale():
     keyword = page.chart_html([{**hits[0], "score": 6.0}, {**hits[1], "score": 3.0}], "keyword")
     assert "width:100.0%" in keyword and "width:50.0%" in keyword and "BM25" in keyword
     assert page.chart_html([{**hits[0], "document": "<img src=x onerror=alert(1)>"}], "dense").count("<img") == 0
+
+
+def test_a_document_is_deleted_from_the_page_and_switched_only_once_indexed(database):
+    make()
+    page.add_documents("handbook", None, "", "wifi", "The guest wifi password is on the badge.")
+    [row] = page.documents_view("handbook")[1]
+    assert page.document_switch("handbook", row[0], False).startswith("⚠️ Document 'wifi' is queued; change it once")
+    assert page.delete_document("handbook", "") == "⚠️ Pick a document in the table first."
+    assert page.delete_document("handbook", row[0]) == "✅ 'wifi' deleted with its chunks."
+    assert page.documents_view("handbook")[1] == []
+    assert page.delete_document("handbook", row[0]).startswith("⚠️ Knowledge base 'handbook' has no document")
