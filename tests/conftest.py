@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.stack import RedisServer, Stack, postgres_database, process_stack
+# Before anything imports worker.app: its Celery app is made once per process from the settings of that moment.
+# With no STACKYARD_DATA_DIR then, every test process (and the developer's own `make run`) shared the embedded
+# broker under ~/.local/share/stackyard, and one xdist worker's queued runs showed in another's queue depths.
+_PROCESS_DATA = tempfile.mkdtemp(prefix="stackyard-test-process-")
+os.environ["STACKYARD_DATA_DIR"] = _PROCESS_DATA
+atexit.register(shutil.rmtree, _PROCESS_DATA, True)
+
+from tests.support.stack import RedisServer, Stack, postgres_database, process_stack  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
