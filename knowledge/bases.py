@@ -14,7 +14,16 @@ from sqlmodel import Session, col, select
 
 from knowledge.documents import BadDocument, Source
 from knowledge.lifecycle import requeue
-from knowledge.models import ADDED_BY_HAND, DocState, KbChunk, KbDocument, KnowledgeBase
+from knowledge.models import (
+    ADDED_BY_HAND,
+    EDITED_UNDER,
+    TEXT_EDITED,
+    DocState,
+    KbChunk,
+    KbDocument,
+    KnowledgeBase,
+    chunking_key,
+)
 from knowledge.settings import DEFAULT_EMBEDDING_MODEL, BadKnowledgeSettings, Chunking, Retrieval, model_window
 from stackyard.errors import Conflict, NotFound
 from stackyard.settings import Settings
@@ -87,8 +96,7 @@ def _add(session: Session, base: KnowledgeBase, sources: list[Source]) -> Added:
                                    "reason": "the same content is already in this knowledge base"})
             continue
         # a file's name is its path relative to the files root (documents.file_sources); a URL's, the URL
-        document = KbDocument(kb_id=base.id, name=source.name, source=source.kind,
-                              path=source.name if source.path or source.kind == "url" else None,
+        document = KbDocument(kb_id=base.id, name=source.name, source=source.kind, path=_where(source),
                               text=source.text, content_hash=source.content_hash, size_bytes=source.size_bytes)
         session.add(document)
         have[source.content_hash] = document.id
@@ -110,17 +118,33 @@ def change_document(session: Session, base: KnowledgeBase, document: KbDocument,
         if other:
             raise Conflict(f"Knowledge base '{base.name}' already holds that content as document '{other}'; delete "
                            "one of them instead.")
-        document.name, document.source, document.text = source.name, source.kind, source.text
-        document.path = source.name if source.path or source.kind == "url" else None
-        document.content_hash, document.size_bytes = source.content_hash, source.size_bytes
-    if enabled is not None:
-        document.enabled = enabled
-    session.add(document)
-    session.flush()
+
+    def apply() -> None:
+        if source is not None:
+            document.name, document.source, document.text = source.name, source.kind, source.text
+            document.path = _where(source)
+            document.content_hash, document.size_bytes = source.content_hash, source.size_bytes
+            for chunk in session.exec(select(KbChunk).where(KbChunk.document_id == document.id, col(KbChunk.edited))):
+                if not chunk.meta.get(ADDED_BY_HAND):      # an edit of the old content: it does not apply to the new
+                    session.delete(chunk)
+        if enabled is not None:
+            document.enabled = enabled
+        session.add(document)
+        session.flush()
+
+    # another request giving the same content to another document at once: a Conflict, not a database error
+    race_safe(session, apply, what=f"Changing document '{document.name}'",
+              taken=f"Knowledge base '{base.name}' was given that content as another document just now; delete one "
+                    "of them instead.")
     moved = requeue(session, document.id)
     if moved is None:            # a worker took it meanwhile: nothing is kept (the caller's transaction rolls back)
         raise Conflict(f"Document '{document.name}' started indexing meanwhile; change it once it is done.")
     return moved
+
+
+def _where(source: Source) -> str | None:
+    """A document's path: a file's, relative to the files root (its name), or the whole URL."""
+    return source.url or (source.name if source.path else None)
 
 
 def documents(session: Session, base: KnowledgeBase) -> list[KbDocument]:
@@ -152,18 +176,34 @@ def chunks(session: Session, base: KnowledgeBase, *, document_id: str | None = N
 
 
 def edit_chunk(session: Session, base: KnowledgeBase, chunk_id: str, *, text: str | None = None,
-               enabled: bool | None = None) -> KbChunk:
+               enabled: bool | None = None) -> tuple[KbChunk, KbDocument]:
     """Change a chunk's text (kept through re-splits from then on) or switch it off; the caller re-embeds it."""
     chunk = _chunk(session, base, chunk_id)
+    owner = _settled(session, base, chunk.document_id)
     if text is not None:
         _check_text(text)
         chunk.text, chunk.edited = text, True
+        chunk.meta = {**chunk.meta, TEXT_EDITED: True}
     if enabled is not None:
         chunk.enabled = enabled
         chunk.edited = True        # a re-split keeps it switched off (or on) at its position
+    if chunk.edited and not chunk.meta.get(ADDED_BY_HAND):
+        # the chunking it was cut under: a re-split under another one cannot keep it at its position
+        cut = base.next_chunking if base.next_generation and owner.generation == base.next_generation \
+            else base.chunking
+        chunk.meta = {**chunk.meta, EDITED_UNDER: chunking_key(cut)}
     session.add(chunk)
     session.flush()
-    return chunk
+    return chunk, owner
+
+
+def _settled(session: Session, base: KnowledgeBase, document_id: str) -> KbDocument:
+    """The chunk's document, if no worker is about to rewrite its chunks (it is done or failed)."""
+    found = document(session, base, document_id)
+    if found.state not in (DocState.DONE, DocState.ERROR):
+        raise Conflict(f"Document '{found.name}' is {found.state.value}: its chunks are being rewritten. "
+                       "Change them once it is done.")
+    return found
 
 
 def chunks_by_id(session: Session, base: KnowledgeBase, ids: list[str]) -> list[KbChunk]:
@@ -177,22 +217,24 @@ def _chunk(session: Session, base: KnowledgeBase, chunk_id: str) -> KbChunk:
     return chunk
 
 
-def add_chunk(session: Session, base: KnowledgeBase, document: KbDocument, text: str) -> KbChunk:
+def add_chunk(session: Session, base: KnowledgeBase, document: KbDocument, text: str) -> tuple[KbChunk, KbDocument]:
     """A chunk written by hand after the document's last one; kept as it is through re-splits and re-indexing."""
     _check_text(text)
+    _settled(session, base, document.id)
     last = session.exec(select(func.max(KbChunk.position)).where(KbChunk.document_id == document.id)).one()
     chunk = KbChunk(kb_id=base.id, document_id=document.id, position=(last if last is not None else -1) + 1,
                     text=text, meta={ADDED_BY_HAND: True}, edited=True)
     session.add(chunk)
     session.flush()
-    return chunk
+    return chunk, document
 
 
-def delete_chunk(session: Session, base: KnowledgeBase, chunk_id: str) -> KbChunk:
+def delete_chunk(session: Session, base: KnowledgeBase, chunk_id: str) -> tuple[KbChunk, KbDocument]:
     chunk = _chunk(session, base, chunk_id)
+    owner = _settled(session, base, chunk.document_id)
     session.delete(chunk)
     session.flush()
-    return chunk
+    return chunk, owner
 
 
 def _check_text(text: str) -> None:
@@ -205,18 +247,18 @@ def touch(session: Session, base: KnowledgeBase) -> None:
     session.add(base)
 
 
-def serving_generations(names: frozenset[str] | set[str]) -> dict[str, tuple[int, bool]]:
-    """For each named knowledge base: the index generation it serves now, and whether any document is done in
-    it (before that its collection does not exist, and a store opened then never looks again). Absent: no such
-    base."""
+def serving_generations(names: frozenset[str] | set[str]) -> dict[str, tuple[str, int, bool]]:
+    """For each named knowledge base: its id (a base deleted and made again under the name is another), the
+    index generation it serves now, and whether any document is done in it (before that its collection does not
+    exist, and a store opened then never looks again). Absent: no such base."""
     if not names:
         return {}
     indexed = (select(KbDocument.id).where(KbDocument.kb_id == KnowledgeBase.id,
                                           KbDocument.generation == KnowledgeBase.generation,
                                           KbDocument.state == DocState.DONE).exists())
     with session_scope() as session:
-        return {name: (generation, bool(ready)) for name, generation, ready in session.exec(
-            select(KnowledgeBase.name, KnowledgeBase.generation, indexed).where(
+        return {name: (kb_id, generation, bool(ready)) for name, kb_id, generation, ready in session.exec(
+            select(KnowledgeBase.name, KnowledgeBase.id, KnowledgeBase.generation, indexed).where(
                 col(KnowledgeBase.name).in_(sorted(names)))).all()}
 
 

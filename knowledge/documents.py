@@ -49,6 +49,7 @@ class Source:
     size_bytes: int
     text: str | None = None
     path: Path | None = None
+    url: str | None = None
 
 
 def digest(data: bytes) -> str:
@@ -82,7 +83,8 @@ def url_source(url: str, *, field: str = "urls") -> Source:
         check_outbound_url(url, field=field)
     except NodeInputError as exc:
         raise BadDocument(f"{field}: {exc}", field=field) from None
-    return Source(name=url, kind="url", content_hash=digest(f"url\x00{url}".encode()), size_bytes=0)
+    # the name is what lists show (500 characters); the whole URL is the document's path
+    return Source(name=url[:500], kind="url", content_hash=digest(f"url\x00{url}".encode()), size_bytes=0, url=url)
 
 
 def file_sources(paths: list[str], *, field: str = "paths") -> list[Source]:
@@ -98,16 +100,7 @@ def file_sources(paths: list[str], *, field: str = "paths") -> list[Source]:
     sources = []
     for path in files:
         shown = str(path.relative_to(root))
-        if path.suffix.lower() not in CONVERTERS:
-            raise BadDocument(f"{field}: '{shown}' is a {path.suffix or 'suffix-less'} file; a knowledge base reads "
-                              f"{', '.join(sorted(CONVERTERS))}. Convert it or leave it out.", field=field)
-        size = path.stat().st_size
-        if size == 0:
-            raise BadDocument(f"{field}: '{shown}' is empty (0 bytes); nothing in it could be found. Leave it out.",
-                              field=field)
-        if size > MAX_FILE_BYTES:
-            raise BadDocument(f"{field}: '{shown}' is {size:,} bytes; a document may be at most {MAX_FILE_BYTES:,}. "
-                              "Split it into smaller files.", field=field)
+        size = _check_file(path, shown, field)
         sources.append(Source(name=shown, kind="file", content_hash=digest(path.read_bytes()), size_bytes=size,
                               path=path))
     return sources
@@ -116,16 +109,27 @@ def file_sources(paths: list[str], *, field: str = "paths") -> list[Source]:
 UPLOADS = "uploads"     # uploaded files are kept under <files root>/uploads/<base>/<batch>/
 
 
-def store_uploads(files: list[Path], base_name: str) -> list[str]:
+def store_uploads(files: list[Path], base_name: str, *, received_in: Path) -> list[str]:
     """Copy files a page received into the files root, where documents are read from; their paths relative to
-    it. Names are reduced to letters, digits, '.', '_' and '-'; each call gets its own folder, so an upload never
-    overwrites a file a document already reads."""
+    it. Only files under ``received_in`` (the page's upload folder) are taken: a path the browser names is not
+    trusted to be an upload. Each is checked (type, size) before anything is copied. Names are reduced to
+    letters, digits, '.', '_' and '-'; each call gets its own folder, so an upload never overwrites a file a
+    document already reads."""
     if len(files) > MAX_FILES:
         raise BadDocument(f"Upload at most {MAX_FILES} files at a time.", field="files")
+    inbox = received_in.resolve()
+    checked = []
+    for file in files:
+        real = file.resolve()
+        if not real.is_relative_to(inbox) or not real.is_file():
+            raise BadDocument(f"files: '{file.name}' is not a file this page received; upload it again.",
+                              field="files")
+        _check_file(real, file.name, "files")
+        checked.append(real)
     folder = confine_path(Path(UPLOADS) / _safe(base_name) / uuid.uuid4().hex[:12])
     folder.mkdir(parents=True, exist_ok=True)
     stored = []
-    for file in files:
+    for file in checked:
         target = folder / (_safe(file.name) or "upload")
         if target.exists():
             target = target.with_stem(f"{target.stem}-{len(stored)}")
@@ -136,6 +140,21 @@ def store_uploads(files: list[Path], base_name: str) -> list[str]:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:200]
+
+
+def _check_file(path: Path, shown: str, field: str) -> int:
+    """A file a knowledge base can read: a supported type, not empty, not too large; its size."""
+    if path.suffix.lower() not in CONVERTERS:
+        raise BadDocument(f"{field}: '{shown}' is a {path.suffix or 'suffix-less'} file; a knowledge base reads "
+                          f"{', '.join(sorted(CONVERTERS))}. Convert it or leave it out.", field=field)
+    size = path.stat().st_size
+    if size == 0:
+        raise BadDocument(f"{field}: '{shown}' is empty (0 bytes); nothing in it could be found. Leave it out.",
+                          field=field)
+    if size > MAX_FILE_BYTES:
+        raise BadDocument(f"{field}: '{shown}' is {size:,} bytes; a document may be at most {MAX_FILE_BYTES:,}. "
+                          "Split it into smaller files.", field=field)
+    return size
 
 
 def read(name: str, *, text: str | None = None, path: Path | None = None, url: str | None = None) -> list[Any]:

@@ -24,6 +24,7 @@ from knowledge.settings import BadKnowledgeSettings, Chunking, model_window
 from stackyard.errors import Conflict
 from stackyard.settings import Settings
 from store.clock import utcnow
+from store.db import lock_sqlite_for_writing
 
 
 @dataclass(frozen=True)
@@ -43,18 +44,23 @@ def target(base: KnowledgeBase) -> Target:
 
 
 def start(session: Session, base: KnowledgeBase, settings: Settings, *, embedding_model: str | None = None,
-          chunking: Chunking | None = None) -> list[str]:
+          chunking: Chunking | None = None, apps: list[str] | None = None) -> list[str]:
     """Begin building the next generation with a new model and/or chunking; returns the documents to send. A
-    base with no documents switches at once."""
-    if base.next_generation is not None:
-        raise Conflict(f"Knowledge base '{base.name}' is already re-indexing into generation {base.next_generation}; "
-                       "wait until it switches.")
+    base with no documents switches at once. ``apps``: the published apps that read the base: a new model is
+    refused while they do (their query embedder is fixed in their version)."""
     model = embedding_model or base.embedding_model
     if settings.local_model_path(model) is None:
         raise BadKnowledgeSettings(f"embedding_model {model!r} is not on this machine: map it to a folder in "
                                    "STACKYARD_MODEL_PATHS.", field="embedding_model")
+    if model != base.embedding_model and apps:
+        raise Conflict(f"Published app(s) {', '.join(apps)} read knowledge base '{base.name}' with queries embedded "
+                       f"by '{base.embedding_model}'; after a switch to '{model}' their hits would be noise. Re-index "
+                       "into a new base, point a new version at it and publish that, or unpublish them first.")
     chunking = (chunking or Chunking(**base.chunking)).check(model_window(model, settings))
-    locked = lock(session, base.id)
+    locked = lock(session, base.id)       # two re-index requests take turns: the second finds the first
+    if locked.next_generation is not None:
+        raise Conflict(f"Knowledge base '{base.name}' is already re-indexing into generation "
+                       f"{locked.next_generation}; wait until it switches, or cancel it.")
     locked.next_generation = _newest(locked) + 1
     locked.next_embedding_model, locked.next_chunking = model, chunking.model_dump()
     locked.updated_at = utcnow()
@@ -66,12 +72,30 @@ def start(session: Session, base: KnowledgeBase, settings: Settings, *, embeddin
     return again
 
 
+def cancel(session: Session, base: KnowledgeBase) -> tuple[int, list[str]]:
+    """Give up the generation being built (a document that cannot be indexed with the new settings blocks it);
+    the current one keeps answering. Returns the abandoned generation (its collection is the caller's to drop)
+    and the documents to send again: those already indexed into it were split anew, so their chunks are
+    indexed again for the current one. One still in work is sent again when it finishes (:func:`finish`)."""
+    locked = lock(session, base.id)
+    if locked.next_generation is None:
+        raise Conflict(f"Knowledge base '{base.name}' is not re-indexing.")
+    abandoned = locked.next_generation
+    locked.next_generation = locked.next_embedding_model = locked.next_chunking = None
+    session.add(locked)
+    session.flush()
+    redo = session.exec(select(KbDocument.id).where(
+        KbDocument.kb_id == base.id, (col(KbDocument.generation) == abandoned) | (col(KbDocument.state) ==
+                                                                                 DocState.ERROR))).all()
+    return abandoned, [moved.id for document_id in redo if (moved := lifecycle.requeue(session, document_id))]
+
+
 def finish(session: Session, document: KbDocument, generation: int, chunk_count: int) -> KbDocument:
     """The attempt that indexed ``document`` into ``generation`` is done: recorded as done there (switching the
-    base if it was the last one the next generation waited for), or queued again when a re-index began meanwhile
-    (the caller sends it)."""
+    base if it was the last one the next generation waited for), or queued again when the base's target moved
+    meanwhile (a re-index began, or was cancelled; the caller sends it)."""
     base = lock(session, document.kb_id)
-    if base.next_generation is not None and generation != base.next_generation:
+    if generation != target(base).generation:
         return lifecycle.step_back(session, document)
     finished = lifecycle.done(session, document, chunk_count, generation)
     maybe_switch(session, base.id)
@@ -137,11 +161,12 @@ def progress(session: Session, base: KnowledgeBase) -> dict[str, Any] | None:
     """How far the next generation is: its documents done of all; None when none is building."""
     if base.next_generation is None:
         return None
-    total, done = session.exec(select(func.count(), func.count().filter(
-        (col(KbDocument.state) == DocState.DONE) & (col(KbDocument.generation) == base.next_generation)))
+    total, done, failed = session.exec(select(func.count(), func.count().filter(
+        (col(KbDocument.state) == DocState.DONE) & (col(KbDocument.generation) == base.next_generation)),
+        func.count().filter(col(KbDocument.state) == DocState.ERROR))
         .select_from(KbDocument).where(KbDocument.kb_id == base.id)).one()
     return {"generation": base.next_generation, "embedding_model": base.next_embedding_model,
-            "chunking": base.next_chunking, "documents": int(total), "done": int(done)}
+            "chunking": base.next_chunking, "documents": int(total), "done": int(done), "failed": int(failed)}
 
 
 def _newest(base: KnowledgeBase) -> int:
@@ -149,7 +174,9 @@ def _newest(base: KnowledgeBase) -> int:
 
 
 def lock(session: Session, kb_id: str) -> KnowledgeBase:
-    """The base's row, locked until the transaction ends: document completions and the switch take turns."""
+    """The base's row, locked until the transaction ends: document completions and the switch take turns (on
+    SQLite, the writer lock is taken first, so what is read here is what the writes after it see)."""
+    lock_sqlite_for_writing(session)
     base = session.exec(select(KnowledgeBase).where(KnowledgeBase.id == kb_id).with_for_update()
                         .execution_options(populate_existing=True)).first()
     if base is None:

@@ -20,8 +20,18 @@ from sqlmodel import col, select
 from knowledge import generations, lifecycle
 from knowledge.documents import read, split
 from knowledge.lifecycle import Superseded
-from knowledge.models import ADDED_BY_HAND, DocState, KbChunk, KbDocument, KnowledgeBase
+from knowledge.models import (
+    ADDED_BY_HAND,
+    EDITED_UNDER,
+    TEXT_EDITED,
+    DocState,
+    KbChunk,
+    KbDocument,
+    KnowledgeBase,
+    chunking_key,
+)
 from knowledge.search import document_embedder, document_store
+from knowledge.settings import Chunking
 from stackyard.redact import redact
 from stackyard.settings import get_settings
 from store.db import session_scope
@@ -74,7 +84,7 @@ def index_document(document_id: str, *, beat_seconds: float = 3.0) -> DocState |
         with session_scope() as session:
             document = lifecycle.splitting(session, document)
         chunks = split(pieces, where.chunking)
-        rows = _store_chunks(document, chunks)
+        rows = _store_chunks(document, chunks, where.chunking)
         with session_scope() as session:
             document = lifecycle.embedding(session, document, 0.2)
         _embed_and_write(base, where, document, rows)
@@ -93,14 +103,30 @@ def index_document(document_id: str, *, beat_seconds: float = 3.0) -> DocState |
         heartbeat.done.set()
 
 
-def _store_chunks(document: KbDocument, chunks: list[Any]) -> list[KbChunk]:
-    """The document's chunks in SQL: the split's, except where a chunk edited by hand holds the position; chunks
-    added by hand follow the split's last one."""
+def _store_chunks(document: KbDocument, chunks: list[Any], chunking: Chunking) -> list[KbChunk]:
+    """The document's chunks in SQL: the split's, except where a chunk edited by hand under the same chunking
+    holds the position; chunks added by hand follow the split's last one. An edit made under another chunking
+    cannot hold a position of this cut: its text follows the split as a chunk of its own (the split's chunk
+    stays too), and a chunk only switched off under it is let go."""
+    cut = chunking_key(chunking.model_dump())
     with session_scope() as session:
         kept = session.exec(select(KbChunk).where(KbChunk.document_id == document.id, col(KbChunk.edited))
                             .order_by(col(KbChunk.position))).all()
-        edited = {c.position: c for c in kept if not c.meta.get(ADDED_BY_HAND)}
-        added = [c for c in kept if c.meta.get(ADDED_BY_HAND)]
+        edited, added = {}, []
+        for chunk in kept:
+            if chunk.meta.get(ADDED_BY_HAND):
+                added.append(chunk)
+            elif chunk.meta.get(EDITED_UNDER, cut) == cut:
+                edited[chunk.position] = chunk
+            elif chunk.meta.get(TEXT_EDITED):     # a chunk of its own now, under an id the new cut cannot make
+                added.append(KbChunk(kb_id=chunk.kb_id, document_id=chunk.document_id, position=chunk.position,
+                                     text=chunk.text, enabled=chunk.enabled, edited=True, meta={
+                                         **{k: v for k, v in chunk.meta.items() if k != EDITED_UNDER},
+                                         ADDED_BY_HAND: True}))
+                session.delete(chunk)
+            else:
+                session.delete(chunk)
+        session.flush()
         session.execute(delete(KbChunk).where(col(KbChunk.document_id) == document.id, ~col(KbChunk.edited)))
         rows = []
         for position, chunk in enumerate(chunks):

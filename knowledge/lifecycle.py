@@ -99,7 +99,7 @@ def take_back_stale(session: Session, *, stale_before: datetime, max_attempts: i
             compare_and_set(session, KbDocument, document_id, DocState.ERROR, WORKING, terminal=True,
                             where=_SAME_ATTEMPT, params=same, error=gave_up, commit=False)
         elif compare_and_set(session, KbDocument, document_id, DocState.QUEUED, WORKING, where=_SAME_ATTEMPT,
-                             params=same, progress=0.0, commit=False):
+                             params=same, progress=0.0, heartbeat_at=utcnow(), commit=False):
             again.append(document_id)
     return again
 
@@ -149,7 +149,23 @@ def unsent(session: Session, document_id: str, reason: str) -> KbDocument | None
 def requeue(session: Session, document_id: str) -> KbDocument | None:
     """Queue a done or failed document again (retry, re-index); None if it is queued or being indexed."""
     return compare_and_set(session, KbDocument, document_id, DocState.QUEUED, {DocState.DONE, DocState.ERROR},
-                           error=None, progress=0.0, finished_at=None, commit=False)
+                           error=None, progress=0.0, finished_at=None, heartbeat_at=utcnow(), commit=False)
+
+
+# When a queued document's message went out: the last move that sent it (requeue, take-back, step back), or its
+# creation.
+SENT_AT = func.coalesce(col(KbDocument.heartbeat_at), col(KbDocument.created_at))
+
+
+def resend_lost(session: Session, *, lost_before: datetime, now: datetime | None = None) -> list[str]:
+    """Queued documents whose message went out before ``lost_before`` although the broker's queue was seen empty
+    then (or restarted since): the message is lost (a Redis restart without persistence, a flush). Each is stamped
+    as sent now, so concurrent reapers send it once; the caller sends the ids returned."""
+    table = KbDocument.__table__
+    due = (col(KbDocument.state) == DocState.QUEUED, SENT_AT < lost_before)
+    rows = session.connection().execute(update(table).where(*due).values(heartbeat_at=now or utcnow())
+                                        .returning(table.c.id)).all()
+    return [row[0] for row in rows]
 
 
 class Superseded(Exception):

@@ -8,6 +8,7 @@ hand-added chunk survives a re-index and the chunk browser reads SQL, not Milvus
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,13 @@ from sqlmodel import Field, SQLModel
 from store.clock import utcnow
 
 ADDED_BY_HAND = "added_by_hand"   # a chunk's meta flag: written by hand, not made by a split
+EDITED_UNDER = "edited_under"     # an edited chunk's meta: the chunking it was cut under (chunking_key)
+TEXT_EDITED = "text_edited"       # an edited chunk's meta: its text was changed (not only switched off or on)
+
+
+def chunking_key(chunking: dict[str, Any]) -> str:
+    """The same text for the same chunking settings."""
+    return json.dumps(chunking, sort_keys=True)
 
 
 def new_id() -> str:

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from knowledge import bases, lifecycle, search
 from knowledge.models import KbQuery, KnowledgeBase
-from knowledge.settings import Retrieval
+from knowledge.settings import asked as settings_for
 from stackyard.errors import NotFound, StackyardError
 from stackyard.settings import Settings
 
@@ -41,8 +41,7 @@ def ask(session: Session, base: KnowledgeBase, query: str, settings: Settings, *
         top_k: int | None = None, score_threshold: float | None = None, record: bool = True) -> Answer:
     """The chunks a workflow's retriever on ``base`` returns for ``query``, with their scores and document names;
     recorded (the caller commits) unless ``record`` is false."""
-    asked = Retrieval(**{**base.retrieval, **({"mode": mode} if mode else {}), **({"top_k": top_k} if top_k else {}),
-                         **({"score_threshold": score_threshold} if score_threshold is not None else {})}).check()
+    asked = settings_for(base.retrieval, mode=mode, top_k=top_k, score_threshold=score_threshold)
     counted = lifecycle.counts(session, base.id)
     answer = Answer(query=query, mode=asked.mode, scale=asked.scale, took_ms=0.0,
                     notice=lifecycle.notice(base, counted), generation=base.generation)

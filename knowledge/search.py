@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from knowledge.models import KnowledgeBase
-from knowledge.settings import Retrieval
+from knowledge.settings import asked as settings_for
 from stackyard.errors import StackyardError
 from stackyard.settings import Settings
 
@@ -28,6 +28,10 @@ KNOWLEDGE_BASE_STORE = "knowledge_base"
 
 class BadQuery(StackyardError):
     status = 422
+
+
+class NeedsReindex(StackyardError):
+    status = 409
 
 
 COLLECTION = re.compile(r"kb_([0-9a-f]{32})_g(\d+)")
@@ -89,6 +93,17 @@ def base_collections(settings: Settings) -> dict[str, list[str]]:
     return found
 
 
+def drop_generation(base: KnowledgeBase, generation: int, settings: Settings) -> None:
+    """Drop one generation's collection (an abandoned re-index), and the store this process kept for it."""
+    from nodes.stores import drop_collection, ensure_vector_store
+
+    name = collection_name(base, generation)
+    with _stores_lock:
+        _stores.pop((ensure_vector_store(settings), name), None)
+        _existing.discard((ensure_vector_store(settings), name))
+    drop_collection(name, settings)
+
+
 def drop_generations(kb_id: str, settings: Settings, *, up_to: int | None = None) -> list[str]:
     """Drop a base's collections (those of generations ``up_to`` and older; all without it) and the stores this
     process kept for them; the names dropped."""
@@ -100,8 +115,27 @@ def drop_generations(kb_id: str, settings: Settings, *, up_to: int | None = None
     for name in dropped:
         with _stores_lock:
             _stores.pop((ensure_vector_store(settings), name), None)
+            _existing.discard((ensure_vector_store(settings), name))
         drop_collection(name, settings)
     return dropped
+
+
+_existing: set[tuple[str, str]] = set()
+
+
+def exists(collection: str, settings: Settings) -> bool:
+    """Whether ``collection`` is in the vector store; a yes is remembered by this process (asking costs a
+    connection, more than a keyword search), until this process drops it. A base's serving collection is only
+    dropped with the base, after its rows are gone."""
+    from nodes.stores import ensure_vector_store, has_collection
+
+    key = (ensure_vector_store(settings), collection)
+    if key in _existing:
+        return True
+    if has_collection(collection, settings):
+        _existing.add(key)
+        return True
+    return False
 
 
 _embedders: dict[tuple[str, str], Any] = {}
@@ -165,14 +199,14 @@ def retrieve(base: KnowledgeBase, query: str, settings: Settings, *, mode: str |
     was embedded. Hybrid hits also carry their dense and keyword scores (the legs the fusion ranked)."""
     if not query.strip() or len(query) > MAX_QUERY_CHARS:
         raise BadQuery(f"query must be 1-{MAX_QUERY_CHARS} characters.", field="query")
-    asked = Retrieval(**{**base.retrieval, **({"mode": mode} if mode else {}),
-                         **({"top_k": top_k} if top_k else {}),
-                         **({"score_threshold": score_threshold} if score_threshold is not None else {})}).check()
-    from nodes.stores import has_collection
-
-    if not has_collection(collection_name(base), settings):   # nothing embedded yet (or every document failed)
+    asked = settings_for(base.retrieval, mode=mode, top_k=top_k, score_threshold=score_threshold)
+    if not exists(collection_name(base), settings):   # nothing embedded yet (or every document failed)
         return []
     store = document_store(base, settings)
+    if asked.mode != "dense" and SPARSE_FIELD not in store.fields:
+        raise NeedsReindex(f"Knowledge base '{base.name}' was indexed before keyword search existed: its collection "
+                           f"has no BM25 field. Re-index it once (POST /api/v1/knowledge-bases/{base.name}/reindex, "
+                           "same settings) for keyword and hybrid; dense works meanwhile.", field="mode")
     embedding = None if asked.mode == "keyword" else \
         text_embedder(base.embedding_model, settings).run(text=query)["embedding"]
     inputs = {"dense": {"query_embedding": embedding}, "keyword": {"query_text": query},
@@ -210,32 +244,30 @@ def named_bases(spec: dict[str, Any]) -> set[str]:
 
 def forget_document(base: KnowledgeBase, document_id: str, settings: Settings) -> None:
     """Remove a deleted document's vectors from the serving generation and the one a re-index builds."""
-    from nodes.stores import has_collection
-
     for generation in (base.generation, base.next_generation):
-        if generation is not None and has_collection(collection_name(base, generation), settings):
+        if generation is not None and exists(collection_name(base, generation), settings):
             store = document_store(base, settings, generation)
             store.delete_documents([d.id for d in store.filter_documents(
                 {"field": "meta.kb_document_id", "operator": "==", "value": document_id})])
 
 
-def reindex_chunk(base: KnowledgeBase, chunk: Any, settings: Settings) -> None:
-    """Bring one chunk's vector in line with its row, in the serving generation and the one a re-index builds:
-    embedded again if enabled (its text may have changed), removed from the index if switched off."""
+def reindex_chunk(base: KnowledgeBase, chunk: Any, document: Any, settings: Settings) -> None:
+    """Bring one chunk's vector in line with its row in the generation its document's chunks are in: embedded
+    again if it and its document are switched on (its text may have changed), removed from the index if not."""
     from haystack import Document
     from haystack.document_stores.types import DuplicatePolicy
 
-    from nodes.stores import has_collection
-
-    for generation, model in ((base.generation, base.embedding_model),
-                              (base.next_generation, base.next_embedding_model or base.embedding_model)):
-        if generation is None or not has_collection(collection_name(base, generation), settings):
-            continue
-        store = document_store(base, settings, generation)
-        if not chunk.enabled:
-            store.delete_documents([chunk.id])
-            continue
-        embedding = text_embedder(model, settings).run(text=chunk.text)["embedding"]
-        store.write_documents([Document(id=chunk.id, content=chunk.text, embedding=embedding,
-                                        meta={**chunk.meta, "kb_document_id": chunk.document_id,
-                                              "position": chunk.position})], policy=DuplicatePolicy.OVERWRITE)
+    generation = document.generation
+    if generation not in (base.generation, base.next_generation) or not exists(collection_name(base, generation),
+                                                                               settings):
+        return                       # never indexed (or in a generation being dropped): indexing writes it
+    model = (base.next_embedding_model or base.embedding_model) if generation == base.next_generation \
+        else base.embedding_model
+    store = document_store(base, settings, generation)
+    if not (chunk.enabled and document.enabled):
+        store.delete_documents([chunk.id])
+        return
+    embedding = text_embedder(model, settings).run(text=chunk.text)["embedding"]
+    store.write_documents([Document(id=chunk.id, content=chunk.text, embedding=embedding,
+                                    meta={**chunk.meta, "kb_document_id": chunk.document_id,
+                                          "position": chunk.position})], policy=DuplicatePolicy.OVERWRITE)

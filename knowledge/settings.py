@@ -59,7 +59,7 @@ class Chunking(BaseModel):
 SCALES: dict[str, tuple[str, float, float]] = {
     "dense": ("cosine similarity, -1 to 1, higher is closer", -1.0, 1.0),
     "keyword": ("BM25, 0 and up, higher matches more of the query's words", 0.0, 1000.0),
-    "hybrid": ("reciprocal rank fusion of the dense and keyword ranks, 0 to 0.033", 0.0, 1.0),
+    "hybrid": ("reciprocal rank fusion of the dense and keyword ranks, 0 to 0.033", 0.0, 2 / 61),
 }
 
 
@@ -85,6 +85,17 @@ class Retrieval(BaseModel):
                                        f"scale ({scale}); pick a value in it, or none.",
                                        field="retrieval.score_threshold")
         return self
+
+
+def asked(defaults: dict, *, mode: str | None = None, top_k: int | None = None,
+          score_threshold: float | None = None) -> Retrieval:
+    """A query's retrieval settings: what it gives over the base's ``defaults``. The base's threshold is kept
+    only for the base's own mode: on another mode's scale it would mean something else."""
+    base = Retrieval(**defaults)
+    chosen = mode or base.mode
+    threshold = score_threshold if score_threshold is not None else (
+        base.score_threshold if chosen == base.mode else None)
+    return Retrieval(mode=chosen, top_k=top_k or base.top_k, score_threshold=threshold).check()
 
 
 def model_window(model: str, settings: Settings) -> int:

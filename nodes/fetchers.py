@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -236,6 +237,7 @@ class _PinnedBackend(httpcore.SyncBackend):
 
 
 DEFAULT_MAX_BYTES = 50_000_000
+FETCH_DEADLINE_SECONDS = 120.0    # the longest one capped response may take to arrive
 
 
 class ResponseTooLarge(NodeInputError):
@@ -243,8 +245,8 @@ class ResponseTooLarge(NodeInputError):
 
 
 class _CappedStream(httpx.SyncByteStream):
-    def __init__(self, inner: httpx.SyncByteStream, limit: int, url: str) -> None:
-        self.inner, self.limit, self.url = inner, limit, url
+    def __init__(self, inner: httpx.SyncByteStream, limit: int, url: str, deadline: float) -> None:
+        self.inner, self.limit, self.url, self.deadline = inner, limit, url, deadline
 
     def __iter__(self) -> Any:
         seen = 0
@@ -253,6 +255,10 @@ class _CappedStream(httpx.SyncByteStream):
             if seen > self.limit:
                 raise ResponseTooLarge(f"{self.url} sent more than {self.limit:,} bytes; only that much is read. "
                                        "Download the file and add it from the files root instead.", field="urls")
+            if time.monotonic() > self.deadline:      # a server dripping bytes never trips the read timeout
+                raise ResponseTooLarge(f"{self.url} was still sending after {FETCH_DEADLINE_SECONDS:g} s; a fetch "
+                                       "stops there. Download the file and add it from the files root instead.",
+                                       field="urls")
             yield chunk
 
     def close(self) -> None:
@@ -260,21 +266,31 @@ class _CappedStream(httpx.SyncByteStream):
 
 
 class _CappedTransport(httpx.HTTPTransport):
-    """Stops reading a response past ``max_bytes`` (declared or sent): a URL cannot fill a worker's memory."""
+    """Reads at most ``max_bytes`` of a response body (declared or sent) within FETCH_DEADLINE_SECONDS, and asks
+    for it uncompressed: a compressed body is refused, since what it inflates to is not what was counted. A URL
+    cannot fill a worker's memory or hold it for ever."""
 
     def __init__(self, max_bytes: int, **options: Any) -> None:
         super().__init__(**options)
         self.max_bytes = max_bytes
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.headers["Accept-Encoding"] = "identity"
         response = super().handle_request(request)
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
         declared = response.headers.get("content-length", "")
+        if encoding not in ("identity", ""):
+            response.close()
+            raise ResponseTooLarge(f"{request.url} answered {encoding}-compressed although it was asked for an "
+                                   "uncompressed body; its size could not be bounded. Download the file and add it "
+                                   "from the files root instead.", field="urls")
         if declared.isdigit() and int(declared) > self.max_bytes:
             response.close()
             raise ResponseTooLarge(f"{request.url} is {int(declared):,} bytes; a fetch reads at most "
                                    f"{self.max_bytes:,}. Download the file and add it from the files root instead.",
                                    field="urls")
-        response.stream = _CappedStream(response.stream, self.max_bytes, str(request.url))
+        response.stream = _CappedStream(response.stream, self.max_bytes, str(request.url),
+                                        time.monotonic() + FETCH_DEADLINE_SECONDS)
         return response
 
 

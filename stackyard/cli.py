@@ -189,6 +189,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_kb(args: argparse.Namespace) -> int:
+    from apps.publishing import apps_using_knowledge_base
     from knowledge import bases, generations, lifecycle, queries
     from knowledge.documents import file_sources
     from knowledge.settings import Chunking
@@ -230,8 +231,8 @@ def cmd_kb(args: argparse.Namespace) -> int:
             current = Chunking(**base.chunking)
             chunking = current.model_copy(update={"length": args.length if args.length_set else current.length,
                                                   "overlap": args.overlap if args.overlap_set else current.overlap})
-            queued = generations.start(session, base, settings, chunking=chunking,
-                                       embedding_model=args.model)
+            queued = generations.start(session, base, settings, chunking=chunking, embedding_model=args.model,
+                                       apps=apps_using_knowledge_base(session, base.name))
             print(f"re-indexing '{base.name}' with chunks of {chunking.length}; generation {base.generation} answers "
                   "until the new one holds every document")
         else:

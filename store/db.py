@@ -167,7 +167,7 @@ def race_safe(session: Session, work: Callable[[], T], *, what: str, taken: str 
         race_safe(session, lambda: _rename(session, ref, name), what=f"Renaming workflow '{ref}'")
     """
     session.flush()  # the caller's own pending changes fail (or not) as theirs, outside the retries
-    _lock_sqlite_for_writing(session)
+    lock_sqlite_for_writing(session)
     for attempt in range(1, attempts + 1):
         try:
             with session.begin_nested():
@@ -213,7 +213,9 @@ def _race(exc: Exception) -> str | None:
     return _RACES.get(code)
 
 
-def _lock_sqlite_for_writing(session: Session) -> None:
+def lock_sqlite_for_writing(session: Session) -> None:
+    """On SQLite, take the single writer lock before the reads of a read-then-write (no-op on PostgreSQL, where
+    row locks do this)."""
     # pysqlite sends BEGIN only before the first write: the reads before it would see no lock, and a
     # SAVEPOINT opened outside a transaction is the outermost one and commits when released. Take
     # SQLite's single writer lock now instead: the read-then-write is then serialised, as on PostgreSQL

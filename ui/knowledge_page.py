@@ -15,7 +15,9 @@ from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
+from gradio.utils import get_upload_folder
 
+from apps.publishing import apps_using_knowledge_base
 from knowledge import bases, generations, lifecycle, queries, search
 from knowledge.documents import MAX_FILE_BYTES, MAX_FILES, file_sources, store_uploads, text_source, url_source
 from knowledge.models import DocState
@@ -86,10 +88,11 @@ def summary_html(name: str | None) -> str:
     bar = ""
     if building:
         share = 100 * building["done"] / max(building["documents"], 1)
+        failed = (f", {building['failed']} failed (retry them or cancel the re-index)" if building["failed"] else "")
         bar = (f'<div id="kb-reindex" data-done="{building["done"]}" data-total="{building["documents"]}">'
                f"<p>Re-indexing into generation {building['generation']} (chunks of "
-               f"{building['chunking']['length']}): {building['done']} of {building['documents']} documents; "
-               f"generation {base.generation} answers until then.</p>{_bar(share, '#2563eb')}</div>")
+               f"{building['chunking']['length']}): {building['done']} of {building['documents']} documents"
+               f"{failed}; generation {base.generation} answers until then.</p>{_bar(share, '#2563eb')}</div>")
     return f'<div id="kb-state" data-status="{status}" data-generation="{base.generation}"><p>{line}</p>{bar}</div>'
 
 
@@ -126,10 +129,14 @@ def add_documents(name: str | None, uploads: list[str] | None, paths: str, text_
     try:
         sources = []
         if uploads:
-            sources += file_sources(store_uploads([Path(u) for u in uploads], name), field="Files")
+            sources += file_sources(store_uploads([Path(u) for u in uploads], name,
+                                                  received_in=Path(get_upload_folder())), field="Files")
         entries = [p.strip() for p in (paths or "").replace(",", "\n").splitlines() if p.strip()]
         sources += file_sources(entries, field="Paths") if entries else []
-        sources += [url_source(u.strip(), field="URLs") for u in (urls or "").splitlines() if u.strip()][:MAX_FILES]
+        listed = [u.strip() for u in (urls or "").splitlines() if u.strip()]
+        if len(listed) > MAX_FILES:
+            return f"⚠️ URLs: give at most {MAX_FILES} at a time."
+        sources += [url_source(u, field="URLs") for u in listed]
         if (text or "").strip():
             sources.append(text_source((text_name or "").strip() or "pasted text", text, field="Text"))
         if not sources:
@@ -231,15 +238,21 @@ def save_chunk(name: str | None, chunk_id: str, text: str | None, enabled: bool 
     try:
         with session_scope() as session:
             base = bases.get(session, name)
-            chunk = bases.edit_chunk(session, base, chunk_id.strip(), text=text, enabled=enabled)
+            chunk, document = bases.edit_chunk(session, base, chunk_id.strip(), text=text, enabled=enabled)
             session.expunge_all()
-        search.reindex_chunk(base, chunk, get_settings())
+        search.reindex_chunk(base, chunk, document, get_settings())
     except StackyardError as exc:
         return _fail(exc)
     except Exception as exc:  # noqa: BLE001 - the row is saved; the vector store did not answer
         return f"⚠️ Chunk saved, but its vector was not updated ({type(exc).__name__}: {exc}); save it again."
     what = "saved and embedded again" if text is not None else ("switched on" if chunk.enabled else "switched off")
     return f"✅ Chunk {chunk.position} of its document {what}."
+
+
+def _hit_rows(hits: list[dict[str, Any]]) -> list[list]:
+    return [[i + 1, round(h["score"], 4), "" if h["dense"] is None else round(h["dense"], 4),
+             "" if h["keyword"] is None else round(h["keyword"], 4), h["document"] or "", h["position"],
+             _short(h["text"]), h["chunk_id"]] for i, h in enumerate(hits)]
 
 
 def chart_html(hits: list[dict[str, Any]], mode: str) -> str:
@@ -272,13 +285,55 @@ def ask(name: str | None, query: str, mode: str, top_k: Any) -> tuple[str, str, 
         return _fail(exc), empty, []
     hits = answer.hits
     chart = chart_html(hits, answer.mode)
-    rows = [[i + 1, round(h["score"], 4), "" if h["dense"] is None else round(h["dense"], 4),
-             "" if h["keyword"] is None else round(h["keyword"], 4), h["document"] or "", h["position"],
-             _short(h["text"]), h["chunk_id"]] for i, h in enumerate(hits)]
+    rows = _hit_rows(hits)
     notice = f" {answer.notice}" if answer.notice else ""
     line = (f"**{len(hits)} hit(s)** in {answer.took_ms:g} ms from generation {answer.generation}, {answer.mode} "
             f"(scores: {answer.scale}).{notice}")
     return line, chart, rows
+
+
+QUERY_HEADERS = ["id", "asked", "query", "mode", "generation", "hits", "best", "test case"]
+
+
+def history_table(name: str | None) -> list[list]:
+    """Recorded retrieval tests, newest first."""
+    if not name:
+        return []
+    try:
+        with session_scope() as session:
+            rows = queries.history(session, bases.get(session, name), limit=50)
+            return [[q.id, q.created_at.strftime("%Y-%m-%d %H:%M:%S"), _short(q.query), q.mode, q.generation,
+                     len(q.hits), (q.hits[0].get("document") or "") if q.hits else "",
+                     "yes" if q.expected else ""] for q in rows]
+    except StackyardError:
+        return []
+
+
+def rerun(name: str | None, query_id: str) -> tuple[str, str, list[list]]:
+    """Ask a recorded query again; the line says what changed since it was recorded."""
+    if not name or not (query_id or "").strip():
+        return "⚠️ Pick a recorded query first.", chart_html([], "dense"), []
+    try:
+        with session_scope() as session:
+            answer, change = queries.rerun(session, bases.get(session, name), query_id.strip(), get_settings())
+    except StackyardError as exc:
+        return _fail(exc), chart_html([], "dense"), []
+    what = "the same chunks in the same order" if change["same"] else (
+        f"{len(change['gained'])} chunk(s) gained, {len(change['lost'])} lost")
+    line = (f"**Asked again** on generation {answer.generation} (recorded on {change['generation_before']}): {what}.")
+    return line, chart_html(answer.hits, answer.mode), _hit_rows(answer.hits)
+
+
+def save_case(name: str | None, query_id: str) -> str:
+    if not name or not (query_id or "").strip():
+        return "⚠️ Pick a recorded query first."
+    try:
+        with session_scope() as session:
+            row = queries.save_case(session, bases.get(session, name), query_id.strip(), None)
+            sources = ", ".join(e["document"] or e["document_id"] for e in row.expected or [])
+    except StackyardError as exc:
+        return _fail(exc)
+    return f"✅ Kept as a test case: a right answer finds {sources}."
 
 
 def reindex(name: str | None, length: Any, overlap: Any) -> str:
@@ -291,12 +346,27 @@ def reindex(name: str | None, length: Any, overlap: Any) -> str:
             chunking = current.model_copy(update={
                 "length": fields.whole_number(length, field="Chunk length", high=100_000, empty=current.length),
                 "overlap": fields.whole_number(overlap, field="Overlap", low=0, high=100_000, empty=current.overlap)})
-            again = generations.start(session, base, get_settings(), chunking=chunking)
+            again = generations.start(session, base, get_settings(), chunking=chunking,
+                                      apps=apps_using_knowledge_base(session, name))
         enqueue_documents(again)
     except (StackyardError, ValueError) as exc:
         return _fail(exc)
     return (f"✅ Re-indexing {len(again)} document(s) with chunks of {chunking.length}; the current index answers "
             "until the new one is complete.")
+
+
+def cancel_reindex(name: str | None) -> str:
+    if not name:
+        return "⚠️ Pick a knowledge base first."
+    try:
+        with session_scope() as session:
+            base = bases.get(session, name)
+            abandoned, again = generations.cancel(session, base)
+        search.drop_generation(base, abandoned, get_settings())
+        enqueue_documents(again)
+    except StackyardError as exc:
+        return _fail(exc)
+    return f"✅ Re-index into generation {abandoned} cancelled; generation {base.generation} keeps answering."
 
 
 def workflow_hint(name: str | None) -> str:
@@ -370,6 +440,14 @@ def build() -> gr.Blocks:
         answer = gr.Markdown(elem_id="kb-answer")
         plot = gr.HTML(chart_html([], "dense"), elem_id="kb-plot")
         hits = gr.Dataframe(headers=HIT_HEADERS, interactive=False, wrap=True, elem_id="kb-hits")
+        gr.Markdown("#### Recorded queries\nEvery test is kept: ask one again after an edit or a re-index to see what "
+                    "changed, or keep it as a test case (its first hit's document is the right source) for "
+                    "evaluations.")
+        history = gr.Dataframe(headers=QUERY_HEADERS, interactive=False, wrap=True, elem_id="kb-queries")
+        with gr.Row():
+            query_id = gr.Textbox(label="Recorded query id", elem_id="kb-query-id")
+            rerun_btn = gr.Button("Ask again")
+            case_btn = gr.Button("Keep as test case")
 
         gr.Markdown("### Re-index\nBuild the index again with other chunks; the current one keeps answering until "
                     "the new one holds every document. Edited and hand-added chunks carry over.")
@@ -377,10 +455,12 @@ def build() -> gr.Blocks:
             re_length = gr.Number(label="New chunk length", precision=0, elem_id="kb-re-length")
             re_overlap = gr.Number(label="New overlap", precision=0, elem_id="kb-re-overlap")
             reindex_btn = gr.Button("Re-index", elem_id="kb-reindex-btn")
+            cancel_btn = gr.Button("Cancel re-index", variant="stop")
         timer = gr.Timer(1.5)
 
         def everything(name):
-            return (summary_html(name), *documents_view(name), chunks_table(name, "", ""), workflow_hint(name))
+            return (summary_html(name), *documents_view(name), chunks_table(name, "", ""), workflow_hint(name),
+                    history_table(name))
 
         def pick(rows, event: gr.SelectData):
             return str(rows.iloc[event.index[0], 0]) if event.index is not None else ""
@@ -388,7 +468,7 @@ def build() -> gr.Blocks:
         page.load(lambda: gr.update(choices=base_names()), outputs=[base])
         refresh_btn.click(lambda: gr.update(choices=base_names()), outputs=[base])
         create_btn.click(create_base, [new_name, description, unit, length, overlap, mode, top_k], [status, base])
-        base.change(everything, [base], [summary, progress, documents, chunks, hint])
+        base.change(everything, [base], [summary, progress, documents, chunks, hint, history])
         add_btn.click(add_documents, [base, uploads, paths, text_name, text, urls], [status])
         timer.tick(lambda name: (summary_html(name), *documents_view(name)), [base], [summary, progress, documents])
         documents.select(pick, [documents], [document_id])
@@ -404,9 +484,13 @@ def build() -> gr.Blocks:
         save_btn.click(lambda name, c, t: save_chunk(name, c, t), [base, chunk_id, chunk_body], [status])
         off_btn.click(lambda name, c: save_chunk(name, c, None, False), [base, chunk_id], [status])
         on_btn.click(lambda name, c: save_chunk(name, c, None, True), [base, chunk_id], [status])
-        ask_btn.click(ask, [base, query, query_mode, query_k], [answer, plot, hits])
-        query.submit(ask, [base, query, query_mode, query_k], [answer, plot, hits])
+        for asking in (ask_btn.click, query.submit):
+            asking(ask, [base, query, query_mode, query_k], [answer, plot, hits]).then(history_table, [base], [history])
+        history.select(pick, [history], [query_id])
+        rerun_btn.click(rerun, [base, query_id], [answer, plot, hits]).then(history_table, [base], [history])
+        case_btn.click(save_case, [base, query_id], [status]).then(history_table, [base], [history])
         reindex_btn.click(reindex, [base, re_length, re_overlap], [status])
+        cancel_btn.click(cancel_reindex, [base], [status])
     return page
 
 

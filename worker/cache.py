@@ -40,7 +40,7 @@ class WarmPipelines:
         self.model_loads = 0
         self._pipelines: OrderedDict[str, tuple[WorkflowSpec, Pipeline]] = OrderedDict()
         # the knowledge bases each cached pipeline reads, and the index generations it was built on
-        self._served: dict[str, tuple[frozenset[str], dict[str, tuple[int, bool]]]] = {}
+        self._served: dict[str, tuple[frozenset[str], dict[str, tuple[str, int, bool]]]] = {}
         self._generators: dict[str, Any] = {}
         self._lock = threading.RLock()
 

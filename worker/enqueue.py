@@ -40,6 +40,9 @@ def enqueue_new(run: Run) -> None:
                                 "is up and STACKYARD_BROKER_URL points at it, then start the run again.") from exc
 
 
+INDEX_QUEUE = "gpu"     # embedding is model-heavy work
+
+
 def enqueue_documents(document_ids: list[str]) -> None:
     """Send committed knowledge-base documents to be indexed (embedding: the gpu queue). Those the broker cannot
     take are marked failed, not left queued with no message (``retry`` sends them again), and the caller gets a
@@ -48,7 +51,7 @@ def enqueue_documents(document_ids: list[str]) -> None:
 
     for index, document_id in enumerate(document_ids):
         try:
-            celery_app.send_task(INDEX_TASK, args=[document_id], queue="gpu")
+            celery_app.send_task(INDEX_TASK, args=[document_id], queue=INDEX_QUEUE)
         except Exception as exc:  # noqa: BLE001 - Celery retried the publish already; any failure means not sent
             from knowledge import lifecycle as knowledge
             from store.db import session_scope

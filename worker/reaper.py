@@ -29,7 +29,7 @@ from store.clock import utcnow
 from store.db import session_scope
 from worker import batch, notify
 from worker.app import look_at_broker
-from worker.enqueue import enqueue, enqueue_documents
+from worker.enqueue import INDEX_QUEUE, enqueue, enqueue_documents
 
 log = logging.getLogger("stackyard.reaper")
 ORPHAN_EVERY = 12      # passes between looks for collections of deleted knowledge bases (a Milvus round trip)
@@ -105,14 +105,22 @@ def look_at_queues(queues: list[str], previous: QueueDepths | None = None) -> Qu
 
 
 def resend_lost(depths: QueueDepths) -> list[str]:
-    """Send again the runs whose message the broker lost; returns their ids."""
+    """Send again the runs, and the knowledge-base documents, whose message the broker lost; returns their ids."""
     with session_scope() as session:
         lost = runs.resend_lost(session, depths=depths)
     for run in lost:
         log.warning("run %s was waiting on queue %s, but the broker no longer holds its message; sent again",
                     run.id, run.queue, extra={"run_id": run.id})
         enqueue(run)
-    return [run.id for run in lost]
+    documents: list[str] = []
+    if depths.empty(INDEX_QUEUE):          # documents are sent to the gpu queue; only an empty one is judged
+        with session_scope() as session:
+            documents = knowledge.resend_lost(session, lost_before=depths.lost_before)
+        for document_id in documents:
+            log.warning("document %s was queued for indexing, but the broker no longer holds its message; sent "
+                        "again", document_id)
+        enqueue_documents(documents)
+    return [run.id for run in lost] + documents
 
 
 class Reaper(threading.Thread):

@@ -101,8 +101,21 @@ def reindex(name: Text, body: ReindexRequest) -> KnowledgeBasePublic:
     with session_scope() as session:
         base = bases.get(session, name)
         again = generations.start(session, base, get_settings(), embedding_model=body.embedding_model,
-                                  chunking=body.chunking)
+                                  chunking=body.chunking, apps=apps_using_knowledge_base(session, name))
         public = base_public(session, bases.get(session, name))
+    enqueue_documents(again)
+    return public
+
+
+@router.delete("/{name}/reindex", response_model=KnowledgeBasePublic, responses=errors(*WRITE, 404, 409, 422))
+def cancel_reindex(name: Text) -> KnowledgeBasePublic:
+    """Give up the generation being built (e.g. a document the new settings cannot index blocks it); the current
+    one keeps answering, and documents already split anew are indexed again for it."""
+    with session_scope() as session:
+        base = bases.get(session, name)
+        abandoned, again = generations.cancel(session, base)
+        public = base_public(session, bases.get(session, name))
+    search.drop_generation(base, abandoned, get_settings())
     enqueue_documents(again)
     return public
 
@@ -216,19 +229,20 @@ def edit_chunk(name: Text, chunk_id: Text, body: ChunkEdit) -> ChunkPublic:
     retrieved) or on."""
     with session_scope() as session:
         base = bases.get(session, name)
-        chunk = bases.edit_chunk(session, base, chunk_id, text=body.text, enabled=body.enabled)
+        chunk, document = bases.edit_chunk(session, base, chunk_id, text=body.text, enabled=body.enabled)
         public = chunk_public(chunk)
         session.expunge_all()
-    _reembed(base, chunk)
+    _reembed(base, chunk, document)
     return public
 
 
-def _reembed(base: KnowledgeBase, chunk: KbChunk) -> None:
+def _reembed(base: KnowledgeBase, chunk: KbChunk, document: KbDocument, *, deleted: bool = False) -> None:
     try:
-        search.reindex_chunk(base, chunk, get_settings())
+        search.reindex_chunk(base, chunk, document, get_settings())
     except Exception as exc:  # noqa: BLE001 - the row is saved; say what did not happen, not a bare 500
-        raise VectorStoreUnavailable(f"Chunk {chunk.id} is saved, but its vector was not updated ({type(exc).__name__}: "
-                                     f"{exc}); save it again once the vector store answers.") from exc
+        done, fix = ("deleted", "retry its document to drop it") if deleted else ("saved", "save it again")
+        raise VectorStoreUnavailable(f"Chunk {chunk.id} is {done}, but its vector was not updated "
+                                     f"({type(exc).__name__}: {exc}); {fix} once the vector store answers.") from exc
 
 
 @router.post("/{name}/documents/{document_id}/chunks", response_model=ChunkPublic,
@@ -237,10 +251,10 @@ def add_chunk(name: Text, document_id: Text, body: ChunkAdd) -> ChunkPublic:
     """Add a chunk by hand after a document's last one; it is embedded now and kept through re-indexing."""
     with session_scope() as session:
         base = bases.get(session, name)
-        chunk = bases.add_chunk(session, base, bases.document(session, base, document_id), body.text)
+        chunk, document = bases.add_chunk(session, base, bases.document(session, base, document_id), body.text)
         public = chunk_public(chunk)
         session.expunge_all()
-    _reembed(base, chunk)
+    _reembed(base, chunk, document)
     return public
 
 
@@ -251,10 +265,10 @@ def delete_chunk(name: Text, chunk_id: Text) -> None:
     (switch it off instead to keep it out); one added by hand does not."""
     with session_scope() as session:
         base = bases.get(session, name)
-        chunk = bases.delete_chunk(session, base, chunk_id)
+        chunk, document = bases.delete_chunk(session, base, chunk_id)
         session.expunge_all()
     chunk.enabled = False
-    _reembed(base, chunk)
+    _reembed(base, chunk, document, deleted=True)
 
 
 @router.post("/{name}/query", response_model=QueryResult, responses=errors(*WRITE, 404, 422))

@@ -176,3 +176,11 @@ def test_a_document_is_changed_only_once_it_is_done_and_with_one_new_content(cli
     folder = client.patch(f"{BASES}/handbook/documents/{document}", json={"path": "many"})
     assert folder.status_code == 422 and "path names 2 files" in folder.text
     assert client.get(f"{BASES}/handbook/documents").json()[0]["enabled"] is True
+
+
+def test_chunks_of_a_document_being_indexed_are_not_changed(client):
+    added = client.post(f"{BASES}/handbook/documents", json={"texts": [{"name": "a", "text": "Bikes."}]}).json()
+    document = added["added"][0]["id"]
+    refused = client.post(f"{BASES}/handbook/documents/{document}/chunks", json={"text": "A hand-written chunk."})
+    assert refused.status_code == 409 and "its chunks are being rewritten" in refused.text
+    assert client.get(f"{BASES}/handbook/chunks").json()["total"] == 0

@@ -93,3 +93,19 @@ def test_only_the_attempt_holding_a_document_renews_its_heartbeat(document):
         second = lifecycle.claim(session, document)
         assert not lifecycle.beat(session, document, first.attempts)       # another attempt holds it
         assert lifecycle.beat(session, document, second.attempts)
+
+
+def test_a_queued_document_whose_message_went_out_before_the_empty_look_is_sent_again_once(document):
+    from datetime import timedelta
+
+    from store.clock import utcnow
+
+    with session_scope() as session:
+        assert lifecycle.resend_lost(session, lost_before=utcnow() - timedelta(seconds=60)) == []   # sent just now
+        assert lifecycle.resend_lost(session, lost_before=utcnow() + timedelta(seconds=1)) == [document]
+    with session_scope() as session:               # stamped as sent: the next look finds it young again
+        assert lifecycle.resend_lost(session, lost_before=utcnow() - timedelta(seconds=1)) == []
+        claimed = lifecycle.claim(session, document)
+        assert lifecycle.resend_lost(session, lost_before=utcnow() + timedelta(seconds=1)) == []    # in work
+        lifecycle.fail(session, claimed, "boom")
+        assert lifecycle.requeue(session, document).heartbeat_at is not None                     # sent again now

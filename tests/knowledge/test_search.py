@@ -64,11 +64,11 @@ def test_one_index_answers_dense_keyword_and_hybrid_and_a_reindex_swaps_generati
     with session_scope() as session:                   # a hand edit and a chunk added by hand, before re-indexing
         base = bases.get(session, "handbook")
         vault_chunk = session.exec(select(KbChunk).where(KbChunk.document_id == vault)).one()
-        edited = bases.edit_chunk(session, base, vault_chunk.id, text="The secret vault code is now 9999.")
-        added = bases.add_chunk(session, base, bases.document(session, base, vault), "Spare keys hang in the attic.")
+        edited, owner = bases.edit_chunk(session, base, vault_chunk.id, text="The secret vault code is now 9999.")
+        added, _ = bases.add_chunk(session, base, bases.document(session, base, vault), "Spare keys hang in the attic.")
         session.expunge_all()
-    search.reindex_chunk(handbook(), edited, settings)
-    search.reindex_chunk(handbook(), added, settings)
+    search.reindex_chunk(handbook(), edited, owner, settings)
+    search.reindex_chunk(handbook(), added, owner, settings)
     assert search.retrieve(handbook(), "attic spare keys", settings, mode="keyword", top_k=1)[0].chunk_id == added.id
 
     with session_scope() as session:
@@ -87,13 +87,19 @@ def test_one_index_answers_dense_keyword_and_hybrid_and_a_reindex_swaps_generati
     with session_scope() as session:
         rows = {c.id: c for c in session.exec(select(KbChunk).where(KbChunk.kb_id == switched.id)).all()}
     assert sorted(vectors(2)) == sorted(rows)          # every chunk once, nothing else
-    assert len(rows) == 1 + 1 + 10                     # the edited chunk, the added one, 300 words / 30
-    assert rows[edited.id].text.endswith("9999.") and rows[added.id].position == 1
-    assert "9999" in search.retrieve(switched, "vault code", settings, mode="hybrid", top_k=3)[0].text
+    # 300 words / 30, the vault's one chunk as the new cut makes it, then its edit made under the old cut (kept as
+    # a chunk of its own: it cannot hold a position of another cut) and the chunk added by hand
+    assert len(rows) == 10 + 1 + 1 + 1
+    vault_rows = sorted((c for c in rows.values() if c.document_id == vault), key=lambda c: c.position)
+    assert [(c.position, c.text) for c in vault_rows] == [
+        (0, VAULT), (1, "The secret vault code is now 9999."), (2, "Spare keys hang in the attic.")]
+    carried = vault_rows[1].id                         # a new id: the new cut makes the old one for its own chunk 0
+    assert carried != edited.id == vault_rows[0].id
+    assert carried in [h.chunk_id for h in search.retrieve(switched, "vault code", settings, mode="hybrid", top_k=3)]
     with session_scope() as session:                   # asked again on generation 2: what changed, said
         again_answer, change = queries.rerun(session, bases.get(session, "handbook"), asked.query_id, settings)
     assert (again_answer.generation, change["generation_before"]) == (2, 1)
-    assert "9999" in again_answer.hits[0]["text"] and change["same"] is (change["gained"] == change["lost"] == [])
+    assert change["same"] is (change["gained"] == change["lost"] == [])
 
     names = {f"kb_{switched.id}_g1", f"kb_{switched.id}_g2"}
     assert names <= set(list_collections(settings))
@@ -174,11 +180,35 @@ def test_a_document_switched_off_loses_its_vectors_and_a_replaced_one_is_indexed
         "Copper kettles hang above the stove in the kitchen."]
     with session_scope() as session:                   # still browsable
         assert bases.chunks(session, bases.get(session, "handbook"), document_id=vault)[1] == 1
+    with session_scope() as session:                   # a chunk edited while its document is off stays out
+        base = bases.get(session, "handbook")
+        chunk = session.exec(select(KbChunk).where(KbChunk.document_id == vault)).one()
+        edited, owner = bases.edit_chunk(session, base, chunk.id, text="The vault code is 7777 now.")
+        session.expunge_all()
+    search.reindex_chunk(handbook(), edited, owner, settings)
+    assert chunk.id not in [h.chunk_id for h in search.retrieve(handbook(), "vault code 7777", settings,
+                                                                mode="keyword", top_k=5)]
     change(vault, enabled=True)
-    assert "4242" in search.retrieve(handbook(), "vault code", settings, top_k=1)[0].text
+    assert "7777" in search.retrieve(handbook(), "vault code", settings, top_k=1)[0].text
     change(noise, source=text_source("noise", "The kettle now hangs in the pantry."))
     assert "pantry" in search.retrieve(handbook(), "kettle", settings, mode="keyword", top_k=1)[0].text
     assert len(vectors(1)) == 2                        # one chunk each: the old kettle chunk is gone
     with session_scope() as session, pytest.raises(Conflict, match="already holds that content"):
         base = bases.get(session, "handbook")
         bases.change_document(session, base, bases.document(session, base, noise), source=text_source("v", VAULT))
+
+
+def test_a_collection_made_before_keyword_search_existed_asks_for_a_reindex(database, milvus):
+    from haystack import Document
+
+    from nodes.stores import milvus_document_store
+
+    settings = get_settings()
+    with session_scope() as session:
+        bases.create(session, settings, name="handbook")
+    old = milvus_document_store(search.collection_name(handbook()), settings)   # dense only, as before
+    old.write_documents([Document(id="c1", content="Thirty days of vacation.", embedding=[0.1] * 384)])
+    with pytest.raises(search.NeedsReindex, match="Re-index it once") as refused:
+        search.retrieve(handbook(), "vacation", settings, mode="hybrid")
+    assert refused.value.status == 409
+    assert [h.chunk_id for h in search.retrieve(handbook(), "vacation", settings)] == ["c1"]   # dense still answers

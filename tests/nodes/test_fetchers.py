@@ -299,6 +299,22 @@ def test_a_response_longer_than_max_bytes_is_not_read(serve) -> None:
         fetcher.run(urls=[f"{server.url}/big"])
 
 
+def test_a_compressed_or_endless_response_is_refused_rather_than_counted_wrong(serve, monkeypatch) -> None:
+    import gzip
+
+    from nodes import fetchers
+
+    bomb = gzip.compress(b"x" * 200_000)          # 200 KB inflated, a few hundred bytes sent
+    server = serve({"/bomb": (200, {"Content-Type": "text/plain", "Content-Encoding": "gzip"}, bomb),
+                    "/slow": (200, {"Content-Type": "text/plain"}, b"x" * 500)})
+    fetcher = GuardedLinkContentFetcher(allowed_hosts=[f"127.0.0.1:{server.port}"], max_bytes=1000, retry_attempts=0)
+    with pytest.raises(ResponseTooLarge, match="gzip-compressed although it was asked for an uncompressed body"):
+        fetcher.run(urls=[f"{server.url}/bomb"])
+    monkeypatch.setattr(fetchers, "FETCH_DEADLINE_SECONDS", 0.0)
+    with pytest.raises(ResponseTooLarge, match="was still sending after 0 s"):
+        fetcher.run(urls=[f"{server.url}/slow"])
+
+
 # --- other outbound URLs (an LLM server's api_base_url) --------------------------------------------
 
 @pytest.mark.parametrize(("url", "reason"), [

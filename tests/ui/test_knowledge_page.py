@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from knowledge.documents import UPLOADS
 from ui import knowledge_page as page
 
@@ -27,9 +29,18 @@ def test_a_base_is_created_from_the_form_and_bad_numbers_are_refused_by_field(da
     assert 'data-status="empty"' in summary and "hybrid retrieval, top 3" in summary
 
 
-def test_uploads_are_kept_under_the_files_root_and_the_same_content_is_skipped(database, data_dir: Path, tmp_path):
+@pytest.fixture
+def inbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where Gradio puts what the browser uploads (GRADIO_TEMP_DIR)."""
+    folder = tmp_path / "gradio"
+    folder.mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(folder))
+    return folder
+
+
+def test_uploads_are_kept_under_the_files_root_and_the_same_content_is_skipped(database, data_dir: Path, inbox):
     make()
-    sent = tmp_path / "browser"
+    sent = inbox / "browser"
     sent.mkdir()
     (sent / "policy ü?.txt").write_text("Thirty days of vacation.")
     (sent / "parking.md").write_text("# Parking\n\nBikes go in the cellar.")
@@ -44,14 +55,18 @@ def test_uploads_are_kept_under_the_files_root_and_the_same_content_is_skipped(d
     assert again.startswith("✅ 0 document(s) queued") and "Skipped 1 already there" in again
 
 
-def test_bad_files_refuse_the_whole_request(database, data_dir: Path, tmp_path):
+def test_bad_files_refuse_the_whole_request_before_anything_is_copied(database, data_dir: Path, inbox, tmp_path):
     make()
-    (tmp_path / "tool.exe").write_bytes(b"MZ")
-    (tmp_path / "empty.txt").write_text("")
-    (tmp_path / "fine.txt").write_text("fine")
+    (inbox / "tool.exe").write_bytes(b"MZ")
+    (inbox / "empty.txt").write_text("")
+    (inbox / "fine.txt").write_text("fine")
+    (tmp_path / "secret.txt").write_text("a file the browser named but never uploaded")
     for bad, named in (("tool.exe", "is a .exe file"), ("empty.txt", "is empty (0 bytes)")):
-        status = page.add_documents("handbook", [str(tmp_path / "fine.txt"), str(tmp_path / bad)], "", "", "")
-        assert status.startswith("⚠️ Files: ") and named in status, status
+        status = page.add_documents("handbook", [str(inbox / "fine.txt"), str(inbox / bad)], "", "", "")
+        assert status.startswith("⚠️ files: ") and named in status, status
+    named = page.add_documents("handbook", [str(tmp_path / "secret.txt")], "", "", "")
+    assert named == "⚠️ files: 'secret.txt' is not a file this page received; upload it again."
+    assert not (data_dir / "files" / "uploads").exists()
     outside = page.add_documents("handbook", None, "../../etc/passwd", "", "")
     assert outside.startswith("⚠️") and "files root" in outside
     assert page.add_documents("handbook", None, "", "", "").startswith("⚠️ Upload files")
@@ -66,6 +81,12 @@ def test_a_query_on_an_empty_base_says_so_and_a_reindex_of_it_switches_at_once(d
     assert line.startswith("**0 hit(s)**") and "BM25" in line and "no indexed chunks yet" in line
     assert rows == [] and "kb-bar" not in chart
     assert page.ask("handbook", "vacation", "dense", 500)[0].startswith("⚠️ Top k '500' is not a whole number")
+    [recorded] = page.history_table("handbook")
+    assert recorded[2:6] == ["vacation", "keyword", 1, 0]
+    again, _, _ = page.rerun("handbook", recorded[0])
+    assert again.startswith("**Asked again** on generation 1 (recorded on 1): the same chunks in the same order")
+    assert page.save_case("handbook", recorded[0]).startswith("⚠️ This query found nothing")
+    assert page.rerun("handbook", "")[0] == "⚠️ Pick a recorded query first."
     assert page.reindex("handbook", 80, 8).startswith("✅ Re-indexing 0 document(s) with chunks of 80")
     assert 'data-generation="2"' in page.summary_html("handbook")
     assert "chunks of 80 words (overlap 8)" in page.summary_html("handbook")

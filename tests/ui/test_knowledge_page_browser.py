@@ -96,6 +96,13 @@ def test_create_upload_browse_edit_query_and_reindex(knowledge_stack: Stack, tmp
             assert bars.first.get_attribute("data-chunk") == cellar[0]
             assert float(bars.first.get_attribute("data-score")) == pytest.approx(float(hits[0][1]), abs=1e-3)
 
+            page.locator("#kb-queries [role=gridcell]").first.click()      # the query just recorded
+            expect(page.get_by_label("Recorded query id")).not_to_have_value("", timeout=WAIT)
+            page.get_by_role("button", name="Keep as test case").click()
+            message.get_by_text("Kept as a test case: a right answer finds").wait_for()
+            assert message.inner_text().strip().endswith("parking.md.")
+            expect(page.locator("#kb-queries [role=row][data-index]").first).to_contain_text("yes", timeout=WAIT)
+
             page.locator("#kb-re-length input").fill("30")
             page.locator("#kb-re-overlap input").fill("0")
             page.get_by_role("button", name="Re-index").click()
@@ -105,6 +112,8 @@ def test_create_upload_browse_edit_query_and_reindex(knowledge_stack: Stack, tmp
             page.get_by_role("button", name="Test query").click()
             page.locator("#kb-answer").get_by_text("from generation 2").wait_for()
             assert rows(page, "kb-hits")[0][7] == cellar[0]                 # the edit carried over
+            page.get_by_role("button", name="Ask again").click()              # the kept query, on generation 2
+            page.locator("#kb-answer").get_by_text("Asked again on generation 2 (recorded on 1)").wait_for()
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "knowledge-page.png"), full_page=True)
         finally:

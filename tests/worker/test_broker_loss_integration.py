@@ -120,6 +120,11 @@ def test_runs_and_items_queued_when_redis_dies_finish_exactly_once(stack: Stack,
     assert {stack.run(run_id)["state"] for run_id in run_ids} == {"queued"}
     lost_items = queued_item_ids(stack, created["id"])
     assert len(lost_items) == CONCURRENCY
+    assert stack.api("POST", "/api/v1/knowledge-bases", json={"name": "loss", "chunking": {"length": 20,
+                                                                                            "overlap": 0}}).status_code == 201
+    documents = stack.api("POST", "/api/v1/knowledge-bases/loss/documents", json={"texts": [
+        {"name": f"note{i}", "text": f"Note {i} says the boat leaves at {i} o'clock."} for i in range(3)]}).json()
+    assert [d["state"] for d in documents["added"]] == ["queued"] * 3
 
     private_redis.kill()                                            # every queued message is gone with it
     private_redis.start()
@@ -132,7 +137,9 @@ def test_runs_and_items_queued_when_redis_dies_finish_exactly_once(stack: Stack,
         def all_finished() -> bool:
             progress["runs"] = sum(stack.run(run_id)["state"] in FINISHED for run_id in run_ids)
             progress["items"] = (state := job(stack, created["id"]))["done"] + state["failed"]
-            return progress["runs"] == RUNS and state["state"] in FINISHED
+            indexed = stack.api("GET", "/api/v1/knowledge-bases/loss/documents").json()
+            progress["documents"] = sum(d["state"] in ("done", "error") for d in indexed)
+            return progress["runs"] == RUNS and state["state"] in FINISHED and progress["documents"] == 3
 
         try:
             wait_until(all_finished, timeout=240, interval=0.2, message="all to finish")
@@ -166,6 +173,11 @@ def test_runs_and_items_queued_when_redis_dies_finish_exactly_once(stack: Stack,
         # (a queue that holds their messages gets no duplicates; a slow worker may see items sent again later).
         assert sorted(run_id for run_id, _ in runs_again) == sorted([*run_ids, answer["run"]["id"]])
         assert max(resent) - ready_at < RESEND_LIMIT_SECONDS
+        # Knowledge-base documents queued then are indexed once, sent again by the same reaper.
+        indexed = stack.api("GET", "/api/v1/knowledge-bases/loss/documents").json()
+        assert [(d["state"], d["attempts"], d["chunk_count"]) for d in indexed] == [("done", 1, 1)] * 3
+        log = (stack.root / "worker-after.log").read_text()
+        assert all(f"document {d['id']} was queued for indexing, but the broker no longer holds" in log for d in indexed)
     finally:
         stack.discard(worker)
 
