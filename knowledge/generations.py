@@ -2,11 +2,13 @@
 row update switches to it when every document is in it.
 
 A document is always indexed into its base's *target* generation: the next one while a re-index is building, the
-serving one otherwise. A document whose attempt began before a re-index started finished into the old generation;
-it is queued again instead of counted (:func:`finish`). The last document to land in the next generation switches
-the base (its ``generation``, ``embedding_model`` and ``chunking`` together); the old collection is retired and
-dropped once no query can still be reading it (:func:`drop_retired`). Chunk ids do not depend on the generation,
-and edited or hand-added chunks live in SQL, so both carry over.
+serving one otherwise. A document whose attempt began before the target moved (a re-index started or was
+cancelled) is queued again instead of counted (:func:`finish`). The last document to land in the next generation
+switches the base (its ``generation``, ``embedding_model`` and ``chunking`` together); the old collection is
+retired and dropped by the reaper once no query can still be reading it (:func:`retired`). Every read-then-write
+here locks the base's row first (SQLite: the writer lock), so completions, starts, cancels and the switch take
+turns. Chunk text lives in SQL: hand-added chunks carry over, and edits carry over as ``knowledge.indexing``
+says.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 moving the document through its states (``knowledge.lifecycle``) with its progress as it goes.
 
 Chunk ids are a hash of the document, position and text, so indexing a document again writes the same rows over
-themselves (no duplicates) and removes only the chunks a new split no longer makes. A chunk edited by hand is
-kept as it is: a re-split does not overwrite its position.
+themselves (no duplicates) and removes only the chunks a new split no longer makes. A chunk edited by hand under
+the same chunking keeps its position through a re-split; one edited under another chunking follows the split as a
+chunk of its own, like chunks added by hand (``_store_chunks``). A switched-off document keeps its chunks in SQL
+and none in the index.
 """
 
 from __future__ import annotations

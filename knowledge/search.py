@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +51,8 @@ def store_parameters(base: KnowledgeBase, generation: int | None = None) -> dict
     """``MilvusDocumentStore`` init parameters (as Haystack serializes them) for one of the base's collections:
     the serving one unless ``generation`` says which. The URI comes from settings."""
     return {"collection_name": collection_name(base, generation), "consistency_level": "Strong",
-            # cosine, so scores read -1..1 (higher is closer) and a score threshold means the same in every base;
+            # cosine, so scores read 0..1 ((cosine + 1) / 2, higher is closer) and a threshold means the same in
+            # every base;
             # IVF_FLAT: milvus-lite's default index searched 50,000 chunks in p95 ~356 ms here, this one in ~138 ms
             # (bench/knowledge.py). Rows not yet sealed into the index are searched exactly.
             "index_params": {"metric_type": "COSINE", "index_type": "IVF_FLAT", "params": {"nlist": 256}},
@@ -171,8 +171,8 @@ class Hit:
     score: float                     # on the mode's scale (``knowledge.settings.SCALES``)
     text: str
     meta: dict[str, Any]
-    dense: float | None = None       # hybrid: the chunk's score in each leg it was found by, None if not
-    keyword: float | None = None
+    dense: float | None = None       # hybrid: the chunk's cosine similarity to the query
+    keyword: float | None = None     # hybrid: its BM25 score, None when no word of the query is in it
 
 
 def retriever(mode: str, store: Any, top_k: int) -> Any:
@@ -185,7 +185,22 @@ def retriever(mode: str, store: Any, top_k: int) -> Any:
     return cls(document_store=store, top_k=top_k)
 
 
-_legs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hybrid-leg")
+def _legs(store: Any, embedding: list[float], query: str, ids: list[str]) -> dict[str, dict[str, float]]:
+    """What each leg makes of the hybrid's hits: their dense score (cosine similarity to the query from their
+    stored vectors, a key lookup, on the dense mode's scale) and their BM25 score (one keyword search among them; absent where no query word occurs). Two
+    more searches would cost ~25 ms each here, fetching the vectors ~1 ms."""
+    import numpy as np
+
+    rows = store.client.get(store.collection_name, ids=ids, output_fields=["vector"])
+    query_vector = np.asarray(embedding, dtype=np.float32)
+    dense = {}
+    for row in rows:
+        vector = np.asarray(row["vector"], dtype=np.float32)
+        norms = float(np.linalg.norm(query_vector) * np.linalg.norm(vector)) or 1.0
+        dense[row["id"]] = (float(np.dot(query_vector, vector)) / norms + 1) / 2   # on the dense mode's scale
+    keyword = retriever("keyword", store, len(ids)).run(
+        query_text=query, filters={"field": "id", "operator": "in", "value": ids})["documents"]
+    return {"dense": dense, "keyword": {d.id: d.score for d in keyword}}
 
 
 def keyword_score(score: float | None) -> float:
@@ -196,7 +211,7 @@ def keyword_score(score: float | None) -> float:
 def retrieve(base: KnowledgeBase, query: str, settings: Settings, *, mode: str | None = None,
              top_k: int | None = None, score_threshold: float | None = None) -> list[Hit]:
     """The base's chunks for ``query``, best first, scored on the mode's scale; none before anything of the base
-    was embedded. Hybrid hits also carry their dense and keyword scores (the legs the fusion ranked)."""
+    was embedded. Hybrid hits also carry their cosine similarity and BM25 score."""
     if not query.strip() or len(query) > MAX_QUERY_CHARS:
         raise BadQuery(f"query must be 1-{MAX_QUERY_CHARS} characters.", field="query")
     asked = settings_for(base.retrieval, mode=mode, top_k=top_k, score_threshold=score_threshold)
@@ -211,13 +226,9 @@ def retrieve(base: KnowledgeBase, query: str, settings: Settings, *, mode: str |
         text_embedder(base.embedding_model, settings).run(text=query)["embedding"]
     inputs = {"dense": {"query_embedding": embedding}, "keyword": {"query_text": query},
               "hybrid": {"query_embedding": embedding, "query_text": query}}
-    legs: dict[str, dict[str, float]] = {"dense": {}, "keyword": {}}
-    if asked.mode == "hybrid":     # the two searches the fusion ranked, each with the same top_k, asked alongside
-        pending = {leg: _legs.submit(lambda leg=leg: retriever(leg, store, asked.top_k).run(**inputs[leg]))
-                   for leg in legs}
     documents = retriever(asked.mode, store, asked.top_k).run(**inputs[asked.mode])["documents"]
-    if asked.mode == "hybrid":
-        legs = {leg: {d.id: d.score for d in future.result()["documents"]} for leg, future in pending.items()}
+    legs = _legs(store, embedding, query, [d.id for d in documents]) if asked.mode == "hybrid" and documents \
+        else {"dense": {}, "keyword": {}}
     hits = []
     for document in documents:
         score = keyword_score(document.score) if asked.mode == "keyword" else float(document.score or 0.0)

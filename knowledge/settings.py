@@ -57,7 +57,8 @@ class Chunking(BaseModel):
 
 # What a score means in each retrieval mode: a threshold is read on its mode's scale.
 SCALES: dict[str, tuple[str, float, float]] = {
-    "dense": ("cosine similarity, -1 to 1, higher is closer", -1.0, 1.0),
+    # milvus-haystack reports cosine similarity c as (c + 1) / 2: 0.5 is unrelated, 1 the same direction
+    "dense": ("cosine similarity as (cosine + 1) / 2, 0 to 1, higher is closer", 0.0, 1.0),
     "keyword": ("BM25, 0 and up, higher matches more of the query's words", 0.0, 1000.0),
     "hybrid": ("reciprocal rank fusion of the dense and keyword ranks, 0 to 0.033", 0.0, 2 / 61),
 }

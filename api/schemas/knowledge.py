@@ -131,8 +131,9 @@ class HitPublic(BaseModel):
     document: str | None
     position: int | None
     score: float = Field(description="On the mode's scale (the result's `scale`): higher is better")
-    dense: float | None = Field(default=None, description="Hybrid: the chunk's cosine similarity, if found by it")
-    keyword: float | None = Field(default=None, description="Hybrid: the chunk's BM25 score, if found by it")
+    dense: float | None = Field(default=None, description="Hybrid: its dense score (cosine as (cos + 1) / 2)")
+    keyword: float | None = Field(default=None, description="Hybrid: its BM25 score (none: no word of the query "
+                                                            "is in it)")
     text: str
 
 

@@ -11,6 +11,7 @@ import time
 import pytest
 import yaml
 
+from tests.support.openai_server import ChatServer
 from tests.support.specs import knowledge_rag
 from tests.support.stack import Stack, wait_until
 
@@ -73,6 +74,13 @@ def test_a_knowledge_base_indexes_on_a_worker_and_answers_like_the_app(stack: St
         assert run["state"] == "succeeded", run["error"]
         assert [d["id"] for d in run["outputs"]["documents"]] == [h["chunk_id"] for h in hits]
         assert cellar["text"] in run["outputs"]["prompt"]
+        with ChatServer(reply="In the basement cellar, next to the boiler room.") as llm:   # the whole RAG
+            stack.create("handbook-answer", knowledge_rag("handbook", top_k=3, llm_url=llm.base_url))
+            answered = stack.start_run("handbook-answer", {"question": "Where can I park my bicycle?"}, wait=120)
+        assert answered["state"] == "succeeded", answered["error"]
+        assert answered["outputs"]["answer"][0]["text"].startswith("In the basement cellar")
+        [sent] = [m["content"] for r in llm.requests for m in r["messages"] if m["role"] == "user"]
+        assert cellar["text"] in str(sent)            # the known chunk is in the prompt the LLM was given
         hybrid = stack.api("POST", f"{BASES}/handbook/query", json={"query": "bicycle cellar", "mode": "hybrid"}).json()
         assert hybrid["hits"][0]["chunk_id"] == cellar["id"] and hybrid["hits"][0]["keyword"] > 0
         stack.create("handbook-hybrid", knowledge_rag("handbook", top_k=5, mode="hybrid"))

@@ -71,13 +71,14 @@ def remote_chat(base_url: str, key_env: str = "TEST_LLM_KEY") -> dict:
     }
 
 
-def knowledge_rag(base: str, top_k: int = 3, mode: str = "dense") -> dict:
+def knowledge_rag(base: str, top_k: int = 3, mode: str = "dense", llm_url: str | None = None) -> dict:
     """question → MiniLM → a retriever reading knowledge base ``base`` (dense, or hybrid: the question's words
-    too) → a prompt holding the chunks it found; outputs ``documents`` and ``prompt``."""
+    too) → a prompt holding the chunks it found; outputs ``documents`` and ``prompt``, and with ``llm_url`` the
+    ``answer`` of an OpenAI-compatible server given that prompt."""
     embedder = ("haystack_integrations.components.embedders.sentence_transformers."
                 "sentence_transformers_text_embedder.SentenceTransformersTextEmbedder")
     retriever = {"dense": "MilvusEmbeddingRetriever", "hybrid": "MilvusHybridRetriever"}[mode]
-    return {"components": {
+    spec = {"components": {
         "embed": {"type": embedder, "init_parameters": {"model": "sentence-transformers/all-MiniLM-L6-v2"}},
         "retriever": {"type": f"milvus_haystack.milvus_embedding_retriever.{retriever}", "init_parameters": {
             "document_store": {"type": "knowledge_base", "init_parameters": {"name": base}}, "top_k": top_k}},
@@ -88,3 +89,9 @@ def knowledge_rag(base: str, top_k: int = 3, mode: str = "dense") -> dict:
         "inputs": {"question": ["embed.text", "prompt.question", *(["retriever.query_text"] if mode == "hybrid"
                                                                    else [])]},
         "outputs": {"documents": "retriever.documents", "prompt": "prompt.prompt"}}
+    if llm_url:
+        llm = remote_chat(llm_url)
+        spec["components"]["llm"] = llm["components"]["llm"]
+        spec["connections"].append({"sender": "prompt.prompt", "receiver": "llm.messages"})
+        spec["outputs"]["answer"] = "llm.replies"
+    return spec
