@@ -44,7 +44,8 @@ SPARSE_FIELD = "sparse"
 TEXT_FIELD = "text"
 BM25_FUNCTION = {"type": "milvus_haystack.function.BM25BuiltInFunction",
                  "init_parameters": {"function_name": "bm25", "input_field_names": TEXT_FIELD,
-                                     "output_field_names": SPARSE_FIELD, "analyzer_params": None, "enable_match": False}}
+                                     "output_field_names": SPARSE_FIELD, "analyzer_params": None,
+                                     "enable_match": False}}
 
 
 def store_parameters(base: KnowledgeBase, generation: int | None = None) -> dict[str, Any]:
@@ -171,7 +172,7 @@ class Hit:
     score: float                     # on the mode's scale (``knowledge.settings.SCALES``)
     text: str
     meta: dict[str, Any]
-    dense: float | None = None       # hybrid: the chunk's cosine similarity to the query
+    dense: float | None = None       # hybrid: the chunk's dense score (cosine as (cos + 1) / 2)
     keyword: float | None = None     # hybrid: its BM25 score, None when no word of the query is in it
 
 
@@ -187,8 +188,8 @@ def retriever(mode: str, store: Any, top_k: int) -> Any:
 
 def _legs(store: Any, embedding: list[float], query: str, ids: list[str]) -> dict[str, dict[str, float]]:
     """What each leg makes of the hybrid's hits: their dense score (cosine similarity to the query from their
-    stored vectors, a key lookup, on the dense mode's scale) and their BM25 score (one keyword search among them; absent where no query word occurs). Two
-    more searches would cost ~25 ms each here, fetching the vectors ~1 ms."""
+    stored vectors, a key lookup, on the dense mode's scale) and their BM25 score (one keyword search among
+    them; absent where no query word occurs). Two more searches would cost ~25 ms each here, the lookup ~1 ms."""
     import numpy as np
 
     rows = store.client.get(store.collection_name, ids=ids, output_fields=["vector"])
@@ -211,7 +212,7 @@ def keyword_score(score: float | None) -> float:
 def retrieve(base: KnowledgeBase, query: str, settings: Settings, *, mode: str | None = None,
              top_k: int | None = None, score_threshold: float | None = None) -> list[Hit]:
     """The base's chunks for ``query``, best first, scored on the mode's scale; none before anything of the base
-    was embedded. Hybrid hits also carry their cosine similarity and BM25 score."""
+    was embedded. Hybrid hits also carry their dense and BM25 scores."""
     if not query.strip() or len(query) > MAX_QUERY_CHARS:
         raise BadQuery(f"query must be 1-{MAX_QUERY_CHARS} characters.", field="query")
     asked = settings_for(base.retrieval, mode=mode, top_k=top_k, score_threshold=score_threshold)

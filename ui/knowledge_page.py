@@ -82,7 +82,8 @@ def summary_html(name: str | None) -> str:
             line = (f"<b>{status}</b> · generation {base.generation} · {counted['done']} of "
                     f"{sum(counted[s.value] for s in DocState)} documents indexed · {counted['chunks']} chunks · "
                     f"{html.escape(base.embedding_model)} · chunks of {chunking['length']} {chunking['unit']}s "
-                    f"(overlap {chunking['overlap']}) · {base.retrieval['mode']} retrieval, top {base.retrieval['top_k']}")
+                    f"(overlap {chunking['overlap']}) · {base.retrieval['mode']} retrieval, "
+                    f"top {base.retrieval['top_k']}")
     except StackyardError as exc:
         return f"<p>⚠️ {html.escape(str(exc))}</p>"
     bar = ""

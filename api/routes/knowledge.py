@@ -161,7 +161,8 @@ def delete_document(name: Text, document_id: Text) -> None:
         search.forget_document(base, document_id, get_settings())
     except Exception as exc:  # noqa: BLE001 - the rows are gone; say what did not happen, not a bare 500
         raise VectorStoreUnavailable(f"Document {document_id} is deleted, but its vectors were not removed "
-                                     f"({type(exc).__name__}: {exc}); they are dropped with the next re-index.") from exc
+                                     f"({type(exc).__name__}: {exc}); they are dropped with the next re-index.") \
+            from exc
 
 
 @router.post("/{name}/documents", response_model=DocumentsAdded, status_code=status.HTTP_201_CREATED,

@@ -55,8 +55,8 @@ class DocumentsAdd(BaseModel):
     paths: list[Text] = Field(default_factory=list, max_length=MAX_TEXTS,
                               description="Files, folders or glob patterns under the files root")
     urls: list[Text] = Field(default_factory=list, max_length=MAX_TEXTS,
-                             description="Web pages or files (http(s), public addresses or STACKYARD_FETCH_ALLOWED_HOSTS), "
-                                         "fetched when indexed")
+                             description="Web pages or files (http(s), public addresses or "
+                                         "STACKYARD_FETCH_ALLOWED_HOSTS), fetched when indexed")
 
 
 class DocumentChange(BaseModel):
