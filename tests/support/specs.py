@@ -89,9 +89,10 @@ def knowledge_rag(base: str, top_k: int = 3, mode: str = "dense", llm_url: str |
         "inputs": {"question": ["embed.text", "prompt.question", *(["retriever.query_text"] if mode == "hybrid"
                                                                    else [])]},
         "outputs": {"documents": "retriever.documents", "prompt": "prompt.prompt"}}
-    if llm_url:
-        llm = remote_chat(llm_url)
-        spec["components"]["llm"] = llm["components"]["llm"]
+    if llm_url:                       # no api_key: a keyless local server (Stackyard sends a placeholder)
+        llm = remote_chat(llm_url)["components"]["llm"]
+        llm["init_parameters"].pop("api_key")
+        spec["components"]["llm"] = llm
         spec["connections"].append({"sender": "prompt.prompt", "receiver": "llm.messages"})
         spec["outputs"]["answer"] = "llm.replies"
     return spec
