@@ -46,12 +46,16 @@ def create(session: Session, settings: Settings, *, name: str, description: str 
             f"embedding_model {model!r} is not on this machine: map it to a folder in STACKYARD_MODEL_PATHS, or use "
             f"{DEFAULT_EMBEDDING_MODEL!r} (bundled).", field="embedding_model")
     chunking = (chunking or Chunking()).check(model_window(model, settings))
+    retrieval = (retrieval or Retrieval()).check()
+    if retrieval.ranker and settings.local_model_path(retrieval.ranker) is None:
+        raise BadKnowledgeSettings(f"retrieval.ranker {retrieval.ranker!r} is not on this machine: map it to a folder "
+                                   "in STACKYARD_MODEL_PATHS, or leave it out.", field="retrieval.ranker")
 
     def write() -> KnowledgeBase:
         if session.exec(select(KnowledgeBase.id).where(KnowledgeBase.name == name)).first():
             raise Conflict(f"A knowledge base named '{name}' exists; pick another name or add documents to it.")
         base = KnowledgeBase(name=name, description=description, embedding_model=model,
-                             chunking=chunking.model_dump(), retrieval=(retrieval or Retrieval()).check().model_dump())
+                             chunking=chunking.model_dump(), retrieval=retrieval.model_dump())
         session.add(base)
         session.flush()
         return base

@@ -38,17 +38,18 @@ class Answer:
 
 
 def ask(session: Session, base: KnowledgeBase, query: str, settings: Settings, *, mode: str | None = None,
-        top_k: int | None = None, score_threshold: float | None = None, record: bool = True) -> Answer:
+        top_k: int | None = None, score_threshold: float | None = None, rank: bool | None = None,
+        record: bool = True) -> Answer:
     """The chunks a workflow's retriever on ``base`` returns for ``query``, with their scores and document names;
     recorded (the caller commits) unless ``record`` is false."""
-    asked = settings_for(base.retrieval, mode=mode, top_k=top_k, score_threshold=score_threshold)
+    asked = settings_for(base.retrieval, mode=mode, top_k=top_k, score_threshold=score_threshold, rank=rank)
     counted = lifecycle.counts(session, base.id)
     answer = Answer(query=query, mode=asked.mode, scale=asked.scale, took_ms=0.0,
                     notice=lifecycle.notice(base, counted), generation=base.generation)
     if counted["chunks"]:
         started = time.perf_counter()
         hits = search.retrieve(base, query, settings, mode=asked.mode, top_k=asked.top_k,
-                               score_threshold=asked.score_threshold)
+                               score_threshold=asked.score_threshold, rank=asked.ranker is not None)
         answer.took_ms = round((time.perf_counter() - started) * 1000, 1)
         names = bases.document_names(session, {h.meta.get("kb_document_id") for h in hits})
         answer.hits = [{"chunk_id": h.chunk_id, "document_id": h.meta.get("kb_document_id"),

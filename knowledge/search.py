@@ -158,6 +158,20 @@ def _warm(kind: str, model: str, settings: Settings) -> Any:
         return _embedders[(kind, model)]
 
 
+def ranker(model: str, settings: Settings) -> Any:
+    """A warm cross-encoder ranker for ``model`` (the palette's 'Cross-encoder ranker' node), kept per process."""
+    with _embedders_lock:
+        if ("Ranker", model) not in _embedders:
+            from haystack_integrations.components.rankers.sentence_transformers import (
+                SentenceTransformersSimilarityRanker,
+            )
+
+            component = SentenceTransformersSimilarityRanker(model=settings.local_model_path(model) or model)
+            component.warm_up()
+            _embedders[("Ranker", model)] = component
+        return _embedders[("Ranker", model)]
+
+
 def text_embedder(model: str, settings: Settings) -> Any:
     return _warm("Text", model, settings)
 
@@ -210,12 +224,12 @@ def keyword_score(score: float | None) -> float:
 
 
 def retrieve(base: KnowledgeBase, query: str, settings: Settings, *, mode: str | None = None,
-             top_k: int | None = None, score_threshold: float | None = None) -> list[Hit]:
+             top_k: int | None = None, score_threshold: float | None = None, rank: bool | None = None) -> list[Hit]:
     """The base's chunks for ``query``, best first, scored on the mode's scale; none before anything of the base
     was embedded. Hybrid hits also carry their dense and BM25 scores."""
     if not query.strip() or len(query) > MAX_QUERY_CHARS:
         raise BadQuery(f"query must be 1-{MAX_QUERY_CHARS} characters.", field="query")
-    asked = settings_for(base.retrieval, mode=mode, top_k=top_k, score_threshold=score_threshold)
+    asked = settings_for(base.retrieval, mode=mode, top_k=top_k, score_threshold=score_threshold, rank=rank)
     if not exists(collection_name(base), settings):   # nothing embedded yet (or every document failed)
         return []
     store = document_store(base, settings)
@@ -227,12 +241,16 @@ def retrieve(base: KnowledgeBase, query: str, settings: Settings, *, mode: str |
         text_embedder(base.embedding_model, settings).run(text=query)["embedding"]
     inputs = {"dense": {"query_embedding": embedding}, "keyword": {"query_text": query},
               "hybrid": {"query_embedding": embedding, "query_text": query}}
-    documents = retriever(asked.mode, store, asked.top_k).run(**inputs[asked.mode])["documents"]
+    fetched = asked.candidates if asked.ranker else asked.top_k
+    documents = retriever(asked.mode, store, fetched).run(**inputs[asked.mode])["documents"]
     legs = _legs(store, embedding, query, [d.id for d in documents]) if asked.mode == "hybrid" and documents \
         else {"dense": {}, "keyword": {}}
+    if asked.ranker and documents:   # what a ranker node after the retriever returns
+        documents = ranker(asked.ranker, settings).run(query=query, documents=documents, top_k=asked.top_k)["documents"]
     hits = []
     for document in documents:
-        score = keyword_score(document.score) if asked.mode == "keyword" else float(document.score or 0.0)
+        score = keyword_score(document.score) if asked.mode == "keyword" and not asked.ranker \
+            else float(document.score or 0.0)
         if asked.score_threshold is not None and score < asked.score_threshold:
             continue
         keyword = legs["keyword"].get(document.id)

@@ -64,6 +64,10 @@ SCALES: dict[str, tuple[str, float, float]] = {
 }
 
 
+# With a ranker, scores are its sigmoid-scaled relevance (the ranker node's scale_score default).
+RANKED = ("cross-encoder relevance, 0 to 1, higher is more relevant", 0.0, 1.0)
+
+
 class Retrieval(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,13 +78,18 @@ class Retrieval(BaseModel):
     score_threshold: float | None = Field(default=None, strict=True,
                                           description="Leave out chunks scoring below this, on the mode's scale "
                                                       "(see `scale`).")
+    ranker: str | None = Field(default=None, min_length=1, max_length=500,
+                               description="A cross-encoder (a model this machine has) that re-orders the candidates: "
+                                           "what the 'Cross-encoder ranker' node after the retriever does.")
+    candidates: int = Field(default=20, ge=1, le=100, strict=True,
+                            description="With a ranker: chunks retrieved for it to re-order, of which top_k are kept.")
 
     @property
     def scale(self) -> str:
-        return SCALES[self.mode][0]
+        return RANKED[0] if self.ranker else SCALES[self.mode][0]
 
     def check(self) -> Retrieval:
-        scale, low, high = SCALES[self.mode]
+        scale, low, high = RANKED if self.ranker else SCALES[self.mode]
         if self.score_threshold is not None and not low <= self.score_threshold <= high:
             raise BadKnowledgeSettings(f"retrieval.score_threshold {self.score_threshold} is off the {self.mode} "
                                        f"scale ({scale}); pick a value in it, or none.",
@@ -89,14 +98,16 @@ class Retrieval(BaseModel):
 
 
 def asked(defaults: dict, *, mode: str | None = None, top_k: int | None = None,
-          score_threshold: float | None = None) -> Retrieval:
-    """A query's retrieval settings: what it gives over the base's ``defaults``. The base's threshold is kept
-    only for the base's own mode: on another mode's scale it would mean something else."""
+          score_threshold: float | None = None, rank: bool | None = None) -> Retrieval:
+    """A query's retrieval settings: what it gives over the base's ``defaults`` (``rank=False``: without the
+    base's ranker). The base's threshold is kept only on the scale it was set for."""
     base = Retrieval(**defaults)
     chosen = mode or base.mode
-    threshold = score_threshold if score_threshold is not None else (
-        base.score_threshold if chosen == base.mode else None)
-    return Retrieval(mode=chosen, top_k=top_k or base.top_k, score_threshold=threshold).check()
+    ranker = base.ranker if rank is not False else None
+    same_scale = (ranker is not None) if base.ranker else (chosen == base.mode)
+    threshold = score_threshold if score_threshold is not None else (base.score_threshold if same_scale else None)
+    return Retrieval(mode=chosen, top_k=top_k or base.top_k, score_threshold=threshold, ranker=ranker,
+                     candidates=max(base.candidates, top_k or base.top_k)).check()
 
 
 def model_window(model: str, settings: Settings) -> int:

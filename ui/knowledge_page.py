@@ -53,11 +53,12 @@ def base_names() -> list[str]:
 
 
 def create_base(name: str, description: str, unit: str, length: Any, overlap: Any, mode: str,
-                top_k: Any) -> tuple[str, Any]:
+                top_k: Any, ranker: str = "") -> tuple[str, Any]:
     try:
         chunking = Chunking(unit=unit or "word", length=fields.whole_number(length, field="Chunk length", high=100_000),
                             overlap=fields.whole_number(overlap, field="Overlap", low=0, high=100_000, empty=0))
-        retrieval = Retrieval(mode=mode or "dense", top_k=fields.whole_number(top_k, field="Top k", high=100, empty=5))
+        retrieval = Retrieval(mode=mode or "dense", top_k=fields.whole_number(top_k, field="Top k", high=100, empty=5),
+                              ranker=(ranker or "").strip() or None)
         with session_scope() as session:
             base = bases.create(session, get_settings(), name=(name or "").strip(), description=description or "",
                                 chunking=chunking, retrieval=retrieval)
@@ -84,6 +85,8 @@ def summary_html(name: str | None) -> str:
                     f"{html.escape(base.embedding_model)} · chunks of {chunking['length']} {chunking['unit']}s "
                     f"(overlap {chunking['overlap']}) · {base.retrieval['mode']} retrieval, "
                     f"top {base.retrieval['top_k']}")
+            if base.retrieval.get("ranker"):
+                line += f" re-ordered by {html.escape(base.retrieval['ranker'])}"
     except StackyardError as exc:
         return f"<p>⚠️ {html.escape(str(exc))}</p>"
     bar = ""
@@ -187,8 +190,8 @@ def document_switch(name: str | None, document_id: str, enabled: bool) -> str:
         enqueue_documents([moved.id])
     except StackyardError as exc:
         return _fail(exc)
-    return f"✅ '{moved.name}' switched {'on' if enabled else 'off'}; its chunks are {'' if enabled else 'no longer '}" \
-           "retrieved once it is indexed again."
+    return (f"✅ '{moved.name}' switched {'on' if enabled else 'off'}; its chunks are "
+            f"{'' if enabled else 'no longer '}retrieved once it is indexed again.")
 
 
 def delete_document(name: str | None, document_id: str) -> str:
@@ -394,6 +397,7 @@ def build() -> gr.Blocks:
                 overlap = gr.Number(label="Overlap", value=20, precision=0, elem_id="kb-overlap")
                 mode = gr.Radio(list(MODES), value="dense", label="Retrieval")
                 top_k = gr.Number(label="Top k", value=5, precision=0)
+                ranker = gr.Textbox(label="Ranker (a cross-encoder, optional)", placeholder="models on /models")
             create_btn = gr.Button("Create knowledge base", variant="primary", elem_id="kb-create")
         status = gr.Markdown(elem_id="kb-message")
         summary = gr.HTML(summary_html(None), elem_id="kb-summary")
@@ -468,7 +472,8 @@ def build() -> gr.Blocks:
 
         page.load(lambda: gr.update(choices=base_names()), outputs=[base])
         refresh_btn.click(lambda: gr.update(choices=base_names()), outputs=[base])
-        create_btn.click(create_base, [new_name, description, unit, length, overlap, mode, top_k], [status, base])
+        create_btn.click(create_base, [new_name, description, unit, length, overlap, mode, top_k, ranker],
+                         [status, base])
         base.change(everything, [base], [summary, progress, documents, chunks, hint, history])
         add_btn.click(add_documents, [base, uploads, paths, text_name, text, urls], [status])
         timer.tick(lambda name: (summary_html(name), *documents_view(name)), [base], [summary, progress, documents])

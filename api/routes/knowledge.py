@@ -278,7 +278,7 @@ def query(name: Text, body: QueryRequest) -> QueryResult:
     recorded, to be run again or saved as a test case."""
     with session_scope() as session:
         answer = queries.ask(session, bases.get(session, name), body.query, get_settings(), mode=body.mode,
-                             top_k=body.top_k, score_threshold=body.score_threshold)
+                             top_k=body.top_k, score_threshold=body.score_threshold, rank=body.rank)
     return QueryResult(**vars(answer))
 
 

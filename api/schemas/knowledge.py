@@ -123,6 +123,8 @@ class QueryRequest(BaseModel):
     mode: Literal["dense", "keyword", "hybrid"] | None = Field(default=None, description="Default: the base's")
     top_k: int | None = Field(default=None, ge=1, le=100, strict=True)
     score_threshold: float | None = Field(default=None, strict=True, description="On the mode's scale")
+    rank: bool | None = Field(default=None, strict=True, description="Re-order with the base's ranker (default: "
+                                                                      "when it has one)")
 
 
 class HitPublic(BaseModel):

@@ -25,7 +25,8 @@ def test_a_base_starts_empty_with_the_bundled_model_and_its_defaults(client):
     base = client.get(f"{BASES}/handbook").json()
     assert base["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2" and base["status"] == "empty"
     assert base["chunking"] == {"unit": "word", "length": 50, "overlap": 5, "separators": ["\n\n", "\n", ". ", " "]}
-    assert base["retrieval"] == {"mode": "dense", "top_k": 5, "score_threshold": None}
+    assert base["retrieval"] == {"mode": "dense", "top_k": 5, "score_threshold": None, "ranker": None,
+                                 "candidates": 20}
     assert [b["name"] for b in client.get(BASES).json()] == ["handbook"]
 
 

@@ -214,3 +214,47 @@ def test_a_collection_made_before_keyword_search_existed_asks_for_a_reindex(data
         search.retrieve(handbook(), "vacation", settings, mode="hybrid")
     assert refused.value.status == 409
     assert [h.chunk_id for h in search.retrieve(handbook(), "vacation", settings)] == ["c1"]   # dense still answers
+
+
+def test_a_bases_ranker_reorders_what_its_retriever_found_as_the_ranker_node_does(
+        database, milvus, tmp_path, monkeypatch: pytest.MonkeyPatch):
+    import json
+
+    from knowledge.settings import Retrieval
+    from stackyard.settings import reset_settings_cache
+    from tests.support.models import build_tiny_cross_encoder
+    from tests.support.specs import knowledge_rag
+    from workflows.execute import run_pipeline
+    from workflows.spec import spec_from_dict
+    from workflows.validation import build_pipeline
+
+    ranker_dir = build_tiny_cross_encoder(tmp_path / "tiny-ranker")
+    monkeypatch.setenv("STACKYARD_MODEL_PATHS", json.dumps({"acme/tiny-ranker": str(ranker_dir)}))
+    reset_settings_cache()
+    settings = get_settings()
+    with session_scope() as session:
+        with pytest.raises(BadKnowledgeSettings, match="retrieval.ranker 'acme/not-here' is not on this machine"):
+            bases.create(session, settings, name="other", retrieval=Retrieval(ranker="acme/not-here"))
+        bases.create(session, settings, name="handbook", chunking=Chunking(length=20, overlap=0),
+                     retrieval=Retrieval(ranker="acme/tiny-ranker", candidates=12, top_k=4))
+    for document_id in add(("vault", VAULT), ("noise", NOISE)):
+        assert index_document(document_id) == DocState.DONE
+
+    ranked = search.retrieve(handbook(), "Who knows the vault code?", settings)
+    plain = search.retrieve(handbook(), "Who knows the vault code?", settings, top_k=12, rank=False)
+    assert len(ranked) == 4 and all(0 <= h.score <= 1 for h in ranked)
+    assert [h.chunk_id for h in ranked] != [h.chunk_id for h in plain[:4]]   # the ranker's order, not cosine's
+    assert {h.chunk_id for h in ranked} <= {h.chunk_id for h in plain}
+
+    spec = knowledge_rag("handbook", top_k=12)         # the same as a workflow: retriever → ranker node → prompt
+    spec["components"]["rank"] = {"type": "haystack_integrations.components.rankers.sentence_transformers."
+                                          "sentence_transformers_similarity.SentenceTransformersSimilarityRanker",
+                                  "init_parameters": {"model": "acme/tiny-ranker", "top_k": 4}}
+    spec["connections"] = [{"sender": "embed.embedding", "receiver": "retriever.query_embedding"},
+                           {"sender": "retriever.documents", "receiver": "rank.documents"},
+                           {"sender": "rank.documents", "receiver": "prompt.documents"}]
+    spec["inputs"]["question"].append("rank.query")
+    spec["outputs"]["documents"] = "rank.documents"
+    workflow = spec_from_dict(spec)
+    outputs = run_pipeline(workflow, build_pipeline(workflow), {"question": "Who knows the vault code?"})
+    assert [d["id"] for d in outputs["documents"]] == [h.chunk_id for h in ranked]

@@ -21,3 +21,12 @@ def test_a_threshold_off_the_modes_scale_is_refused_naming_the_scale(mode, thres
     with pytest.raises(BadKnowledgeSettings, match=f"off the {mode} scale") as refused:
         asked({}, mode=mode, score_threshold=threshold)
     assert refused.value.field == "retrieval.score_threshold"
+
+
+def test_with_a_ranker_scores_and_the_threshold_are_the_rankers_unless_the_query_leaves_it_out():
+    defaults = {"mode": "dense", "top_k": 5, "score_threshold": 0.8, "ranker": "acme/ranker", "candidates": 10}
+    ranked = asked(defaults, mode="hybrid", top_k=20)
+    assert (ranked.ranker, ranked.score_threshold, ranked.candidates) == ("acme/ranker", 0.8, 20)
+    assert ranked.scale.startswith("cross-encoder relevance")
+    plain = asked(defaults, rank=False)
+    assert (plain.ranker, plain.score_threshold) == (None, None) and plain.scale.startswith("cosine")

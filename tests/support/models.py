@@ -388,3 +388,27 @@ def _greedy_reply(model, tokenizer, messages: list[dict[str, str]], max_new_toke
         )
     model.train(was_training)
     return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+
+
+def build_tiny_cross_encoder(target_dir: Path, *, seed: int = 0) -> Path:
+    """A tiny BERT cross-encoder (2 layers, 32 dims, one relevance logit, random weights from ``seed``) with the
+    bundled MiniLM's tokenizer, saved to ``target_dir``: it loads as a sentence-transformers CrossEncoder (the
+    ranker node's model) with no hub access. Its scores are arbitrary but fixed, so two code paths can be
+    compared on the order they give."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from stackyard.settings import get_settings
+
+    minilm = get_settings().local_model_path("sentence-transformers/all-MiniLM-L6-v2")
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512, num_labels=1,
+                        initializer_range=0.5)   # wide weights: scores far apart, no ties
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertForSequenceClassification(config).eval()
+    target_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target_dir)
+    tokenizer.save_pretrained(target_dir)
+    return target_dir

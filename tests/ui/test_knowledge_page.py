@@ -24,6 +24,8 @@ def test_a_base_is_created_from_the_form_and_bad_numbers_are_refused_by_field(da
     assert make("other", length=5000).startswith("⚠️ chunking.length must be from 1 to 256 words")
     assert make("other", overlap=50).startswith("⚠️ chunking.overlap (50) must be less than")
     assert make("handbook").startswith("⚠️ A knowledge base named 'handbook' exists")
+    assert page.create_base("ranked", "", "word", 50, 5, "dense", 3, "acme/not-here")[0].startswith(
+        "⚠️ retrieval.ranker 'acme/not-here' is not on this machine")
     assert page.base_names() == ["handbook"]
     summary = page.summary_html("handbook")
     assert 'data-status="empty"' in summary and "hybrid retrieval, top 3" in summary
