@@ -140,6 +140,13 @@ def milvus_document_store(collection_name: str, settings: Settings | None = None
     return MilvusDocumentStore(collection_name=collection_name, connection_args=connection_args, **kwargs)
 
 
+def vector_store_running(settings: Settings | None = None) -> bool:
+    """Whether the vector store can be asked without starting it: the embedded milvus-lite answers, or the
+    store is a server elsewhere (``STACKYARD_MILVUS_URI``). Clean-ups ask this first: they must not start one."""
+    settings = settings or get_settings()
+    return not settings.embedded_milvus or _answers(settings.milvus_lite_port)
+
+
 def list_collections(settings: Settings | None = None, *, timeout: float = 10.0) -> list[str]:
     """The collections the configured vector store holds, sorted (the editor offers them for a store's
     collection); starts milvus-lite if it is not running, as building a store would."""

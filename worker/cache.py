@@ -3,8 +3,8 @@
 A bounded LRU keyed by version id; a pipeline that reads a knowledge base is rebuilt when a re-index has
 switched the base to another index generation since it was built, or its first document was indexed. Models are
 shared across pipelines in the process: Sentence Transformers embedders already share backends by model config
-(their factory), and local Transformers generators share one loaded HF pipeline per config here. ``model_loads`` counts the
-models this process actually loaded; each run records how many it caused (0 when warm).
+(their factory), and local Transformers generators share one loaded HF pipeline per config here. ``model_loads``
+counts the models this process actually loaded; each run records how many it caused (0 when warm).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from knowledge import generations, search
 from knowledge import lifecycle as knowledge
+from nodes.stores import vector_store_running
 from runs import lifecycle as runs
 from runs import workers
 from runs.attempts import MAX_ATTEMPTS, died_each_time, lease
@@ -76,6 +77,8 @@ def drop_orphan_collections() -> list[str]:
     """Collections of knowledge bases that no longer exist (a worker wrote a last batch after its base was
     deleted): dropped. Returns their names."""
     settings = get_settings()
+    if not vector_store_running(settings):           # nothing can have been written: do not start milvus-lite
+        return []
     listed = search.base_collections(settings)      # listed first: a base made after this is not among them
     if not listed:
         return []
