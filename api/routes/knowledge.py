@@ -93,7 +93,7 @@ def delete_knowledge_base(name: Text) -> None:
 
 
 @router.post("/{name}/reindex", response_model=KnowledgeBasePublic, status_code=status.HTTP_202_ACCEPTED,
-             responses=errors(*WRITE, 404, 409, 422))
+             responses=errors(*WRITE, 404, 409, 422, 503))
 def reindex(name: Text, body: ReindexRequest) -> KnowledgeBasePublic:
     """Build the next index generation with another embedding model and/or chunking on the workers; the current
     one answers queries until the new one holds every document, then they switch at once. Edited and hand-added
@@ -107,7 +107,8 @@ def reindex(name: Text, body: ReindexRequest) -> KnowledgeBasePublic:
     return public
 
 
-@router.delete("/{name}/reindex", response_model=KnowledgeBasePublic, responses=errors(*WRITE, 404, 409, 422))
+@router.delete("/{name}/reindex", response_model=KnowledgeBasePublic,
+               responses=errors(*WRITE, 404, 409, 422, 503))
 def cancel_reindex(name: Text) -> KnowledgeBasePublic:
     """Give up the generation being built (e.g. a document the new settings cannot index blocks it); the current
     one keeps answering, and documents already split anew are indexed again for it."""
@@ -115,13 +116,18 @@ def cancel_reindex(name: Text) -> KnowledgeBasePublic:
         base = bases.get(session, name)
         abandoned, again = generations.cancel(session, base)
         public = base_public(session, bases.get(session, name))
-    search.drop_generation(base, abandoned, get_settings())
     enqueue_documents(again)
+    try:
+        search.drop_generation(base, abandoned, get_settings())
+    except Exception as exc:  # noqa: BLE001 - cancelled and committed; say what did not happen, not a bare 500
+        name = search.collection_name(base, abandoned)
+        raise VectorStoreUnavailable(f"The re-index is cancelled, but collection {name} was not dropped "
+                                     f"({type(exc).__name__}: {exc}); drop it when the vector store answers.") from exc
     return public
 
 
 @router.patch("/{name}/documents/{document_id}", response_model=DocumentPublic,
-              responses=errors(*WRITE, 404, 409, 422))
+              responses=errors(*WRITE, 404, 409, 422, 503))
 def change_document(name: Text, document_id: Text, body: DocumentChange) -> DocumentPublic:
     """Switch a document off (its chunks stay browsable, none is retrieved) or on, or replace its content; it is
     indexed again, and only its own chunks change."""
@@ -166,7 +172,7 @@ def delete_document(name: Text, document_id: Text) -> None:
 
 
 @router.post("/{name}/documents", response_model=DocumentsAdded, status_code=status.HTTP_201_CREATED,
-             responses=errors(*WRITE, 404, 422))
+             responses=errors(*WRITE, 404, 422, 503))
 def add_documents(name: Text, body: DocumentsAdd) -> DocumentsAdded:
     """Queue texts and files for indexing. Every source is checked first (type, size, place): one bad source
     refuses the whole request, and nothing is added."""
@@ -188,7 +194,7 @@ def list_documents(name: Text, session: SessionDep) -> list[DocumentPublic]:
 
 
 @router.post("/{name}/documents/{document_id}/retry", response_model=DocumentPublic,
-             responses=errors(*WRITE, 404, 409, 422))
+             responses=errors(*WRITE, 404, 409, 422, 503))
 def retry_document(name: Text, document_id: Text) -> DocumentPublic:
     """Index a document again (after an error, or to pick up a changed file)."""
     with session_scope() as session:
@@ -224,7 +230,8 @@ def list_chunks(name: Text, session: SessionDep, document: str | None = Query(de
     return ChunkPage(total=total, chunks=[chunk_public(c) for c in page])
 
 
-@router.patch("/{name}/chunks/{chunk_id}", response_model=ChunkPublic, responses=errors(*WRITE, 404, 422, 503))
+@router.patch("/{name}/chunks/{chunk_id}", response_model=ChunkPublic,
+              responses=errors(*WRITE, 404, 409, 422, 503))
 def edit_chunk(name: Text, chunk_id: Text, body: ChunkEdit) -> ChunkPublic:
     """Change a chunk's text (only it is embedded again; a re-split keeps it) or switch it off (it is no longer
     retrieved) or on."""
@@ -247,7 +254,7 @@ def _reembed(base: KnowledgeBase, chunk: KbChunk, document: KbDocument, *, delet
 
 
 @router.post("/{name}/documents/{document_id}/chunks", response_model=ChunkPublic,
-             status_code=status.HTTP_201_CREATED, responses=errors(*WRITE, 404, 422, 503))
+             status_code=status.HTTP_201_CREATED, responses=errors(*WRITE, 404, 409, 422, 503))
 def add_chunk(name: Text, document_id: Text, body: ChunkAdd) -> ChunkPublic:
     """Add a chunk by hand after a document's last one; it is embedded now and kept through re-indexing."""
     with session_scope() as session:
@@ -260,7 +267,7 @@ def add_chunk(name: Text, document_id: Text, body: ChunkAdd) -> ChunkPublic:
 
 
 @router.delete("/{name}/chunks/{chunk_id}", status_code=status.HTTP_204_NO_CONTENT,
-               responses=errors(*WRITE, 404, 422, 503))
+               responses=errors(*WRITE, 404, 409, 422, 503))
 def delete_chunk(name: Text, chunk_id: Text) -> None:
     """Delete a chunk and its vectors. A re-index splits its document again: a chunk the split made comes back
     (switch it off instead to keep it out); one added by hand does not."""
@@ -272,7 +279,7 @@ def delete_chunk(name: Text, chunk_id: Text) -> None:
     _reembed(base, chunk, document, deleted=True)
 
 
-@router.post("/{name}/query", response_model=QueryResult, responses=errors(*WRITE, 404, 422))
+@router.post("/{name}/query", response_model=QueryResult, responses=errors(*WRITE, 404, 409, 422))
 def query(name: Text, body: QueryRequest) -> QueryResult:
     """The chunks a workflow's retriever on this knowledge base would return for ``query``, with their scores;
     recorded, to be run again or saved as a test case."""
@@ -289,7 +296,7 @@ def list_queries(name: Text, session: SessionDep, limit: int = Query(default=50,
                                                                          limit=limit)]
 
 
-@router.post("/{name}/queries/{query_id}/rerun", response_model=Rerun, responses=errors(*WRITE, 404, 422))
+@router.post("/{name}/queries/{query_id}/rerun", response_model=Rerun, responses=errors(*WRITE, 404, 409, 422))
 def rerun_query(name: Text, query_id: Text) -> Rerun:
     """Ask a recorded query again with its settings, and say which chunks it gained or lost."""
     with session_scope() as session:

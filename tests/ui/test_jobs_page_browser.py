@@ -93,6 +93,8 @@ def test_job_from_uploaded_csv_shows_progress_items_and_downloads(jobs_stack: St
     job_id = re.search(r"Job ([0-9a-f]{32}) created", status.inner_text()).group(1)
     bar = page.locator("#job-progress-box")
     bar.get_by_text("12 done · 0 failed").wait_for()
+    # the items' count and the job's own state are written one after the other: wait for the state too
+    expect(page.locator("#job-progress")).to_have_attribute("data-state", "succeeded", timeout=WAIT)
     assert re.search(r"succeeded · 12 done · 0 failed · 0 running · 12 total", bar.inner_text())
 
     # A fresh visit: open the job from the jobs table, as a user coming back later would.
