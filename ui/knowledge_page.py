@@ -259,7 +259,7 @@ def _hit_rows(hits: list[dict[str, Any]]) -> list[list]:
              _short(h["text"]), h["chunk_id"]] for i, h in enumerate(hits)]
 
 
-def chart_html(hits: list[dict[str, Any]], mode: str) -> str:
+def chart_html(hits: list[dict[str, Any]], mode: str, scale: str | None = None) -> str:
     """The hits' scores as horizontal bars: cosine similarity on its own 0..1 width, BM25 and rank-fusion
     scores (no fixed top) relative to the best hit."""
     if not hits:
@@ -272,7 +272,7 @@ def chart_html(hits: list[dict[str, Any]], mode: str) -> str:
         f'{html.escape(Path(h["document"] or "?").name)} · chunk {h["position"]}</span>'
         f'{_bar(100 * max(h["score"], 0.0) / top, "#f97316")}<span>{h["score"]:.4f}</span></div>'
         for i, h in enumerate(hits))
-    return f'<div id="kb-chart"><p><b>Scores</b> ({html.escape(SCALES[mode][0])})</p>{bars}</div>'
+    return f'<div id="kb-chart"><p><b>Scores</b> ({html.escape(scale or SCALES[mode][0])})</p>{bars}</div>'
 
 
 def ask(name: str | None, query: str, mode: str, top_k: Any) -> tuple[str, str, list[list]]:
@@ -288,7 +288,7 @@ def ask(name: str | None, query: str, mode: str, top_k: Any) -> tuple[str, str, 
     except (StackyardError, ValueError) as exc:
         return _fail(exc), empty, []
     hits = answer.hits
-    chart = chart_html(hits, answer.mode)
+    chart = chart_html(hits, answer.mode, answer.scale)
     rows = _hit_rows(hits)
     notice = f" {answer.notice}" if answer.notice else ""
     line = (f"**{len(hits)} hit(s)** in {answer.took_ms:g} ms from generation {answer.generation}, {answer.mode} "
@@ -325,7 +325,7 @@ def rerun(name: str | None, query_id: str) -> tuple[str, str, list[list]]:
     what = "the same chunks in the same order" if change["same"] else (
         f"{len(change['gained'])} chunk(s) gained, {len(change['lost'])} lost")
     line = (f"**Asked again** on generation {answer.generation} (recorded on {change['generation_before']}): {what}.")
-    return line, chart_html(answer.hits, answer.mode), _hit_rows(answer.hits)
+    return line, chart_html(answer.hits, answer.mode, answer.scale), _hit_rows(answer.hits)
 
 
 def save_case(name: str | None, query_id: str) -> str:

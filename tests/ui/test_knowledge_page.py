@@ -104,6 +104,7 @@ def test_the_score_chart_draws_one_bar_per_hit_on_its_scale():
     keyword = page.chart_html([{**hits[0], "score": 6.0}, {**hits[1], "score": 3.0}], "keyword")
     assert "width:100.0%" in keyword and "width:50.0%" in keyword and "BM25" in keyword
     assert page.chart_html([{**hits[0], "document": "<img src=x onerror=alert(1)>"}], "dense").count("<img") == 0
+    assert "(cross-encoder relevance" in page.chart_html(hits, "hybrid", "cross-encoder relevance, 0 to 1")
 
 
 def test_a_document_is_deleted_from_the_page_and_switched_only_once_indexed(database):
