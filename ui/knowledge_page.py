@@ -131,18 +131,17 @@ def add_documents(name: str | None, uploads: list[str] | None, paths: str, text_
     if not name:
         return "⚠️ Pick a knowledge base first."
     try:
-        sources = []
-        if uploads:
-            sources += file_sources(store_uploads([Path(u) for u in uploads], name,
-                                                  received_in=Path(get_upload_folder())), field="Files")
         entries = [p.strip() for p in (paths or "").replace(",", "\n").splitlines() if p.strip()]
-        sources += file_sources(entries, field="Paths") if entries else []
+        sources = file_sources(entries, field="Paths") if entries else []
         listed = [u.strip() for u in (urls or "").splitlines() if u.strip()]
         if len(listed) > MAX_FILES:
             return f"⚠️ URLs: give at most {MAX_FILES} at a time."
         sources += [url_source(u, field="URLs") for u in listed]
         if (text or "").strip():
             sources.append(text_source((text_name or "").strip() or "pasted text", text, field="Text"))
+        if uploads:                  # copied under the files root last: only once everything else is checked
+            sources += file_sources(store_uploads([Path(u) for u in uploads], name,
+                                                  received_in=Path(get_upload_folder())), field="Files")
         if not sources:
             return "⚠️ Upload files, name files or folders under the files root, give URLs, or paste text."
         with session_scope() as session:

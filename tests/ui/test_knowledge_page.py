@@ -68,7 +68,9 @@ def test_bad_files_refuse_the_whole_request_before_anything_is_copied(database, 
         assert status.startswith("⚠️ files: ") and named in status, status
     named = page.add_documents("handbook", [str(tmp_path / "secret.txt")], "", "", "")
     assert named == "⚠️ files: 'secret.txt' is not a file this page received; upload it again."
-    assert not (data_dir / "files" / "uploads").exists()
+    guarded = page.add_documents("handbook", [str(inbox / "fine.txt")], "", "", "", "http://169.254.169.254/")
+    assert guarded.startswith("⚠️ URLs: ")
+    assert not (data_dir / "files" / "uploads").exists()     # nothing copied for a request that was refused
     outside = page.add_documents("handbook", None, "../../etc/passwd", "", "")
     assert outside.startswith("⚠️") and "files root" in outside
     assert page.add_documents("handbook", None, "", "", "").startswith("⚠️ Upload files")
