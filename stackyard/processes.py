@@ -102,6 +102,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    # Import the web server's modules before other threads run: anyio's import compiles an AST, and CPython 3.11
+    # before 3.11.8 keeps the AST builder's recursion depth per interpreter, so a second thread compiling at the
+    # same time fails it ("AST constructor recursion depth mismatch", seen once in a full suite here).
+    import uvicorn  # noqa: F401
+
     beat_stop = threading.Event()
     threading.Thread(target=run_beat, kwargs={"stop": beat_stop}, daemon=True, name="stackyard-beat").start()
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
