@@ -96,9 +96,13 @@ def base_collections(settings: Settings) -> dict[str, list[str]]:
 
 def drop_generation(base: KnowledgeBase, generation: int, settings: Settings) -> None:
     """Drop one generation's collection (an abandoned re-index), and the store this process kept for it."""
+    _drop(collection_name(base, generation), settings)
+
+
+def _drop(name: str, settings: Settings) -> None:
+    """Drop collection ``name``, forgetting this process's store and existence answer for it."""
     from nodes.stores import drop_collection, ensure_vector_store
 
-    name = collection_name(base, generation)
     with _stores_lock:
         _stores.pop((ensure_vector_store(settings), name), None)
         _existing.discard((ensure_vector_store(settings), name))
@@ -108,16 +112,13 @@ def drop_generation(base: KnowledgeBase, generation: int, settings: Settings) ->
 def drop_generations(kb_id: str, settings: Settings, *, up_to: int | None = None) -> list[str]:
     """Drop a base's collections (those of generations ``up_to`` and older; all without it) and the stores this
     process kept for them; the names dropped."""
-    from nodes.stores import drop_collection, ensure_vector_store, list_collections
+    from nodes.stores import list_collections
 
     pattern = re.compile(rf"kb_{re.escape(kb_id)}_g(\d+)")
     dropped = [name for name in list_collections(settings) if (found := pattern.fullmatch(name))
                and (up_to is None or int(found.group(1)) <= up_to)]
     for name in dropped:
-        with _stores_lock:
-            _stores.pop((ensure_vector_store(settings), name), None)
-            _existing.discard((ensure_vector_store(settings), name))
-        drop_collection(name, settings)
+        _drop(name, settings)
     return dropped
 
 

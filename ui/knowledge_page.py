@@ -365,10 +365,13 @@ def cancel_reindex(name: str | None) -> str:
         with session_scope() as session:
             base = bases.get(session, name)
             abandoned, again = generations.cancel(session, base)
-        search.drop_generation(base, abandoned, get_settings())
         enqueue_documents(again)
+        search.drop_generation(base, abandoned, get_settings())
     except StackyardError as exc:
         return _fail(exc)
+    except Exception as exc:  # noqa: BLE001 - cancelled and committed; the vector store did not answer
+        return (f"⚠️ The re-index is cancelled, but its collection was not dropped ({type(exc).__name__}: {exc}); "
+                "drop it when the vector store answers.")
     return f"✅ Re-index into generation {abandoned} cancelled; generation {base.generation} keeps answering."
 
 
