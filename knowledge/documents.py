@@ -11,7 +11,7 @@ import hashlib
 import re
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ CONVERTERS: dict[str, tuple[str, str]] = {
 MAX_FILE_BYTES = 50_000_000
 MAX_FILES = 1000          # one request adds at most this many files (a folder is expanded first)
 MAX_CHUNKS = 10_000       # one document splits into at most this many chunks (a Milvus query returns 16,384)
+MAX_PARENT_BYTES = 65_535  # the longest text a Milvus row holds
 
 
 class BadDocument(StackyardError):
@@ -199,13 +200,50 @@ def _fetch(url: str) -> tuple[Any, str]:
 
 
 def split(documents: list[Any], chunking: Chunking) -> list[Any]:
-    """The chunks of ``documents`` under ``chunking`` (Haystack's RecursiveDocumentSplitter)."""
+    """The chunks of ``documents`` under ``chunking`` (Haystack's RecursiveDocumentSplitter; under parent–child,
+    the chunks :func:`split_in_parents` cuts)."""
+    if chunking.parent_length:
+        return [chunk for chunk, _ in split_in_parents(documents, chunking)[0]]
     from haystack.components.preprocessors import RecursiveDocumentSplitter
 
     splitter = RecursiveDocumentSplitter(split_length=chunking.length, split_overlap=chunking.overlap,
                                          split_unit=chunking.unit, separators=list(chunking.separators))
     splitter.warm_up()
-    chunks = [chunk for chunk in splitter.run(documents=documents)["documents"] if (chunk.content or "").strip()]
+    return _counted([chunk for chunk in splitter.run(documents=documents)["documents"] if (chunk.content or "").strip()])
+
+
+def split_in_parents(documents: list[Any], chunking: Chunking) -> tuple[list[tuple[Any, int | None]], list[str]]:
+    """Parent–child: Haystack's HierarchicalDocumentSplitter cuts parents of ``parent_length`` words and chunks of
+    ``length`` words from each. The chunks in order, each with the position of its parent among the parents'
+    texts (None: a document no longer than one chunk, which is its own parent), and those texts."""
+    from haystack.components.preprocessors import HierarchicalDocumentSplitter
+
+    assert chunking.parent_length is not None
+    made = HierarchicalDocumentSplitter(block_sizes={chunking.parent_length, chunking.length},
+                                        split_overlap=chunking.overlap, split_by="word").run(documents=documents)
+    by_id = {document.id: document for document in made["documents"]}
+    parents: dict[str, int] = {}
+    texts: list[str] = []
+    chunks: list[tuple[Any, int | None]] = []
+    for document in made["documents"]:
+        if document.meta.get("__children_ids") or not (document.content or "").strip():
+            continue
+        parent = by_id.get(document.meta.get("__parent_id") or "")
+        if parent is not None and parent.id not in parents:
+            parents[parent.id] = len(texts)
+            texts.append(parent.content or "")
+        meta = {k: v for k, v in document.meta.items() if not k.startswith("__")}
+        chunks.append((replace(document, meta=meta), None if parent is None else parents[parent.id]))
+    _counted(chunks)
+    for position, text in enumerate(texts):
+        if len(text.encode("utf-8")) > MAX_PARENT_BYTES:
+            raise BadKnowledgeSettings(f"Parent chunk {position} of this document is {len(text.encode()):,} bytes; the "
+                                       f"vector store keeps at most {MAX_PARENT_BYTES:,}. Lower "
+                                       "chunking.parent_length.", field="chunking.parent_length")
+    return chunks, texts
+
+
+def _counted(chunks: list[Any]) -> list[Any]:
     if len(chunks) > MAX_CHUNKS:
         raise BadKnowledgeSettings(f"This document splits into {len(chunks):,} chunks, more than {MAX_CHUNKS:,}; raise "
                                    "chunking.length or split the document.", field="chunking.length")

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import delete
 from sqlmodel import col, select
 
-from knowledge import generations, lifecycle
-from knowledge.documents import read, split
+from knowledge import generations, lifecycle, parents
+from knowledge.documents import read, split, split_in_parents
 from knowledge.lifecycle import Superseded
 from knowledge.models import (
     ADDED_BY_HAND,
@@ -32,7 +32,7 @@ from knowledge.models import (
     KnowledgeBase,
     chunking_key,
 )
-from knowledge.search import document_embedder, document_store
+from knowledge.search import document_embedder, document_store, write_parents
 from knowledge.settings import Chunking
 from stackyard.redact import redact
 from stackyard.settings import get_settings
@@ -85,11 +85,11 @@ def index_document(document_id: str, *, beat_seconds: float = 3.0) -> DocState |
                       path=Path(settings.resolved_files_root, document.path) if document.path and not url else None)
         with session_scope() as session:
             document = lifecycle.splitting(session, document)
-        chunks = split(pieces, where.chunking)
+        chunks, texts = _cut(document.id, pieces, where.chunking)
         rows = _store_chunks(document, chunks, where.chunking)
         with session_scope() as session:
             document = lifecycle.embedding(session, document, 0.2)
-        _embed_and_write(base, where, document, rows)
+        _embed_and_write(base, where, document, rows, texts)
         with session_scope() as session:
             return generations.finish(session, document, where.generation, len(rows)).state
     except Superseded as exc:
@@ -105,7 +105,17 @@ def index_document(document_id: str, *, beat_seconds: float = 3.0) -> DocState |
         heartbeat.done.set()
 
 
-def _store_chunks(document: KbDocument, chunks: list[Any], chunking: Chunking) -> list[KbChunk]:
+def _cut(document_id: str, pieces: list[Any], chunking: Chunking) -> tuple[list[tuple[Any, str | None]], dict[str, str]]:
+    """The document's chunks, each with the id of its parent under parent–child chunking, and the parents' texts
+    by id."""
+    if not chunking.parent_length:
+        return [(chunk, None) for chunk in split(pieces, chunking)], {}
+    chunks, texts = split_in_parents(pieces, chunking)
+    ids = [parents.parent_id(document_id, position, text) for position, text in enumerate(texts)]
+    return [(chunk, None if at is None else ids[at]) for chunk, at in chunks], dict(zip(ids, texts, strict=True))
+
+
+def _store_chunks(document: KbDocument, chunks: list[tuple[Any, str | None]], chunking: Chunking) -> list[KbChunk]:
     """The document's chunks in SQL: the split's, except where a chunk edited by hand under the same chunking
     holds the position; chunks added by hand follow the split's last one. An edit made under another chunking
     cannot hold a position of this cut: its text follows the split as a chunk of its own (the split's chunk
@@ -131,11 +141,16 @@ def _store_chunks(document: KbDocument, chunks: list[Any], chunking: Chunking) -
         session.flush()
         session.execute(delete(KbChunk).where(col(KbChunk.document_id) == document.id, ~col(KbChunk.edited)))
         rows = []
-        for position, chunk in enumerate(chunks):
-            if position in edited:
-                rows.append(edited[position])
+        for position, (chunk, parent) in enumerate(chunks):
+            if position in edited:    # it answers with the parent this cut gives its position
+                held = edited[position]
+                held.meta = {**{k: v for k, v in held.meta.items() if k != parents.PARENT},
+                             **({parents.PARENT: parent} if parent else {})}
+                rows.append(held)
                 continue
             meta = {key: chunk.meta[key] for key in META_KEYS if isinstance(chunk.meta.get(key), str | int)}
+            if parent:
+                meta[parents.PARENT] = parent
             row = KbChunk(id=chunk_id(document.id, position, chunk.content), kb_id=document.kb_id,
                           document_id=document.id, position=position, text=chunk.content, meta=meta)
             session.add(row)
@@ -151,18 +166,22 @@ def _store_chunks(document: KbDocument, chunks: list[Any], chunking: Chunking) -
 
 
 def _embed_and_write(base: KnowledgeBase, where: generations.Target, document: KbDocument,
-                     rows: list[KbChunk]) -> None:
+                     rows: list[KbChunk], texts: dict[str, str]) -> None:
     from haystack import Document
     from haystack.document_stores.types import DuplicatePolicy
 
     settings = get_settings()
     embedder = document_embedder(where.embedding_model, settings)
     store = document_store(base, settings, where.generation)
-    # a switched-off document keeps its chunks in SQL and no vectors: the sweep below removes any it had
+    # a switched-off document keeps its chunks in SQL and no vectors: the sweeps below remove any it had
     enabled = [row for row in rows if row.enabled] if document.enabled else []
+    hierarchy = where.chunking.parent_length
+    if hierarchy:     # parents first: a chunk found before its parent is written would fail the merge
+        write_parents(base, where.generation, document.id, enabled, texts, where.chunking, settings)
     for start in range(0, len(enabled), EMBED_BATCH):
-        batch = [Document(id=row.id, content=row.text, meta={**row.meta, "kb_document_id": document.id,
-                                                              "position": row.position})
+        batch = [Document(id=row.id, content=row.text, meta={
+                     **row.meta, "kb_document_id": document.id, "position": row.position,
+                     **(parents.chunk_meta(row, where.chunking.length) if hierarchy else {})})
                  for row in enabled[start:start + EMBED_BATCH]]
         store.write_documents(embedder.run(documents=batch)["documents"], policy=DuplicatePolicy.OVERWRITE)
         with session_scope() as session:

@@ -24,8 +24,9 @@ TEXT_EDITED = "text_edited"       # an edited chunk's meta: its text was changed
 
 
 def chunking_key(chunking: dict[str, Any]) -> str:
-    """The same text for the same chunking settings."""
-    return json.dumps(chunking, sort_keys=True)
+    """The same text for the same chunking settings: a setting left unset (None) is left out, so settings stored
+    before it existed read the same."""
+    return json.dumps({key: value for key, value in chunking.items() if value is not None}, sort_keys=True)
 
 
 def new_id() -> str:

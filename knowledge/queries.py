@@ -54,13 +54,15 @@ def ask(session: Session, base: KnowledgeBase, query: str, settings: Settings, *
         names = bases.document_names(session, {h.meta.get("kb_document_id") for h in hits})
         answer.hits = [{"chunk_id": h.chunk_id, "document_id": h.meta.get("kb_document_id"),
                         "document": names.get(h.meta.get("kb_document_id")), "position": h.meta.get("position"),
-                        "score": h.score, "dense": h.dense, "keyword": h.keyword, "text": h.text} for h in hits]
+                        "score": h.score, "dense": h.dense, "keyword": h.keyword, "text": h.text,
+                        "chunks": list(h.chunks)} for h in hits]
     elif not query.strip() or len(query) > search.MAX_QUERY_CHARS:
         raise search.BadQuery(f"query must be 1-{search.MAX_QUERY_CHARS} characters.", field="query")
     if record:
         row = KbQuery(kb_id=base.id, query=query, mode=asked.mode, top_k=asked.top_k,
                       score_threshold=asked.score_threshold, generation=base.generation, took_ms=answer.took_ms,
-                      hits=[{k: h[k] for k in ("chunk_id", "document_id", "document", "score")} for h in answer.hits])
+                      hits=[{k: h[k] for k in ("chunk_id", "document_id", "document", "score", "chunks")}
+                            for h in answer.hits])
         session.add(row)
         session.flush()
         answer.query_id = row.id
@@ -102,10 +104,12 @@ def save_case(session: Session, base: KnowledgeBase, query_id: str, chunk_ids: l
     if unknown:
         raise BadTestCase(f"chunk_ids {unknown[:3]} are not among this query's hits; pick from its hits.",
                           field="chunk_ids")
-    texts = {c.id: c.text for c in bases.chunks_by_id(session, base, wanted)}
+    # a parent's snippet is the text of its chunks that matched: the parent itself is cut anew by a re-index
+    matched = {h["chunk_id"]: h.get("chunks") or [h["chunk_id"]] for h in row.hits if h["chunk_id"] in wanted}
+    texts = {c.id: c.text for c in bases.chunks_by_id(session, base, [c for ids in matched.values() for c in ids])}
     row.expected = [{"document_id": h["document_id"], "document": h["document"],
-                     "snippet": texts.get(h["chunk_id"], "")[:SNIPPET_CHARS]}
-                    for h in row.hits if h["chunk_id"] in wanted]
+                     "snippet": " ".join(texts.get(c, "") for c in matched[h["chunk_id"]])[:SNIPPET_CHARS]}
+                    for h in row.hits if h["chunk_id"] in matched]
     session.add(row)
     session.flush()
     return row

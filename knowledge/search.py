@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from knowledge import parents
 from knowledge.models import KnowledgeBase
 from knowledge.settings import asked as settings_for
 from stackyard.errors import StackyardError
@@ -33,11 +34,12 @@ class NeedsReindex(StackyardError):
     status = 409
 
 
-COLLECTION = re.compile(r"kb_([0-9a-f]{32})_g(\d+)")
+COLLECTION = re.compile(r"kb_([0-9a-f]{32})_g(\d+)(?:_parents)?")
+CHUNKS, PARENTS = "", "_parents"      # a generation's collections: its chunks; under parent–child, their parents
 
 
-def collection_name(base: KnowledgeBase, generation: int | None = None) -> str:
-    return f"kb_{base.id}_g{generation or base.generation}"
+def collection_name(base: KnowledgeBase, generation: int | None = None, part: str = CHUNKS) -> str:
+    return f"kb_{base.id}_g{generation or base.generation}{part}"
 
 
 SPARSE_FIELD = "sparse"
@@ -48,9 +50,12 @@ BM25_FUNCTION = {"type": "milvus_haystack.function.BM25BuiltInFunction",
                                      "enable_match": False}}
 
 
-def store_parameters(base: KnowledgeBase, generation: int | None = None) -> dict[str, Any]:
+def store_parameters(base: KnowledgeBase, generation: int | None = None, part: str = CHUNKS) -> dict[str, Any]:
     """``MilvusDocumentStore`` init parameters (as Haystack serializes them) for one of the base's collections:
-    the serving one unless ``generation`` says which. The URI comes from settings."""
+    the serving generation's unless ``generation`` says which; its chunks, or their parents (looked up by id, never
+    searched). The URI comes from settings."""
+    if part == PARENTS:
+        return {"collection_name": collection_name(base, generation, PARENTS), "consistency_level": "Strong"}
     return {"collection_name": collection_name(base, generation), "consistency_level": "Strong",
             # cosine, so scores read 0..1 ((cosine + 1) / 2, higher is closer) and a threshold means the same in
             # every base;
@@ -67,18 +72,20 @@ _stores: dict[tuple[str, str], Any] = {}
 _stores_lock = threading.Lock()
 
 
-def document_store(base: KnowledgeBase, settings: Settings, generation: int | None = None) -> Any:
-    """The base's ``MilvusDocumentStore``, kept per process and collection: opening one costs ~160 ms at 50,000
-    chunks, more than the search."""
+def document_store(base: KnowledgeBase, settings: Settings, generation: int | None = None,
+                   part: str = CHUNKS) -> Any:
+    """The ``MilvusDocumentStore`` of one of the base's collections, kept per process and collection: opening
+    one costs ~160 ms at 50,000 chunks, more than the search."""
     from milvus_haystack.function import BM25BuiltInFunction
 
     from nodes.stores import ensure_vector_store, milvus_document_store
 
-    key = (ensure_vector_store(settings), collection_name(base, generation))
+    key = (ensure_vector_store(settings), collection_name(base, generation, part))
     with _stores_lock:
         if key not in _stores:
-            params = store_parameters(base, generation)
-            params["builtin_function"] = [BM25BuiltInFunction.from_dict(f) for f in params["builtin_function"]]
+            params = store_parameters(base, generation, part)
+            if "builtin_function" in params:
+                params["builtin_function"] = [BM25BuiltInFunction.from_dict(f) for f in params["builtin_function"]]
             _stores[key] = milvus_document_store(settings=settings, **params)
         return _stores[key]
 
@@ -95,8 +102,9 @@ def base_collections(settings: Settings) -> dict[str, list[str]]:
 
 
 def drop_generation(base: KnowledgeBase, generation: int, settings: Settings) -> None:
-    """Drop one generation's collection (an abandoned re-index), and the store this process kept for it."""
-    _drop(collection_name(base, generation), settings)
+    """Drop one generation's collections (an abandoned re-index), and the stores this process kept for them."""
+    for part in (CHUNKS, PARENTS):
+        _drop(collection_name(base, generation, part), settings)
 
 
 def _drop(name: str, settings: Settings) -> None:
@@ -114,7 +122,7 @@ def drop_generations(kb_id: str, settings: Settings, *, up_to: int | None = None
     process kept for them; the names dropped."""
     from nodes.stores import list_collections
 
-    pattern = re.compile(rf"kb_{re.escape(kb_id)}_g(\d+)")
+    pattern = re.compile(rf"kb_{re.escape(kb_id)}_g(\d+)(?:{PARENTS})?")
     dropped = [name for name in list_collections(settings) if (found := pattern.fullmatch(name))
                and (up_to is None or int(found.group(1)) <= up_to)]
     for name in dropped:
@@ -189,6 +197,7 @@ class Hit:
     meta: dict[str, Any]
     dense: float | None = None       # hybrid: the chunk's dense score (cosine as (cos + 1) / 2)
     keyword: float | None = None     # hybrid: its BM25 score, None when no word of the query is in it
+    chunks: tuple[str, ...] = ()     # parent–child: a parent answered, for these of its chunks that matched
 
 
 def retriever(mode: str, store: Any, top_k: int) -> Any:
@@ -258,7 +267,42 @@ def retrieve(base: KnowledgeBase, query: str, settings: Settings, *, mode: str |
         hits.append(Hit(document.id, score, document.content or "", dict(document.meta),
                         dense=legs["dense"].get(document.id),
                         keyword=None if keyword is None else keyword_score(keyword)))
+    if base.chunking.get("parent_length") and hits:
+        merged = merge(base, settings, [d for d in documents if d.id in {h.chunk_id for h in hits}],
+                       asked.merge_threshold)
+        hits = _merged_hits(hits, merged)
     return hits
+
+
+def merge(base: KnowledgeBase, settings: Settings, documents: list[Any], share: float) -> list[Any]:
+    """What Haystack's auto-merging retriever (the node after a retriever on a parent–child base) makes of the
+    chunks found: each parent more than ``share`` of whose chunks are among them, in their place."""
+    from haystack.components.retrievers.auto_merging_retriever import AutoMergingRetriever
+
+    merger = AutoMergingRetriever(document_store=document_store(base, settings, part=PARENTS),
+                                  threshold=parents.merge_threshold(share))
+    try:
+        return merger.run(documents=documents)["documents"]
+    except ValueError as exc:         # a chunk without its parent: written by an older Stackyard, or a lost write
+        raise NeedsReindex(f"Knowledge base '{base.name}' has chunks whose parent is missing ({exc}). Re-index it "
+                           f"once (POST /api/v1/knowledge-bases/{base.name}/reindex, same settings).",
+                           field="knowledge_base") from None
+
+
+def _merged_hits(hits: list[Hit], merged: list[Any]) -> list[Hit]:
+    """Hits after merging, best first: a parent scores as its best chunk, and says which of its chunks matched."""
+    by_id = {hit.chunk_id: hit for hit in hits}
+    out = []
+    for document in merged:
+        if document.id in by_id:
+            out.append(by_id[document.id])
+            continue
+        kids = [by_id[kid] for kid in document.meta.get(parents.CHILDREN) or [] if kid in by_id]
+        meta = {k: v for k, v in document.meta.items() if k not in (parents.CHILDREN, parents.LEVEL,
+                                                                     parents.BLOCK_SIZE)}
+        out.append(Hit(document.id, max(k.score for k in kids), document.content or "", meta,
+                       chunks=tuple(k.chunk_id for k in kids)))
+    return sorted(out, key=lambda hit: -hit.score)
 
 
 def named_bases(spec: dict[str, Any]) -> set[str]:
@@ -274,17 +318,38 @@ def named_bases(spec: dict[str, Any]) -> set[str]:
 
 
 def forget_document(base: KnowledgeBase, document_id: str, settings: Settings) -> None:
-    """Remove a deleted document's vectors from the serving generation and the one a re-index builds."""
+    """Remove a deleted document's vectors (and parents) from the serving generation and the one a re-index
+    builds."""
     for generation in (base.generation, base.next_generation):
-        if generation is not None and exists(collection_name(base, generation), settings):
-            store = document_store(base, settings, generation)
-            store.delete_documents([d.id for d in store.filter_documents(
-                {"field": "meta.kb_document_id", "operator": "==", "value": document_id})])
+        for part in (CHUNKS, PARENTS):
+            if generation is not None and exists(collection_name(base, generation, part), settings):
+                store = document_store(base, settings, generation, part)
+                store.delete_documents([d.id for d in store.filter_documents(
+                    {"field": "meta.kb_document_id", "operator": "==", "value": document_id})])
+
+
+def write_parents(base: KnowledgeBase, generation: int, document_id: str, chunks: list[Any], texts: dict[str, str],
+                  chunking: Any, settings: Settings) -> None:
+    """Write the parents the indexed ``chunks`` of one document answer with into the generation's parents
+    collection, and remove those of the document's it no longer needs."""
+    from haystack.document_stores.types import DuplicatePolicy
+
+    made = parents.parent_documents(document_id, chunks, texts, parent_length=chunking.parent_length)
+    store = document_store(base, settings, generation, PARENTS)
+    if made:
+        store.write_documents(made, policy=DuplicatePolicy.OVERWRITE)
+    if made or exists(collection_name(base, generation, PARENTS), settings):
+        keep = {d.id for d in made}
+        stale = [d.id for d in store.filter_documents({"field": "meta.kb_document_id", "operator": "==",
+                                                       "value": document_id}) if d.id not in keep]
+        if stale:
+            store.delete_documents(stale)
 
 
 def reindex_chunk(base: KnowledgeBase, chunk: Any, document: Any, settings: Settings) -> None:
     """Bring one chunk's vector in line with its row in the generation its document's chunks are in: embedded
-    again if it and its document are switched on (its text may have changed), removed from the index if not."""
+    again if it and its document are switched on (its text may have changed), removed from the index if not.
+    Under parent–child, an edited or hand-added chunk answers with itself (``knowledge.parents``)."""
     from haystack import Document
     from haystack.document_stores.types import DuplicatePolicy
 
@@ -292,13 +357,20 @@ def reindex_chunk(base: KnowledgeBase, chunk: Any, document: Any, settings: Sett
     if generation not in (base.generation, base.next_generation) or not exists(collection_name(base, generation),
                                                                                settings):
         return                       # never indexed (or in a generation being dropped): indexing writes it
-    model = (base.next_embedding_model or base.embedding_model) if generation == base.next_generation \
-        else base.embedding_model
+    building = generation == base.next_generation
+    model = (base.next_embedding_model or base.embedding_model) if building else base.embedding_model
+    chunking = (base.next_chunking or base.chunking) if building else base.chunking
     store = document_store(base, settings, generation)
     if not (chunk.enabled and document.enabled):
         store.delete_documents([chunk.id])
         return
+    meta = {**chunk.meta, "kb_document_id": chunk.document_id, "position": chunk.position}
+    if chunking.get("parent_length"):
+        meta.update(parents.chunk_meta(chunk, chunking["length"]))
+        if parents.parent_of(chunk) == chunk.id:   # its parent is itself: written before it can be found
+            document_store(base, settings, generation, PARENTS).write_documents(
+                parents.parent_documents(chunk.document_id, [chunk], {}, parent_length=chunking["parent_length"]),
+                policy=DuplicatePolicy.OVERWRITE)
     embedding = text_embedder(model, settings).run(text=chunk.text)["embedding"]
-    store.write_documents([Document(id=chunk.id, content=chunk.text, embedding=embedding,
-                                    meta={**chunk.meta, "kb_document_id": chunk.document_id,
-                                          "position": chunk.position})], policy=DuplicatePolicy.OVERWRITE)
+    store.write_documents([Document(id=chunk.id, content=chunk.text, embedding=embedding, meta=meta)],
+                          policy=DuplicatePolicy.OVERWRITE)

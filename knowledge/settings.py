@@ -3,6 +3,11 @@
 Chunking is Haystack's ``RecursiveDocumentSplitter`` (the ingest template's splitter): it tries the separators in
 order and keeps pieces at most ``length`` units long, ``overlap`` units shared between neighbours. A chunk longer
 than the embedding model's window would be cut silently when embedded, so ``length`` is refused past it.
+
+Parent–child chunking (``parent_length``) is Haystack's ``HierarchicalDocumentSplitter``: a document is cut into
+parents of ``parent_length`` words and each parent into chunks of ``length`` words. Chunks are embedded and
+matched; a query answers with a chunk's parent (Haystack's ``AutoMergingRetriever``) when more than
+``retrieval.merge_threshold`` of that parent's chunks matched, so the LLM reads the whole passage.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from stackyard.errors import StackyardError
 from stackyard.settings import Settings
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+MAX_PARENT_WORDS = 2000        # a parent is read whole by the LLM; Milvus keeps at most 65,535 bytes of text
 UNKNOWN_WINDOW = 512            # tokens, when the model's folder does not say
 CHARS_PER_TOKEN = 8             # a generous bound: a chunk of more characters than window × 8 surely overflows it
 
@@ -33,6 +39,10 @@ class Chunking(BaseModel):
     overlap: int = Field(default=20, ge=0, strict=True, description="Units a chunk repeats from the one before it.")
     separators: list[str] = Field(default_factory=lambda: ["\n\n", "\n", ". ", " "], max_length=20,
                                   description="Tried in order: a piece still too long is split at the next one.")
+    parent_length: int | None = Field(
+        default=None, strict=True,
+        description="Parent–child: cut parents of this many words, and chunks of `length` words from each; queries "
+                    "match chunks and answer with their parent. Counts words; separators do not apply.")
 
     def check(self, window: int) -> Chunking:
         """Itself, if it can be applied for a model with a ``window``-token input; else the error naming the fix."""
@@ -52,7 +62,21 @@ class Chunking(BaseModel):
             raise BadKnowledgeSettings('chunking.separators: "sentence" asks Haystack for NLTK\'s sentence model, which '
                                        'is downloaded at run time and this installation does not download; use ". " '
                                        "to split at sentence ends.", field="chunking.separators")
+        if self.parent_length is not None:
+            self._check_parents()
         return self
+
+    def _check_parents(self) -> None:
+        assert self.parent_length is not None
+        if self.unit != "word":
+            raise BadKnowledgeSettings("chunking.parent_length counts words (Haystack's hierarchical splitter cuts by "
+                                       'word): set chunking.unit to "word", or leave parent_length out.',
+                                       field="chunking.unit")
+        if not self.length < self.parent_length <= MAX_PARENT_WORDS:
+            raise BadKnowledgeSettings(f"chunking.parent_length must be more than chunking.length ({self.length}) and "
+                                       f"at most {MAX_PARENT_WORDS} words: a parent holds several chunks and is "
+                                       "read whole by the LLM. 3-10 times the chunk length is usual.",
+                                       field="chunking.parent_length")
 
 
 # What a score means in each retrieval mode: a threshold is read on its mode's scale.
@@ -83,6 +107,11 @@ class Retrieval(BaseModel):
                                            "what the 'Cross-encoder ranker' node after the retriever does.")
     candidates: int = Field(default=20, ge=1, le=100, strict=True,
                             description="With a ranker: chunks retrieved for it to re-order, of which top_k are kept.")
+    merge_threshold: float = Field(default=0.5, ge=0.0, lt=1.0,
+                                   description="Parent–child bases: a query answers with a chunk's parent when more "
+                                               "than this share of the parent's chunks matched (0: always), else "
+                                               "with the chunks: the 'Auto-merging retriever' node's threshold "
+                                               "(0.5 by default in both).")
 
     @property
     def scale(self) -> str:
@@ -107,7 +136,8 @@ def asked(defaults: dict, *, mode: str | None = None, top_k: int | None = None,
     same_scale = (ranker is not None) if base.ranker else (chosen == base.mode)
     threshold = score_threshold if score_threshold is not None else (base.score_threshold if same_scale else None)
     return Retrieval(mode=chosen, top_k=top_k or base.top_k, score_threshold=threshold, ranker=ranker,
-                     candidates=max(base.candidates, top_k or base.top_k)).check()
+                     candidates=max(base.candidates, top_k or base.top_k),
+                     merge_threshold=base.merge_threshold).check()
 
 
 def model_window(model: str, settings: Settings) -> int:

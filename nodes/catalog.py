@@ -20,6 +20,7 @@ from typing import Any
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_CHAT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 MILVUS_STORE = "milvus_haystack.document_store.MilvusDocumentStore"
+AUTO_MERGING_RETRIEVER = "haystack.components.retrievers.auto_merging_retriever.AutoMergingRetriever"
 IN_MEMORY_STORE = "haystack.document_stores.in_memory.document_store.InMemoryDocumentStore"
 
 CATEGORIES = (
@@ -105,6 +106,10 @@ CATALOG: tuple[NodeType, ...] = (
     _n("milvus_haystack.milvus_embedding_retriever.MilvusHybridRetriever", "Milvus hybrid retriever", "retrievers",
        "Dense and BM25 keyword search over a knowledge base, fused by rank (query_embedding and query_text).",
        defaults={"document_store": milvus_store_params(), "top_k": 5}),
+    _n(AUTO_MERGING_RETRIEVER, "Auto-merging retriever", "retrievers",
+       "After a retriever on a parent–child knowledge base: returns a chunk's whole parent passage when more than "
+       "`threshold` of its chunks were found (pick the same knowledge base as its store).",
+       defaults={"document_store": milvus_store_params(), "threshold": 0.5}),
     _n(f"{_HS}.retrievers.in_memory.bm25_retriever.InMemoryBM25Retriever", "BM25 retriever", "retrievers",
        "Keyword search over an in-memory store.", defaults={"document_store": {"type": IN_MEMORY_STORE, "init_parameters": {}}, "top_k": 5}),
     _n(f"{_ST}.rankers.sentence_transformers.sentence_transformers_similarity.SentenceTransformersSimilarityRanker",

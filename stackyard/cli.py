@@ -9,7 +9,7 @@
     stackyard migrate                       bring the database schema up to date
     stackyard publish WORKFLOW[@VERSION] --slug SLUG / unpublish SLUG
     stackyard keys create [--app SLUG] [--rate N] / keys list / keys revoke ID
-    stackyard kb list / kb create NAME [--length N --overlap N] / kb add NAME PATH... / kb docs NAME /
+    stackyard kb list / kb create NAME [--length N --overlap N --parent-length N] / kb add NAME PATH... / kb docs NAME /
                  kb query NAME TEXT [--top-k N]        knowledge bases (a worker indexes what ``add`` queues)
 """
 
@@ -212,9 +212,10 @@ def cmd_kb(args: argparse.Namespace) -> int:
                 print(f"{base.name:30} {status:10} {counted['done']:>5} documents {counted['chunks']:>7} "
                       f"chunks  generation {base.generation}  {base.embedding_model}")
         elif args.action == "create":
-            base = bases.create(session, settings, name=args.name,
-                                chunking=Chunking(length=args.length, overlap=args.overlap))
-            print(f"created '{base.name}' ({base.embedding_model}, chunks of {args.length} words)")
+            base = bases.create(session, settings, name=args.name, chunking=Chunking(
+                length=args.length, overlap=args.overlap, parent_length=args.parent_length or None))
+            print(f"created '{base.name}' ({base.embedding_model}, chunks of {args.length} words"
+                  f"{f', parents of {args.parent_length}' if args.parent_length else ''})")
         elif args.action == "add":
             if not args.rest:
                 raise SystemExit("error: kb add needs files or folders under the files root")
@@ -229,8 +230,11 @@ def cmd_kb(args: argparse.Namespace) -> int:
         elif args.action == "reindex":
             base = bases.get(session, args.name)
             current = Chunking(**base.chunking)
-            chunking = current.model_copy(update={"length": args.length if args.length_set else current.length,
-                                                  "overlap": args.overlap if args.overlap_set else current.overlap})
+            chunking = Chunking(**{**current.model_dump(),
+                                   "length": args.length if args.length_set else current.length,
+                                   "overlap": args.overlap if args.overlap_set else current.overlap,
+                                   "parent_length": current.parent_length if args.parent_length is None
+                                   else args.parent_length or None})
             queued = generations.start(session, base, settings, chunking=chunking, embedding_model=args.model,
                                        apps=apps_using_knowledge_base(session, base.name))
             print(f"re-indexing '{base.name}' with chunks of {chunking.length}; generation {base.generation} answers "
@@ -301,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length", type=int, default=None, help="create, reindex: words per chunk (create: 200)")
     p.add_argument("--overlap", type=int, default=None,
                    help="create, reindex: words a chunk repeats from the one before (create: 20)")
+    p.add_argument("--parent-length", type=int, default=None, dest="parent_length",
+                   help="create, reindex: parent–child chunking, parents of this many words (reindex: 0 for none)")
     p.add_argument("--model", default=None, help="reindex: another embedding model")
     p.add_argument("--mode", choices=["dense", "keyword", "hybrid"], default=None, help="query: default the base's")
     p.add_argument("--top-k", type=int, default=None, dest="top_k", help="query: chunks to return")

@@ -33,7 +33,7 @@ from worker.enqueue import enqueue_documents
 PATH = "/knowledge"
 DOCUMENT_HEADERS = ["id", "name", "state", "progress", "chunks", "attempts", "error"]
 CHUNK_HEADERS = ["id", "document", "position", "length", "enabled", "edited", "text"]
-HIT_HEADERS = ["rank", "score", "dense", "keyword", "document", "position", "text", "chunk id"]
+HIT_HEADERS = ["rank", "score", "dense", "keyword", "document", "position", "text", "chunk id", "answers for"]
 MODES = ("dense", "keyword", "hybrid")
 TEXT_CELL = 300
 COLOURS = {"done": "#16a34a", "error": "#dc2626", "queued": "#9ca3af"}   # working states: blue
@@ -53,10 +53,12 @@ def base_names() -> list[str]:
 
 
 def create_base(name: str, description: str, unit: str, length: Any, overlap: Any, mode: str,
-                top_k: Any, ranker: str = "") -> tuple[str, Any]:
+                top_k: Any, ranker: str = "", parent_length: Any = None) -> tuple[str, Any]:
     try:
         chunking = Chunking(unit=unit or "word", length=fields.whole_number(length, field="Chunk length", high=100_000),
-                            overlap=fields.whole_number(overlap, field="Overlap", low=0, high=100_000, empty=0))
+                            overlap=fields.whole_number(overlap, field="Overlap", low=0, high=100_000, empty=0),
+                            parent_length=fields.whole_number(parent_length, field="Parent length", low=0,
+                                                              high=100_000, empty=None) or None)
         retrieval = Retrieval(mode=mode or "dense", top_k=fields.whole_number(top_k, field="Top k", high=100, empty=5),
                               ranker=(ranker or "").strip() or None)
         with session_scope() as session:
@@ -67,6 +69,10 @@ def create_base(name: str, description: str, unit: str, length: Any, overlap: An
                                                                                         value=created)
     except (StackyardError, ValueError) as exc:
         return _fail(exc), gr.update()
+
+
+def _parents(chunking: dict[str, Any]) -> str:
+    return f" cut from parents of {chunking['parent_length']} words" if chunking.get("parent_length") else ""
 
 
 def summary_html(name: str | None) -> str:
@@ -83,7 +89,7 @@ def summary_html(name: str | None) -> str:
             line = (f"<b>{status}</b> · generation {base.generation} · {counted['done']} of "
                     f"{sum(counted[s.value] for s in DocState)} documents indexed · {counted['chunks']} chunks · "
                     f"{html.escape(base.embedding_model)} · chunks of {chunking['length']} {chunking['unit']}s "
-                    f"(overlap {chunking['overlap']}) · {base.retrieval['mode']} retrieval, "
+                    f"(overlap {chunking['overlap']}){_parents(chunking)} · {base.retrieval['mode']} retrieval, "
                     f"top {base.retrieval['top_k']}")
             if base.retrieval.get("ranker"):
                 line += f" re-ordered by {html.escape(base.retrieval['ranker'])}"
@@ -255,7 +261,13 @@ def save_chunk(name: str | None, chunk_id: str, text: str | None, enabled: bool 
 def _hit_rows(hits: list[dict[str, Any]]) -> list[list]:
     return [[i + 1, round(h["score"], 4), "" if h["dense"] is None else round(h["dense"], 4),
              "" if h["keyword"] is None else round(h["keyword"], 4), h["document"] or "", h["position"],
-             _short(h["text"]), h["chunk_id"]] for i, h in enumerate(hits)]
+             _short(h["text"]), h["chunk_id"], _answers_for(h)] for i, h in enumerate(hits)]
+
+
+def _answers_for(hit: dict[str, Any]) -> str:
+    """A parent's hit: the chunks of it that matched (the parent answers in their place)."""
+    kids = hit.get("chunks") or []
+    return f"parent of {len(kids)} matched chunk(s): {', '.join(k[:8] for k in kids)}" if kids else ""
 
 
 def chart_html(hits: list[dict[str, Any]], mode: str, scale: str | None = None) -> str:
@@ -268,7 +280,8 @@ def chart_html(hits: list[dict[str, Any]], mode: str, scale: str | None = None) 
         f'<div class="kb-bar" data-chunk="{html.escape(h["chunk_id"])}" data-score="{h["score"]:.4f}" '
         f'style="display:grid;grid-template-columns:22em 1fr 5em;gap:8px;align-items:center;margin:3px 0">'
         f'<span style="overflow:hidden;text-overflow:ellipsis;white-space:nowrap">#{i + 1} '
-        f'{html.escape(Path(h["document"] or "?").name)} · chunk {h["position"]}</span>'
+        f'{html.escape(Path(h["document"] or "?").name)} · {"passage" if h.get("chunks") else "chunk"} '
+        f'{h["position"]}</span>'
         f'{_bar(100 * max(h["score"], 0.0) / top, "#f97316")}<span>{h["score"]:.4f}</span></div>'
         for i, h in enumerate(hits))
     return f'<div id="kb-chart"><p><b>Scores</b> ({html.escape(scale or SCALES[mode][0])})</p>{bars}</div>'
@@ -339,23 +352,25 @@ def save_case(name: str | None, query_id: str) -> str:
     return f"✅ Kept as a test case: a right answer finds {sources}."
 
 
-def reindex(name: str | None, length: Any, overlap: Any) -> str:
+def reindex(name: str | None, length: Any, overlap: Any, parent_length: Any = None) -> str:
     if not name:
         return "⚠️ Pick a knowledge base first."
     try:
         with session_scope() as session:
             base = bases.get(session, name)
             current = Chunking(**base.chunking)
-            chunking = current.model_copy(update={
+            parent = fields.whole_number(parent_length, field="Parent length", low=0, high=100_000, empty=-1)
+            chunking = Chunking(**{**current.model_dump(),
                 "length": fields.whole_number(length, field="Chunk length", high=100_000, empty=current.length),
-                "overlap": fields.whole_number(overlap, field="Overlap", low=0, high=100_000, empty=current.overlap)})
+                "overlap": fields.whole_number(overlap, field="Overlap", low=0, high=100_000, empty=current.overlap),
+                "parent_length": current.parent_length if parent == -1 else (parent or None)})
             again = generations.start(session, base, get_settings(), chunking=chunking,
                                       apps=apps_using_knowledge_base(session, name))
         enqueue_documents(again)
     except (StackyardError, ValueError) as exc:
         return _fail(exc)
-    return (f"✅ Re-indexing {len(again)} document(s) with chunks of {chunking.length}; the current index answers "
-            "until the new one is complete.")
+    return (f"✅ Re-indexing {len(again)} document(s) with chunks of {chunking.length}"
+            f"{_parents(chunking.model_dump())}; the current index answers until the new one is complete.")
 
 
 def cancel_reindex(name: str | None) -> str:
@@ -400,6 +415,10 @@ def build() -> gr.Blocks:
                 mode = gr.Radio(list(MODES), value="dense", label="Retrieval")
                 top_k = gr.Number(label="Top k", value=5, precision=0)
                 ranker = gr.Textbox(label="Ranker (a cross-encoder, optional)", placeholder="models on /models")
+                parent_length = gr.Number(label="Parent length (words; 0: none)", precision=0,
+                                          elem_id="kb-parent-length",
+                                          info="Parent–child: match small chunks, answer with the passage of this "
+                                               "many words they were cut from.")
             create_btn = gr.Button("Create knowledge base", variant="primary", elem_id="kb-create")
         status = gr.Markdown(elem_id="kb-message")
         summary = gr.HTML(summary_html(None), elem_id="kb-summary")
@@ -461,6 +480,7 @@ def build() -> gr.Blocks:
         with gr.Row():
             re_length = gr.Number(label="New chunk length", precision=0, elem_id="kb-re-length")
             re_overlap = gr.Number(label="New overlap", precision=0, elem_id="kb-re-overlap")
+            re_parent = gr.Number(label="New parent length (0: none)", precision=0, elem_id="kb-re-parent")
             reindex_btn = gr.Button("Re-index", elem_id="kb-reindex-btn")
             cancel_btn = gr.Button("Cancel re-index", variant="stop")
         timer = gr.Timer(1.5)
@@ -474,7 +494,7 @@ def build() -> gr.Blocks:
 
         page.load(lambda: gr.update(choices=base_names()), outputs=[base])
         refresh_btn.click(lambda: gr.update(choices=base_names()), outputs=[base])
-        create_btn.click(create_base, [new_name, description, unit, length, overlap, mode, top_k, ranker],
+        create_btn.click(create_base, [new_name, description, unit, length, overlap, mode, top_k, ranker, parent_length],
                          [status, base])
         base.change(everything, [base], [summary, progress, documents, chunks, hint, history])
         add_btn.click(add_documents, [base, uploads, paths, text_name, text, urls], [status])
@@ -497,7 +517,7 @@ def build() -> gr.Blocks:
         history.select(pick, [history], [query_id])
         rerun_btn.click(rerun, [base, query_id], [answer, plot, hits]).then(history_table, [base], [history])
         case_btn.click(save_case, [base, query_id], [status]).then(history_table, [base], [history])
-        reindex_btn.click(reindex, [base, re_length, re_overlap], [status])
+        reindex_btn.click(reindex, [base, re_length, re_overlap, re_parent], [status])
         cancel_btn.click(cancel_reindex, [base], [status])
     return page
 

@@ -26,8 +26,8 @@ from haystack.core.serialization import (
 )
 
 from knowledge.bases import get as knowledge_base
-from knowledge.search import KNOWLEDGE_BASE_STORE, store_parameters
-from nodes.catalog import IN_MEMORY_STORE, MILVUS_STORE, NESTED_TYPES, get_node_type
+from knowledge.search import KNOWLEDGE_BASE_STORE, PARENTS, store_parameters
+from nodes.catalog import AUTO_MERGING_RETRIEVER, IN_MEMORY_STORE, MILVUS_STORE, NESTED_TYPES, get_node_type
 from nodes.errors import FileAccessError, NodeInputError
 from nodes.fetchers import check_client_kwargs, guarded_client_kwargs
 from nodes.files import confine_file_inputs, confine_model_path, looks_like_model_path
@@ -122,9 +122,10 @@ def _resolve_models(name: str, type_: str, params: dict[str, Any], settings: Set
                     message=f"Node '{name}', parameter '{where}': {exc}")]) from None
 
 
-def knowledge_base_store(name: str, key: str, store: dict[str, Any]) -> dict[str, Any]:
+def knowledge_base_store(name: str, key: str, store: dict[str, Any], component_type: str) -> dict[str, Any]:
     """The Milvus store a knowledge base named as a component's document store stands for (its serving
-    collection), or the issue naming the node when there is no such base."""
+    collection; for an auto-merging retriever, that of its chunks' parents), or the issue naming the node when
+    there is no such base."""
     base_name = (store.get("init_parameters") or {}).get("name")
     field = f"components.{name}.init_parameters.{key}.init_parameters.name"
     if not isinstance(base_name, str) or not base_name:
@@ -133,7 +134,14 @@ def knowledge_base_store(name: str, key: str, store: dict[str, Any]) -> dict[str
     try:
         with session_scope() as session:
             base = knowledge_base(session, base_name)
-            return {"type": MILVUS_STORE, "init_parameters": store_parameters(base)}
+            if component_type != AUTO_MERGING_RETRIEVER:
+                return {"type": MILVUS_STORE, "init_parameters": store_parameters(base)}
+            if not base.chunking.get("parent_length"):
+                raise ComponentBuildError([Issue(IssueCode.BAD_PARAM, node=name, port=key, field=field,
+                    message=f"Node '{name}': knowledge base '{base_name}' has no parent chunks for an auto-merging "
+                            "retriever to return. Re-index it with parent–child chunking (chunking.parent_length), "
+                            "or remove this node.")])
+            return {"type": MILVUS_STORE, "init_parameters": store_parameters(base, part=PARENTS)}
     except NotFound as exc:
         raise ComponentBuildError([Issue(IssueCode.BAD_PARAM, node=name, port=key, field=field,
             message=f"Node '{name}': {exc}")]) from None
@@ -190,7 +198,7 @@ def prepare_component_data(name: str, comp: ComponentSpec, mode: BuildMode, sett
                     f"{', '.join(sorted(valid))}.") for key in unknown])
     for key, value in list(params.items()):
         if isinstance(value, dict) and value.get("type") == KNOWLEDGE_BASE_STORE:
-            value = params[key] = knowledge_base_store(name, key, value)
+            value = params[key] = knowledge_base_store(name, key, value, comp.type)
         if isinstance(value, dict) and "type" in value and isinstance(value["type"], str) and "." in value["type"]:
             params[key] = _prepare_store(name, key, value, mode, settings)
     _resolve_models(name, comp.type, params, settings)

@@ -93,7 +93,7 @@ def export_yaml(spec: WorkflowSpec, settings: Settings | None = None) -> str:
         for name, comp in spec.components.items():
             for key, value in comp.init_parameters.items():
                 if isinstance(value, dict) and value.get("type") == KNOWLEDGE_BASE_STORE:
-                    comp.init_parameters[key] = knowledge_base_store(name, key, value)
+                    comp.init_parameters[key] = knowledge_base_store(name, key, value, comp.type)
     except ComponentBuildError as exc:
         raise WorkflowInvalid(exc.issues) from None
     for store in _milvus_stores(spec):

@@ -137,6 +137,8 @@ class HitPublic(BaseModel):
     keyword: float | None = Field(default=None, description="Hybrid: its BM25 score (none: no word of the query "
                                                             "is in it)")
     text: str
+    chunks: list[str] = Field(default_factory=list, description="Parent–child: this hit is a parent, answering for "
+                                                                "these of its chunks that matched")
 
 
 class QueryResult(BaseModel):

@@ -24,9 +24,10 @@ def client(database):
 def test_a_base_starts_empty_with_the_bundled_model_and_its_defaults(client):
     base = client.get(f"{BASES}/handbook").json()
     assert base["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2" and base["status"] == "empty"
-    assert base["chunking"] == {"unit": "word", "length": 50, "overlap": 5, "separators": ["\n\n", "\n", ". ", " "]}
+    assert base["chunking"] == {"unit": "word", "length": 50, "overlap": 5, "separators": ["\n\n", "\n", ". ", " "],
+                                "parent_length": None}
     assert base["retrieval"] == {"mode": "dense", "top_k": 5, "score_threshold": None, "ranker": None,
-                                 "candidates": 20}
+                                 "candidates": 20, "merge_threshold": 0.5}
     assert [b["name"] for b in client.get(BASES).json()] == ["handbook"]
 
 
@@ -37,6 +38,9 @@ def test_a_base_starts_empty_with_the_bundled_model_and_its_defaults(client):
     ({"name": "x", "chunking": {"length": 0}}, 422, "chunking.length"),
     ({"name": "x", "chunking": {"length": 1000}}, 422, "chunking.length"),
     ({"name": "x", "chunking": {"length": 10, "overlap": 10}}, 422, "chunking.overlap"),
+    ({"name": "x", "chunking": {"length": 10, "overlap": 1, "parent_length": 10}}, 422, "chunking.parent_length"),
+    ({"name": "x", "chunking": {"unit": "char", "length": 100, "parent_length": 900}}, 422, "chunking.unit"),
+    ({"name": "x", "retrieval": {"merge_threshold": 1.0}}, 422, "merge_threshold"),
     ({"name": "x", "retrieval": {"top_k": 0}}, 422, None),
     ({"name": "x", "retrieval": {"mode": "fuzzy"}}, 422, "mode"),
     ({"name": "x", "retrieval": {"mode": "dense", "score_threshold": 1.5}}, 422, "retrieval.score_threshold"),

@@ -92,3 +92,20 @@ def test_pasted_text_needs_a_name_and_some_text(data_dir):
     with pytest.raises(BadDocument, match="name"):
         text_source("", "text")
     assert text_source("a", "same").content_hash == text_source("b", "same").content_hash
+
+
+def test_parent_child_cuts_parents_and_their_chunks_and_a_short_document_is_its_own_parent(data_dir):
+    from haystack import Document
+
+    from knowledge.documents import preview, split_in_parents, text_source
+
+    chunking = Chunking(length=4, overlap=0, parent_length=10).check(256)
+    words = " ".join(f"w{n}" for n in range(25))
+    chunks, parents = split_in_parents([Document(content=words)], chunking)
+    assert [p.split() for p in parents] == [[f"w{n}" for n in range(a, min(a + 10, 25))] for a in (0, 10, 20)]
+    assert [(c.content.split(), at) for c, at in chunks][:4] == [
+        (["w0", "w1", "w2", "w3"], 0), (["w4", "w5", "w6", "w7"], 0), (["w8", "w9"], 0), (["w10", "w11", "w12", "w13"], 1)]
+    assert all(not any(k.startswith("__") for k in c.meta) for c, _ in chunks)   # the hierarchy is the index's
+    [(short, parent)], none = split_in_parents([Document(content="two words")], chunking)
+    assert (short.content, parent, none) == ("two words", None, [])
+    assert preview(text_source("w", words), chunking)["total"] == len(chunks) == 3 + 3 + 2

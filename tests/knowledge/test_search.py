@@ -258,3 +258,86 @@ def test_a_bases_ranker_reorders_what_its_retriever_found_as_the_ranker_node_doe
     workflow = spec_from_dict(spec)
     outputs = run_pipeline(workflow, build_pipeline(workflow), {"question": "Who knows the vault code?"})
     assert [d["id"] for d in outputs["documents"]] == [h.chunk_id for h in ranked]
+
+
+PASSAGES = ("The vault sits below the old mill and its door is made of green steel. The secret vault code is 4242 "
+            "and only the caretaker knows it. The caretaker lives in the cottage by the river.",
+            " ".join(f"lantern{n}" for n in range(36)),
+            " ".join(f"copper{n}" for n in range(36)))
+
+
+def test_a_parent_child_base_answers_with_the_passage_as_the_auto_merging_node_does(database, milvus):
+    from haystack import Pipeline
+
+    from knowledge.settings import Retrieval
+    from tests.support.specs import knowledge_rag
+    from workflows.execute import run_pipeline
+    from workflows.io import export_yaml
+    from workflows.spec import spec_from_dict
+    from workflows.validation import build_pipeline
+
+    settings = get_settings()
+    text = " ".join(PASSAGES)               # 3 parents of 36 words (the splitter counts spaces), 6 chunks each
+    with session_scope() as session:
+        with pytest.raises(BadKnowledgeSettings, match="must be more than chunking.length"):
+            bases.create(session, settings, name="x", chunking=Chunking(length=36, overlap=0, parent_length=36))
+        with pytest.raises(BadKnowledgeSettings, match='set chunking.unit to "word"'):
+            bases.create(session, settings, name="x", chunking=Chunking(unit="char", length=60, parent_length=360))
+        bases.create(session, settings, name="handbook", chunking=Chunking(length=6, overlap=0, parent_length=36),
+                     retrieval=Retrieval(merge_threshold=0.0, top_k=3))
+        bases.create(session, settings, name="strict", chunking=Chunking(length=6, overlap=0, parent_length=36),
+                     retrieval=Retrieval(mode="keyword", top_k=3))
+    [doc] = add(("mill", text))
+    with session_scope() as session:
+        [strict_doc] = [d.id for d in bases.add_documents(session, bases.get(session, "strict"),
+                                                           [text_source("mill", text)]).added]
+    assert [index_document(doc), index_document(strict_doc)] == [DocState.DONE, DocState.DONE]
+    with session_scope() as session:
+        rows = session.exec(select(KbChunk).where(KbChunk.document_id == doc).order_by(KbChunk.position)).all()
+        session.expunge_all()
+    assert len(rows) == 6 + 6 + 6 and len({r.meta["__parent_id"] for r in rows}) == 3
+
+    hits = search.retrieve(handbook(), "Who knows the secret vault code?", settings)
+    assert hits[0].text.strip() == PASSAGES[0]                  # the whole passage, not the 6 words that matched
+    assert hits[0].chunks and all(c in {r.id for r in rows[:6]} for c in hits[0].chunks)
+    assert hits[0].meta["kb_document_id"] == doc
+
+    with session_scope() as session:                            # more than half of a parent's chunks must match
+        strict = bases.get(session, "strict")
+    [only] = search.retrieve(strict, "4242", settings)
+    assert only.chunks == () and "4242" in only.text and len(only.text.split()) <= 6
+
+    spec = knowledge_rag("handbook", top_k=3)                   # a workflow: retriever → auto-merging → prompt
+    spec["components"]["merge"] = {"type": "haystack.components.retrievers.auto_merging_retriever."
+                                           "AutoMergingRetriever", "init_parameters": {
+        "document_store": {"type": "knowledge_base", "init_parameters": {"name": "handbook"}}, "threshold": 0.000001}}
+    spec["connections"] = [{"sender": "embed.embedding", "receiver": "retriever.query_embedding"},
+                           {"sender": "retriever.documents", "receiver": "merge.documents"},
+                           {"sender": "merge.documents", "receiver": "prompt.documents"}]
+    spec["outputs"]["documents"] = "merge.documents"
+    workflow = spec_from_dict(spec)
+    outputs = run_pipeline(workflow, build_pipeline(workflow), {"question": "Who knows the secret vault code?"})
+    assert [d["id"] for d in outputs["documents"]] == [h.chunk_id for h in hits]
+    exported = Pipeline.loads(export_yaml(workflow))            # plain Haystack: the parents' collection
+    assert exported.get_component("merge").document_store.collection_name.endswith("_parents")
+
+    with session_scope() as session:                            # an edited chunk answers with its own text
+        base = bases.get(session, "handbook")
+        edited, owner = bases.edit_chunk(session, base, rows[1].id, text="The vault code changed to 9999.")
+        session.expunge_all()
+    search.reindex_chunk(handbook(), edited, owner, settings)
+    found = search.retrieve(handbook(), "9999", settings, mode="keyword", top_k=1)
+    assert [(h.chunk_id, h.text, h.chunks) for h in found] == [(edited.id, "The vault code changed to 9999.", ())]
+    assert index_document_again(doc) == DocState.DONE           # a re-split keeps the edit as its own parent
+    assert search.retrieve(handbook(), "9999", settings, mode="keyword", top_k=1)[0].text == \
+        "The vault code changed to 9999."
+
+    search.forget_document(handbook(), doc, settings)
+    assert search.document_store(handbook(), settings, part=search.PARENTS).filter_documents() == []
+
+
+def index_document_again(document_id: str) -> DocState | None:
+    with session_scope() as session:
+        base = bases.get(session, "handbook")
+        bases.change_document(session, base, bases.document(session, base, document_id), enabled=True)
+    return index_document(document_id)

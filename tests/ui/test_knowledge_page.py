@@ -95,6 +95,22 @@ def test_a_query_on_an_empty_base_says_so_and_a_reindex_of_it_switches_at_once(d
     assert 'data-generation="2"' in page.summary_html("handbook")
     assert "chunks of 80 words (overlap 8)" in page.summary_html("handbook")
     assert page.reindex("handbook", 9999, None).startswith("⚠️ chunking.length must be from 1 to 256")
+    assert page.reindex("handbook", None, None, 20).startswith("⚠️ chunking.parent_length must be more than")
+    assert page.reindex("handbook", None, None, 400).startswith(
+        "✅ Re-indexing 0 document(s) with chunks of 80 cut from parents of 400 words")
+    assert "chunks of 80 words (overlap 8) cut from parents of 400 words" in page.summary_html("handbook")
+    assert page.reindex("handbook", None, None, 0).startswith("✅ Re-indexing 0 document(s) with chunks of 80;")
+
+
+def test_a_parent_child_base_is_created_from_the_form_and_its_passage_hits_say_what_matched(database):
+    assert page.create_base("passages", "", "word", 50, 5, "dense", 3, "", 49)[0].startswith(
+        "⚠️ chunking.parent_length must be more than chunking.length (50)")
+    assert page.create_base("passages", "", "word", 50, 5, "dense", 3, "", 300)[0].startswith("✅")
+    assert "cut from parents of 300 words" in page.summary_html("passages")
+    hit = {"chunk_id": "p1", "document": "a.md", "position": 4, "score": 0.9, "dense": None, "keyword": None,
+           "text": "a whole passage", "chunks": ["c1aaaaaaaaaa", "c2bbbbbbbbbb"]}
+    assert page._hit_rows([hit])[0][-1] == "parent of 2 matched chunk(s): c1aaaaaa, c2bbbbbb"
+    assert "a.md · passage 4" in page.chart_html([hit], "dense")
 
 
 def test_the_score_chart_draws_one_bar_per_hit_on_its_scale():

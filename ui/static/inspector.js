@@ -210,7 +210,7 @@
         for (const kb of kbs) if (BASE_OPTION + kb.name !== current)
           bases.appendChild(h("option", { value: BASE_OPTION + kb.name, text: `Knowledge base: ${kb.name} (${kb.status})` }));
         // a base's own collections are reached through the base, not by their generation's name
-        const plain = data.collections.filter((name) => !/^kb_[0-9a-f]+_g\d+$/.test(name));
+        const plain = data.collections.filter((name) => !/^kb_[0-9a-f]+_g\d+(_parents)?$/.test(name));
         for (const name of plain) if (name !== current) collections.appendChild(h("option", { value: name, text: name }));
         status.textContent = `${kbs.length} knowledge base(s), ${plain.length} other collection(s). A knowledge base keeps its `
           + "documents and chunks browsable on /knowledge; a workflow names it, and export writes its Milvus store.";
