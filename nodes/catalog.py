@@ -21,6 +21,8 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_CHAT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 MILVUS_STORE = "milvus_haystack.document_store.MilvusDocumentStore"
 AUTO_MERGING_RETRIEVER = "haystack.components.retrievers.auto_merging_retriever.AutoMergingRetriever"
+# Stackyard's own component in the knowledge room (named here as a string: the catalog imports nothing).
+KNOWLEDGE_BASE_WRITER = "knowledge.writer.KnowledgeBaseWriter"
 IN_MEMORY_STORE = "haystack.document_stores.in_memory.document_store.InMemoryDocumentStore"
 
 CATEGORIES = (
@@ -98,6 +100,10 @@ CATALOG: tuple[NodeType, ...] = (
     _n(f"{_HS}.writers.document_writer.DocumentWriter", "Document writer", "stores",
        "Writes documents to the vector store (overwrites by id, so re-runs add no duplicates).",
        defaults={"document_store": milvus_store_params(), "policy": "OVERWRITE"}),
+    _n(KNOWLEDGE_BASE_WRITER, "Knowledge base writer", "stores",
+       "Adds documents to a knowledge base as /knowledge does: its chunking and model, the same content skipped, "
+       "kept through a re-index. The run ends when they are queued; the workers index them.",
+       defaults={"knowledge_base": ""}),
     _n("milvus_haystack.milvus_embedding_retriever.MilvusEmbeddingRetriever", "Milvus retriever", "retrievers",
        "Finds the documents closest to a query embedding.", defaults={"document_store": milvus_store_params(), "top_k": 5}),
     _n("milvus_haystack.milvus_embedding_retriever.MilvusSparseEmbeddingRetriever", "Milvus keyword retriever",

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from knowledge import writer as knowledge_writer
 from stackyard.logs import log_context
 from worker.app import INDEX_TASK, RUN_TASK, celery_app
+from worker.enqueue import enqueue_documents
 from worker.runner import execute
+
+# A workflow's "Knowledge base writer" node, run here, sends what it added to be indexed.
+knowledge_writer.send_with(enqueue_documents)
 
 
 @celery_app.task(name=RUN_TASK, acks_late=True, reject_on_worker_lost=True)
@@ -19,7 +24,6 @@ def index_document(document_id: str) -> str | None:
     from knowledge.indexing import index_document as index
     from knowledge.models import DocState
     from runs.attempts import lease
-    from worker.enqueue import enqueue_documents
 
     state = index(document_id, beat_seconds=lease().beat_seconds)
     if state is DocState.QUEUED:          # indexed into a generation a re-index replaced meanwhile: again

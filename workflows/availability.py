@@ -14,7 +14,7 @@ from __future__ import annotations
 from knowledge import lifecycle as knowledge
 from knowledge.bases import get as knowledge_base
 from knowledge.search import KNOWLEDGE_BASE_STORE
-from nodes.catalog import get_node_type
+from nodes.catalog import KNOWLEDGE_BASE_WRITER, get_node_type
 from nodes.models import cached_names, missing_model
 from stackyard.errors import NotFound
 from stackyard.settings import Settings, get_settings
@@ -46,13 +46,15 @@ def knowledge_warnings(spec: WorkflowSpec) -> list[Issue]:
     vectors are in another space: the scores mean nothing). A base that does not exist is an issue of
     validation, not a warning."""
     found = []
+    warnings = []
     for name, comp in spec.components.items():
+        if comp.type == KNOWLEDGE_BASE_WRITER:
+            warnings += _writer_warnings(name, comp.init_parameters.get("knowledge_base"))
         for key, value in comp.init_parameters.items():
             if isinstance(value, dict) and value.get("type") == KNOWLEDGE_BASE_STORE:
                 base_name = (value.get("init_parameters") or {}).get("name")
                 if isinstance(base_name, str):
                     found.append((name, key, base_name))
-    warnings = []
     for name, key, base_name in found:
         with session_scope() as session:
             try:
@@ -65,8 +67,9 @@ def knowledge_warnings(spec: WorkflowSpec) -> list[Issue]:
         if str(spec.components[name].type).endswith("DocumentWriter"):
             warnings.append(Issue(IssueCode.KNOWLEDGE_WRITTEN_BY_WORKFLOW, node=name, port=key, field=field,
                 message=f"Node '{name}' writes into knowledge base '{base_name}': what it writes is searched, but it "
-                        "is not listed among the base's documents or chunks and a re-index leaves it out. To keep "
-                        f"documents with the base, add them on /knowledge or with `stackyard kb add {base_name}`."))
+                        "is not listed among the base's documents or chunks and a re-index leaves it out. Use a "
+                        "'Knowledge base writer' node instead (the base chunks and embeds what it is given), or "
+                        f"add documents on /knowledge or with `stackyard kb add {base_name}`."))
             continue
         if status in ("empty", "indexing"):
             why = "has no documents yet" if status == "empty" else "is still indexing documents"
@@ -81,6 +84,26 @@ def knowledge_warnings(spec: WorkflowSpec) -> list[Issue]:
                             f"'{base_name}' (read by '{name}') is embedded with '{model}': the vectors are in "
                             f"different spaces and the hits are noise. Set its model to '{model}'."))
     return warnings
+
+
+def _writer_warnings(name: str, base_name: object) -> list[Issue]:
+    """A knowledge base writer naming no base, or one that does not exist (yet): its runs fail until it does. A
+    warning, so a node just dropped, a template or an import naming a base made later still validates and saves."""
+    if not isinstance(base_name, str) or not base_name.strip():
+        return [Issue(IssueCode.KNOWLEDGE_BASE_MISSING, node=name, port="knowledge_base",
+                      field=f"components.{name}.init_parameters.knowledge_base",
+                      message=f"Node '{name}' names no knowledge base to add documents to; pick one (or create it on "
+                              "/knowledge). Its runs fail until then.")]
+    with session_scope() as session:
+        try:
+            knowledge_base(session, base_name.strip())
+            return []
+        except NotFound:
+            pass
+    return [Issue(IssueCode.KNOWLEDGE_BASE_MISSING, node=name, port="knowledge_base",
+                  field=f"components.{name}.init_parameters.knowledge_base",
+                  message=f"Node '{name}' adds documents to knowledge base '{base_name}', which does not exist; its "
+                          "runs fail until it does. Create it on /knowledge, or name another.")]
 
 
 def _query_embedders(spec: WorkflowSpec, retriever: str) -> list[tuple[str, str]]:

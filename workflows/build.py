@@ -40,7 +40,7 @@ from workflows.spec import ComponentSpec
 
 # Stackyard's own components and the Milvus integration live outside Haystack's default module
 # allowlist; our class allowlist (workflows.allowlist) has already vetted every type by then.
-for _module in ("nodes", "milvus_haystack"):
+for _module in ("nodes", "knowledge.writer", "milvus_haystack"):
     allow_deserialization_module(_module)
 
 # Components outside the catalog (STACKYARD_ALLOWED_COMPONENTS): Haystack's local-model nodes name it ``model``.

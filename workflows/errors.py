@@ -50,6 +50,7 @@ class IssueCode:
     KNOWLEDGE_NOT_READY = "knowledge_not_ready"   # a warning: a knowledge base it reads is empty or indexing
     KNOWLEDGE_MODEL_MISMATCH = "knowledge_model_mismatch"   # a warning: the query embedder is not the base's model
     KNOWLEDGE_WRITTEN_BY_WORKFLOW = "knowledge_written_by_workflow"   # a warning: a writer bypasses the base's documents
+    KNOWLEDGE_BASE_MISSING = "knowledge_base_missing"   # a warning: a knowledge base writer names no base (yet)
 
 
 class WorkflowInvalid(StackyardError):

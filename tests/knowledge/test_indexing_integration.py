@@ -14,6 +14,7 @@ import yaml
 from tests.support.openai_server import ChatServer
 from tests.support.specs import knowledge_rag
 from tests.support.stack import Stack, wait_until
+from workflows.templates import template_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -101,6 +102,18 @@ def test_a_knowledge_base_indexes_on_a_worker_and_answers_like_the_app(stack: St
 
         again = stack.api("POST", f"{BASES}/handbook/documents", json={"paths": ["handbook"]}).json()
         assert again["added"] == [] and len(again["skipped"]) == 4
+
+        # The ingest template writes through the base: a run on the worker queues what it adds, the worker indexes
+        (stack.files_root / "badges").mkdir()
+        (stack.files_root / "badges" / "badges.txt").write_text("Lost badges are replaced at the front desk.")
+        ingest = yaml.safe_load(template_path("ingest_knowledge").read_text())
+        stack.create("handbook-ingest", ingest)
+        ingested = stack.start_run("handbook-ingest", {"files": ["badges"]}, wait=120)
+        assert ingested["state"] == "succeeded", ingested["error"]
+        [badge] = ingested["outputs"]["added"]
+        wait_until(lambda: {d["id"]: d["state"] for d in documents(stack)}.get(badge) == "done", timeout=120,
+                   interval=0.5, message="the document the workflow added indexed")
+        assert ask(stack, "Where are lost badges replaced?")[0]["document_id"] == badge
 
         published = stack.api("POST", "/api/v1/publications", json={
             "workflow": "handbook-rag", "slug": "handbook", "message": "question", "reply": "prompt", "check": False})

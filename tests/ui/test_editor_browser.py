@@ -455,6 +455,19 @@ def test_canvas_tools_versions_import_and_files(stack: Stack, page: Page, tmp_pa
     click_node(page, "writer")                          # drawn again from the spec: the base is what is picked
     expect(page.get_by_label("Document store collection")).to_have_value("\u0000kb:handbook")
 
+    # The ingest template that writes through a knowledge base picks the base from a list as well
+    assert stack.api("POST", "/api/v1/knowledge-bases", json={"name": "manuals"}).status_code == 201
+    page.locator('[data-action="workflows"]').click()
+    dialog.get_by_label("New workflow name").fill("add to manuals")
+    dialog.locator('[data-template="ingest_knowledge"]').click()
+    dialog.locator('[data-action="create"]').click()
+    click_node(page, "knowledge")
+    base = page.get_by_label("Knowledge base", exact=True)
+    expect(base.locator("option", has_text="manuals (empty)")).to_have_count(1)
+    base.select_option("manuals")
+    spec = page.evaluate("() => window.Stackyard.editor.graph.toSpec()")
+    assert spec["components"]["knowledge"]["init_parameters"] == {"knowledge_base": "manuals"}
+
 
 def node_positions(page: Page) -> dict[str, tuple[float, float]]:
     """Each node's top-left corner on screen, by name."""

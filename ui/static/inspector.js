@@ -139,6 +139,9 @@
                  && (value.type === MILVUS_STORE || value.type === KNOWLEDGE_BASE)) {
         control = this.storeEditor(spec, value, set);
         row.appendChild(control);
+      } else if (spec.kind === "string" && spec.name === "knowledge_base") {   // the knowledge base writer's base
+        control = this.baseEditor(spec, value, set);
+        row.appendChild(control);
       } else if (spec.kind === "template" && (typeof value === "string" || value === null || value === undefined)) {
         control = this.templateEditor(node, spec, value || "", set);
         row.appendChild(control);
@@ -222,6 +225,23 @@
         raw.after(json);
       } });
       return h("div.sy-store", null, pick, named, status, raw);
+    }
+
+    /** A knowledge base by name, picked from GET /api/v1/knowledge-bases (a name no base has stays shown). */
+    baseEditor(spec, value, set) {
+      const current = typeof value === "string" ? value : "";
+      const pick = h("select.sy-input", { "aria-label": spec.label || spec.name },
+        h("option", { value: current, text: current || "— choose a knowledge base —" }));
+      pick.value = current;
+      const status = h("div.sy-hint", { text: "Loading knowledge bases…" });
+      pick.addEventListener("change", () => set(pick.value));
+      SY.api.rest("GET", "/api/v1/knowledge-bases").then((kbs) => {
+        for (const kb of kbs) if (kb.name !== current) pick.appendChild(h("option", { value: kb.name, text: `${kb.name} (${kb.status})` }));
+        const known = !current || kbs.some((kb) => kb.name === current);
+        status.textContent = known ? `${kbs.length} knowledge base(s); create one on /knowledge.`
+          : `No knowledge base '${current}' yet: create it on /knowledge, or pick another.`;
+      }).catch((err) => { status.textContent = `Knowledge bases could not be listed: ${err.message}`; });
+      return h("div", null, pick, status);
     }
 
     /** A prompt template: as it is typed, its {{ variables }} become the node's input ports. */
