@@ -19,7 +19,15 @@ from gradio.utils import get_upload_folder
 
 from apps.publishing import apps_using_knowledge_base
 from knowledge import bases, generations, lifecycle, queries, search
-from knowledge.documents import MAX_FILE_BYTES, MAX_FILES, file_sources, store_uploads, text_source, url_source
+from knowledge.documents import (
+    CONVERTERS,
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    file_sources,
+    store_uploads,
+    text_source,
+    url_source,
+)
 from knowledge.models import DocState
 from knowledge.settings import SCALES, Chunking, Retrieval
 from nodes.catalog import MILVUS_STORE
@@ -131,11 +139,15 @@ def documents_view(name: str | None) -> tuple[str, list[list]]:
 
 
 def add_documents(name: str | None, uploads: list[str] | None, paths: str, text_name: str,
-                  text: str, urls: str = "") -> str:
-    """Queue uploaded files, files named under the files root, URLs and pasted text; the same content is
-    skipped."""
+                  text: str, urls: str = "", folder: list[str] | None = None) -> str:
+    """Queue uploaded files and folders, files named under the files root, URLs and pasted text; the same content
+    is skipped. An uploaded folder's files of other types are left out and counted (a folder holds what it holds);
+    a file picked one by one must be of a type a base reads."""
     if not name:
         return "⚠️ Pick a knowledge base first."
+    folder_files = [u for u in folder or [] if Path(u).suffix.lower() in CONVERTERS]
+    left_out = len(folder or []) - len(folder_files)
+    uploads = [*(uploads or []), *folder_files]
     try:
         entries = [p.strip() for p in (paths or "").replace(",", "\n").splitlines() if p.strip()]
         sources = file_sources(entries, field="Paths") if entries else []
@@ -160,6 +172,9 @@ def add_documents(name: str | None, uploads: list[str] | None, paths: str, text_
     except (StackyardError, OSError) as exc:
         return _fail(exc)
     note = f" Skipped {len(skipped)} already there: {', '.join(skipped[:5])}." if skipped else ""
+    if left_out:
+        note += (f" Left out {left_out} file(s) of the folder a knowledge base cannot read (it reads "
+                 f"{', '.join(sorted(CONVERTERS))}).")
     return f"✅ {len(ids)} document(s) queued for indexing.{note}"
 
 
@@ -428,6 +443,7 @@ def build() -> gr.Blocks:
         with gr.Row():
             uploads = gr.File(label="Files", file_count="multiple", type="filepath", elem_id="kb-upload",
                               file_types=[".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".csv"])
+            folder = gr.File(label="A folder", file_count="directory", type="filepath", elem_id="kb-folder")
             with gr.Column():
                 paths = gr.Textbox(label="Files, folders or globs under the files root", lines=2)
                 urls = gr.Textbox(label="URLs (one per line)", lines=2, elem_id="kb-urls")
@@ -497,7 +513,7 @@ def build() -> gr.Blocks:
         create_btn.click(create_base, [new_name, description, unit, length, overlap, mode, top_k, ranker, parent_length],
                          [status, base])
         base.change(everything, [base], [summary, progress, documents, chunks, hint, history])
-        add_btn.click(add_documents, [base, uploads, paths, text_name, text, urls], [status])
+        add_btn.click(add_documents, [base, uploads, paths, text_name, text, urls, folder], [status])
         timer.tick(lambda name: (summary_html(name), *documents_view(name)), [base], [summary, progress, documents])
         documents.select(pick, [documents], [document_id])
         document_id.change(lambda name, d, q: chunks_table(name, d, q), [base, document_id, chunk_search], [chunks])

@@ -57,6 +57,23 @@ def test_uploads_are_kept_under_the_files_root_and_the_same_content_is_skipped(d
     assert again.startswith("✅ 0 document(s) queued") and "Skipped 1 already there" in again
 
 
+def test_an_uploaded_folder_adds_what_a_base_reads_and_says_what_it_left_out(database, data_dir: Path, inbox):
+    make()
+    folder = inbox / "browser" / "handbook"
+    (folder / "rooms").mkdir(parents=True)
+    (folder / "policy.txt").write_text("Thirty days of vacation.")
+    (folder / "rooms" / "library.md").write_text("# Library\n\nThe library is on the third floor.")
+    (folder / "logo.png").write_bytes(b"\x89PNG")
+    (folder / "rooms" / "notes.tmp").write_text("scratch")
+    status = page.add_documents("handbook", None, "", "", "", "", [str(p) for p in sorted(folder.rglob("*.*"))])
+    assert status == ("✅ 2 document(s) queued for indexing. Left out 2 file(s) of the folder a knowledge base "
+                      "cannot read (it reads .csv, .docx, .htm, .html, .md, .pdf, .txt)."), status
+    assert sorted(p.name for p in (data_dir / "files" / UPLOADS / "handbook").rglob("*.*")) == ["library.md",
+                                                                                                 "policy.txt"]
+    outside = page.add_documents("handbook", None, "", "", "", "", [str(data_dir / "files" / "x.txt")])
+    assert outside.startswith("⚠️") and "is not a file this page received" in outside
+
+
 def test_bad_files_refuse_the_whole_request_before_anything_is_copied(database, data_dir: Path, inbox, tmp_path):
     make()
     (inbox / "tool.exe").write_bytes(b"MZ")

@@ -1,5 +1,5 @@
 """The knowledge page (``/knowledge``) in Debian's Chromium against a real web server and worker (Redis +
-PostgreSQL, milvus-lite, MiniLM): a user creates a base, uploads a mixed folder and watches every document's bar
+PostgreSQL, milvus-lite, MiniLM): a user creates a base, uploads a mixed folder (the folder picker) and watches every document's bar
 reach done, finds a chunk, edits it, tests a query whose right answer is that chunk (a chart of the scores), and
 re-indexes with longer chunks while the current index answers."""
 
@@ -43,9 +43,10 @@ def knowledge_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
 
 def test_create_upload_browse_edit_query_and_reindex(knowledge_stack: Stack, tmp_path: Path):
     folder = tmp_path / "handbook"
-    folder.mkdir()
-    for name, text in FOLDER.items():
-        (folder / name).write_text(text)
+    (folder / "facilities").mkdir(parents=True)
+    for name, text in FOLDER.items():      # a folder as people have them: a subfolder, a file no base reads
+        (folder / ("facilities" if name.endswith((".md", ".html")) else "") / name).write_text(text)
+    (folder / "facilities" / "floorplan.png").write_bytes(b"\x89PNG\r\n")
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
@@ -61,10 +62,10 @@ def test_create_upload_browse_edit_query_and_reindex(knowledge_stack: Stack, tmp
             message.get_by_text("Knowledge base 'handbook' created").wait_for()
             expect(page.locator("#kb-state")).to_have_attribute("data-status", "empty", timeout=WAIT)
 
-            page.locator("#kb-upload input[type=file]").set_input_files([str(p) for p in sorted(folder.iterdir())])
-            page.locator("#kb-upload").get_by_label("rooms.csv").wait_for()     # uploaded: the component lists it
+            page.locator("#kb-folder input[type=file]").set_input_files(str(folder))   # the folder picker
+            page.locator("#kb-folder").get_by_label("rooms.csv").wait_for()     # uploaded: the component lists it
             page.get_by_role("button", name="Add documents").click()
-            message.get_by_text("4 document(s) queued for indexing").wait_for()
+            message.get_by_text("4 document(s) queued for indexing. Left out 1 file(s) of the folder").wait_for()
             expect(page.locator("#kb-progress .kb-doc")).to_have_count(4, timeout=WAIT)
             expect(page.locator('#kb-progress .kb-doc[data-state="done"]')).to_have_count(4, timeout=WAIT)
             expect(page.locator("#kb-state")).to_have_attribute("data-status", "ready", timeout=WAIT)
