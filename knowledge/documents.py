@@ -118,15 +118,7 @@ def store_uploads(files: list[Path], base_name: str, *, received_in: Path) -> li
     document already reads."""
     if len(files) > MAX_FILES:
         raise BadDocument(f"Upload at most {MAX_FILES} files at a time.", field="files")
-    inbox = received_in.resolve()
-    checked = []
-    for file in files:
-        real = file.resolve()
-        if not real.is_relative_to(inbox) or not real.is_file():
-            raise BadDocument(f"files: '{file.name}' is not a file this page received; upload it again.",
-                              field="files")
-        _check_file(real, file.name, "files")
-        checked.append(real)
+    checked = _received(files, received_in)
     folder = confine_path(Path(UPLOADS) / _safe(base_name) / uuid.uuid4().hex[:12])
     folder.mkdir(parents=True, exist_ok=True)
     stored = []
@@ -137,6 +129,28 @@ def store_uploads(files: list[Path], base_name: str, *, received_in: Path) -> li
         shutil.copyfile(file, target)
         stored.append(str(target.relative_to(confine_path("."))))
     return stored
+
+
+def received_source(file: Path, *, received_in: Path) -> Source:
+    """A file the page received, to preview where it is (nothing is copied): checked as an upload is."""
+    [real] = _received([file], received_in)
+    return Source(name=file.name, kind="file", content_hash=digest(real.read_bytes()), size_bytes=real.stat().st_size,
+                  path=real)
+
+
+def _received(files: list[Path], received_in: Path) -> list[Path]:
+    """``files`` resolved, each under ``received_in`` (the page's upload folder) and of a type and size a base
+    reads; else the error naming the first that is not."""
+    inbox = received_in.resolve()
+    checked = []
+    for file in files:
+        real = file.resolve()
+        if not real.is_relative_to(inbox) or not real.is_file():
+            raise BadDocument(f"files: '{file.name}' is not a file this page received; upload it again.",
+                              field="files")
+        _check_file(real, file.name, "files")
+        checked.append(real)
+    return checked
 
 
 def _safe(name: str) -> str:
@@ -158,9 +172,10 @@ def _check_file(path: Path, shown: str, field: str) -> int:
     return size
 
 
-def read(name: str, *, text: str | None = None, path: Path | None = None, url: str | None = None) -> list[Any]:
+def read(name: str, *, text: str | None = None, path: Path | None = None, url: str | None = None,
+         root: Path | None = None) -> list[Any]:
     """The Haystack documents in one source (a file's converter by its suffix, a fetched URL's by its content
-    type; pasted text as it is)."""
+    type; pasted text as it is). A file is read only inside ``root`` (default: the files root)."""
     from haystack import Document
 
     if text is not None:
@@ -169,7 +184,7 @@ def read(name: str, *, text: str | None = None, path: Path | None = None, url: s
         source, suffix = _fetch(url)
     else:
         assert path is not None
-        source, suffix = confine_path(path), path.suffix.lower()
+        source, suffix = confine_path(path, root), path.suffix.lower()
     module, cls = CONVERTERS[suffix]
     import importlib
 
@@ -250,9 +265,10 @@ def _counted(chunks: list[Any]) -> list[Any]:
     return chunks
 
 
-def preview(source: Source, chunking: Chunking, *, first: int = 5) -> dict[str, Any]:
-    """The first chunks ``chunking`` makes of ``source`` and how many there are in all; nothing is embedded."""
-    chunks = split(read(source.name, text=source.text, path=source.path), chunking)
+def preview(source: Source, chunking: Chunking, *, first: int = 5, root: Path | None = None) -> dict[str, Any]:
+    """The first chunks ``chunking`` makes of ``source`` and how many there are in all; nothing is embedded. A
+    file is read inside ``root`` (default: the files root; the page's upload folder for an upload)."""
+    chunks = split(read(source.name, text=source.text, path=source.path, root=root), chunking)
     return {"name": source.name, "total": len(chunks),
             "chunks": [{"position": index, "text": chunk.content, "length": len(chunk.content or "")}
                        for index, chunk in enumerate(chunks[:first])]}

@@ -24,12 +24,14 @@ from knowledge.documents import (
     MAX_FILE_BYTES,
     MAX_FILES,
     file_sources,
+    preview,
+    received_source,
     store_uploads,
     text_source,
     url_source,
 )
 from knowledge.models import DocState
-from knowledge.settings import SCALES, Chunking, Retrieval
+from knowledge.settings import SCALES, Chunking, Retrieval, model_window
 from nodes.catalog import MILVUS_STORE
 from stackyard.errors import StackyardError
 from stackyard.settings import get_settings
@@ -176,6 +178,48 @@ def add_documents(name: str | None, uploads: list[str] | None, paths: str, text_
         note += (f" Left out {left_out} file(s) of the folder a knowledge base cannot read (it reads "
                  f"{', '.join(sorted(CONVERTERS))}).")
     return f"✅ {len(ids)} document(s) queued for indexing.{note}"
+
+
+PREVIEW_HEADERS = ["position", "length (characters)", "text"]
+
+
+def preview_chunks(name: str | None, uploads: list[str] | None, folder: list[str] | None, paths: str, text: str,
+                   length: Any, overlap: Any, parent_length: Any) -> tuple[str, list[list]]:
+    """Before spending: the chunks the first file picked (an upload, a folder's, a path under the files root) or
+    the pasted text would make under the base's chunking, or the lengths typed here; how many in all, nothing
+    embedded or stored."""
+    if not name:
+        return "⚠️ Pick a knowledge base first.", []
+    try:
+        with session_scope() as session:
+            base = bases.get(session, name)
+            current, model = Chunking(**base.chunking), base.embedding_model
+        parent = fields.whole_number(parent_length, field="Preview parent length", low=0, high=100_000, empty=-1)
+        chunking = Chunking(**{**current.model_dump(),
+            "length": fields.whole_number(length, field="Preview chunk length", high=100_000, empty=current.length),
+            "overlap": fields.whole_number(overlap, field="Preview overlap", low=0, high=100_000,
+                                           empty=current.overlap),
+            "parent_length": current.parent_length if parent == -1 else (parent or None)}
+        ).check(model_window(model, get_settings()))
+        received = [u for u in [*(uploads or []), *(folder or [])] if Path(u).suffix.lower() in CONVERTERS]
+        entries = [p.strip() for p in (paths or "").replace(",", "\n").splitlines() if p.strip()]
+        root = None
+        if received:
+            root = Path(get_upload_folder())
+            source = received_source(Path(received[0]), received_in=root)
+        elif entries:
+            source = file_sources(entries[:1], field="Paths")[0]
+        elif (text or "").strip():
+            source = text_source("pasted text", text, field="Text")
+        else:
+            return "⚠️ Pick a file or folder, name a path, or paste text to preview.", []
+        shown = preview(source, chunking, root=root)
+    except (StackyardError, ValueError, OSError) as exc:
+        return _fail(exc), []
+    line = (f"**{shown['total']} chunk(s)** from '{html.escape(source.name)}' with chunks of {chunking.length} "
+            f"{chunking.unit}s (overlap {chunking.overlap}){_parents(chunking.model_dump())}; the first "
+            f"{len(shown['chunks'])} below. Nothing was embedded or stored.")
+    return line, [[c["position"], c["length"], _short(c["text"])] for c in shown["chunks"]]
 
 
 NO_DOCUMENT = "⚠️ Pick a document in the table first."
@@ -430,8 +474,8 @@ def build() -> gr.Blocks:
                 mode = gr.Radio(list(MODES), value="dense", label="Retrieval")
                 top_k = gr.Number(label="Top k", value=5, precision=0)
                 ranker = gr.Textbox(label="Ranker (a cross-encoder, optional)", placeholder="models on /models")
-                parent_length = gr.Number(label="Parent length (words; 0: none)", precision=0,
-                                          elem_id="kb-parent-length",
+                parent_length = gr.Textbox(label="Parent length (words, optional)", max_lines=1,
+                                           elem_id="kb-parent-length", placeholder="none",
                                           info="Parent–child: match small chunks, answer with the passage of this "
                                                "many words they were cut from.")
             create_btn = gr.Button("Create knowledge base", variant="primary", elem_id="kb-create")
@@ -450,6 +494,17 @@ def build() -> gr.Blocks:
             with gr.Column():
                 text_name = gr.Textbox(label="Text name")
                 text = gr.Textbox(label="Or paste text", lines=3)
+        with gr.Accordion("Preview the chunks first (nothing is embedded)", open=False, elem_id="kb-preview"):
+            with gr.Row():
+                # text boxes: an empty number box sends 0, and 0 is an overlap (or "no parents") of its own
+                pre_length = gr.Textbox(label="Chunk length", placeholder="the base's", max_lines=1,
+                                        elem_id="kb-pre-length")
+                pre_overlap = gr.Textbox(label="Overlap", placeholder="the base's", max_lines=1)
+                pre_parent = gr.Textbox(label="Parent length (0: none)", placeholder="the base's", max_lines=1)
+                preview_btn = gr.Button("Preview chunks", elem_id="kb-preview-btn")
+            preview_line = gr.Markdown(elem_id="kb-preview-line")
+            preview_rows = gr.Dataframe(headers=PREVIEW_HEADERS, interactive=False, wrap=True,
+                                        elem_id="kb-preview-chunks")
         add_btn = gr.Button("Add documents", variant="primary", elem_id="kb-add")
         progress = gr.HTML(elem_id="kb-progress")
         documents = gr.Dataframe(headers=DOCUMENT_HEADERS, interactive=False, wrap=True, elem_id="kb-documents")
@@ -494,9 +549,10 @@ def build() -> gr.Blocks:
         gr.Markdown("### Re-index\nBuild the index again with other chunks; the current one keeps answering until "
                     "the new one holds every document. Edited and hand-added chunks carry over.")
         with gr.Row():
-            re_length = gr.Number(label="New chunk length", precision=0, elem_id="kb-re-length")
-            re_overlap = gr.Number(label="New overlap", precision=0, elem_id="kb-re-overlap")
-            re_parent = gr.Number(label="New parent length (0: none)", precision=0, elem_id="kb-re-parent")
+            re_length = gr.Textbox(label="New chunk length", placeholder="the same", max_lines=1, elem_id="kb-re-length")
+            re_overlap = gr.Textbox(label="New overlap", placeholder="the same", max_lines=1, elem_id="kb-re-overlap")
+            re_parent = gr.Textbox(label="New parent length (0: none)", placeholder="the same", max_lines=1,
+                                   elem_id="kb-re-parent")
             reindex_btn = gr.Button("Re-index", elem_id="kb-reindex-btn")
             cancel_btn = gr.Button("Cancel re-index", variant="stop")
         timer = gr.Timer(1.5)
@@ -514,6 +570,8 @@ def build() -> gr.Blocks:
                          [status, base])
         base.change(everything, [base], [summary, progress, documents, chunks, hint, history])
         add_btn.click(add_documents, [base, uploads, paths, text_name, text, urls, folder], [status])
+        preview_btn.click(preview_chunks, [base, uploads, folder, paths, text, pre_length, pre_overlap, pre_parent],
+                          [preview_line, preview_rows])
         timer.tick(lambda name: (summary_html(name), *documents_view(name)), [base], [summary, progress, documents])
         documents.select(pick, [documents], [document_id])
         document_id.change(lambda name, d, q: chunks_table(name, d, q), [base, document_id, chunk_search], [chunks])

@@ -151,3 +151,23 @@ def test_a_document_is_deleted_from_the_page_and_switched_only_once_indexed(data
     assert page.delete_document("handbook", row[0]) == "✅ 'wifi' deleted with its chunks."
     assert page.documents_view("handbook")[1] == []
     assert page.delete_document("handbook", row[0]).startswith("⚠️ Knowledge base 'handbook' has no document")
+
+
+def test_a_preview_shows_the_first_chunks_of_what_is_picked_under_the_bases_or_typed_chunking(
+        database, data_dir: Path, inbox):
+    make(length=4, overlap=0)
+    sent = inbox / "browser"
+    sent.mkdir()
+    (sent / "policy.txt").write_text(" ".join(f"w{n}" for n in range(10)))
+    line, rows = page.preview_chunks("handbook", [str(sent / "policy.txt")], None, "", "", None, None, None)
+    assert line.startswith("**3 chunk(s)** from 'policy.txt' with chunks of 4 words (overlap 0); the first 3")
+    assert [r[2].split() for r in rows] == [["w0", "w1", "w2", "w3"], ["w4", "w5", "w6", "w7"], ["w8", "w9"]]
+    line, rows = page.preview_chunks("handbook", None, None, "", "one two three four five six", 2, 0, 4)
+    assert line.startswith("**3 chunk(s)** from 'pasted text' with chunks of 2 words (overlap 0) cut from parents "
+                           "of 4 words") and len(rows) == 3
+    assert page.preview_chunks("handbook", None, None, "", "text", 9999, None, None)[0].startswith(
+        "⚠️ chunking.length must be from 1 to 256")
+    outside = page.preview_chunks("handbook", [str(data_dir / "files" / "x.txt")], None, "", "", None, None, None)
+    assert outside[0].startswith("⚠️") and "is not a file this page received" in outside[0]
+    assert page.preview_chunks("handbook", None, None, "", "", None, None, None)[0].startswith("⚠️ Pick a file")
+    assert not (data_dir / "files" / UPLOADS).exists()            # nothing was copied or stored

@@ -64,6 +64,11 @@ def test_create_upload_browse_edit_query_and_reindex(knowledge_stack: Stack, tmp
 
             page.locator("#kb-folder input[type=file]").set_input_files(str(folder))   # the folder picker
             page.locator("#kb-folder").get_by_label("rooms.csv").wait_for()     # uploaded: the component lists it
+            page.get_by_text("Preview the chunks first").click()          # before spending: no embedding
+            page.get_by_role("button", name="Preview chunks").click()
+            expect(page.locator("#kb-preview-line")).to_contain_text("with chunks of 12 words (overlap 2)",
+                                                                     timeout=WAIT)
+            assert rows(page, "kb-preview-chunks")
             page.get_by_role("button", name="Add documents").click()
             message.get_by_text("4 document(s) queued for indexing. Left out 1 file(s) of the folder").wait_for()
             expect(page.locator("#kb-progress .kb-doc")).to_have_count(4, timeout=WAIT)
