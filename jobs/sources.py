@@ -89,10 +89,16 @@ def parse_source(source: dict[str, Any] | BaseModel) -> SourceSpec:
                            field=where) from None
 
 
-def read_source(source: dict[str, Any] | BaseModel) -> ItemRecords:
-    """Expand a source into records (files are listed now: the job's items are fixed when it is created)."""
-    spec = parse_source(source)
+def read_source(source: dict[str, Any] | BaseModel | ItemRecords) -> ItemRecords:
+    """Expand a source into records (files are listed now: the job's items are fixed when it is created).
+    Records another room made (an evaluation's cases) are taken as they are, within the same limits."""
     settings = get_settings()
+    if isinstance(source, ItemRecords):
+        if not source.records or len(source.records) > settings.job_max_items:
+            raise BadJobSource(f"A job has 1 to {settings.job_max_items} items (STACKYARD_JOB_MAX_ITEMS); this one "
+                               f"would have {len(source.records)}.")
+        return source
+    spec = parse_source(source)
     if isinstance(spec, (CsvSource, JsonlSource)) and len(spec.data.encode()) > settings.job_upload_max_bytes:
         raise BadJobSource(f"The {spec.type.upper()} data is over {settings.job_upload_max_bytes} bytes "
                            "(STACKYARD_JOB_UPLOAD_MAX_BYTES); split it into several jobs.", field="source.data")
