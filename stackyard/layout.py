@@ -39,6 +39,8 @@ _TOP_DOWN = (
     ("api", "FastAPI: app, errors, auth and admin sessions, metrics, thin routes, request and response shapes"),
     ("apps", "published apps: their tables, publishing, API keys, limits, chat serving (one reply reader)"),
     ("worker", "Celery: app, tasks, the attempt executor, reaper, model cache"),
+    ("evaluations", "test sets and their revisions, evaluation runs (a batch job, then scoring), metrics, "
+                    "comparison and the publishing gate"),
     ("jobs", "batch jobs and schedules: their tables, lifecycle, sources, dispatch, stats"),
     ("runs", "runs: their tables, the lifecycle (every run decision), the attempt policy runs and job items share, "
              "the trace, worker liveness, stats"),
@@ -69,10 +71,11 @@ STATE_OWNERS: dict[str, frozenset[str]] = {
     "ScheduleState": frozenset({"jobs.schedules", "jobs.models"}),
     "FireState": frozenset({"jobs.schedules", "jobs.models"}),
     "DocState": frozenset({"knowledge.lifecycle", "knowledge.models"}),
+    "EvalState": frozenset({"evaluations.lifecycle", "evaluations.models"}),
 }
 THE_CAS = "store.transitions"
 COMMITTERS = frozenset({"store.db", "store.transitions", "runs.lifecycle", "jobs.lifecycle", "jobs.dispatch",
-                        "jobs.schedules"})
+                        "jobs.schedules", "evaluations.lifecycle"})
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ celery_app = make_celery()
 RUN_TASK = "stackyard.execute_run"
 ITEM_TASK = "stackyard.execute_job_item"
 INDEX_TASK = "stackyard.index_document"   # a knowledge-base document; embedding routes it to the gpu queue
+SCORE_TASK = "stackyard.score_evaluation"  # an evaluation whose job is over
 
 
 def queue_depths(queues: tuple[str, ...] | list[str] = QUEUES, *, app: Celery | None = None) -> dict[str, int]:

@@ -58,6 +58,25 @@ def reap_documents() -> list[str]:
     return again
 
 
+def send_scoring() -> list[str]:
+    """Evaluations whose job is over, claimed for scoring and sent to a worker (cpu queue); those a scorer
+    took but stopped beating for four leases (it died) are claimed and sent again."""
+    from evaluations import lifecycle as evaluations
+    from worker.app import SCORE_TASK, celery_app
+
+    stale = evaluations.heartbeat_due(4 * lease().seconds)
+    sent = []
+    with session_scope() as session:
+        due = evaluations.due_for_scoring(session, stale_before=stale)
+    for evaluation_id in due:
+        with session_scope() as session:
+            if evaluations.claim_scoring(session, evaluation_id, stale_before=stale) is None:
+                continue
+        celery_app.send_task(SCORE_TASK, args=[evaluation_id], queue="cpu")
+        sent.append(evaluation_id)
+    return sent
+
+
 def drop_retired_generations(grace_seconds: float | None = None) -> list[str]:
     """Collections of knowledge-base generations replaced by a re-index at least ``grace_seconds`` ago (four
     leases: no query or warm pipeline can still be reading them): dropped. Returns their names."""
@@ -145,6 +164,7 @@ class Reaper(threading.Thread):
                     workers.beat(session, name=self.worker, queues=self.queues)
                 reap_once()
                 reap_documents()
+                send_scoring()
                 drop_retired_generations()
                 if passes % ORPHAN_EVERY == 0:
                     drop_orphan_collections()

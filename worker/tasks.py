@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from knowledge import writer as knowledge_writer
 from stackyard.logs import log_context
-from worker.app import INDEX_TASK, RUN_TASK, celery_app
+from worker.app import INDEX_TASK, RUN_TASK, SCORE_TASK, celery_app
 from worker.enqueue import enqueue_documents
 from worker.runner import execute
 
@@ -28,6 +28,14 @@ def index_document(document_id: str) -> str | None:
     state = index(document_id, beat_seconds=lease().beat_seconds)
     if state is DocState.QUEUED:          # indexed into a generation a re-index replaced meanwhile: again
         enqueue_documents([document_id])
+    return state.value if state else None
+
+
+@celery_app.task(name=SCORE_TASK, acks_late=True, reject_on_worker_lost=True)
+def score_evaluation(evaluation_id: str) -> str | None:
+    from evaluations.scoring import score
+
+    state = score(evaluation_id)
     return state.value if state else None
 
 
