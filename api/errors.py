@@ -23,12 +23,15 @@ class RequestTooLarge(StackyardError):
     status = 413
 
 
-def error_body(message: str, type_: str, *, field: str | None = None, issues: list | None = None) -> dict:
+def error_body(message: str, type_: str, *, field: str | None = None, issues: list | None = None,
+               report: dict | None = None) -> dict:
     body: dict = {"message": message, "type": type_}
     if field:
         body["field"] = field
     if issues is not None:
         body["issues"] = issues
+    if report:                       # a refusal with its evidence (the publishing gate's checks)
+        body["report"] = report
     return {"error": body}
 
 
@@ -38,12 +41,13 @@ _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403:
 
 
 def _respond(request: Request, status: int, message: str, type_: str, *, field: str | None = None,
-             issues: list | None = None) -> JSONResponse:
+             issues: list | None = None, report: dict | None = None) -> JSONResponse:
     if request.url.path.startswith("/v1/"):  # the OpenAI-compatible API answers in OpenAI's error shape
         code = "model_not_found" if status == 404 else type_
         body = {"error": {"message": message, "type": _OPENAI_TYPES.get(status, "server_error"), "param": field, "code": code}}
         return JSONResponse(redact_data(body), status_code=status)
-    return JSONResponse(redact_data(error_body(message, type_, field=field, issues=issues)), status_code=status)
+    return JSONResponse(redact_data(error_body(message, type_, field=field, issues=issues, report=report)),
+                        status_code=status)
 
 
 def _first_error(errors: list) -> tuple[str, str]:
@@ -77,7 +81,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StackyardError)
     async def _domain(request: Request, exc: StackyardError) -> JSONResponse:
         issues = [issue.to_dict() for issue in exc.issues] if isinstance(exc, WorkflowInvalid) else None
-        return _respond(request, exc.status, str(exc), type(exc).__name__, field=getattr(exc, "field", None), issues=issues)
+        return _respond(request, exc.status, str(exc), type(exc).__name__, field=getattr(exc, "field", None),
+                        issues=issues, report=getattr(exc, "report", None))
 
     @app.exception_handler(RequestValidationError)
     async def _request(request: Request, exc: RequestValidationError) -> JSONResponse:

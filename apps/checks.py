@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from apps import chat, publishing
+from apps import chat, gating, publishing
+from apps.gating import GatePending
 from apps.models import Publication
+from evaluations.gate import Gate
 from runs import lifecycle as runs
 from runs import workers
 from runs.models import RunState
@@ -81,15 +83,27 @@ def smoke(version_id: str, roles: dict[str, str | None], message: str = DEFAULT_
 
 def publish_checked(session: Session, *, ref: str, slug: str, version: int | None, given: dict[str, str | None],
                     check: bool = True, force: bool = False, message: str = DEFAULT_MESSAGE,
-                    max_concurrency: int | None = None) -> tuple[Publication, CheckResult | None]:
-    """Check the version answers ``message`` (unless ``check`` is False), then publish it.
+                    max_concurrency: int | None = None, gate: Gate | None = None,
+                    override: str | None = None) -> tuple[Publication | GatePending, CheckResult | None]:
+    """Pass the app's gate (``gate``, or the one it has), check the version answers ``message`` (unless ``check``
+    is False), then publish it. While the gate's evaluations run, nothing changes: what it waits for is returned.
 
     :raises PublishCheckFailed: the version did not answer and ``force`` is False; nothing is published.
+    :raises GateFailed: the version did not pass the gate and no ``override`` reason was given.
     """
     publishing.check_slug(slug)
     with autocommit_scope() as reading:  # no transaction stays open while the worker answers
         row, roles = publishing.resolve(reading, ref=ref, version=version, given=given)
-        version_id, number = row.id, row.number
+        version_id, number, workflow_id = row.id, row.number, row.workflow_id
+    live = session.get(Publication, slug)
+    chosen = gate or (Gate(**live.gate) if live is not None and live.gate else None)
+    report = None
+    if chosen is not None:
+        outcome = gating.judge(session, gate=chosen, workflow=workflow_id, version=number, override=override,
+                               live=live if live is not None and live.workflow_id == workflow_id else None)
+        if isinstance(outcome, GatePending):
+            return outcome, None
+        report = outcome
     result = smoke(version_id, roles, message) if check else None
     if result is not None and not result.ok and not force:
         raise PublishCheckFailed(f"Version {number} was not published: {result.problem}. Fix the workflow and save a "
@@ -97,4 +111,8 @@ def publish_checked(session: Session, *, ref: str, slug: str, version: int | Non
     warning = SKIPPED if result is None else None if result.ok else f"Published although its check failed: {result.problem}."
     publication = publishing.publish(session=session, ref=ref, slug=slug, version=number,
                                      max_concurrency=max_concurrency, check_warning=warning, **given)
+    if chosen is not None:
+        publication.gate, publication.gate_result = chosen.model_dump(), report
+        session.add(publication)
+        session.flush()
     return publication, result

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from store.clock import utcnow
@@ -23,6 +25,11 @@ class Publication(SQLModel, table=True):
     max_concurrency: int = 8
     # Set when the version went live although its publish check failed, or without one (apps.checks).
     check_warning: str | None = None
+    # What a version must pass on a test set before it goes live (evaluations.gate.Gate), and the verdict on the
+    # live version (with an override's reason when an admin switched anyway).
+    gate: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    gate_result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True),
+                                                                              nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -9,6 +9,7 @@
     stackyard migrate                       bring the database schema up to date
     stackyard publish WORKFLOW[@VERSION] --slug SLUG / unpublish SLUG
     stackyard keys create [--app SLUG] [--rate N] / keys list / keys revoke ID
+    stackyard eval import FILE --set SET / eval run WORKFLOW[@VERSION] --set SET [--gate --threshold M=MIN] / eval compare A --set B
     stackyard kb list / kb create NAME [--length N --overlap N --parent-length N] / kb add NAME PATH... / kb docs NAME /
                  kb query NAME TEXT [--top-k N]        knowledge bases (a worker indexes what ``add`` queues)
 """
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from stackyard import cli_eval
 from stackyard.errors import StackyardError
 from workflows.errors import WorkflowInvalid
 
@@ -292,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not send a test message through the version on a worker first (the app shows a warning)")
     p.add_argument("--force", action="store_true", help="publish even if the test message fails (the app shows why)")
     add("unpublish", cmd_unpublish, "stop serving a chat app").add_argument("slug")
+    cli_eval.add_parser(add)
     p = add("keys", cmd_keys, "create, list or revoke API keys")
     p.add_argument("action", choices=["create", "list", "revoke"])
     p.add_argument("id", nargs="?", help="key id or prefix (revoke)")

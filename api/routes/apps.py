@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Header, Request, Response, status
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.openapi import API_KEY, BODY, KEY_WHY, WRITE, errors, request_body, schema_of
 from api.routes.runs import FINISHED, snapshot, wait_for
-from api.schemas.apps import AppRunRequest, KeyCreate, KeyCreated, KeyPublic, PublicationPublic, PublishRequest
+from api.schemas.apps import (
+    AppRunRequest,
+    GateWaiting,
+    KeyCreate,
+    KeyCreated,
+    KeyPublic,
+    PublicationPublic,
+    PublishRequest,
+)
 from api.schemas.runs import RunPublic
 from apps import chat, checks, keys, limits, publishing
+from apps.gating import GatePending
 from apps.models import ApiKey
 from runs import lifecycle as runs
 from store.db import autocommit_scope
+from worker import batch
 from workflows.bounds import Text
 
 router = APIRouter(prefix="/api/v1", tags=["apps"], route_class=LimitedRoute, responses=errors(400, 401, 429))
@@ -33,15 +46,26 @@ def list_publications(session: SessionDep) -> list[PublicationPublic]:
 
 
 @router.post("/publications", response_model=PublicationPublic, status_code=status.HTTP_201_CREATED,
-             responses=errors(*BODY, 404, 409, why={422: "A body field is invalid, a chat role is missing, or the "
-                                                    "version failed its publish check (field 'check')."}))
-def publish(body: PublishRequest, session: SessionDep) -> PublicationPublic:
-    """Serve a version as a chat app, after it answered a test message on a worker (``check``)."""
+             responses={**errors(*BODY, 404, 409, why={
+                 422: "A body field is invalid, a chat role is missing, or the version failed its publish check "
+                      "(field 'check').",
+                 409: "The version did not pass the app's gate (field 'gate': the report says which checks)."}),
+                 202: {"model": GateWaiting, "description": "The gate's evaluations run first; nothing changed yet. "
+                                                            "Publish again when they are done."}})
+def publish(body: PublishRequest, session: SessionDep) -> Any:
+    """Serve a version as a chat app, after it passed the app's gate (an evaluation on its test set, when the app
+    has one) and answered a test message on a worker (``check``)."""
     given = {"message": body.message, "history": body.history, "reply": body.reply, "sources": body.sources}
-    publication, _ = checks.publish_checked(session, ref=body.workflow, slug=body.slug, version=body.version,
-                                            given=given, check=body.check, force=body.force,
-                                            message=body.check_message, max_concurrency=body.max_concurrency)
-    return _publication_public(session, publication)
+    outcome, _ = checks.publish_checked(session, ref=body.workflow, slug=body.slug, version=body.version,
+                                        given=given, check=body.check, force=body.force,
+                                        message=body.check_message, max_concurrency=body.max_concurrency,
+                                        gate=body.gate, override=body.override_reason)
+    if isinstance(outcome, GatePending):      # the evaluations it started are committed: send their jobs
+        for job_id in outcome.jobs:
+            batch.dispatch(job_id)
+        return JSONResponse(status_code=status.HTTP_202_ACCEPTED, content=GateWaiting(
+            message=outcome.message, evaluations=[e.id for e in outcome.evaluations]).model_dump())
+    return _publication_public(session, outcome)
 
 
 @router.delete("/publications/{slug}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(*WRITE, 404, 409, 422))

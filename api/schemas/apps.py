@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from apps import publishing
 from apps.models import MAX_KEY_RATE_PER_MINUTE
+from evaluations.gate import Gate
 from workflows.bounds import PositiveInt32, Text
 
 
@@ -27,6 +28,11 @@ class PublishRequest(BaseModel):
     check_message: Text = Field(default="Hello", min_length=1, max_length=2000, description="The test message")
     force: bool = Field(default=False, strict=True, description="Publish even if the check fails; the app then "
                         "shows the problem as its check_warning")
+    gate: Gate | None = Field(default=None, description="What a version must pass on a test set before it goes live "
+                                                        "(kept with the app; default: the app's gate, if any)")
+    override_reason: Text | None = Field(default=None, min_length=3, max_length=1000,
+                                         description="Publish although the gate failed; the reason is kept with "
+                                                     "the verdict")
 
 
 class PublicationPublic(BaseModel):
@@ -40,7 +46,15 @@ class PublicationPublic(BaseModel):
     sources_output: str | None
     max_concurrency: int
     check_warning: str | None = None
+    gate: dict[str, Any] | None = Field(default=None, description="What a version must pass before it goes live")
+    gate_result: dict[str, Any] | None = Field(default=None, description="The gate's verdict on the live version")
     updated_at: datetime
+
+
+class GateWaiting(BaseModel):
+    state: str = Field(default="gate_pending", description="Nothing changed yet")
+    message: str
+    evaluations: list[str] = Field(description="The evaluations the gate waits for")
 
 
 class KeyCreate(BaseModel):
