@@ -96,11 +96,12 @@ def publish_checked(session: Session, *, ref: str, slug: str, version: int | Non
         row, roles = publishing.resolve(reading, ref=ref, version=version, given=given)
         version_id, number, workflow_id = row.id, row.number, row.workflow_id
     live = session.get(Publication, slug)
-    chosen = gate or (Gate(**live.gate) if live is not None and live.gate else None)
+    override = gating.reason(override)
+    chosen = gating.gate_to_apply(live, gate, override)
     report = None
     if chosen is not None:
         outcome = gating.judge(session, gate=chosen, workflow=workflow_id, version=number, override=override,
-                               live=live if live is not None and live.workflow_id == workflow_id else None)
+                               live=live)
         if isinstance(outcome, GatePending):
             return outcome, None
         report = outcome
@@ -112,6 +113,8 @@ def publish_checked(session: Session, *, ref: str, slug: str, version: int | Non
     publication = publishing.publish(session=session, ref=ref, slug=slug, version=number,
                                      max_concurrency=max_concurrency, check_warning=warning, **given)
     if chosen is not None:
+        if gate is not None and live is not None and live.gate and Gate(**live.gate) != gate:
+            report = {**(report or {}), "gate_replaced": override}     # who weakened or changed it, and why
         publication.gate, publication.gate_result = chosen.model_dump(), report
         session.add(publication)
         session.flush()

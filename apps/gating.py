@@ -45,6 +45,30 @@ class GatePending:
                 "(GET /api/v1/evaluations/{id}); a finished evaluation is reused.")
 
 
+MIN_REASON = 3
+
+
+def reason(text: str | None) -> str | None:
+    """An override's reason as given, or None when it says nothing (blank, or a character or two)."""
+    text = (text or "").strip()
+    return text if len(text) >= MIN_REASON else None
+
+
+def gate_to_apply(live: Publication | None, given: Gate | None, override: str | None) -> Gate | None:
+    """The gate this publish must pass: the app's own, or the one given. Changing (or dropping in favour of a
+    weaker) gate of an app that has one is itself an override and needs a reason.
+
+    :raises GateFailed: the app has a gate, another is given, and no reason is.
+    """
+    current = Gate(**live.gate) if live is not None and live.gate else None
+    if given is None or current is None or given == current:
+        return given or current
+    if override is None:
+        raise GateFailed(f"App '{live.slug}' already has a gate (test set '{current.test_set}'); replacing it is an "
+                         "override: give override_reason, which is kept with the verdict.")
+    return given
+
+
 def _evaluation(session: Session, gate: Gate, workflow: str, version: int, pending: GatePending) -> Evaluation:
     found, reused = evaluations.start(session, workflow=workflow, version=version, test_set=gate.test_set,
                                       revision=gate.revision, settings=gate.settings)
@@ -66,8 +90,8 @@ def judge(session: Session, *, gate: Gate, workflow: str, version: int, live: Pu
     current = None
     if gate.max_drop and live is not None:
         live_version = crud.get_version_by_id(session=session, version_id=live.version_id)
-        if live_version.number != version:
-            current = _evaluation(session, gate, workflow, live_version.number, pending)
+        if live_version.id != candidate.version_id:
+            current = _evaluation(session, gate, live.workflow_id, live_version.number, pending)
     if pending.evaluations:
         return pending
     for evaluation in (candidate, current):

@@ -1,8 +1,10 @@
 """The publishing gate: what an app requires of a version before it serves it, and the verdict on one
 evaluation (against the live version's, for "no worse than live").
 
-Every metric here is deterministic (no LLM judge), so every check blocks. A failed or unscored case counts
-against the error budget: a version that fails cases does not pass by scoring well on the rest.
+Checks of deterministic metrics block; those of LLM-judged ones (faithfulness, context relevance: judges vary
+from run to run) only warn unless ``blocking_judged``. A failed or unscored case (a judge's unusable verdict
+included) counts against the error budget, which always blocks: a version that fails cases does not pass by
+scoring well on the rest.
 
 Example::
 
@@ -18,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
 from evaluations.compare import compare
-from evaluations.metrics import METRICS, MetricSettings
+from evaluations.metrics import JUDGED, METRICS, MetricSettings
 from evaluations.models import Evaluation
 
 
@@ -34,6 +36,8 @@ class Gate(BaseModel):
                                                                          "version's mean still passes")
     error_budget: float = Field(default=0.0, ge=0.0, le=1.0, description="The share of cases that may fail or go "
                                                                          "unscored")
+    blocking_judged: bool = Field(default=False, description="LLM-judged checks block too (they only warn "
+                                                             "otherwise)")
 
     @model_validator(mode="after")
     def _known(self) -> Gate:
@@ -41,7 +45,7 @@ class Gate(BaseModel):
             for metric, value in named.items():
                 if metric not in self.settings.metrics:
                     raise ValueError(f"{where}.{metric}: not a metric this gate scores ({', '.join(self.settings.metrics)}"
-                                     f"; all: {', '.join(METRICS)})")
+                                     f"; all: {', '.join((*METRICS, *JUDGED))})")
                 if not 0.0 <= value <= 1.0:
                     raise ValueError(f"{where}.{metric}: {value} is off the 0..1 scale every metric here has")
         return self
@@ -76,6 +80,10 @@ def verdict(session: Session, gate: Gate, candidate: Evaluation, live: Evaluatio
     share = (max(summary.get("failed", 0), unscored) / cases) if cases else 1.0
     checks.append({"check": f"failed or unscored cases ≤ {gate.error_budget:.0%}", "metric": "errors",
                    "value": share, "limit": gate.error_budget, "passed": share <= gate.error_budget})
+    for check in checks:
+        check["blocking"] = check["metric"] not in JUDGED or gate.blocking_judged
     return {"evaluation": candidate.id, "version": candidate.version, "test_set": gate.test_set,
             "revision": candidate.revision, "live_evaluation": live.id if live else None,
-            "passed": all(check["passed"] for check in checks), "checks": checks}
+            "passed": all(check["passed"] for check in checks if check["blocking"]),
+            "warnings": [check["check"] for check in checks if not check["passed"] and not check["blocking"]],
+            "checks": checks}

@@ -5,7 +5,7 @@ running ──(job over, a worker claims it)──▶ scoring ──▶ done | f
 running ──(cancel)──▶ cancelled
 
 A finished evaluation is reused when version, test-set revision, metric settings and the knowledge-base index
-generations its workflow reads all match (``reuse_key``).
+generations its workflow reads all match, and those bases hold what they held (``reuse_key``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import case as sql_case
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from evaluations import testsets
@@ -22,9 +24,10 @@ from evaluations.importing import INPUT, BadTestSet
 from evaluations.metrics import MetricSettings
 from evaluations.models import EvalState, Evaluation, TestCase, TestSet
 from jobs import lifecycle as jobs
-from jobs.models import Job
+from jobs.models import Job, JobState
 from jobs.sources import ItemRecords
 from knowledge.bases import get as knowledge_base
+from knowledge.models import KbChunk, KbDocument
 from knowledge.search import named_bases
 from runs.lifecycle import version_info
 from stackyard.errors import NotFound
@@ -60,8 +63,28 @@ def generations(session: Session, spec: Any) -> dict[str, int]:
     return found
 
 
-def reuse_key(version_id: str, revision_id: str, settings: MetricSettings, generation: dict[str, int]) -> str:
-    text = json.dumps([version_id, revision_id, settings.model_dump(), generation], sort_keys=True)
+def contents(session: Session, names: list[str]) -> dict[str, list[Any]]:
+    """What each knowledge base holds now, in a few figures (documents, the last indexed, chunks, those switched
+    on, their total length): a document added, deleted, switched or re-indexed, or a chunk edited, changes them,
+    so an evaluation before it is not reused after it."""
+    found = {}
+    for name in names:
+        try:
+            base = knowledge_base(session, name)
+        except NotFound:
+            continue
+        documents = session.exec(select(func.count(), func.max(KbDocument.finished_at)).where(
+            KbDocument.kb_id == base.id, KbDocument.enabled)).one()
+        chunks = session.exec(select(func.count(), func.sum(sql_case((col(KbChunk.enabled), 1), else_=0)),
+                                     func.sum(func.length(KbChunk.text))).where(KbChunk.kb_id == base.id)).one()
+        found[name] = [documents[0], str(documents[1]), *chunks]
+    return found
+
+
+def reuse_key(version_id: str, revision_id: str, settings: MetricSettings, generation: dict[str, int],
+              content: dict[str, list[Any]] | None = None) -> str:
+    text = json.dumps([version_id, revision_id, settings.model_dump(), generation, content or {}], sort_keys=True,
+                      default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -76,23 +99,24 @@ def reusable(session: Session, key: str) -> Evaluation | None:
     return None
 
 
-def _input_mapping(spec: Any, required: list[str], cases: list[TestCase]) -> dict[str, str]:
-    """Where each case input goes: by name, and a plain ``input`` to the workflow's one text input. A case
-    naming an input the workflow lacks is refused, naming the case."""
+def _records(spec: Any, required: list[str], cases: list[TestCase]) -> list[dict[str, Any]]:
+    """Each case's inputs as the workflow takes them: by name, and a plain ``input`` given to the workflow's one
+    text input. A case naming an input the workflow lacks is refused, naming the case."""
     declared = set(spec.inputs)
-    mapping = {name: name for name in declared}
-    if INPUT not in declared:
-        target = required[0] if len(required) == 1 else (sorted(declared)[0] if len(declared) == 1 else None)
-        if target is not None:
-            mapping[target] = INPUT
-    fed = set(mapping.values())
+    target = INPUT if INPUT in declared else (
+        required[0] if len(required) == 1 else (sorted(declared)[0] if len(declared) == 1 else None))
+    records = []
     for case in cases:
-        unknown = sorted(set(case.inputs) - fed)
+        record = dict(case.inputs)
+        if INPUT in record and target is not None and target != INPUT and target not in record:
+            record[target] = record.pop(INPUT)
+        unknown = sorted(set(record) - declared)
         if unknown:
             raise BadTestSet(f"Case '{case.key}' gives input '{unknown[0]}', which the workflow does not declare "
                              f"(its inputs: {', '.join(sorted(declared)) or 'none'}); rename it in the test set.",
                              field="test_set")
-    return mapping
+        records.append(record)
+    return records
 
 
 def start(session: Session, *, workflow: str, version: int | None, test_set: str, revision: int | None,
@@ -106,16 +130,16 @@ def start(session: Session, *, workflow: str, version: int | None, test_set: str
     test = testsets.get(session, test_set)
     pinned = testsets.revision(session, test, revision)
     generation = generations(session, info.spec)
-    key = reuse_key(version_id, pinned.id, settings, generation)
+    key = reuse_key(version_id, pinned.id, settings, generation, contents(session, sorted(generation)))
     if reuse and (found := reusable(session, key)) is not None:
         return found, True
     cases = list(session.exec(select(TestCase).where(TestCase.revision_id == pinned.id)
                               .order_by(col(TestCase.position))).all())
-    mapping = _input_mapping(info.spec, info.required, cases)
-    records = ItemRecords(kind="jsonl", records=[dict(case.inputs) for case in cases],
-                          summary={"type": "test_set", "test_set": test.name, "revision": pinned.number,
-                                   "items": len(cases), "keys": sorted({k for c in cases for k in c.inputs})})
-    job = jobs.create_job(session, source=records, version_id=version_id, mapping=mapping, concurrency=concurrency,
+    rows = _records(info.spec, info.required, cases)
+    records = ItemRecords(kind="jsonl", records=rows, summary={
+        "type": "test_set", "test_set": test.name, "revision": pinned.number, "items": len(rows),
+        "keys": sorted({key for row in rows for key in row})})
+    job = jobs.create_job(session, source=records, version_id=version_id, concurrency=concurrency,
                           name=f"evaluation of {workflow} v{row.number} on {test.name} r{pinned.number}",
                           commit=False)
     evaluation = Evaluation(workflow_id=info.workflow_id, version_id=version_id, version=row.number,
@@ -143,40 +167,72 @@ def list_for(session: Session, *, workflow_id: str | None = None, test_set: Test
     return list(session.exec(query).all())
 
 
+MAX_SCORING_ATTEMPTS = 3
+
+
 def due_for_scoring(session: Session, *, stale_before: datetime) -> list[str]:
     """Evaluations whose job is over and that nobody scores: running ones, and scoring ones whose scorer
-    stopped beating before ``stale_before`` (it died)."""
-    over = select(Evaluation.id).join(Job, col(Job.id) == col(Evaluation.job_id)).where(col(Job.state).in_(jobs.JOB_TERMINAL))
+    stopped beating before ``stale_before`` (it died). Those whose job was cancelled are cancelled here (their
+    cases never ran: nothing to score, nothing to reuse); those whose scorer died ``MAX_SCORING_ATTEMPTS`` times
+    fail, saying so."""
+    over = (select(Evaluation.id, Job.state).join(Job, col(Job.id) == col(Evaluation.job_id))
+            .where(col(Job.state).in_(jobs.JOB_TERMINAL)))
     waiting = session.exec(over.where(Evaluation.state == EvalState.RUNNING)).all()
     stuck = session.exec(over.where(Evaluation.state == EvalState.SCORING,
                                     col(Evaluation.heartbeat_at) < stale_before)).all()
-    return [*waiting, *stuck]
+    due = []
+    for evaluation_id, job_state in [*waiting, *stuck]:
+        if job_state == JobState.CANCELLED:
+            transition(session, evaluation_id, EvalState.CANCELLED, error="its job was cancelled", commit=True)
+        elif transition(session, evaluation_id, EvalState.FAILED, commit=True,
+                        where=col(Evaluation.attempts) >= MAX_SCORING_ATTEMPTS,
+                        error=f"scoring stopped {MAX_SCORING_ATTEMPTS} times (its worker died or it ran out of "
+                              "memory); retry it, or score fewer cases at once") is None:
+            due.append(evaluation_id)
+    return due
 
 
 def claim_scoring(session: Session, evaluation_id: str, *, stale_before: datetime) -> Evaluation | None:
-    """Take the evaluation for scoring (committed: other scorers see it at once); None when it is not due."""
-    claimed = transition(session, evaluation_id, EvalState.SCORING,
-                         where=(Evaluation.state == EvalState.RUNNING) | (col(Evaluation.heartbeat_at) < stale_before),
-                         heartbeat_at=utcnow(), attempts=Evaluation.attempts + 1, commit=True)
-    return claimed
+    """Take the evaluation for scoring (committed: other scorers see it at once); None when it is not due. The
+    claim's ``attempts`` fences the scorer: one that was presumed dead cannot write over a newer one."""
+    return transition(session, evaluation_id, EvalState.SCORING,
+                      where=(Evaluation.state == EvalState.RUNNING) | (col(Evaluation.heartbeat_at) < stale_before),
+                      heartbeat_at=utcnow(), attempts=Evaluation.attempts + 1, commit=True)
 
 
-def scored(session: Session, evaluation_id: str, summary: dict[str, Any]) -> Evaluation | None:
-    return transition(session, evaluation_id, EvalState.DONE, summary=summary, error=None)
+def beat(session: Session, evaluation_id: str, attempt: int) -> bool:
+    """Renew a scorer's claim; False when it no longer holds it (committed)."""
+    moved = session.execute(update(Evaluation).where(col(Evaluation.id) == evaluation_id,
+                                                     col(Evaluation.state) == EvalState.SCORING,
+                                                     col(Evaluation.attempts) == attempt)
+                            .values(heartbeat_at=utcnow())).rowcount
+    session.commit()
+    return bool(moved)
 
 
-def failed(session: Session, evaluation_id: str, error: str) -> Evaluation | None:
-    return transition(session, evaluation_id, EvalState.FAILED, error=error[:2000])
+def scored(session: Session, evaluation_id: str, summary: dict[str, Any], attempt: int) -> Evaluation | None:
+    """Done with ``summary``, if the scorer of claim ``attempt`` still holds it."""
+    return transition(session, evaluation_id, EvalState.DONE, summary=summary, error=None,
+                      where=col(Evaluation.attempts) == attempt)
+
+
+def failed(session: Session, evaluation_id: str, error: str, *, attempt: int | None = None) -> Evaluation | None:
+    """Failed with ``error`` (by the scorer of claim ``attempt``, when given, if it still holds it)."""
+    return transition(session, evaluation_id, EvalState.FAILED, error=error[:2000],
+                      where=None if attempt is None else col(Evaluation.attempts) == attempt)
 
 
 def cancel(session: Session, evaluation: Evaluation) -> Evaluation:
     """Cancel a running evaluation and its job (cases already run stay)."""
-    if evaluation.job_id:
-        jobs.request_cancel(session, job_id=evaluation.job_id)
-    moved = transition(session, evaluation.id, EvalState.CANCELLED)
-    if moved is None:
+    if evaluation.state != EvalState.RUNNING:
         raise BadTestSet(f"Evaluation '{evaluation.id}' is {evaluation.state.value}; only a running one can be "
                          "cancelled.", field="state")
+    moved = transition(session, evaluation.id, EvalState.CANCELLED)
+    if moved is None:
+        raise BadTestSet(f"Evaluation '{evaluation.id}' finished meanwhile; only a running one can be cancelled.",
+                         field="state")
+    if evaluation.job_id:
+        jobs.request_cancel(session, job_id=evaluation.job_id)
     return moved
 
 

@@ -24,21 +24,55 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nodes.catalog import MINILM
 
 RETRIEVAL = ("recall", "recall_multi", "mrr", "map", "ndcg")
 ANSWER = ("exact_match", "sas")
-METRICS = (*RETRIEVAL, *ANSWER)
+JUDGED = ("faithfulness", "context_relevance")    # an LLM judges: they vary from run to run
+METRICS = (*RETRIEVAL, *ANSWER)                  # what is scored unless asked otherwise
+JUDGE_TIMEOUT_SECONDS = 60.0
 LABEL = "eval_source"
 MAX_DOCUMENTS = 100
+
+
+class Judge(BaseModel):
+    """The chat model that judges faithfulness and context relevance: an OpenAI-compatible server (checked by
+    the fetch guard, as a workflow's ``api_base_url``), or OpenAI with a key from the operator's list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200)
+    api_base_url: str | None = Field(default=None, max_length=2000, description="Default: OpenAI")
+    api_key_env: str | None = Field(default=None, max_length=100, description="The environment variable holding "
+                                                                              "its key (one STACKYARD_SECRET_ENV "
+                                                                              "grants)")
+
+    @model_validator(mode="after")
+    def _allowed(self) -> Judge:
+        from nodes.errors import NodeInputError
+        from nodes.fetchers import check_outbound_url
+        from stackyard.settings import get_settings
+
+        if self.api_base_url:
+            try:
+                check_outbound_url(self.api_base_url, field="judge.api_base_url")
+            except NodeInputError as exc:
+                raise ValueError(str(exc)) from None
+        if self.api_key_env and self.api_key_env not in get_settings().secret_env:
+            raise ValueError(f"judge.api_key_env '{self.api_key_env}' is not a secret this installation grants; ask "
+                             "an operator to add it to STACKYARD_SECRET_ENV")
+        if not self.api_base_url and not self.api_key_env:
+            raise ValueError("judge: give api_base_url (an OpenAI-compatible server) or api_key_env (for OpenAI)")
+        return self
 
 
 class MetricSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    metrics: list[Literal["recall", "recall_multi", "mrr", "map", "ndcg", "exact_match", "sas"]] = Field(
+    metrics: list[Literal["recall", "recall_multi", "mrr", "map", "ndcg", "exact_match", "sas", "faithfulness",
+                          "context_relevance"]] = Field(
         default_factory=lambda: list(METRICS), min_length=1, description="What to score (latency and the failure "
                                                                          "rate always)")
     k: int = Field(default=5, ge=1, le=MAX_DOCUMENTS, strict=True, description="Retrieval metrics read the first k "
@@ -52,6 +86,15 @@ class MetricSettings(BaseModel):
                                                                                      "found)")
     sas_model: str = Field(default=MINILM, max_length=500, description="The model semantic answer similarity "
                                                                        "scores with")
+    judge: Judge | None = Field(default=None, description="Faithfulness and context relevance need one")
+
+    @model_validator(mode="after")
+    def _judged(self) -> MetricSettings:
+        asked = [m for m in self.metrics if m in JUDGED]
+        if asked and self.judge is None:
+            raise ValueError(f"{', '.join(asked)} need a judge: give judge {{model, api_base_url}} (an "
+                             "OpenAI-compatible server) or leave them out")
+        return self
 
 
 @dataclass
@@ -61,6 +104,7 @@ class CaseRun:
     key: str
     succeeded: bool
     answer: str | None = None
+    question: str | None = None
     documents: list[dict[str, Any]] = field(default_factory=list)
     expected_answer: str | None = None
     expected_sources: list[dict[str, Any]] = field(default_factory=list)
@@ -103,19 +147,23 @@ def normalise(text: str | None) -> str:
 
 
 def _words(text: str) -> set[str]:
-    return set(normalise(text).split())
+    """The words that tell texts apart: longer than three letters (not 'the', 'of', 'and')."""
+    return {word for word in normalise(text).split() if len(word) > 3}
 
 
 def snippet_matches(snippet: str, content: str) -> bool:
-    """Whether a chunk's ``content`` holds the gold ``snippet`` (or is held by it, or shares most of its
-    words): labels cut under other chunking still find their text."""
+    """Whether a chunk's ``content`` holds the gold ``snippet``: it contains it; or the snippet contains the chunk
+    and the chunk is a good part of it (40 % of its telling words: a chunk cut smaller by another chunking); or
+    it shares half the snippet's telling words. A chunk sharing a few common words, or one word, does not."""
     a, b = normalise(snippet), normalise(content)
     if not a or not b:
         return False
-    if a in b or b in a:
+    if a in b:
         return True
-    shorter = min(_words(snippet), _words(content), key=len)
-    return len(_words(snippet) & _words(content)) >= 0.5 * max(len(shorter), 1)
+    wanted, held = _words(snippet), _words(content)
+    if b in a:
+        return len(held) >= 0.4 * max(len(wanted), 1)
+    return bool(wanted) and len(wanted & held) >= 0.5 * len(wanted)
 
 
 def _labels(case: CaseRun, match: str, k: int) -> tuple[list[Any], list[Any]]:
@@ -196,6 +244,54 @@ def score_answers(cases: list[CaseRun], settings: MetricSettings, model_path: st
                                predicted_answers=[c.answer or "" for c in scored])
         for case, value in zip(scored, result["individual_scores"], strict=True):
             case.scores["sas"] = float(value)
+
+
+def judge_generator(judge: Judge) -> Any:
+    """The judge as Haystack's OpenAI chat generator, asked for JSON, its every connection checked by the guard."""
+    from haystack.components.generators.chat.openai import OpenAIChatGenerator
+    from haystack.utils import Secret
+
+    from nodes.fetchers import guarded_client_kwargs
+    from workflows.build import KEYLESS_ENV  # a keyless server gets a placeholder key, as a workflow's would
+
+    key = judge.api_key_env or KEYLESS_ENV
+    return OpenAIChatGenerator(model=judge.model, api_base_url=judge.api_base_url,
+                               api_key=Secret.from_env_var(key), timeout=JUDGE_TIMEOUT_SECONDS, max_retries=1,
+                               generation_kwargs={"response_format": {"type": "json_object"}, "temperature": 0},
+                               http_client_kwargs=guarded_client_kwargs(None))
+
+
+def score_judged(cases: list[CaseRun], settings: MetricSettings) -> None:
+    """Faithfulness (is the answer supported by the documents?) and context relevance (do the documents bear on
+    the question?), each Haystack's LLM evaluator. A judgement that fails (no reply, a reply that is not the JSON
+    asked for) is an error of that case, counted, not dropped from the mean as Haystack's evaluators do."""
+    from haystack.components.evaluators import ContextRelevanceEvaluator, FaithfulnessEvaluator
+
+    wanted = [m for m in JUDGED if m in settings.metrics]
+    scored = [c for c in cases if c.succeeded and c.question and c.documents]
+    if not wanted or not scored or settings.judge is None:
+        return
+    generator = judge_generator(settings.judge)
+    contexts = [[d.get("content") or "" for d in c.documents[:settings.k]] for c in scored]
+    questions = [c.question or "" for c in scored]
+    for metric in wanted:
+        if metric == "faithfulness":
+            answered = [i for i, c in enumerate(scored) if c.answer]
+            evaluator = FaithfulnessEvaluator(chat_generator=generator, raise_on_failure=False, progress_bar=False)
+            result = evaluator.run(questions=[questions[i] for i in answered],
+                                   contexts=[contexts[i] for i in answered],
+                                   predicted_answers=[scored[i].answer for i in answered]) if answered else None
+            chosen = [scored[i] for i in answered]
+        else:
+            evaluator = ContextRelevanceEvaluator(chat_generator=generator, raise_on_failure=False,
+                                                  progress_bar=False)
+            result, chosen = evaluator.run(questions=questions, contexts=contexts), scored
+        for case, judged in zip(chosen, (result or {}).get("results") or [], strict=True):
+            score = (judged or {}).get("score")
+            if not judged or judged.get("status") == "error" or score is None or math.isnan(float(score)):
+                case.errors[metric] = "the judge gave no usable verdict (no reply, or not the JSON asked for)"
+            else:
+                case.scores[metric] = float(score)
 
 
 def percentile(values: list[float], share: float) -> float | None:

@@ -5,6 +5,7 @@ one transaction with the move to done (scored twice, e.g. after a worker died, i
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from sqlalchemy import delete, insert
@@ -12,11 +13,11 @@ from sqlmodel import col, select
 
 from evaluations import lifecycle
 from evaluations.metrics import (
-    METRICS,
     CaseRun,
     MetricSettings,
     read_outputs,
     score_answers,
+    score_judged,
     score_retrieval,
     summarise,
 )
@@ -33,43 +34,80 @@ MAX_ANSWER_CHARS = 20_000
 SNIPPET_CHARS = 300
 
 
-def score(evaluation_id: str) -> EvalState | None:
-    """Score an evaluation claimed for scoring; its new state, or None when it is not being scored."""
+class Heartbeat(threading.Thread):
+    """Renews the scorer's claim while it scores (a long SAS or judge pass is not a dead worker); stops when the
+    claim is gone."""
+
+    def __init__(self, evaluation_id: str, attempt: int, every: float) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-evaluation-{evaluation_id}")
+        self.evaluation_id, self.attempt, self.every = evaluation_id, attempt, every
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.every):
+            try:
+                with session_scope() as session:
+                    if not lifecycle.beat(session, self.evaluation_id, self.attempt):
+                        return
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the claim tolerates several
+                log.exception("heartbeat failed for evaluation %s", self.evaluation_id)
+
+
+def score(evaluation_id: str, *, beat_seconds: float = 3.0) -> EvalState | None:
+    """Score an evaluation claimed for scoring; its new state, or None when this scorer does not hold it (not
+    being scored, or claimed again after this one was presumed dead: the newer claim writes)."""
     with session_scope() as session:
         evaluation = session.get(Evaluation, evaluation_id)
         if evaluation is None or evaluation.state != EvalState.SCORING:
             return None
-        settings = MetricSettings(**evaluation.settings)
+        attempt = evaluation.attempts
+    heartbeat = Heartbeat(evaluation_id, attempt, beat_seconds)
+    heartbeat.start()
+    try:
+        runs, items, latencies, settings = _load(evaluation)
+        score_retrieval(runs, settings)
+        score_answers(runs, settings, get_settings().local_model_path(settings.sas_model))
+        score_judged(runs, settings)
+        summary = summarise(runs, latencies, settings)
+        summary["unknown_sources"] = [run.key for run in runs if "sources" in run.errors]
+        with session_scope() as session:
+            session.execute(delete(EvalResult).where(col(EvalResult.evaluation_id) == evaluation_id))
+            rows = [_row(evaluation_id, position, run, items.get(position)) for position, run in enumerate(runs)]
+            for first in range(0, len(rows), 1000):
+                session.execute(insert(EvalResult), rows[first:first + 1000])
+            moved = lifecycle.scored(session, evaluation_id, summary, attempt)
+            if moved is None:             # cancelled, or claimed again meanwhile: the other scorer's results stand
+                session.rollback()
+                return None
+        return moved.state
+    except Exception as exc:  # noqa: BLE001 - the evaluation records why; the worker goes on
+        log.exception("evaluation %s could not be scored", evaluation_id)
+        with session_scope() as session:
+            moved = lifecycle.failed(session, evaluation_id, redact(f"could not be scored: {type(exc).__name__}: {exc}"),
+                                     attempt=attempt)
+        return moved.state if moved else None
+    finally:
+        heartbeat.done.set()
+
+
+def _load(evaluation: Evaluation) -> tuple[list[CaseRun], dict[int, JobItem], list[float], MetricSettings]:
+    """The evaluation's cases as their runs answered them, with expected documents no knowledge base has
+    marked on the case."""
+    settings = MetricSettings(**evaluation.settings)
+    with session_scope() as session:
         cases = list(session.exec(select(TestCase).where(TestCase.revision_id == evaluation.revision_id)
                                   .order_by(col(TestCase.position))).all())
         items = {item.item_index: item for item in session.exec(select(JobItem).where(
             JobItem.job_id == evaluation.job_id)).all()}
-        named = {s.get("document_id") for c in cases for s in c.expected_sources if s.get("document_id")}
-        known = set(session.exec(select(KbDocument.id).where(col(KbDocument.id).in_(sorted(named)))).all()) \
-            if named else set()
+        named = sorted({s.get("document_id") for c in cases for s in c.expected_sources if s.get("document_id")})
+        known = set()
+        for first in range(0, len(named), 1000):          # bounded IN lists, whatever the test set names
+            known.update(session.exec(select(KbDocument.id).where(
+                col(KbDocument.id).in_(named[first:first + 1000]))).all())
         session.expunge_all()
-    try:
-        runs, latencies = _read(cases, items, settings)
-        unknown = _unknown_sources(runs, known)
-        score_retrieval(runs, settings)
-        score_answers(runs, settings, get_settings().local_model_path(settings.sas_model))
-        summary = summarise(runs, latencies, settings)
-        summary["unknown_sources"] = unknown
-    except Exception as exc:  # noqa: BLE001 - the evaluation records why; the worker goes on
-        log.exception("evaluation %s could not be scored", evaluation_id)
-        with session_scope() as session:
-            moved = lifecycle.failed(session, evaluation_id, redact(f"could not be scored: {type(exc).__name__}: {exc}"))
-        return moved.state if moved else None
-    with session_scope() as session:
-        session.execute(delete(EvalResult).where(col(EvalResult.evaluation_id) == evaluation_id))
-        rows = [_row(evaluation_id, position, run, items.get(position)) for position, run in enumerate(runs)]
-        for first in range(0, len(rows), 1000):
-            session.execute(insert(EvalResult), rows[first:first + 1000])
-        moved = lifecycle.scored(session, evaluation_id, summary)
-        if moved is None:                 # cancelled, or scored by another meanwhile: its results stand
-            session.rollback()
-            return None
-    return moved.state
+    runs, latencies = _read(cases, items, settings)
+    _mark_unknown_sources(runs, known)
+    return runs, items, latencies, settings
 
 
 def _read(cases: list[TestCase], items: dict[int, JobItem], settings: MetricSettings) -> tuple[list[CaseRun],
@@ -80,25 +118,31 @@ def _read(cases: list[TestCase], items: dict[int, JobItem], settings: MetricSett
         succeeded = item is not None and item.state == ItemState.SUCCEEDED
         answer, documents = read_outputs(item.outputs if succeeded else None, settings)
         run = CaseRun(key=case.key, succeeded=succeeded, answer=answer, documents=documents,
-                      expected_answer=case.expected_answer, expected_sources=case.expected_sources)
+                      question=_question(case.inputs), expected_answer=case.expected_answer,
+                      expected_sources=case.expected_sources)
         if not succeeded:
-            run.errors = {metric: RUN_FAILED for metric in settings.metrics if metric in METRICS}
+            run.errors = {metric: RUN_FAILED for metric in settings.metrics}
         elif item.duration_ms is not None:
             latencies.append(item.duration_ms)
         runs.append(run)
     return runs, latencies
 
 
-def _unknown_sources(runs: list[CaseRun], known: set[str]) -> list[str]:
-    """Cases expecting a document no knowledge base has (deleted, or a typo): said on the case and in the
-    summary; the case still counts (nothing can find it, so it scores 0)."""
-    flagged = []
+def _question(inputs: dict[str, Any]) -> str | None:
+    """What the judge reads as the question: the case's ``input``, else its first text input."""
+    value = inputs.get("input")
+    if isinstance(value, str):
+        return value
+    return next((v for v in inputs.values() if isinstance(v, str)), None)
+
+
+def _mark_unknown_sources(runs: list[CaseRun], known: set[str]) -> None:
+    """Cases expecting a document no knowledge base has (deleted, or a typo): said on the case (and so in the
+    summary); the case still counts (nothing can find it, so it scores 0)."""
     for run in runs:
         missing = sorted({s.get("document_id") for s in run.expected_sources} - known - {None})
         if missing:
             run.errors["sources"] = f"expected document(s) {', '.join(missing[:3])} are in no knowledge base"
-            flagged.append(run.key)
-    return flagged
 
 
 def _row(evaluation_id: str, position: int, run: CaseRun, item: JobItem | None) -> dict[str, Any]:

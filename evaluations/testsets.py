@@ -9,6 +9,8 @@ Example::
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import delete, func, insert, literal
@@ -50,8 +52,16 @@ def revisions(session: Session, test_set: TestSet) -> list[TestSetRevision]:
                              .order_by(col(TestSetRevision.number).desc())).all())
 
 
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
 def create(session: Session, *, name: str, description: str = "", cases: list[CaseIn]) -> TestSet:
     """A new test set whose revision 1 holds ``cases``."""
+    if not NAME.match(name):
+        raise BadTestSet(f"Test set name '{name[:120]}' must be 1-100 letters, digits, '.', '_' or '-', starting "
+                         "with a letter or digit (e.g. faq-2026).", field="name")
+    if len(description) > 2000:
+        raise BadTestSet("description is at most 2,000 characters.", field="description")
     if not cases:
         raise BadTestSet("A test set needs at least one case: give cases, or import a CSV or JSONL.", field="cases")
     test_set = TestSet(name=name, description=description)
@@ -92,14 +102,14 @@ def revise(session: Session, test_set: TestSet, *, add: list[CaseIn] | None = No
             raise BadTestSet("That would leave the test set with no case; add one, or delete the set.",
                              field="remove")
         return _write_revision(session, locked, add, note=note, copy_from=current, drop=keys - kept,
-                               kept=len(kept))
+                               kept=kept)
 
     return race_safe(session, write, what=f"Changing test set '{test_set.name}'")
 
 
 def _write_revision(session: Session, test_set: TestSet, cases: list[CaseIn], *, note: str,
                     copy_from: TestSetRevision | None = None, drop: set[str] | None = None,
-                    kept: int = 0) -> TestSetRevision:
+                    kept: set[str] | None = None) -> TestSetRevision:
     number = test_set.revision + 1
     made = TestSetRevision(test_set_id=test_set.id, number=number, note=note[:500])
     session.add(made)
@@ -115,19 +125,25 @@ def _write_revision(session: Session, test_set: TestSet, cases: list[CaseIn], *,
                                                 table.c.key.in_(gone[first:first + INSERT_BATCH])))
         start = 1 + (session.execute(sql_select(func.max(table.c.position)).where(
             table.c.revision_id == made.id)).scalar() or 0)
-    taken: set[str] = set()
+    kept = kept or set()
+    given = [case.key for case in cases if case.key]
+    repeated = sorted(key for key, times in Counter(given).items() if times > 1)
+    if repeated:
+        raise BadTestSet(f"Case key '{repeated[0]}' appears twice; each case needs its own id.", field="cases")
+    taken, counter = set(given), start
     rows = []
     for offset, case in enumerate(cases):
-        key = case.key or f"case-{number}-{start + offset + 1}"
-        if key in taken:
-            raise BadTestSet(f"Case key '{key}' appears twice; each case needs its own id.", field="cases")
+        key = case.key
+        while key is None or (not case.key and (key in taken or key in kept)):
+            counter += 1
+            key = f"case-{number}-{counter}"     # made keys skip every key the revision holds
         taken.add(key)
         rows.append({"revision_id": made.id, "key": key, "position": start + offset, "inputs": case.inputs,
                      "expected_answer": case.expected_answer, "tags": case.tags,
                      "expected_sources": [s.model_dump() for s in case.expected_sources]})
     for first in range(0, len(rows), INSERT_BATCH):
         session.execute(insert(TestCase), rows[first:first + INSERT_BATCH])
-    made.case_count = kept + len(rows)
+    made.case_count = len(kept) + len(rows)
     test_set.revision, test_set.updated_at = number, utcnow()
     session.add(test_set)
     session.flush()

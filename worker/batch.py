@@ -24,6 +24,7 @@ from runs import attempts
 from runs.lifecycle import QueueDepths
 from stackyard.errors import Conflict
 from store.db import rerun_committed, session_scope
+from worker import scoring
 from worker.runner import cache, load_spec, worker_name
 from workflows.execute import run_pipeline
 from workflows.spec import WorkflowSpec, split_socket
@@ -73,9 +74,19 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
         dispatch(job_id)  # the freed slot goes to the next item; this one waits out its backoff as pending
     elif plan is not None:
         deliver(plan)
+        if plan.finished is not None:
+            _score_if_evaluation()
     if state is None:
         log.warning("job item %s was taken back from this worker (lease expired); its result is dropped", item_id)
     return state
+
+
+def _score_if_evaluation() -> None:
+    """The job just finished: an evaluation it ran is scored now, not at the reaper's next pass."""
+    try:
+        scoring.send_scoring()
+    except Exception:  # noqa: BLE001 - the reaper sends it on its next pass
+        log.exception("could not send an evaluation to be scored; the reaper will")
 
 
 def documents_written(spec: WorkflowSpec, outputs: dict[str, Any]) -> int | None:

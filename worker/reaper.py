@@ -28,7 +28,7 @@ from runs.lifecycle import QueueDepths
 from stackyard.settings import get_settings
 from store.clock import utcnow
 from store.db import session_scope
-from worker import batch, notify
+from worker import batch, notify, scoring
 from worker.app import look_at_broker
 from worker.enqueue import INDEX_QUEUE, enqueue, enqueue_documents
 
@@ -56,25 +56,6 @@ def reap_documents() -> list[str]:
         log.warning("document %s lost its indexing worker; sent again", document_id)
     enqueue_documents(again)
     return again
-
-
-def send_scoring() -> list[str]:
-    """Evaluations whose job is over, claimed for scoring and sent to a worker (cpu queue); those a scorer
-    took but stopped beating for four leases (it died) are claimed and sent again."""
-    from evaluations import lifecycle as evaluations
-    from worker.app import SCORE_TASK, celery_app
-
-    stale = evaluations.heartbeat_due(4 * lease().seconds)
-    sent = []
-    with session_scope() as session:
-        due = evaluations.due_for_scoring(session, stale_before=stale)
-    for evaluation_id in due:
-        with session_scope() as session:
-            if evaluations.claim_scoring(session, evaluation_id, stale_before=stale) is None:
-                continue
-        celery_app.send_task(SCORE_TASK, args=[evaluation_id], queue="cpu")
-        sent.append(evaluation_id)
-    return sent
 
 
 def drop_retired_generations(grace_seconds: float | None = None) -> list[str]:
@@ -164,7 +145,7 @@ class Reaper(threading.Thread):
                     workers.beat(session, name=self.worker, queues=self.queues)
                 reap_once()
                 reap_documents()
-                send_scoring()
+                scoring.send_scoring()
                 drop_retired_generations()
                 if passes % ORPHAN_EVERY == 0:
                     drop_orphan_collections()

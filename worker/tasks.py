@@ -34,8 +34,9 @@ def index_document(document_id: str) -> str | None:
 @celery_app.task(name=SCORE_TASK, acks_late=True, reject_on_worker_lost=True)
 def score_evaluation(evaluation_id: str) -> str | None:
     from evaluations.scoring import score
+    from runs.attempts import lease
 
-    state = score(evaluation_id)
+    state = score(evaluation_id, beat_seconds=lease().beat_seconds)
     return state.value if state else None
 
 

@@ -13,6 +13,7 @@ from evaluations import compare, lifecycle, scoring, testsets
 from evaluations.importing import BadTestSet, CaseIn, parse
 from evaluations.metrics import MetricSettings
 from evaluations.models import EvalState, TestCase
+from jobs.models import JobItem
 from knowledge import bases
 from knowledge.documents import text_source
 from knowledge.indexing import index_document
@@ -36,9 +37,8 @@ def run_items(evaluation_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     batch.dispatch(job_id)
     while sent:
         batch.execute_item(sent.pop(0), worker="test")
-    with session_scope() as session:
-        assert evaluation_id in lifecycle.due_for_scoring(session, stale_before=lifecycle.heartbeat_due(60))
-        assert lifecycle.claim_scoring(session, evaluation_id, stale_before=lifecycle.heartbeat_due(60))
+    with session_scope() as session:              # claimed by the worker that finished its last case
+        assert lifecycle.get(session, evaluation_id).state == EvalState.SCORING
     assert scoring.score(evaluation_id) == EvalState.DONE
 
 
@@ -102,6 +102,11 @@ def test_recall_compares_two_versions_case_by_case_and_the_gate_guards_the_switc
         publish_checked(session, ref="faq-bot", slug="faq", version=2, given=given, check=False)
     failing = {c["metric"]: c for c in refused.value.report["checks"] if not c["passed"]}
     assert set(failing) == {"recall", "mrr"} and failing["mrr"]["live"] == pytest.approx(a.summary["metrics"]["mrr"]["mean"])
+    lax = gate.model_copy(update={"thresholds": {}, "max_drop": {}, "error_budget": 1.0})
+    with session_scope() as session, pytest.raises(GateFailed, match="already has a gate"):
+        publish_checked(session, ref="faq-bot", slug="faq", version=2, given=given, check=False, gate=lax)
+    with session_scope() as session, pytest.raises(GateFailed, match="did not pass the gate"):
+        publish_checked(session, ref="faq-bot", slug="faq", version=2, given=given, check=False, override="   ")
     with session_scope() as session:              # an admin switches anyway, with a reason kept
         switched, _ = publish_checked(session, ref="faq-bot", slug="faq", version=2, given=given, check=False,
                                       override="hotfix while the index is rebuilt")
@@ -148,6 +153,14 @@ def test_test_sets_change_by_revisions_and_bad_cases_are_refused_before_anything
         [result] = compare.results(session, done).values()
     assert done.summary["unknown_sources"] == ["gone"] and done.summary["metrics"]["recall"]["mean"] == 0.0
     assert result.errors == {"sources": "expected document(s) no-such-document are in no knowledge base"}
+    with session_scope() as session:                                # inputs by name or as the one 'input'
+        mixed = testsets.revise(session, testsets.get(session, "faq"), replace=True, add=[
+            CaseIn(inputs={"question": "ibex"}), CaseIn(inputs={"input": "otter"})])
+        started, _ = lifecycle.start(session, workflow="faq-bot", version=1, test_set="faq", revision=mixed.number,
+                                     settings=MetricSettings(metrics=["recall"]))
+        items = session.exec(select(JobItem).where(JobItem.job_id == started.job_id)
+                             .order_by(JobItem.item_index)).all()
+        assert [i.inputs for i in items] == [{"question": "ibex"}, {"question": "otter"}]
 
 
 def test_a_hundred_thousand_cases_are_stored_and_revised_in_sql(database):
@@ -164,3 +177,83 @@ def test_a_hundred_thousand_cases_are_stored_and_revised_in_sql(database):
     with session_scope() as session, pytest.raises(BadTestSet, match="at most 100,000 cases"):
         testsets.revise(session, testsets.get(session, "big"), add=[CaseIn(inputs={"input": "x"}),
                                                                     CaseIn(inputs={"input": "y"})])
+
+
+def test_an_llm_judge_scores_faithfulness_and_its_garbage_counts_as_errors_the_gate_fails_on(
+        facts, monkeypatch):
+    import json
+
+    from evaluations.gate import Gate, verdict
+    from stackyard.settings import reset_settings_cache
+    from tests.support.openai_server import ChatServer
+
+    def judge(body: dict) -> str:          # garbage whenever the question is about the otter
+        prompt = body["messages"][-1]["content"]
+        if "otter" in prompt.rsplit("Inputs:", 1)[-1]:
+            return "I refuse to answer in JSON."
+        return json.dumps({"statements": ["It is a fact."], "statement_scores": [1],
+                           "relevant_statements": ["It is a fact."]})
+
+    spec = keyword_rag(5)                    # version 3: the documents found, written out as the answer
+    spec["components"]["answer"] = {"type": "haystack.components.builders.prompt_builder.PromptBuilder",
+                                    "init_parameters": {"template": "{% for d in documents %}{{ d.content }} "
+                                                                    "{% endfor %}"}}
+    spec["connections"] = [{"sender": "retriever.documents", "receiver": "answer.documents"}]
+    spec["outputs"]["answer"] = "answer.prompt"
+    with session_scope() as session:
+        crud.create_version(session, ref="faq-bot", spec=spec_from_dict(spec))
+    with ChatServer(reply=judge) as server:
+        monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{server.port}")
+        reset_settings_cache()
+        settings = MetricSettings(metrics=["faithfulness", "context_relevance"], answer_output="answer",
+                                  judge={"model": "judge", "api_base_url": server.base_url})
+        with session_scope() as session:
+            judged, _ = lifecycle.start(session, workflow="faq-bot", version=3, test_set="faq", revision=None,
+                                        settings=settings)
+        run_items(judged.id, monkeypatch)
+        assert len(server.requests) == 2 * 10          # each case judged once per metric
+    with session_scope() as session:
+        judged = lifecycle.get(session, judged.id)
+        results = compare.results(session, judged)
+        metrics = judged.summary["metrics"]
+        assert metrics["faithfulness"] == {"mean": 1.0, "n": 8, "errors": 2}
+        assert metrics["context_relevance"] == {"mean": 1.0, "n": 8, "errors": 2}
+        assert "no usable verdict" in results["case-otter"].errors["faithfulness"]
+        lenient = Gate(test_set="faq", settings=settings, thresholds={"faithfulness": 0.9}, error_budget=0.25)
+        strict = lenient.model_copy(update={"error_budget": 0.1})
+        assert verdict(session, lenient, judged, None)["passed"]
+        failed = verdict(session, strict, judged, None)
+    assert not failed["passed"] and [c["metric"] for c in failed["checks"] if not c["passed"]] == ["errors"]
+    with pytest.raises(ValueError, match="faithfulness need a judge"):
+        MetricSettings(metrics=["faithfulness"])
+    with pytest.raises(ValueError, match="Refused http://169.254.169.254/v1: .* is not a public address"):
+        MetricSettings(metrics=["faithfulness"], judge={"model": "j", "api_base_url": "http://169.254.169.254/v1"})
+
+
+def test_a_scorer_presumed_dead_writes_nothing_over_the_one_that_replaced_it(facts, monkeypatch):
+    from datetime import timedelta
+
+    from store.clock import utcnow
+
+    with session_scope() as session:
+        evaluation, _ = lifecycle.start(session, workflow="faq-bot", version=1, test_set="faq", revision=None,
+                                        settings=MetricSettings(metrics=["recall"]))
+    original = scoring.score_retrieval
+
+    def claimed_again_meanwhile(runs, settings):   # the reaper took it back while this scorer worked
+        with session_scope() as session:
+            assert lifecycle.due_for_scoring(session, stale_before=utcnow() + timedelta(seconds=1)) == [evaluation.id]
+            assert lifecycle.claim_scoring(session, evaluation.id, stale_before=utcnow() + timedelta(seconds=1))
+        original(runs, settings)
+
+    monkeypatch.setattr(scoring, "score_retrieval", claimed_again_meanwhile)
+    with pytest.raises(AssertionError):             # run_items scores once: this scorer lost its claim
+        run_items(evaluation.id, monkeypatch)
+    with session_scope() as session:
+        assert (lifecycle.get(session, evaluation.id).state, compare.results(session, evaluation)) == (
+            EvalState.SCORING, {})
+    monkeypatch.setattr(scoring, "score_retrieval", original)
+    assert scoring.score(evaluation.id) == EvalState.DONE      # the newer claim's scorer writes
+    with session_scope() as session:
+        done = lifecycle.get(session, evaluation.id)
+        assert (done.attempts, len(compare.results(session, done))) == (2, 10)

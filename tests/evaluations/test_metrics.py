@@ -66,3 +66,13 @@ def test_the_sign_test_says_how_likely_a_split_is_by_chance():
     assert sign_test(0, 0) == 1.0
     assert sign_test(4, 0) == pytest.approx(0.125)          # 2 × (1/2)^4
     assert sign_test(9, 1) == pytest.approx(2 * 11 / 1024)
+
+
+def test_a_snippet_is_found_in_its_chunk_or_a_good_part_of_it_not_in_a_word_or_common_words():
+    from evaluations.metrics import snippet_matches
+
+    gold = "Every employee gets thirty days of paid vacation per year. Unused days expire in March."
+    assert snippet_matches(gold, "Policy. " + gold + " Ask HR.")
+    assert snippet_matches(gold, "thirty days of paid vacation per year.")          # cut smaller elsewhere
+    assert not snippet_matches(gold, "Vacation")
+    assert not snippet_matches(gold, "Employees get ten days of paid sick leave per year.")

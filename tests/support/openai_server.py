@@ -2,7 +2,7 @@
 
 It answers ``GET /v1/models`` (``models``) and ``POST /v1/chat/completions`` (plain and ``stream: true``
 Server-Sent Events) with a fixed reply, optionally one word every ``delay`` seconds, and records the requests it
-received. With
+received; ``reply`` may be a function of the request body, to script each answer. With
 ``echo_auth_error`` it answers 401 quoting the request's ``Authorization`` header instead, as a careless
 server (or a proxy) might: what a client does with a secret in an error message. With ``redirect_to`` it
 answers every POST with a 307 to that base URL, as a hostile public server might.
@@ -14,11 +14,12 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 
 class ChatServer:
-    def __init__(self, reply: str = "hello from the server", *, port: int = 0, delay: float = 0.0,
+    def __init__(self, reply: str | Callable[[dict], str] = "hello from the server", *, port: int = 0, delay: float = 0.0,
                  echo_auth_error: bool = False, models: tuple[str, ...] = ("local-model",),
                  redirect_to: str | None = None) -> None:
         self.reply, self.delay, self.echo_auth_error, self.models = reply, delay, echo_auth_error, models
@@ -66,7 +67,7 @@ class ChatServer:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
-                words = server.reply.split(" ")
+                words = server.text(body).split(" ")
                 for index, word in enumerate(words):
                     if server.delay:
                         time.sleep(server.delay)
@@ -85,12 +86,17 @@ class ChatServer:
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
+    def text(self, body: dict) -> str:
+        """The reply to ``body``: the fixed one, or what the scripted ``reply(body)`` says."""
+        return self.reply(body) if callable(self.reply) else self.reply
+
     def _completion(self, body: dict) -> dict:
+        reply = self.text(body)
         if self.delay:
-            time.sleep(self.delay * len(self.reply.split(" ")))
+            time.sleep(self.delay * len(reply.split(" ")))
         return {"id": "c1", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.reply}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 3, "completion_tokens": len(self.reply.split()), "total_tokens": 3 + len(self.reply.split())}}
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": len(reply.split()), "total_tokens": 3 + len(reply.split())}}
 
     @property
     def base_url(self) -> str:

@@ -142,3 +142,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_test_set_name'))
 
     op.drop_table('test_set')
+    sa.Enum(name='evalstate').drop(op.get_bind(), checkfirst=True)   # PostgreSQL keeps enum types
