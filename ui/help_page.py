@@ -63,7 +63,7 @@ def _document(body: str, sections: list[tuple[str, str]]) -> str:
     toc = "".join(f'<a href="#{anchor}">{html.escape(title)}</a>' for anchor, title in sections)
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Stackyard guide</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head><body>'
-            f'<header><b>Stackyard guide</b><a href="/">Editor</a><a href="/apps">Apps</a><a href="/jobs">Jobs</a><a href="/knowledge">Knowledge</a>'
+            f'<header><b>Stackyard guide</b><a href="/">Editor</a><a href="/apps">Apps</a><a href="/jobs">Jobs</a><a href="/knowledge">Knowledge</a><a href="/evaluations">Evaluations</a>'
             f'<a href="/models">Models</a><a href="/docs">API reference</a></header>'
             f'<div class="wrap"><nav aria-label="Sections">{toc}</nav><main>{body}</main></div></body></html>')
 
