@@ -177,7 +177,8 @@ def _embed_and_write(base: KnowledgeBase, where: generations.Target, document: K
     enabled = [row for row in rows if row.enabled] if document.enabled else []
     hierarchy = where.chunking.parent_length
     if hierarchy:     # parents first: a chunk found before its parent is written would fail the merge
-        write_parents(base, where.generation, document.id, enabled, texts, where.chunking, settings)
+        write_parents(base, where.generation, document.id, rows if document.enabled else [], texts, where.chunking,
+                      settings)
     for start in range(0, len(enabled), EMBED_BATCH):
         batch = [Document(id=row.id, content=row.text, meta={
                      **row.meta, "kb_document_id": document.id, "position": row.position,

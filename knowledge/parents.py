@@ -6,7 +6,8 @@ contract: every matched chunk names a parent (``__parent_id``, with ``__level`` 
 lists its chunks (``__children_ids``); it returns the parent when more than its threshold of them matched.
 
 A chunk whose text was edited or added by hand is its own parent: the passage it was cut from does not hold its
-text, and an answer must read the edit. So is a document no longer than one chunk.
+text, and an answer must read the edit. So is a document no longer than one chunk. A parent some of whose chunks
+are switched off or edited reads as its remaining chunks (``parent_documents``).
 """
 
 from __future__ import annotations
@@ -43,23 +44,31 @@ def chunk_meta(chunk: KbChunk, length: int) -> dict[str, Any]:
 
 def parent_documents(document_id: str, chunks: list[KbChunk], texts: dict[str, str], *, parent_length: int,
                      file_name: str | None = None) -> list[Any]:
-    """The parents the indexed ``chunks`` of one document answer with, each listing those of its chunks: a split
-    parent with its text from ``texts`` (by id), a chunk that is its own parent with the chunk's text."""
+    """The parents the switched-on ``chunks`` of one document (all its chunks are given) answer with, each
+    listing those chunks. A parent reads as it was cut (``texts``, by id) while every chunk cut from it is on and
+    unedited; otherwise as its chunks that are, in order, so a switched-off or edited chunk's old words are not
+    served through it (chunks cut with an overlap then repeat those words). A chunk that is its own parent reads
+    as itself."""
     from haystack import Document
 
+    cut: dict[str, int] = {}
     children: dict[str, list[KbChunk]] = {}
-    for chunk in chunks:
-        children.setdefault(parent_of(chunk), []).append(chunk)
+    for chunk in sorted(chunks, key=lambda c: c.position):
+        if chunk.meta.get(PARENT):
+            cut[chunk.meta[PARENT]] = cut.get(chunk.meta[PARENT], 0) + 1
+        if chunk.enabled:
+            children.setdefault(parent_of(chunk), []).append(chunk)
     made = []
     for pid, kids in children.items():
         own = len(kids) == 1 and kids[0].id == pid
+        whole = pid in texts and len(kids) == cut.get(pid)
+        content = kids[0].text if own else texts[pid] if whole else " ".join(k.text.strip() for k in kids)
         # its position: its first chunk's, so hits read in document order either way
         meta = {CHILDREN: [kid.id for kid in kids], LEVEL: 1, BLOCK_SIZE: parent_length,
                 "kb_document_id": document_id, "position": kids[0].position}
         if file_name:
             meta["file_name"] = file_name
-        made.append(Document(id=pid, content=kids[0].text if own else texts.get(pid, ""), meta=meta,
-                             embedding=PARENT_VECTOR))
+        made.append(Document(id=pid, content=content, meta=meta, embedding=PARENT_VECTOR))
     return made
 
 

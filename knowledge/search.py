@@ -16,6 +16,7 @@ from typing import Any
 
 from knowledge import parents
 from knowledge.models import KnowledgeBase
+from knowledge.settings import Chunking
 from knowledge.settings import asked as settings_for
 from stackyard.errors import StackyardError
 from stackyard.settings import Settings
@@ -298,6 +299,9 @@ def _merged_hits(hits: list[Hit], merged: list[Any]) -> list[Hit]:
             out.append(by_id[document.id])
             continue
         kids = [by_id[kid] for kid in document.meta.get(parents.CHILDREN) or [] if kid in by_id]
+        if not kids:                  # a parent listing none of the chunks found: keep those chunks instead
+            out += [hit for hit in hits if hit.meta.get(parents.PARENT) == document.id]
+            continue
         meta = {k: v for k, v in document.meta.items() if k not in (parents.CHILDREN, parents.LEVEL,
                                                                      parents.BLOCK_SIZE)}
         out.append(Hit(document.id, max(k.score for k in kids), document.content or "", meta,
@@ -330,8 +334,8 @@ def forget_document(base: KnowledgeBase, document_id: str, settings: Settings) -
 
 def write_parents(base: KnowledgeBase, generation: int, document_id: str, chunks: list[Any], texts: dict[str, str],
                   chunking: Any, settings: Settings) -> None:
-    """Write the parents the indexed ``chunks`` of one document answer with into the generation's parents
-    collection, and remove those of the document's it no longer needs."""
+    """Write the parents the switched-on ``chunks`` of one document (all of its chunks are given) answer with into
+    the generation's parents collection, and remove those of the document's it no longer needs."""
     from haystack.document_stores.types import DuplicatePolicy
 
     made = parents.parent_documents(document_id, chunks, texts, parent_length=chunking.parent_length)
@@ -363,14 +367,27 @@ def reindex_chunk(base: KnowledgeBase, chunk: Any, document: Any, settings: Sett
     store = document_store(base, settings, generation)
     if not (chunk.enabled and document.enabled):
         store.delete_documents([chunk.id])
+        if chunking.get("parent_length"):
+            _rewrite_parents(base, generation, document, Chunking(**chunking), settings)
         return
     meta = {**chunk.meta, "kb_document_id": chunk.document_id, "position": chunk.position}
     if chunking.get("parent_length"):
         meta.update(parents.chunk_meta(chunk, chunking["length"]))
-        if parents.parent_of(chunk) == chunk.id:   # its parent is itself: written before it can be found
-            document_store(base, settings, generation, PARENTS).write_documents(
-                parents.parent_documents(chunk.document_id, [chunk], {}, parent_length=chunking["parent_length"]),
-                policy=DuplicatePolicy.OVERWRITE)
+        _rewrite_parents(base, generation, document, Chunking(**chunking), settings)   # before it can be found
     embedding = text_embedder(model, settings).run(text=chunk.text)["embedding"]
     store.write_documents([Document(id=chunk.id, content=chunk.text, embedding=embedding, meta=meta)],
                           policy=DuplicatePolicy.OVERWRITE)
+
+
+def _rewrite_parents(base: KnowledgeBase, generation: int, document: Any, chunking: Chunking,
+                     settings: Settings) -> None:
+    """The document's parents again from its chunks as they are in SQL now (a chunk switched, edited or added)."""
+    from sqlmodel import select
+
+    from knowledge.models import KbChunk
+    from store.db import session_scope
+
+    with session_scope() as session:
+        rows = list(session.exec(select(KbChunk).where(KbChunk.document_id == document.id)).all())
+        session.expunge_all()
+    write_parents(base, generation, document.id, rows if document.enabled else [], {}, chunking, settings)

@@ -22,7 +22,8 @@ from workflows import crud
 from workflows.bounds import INT32_MAX
 
 PATH = "/apps"
-APP_HEADERS = ["slug", "workflow", "version", "message input", "reply output", "sources output", "chat page", "check"]
+APP_HEADERS = ["slug", "workflow", "version", "message input", "reply output", "sources output", "chat page", "check",
+               "gate"]
 KEY_HEADERS = ["id", "prefix", "name", "app", "requests/min", "last used", "revoked"]
 ROLE_BOXES = {"message": "Message input", "history": "History input", "reply": "Reply output",
               "sources": "Sources output"}
@@ -36,8 +37,23 @@ def publications_table() -> list[list]:
             number = crud.get_version_by_id(session=session, version_id=app.version_id).number
             rows.append([app.slug, workflow.name, number, app.message_input, app.reply_output,
                          app.sources_output or "", f"[/chat/{app.slug}](/chat/{app.slug})",
-                         f"⚠️ {app.check_warning}" if app.check_warning else "✅ answered"])
+                         f"⚠️ {app.check_warning}" if app.check_warning else "✅ answered",
+                         gate_text(app.gate, app.gate_result)])
         return rows
+
+
+def gate_text(gate: dict | None, result: dict | None) -> str:
+    """The gate's last verdict on the live version, as one line (none: the app has no gate)."""
+    if not gate:
+        return "none"
+    if not result:
+        return f"test set {gate.get('test_set')}: not judged yet"
+    failed = [c["check"] for c in result.get("checks", []) if not c.get("passed")]
+    where = f"test set {result.get('test_set')} r{result.get('revision')}, evaluation {result.get('evaluation')}"
+    if result.get("override"):
+        return f"⚠️ overridden ({result['override']}): failed {', '.join(failed)} · {where}"
+    warned = f" (warnings: {', '.join(result['warnings'])})" if result.get("warnings") else ""
+    return f"✅ passed{warned} · {where}"
 
 
 def keys_table() -> list[list]:
@@ -144,7 +160,7 @@ def build() -> gr.Blocks:
         gr.Markdown("## Published apps\nEach app serves one workflow version at `/v1/chat/completions` "
                     "(model = slug), `/api/v1/apps/{slug}/run` and `/chat/{slug}`.")
         apps = gr.Dataframe(headers=APP_HEADERS, interactive=False, elem_id="apps-table",
-                            datatype=["str"] * (len(APP_HEADERS) - 2) + ["markdown", "str"])
+                            datatype=["str"] * (len(APP_HEADERS) - 3) + ["markdown", "str", "str"])
         with gr.Row():
             workflow = gr.Dropdown(label="Workflow", choices=[], allow_custom_value=True, elem_id="publish-workflow")
             # A text box: Gradio's number box shows 0 for "no value", and 0 is no version.

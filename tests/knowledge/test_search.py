@@ -341,3 +341,30 @@ def index_document_again(document_id: str) -> DocState | None:
         base = bases.get(session, "handbook")
         bases.change_document(session, base, bases.document(session, base, document_id), enabled=True)
     return index_document(document_id)
+
+
+def test_a_parent_reads_as_its_chunks_that_are_on_and_unedited(database, milvus):
+    from knowledge.settings import Retrieval
+
+    settings = get_settings()
+    with session_scope() as session:
+        bases.create(session, settings, name="handbook", chunking=Chunking(length=6, overlap=0, parent_length=36),
+                     retrieval=Retrieval(merge_threshold=0.0, top_k=3))
+    [doc] = add(("mill", " ".join(PASSAGES)))
+    assert index_document(doc) == DocState.DONE
+    with session_scope() as session:
+        rows = session.exec(select(KbChunk).where(KbChunk.document_id == doc).order_by(KbChunk.position)).all()
+        base = bases.get(session, "handbook")
+        secret = next(r for r in rows if "4242" in r.text)
+        off, owner = bases.edit_chunk(session, base, secret.id, enabled=False)
+        session.expunge_all()
+    search.reindex_chunk(handbook(), off, owner, settings)
+    [passage] = [h for h in search.retrieve(handbook(), "Who lives in the cottage by the river?", settings)
+                 if h.chunks][:1]
+    assert "cottage" in passage.text and "4242" not in passage.text     # the switched-off words are not served
+    with session_scope() as session:
+        on, owner = bases.edit_chunk(session, bases.get(session, "handbook"), secret.id, enabled=True)
+        session.expunge_all()
+    search.reindex_chunk(handbook(), on, owner, settings)
+    found = search.retrieve(handbook(), "secret vault code 4242", settings, mode="keyword", top_k=1)
+    assert found and "4242" in found[0].text and secret.id in (found[0].chunks or (found[0].chunk_id,))

@@ -31,7 +31,7 @@ def test_publish_republish_and_unpublish(database):
     status, table = apps_page.publish("greet", 1, "hello", "name", "", "greeting", "", False)
     assert status.startswith("✅") and "version 1" in status
     assert table == [["hello", "greet", 1, "name", "greeting", "", "[/chat/hello](/chat/hello)",  # a link
-                      f"⚠️ {checks.SKIPPED}"]]                                                  # and why unchecked
+                      f"⚠️ {checks.SKIPPED}", "none"]]                                          # and why unchecked
     assert checks.SKIPPED in status
     status, table = apps_page.publish("greet", None, "hello", "name", "", "greeting", "", False)
     assert "version 2" in status and table[0][2] == 2
@@ -100,3 +100,16 @@ def test_a_forced_apps_visitors_see_that_it_is_unchecked_not_why(database):
         publishing.publish(session=session, ref="greet", slug="checked", message="name", reply="greeting")
     assert _warning("forced") == UNCHECKED and "10.0.0.5" not in UNCHECKED
     assert _warning("checked") is None and _warning("nope") is None
+
+
+def test_the_apps_table_shows_the_gates_last_verdict_on_the_live_version():
+    from ui.apps_page import gate_text
+
+    gate = {"test_set": "faq"}
+    passed = {"test_set": "faq", "revision": 2, "evaluation": "e1", "checks": [{"check": "recall ≥ 0.8",
+                                                                                "passed": True}], "warnings": []}
+    assert gate_text(None, None) == "none"
+    assert gate_text(gate, None) == "test set faq: not judged yet"
+    assert gate_text(gate, passed) == "✅ passed · test set faq r2, evaluation e1"
+    forced = {**passed, "checks": [{"check": "recall ≥ 0.8", "passed": False}], "override": "hotfix"}
+    assert gate_text(gate, forced) == "⚠️ overridden (hotfix): failed recall ≥ 0.8 · test set faq r2, evaluation e1"
