@@ -9,6 +9,7 @@ Cases that got worse come first, each with both answers and retrieved documents.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -17,6 +18,7 @@ from evaluations.importing import BadTestSet
 from evaluations.models import EvalResult, EvalState, Evaluation
 
 MAX_CASES_SHOWN = 200
+MAX_KEYS_LISTED = 1000       # of the worse cases and those in one run only
 
 
 def sign_test(better: int, worse: int) -> float:
@@ -29,9 +31,25 @@ def sign_test(better: int, worse: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def results(session: Session, evaluation: Evaluation) -> dict[str, EvalResult]:
-    return {r.case_key: r for r in session.exec(select(EvalResult).where(
-        EvalResult.evaluation_id == evaluation.id).order_by(col(EvalResult.position))).all()}
+def results(session: Session, evaluation: Evaluation, *, limit: int | None = None) -> dict[str, EvalResult]:
+    """The evaluation's results by case key, in the test set's order (the first ``limit``)."""
+    query = select(EvalResult).where(EvalResult.evaluation_id == evaluation.id).order_by(col(EvalResult.position))
+    return {r.case_key: r for r in session.exec(query.limit(limit) if limit else query).all()}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What comparing needs of a case's result: not its answer and documents (100,000 cases of those would not
+    fit in memory twice)."""
+
+    succeeded: bool
+    scores: dict[str, Any]
+
+
+def scores(session: Session, evaluation: Evaluation) -> dict[str, Scored]:
+    rows = session.exec(select(EvalResult.case_key, EvalResult.succeeded, EvalResult.scores).where(
+        EvalResult.evaluation_id == evaluation.id).order_by(col(EvalResult.position))).all()
+    return {key: Scored(succeeded, values or {}) for key, succeeded, values in rows}
 
 
 def compare(session: Session, a: Evaluation, b: Evaluation) -> dict[str, Any]:
@@ -44,7 +62,7 @@ def compare(session: Session, a: Evaluation, b: Evaluation) -> dict[str, Any]:
     if a.revision_id != b.revision_id:
         raise BadTestSet(f"These evaluations ran on different test-set revisions ({a.revision} and {b.revision}); "
                          "run both on the same one to compare them.", field="evaluation")
-    first, second = results(session, a), results(session, b)
+    first, second = scores(session, a), scores(session, b)
     keys = [key for key in first if key in second]
     metrics = [m for m in a.summary.get("metrics", {}) if m in b.summary.get("metrics", {})]
     notes = []
@@ -69,13 +87,23 @@ def compare(session: Session, a: Evaluation, b: Evaluation) -> dict[str, Any]:
         if first[key].succeeded != second[key].succeeded:
             changes.setdefault(key, {})["succeeded"] = int(second[key].succeeded) - int(first[key].succeeded)
     order = sorted(changes, key=lambda key: (min(changes[key].values()), key))
+    shown = order[:MAX_CASES_SHOWN]
+    sides = {evaluation.id: _details(session, evaluation, shown) for evaluation in (a, b)}
+    worse = [k for k in order if min(changes[k].values()) < 0]
     return {"a": a.id, "b": b.id, "revision": a.revision, "metrics": table, "notes": notes,
-            "only_in_a": [k for k in first if k not in second], "only_in_b": [k for k in second if k not in first],
-            "worse": [k for k in order if min(changes[k].values()) < 0],
+            "only_in_a": [k for k in first if k not in second][:MAX_KEYS_LISTED],
+            "only_in_b": [k for k in second if k not in first][:MAX_KEYS_LISTED],
+            "worse": worse[:MAX_KEYS_LISTED], "worse_count": len(worse),
             "latency_ms": {"a": a.summary.get("latency_ms"), "b": b.summary.get("latency_ms")},
             "failure_rate": {"a": a.summary.get("failure_rate"), "b": b.summary.get("failure_rate")},
-            "cases": [{"key": key, "change": changes[key], "a": _side(first[key]), "b": _side(second[key])}
-                      for key in order[:MAX_CASES_SHOWN]]}
+            "cases": [{"key": key, "change": changes[key], "a": _side(sides[a.id][key]), "b": _side(sides[b.id][key])}
+                      for key in shown]}
+
+
+def _details(session: Session, evaluation: Evaluation, keys: list[str]) -> dict[str, EvalResult]:
+    """The full results of the cases shown (at most ``MAX_CASES_SHOWN``)."""
+    return {r.case_key: r for r in session.exec(select(EvalResult).where(
+        EvalResult.evaluation_id == evaluation.id, col(EvalResult.case_key).in_(keys))).all()} if keys else {}
 
 
 def _side(result: EvalResult) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -236,11 +237,7 @@ def score_answers(cases: list[CaseRun], settings: MetricSettings, model_path: st
                 case.errors["sas"] = (f"the scoring model '{settings.sas_model}' is not on this machine; map it to a "
                                       "folder (STACKYARD_MODEL_PATHS) or pick another sas_model")
             return
-        from haystack.components.evaluators import SASEvaluator
-
-        evaluator = SASEvaluator(model=model_path)
-        evaluator.warm_up()
-        result = evaluator.run(ground_truth_answers=[c.expected_answer or "" for c in scored],
+        result = _sas(model_path).run(ground_truth_answers=[c.expected_answer or "" for c in scored],
                                predicted_answers=[c.answer or "" for c in scored])
         for case, value in zip(scored, result["individual_scores"], strict=True):
             case.scores["sas"] = float(value)
@@ -292,6 +289,23 @@ def score_judged(cases: list[CaseRun], settings: MetricSettings) -> None:
                 case.errors[metric] = "the judge gave no usable verdict (no reply, or not the JSON asked for)"
             else:
                 case.scores[metric] = float(score)
+
+
+_warm: dict[str, Any] = {}
+_warm_lock = threading.Lock()
+
+
+def _sas(model_path: str) -> Any:
+    """Haystack's SAS evaluator on a local model, kept warm per process: a worker scores many evaluations, and
+    loading the model costs seconds."""
+    from haystack.components.evaluators import SASEvaluator
+
+    with _warm_lock:
+        if model_path not in _warm:
+            evaluator = SASEvaluator(model=model_path)
+            evaluator.warm_up()
+            _warm[model_path] = evaluator
+        return _warm[model_path]
 
 
 def percentile(values: list[float], share: float) -> float | None:

@@ -51,7 +51,7 @@ def _gate(session: object, args: argparse.Namespace, settings: object) -> object
         if publication.gate and publication.gate.get("test_set") == args.set:
             return Gate(**publication.gate)
     raise StackyardError(f"--gate: no app publishing this workflow has a gate on test set '{args.set}'; give "
-                         "--threshold METRIC=MIN (and --max-drop, --error-budget) here.")
+                         "--threshold METRIC=MIN (and --error-budget SHARE) here.")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -68,7 +68,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from evaluations import compare, lifecycle, testsets
     from evaluations.gate import verdict
-    from evaluations.importing import parse
+    from evaluations.importing import MAX_IMPORT_BYTES, parse
     from evaluations.metrics import MetricSettings
     from evaluations.models import EvalState
     from stackyard.errors import NotFound
@@ -79,7 +79,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.action == "import":
         path = Path(args.ref)
         kind = "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv"
-        cases = parse(path.read_text(encoding="utf-8"), kind)
+        if not path.is_file() or path.stat().st_size > MAX_IMPORT_BYTES:
+            raise StackyardError(f"{path}: give a CSV or JSONL file of at most {MAX_IMPORT_BYTES:,} bytes.")
+        try:
+            cases = parse(path.read_text(encoding="utf-8"), kind)
+        except UnicodeDecodeError:
+            raise StackyardError(f"{path} is not UTF-8 text; save it as UTF-8.") from None
         with session_scope() as session:
             try:
                 made = testsets.revise(session, testsets.get(session, args.set), add=cases, replace=args.replace,

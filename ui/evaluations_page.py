@@ -359,7 +359,8 @@ def results_view(evaluation_id: str) -> tuple[str, list[list]]:
     try:
         with session_scope() as session:
             evaluation = _evaluation(session, evaluation_id, "Evaluation")
-            results = list(comparing.results(session, evaluation).values())
+            results = list(comparing.results(session, evaluation, limit=PAGE_ROWS).values())
+            scored = list(comparing.scores(session, evaluation).values())   # every case, scores only
             inputs = _inputs(session, evaluation.revision_id, [r.case_key for r in results[:PAGE_ROWS]])
             title = (f"{crud.get_workflow(session, ref=evaluation.workflow_id).name} v{evaluation.version} on "
                      f"{session.get(TestSet, evaluation.test_set_id).name} r{evaluation.revision}")
@@ -381,7 +382,7 @@ def results_view(evaluation_id: str) -> tuple[str, list[list]]:
             f"p95 {_score(latency.get('p95'), '{:.0f} ms')}</p>")
     metrics = summary.get("metrics") or {}
     return (f'<div id="ev-summary" data-state="{state}">{line}{chart_html(metrics)}'
-            f"{distribution_html(results, list(metrics))}{note}</div>", rows)
+            f"{distribution_html(scored, list(metrics))}{note}</div>", rows)
 
 
 def compare_chart_html(metrics: dict[str, dict[str, Any]]) -> str:
