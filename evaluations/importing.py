@@ -42,6 +42,8 @@ class Source(BaseModel):
     snippet: str = Field(default="", max_length=2000)
     chunk_id: str | None = Field(default=None, max_length=64, description="For match 'chunk' only: chunk ids do "
                                                                            "not survive re-chunking")
+    meta: dict[str, str | int | float] = Field(default_factory=dict, max_length=10,
+                                                description="For match 'meta.<key>': the value a right document has")
 
 
 class CaseIn(BaseModel):

@@ -7,7 +7,8 @@ document counts as an expected source by ``match``:
 * ``snippet`` (default): it is from the expected document and holds the gold snippet (or the snippet holds it,
   or they share most words); an expected source without a snippet matches by document;
 * ``document``: it is from the expected document (any of its chunks);
-* ``chunk``: it is the expected chunk (sources saved with a ``chunk_id``).
+* ``chunk``: it is the expected chunk (sources saved with a ``chunk_id``);
+* ``meta.<key>``: it has the expected source's value of that metadata field (e.g. ``meta.file_name``).
 
 Each case's expected sources get labels, each retrieved document the label of the source it matches, and the
 evaluators compare labels (``document_comparison_field="meta.<label>"``). Exact match is Haystack's, on answers
@@ -78,8 +79,9 @@ class MetricSettings(BaseModel):
                                                                          "rate always)")
     k: int = Field(default=5, ge=1, le=MAX_DOCUMENTS, strict=True, description="Retrieval metrics read the first k "
                                                                                 "documents")
-    match: Literal["snippet", "document", "chunk"] = Field(default="snippet", description="When a retrieved "
-                                                           "document counts as an expected source")
+    match: str = Field(default="snippet", pattern=r"^(snippet|document|chunk|meta\.[A-Za-z_][A-Za-z0-9_]{0,49})$",
+                       description="When a retrieved document counts as an expected source: snippet, document, "
+                                   "chunk, or meta.<key> (the same value of that metadata field)")
     answer_output: str | None = Field(default=None, max_length=200, description="The output holding the answer "
                                                                                   "(default: found)")
     documents_output: str | None = Field(default=None, max_length=200, description="The output holding the "
@@ -122,6 +124,19 @@ def read_outputs(outputs: dict[str, Any] | None, settings: MetricSettings) -> tu
     documents = outputs.get(settings.documents_output) if settings.documents_output else next(
         (value for value in outputs.values() if _documents(value)), [])
     return answer, [d for d in (documents or []) if isinstance(d, dict)][:MAX_DOCUMENTS]
+
+
+def read_extras(outputs: dict[str, Any] | None) -> tuple[str | None, int | None]:
+    """The prompt the run sent (an output named ``prompt``) and the tokens its replies say they used."""
+    outputs = outputs or {}
+    prompt = outputs.get("prompt")
+    tokens = None
+    for value in outputs.values():
+        for reply in value if isinstance(value, list) else []:
+            usage = ((reply or {}).get("meta") or {}).get("usage") if isinstance(reply, dict) else None
+            if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int):
+                tokens = (tokens or 0) + usage["total_tokens"]
+    return (prompt if isinstance(prompt, str) else None), tokens
 
 
 def _answer(value: Any) -> str | None:
@@ -180,6 +195,9 @@ def _labels(case: CaseRun, match: str, k: int) -> tuple[list[Any], list[Any]]:
         for i, source in enumerate(case.expected_sources):
             if match == "chunk":
                 hit = source.get("chunk_id") and document.get("id") == source["chunk_id"]
+            elif match.startswith("meta."):
+                wanted = (source.get("meta") or {}).get(match[5:])
+                hit = wanted is not None and meta.get(match[5:]) == wanted
             else:
                 same = meta.get("kb_document_id") == source.get("document_id")
                 hit = same and (match == "document" or not source.get("snippet")

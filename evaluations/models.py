@@ -108,8 +108,10 @@ class EvalResult(SQLModel, table=True):
     position: int
     succeeded: bool
     answer: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))   # an output named 'prompt'
     documents: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     latency_ms: float | None = None
+    tokens: int | None = None          # where the generator says (OpenAI-compatible replies' usage)
     error: str | None = None
     scores: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     errors: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

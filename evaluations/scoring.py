@@ -15,6 +15,7 @@ from evaluations import lifecycle
 from evaluations.metrics import (
     CaseRun,
     MetricSettings,
+    read_extras,
     read_outputs,
     score_answers,
     score_judged,
@@ -149,7 +150,9 @@ def _row(evaluation_id: str, position: int, run: CaseRun, item: JobItem | None) 
     documents = [{"id": d.get("id"), "document_id": (d.get("meta") or {}).get("kb_document_id"),
                   "score": d.get("score"), "snippet": (d.get("content") or "")[:SNIPPET_CHARS]}
                  for d in run.documents]
+    prompt, tokens = read_extras(item.outputs if item is not None and run.succeeded else None)
     return {"evaluation_id": evaluation_id, "case_key": run.key, "position": position, "succeeded": run.succeeded,
+            "prompt": prompt[:MAX_ANSWER_CHARS] if prompt else None, "tokens": tokens,
             "answer": (run.answer or "")[:MAX_ANSWER_CHARS] if run.answer is not None else None,
             "documents": documents, "latency_ms": item.duration_ms if item is not None and run.succeeded else None,
             "error": (item.error if item is not None else "never ran") if not run.succeeded else None,

@@ -199,7 +199,7 @@ def test_an_llm_judge_scores_faithfulness_and_its_garbage_counts_as_errors_the_g
                                     "init_parameters": {"template": "{% for d in documents %}{{ d.content }} "
                                                                     "{% endfor %}"}}
     spec["connections"] = [{"sender": "retriever.documents", "receiver": "answer.documents"}]
-    spec["outputs"]["answer"] = "answer.prompt"
+    spec["outputs"]["answer"] = spec["outputs"]["prompt"] = "answer.prompt"
     with session_scope() as session:
         crud.create_version(session, ref="faq-bot", spec=spec_from_dict(spec))
     with ChatServer(reply=judge) as server:
@@ -219,6 +219,7 @@ def test_an_llm_judge_scores_faithfulness_and_its_garbage_counts_as_errors_the_g
         assert metrics["faithfulness"] == {"mean": 1.0, "n": 8, "errors": 2}
         assert metrics["context_relevance"] == {"mean": 1.0, "n": 8, "errors": 2}
         assert "no usable verdict" in results["case-otter"].errors["faithfulness"]
+        assert results["case-falcon"].prompt.startswith("The falcon fact.")     # what the run sent, kept
         lenient = Gate(test_set="faq", settings=settings, thresholds={"faithfulness": 0.9}, error_budget=0.25)
         strict = lenient.model_copy(update={"error_budget": 0.1})
         assert verdict(session, lenient, judged, None)["passed"]

@@ -33,6 +33,11 @@ def test_retrieval_metrics_read_labels_by_document_and_snippet_within_k():
     by_document = [CaseRun("c", True, documents=[doc("d1", "the boiler room")], expected_sources=expected)]
     score_retrieval(by_document, MetricSettings(match="document"))
     assert by_document[0].scores["recall"] == 1.0       # any chunk of the document counts
+    by_field = [CaseRun("c", True, documents=[{"id": "x", "content": "a", "meta": {"file_name": "b.md"}},
+                                              {"id": "y", "content": "b", "meta": {"file_name": "a.md"}}],
+                        expected_sources=[{"document_id": "d9", "meta": {"file_name": "a.md"}}])]
+    score_retrieval(by_field, MetricSettings(match="meta.file_name", metrics=["mrr"]))
+    assert by_field[0].scores["mrr"] == 0.5              # found second, by its file name
 
 
 def test_exact_match_normalises_and_a_failed_run_counts_as_a_failure():
@@ -76,3 +81,12 @@ def test_a_snippet_is_found_in_its_chunk_or_a_good_part_of_it_not_in_a_word_or_c
     assert snippet_matches(gold, "thirty days of paid vacation per year.")          # cut smaller elsewhere
     assert not snippet_matches(gold, "Vacation")
     assert not snippet_matches(gold, "Employees get ten days of paid sick leave per year.")
+
+
+def test_the_prompt_and_the_tokens_a_reply_reports_are_kept_where_known():
+    from evaluations.metrics import read_extras
+
+    outputs = {"prompt": "Q: where?", "answer": [{"role": "assistant", "text": "x",
+                                                  "meta": {"usage": {"total_tokens": 42}}}]}
+    assert read_extras(outputs) == ("Q: where?", 42)
+    assert read_extras({"answer": "plain"}) == (None, None)
