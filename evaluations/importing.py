@@ -18,7 +18,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from stackyard.errors import StackyardError
 from stackyard.json_limits import MAX_JSON_DEPTH, JsonTooDeep, loads, too_deep
@@ -42,7 +51,7 @@ class Source(BaseModel):
     snippet: str = Field(default="", max_length=2000)
     chunk_id: str | None = Field(default=None, max_length=64, description="For match 'chunk' only: chunk ids do "
                                                                            "not survive re-chunking")
-    meta: dict[str, str | int | float] = Field(default_factory=dict, max_length=10,
+    meta: dict[str, StrictStr | StrictInt | StrictFloat] = Field(default_factory=dict, max_length=10,
                                                 description="For match 'meta.<key>': the value a right document has")
 
 

@@ -138,7 +138,7 @@ def start(session: Session, *, workflow: str, version: int | None, test_set: str
     rows = _records(info.spec, info.required, cases)
     records = ItemRecords(kind="jsonl", records=rows, summary={
         "type": "test_set", "test_set": test.name, "revision": pinned.number, "items": len(rows),
-        "keys": sorted({key for row in rows for key in row})})
+        "keys": sorted({name for row in rows for name in row})})
     job = jobs.create_job(session, source=records, version_id=version_id, concurrency=concurrency,
                           name=f"evaluation of {workflow} v{row.number} on {test.name} r{pinned.number}",
                           commit=False)
