@@ -107,6 +107,25 @@ def revise(session: Session, test_set: TestSet, *, add: list[CaseIn] | None = No
     return race_safe(session, write, what=f"Changing test set '{test_set.name}'")
 
 
+def add(session: Session, name: str, cases: list[CaseIn], *, replace: bool = False, note: str = "",
+        description: str = "") -> TestSetRevision:
+    """``cases`` into test set ``name``: its next revision (only them with ``replace``), or revision 1 of a new
+    set named so when there is none."""
+    try:
+        test_set = get(session, name)
+    except NotFound:
+        return revision(session, create(session, name=name, description=description, cases=cases))
+    return revise(session, test_set, add=cases, replace=replace, note=note)
+
+
+def cases_by_key(session: Session, revision_id: str, keys: list[str]) -> dict[str, TestCase]:
+    """The revision's cases with these keys, by key."""
+    if not keys:
+        return {}
+    return {case.key: case for case in session.exec(select(TestCase).where(
+        TestCase.revision_id == revision_id, col(TestCase.key).in_(keys))).all()}
+
+
 def _write_revision(session: Session, test_set: TestSet, cases: list[CaseIn], *, note: str,
                     copy_from: TestSetRevision | None = None, drop: set[str] | None = None,
                     kept: set[str] | None = None) -> TestSetRevision:

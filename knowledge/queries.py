@@ -75,6 +75,14 @@ def history(session: Session, base: KnowledgeBase, *, limit: int = 50) -> list[K
                              .order_by(col(KbQuery.created_at).desc()).limit(limit)).all())
 
 
+def kept_as_cases(session: Session, base: KnowledgeBase, query_ids: list[str] | None = None) -> list[KbQuery]:
+    """The base's retrieval tests kept as test cases (those of ``query_ids`` only, when given), oldest first."""
+    query = select(KbQuery).where(KbQuery.kb_id == base.id, col(KbQuery.expected).is_not(None))
+    if query_ids:
+        query = query.where(col(KbQuery.id).in_(query_ids))
+    return list(session.exec(query.order_by(col(KbQuery.created_at))).all())
+
+
 def recorded(session: Session, base: KnowledgeBase, query_id: str) -> KbQuery:
     row = session.get(KbQuery, query_id)
     if row is None or row.kb_id != base.id:

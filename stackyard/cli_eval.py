@@ -71,7 +71,6 @@ def _run(args: argparse.Namespace) -> int:
     from evaluations.importing import MAX_IMPORT_BYTES, parse
     from evaluations.metrics import MetricSettings
     from evaluations.models import EvalState
-    from stackyard.errors import NotFound
     from store.db import migrate, session_scope
     from worker.batch import dispatch
 
@@ -86,11 +85,7 @@ def _run(args: argparse.Namespace) -> int:
         except UnicodeDecodeError:
             raise StackyardError(f"{path} is not UTF-8 text; save it as UTF-8.") from None
         with session_scope() as session:
-            try:
-                made = testsets.revise(session, testsets.get(session, args.set), add=cases, replace=args.replace,
-                                       note=f"imported {path.name}")
-            except NotFound:
-                made = testsets.revision(session, testsets.create(session, name=args.set, cases=cases))
+            made = testsets.add(session, args.set, cases, replace=args.replace, note=f"imported {path.name}")
             print(f"test set '{args.set}' revision {made.number}: {made.case_count} case(s)")
         return PASSED
     if args.action == "compare":

@@ -18,13 +18,12 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI
 from pydantic import ValidationError
-from sqlmodel import col, select
 
 from evaluations import compare as comparing
 from evaluations import lifecycle, testsets
 from evaluations.importing import MAX_CASES, MAX_IMPORT_BYTES, CaseIn, parse
 from evaluations.metrics import MAX_DOCUMENTS, METRICS, MetricSettings
-from evaluations.models import EvalState, TestCase, TestSet
+from evaluations.models import EvalState, TestSet
 from jobs import lifecycle as jobs
 from stackyard.errors import NotFound, StackyardError
 from store.db import session_scope
@@ -120,8 +119,7 @@ def _evaluation(session: Any, evaluation_id: str | None, label: str) -> Any:
 
 
 def _inputs(session: Any, revision_id: str, keys: list[str]) -> dict[str, dict[str, Any]]:
-    found = session.exec(select(TestCase).where(TestCase.revision_id == revision_id, col(TestCase.key).in_(keys)))
-    return {case.key: case.inputs for case in found.all()} if keys else {}
+    return {key: case.inputs for key, case in testsets.cases_by_key(session, revision_id, keys).items()}
 
 
 def test_set_names() -> list[str]:
@@ -140,13 +138,7 @@ def test_sets_table() -> list[list]:
 def _save(name: str, description: str, cases: list[CaseIn], note: str, what: str) -> tuple[str, list[list], Any]:
     """A new test set holding ``cases``, or the named one's next revision with them added."""
     with session_scope() as session:
-        try:
-            test_set = testsets.get(session, name)
-        except NotFound:
-            made = testsets.revision(session, testsets.create(session, name=name, description=description or "",
-                                                              cases=cases))
-        else:
-            made = testsets.revise(session, test_set, add=cases, note=note)
+        made = testsets.add(session, name, cases, note=note, description=description or "")
         number, count = made.number, made.case_count
     return (f"✅ Test set '{name}' revision {number}: {count} case(s); {_md(what)}.", test_sets_table(),
             gr.update(choices=test_set_names(), value=name))

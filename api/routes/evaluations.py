@@ -25,15 +25,13 @@ from api.schemas.evaluations import (
 from evaluations import compare as comparing
 from evaluations import lifecycle, testsets
 from evaluations.importing import MAX_IMPORT_BYTES, BadTestSet, parse
-from evaluations.models import EvalResult, Evaluation, TestCase, TestSet
+from evaluations.models import EvalResult, Evaluation, TestSet
 from jobs import lifecycle as jobs
 from jobs.models import Job
-from knowledge import bases
-from knowledge.models import KbQuery
-from stackyard.errors import NotFound
+from knowledge import bases, queries
 from store.db import session_scope
 from worker import batch
-from workflows.bounds import Text
+from workflows.bounds import INT32_MAX, Text
 
 router = APIRouter(prefix="/api/v1", tags=["evaluations"], route_class=LimitedRoute, responses=errors(400, 401, 429))
 
@@ -71,8 +69,8 @@ def delete_test_set(name: Text, session: SessionDep) -> Response:
 
 
 @router.get("/test-sets/{name}/cases", response_model=CasePage, responses=errors(404, 422))
-def list_cases(name: Text, session: SessionDep, revision: int | None = Query(default=None, ge=1, le=2**31 - 1),
-               offset: int = Query(default=0, ge=0, le=2**31 - 1),
+def list_cases(name: Text, session: SessionDep, revision: int | None = Query(default=None, ge=1, le=INT32_MAX),
+               offset: int = Query(default=0, ge=0, le=INT32_MAX),
                limit: int = Query(default=100, ge=1, le=500)) -> CasePage:
     """A page of a revision's cases (default: the newest), in order."""
     pinned = testsets.revision(session, testsets.get(session, name), revision)
@@ -124,13 +122,8 @@ def _import(name: str, chunks: list[bytes], kind: str, replace: bool, descriptio
     chunks.clear()
     cases = parse(text, kind)
     with session_scope() as session:
-        try:
-            test_set = testsets.get(session, name)
-        except NotFound:
-            TestSetCreate(name=name, cases=cases[:1])           # the name's rules, as for a set made by hand
-            made = testsets.create(session, name=name, description=description, cases=cases)
-            return RevisionPublic(**testsets.revision(session, made).model_dump())
-        made = testsets.revise(session, test_set, add=cases, replace=replace, note=f"imported {len(cases)} case(s)")
+        made = testsets.add(session, name, cases, replace=replace, note=f"imported {len(cases)} case(s)",
+                            description=description)
         return RevisionPublic(**made.model_dump())
 
 
@@ -139,17 +132,10 @@ def _import(name: str, chunks: list[bytes], kind: str, replace: bool, descriptio
 def from_knowledge(name: Text, body: FromKnowledge, session: SessionDep) -> RevisionPublic:
     """Cases from a knowledge base's retrieval tests kept as test cases (the query, its expected sources)."""
     base = bases.get(session, body.knowledge_base)
-    query = select(KbQuery).where(KbQuery.kb_id == base.id, col(KbQuery.expected).is_not(None))
-    if body.query_ids:
-        query = query.where(col(KbQuery.id).in_(body.query_ids))
-    cases = testsets.from_queries(session, list(session.exec(query.order_by(col(KbQuery.created_at))).all()))
-    try:
-        test_set = testsets.get(session, name)
-    except NotFound:
-        made = testsets.create(session, name=name, description=f"from knowledge base {base.name}", cases=cases)
-        return RevisionPublic(**testsets.revision(session, made).model_dump())
-    return RevisionPublic(**testsets.revise(session, test_set, add=cases,
-                                            note=f"from knowledge base {base.name}").model_dump())
+    cases = testsets.from_queries(session, queries.kept_as_cases(session, base, body.query_ids))
+    made = testsets.add(session, name, cases, note=f"from knowledge base {base.name}",
+                        description=f"from knowledge base {base.name}")
+    return RevisionPublic(**made.model_dump())
 
 
 def evaluation_public(session: Session, evaluation: Evaluation, *, reused: bool = False) -> EvaluationPublic:
@@ -198,7 +184,7 @@ def get_evaluation(evaluation_id: Text, session: SessionDep) -> EvaluationPublic
 
 
 @router.get("/evaluations/{evaluation_id}/results", responses=errors(404, 422))
-def evaluation_results(evaluation_id: Text, session: SessionDep, offset: int = Query(default=0, ge=0, le=2**31 - 1),
+def evaluation_results(evaluation_id: Text, session: SessionDep, offset: int = Query(default=0, ge=0, le=INT32_MAX),
                        limit: int = Query(default=100, ge=1, le=500), failed: bool = False) -> dict:
     """A page of the evaluation's results, one per case, in the test set's order (``failed``: failed runs only)."""
     evaluation = lifecycle.get(session, evaluation_id)
@@ -206,8 +192,7 @@ def evaluation_results(evaluation_id: Text, session: SessionDep, offset: int = Q
     total = session.exec(select(func.count()).select_from(EvalResult).where(*where)).one()
     rows = session.exec(select(EvalResult).where(*where).order_by(col(EvalResult.position))
                         .offset(offset).limit(limit)).all()
-    inputs = {c.key: c for c in session.exec(select(TestCase).where(
-        TestCase.revision_id == evaluation.revision_id, col(TestCase.key).in_([r.case_key for r in rows]))).all()}
+    inputs = testsets.cases_by_key(session, evaluation.revision_id, [r.case_key for r in rows])
     return {"total": total, "results": [{**r.model_dump(exclude={"id", "evaluation_id"}),
                                          "inputs": inputs[r.case_key].inputs if r.case_key in inputs else None,
                                          "expected_answer": inputs[r.case_key].expected_answer

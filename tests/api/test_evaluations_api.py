@@ -65,3 +65,28 @@ def test_a_hundred_thousand_cases_import_in_one_request_and_read_back_in_pages(c
                        headers=JSONL)
     assert over.status_code == 422 and "at most 100,000 cases" in over.text
     assert client.get(f"{SETS}/big").json()["revision"] == 1
+
+
+def test_retrieval_tests_kept_as_test_cases_become_cases_once_per_query(client):
+    from knowledge.models import KbQuery
+    from store.db import session_scope
+
+    assert client.post("/api/v1/knowledge-bases", json={"name": "handbook"}).status_code == 201
+    none_kept = client.post(f"{SETS}/kb/from-knowledge", json={"knowledge_base": "handbook"})
+    assert none_kept.status_code == 422 and "Keep as test case" in none_kept.text
+    base_id = client.get("/api/v1/knowledge-bases/handbook").json()["id"]
+    with session_scope() as session:          # two retrieval tests, one of them kept as a test case
+        kept = KbQuery(kb_id=base_id, query="Where do bikes go?", mode="dense", top_k=3, generation=1,
+                       expected=[{"document_id": "d1", "document": "parking.md", "snippet": "the cellar"}])
+        session.add_all([kept, KbQuery(kb_id=base_id, query="noise", mode="dense", top_k=3, generation=1)])
+        session.flush()
+        kept_id = kept.id
+    first = client.post(f"{SETS}/kb/from-knowledge", json={"knowledge_base": "handbook"})
+    assert first.status_code == 201 and first.json()["case_count"] == 1, first.text
+    [case] = client.get(f"{SETS}/kb/cases").json()["cases"]
+    assert (case["key"], case["inputs"], case["expected_sources"]) == (
+        f"kbq-{kept_id[:12]}", {"input": "Where do bikes go?"},
+        [{"document_id": "d1", "document": "parking.md", "snippet": "the cellar", "chunk_id": None, "meta": {}}])
+    again = client.post(f"{SETS}/kb/from-knowledge", json={"knowledge_base": "handbook", "query_ids": [kept_id]})
+    assert again.json() | {"created_at": None} == {"number": 2, "case_count": 1, "created_at": None,
+                                                   "note": "from knowledge base handbook"}   # replaced, not doubled
