@@ -23,12 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
-from _common import redis_postgres_stack  # noqa: E402
+from _common import redis_postgres_stack, run_job, wait_finished  # noqa: E402
 
 from tests.support.models import TINY_MODEL_ANSWER, build_tiny_chat_model  # noqa: E402
 from tests.support.specs import chat  # noqa: E402
-from tests.support.stack import Stack, model_paths_env, wait_until  # noqa: E402
+from tests.support.stack import Stack, model_paths_env  # noqa: E402
 
 TINY = "bench/tiny-chat"
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -40,20 +39,25 @@ def cases(count: int, tag: str) -> str:
                                  "expected_answer": TINY_MODEL_ANSWER}) for n in range(count))
 
 
-def evaluate(stack: Stack, test_set: str, timeout: float = 1800) -> float:
-    """Seconds from the evaluation's creation to its scores."""
+def evaluate(stack: Stack, test_set: str, timeout: float = 1800) -> tuple[float, float]:
+    """Seconds from the evaluation's creation to its scores, and of those after its job's last case."""
     started = stack.api("POST", "/api/v1/evaluations", json={"workflow": "llm", "test_set": test_set,
                                                               "settings": SETTINGS, "concurrency": 4,
                                                               "reuse": False})
     assert started.status_code == 202, started.text
-    evaluation_id = started.json()["id"]
-    with httpx.Client(base_url=stack.base_url, timeout=30) as client:   # one slow poller: the workers' CPU
-        done = wait_until(lambda: (e := client.get(f"/api/v1/evaluations/{evaluation_id}").json())["state"] in
-                          ("done", "failed", "cancelled") and e, timeout=timeout, interval=1.0,
-                          message=f"evaluation {evaluation_id}")
+    done = wait_finished(stack, f"/api/v1/evaluations/{started.json()['id']}", ("done", "failed", "cancelled"),
+                         timeout)
     assert done["state"] == "done" and done["summary"]["failed"] == 0, done
     assert done["summary"]["metrics"]["sas"]["n"] == done["summary"]["cases"], done["summary"]   # all scored
-    return (datetime.fromisoformat(done["finished_at"]) - datetime.fromisoformat(done["created_at"])).total_seconds()
+    job = stack.api("GET", f"/api/v1/jobs/{done['job_id']}").json()
+    return done["seconds"], (datetime.fromisoformat(done["finished_at"]) -
+                             datetime.fromisoformat(job["finished_at"])).total_seconds()
+
+
+def plain_job(stack: Stack, count: int) -> float:
+    """Seconds of a batch job running the same cases, unscored: what the evaluation adds is the difference."""
+    data = "question\n" + "".join(f"question number {n}\n" for n in range(count))
+    return run_job(stack, {"workflow": "llm", "source": {"type": "csv", "data": data}, "concurrency": 4})["seconds"]
 
 
 def hand_loop(count: int, model: Path, tokens: int, threads: int | None = None) -> float:
@@ -107,11 +111,12 @@ def main() -> None:
             made = stack.api("POST", f"/api/v1/test-sets/{name}/import", params={"format": "jsonl"},
                              content=cases(count, name), headers={"Content-Type": "application/x-ndjson"})
             assert made.status_code == 201, made.text
-        times = {}
+        times, tails, jobs = {}, {}, {}
         for workers in (1, 2):
             procs = [stack.start_worker(name=f"bench-eval-{workers}-{i}", **WORKER_ENV) for i in range(workers)]
             evaluate(stack, "warm")
-            times[workers] = evaluate(stack, "bench")
+            times[workers], tails[workers] = evaluate(stack, "bench")
+            jobs[workers] = plain_job(stack, args.cases)
             for proc in procs:
                 stack.kill(proc, signal.SIGTERM)
     hand = hand_loop(args.cases, model, args.tokens)
@@ -126,6 +131,10 @@ def main() -> None:
     print(f"    E1 = 1 worker / hand loop         {one / (args.cases / hand):.2f} (target ≥ 0.9); against the "
           f"1-thread loop {one / (args.cases / hand_one):.2f}")
     print(f"    E2 = 2 workers / 1 worker         {two / one:.2f} (target ≥ 1.7)")
+    print(f"    the same cases as a plain job     1 worker {jobs[1]:.1f} s, 2 workers {jobs[2]:.1f} s "
+          f"(2 / 1 workers {jobs[1] / jobs[2]:.2f}); scoring adds {times[1] - jobs[1]:.1f} s and "
+          f"{times[2] - jobs[2]:.1f} s,\n"
+          f"                                      of which after the last case {tails[1]:.1f} s and {tails[2]:.1f} s")
 
 
 if __name__ == "__main__":

@@ -20,37 +20,19 @@ import signal
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
-from _common import redis_postgres_stack  # noqa: E402
+from _common import redis_postgres_stack, run_job  # noqa: E402
 
 from tests.support.models import build_tiny_chat_model  # noqa: E402
 from tests.support.specs import chat, ingest  # noqa: E402
-from tests.support.stack import Stack, model_paths_env, wait_until  # noqa: E402
+from tests.support.stack import Stack, model_paths_env  # noqa: E402
 
 TINY = "bench/tiny-chat"
 WORDS = "amber basalt cedar delta ember fjord garnet harbor indigo juniper kelp lichen".split()
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def run_job(stack: Stack, body: dict, timeout: float = 900) -> dict:
-    response = stack.api("POST", "/api/v1/jobs", json=body)
-    assert response.status_code == 201, response.text
-    job_id = response.json()["id"]
-    # Polled once a second on one connection: the job's own timestamps are the measurement, and a busy
-    # poller would take CPU from the workers being measured.
-    with httpx.Client(base_url=stack.base_url, timeout=30) as client:
-        done = wait_until(lambda: (j := client.get(f"/api/v1/jobs/{job_id}").json())["state"] in
-                          ("succeeded", "failed", "cancelled") and j, timeout=timeout, interval=1.0,
-                          message=f"job {job_id}")
-    assert done["state"] == "succeeded", done
-    done["seconds"] = (datetime.fromisoformat(done["finished_at"]) -
-                       datetime.fromisoformat(done["created_at"])).total_seconds()
-    return done
 
 
 def questions(count: int) -> dict:

@@ -1,15 +1,20 @@
-"""Scoring an evaluation on a worker, once its job is over: each case's run read (answer, documents, latency,
-error), scored with the metrics its settings name, written as one result row per case with the summary, in
-one transaction with the move to done (scored twice, e.g. after a worker died, it is written once)."""
+"""Scoring an evaluation's cases: each case on the worker that ran it, as soon as its run ends
+(:func:`score_case`, so scoring spreads over the workers and overlaps the runs), and the whole evaluation once
+its job is over (:func:`score`): cases a worker could not score are scored then, and one result row per case is
+written with the summary, in one transaction with the move to done (scored twice, e.g. after a worker died, it
+is written once). Cases are read in pages: 100,000 cases with their documents are never held at once."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from evaluations import lifecycle
 from evaluations.metrics import (
@@ -33,6 +38,8 @@ log = logging.getLogger("stackyard.evaluations")
 RUN_FAILED = "the run failed"
 MAX_ANSWER_CHARS = 20_000
 SNIPPET_CHARS = 300
+PAGE = 1000
+MAX_TARGETS = 64
 
 
 class Heartbeat(threading.Thread):
@@ -54,6 +61,62 @@ class Heartbeat(threading.Thread):
                 log.exception("heartbeat failed for evaluation %s", self.evaluation_id)
 
 
+def score_metrics(cases: list[CaseRun], settings: MetricSettings) -> None:
+    """Every metric the settings name, for these cases, into each case's ``scores`` and ``errors``."""
+    score_retrieval(cases, settings)
+    score_answers(cases, settings, get_settings().local_model_path(settings.sas_model))
+    score_judged(cases, settings)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a worker needs to score an evaluation job's items: the cases' revision, the metric settings, and
+    the cases' positions in item order (item n runs the n-th case by position)."""
+
+    revision_id: str
+    settings: MetricSettings
+    positions: list[int]
+
+
+_targets: dict[str, _Target | None] = {}      # job id → its evaluation's target, None for other jobs
+_targets_lock = threading.Lock()
+
+
+def _target(job_id: str) -> _Target | None:
+    with _targets_lock:
+        if job_id in _targets:
+            return _targets[job_id]
+    with session_scope() as session:    # an evaluation and its job are committed together: the answer is final
+        found = session.exec(select(Evaluation.revision_id, Evaluation.settings)
+                             .where(Evaluation.job_id == job_id)).first()
+        target = None
+        if found is not None:
+            positions = list(session.exec(select(TestCase.position).where(TestCase.revision_id == found[0])
+                                          .order_by(col(TestCase.position))).all())
+            target = _Target(found[0], MetricSettings(**found[1]), positions)
+    with _targets_lock:
+        if len(_targets) >= MAX_TARGETS:
+            _targets.clear()
+        _targets[job_id] = target
+    return target
+
+
+def score_case(job_id: str, item_index: int, outputs: dict[str, Any]) -> dict[str, Any] | None:
+    """The scores of one item's outputs when its job runs an evaluation (``{"scores", "errors"}``), computed
+    by the worker that ran it; None for other jobs. A judge that fails is an error of the case, not of its run."""
+    target = _target(job_id)
+    if target is None or not 0 <= item_index < len(target.positions):
+        return None
+    with session_scope() as session:
+        case = session.exec(select(TestCase).where(TestCase.revision_id == target.revision_id,
+                                                   TestCase.position == target.positions[item_index])).first()
+    if case is None:
+        return None
+    run = _case_run(case, outputs, target.settings, succeeded=True)
+    score_metrics([run], target.settings)
+    return {"scores": run.scores, "errors": run.errors}
+
+
 def score(evaluation_id: str, *, beat_seconds: float = 3.0) -> EvalState | None:
     """Score an evaluation claimed for scoring; its new state, or None when this scorer does not hold it (not
     being scored, or claimed again after this one was presumed dead: the newer claim writes)."""
@@ -62,24 +125,40 @@ def score(evaluation_id: str, *, beat_seconds: float = 3.0) -> EvalState | None:
         if evaluation is None or evaluation.state != EvalState.SCORING:
             return None
         attempt = evaluation.attempts
-    heartbeat = Heartbeat(evaluation_id, attempt, beat_seconds)
+        session.expunge(evaluation)
+    heartbeat, began = Heartbeat(evaluation_id, attempt, beat_seconds), time.perf_counter()
     heartbeat.start()
     try:
-        runs, items, latencies, settings = _load(evaluation)
-        score_retrieval(runs, settings)
-        score_answers(runs, settings, get_settings().local_model_path(settings.sas_model))
-        score_judged(runs, settings)
-        summary = summarise(runs, latencies, settings)
-        summary["unknown_sources"] = [run.key for run in runs if "sources" in run.errors]
+        settings = MetricSettings(**evaluation.settings)
+        late = _score_the_unscored(evaluation, settings)
         with session_scope() as session:
             session.execute(delete(EvalResult).where(col(EvalResult.evaluation_id) == evaluation_id))
-            rows = [_row(evaluation_id, position, run, items.get(position)) for position, run in enumerate(runs)]
-            for first in range(0, len(rows), 1000):
-                session.execute(insert(EvalResult), rows[first:first + 1000])
+            tallies, latencies = [], []
+            for offset, cases, items, known in _pages(session, evaluation):
+                runs = []
+                for index, case in enumerate(cases, start=offset):
+                    run = _case_run(case, _outputs(items.get(index)), settings,
+                                    succeeded=_succeeded(items.get(index)))
+                    run.scores, run.errors = _scored(run, items.get(index), late)
+                    if not run.succeeded:
+                        run.errors = {metric: RUN_FAILED for metric in settings.metrics}
+                    elif (duration := items[index].duration_ms) is not None:
+                        latencies.append(duration)
+                    runs.append(run)
+                _mark_unknown_sources(runs, known)
+                session.execute(insert(EvalResult), [_row(evaluation_id, index, run, items.get(index))
+                                                     for index, run in enumerate(runs, start=offset)])
+                tallies.extend(CaseRun(key=run.key, succeeded=run.succeeded, scores=run.scores, errors=run.errors)
+                               for run in runs)      # only what the summary reads is kept past the page
+                session.expunge_all()
+            summary = summarise(tallies, latencies, settings)
+            summary["unknown_sources"] = [run.key for run in tallies if "sources" in run.errors]
             moved = lifecycle.scored(session, evaluation_id, summary, attempt)
             if moved is None:             # cancelled, or claimed again meanwhile: the other scorer's results stand
                 session.rollback()
                 return None
+        log.info("evaluation %s scored: %d cases, %d scored here (not by their worker), in %.1f s", evaluation_id,
+                 len(tallies), len(late), time.perf_counter() - began)
         return moved.state
     except Exception as exc:  # noqa: BLE001 - the evaluation records why; the worker goes on
         log.exception("evaluation %s could not be scored", evaluation_id)
@@ -91,42 +170,71 @@ def score(evaluation_id: str, *, beat_seconds: float = 3.0) -> EvalState | None:
         heartbeat.done.set()
 
 
-def _load(evaluation: Evaluation) -> tuple[list[CaseRun], dict[int, JobItem], list[float], MetricSettings]:
-    """The evaluation's cases as their runs answered them, with expected documents no knowledge base has
-    marked on the case."""
-    settings = MetricSettings(**evaluation.settings)
+Scored = tuple[dict[str, float | None], dict[str, str]]
+
+
+def _score_the_unscored(evaluation: Evaluation, settings: MetricSettings) -> dict[str, Scored]:
+    """Cases whose run succeeded but that no worker scored (it could not, or ran before scoring moved to the
+    workers), scored here a page at a time; by case key. Nothing is written: the caller writes every row."""
+    late: dict[str, Scored] = {}
     with session_scope() as session:
-        cases = list(session.exec(select(TestCase).where(TestCase.revision_id == evaluation.revision_id)
-                                  .order_by(col(TestCase.position))).all())
+        for offset, cases, items, _ in _pages(session, evaluation):
+            runs = [_case_run(case, _outputs(items.get(index)), settings, succeeded=True)
+                    for index, case in enumerate(cases, start=offset)
+                    if _succeeded(items.get(index)) and items[index].scores is None]
+            score_metrics(runs, settings)
+            late.update({run.key: (run.scores, run.errors) for run in runs})
+            session.expunge_all()
+    return late
+
+
+def _scored(run: CaseRun, item: JobItem | None, late: dict[str, Scored]) -> Scored:
+    if not run.succeeded:
+        return {}, {}
+    if run.key in late:
+        return late[run.key]
+    kept = item.scores if item is not None and item.scores else {}
+    return dict(kept.get("scores") or {}), dict(kept.get("errors") or {})
+
+
+def _pages(session: Session, evaluation: Evaluation) -> Iterator[tuple[int, list[TestCase], dict[int, JobItem],
+                                                                       set[str]]]:
+    """The evaluation's cases in position order, a page at a time: (the first case's item index, the cases,
+    their job items by index, the expected documents some knowledge base has)."""
+    offset, after = 0, None
+    while True:
+        query = select(TestCase).where(TestCase.revision_id == evaluation.revision_id)
+        if after is not None:
+            query = query.where(col(TestCase.position) > after)
+        cases = list(session.exec(query.order_by(col(TestCase.position)).limit(PAGE)).all())
+        if not cases:
+            return
         items = {item.item_index: item for item in session.exec(select(JobItem).where(
-            JobItem.job_id == evaluation.job_id)).all()}
+            JobItem.job_id == evaluation.job_id, col(JobItem.item_index) >= offset,
+            col(JobItem.item_index) < offset + len(cases))).all()}
         named = sorted({s.get("document_id") for c in cases for s in c.expected_sources if s.get("document_id")})
-        known = set()
-        for first in range(0, len(named), 1000):          # bounded IN lists, whatever the test set names
+        known: set[str] = set()
+        for first in range(0, len(named), PAGE):          # bounded IN lists, whatever the test set names
             known.update(session.exec(select(KbDocument.id).where(
-                col(KbDocument.id).in_(named[first:first + 1000]))).all())
-        session.expunge_all()
-    runs, latencies = _read(cases, items, settings)
-    _mark_unknown_sources(runs, known)
-    return runs, items, latencies, settings
+                col(KbDocument.id).in_(named[first:first + PAGE]))).all())
+        yield offset, cases, items, known
+        offset, after = offset + len(cases), cases[-1].position
 
 
-def _read(cases: list[TestCase], items: dict[int, JobItem], settings: MetricSettings) -> tuple[list[CaseRun],
-                                                                                                  list[float]]:
-    runs, latencies = [], []
-    for position, case in enumerate(cases):
-        item = items.get(position)
-        succeeded = item is not None and item.state == ItemState.SUCCEEDED
-        answer, documents = read_outputs(item.outputs if succeeded else None, settings)
-        run = CaseRun(key=case.key, succeeded=succeeded, answer=answer, documents=documents,
-                      question=_question(case.inputs), expected_answer=case.expected_answer,
-                      expected_sources=case.expected_sources)
-        if not succeeded:
-            run.errors = {metric: RUN_FAILED for metric in settings.metrics}
-        elif item.duration_ms is not None:
-            latencies.append(item.duration_ms)
-        runs.append(run)
-    return runs, latencies
+def _succeeded(item: JobItem | None) -> bool:
+    return item is not None and item.state == ItemState.SUCCEEDED
+
+
+def _outputs(item: JobItem | None) -> dict[str, Any] | None:
+    return item.outputs if _succeeded(item) else None
+
+
+def _case_run(case: TestCase, outputs: dict[str, Any] | None, settings: MetricSettings, *,
+              succeeded: bool) -> CaseRun:
+    answer, documents = read_outputs(outputs if succeeded else None, settings)
+    return CaseRun(key=case.key, succeeded=succeeded, answer=answer, documents=documents,
+                   question=_question(case.inputs), expected_answer=case.expected_answer,
+                   expected_sources=case.expected_sources)
 
 
 def _question(inputs: dict[str, Any]) -> str | None:

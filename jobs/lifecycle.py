@@ -216,8 +216,8 @@ def retry_failed(session: Session, *, job_id: str) -> tuple[Job, int]:
                               finished_at=None, error=None):
             raise Conflict(f"Job {job_id} changed state meanwhile; look at it again.")
         failed = (col(JobItem.job_id) == job_id, col(JobItem.state) == ItemState.FAILED)
-        return len(transition_items(session, ItemState.PENDING, *failed, error=None, outputs=None, attempts=0,
-                                    worker=None, available_at=None, started_at=None, finished_at=None,
+        return len(transition_items(session, ItemState.PENDING, *failed, error=None, outputs=None, scores=None,
+                                    attempts=0, worker=None, available_at=None, started_at=None, finished_at=None,
                                     duration_ms=None, documents_written=None))
 
     moved = race_safe(session, retry, what=f"Retrying the failed items of job {job_id}")

@@ -109,6 +109,8 @@ class JobItem(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_ms: float | None = None
+    scores: dict[str, Any] | None = Field(default=None, sa_type=JSON, description=(
+        "An evaluation's scores of this item's outputs, by the worker that ran it ({'scores', 'errors'})"))
 
 
 class Schedule(JobSettings, table=True):

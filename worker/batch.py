@@ -18,6 +18,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from evaluations.scoring import score_case
 from jobs import dispatch as job_dispatch
 from jobs.models import ItemState
 from runs import attempts
@@ -56,14 +57,16 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
         spec, pipeline, _ = cache().get(version_id, lambda: load_spec(version_id))
         started = time.perf_counter()  # the item's own time, without a cold pipeline build
         outputs = run_pipeline(spec, pipeline, item["inputs"])
-        fields = {"outputs": outputs, "documents_written": documents_written(spec, outputs)}
+        fields = {"outputs": outputs, "documents_written": documents_written(spec, outputs),
+                  "duration_ms": _since(started)}
+        fields["scores"] = _score_case(job_id, item["item_index"], outputs)
     except Exception as exc:  # noqa: BLE001 - any failure inside the workflow is this item's failure
         verdict = attempts.judge(exc, attempt, time_limit=(SoftTimeLimitExceeded,), time_limit_error=(
             "exceeded the soft time limit (STACKYARD_RUN_SOFT_TIME_LIMIT); stopped"))
         log.warning("job %s item %s failed: %s", job_id, item["item_index"], verdict.error)
     finally:
         _leases.release(item_id)
-    fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    fields.setdefault("duration_ms", _since(started))
     try:
         with session_scope() as session:  # the outcome and the job's next items in one transaction
             state, plan = job_dispatch.end_item_attempt(session, job_id, item_id, worker, attempt, verdict, **fields)
@@ -79,6 +82,20 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
     if state is None:
         log.warning("job item %s was taken back from this worker (lease expired); its result is dropped", item_id)
     return state
+
+
+def _since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _score_case(job_id: str, item_index: int, outputs: dict[str, Any]) -> dict[str, Any] | None:
+    """An evaluation's scores of this case, here while the worker holds it (scoring spreads over the workers and
+    overlaps the runs); None for other jobs, or when it cannot: the evaluation's scorer scores it then."""
+    try:
+        return score_case(job_id, item_index, outputs)
+    except Exception:  # noqa: BLE001 - the case ran; its scores are the scorer's to make
+        log.exception("job %s item %s: could not score the case; the evaluation's scorer will", job_id, item_index)
+        return None
 
 
 def _score_if_evaluation() -> None:

@@ -239,22 +239,59 @@ def test_a_scorer_presumed_dead_writes_nothing_over_the_one_that_replaced_it(fac
     with session_scope() as session:
         evaluation, _ = lifecycle.start(session, workflow="faq-bot", version=1, test_set="faq", revision=None,
                                         settings=MetricSettings(metrics=["recall"]))
-    original = scoring.score_retrieval
+    original = scoring.summarise
 
-    def claimed_again_meanwhile(runs, settings):   # the reaper took it back while this scorer worked
+    def claimed_again_meanwhile(runs, latencies, settings):   # the reaper took it back while this scorer worked
         with session_scope() as session:
             assert lifecycle.due_for_scoring(session, stale_before=utcnow() + timedelta(seconds=1)) == [evaluation.id]
             assert lifecycle.claim_scoring(session, evaluation.id, stale_before=utcnow() + timedelta(seconds=1))
-        original(runs, settings)
+        return original(runs, latencies, settings)
 
-    monkeypatch.setattr(scoring, "score_retrieval", claimed_again_meanwhile)
+    monkeypatch.setattr(scoring, "summarise", claimed_again_meanwhile)
     with pytest.raises(AssertionError):             # run_items scores once: this scorer lost its claim
         run_items(evaluation.id, monkeypatch)
     with session_scope() as session:
         assert (lifecycle.get(session, evaluation.id).state, compare.results(session, evaluation)) == (
             EvalState.SCORING, {})
-    monkeypatch.setattr(scoring, "score_retrieval", original)
+    monkeypatch.setattr(scoring, "summarise", original)
     assert scoring.score(evaluation.id) == EvalState.DONE      # the newer claim's scorer writes
     with session_scope() as session:
         done = lifecycle.get(session, evaluation.id)
         assert (done.attempts, len(compare.results(session, done))) == (2, 10)
+
+
+def test_each_case_is_scored_by_the_worker_that_ran_it_and_the_scorer_scores_the_rest_a_page_at_a_time(
+        facts, monkeypatch):
+    from worker import batch
+
+    settings = MetricSettings(metrics=["recall", "mrr"])
+    with session_scope() as session:
+        whole, _ = lifecycle.start(session, workflow="faq-bot", version=1, test_set="faq", revision=None,
+                                   settings=settings)
+    run_items(whole.id, monkeypatch)
+    with session_scope() as session:
+        whole = lifecycle.get(session, whole.id)
+        items = session.exec(select(JobItem).where(JobItem.job_id == whole.job_id)).all()
+        scored_by_workers = {item.item_index: item.scores for item in items}
+        expected = {key: (r.scores, r.errors) for key, r in compare.results(session, whole).items()}
+    assert len(scored_by_workers) == 10 and all(s and set(s["scores"]) == {"recall", "mrr"}
+                                                for s in scored_by_workers.values())
+    assert sum(s["scores"]["recall"] for s in scored_by_workers.values()) == 9
+
+    real = batch.score_case
+    monkeypatch.setattr(batch, "score_case", lambda job_id, index, outputs: (  # a worker that cannot score odd cases
+        real(job_id, index, outputs) if index % 2 == 0 else 1 / 0))
+    monkeypatch.setattr(scoring, "PAGE", 3)       # 10 cases read in 4 pages
+    with session_scope() as session:
+        again, _ = lifecycle.start(session, workflow="faq-bot", version=1, test_set="faq", revision=None,
+                                   settings=settings, reuse=False)
+    run_items(again.id, monkeypatch)
+    with session_scope() as session:
+        again = lifecycle.get(session, again.id)
+        unscored = [item.item_index for item in session.exec(select(JobItem).where(
+            JobItem.job_id == again.job_id)).all() if item.scores is None]
+        results = compare.results(session, again)
+    assert sorted(unscored) == [1, 3, 5, 7, 9]
+    assert {key: (r.scores, r.errors) for key, r in results.items()} == expected
+    assert [r.position for r in sorted(results.values(), key=lambda r: r.position)] == list(range(10))
+    assert again.summary["metrics"] == whole.summary["metrics"]
