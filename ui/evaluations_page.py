@@ -2,15 +2,15 @@
 
 Keep test sets (import a CSV or JSONL file, or add a case by hand: every change is a new revision; browse a
 revision's cases), run a workflow version over one on the workers and watch its progress bar, read its scores (a
-bar per metric, how the cases' scores spread, latency, the per-case table), and compare two evaluations case by
-case, the cases that got worse first. Handlers are plain functions (tested without a browser) over the rooms the
-HTTP API uses; mount with ``mount_evaluations(app)`` before the editor at ``/``.
+bar per metric, how the cases' scores spread, the cases' latency as a histogram, the per-case table), and compare
+two evaluations case by case, the cases that got worse first, their latency side by side. Handlers are plain
+functions (tested without a browser) over the rooms the HTTP API uses; the HTML they show is drawn by
+``ui._evaluations_html``. Mount with ``mount_evaluations(app)`` before the editor at ``/``.
 """
 
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,16 +18,31 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI
 from pydantic import ValidationError
+from sqlmodel import col, select
 
 from evaluations import compare as comparing
 from evaluations import lifecycle, testsets
 from evaluations.importing import MAX_CASES, MAX_IMPORT_BYTES, CaseIn, parse
 from evaluations.metrics import MAX_DOCUMENTS, METRICS, MetricSettings
-from evaluations.models import EvalState, TestSet
+from evaluations.models import EvalResult, EvalState, TestSet
 from jobs import lifecycle as jobs
 from stackyard.errors import NotFound, StackyardError
 from store.db import session_scope
 from ui import fields
+from ui._evaluations_html import (
+    CASES_SHOWN,
+    cell,
+    compare_chart_html,
+    compare_latency_html,
+    compare_rows,
+    input_cell,
+    latency_html,
+    progress_bar,
+    result_rows,
+    score,
+    summary_html,
+    worse_html,
+)
 from ui.pages import mount_page
 from worker import batch
 from workflows import crud
@@ -41,14 +56,11 @@ RESULT_HEADERS = ["case", "input", "succeeded", "answer", "scores", "documents",
 COMPARE_HEADERS = ["metric", "A", "B", "delta", "p-value", "better", "worse", "cases"]
 DEFAULT_METRICS = ["recall", "mrr", "exact_match"]
 PAGE_ROWS = 200
-CASES_SHOWN = 50
-TEXT_CELL = 200
+LATENCY_CASES = MAX_CASES    # as the scores' spread, every case a test set can hold, and no more
 LABELS = {"data": "File", "format": "File", "cases": "Cases", "remove": "Cases", "name": "Test set name",
           "description": "Description", "test_set": "Test set", "state": "Evaluation", "evaluation": "Evaluation"}
 CASE_FIELDS = {"key": "Case id", "inputs": "Input", "expected_answer": "Expected answer",
                "expected_sources": "Expected document id"}
-BINS = (("0", "#dc2626"), ("above 0, below 0.5", "#f97316"), ("0.5, below 1", "#eab308"), ("1", "#16a34a"))
-ROW = "display:grid;grid-template-columns:10em 1fr 11em;gap:8px;align-items:center;margin:3px 0"
 
 
 def _md(text: str) -> str:
@@ -69,31 +81,6 @@ def _fail(exc: Exception, label: str | None = None) -> str:
 
 def _refuse(label: str, message: str) -> StackyardError:
     return StackyardError(f"{label}: {message}", field=label)
-
-
-def _text(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= TEXT_CELL else text[:TEXT_CELL] + "…"
-
-
-def _input(inputs: dict[str, Any] | None) -> str:
-    if not inputs:
-        return ""
-    return _text(inputs["input"]) if list(inputs) == ["input"] else _text(inputs)
-
-
-def _score(value: float | None, form: str = "{:.3f}") -> str:
-    return "—" if value is None else form.format(value)
-
-
-def _data(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
-
-
-def _bar(share: float | None, colour: str) -> str:
-    percent = 100 * min(max(share or 0.0, 0.0), 1.0)
-    return (f'<div style="height:10px;border-radius:4px;overflow:hidden;background:#e5e7eb">'
-            f'<div style="width:{percent:.1f}%;height:100%;background:{colour}"></div></div>')
 
 
 def _number(value: Any, label: str) -> int | None:
@@ -131,7 +118,7 @@ def test_set_names() -> list[str]:
 def test_sets_table() -> list[list]:
     """Each test set with its newest revision's number and case count."""
     with session_scope() as session:
-        return [[t.name, t.revision, testsets.revision(session, t).case_count, _text(t.description),
+        return [[t.name, t.revision, testsets.revision(session, t).case_count, cell(t.description),
                  t.updated_at.strftime("%Y-%m-%d %H:%M:%S")] for t in testsets.list_all(session)]
 
 
@@ -203,8 +190,8 @@ def cases_view(name: str, revision: Any, page: Any) -> tuple[str, list[list]]:
     line = (f"Revision {pinned.number} of '{test_set.name}' ({_md(pinned.note)}): {pinned.case_count} case(s); page "
             f"{shown} of {-(-pinned.case_count // PAGE_ROWS) or 1}"
             + (f", cases {first + 1}–{first + len(cases)}." if cases else ", past the last page."))
-    return line, [[c.key, _input(c.inputs), _text(c.expected_answer or ""),
-                   _text("; ".join(f"{s['document_id']}: {s.get('snippet') or ''}" for s in c.expected_sources)),
+    return line, [[c.key, input_cell(c.inputs), cell(c.expected_answer or ""),
+                   cell("; ".join(f"{s['document_id']}: {s.get('snippet') or ''}" for s in c.expected_sources)),
                    ", ".join(c.tags)] for c in cases]
 
 
@@ -261,15 +248,8 @@ def _progress(evaluation_id: str) -> tuple[str, str]:
                 counts, total = jobs.progress(session, jobs=[job])[job.id].counts, job.total
     except StackyardError as exc:
         return "", f"<p>{_fail(exc)}</p>"
-    done, failed, running = counts.get("succeeded", 0), counts.get("failed", 0), counts.get("running", 0)
     state = evaluation.state.value
-    return state, (
-        f'<div id="ev-progress" data-state="{state}" data-done="{done}" data-failed="{failed}" data-total="{total}">'
-        f'<div style="display:flex;height:18px;border-radius:4px;overflow:hidden;background:#e5e7eb">'
-        f'<div style="width:{100 * done / max(total, 1):.2f}%;background:#16a34a"></div>'
-        f'<div style="width:{100 * failed / max(total, 1):.2f}%;background:#dc2626"></div></div>'
-        f"<p><b>{state}</b> (running → scoring → done) · {done} of {total} cases run · {failed} failed · "
-        f"{running} running</p>{html.escape(evaluation.error or '')}</div>")
+    return state, progress_bar(state, counts, total, evaluation.error)
 
 
 def progress_html(evaluation_id: str) -> str:
@@ -305,47 +285,22 @@ def evaluations_table(limit: int = 50) -> list[list]:
         names = {w.id: w.name for w in crud.list_workflows(session)}
         sets = {t.id: t.name for t in testsets.list_all(session)}
         return [[e.id, names.get(e.workflow_id, e.workflow_id), e.version, sets.get(e.test_set_id, "?"), e.revision,
-                 e.state.value, _score(((e.summary.get("metrics") or {}).get("recall") or {}).get("mean")),
+                 e.state.value, score(((e.summary.get("metrics") or {}).get("recall") or {}).get("mean")),
                  "" if e.summary.get("failure_rate") is None else f"{e.summary['failure_rate']:.0%}",
                  e.created_at.strftime("%Y-%m-%d %H:%M:%S")] for e in lifecycle.list_for(session, limit=limit)]
 
 
-def chart_html(metrics: dict[str, dict[str, Any]]) -> str:
-    """One bar per metric: its mean on the 0..1 scale every metric here has (n: the cases it scored)."""
-    bars = []
-    for metric, row in metrics.items():
-        n, unscored = int(row.get("n") or 0), int(row.get("errors") or 0)
-        more = f", {unscored} unscored" if unscored else ""
-        bars.append(f'<div class="ev-bar" data-metric="{html.escape(metric)}" data-mean="{_data(row.get("mean"))}" '
-                    f'data-n="{n}" style="{ROW}"><span>{html.escape(metric)}</span>{_bar(row.get("mean"), "#2563eb")}'
-                    f"<span>{_score(row.get('mean'))} (n={n}{more})</span></div>")
-    return f'<div id="ev-chart"><p><b>Metric means</b> (0 to 1)</p>{"".join(bars)}</div>'
-
-
-def distribution_html(results: list[Any], metrics: list[str]) -> str:
-    """Per metric, how many cases scored 0, above 0 below 0.5, 0.5 below 1, and 1: a stacked bar each."""
-    rows = []
-    for metric in metrics:
-        values = [r.scores[metric] for r in results if r.scores.get(metric) is not None]
-        bins = [sum(v <= 0 for v in values), sum(0 < v < 0.5 for v in values), sum(0.5 <= v < 1 for v in values),
-                sum(v >= 1 for v in values)]
-        segments = "".join(f'<div title="{label}: {count}" style="width:{100 * count / max(len(values), 1):.1f}%;'
-                           f'background:{colour}"></div>' for (label, colour), count in zip(BINS, bins, strict=True))
-        rows.append(f'<div class="ev-dist" data-metric="{html.escape(metric)}" data-bins="{",".join(map(str, bins))}" '
-                    f'style="{ROW}"><span>{html.escape(metric)}</span><div style="display:flex;height:12px;'
-                    f'border-radius:4px;overflow:hidden;background:#e5e7eb">{segments}</div>'
-                    f'<span>{" · ".join(map(str, bins))}</span></div>')
-    legend = " · ".join(f'<span style="color:{colour}">■</span> {label}' for label, colour in BINS)
-    return f'<div id="ev-dist"><p><b>How the cases scored</b> ({legend})</p>{"".join(rows)}</div>'
-
-
-def _documents(documents: list[dict[str, Any]]) -> str:
-    return ", ".join(str(d.get("document_id") or d.get("id") or "?") for d in documents[:3])
+def _latencies(session: Any, evaluation_id: str) -> list[tuple[str, float]]:
+    """The cases that ran and their latency (case key, ms), in the test set's order: at most ``LATENCY_CASES``."""
+    query = select(EvalResult.case_key, EvalResult.latency_ms).where(
+        EvalResult.evaluation_id == evaluation_id, col(EvalResult.succeeded), col(EvalResult.latency_ms).is_not(None))
+    return [(key, float(ms)) for key, ms in
+            session.exec(query.order_by(col(EvalResult.position)).limit(LATENCY_CASES)).all()]
 
 
 def results_view(evaluation_id: str) -> tuple[str, list[list]]:
-    """An evaluation's summary (its metric means as bars, how the cases' scores spread, failures, latency) and
-    its per-case table (the first 200 cases)."""
+    """An evaluation's summary (its metric means as bars, how the cases' scores spread, failures, latency as a
+    histogram) and its per-case table (the first 200 cases)."""
     if not (evaluation_id or "").strip():
         return '<div id="ev-summary"></div>', []
     try:
@@ -356,59 +311,22 @@ def results_view(evaluation_id: str) -> tuple[str, list[list]]:
             inputs = _inputs(session, evaluation.revision_id, [r.case_key for r in results[:PAGE_ROWS]])
             title = (f"{crud.get_workflow(session, ref=evaluation.workflow_id).name} v{evaluation.version} on "
                      f"{session.get(TestSet, evaluation.test_set_id).name} r{evaluation.revision}")
+            latencies = _latencies(session, evaluation.id) if evaluation.state == EvalState.DONE else []
     except StackyardError as exc:
         return f"<p>{_fail(exc)}</p>", []
-    rows = [[r.case_key, _input(inputs.get(r.case_key)), "yes" if r.succeeded else "no", _text(r.answer or ""),
-             " · ".join(f"{m} {_score(v)}" for m, v in r.scores.items()), _documents(r.documents),
-             _text(r.error or "; ".join(f"{m}: {e}" for m, e in r.errors.items()))] for r in results[:PAGE_ROWS]]
-    state, summary = evaluation.state.value, evaluation.summary
+    rows = result_rows(results[:PAGE_ROWS], inputs)
+    state = evaluation.state.value
     if evaluation.state != EvalState.DONE:
         later = "; its scores show once it is done" if evaluation.state in (EvalState.RUNNING, EvalState.SCORING) \
             else ": it has no scores"
         return f'<div id="ev-summary" data-state="{state}"><p>{html.escape(title)} is {state}{later}.</p></div>', rows
-    latency, unknown = summary.get("latency_ms") or {}, summary.get("unknown_sources") or []
-    note = (f"<p>Cases expecting a document no knowledge base has: {html.escape(', '.join(unknown[:5]))}.</p>"
-            if unknown else "")
-    line = (f"<p><b>{html.escape(title)}</b> · {summary.get('cases', 0)} cases · {summary.get('failed', 0)} failed "
-            f"({summary.get('failure_rate') or 0:.0%}) · latency p50 {_score(latency.get('p50'), '{:.0f} ms')} · "
-            f"p95 {_score(latency.get('p95'), '{:.0f} ms')}</p>")
-    metrics = summary.get("metrics") or {}
-    return (f'<div id="ev-summary" data-state="{state}">{line}{chart_html(metrics)}'
-            f"{distribution_html(scored, list(metrics))}{note}</div>", rows)
-
-
-def compare_chart_html(metrics: dict[str, dict[str, Any]]) -> str:
-    """Both evaluations' means per metric, A above B, on the 0..1 scale."""
-    pairs = "".join(
-        f'<div class="ev-pair" data-metric="{html.escape(m)}" data-a="{_data(row["a"])}" data-b="{_data(row["b"])}" '
-        f'style="{ROW}"><span>{html.escape(m)}</span><div>{_bar(row["a"], "#2563eb")}<div style="height:3px"></div>'
-        f'{_bar(row["b"], "#f97316")}</div><span>{_score(row["a"])} → {_score(row["b"])}</span></div>'
-        for m, row in metrics.items())
-    return (f'<div id="ev-compare-chart"><p><b>Means</b> (<span style="color:#2563eb">■</span> A, '
-            f'<span style="color:#f97316">■</span> B)</p>{pairs}</div>')
-
-
-def worse_html(cases: list[dict[str, Any]], worse: set[str], inputs: dict[str, dict[str, Any]]) -> str:
-    """The cases that changed, those that got worse first: input, what changed, both answers and documents."""
-    if not cases:
-        return '<div id="ev-worse"><p>No case changed.</p></div>'
-    cell = 'style="border-top:1px solid #e5e7eb;padding:4px;vertical-align:top"'
-    rows = "".join(
-        f'<tr class="ev-case" data-key="{html.escape(c["key"])}" data-worse="{str(c["key"] in worse).lower()}">'
-        + "".join(f"<td {cell}>{html.escape(value)}</td>" for value in (
-            c["key"], _input(inputs.get(c["key"])), ", ".join(f"{m} {d:+.3f}" for m, d in c["change"].items()),
-            _text(c["a"]["answer"] or c["a"]["error"] or ""), _text(c["b"]["answer"] or c["b"]["error"] or ""),
-            _documents(c["a"]["documents"]), _documents(c["b"]["documents"])))
-        + "</tr>" for c in cases[:CASES_SHOWN])
-    heads = "".join(f'<th style="text-align:left;padding:4px">{h}</th>' for h in (
-        "case", "input", "change", "A answer", "B answer", "A documents", "B documents"))
-    return (f'<div id="ev-worse"><p><b>Cases that changed</b>, worse first (the first {CASES_SHOWN})</p>'
-            f'<table style="width:100%;border-collapse:collapse"><tr>{heads}</tr>{rows}</table></div>')
+    latency = latency_html(latencies, evaluation.summary.get("latency_ms"))
+    return summary_html(title, state, evaluation.summary, scored, latency), rows
 
 
 def compare_view(a: str, b: str) -> tuple[str, list[list], str, str]:
     """B against A (the baseline) case by case: per-metric means, delta and sign-test p-value, both means as bars,
-    and the cases that changed, worse first."""
+    both runs' latency histograms on the same bins, and the cases that changed, worse first."""
     empty = ('<div id="ev-compare-chart"></div>', '<div id="ev-worse"></div>')
     if not (a or "").strip() or not (b or "").strip():
         return "⚠️ Compare: give two evaluation ids, A (the baseline) and B.", [], *empty
@@ -417,17 +335,18 @@ def compare_view(a: str, b: str) -> tuple[str, list[list], str, str]:
             first = _evaluation(session, a, "A")
             report = comparing.compare(session, first, _evaluation(session, b, "B"))
             inputs = _inputs(session, first.revision_id, [c["key"] for c in report["cases"][:CASES_SHOWN]])
+            latency = compare_latency_html(_latencies(session, report["a"]), _latencies(session, report["b"]),
+                                           report["latency_ms"])
     except StackyardError as exc:
         return _fail(exc, "Compare"), [], *empty
     metrics = report["metrics"]
-    rows = [[m, _score(r["a"]), _score(r["b"]), "—" if r["delta"] is None else f"{r['delta']:+.3f}",
-             f"{r['p_value']:.3f}", r["better"], r["worse"], r["n"]] for m, r in metrics.items()]
     rate = report["failure_rate"]
     line = (f"**B against A** on revision {report['revision']}: {len(report['worse'])} case(s) got worse on a "
             f"metric; failure rate {rate['a'] or 0:.0%} → {rate['b'] or 0:.0%}.")
     extra = [f"{len(report[k])} case(s) only in {k[-1].upper()}." for k in ("only_in_a", "only_in_b") if report[k]]
     line += "".join(f" {_md(note)}" for note in [*report["notes"], *extra])
-    return line, rows, compare_chart_html(metrics), worse_html(report["cases"], set(report["worse"]), inputs)
+    return (line, compare_rows(metrics), compare_chart_html(metrics) + latency,
+            worse_html(report["cases"], set(report["worse"]), inputs))
 
 
 def build() -> gr.Blocks:

@@ -1,7 +1,8 @@
 """The evaluations page's handlers, called directly (no browser): a CSV upload makes a revision and a JSONL one the
 next, bad files and bad form fields are refused naming the field with nothing stored, a started evaluation sends
 its job once (asking again reuses it), the results show one bar per metric at its mean, the scores' spread and the
-per-case table, and a comparison puts the case that got worse first; user text is never rendered as HTML."""
+per-case table, the cases' latency as a histogram (both runs' on the same bins when compared), and a comparison puts
+the case that got worse first; user text is never rendered as HTML."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from evaluations import testsets
+from evaluations.metrics import percentile
 from evaluations.models import EvalResult, EvalState, Evaluation
 from store.db import session_scope
 from ui import evaluations_page as page
@@ -134,9 +136,10 @@ def test_an_evaluation_starts_once_shows_progress_and_refuses_bad_fields(workflo
     assert page.retry_evaluation("") == "⚠️ Evaluation: pick one in the evaluations table."
 
 
-def finished(scores: dict[str, list[float | None]], answers: list[str], *, created: str) -> str:
-    """A scored evaluation of the stored ``greet`` on test set 'faq' revision 1 (cases c1, c2, c3), written as
-    the scorer would leave it; its id."""
+def finished(scores: dict[str, list[float | None]], answers: list[str], *, created: str,
+             latencies: tuple[float, float] = (12.0, 40.0), keys: tuple[str, ...] = ("c1", "c2", "c3")) -> str:
+    """A scored evaluation of the stored ``greet`` on test set 'faq' revision 1 (cases ``keys``; the first two ran,
+    taking ``latencies`` ms, the third failed), written as the scorer would leave it; its id."""
     with session_scope() as session:
         test_set = testsets.get(session, "faq")
         revision = testsets.revision(session, test_set, 1)
@@ -145,18 +148,20 @@ def finished(scores: dict[str, list[float | None]], answers: list[str], *, creat
                                 version=1, test_set_id=test_set.id, revision_id=revision.id, revision=1,
                                 reuse_key=created, state=EvalState.DONE, summary={
                                     "cases": 3, "failed": 1, "failure_rate": 1 / 3,
-                                    "latency_ms": {"p50": 12.0, "p95": 40.0},
+                                    "latency_ms": {"p50": percentile(list(latencies), 0.5),
+                                                   "p95": percentile(list(latencies), 0.95)},
                                     "metrics": {m: {"mean": sum(v for v in values if v is not None)
                                                     / len([v for v in values if v is not None]),
                                                     "n": len([v for v in values if v is not None]), "errors": 1}
                                                 for m, values in scores.items()}})
         session.add(evaluation)
         session.flush()
-        for position, key in enumerate(["c1", "c2", "c3"]):
+        for position, key in enumerate(keys):
             session.add(EvalResult(evaluation_id=evaluation.id, case_key=key, position=position,
                                    succeeded=position < 2, answer=answers[position] if position < 2 else None,
                                    documents=[{"id": f"chunk-{key}", "document_id": f"doc-{key}"}],
                                    error=None if position < 2 else "the run failed: boom",
+                                   latency_ms=latencies[position] if position < 2 else None,
                                    scores={m: values[position] for m, values in scores.items()}))
         return evaluation.id
 
@@ -167,7 +172,8 @@ def scored(workflow, tmp_path: Path) -> tuple[str, str]:
     text = f'input,id\n"{HOSTILE}",c1\nWho pays?,c2\nWhen is lunch?,c3\n'
     assert page.import_cases("faq", write(tmp_path, "faq.csv", text))[0].startswith("✅")
     a = finished({"recall": [1.0, 0.5, None], "mrr": [1.0, 0.0, None]}, [HOSTILE, "noon"], created="a")
-    b = finished({"recall": [0.0, 0.5, None], "mrr": [0.25, 0.0, None]}, ["nothing", "noon"], created="b")
+    b = finished({"recall": [0.0, 0.5, None], "mrr": [0.25, 0.0, None]}, ["nothing", "noon"], created="b",
+                 latencies=(61.0, 9.0))
     return a, b
 
 
@@ -202,3 +208,54 @@ def test_a_comparison_puts_the_worse_case_first_and_escapes_user_text(scored):
 
     assert page.compare_view(a, "")[0] == "⚠️ Compare: give two evaluation ids, A (the baseline) and B."
     assert page.compare_view(a, "nope")[0] == "⚠️ B: no evaluation 'nope'; pick one in the evaluations table."
+
+
+BIN = r'class="ev-lat-bin" data-from="([\d.]+)" data-to="([\d.]+)" data-count="(\d+)"'
+
+
+def test_results_plot_the_latency_of_the_cases_that_ran(scored):
+    a, _ = scored
+    summary, _ = page.results_view(a)     # c1 ran in 12 ms, c2 in 40 ms; c3 failed (no latency)
+    assert re.findall(BIN, summary) == [("10", "15", "1"), ("15", "20", "0"), ("20", "25", "0"), ("25", "30", "0"),
+                                        ("30", "35", "0"), ("35", "40", "0"), ("40", "45", "1")]   # 5 ms bins
+    assert re.findall(r'class="ev-lat-mark" data-mark="(p\d+)" data-ms="([\d.]+)"', summary) == [
+        ("p50", "12"), ("p95", "40")]
+    assert 'id="ev-latency"' in summary and "2 cases ran" in summary and "slowest: c2 (40 ms)" in summary
+
+
+def test_the_latency_histogram_counts_each_bin_and_escapes_the_slowest_case():
+    latencies = [(f"case-{ms}", float(ms)) for ms in range(100)] + [(HOSTILE, 250.0)]
+    plot = page.latency_html(latencies, {"p50": 50.0, "p95": 95.0})
+    assert re.findall(BIN, plot) == [("0", "50", "50"), ("50", "100", "50"), ("100", "150", "0"),
+                                     ("150", "200", "0"), ("200", "250", "0"), ("250", "300", "1")]
+    heights = re.findall(r'class="ev-lat-bar" style="height:([\d.]+)%', plot)
+    assert heights == ["100.0", "100.0", "0.0", "0.0", "0.0", "2.0"]
+    assert "<img" not in plot and "slowest: &lt;img src=x onerror=alert(1)&gt; (250 ms)" in plot
+    marks = re.findall(r'class="ev-lat-mark" data-mark="(p\d+)" data-ms="([\d.]+)"[^>]*left:([\d.]+)%', plot)
+    assert marks == [("p50", "50", "16.67"), ("p95", "95", "31.67")]      # across 0 to 300 ms
+    assert page.latency_html([], {}) == '<div id="ev-latency"><p><b>Latency</b>: no case ran.</p></div>'
+    one = page.latency_html([("only", 0.0)], {"p50": 0.0, "p95": 0.0})
+    assert re.findall(BIN, one) == [("0", "0.1", "1")]
+
+
+def test_a_hostile_case_key_in_an_evaluation_is_escaped_in_the_latency_plot(workflow, tmp_path: Path):
+    text = f'input,id\nWho?,"{HOSTILE}"\nWhat?,c2\nWhen?,c3\n'
+    assert page.import_cases("faq", write(tmp_path, "faq.csv", text))[0].startswith("✅")
+    slow = finished({"recall": [1.0, 0.0, None]}, ["a", "b"], created="a", latencies=(90.0, 3.0),
+                    keys=(HOSTILE, "c2", "c3"))
+    summary, rows = page.results_view(slow)
+    assert rows[0][0] == HOSTILE and "<img" not in summary
+    assert "slowest: &lt;img src=x onerror=alert(1)&gt; (90 ms)" in summary
+
+
+def test_a_comparison_plots_both_runs_latency_on_the_same_bins(scored):
+    a, b = scored
+    _, _, chart, _ = page.compare_view(a, b)     # A: 12 and 40 ms, B: 61 and 9 ms
+    runs = re.findall(r'class="ev-lat-bin" data-run="(a|b)" data-from="([\d.]+)" data-to="([\d.]+)" '
+                      r'data-count="(\d+)"', chart)
+    edges = [(str(10 * i), str(10 * i + 10)) for i in range(7)]
+    assert runs == [("a", *e, c) for e, c in zip(edges, "0100100", strict=True)] + [
+        ("b", *e, c) for e, c in zip(edges, "1000001", strict=True)]
+    assert re.findall(r'class="ev-lat-mark" data-run="(a|b)" data-mark="(p\d+)" data-ms="([\d.]+)"', chart) == [
+        ("a", "p50", "12"), ("a", "p95", "40"), ("b", "p50", "9"), ("b", "p95", "61")]
+    assert 'id="ev-compare-latency"' in chart and "A: 2 cases ran · p50 12 ms · p95 40 ms" in chart

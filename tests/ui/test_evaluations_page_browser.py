@@ -1,7 +1,8 @@
 """The evaluations page (``/evaluations``) in Debian's Chromium against a real web server and worker (Redis +
 PostgreSQL): a user uploads a JSONL test set, browses its cases, evaluates the one-node ``greet`` workflow on it
-with exact match, watches the progress bar reach done, reads the chart (one bar at 2/3), the scores' spread and the
-per-case table, and compares the evaluation with itself (no change)."""
+with exact match, watches the progress bar reach done, reads the chart (one bar at 2/3), the scores' spread, the
+latency histogram (its bars hold the three cases) and the per-case table, and compares the evaluation with itself
+(no change; both latency histograms alike)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,14 @@ def test_upload_a_test_set_evaluate_a_workflow_and_read_its_scores(evaluations_s
             assert [bars.first.get_attribute(a) for a in ("data-metric", "data-mean", "data-n")] == [
                 "exact_match", "0.6667", "3"]
             assert page.locator('#ev-dist .ev-dist[data-metric="exact_match"]').get_attribute("data-bins") == "1,0,0,2"
+            latency = page.locator("#ev-latency")
+            expect(latency).to_be_visible(timeout=WAIT)
+            assert sum(map(int, latency.locator(".ev-lat-bin").evaluate_all("bins => bins.map(b => b.dataset.count)"))) \
+                == 3                                                       # each case that ran, in one bin
+            tallest = latency.locator('.ev-lat-bin:not([data-count="0"]) .ev-lat-bar').first
+            expect(tallest).to_be_visible(timeout=WAIT)
+            assert tallest.bounding_box()["height"] >= 2
+            expect(latency.locator(".ev-lat-mark")).to_have_count(2, timeout=WAIT)         # p50 and p95
             expect(page.locator("#ev-results [role=row][data-index]")).to_have_count(3, timeout=WAIT)
             assert [r[:5] for r in rows(page, "ev-results")] == [
                 ["ada", "Ada", "yes", "Hello Ada", "exact_match 1.000"],
@@ -97,6 +106,12 @@ def test_upload_a_test_set_evaluate_a_workflow_and_read_its_scores(evaluations_s
             pair = page.locator('#ev-compare-chart .ev-pair[data-metric="exact_match"]')
             assert (pair.get_attribute("data-a"), pair.get_attribute("data-b")) == ("0.6667", "0.6667")
             assert rows(page, "ev-compare")[0][:5] == ["exact_match", "0.667", "0.667", "+0.000", "1.000"]
+            sides = page.locator("#ev-compare-latency .ev-latency")
+            expect(sides).to_have_count(2, timeout=WAIT)
+            counts = [side.locator(".ev-lat-bin").evaluate_all("bins => bins.map(b => b.dataset.count)")
+                      for side in sides.all()]
+            assert counts[0] == counts[1] and sum(map(int, counts[0])) == 3
+            expect(sides.nth(1).locator('.ev-lat-bin:not([data-count="0"]) .ev-lat-bar').first).to_be_visible()
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "evaluations-page.png"), full_page=True)
         finally:
