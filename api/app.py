@@ -6,7 +6,18 @@ from fastapi import FastAPI
 
 from api import auth, errors, guard, methods, metrics
 from api.bodies import GradioBodyLimit
-from api.routes import apps, evaluations, health, jobs, knowledge, models, openai_compat, runs, workflows
+from api.routes import (
+    apps,
+    conversations,
+    evaluations,
+    health,
+    jobs,
+    knowledge,
+    models,
+    openai_compat,
+    runs,
+    workflows,
+)
 
 
 def create_app() -> FastAPI:
@@ -29,5 +40,6 @@ def create_app() -> FastAPI:
     app.include_router(models.router)
     app.include_router(knowledge.router)
     app.include_router(evaluations.router)
+    app.include_router(conversations.router)
     methods.install(app)  # 405 for undeclared methods on API paths, before the UI mounted at "/" takes them
     return app

@@ -10,18 +10,22 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from apps import limits, publishing
 from apps.models import Publication
+from conversations import threads
+from conversations.memory import STORED_TURNS_READ, Memory, cut
 from runs import lifecycle as runs
 from runs.models import Run
 from stackyard.errors import StackyardError
 from store.db import autocommit_scope, session_scope
 from worker import streams
 from worker.enqueue import enqueue_new
+from workflows.execute import CHAT_ROLES, MAX_HISTORY_MESSAGES
 from workflows.spec import split_socket
 
 REPLY_TIMEOUT_SECONDS = 300.0
@@ -41,17 +45,86 @@ def message_text(content: Any) -> str:
     return ""
 
 
-def chat_inputs(publication: Publication, messages: list[dict[str, Any]]) -> dict[str, Any]:
+def split_messages(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, str]]]:
+    """OpenAI-style ``messages`` as (the new user message, the history before it as {role, content}); a 400
+    naming the message for a role a chat history cannot hold (``developer`` counts as ``system``)."""
     if not messages:
         raise BadChatRequest("messages must hold at least one message with role 'user'.", field="messages")
+    if len(messages) > MAX_HISTORY_MESSAGES + 1:
+        raise BadChatRequest(f"messages holds {len(messages):,} messages; at most {MAX_HISTORY_MESSAGES:,}. Keep a "
+                             "conversation id and send only the new message: the app remembers the rest.",
+                             field="messages")
     last = messages[-1]
     if last.get("role") != "user":
         raise BadChatRequest(f"The last message must have role 'user', not '{last.get('role')}'.", field="messages")
-    inputs: dict[str, Any] = {publication.message_input: message_text(last.get("content"))}
+    history = []
+    for index, message in enumerate(messages[:-1]):
+        role = "system" if message.get("role") == "developer" else message.get("role")
+        if role not in CHAT_ROLES:
+            raise BadChatRequest(f"messages[{index}] has role '{str(role)[:20]}'; a chat history holds system, user "
+                                 "and assistant messages.", field=f"messages[{index}]")
+        history.append({"role": role, "content": message_text(message.get("content"))})
+    return message_text(last.get("content")), history
+
+
+def chat_inputs(publication: Publication, message: str, history: list[dict[str, str]] | None = None) -> dict[str,
+                                                                                                         Any]:
+    """A chat turn as the inputs of the app's workflow: the message, and the history when it declares one."""
+    inputs: dict[str, Any] = {publication.message_input: message}
     if publication.history_input:
-        inputs[publication.history_input] = [{"role": m.get("role"), "content": message_text(m.get("content"))}
-                                             for m in messages[:-1]]
+        inputs[publication.history_input] = history or []
     return inputs
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A chat turn under way: its app, its run, and where it is logged (the conversation and the message)."""
+
+    publication: Publication
+    run_id: str
+    conversation_id: str
+    message_id: str
+
+
+def open_chat(slug: str, *, owner: str, messages: list[dict[str, Any]], conversation_id: str | None = None,
+              stream: bool) -> tuple[Turn, contextlib.ExitStack]:
+    """Ask app ``slug`` the last of ``messages`` as ``owner``: in their conversation ``conversation_id`` (its
+    stored turns are the history; earlier ``messages`` are ignored) or, without one, with ``messages`` before it
+    as the history in a new conversation. The history is cut by the app's memory policy; the run and the turn's
+    log row are written in one transaction. Returns the turn and the concurrency slot still held (as
+    :func:`open_run`)."""
+    message, given = split_messages(messages)
+    with contextlib.ExitStack() as held:
+        with session_scope() as session:
+            publication = publishing.get_publication(session=session, slug=slug)
+            info = runs.version_info(session, publication.version_id)
+            conversation = None
+            if conversation_id is not None:
+                conversation = threads.open_conversation(session, slug=slug, owner=owner,
+                                                         conversation_id=conversation_id, message=message)
+            history = None
+            if publication.history_input:
+                memory = Memory.model_validate(publication.memory or {})
+                history = cut(given if conversation is None else threads.stored_history(
+                    session, conversation, memory.turns if memory.mode == "turns" else STORED_TURNS_READ), memory)
+            inputs = chat_inputs(publication, message, history)
+            held.enter_context(limits.concurrency_slot(slug, publication.max_concurrency))
+            stream_node = split_socket(info.spec.outputs[publication.reply_output])[0] if stream else None
+            logged: dict[str, str] = {}
+
+            def log_turn(run: Run) -> None:
+                thread = conversation or threads.open_conversation(session, slug=slug, owner=owner,
+                                                                   conversation_id=None, message=message)
+                logged["conversation"] = thread.id
+                logged["message"] = threads.add_exchange(
+                    session, thread, message=message, run_id=run.id, version_id=info.id, version=info.number,
+                    reply_output=publication.reply_output, sources_output=publication.sources_output).id
+
+            run = runs.create_run(session=session, workflow_ref=None, inputs=inputs, version_id=publication.version_id,
+                                  stream_node=stream_node, also=log_turn)
+            session.expunge(publication)
+        enqueue_new(run)
+        return Turn(publication, run.id, logged["conversation"], logged["message"]), held.pop_all()
 
 
 def open_run(slug: str, inputs_for: Callable[[Publication], dict[str, Any]], *,
@@ -78,30 +151,15 @@ def open_run(slug: str, inputs_for: Callable[[Publication], dict[str, Any]], *,
 
 
 def reply_text(publication: Publication, outputs: dict[str, Any] | None) -> str:
-    value = (outputs or {}).get(publication.reply_output)
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    if isinstance(value, dict):
-        value = value.get("text") or value.get("data") or value.get("content") or ""
-    return "" if value is None else str(value)
+    return threads.reply_of(outputs, publication.reply_output)
 
 
 def usage(publication: Publication, outputs: dict[str, Any] | None) -> dict[str, int] | None:
-    value = (outputs or {}).get(publication.reply_output)
-    first = value[0] if isinstance(value, list) and value else value
-    meta = first.get("meta", {}) if isinstance(first, dict) else {}
-    found = meta.get("usage") if isinstance(meta, dict) else None
-    if not isinstance(found, dict):
-        return None
-    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
-    return {k: int(found[k]) for k in keys if isinstance(found.get(k), int | float)} or None
+    return threads.usage_of(outputs, publication.reply_output)
 
 
 def sources(publication: Publication, outputs: dict[str, Any] | None) -> list[dict[str, Any]]:
-    if not publication.sources_output:
-        return []
-    value = (outputs or {}).get(publication.sources_output) or []
-    return [doc for doc in value if isinstance(doc, dict)] if isinstance(value, list) else []
+    return threads.sources_of(outputs, publication.sources_output)
 
 
 class ReplyTimedOut(StackyardError):

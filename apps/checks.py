@@ -58,8 +58,8 @@ def smoke(version_id: str, roles: dict[str, str | None], message: str = DEFAULT_
     probe = Publication(slug="check", workflow_id="", version_id=version_id, message_input=roles["message"],
                         history_input=roles["history"], reply_output=roles["reply"])
     with autocommit_scope() as session:
-        run = runs.create_run(session=session, workflow_ref=None, inputs=chat.chat_inputs(probe, [
-            {"role": "user", "content": message}]), version_id=version_id)
+        run = runs.create_run(session=session, workflow_ref=None, inputs=chat.chat_inputs(probe, message),
+                              version_id=version_id)
         if run.queue not in workers.live_queues(session):
             runs.request_cancel(session=session, run_id=run.id)
             return CheckResult(False, run.id, problem=(

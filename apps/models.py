@@ -30,6 +30,8 @@ class Publication(SQLModel, table=True):
     gate: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
     gate_result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True),
                                                                               nullable=True))
+    # What the app remembers of a conversation (conversations.memory.Memory); None: the default policy.
+    memory: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

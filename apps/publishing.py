@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
@@ -137,3 +138,12 @@ def apps_using_knowledge_base(session: Session, name: str) -> list[str]:
     rows = session.exec(select(Publication.slug, WorkflowVersion.spec).join(
         WorkflowVersion, WorkflowVersion.id == Publication.version_id)).all()
     return sorted(slug for slug, spec in rows if name in named_bases(spec))
+
+
+def set_memory(session: Session, slug: str, memory: dict[str, Any]) -> Publication:
+    """The app's memory policy (``conversations.memory.Memory``, checked by the caller); flushed."""
+    publication = get_publication(session=session, slug=slug)
+    publication.memory, publication.updated_at = memory, utcnow()
+    session.add(publication)
+    session.flush()
+    return publication

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -114,6 +114,7 @@ class VersionInfo:
     queue: str
     spec: WorkflowSpec
     required: list[str]
+    number: int = 0
 
 
 def version_info(session: Session, version_id: str) -> VersionInfo:
@@ -128,7 +129,7 @@ def version_info(session: Session, version_id: str) -> VersionInfo:
     row = crud.get_version_by_id(session=session, version_id=version_id)
     spec = crud.version_spec(row)
     info = VersionInfo(id=row.id, workflow_id=row.workflow_id, queue="gpu" if row.needs_gpu else "cpu", spec=spec,
-                       required=required_inputs(spec, build_pipeline(spec, mode=BuildMode.VALIDATE)))
+                       required=required_inputs(spec, build_pipeline(spec, mode=BuildMode.VALIDATE)), number=row.number)
     with _versions_lock:
         _versions[version_id] = info
         while len(_versions) > VERSION_CACHE_SIZE:
@@ -137,11 +138,13 @@ def version_info(session: Session, version_id: str) -> VersionInfo:
 
 
 def create_run(session: Session, *, workflow_ref: str | None, inputs: dict[str, Any], version: int | None = None,
-               version_id: str | None = None, stream_node: str | None = None) -> Run:
+               version_id: str | None = None, stream_node: str | None = None,
+               also: Callable[[Run], None] | None = None) -> Run:
     """Write a queued run after checking its inputs; the caller enqueues its id after commit.
 
     The version is ``version_id`` when given (published apps pin one), else number ``version`` of the
-    workflow, else its newest.
+    workflow, else its newest. ``also`` writes what must stand or fall with the run (a conversation's turn) in
+    the same transaction; it is called again if the write is retried.
     """
     settings = get_settings()
     if version_id is None:
@@ -156,6 +159,8 @@ def create_run(session: Session, *, workflow_ref: str | None, inputs: dict[str, 
     def write() -> Run:
         # Core, not session.add: the ORM's unit of work costs more than the INSERT on this hot path.
         session.execute(insert(Run.__table__).values(**run.model_dump()))
+        if also is not None:
+            also(run)
         session.commit()
         return run
 

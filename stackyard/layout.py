@@ -39,6 +39,7 @@ _TOP_DOWN = (
     ("api", "FastAPI: app, errors, auth and admin sessions, metrics, thin routes, request and response shapes"),
     ("apps", "published apps: their tables, publishing, API keys, limits, chat serving (one reply reader)"),
     ("worker", "Celery: app, tasks, the attempt executor, reaper, model cache"),
+    ("conversations", "chat apps' conversations: threads and exchanges, memory, logs, feedback"),
     ("evaluations", "test sets and their revisions, evaluation runs (a batch job, then scoring), metrics, "
                     "comparison and the publishing gate"),
     ("jobs", "batch jobs and schedules: their tables, lifecycle, sources, dispatch, stats"),

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     llm_servers: dict[str, str] = Field(default_factory=dict, description="Name → base URL (ending /v1) of an OpenAI-compatible server the Models page lists and tests; workflows may call it with api_base_url (its host:port is admitted as if in STACKYARD_FETCH_ALLOWED_HOSTS), and new workflows from a template use it.")
     ollama_url: str = Field(default="http://127.0.0.1:11434", description="Where the Models page looks for a local Ollama (its OpenAI-compatible API is under /v1); empty to not look.")
 
+    conversation_retention_days: int = Field(default=90, ge=0, le=36_500, description=(
+        "Days a chat conversation is kept after its last turn, with its messages (0: forever)."))
     run_soft_time_limit: float = Field(default=600.0, description="Seconds before a run is asked to stop and marked failed.")
     run_hard_time_limit: float = Field(default=660.0, description="Seconds before the worker process running a run is killed.")
     db_durable_commits: bool = Field(default=False, description="PostgreSQL: wait for WAL flush on every commit (synchronous_commit=on).")

@@ -2,34 +2,34 @@
 
 Replies stream token by token from the worker (the same token stream the OpenAI-compatible API reads, on Redis
 and on the embedded broker alike, ``worker.streams``); when the app declares a sources output, the retrieved
-documents are listed under the reply. The page is the app's public face, like a share link: it needs no API
-key (publish only what may be seen).
+documents are listed under the reply. The conversation is kept on the server (the app's memory policy decides
+which turns the workflow sees) and belongs to the visitor (an opaque id in a cookie); each reply can be rated
+with a thumbs up or down, which the logs show. The page is the app's public face, like a share link: it needs no
+API key (publish only what may be seen).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import gradio as gr
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from apps import chat, publishing
+from conversations import threads
 from runs.models import RunState
 from stackyard.errors import StackyardError
-from store.db import autocommit_scope
+from store.db import autocommit_scope, session_scope
 from ui.pages import mount_page
 
 PATH = "/chat-app"
+VISITOR_DAYS = 365
 SOURCE_CHARS = 300
-
-
-def _history_messages(history: list[dict[str, Any]], message: str) -> list[dict[str, Any]]:
-    messages = [{"role": m.get("role"), "content": m.get("content") if isinstance(m.get("content"), str) else ""}
-                for m in history if m.get("role") in ("user", "assistant")]
-    return messages + [{"role": "user", "content": message}]
 
 
 def format_sources(documents: list[dict[str, Any]]) -> str:
@@ -43,18 +43,53 @@ def format_sources(documents: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-async def respond(message: str, history: list[dict[str, Any]], request: gr.Request) -> AsyncIterator[str]:
+VISITOR_COOKIE = "stackyard_visitor"
+
+
+def _owner(request: gr.Request, state: dict[str, Any]) -> str:
+    """Whose conversation this is: the visitor's cookie (set by ``/chat/{slug}``), else this page session's own
+    id (a visitor who came straight to the page)."""
+    visitor = request.cookies.get(VISITOR_COOKIE) if request is not None else None
+    if not visitor or len(visitor) > 64:
+        visitor = state.setdefault("visitor", secrets.token_hex(16))
+    return threads.visitor_owner(visitor)
+
+
+async def respond(message: str, history: list[dict[str, Any]], state: dict[str, Any] | None,
+                  request: gr.Request) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """One turn of the page's conversation (kept on the server: the app's memory policy decides what the
+    workflow sees); each reply's message id is kept for its thumbs up/down."""
     slug = request.query_params.get("app", "")
+    state = dict(state or {})
+    replies = state.setdefault("messages", [])
     try:
-        messages = _history_messages(history, message)
-        publication, run_id, slot = await run_in_threadpool(
-            chat.open_run, slug, lambda app: chat.chat_inputs(app, messages), stream=True)
+        turn, slot = await run_in_threadpool(
+            chat.open_chat, slug, owner=_owner(request, state), conversation_id=state.get("conversation"),
+            messages=[{"role": "user", "content": message}], stream=True)
     except StackyardError as exc:
-        yield f"⚠️ {exc}"
+        replies.append(None)
+        yield f"⚠️ {exc}", state
         return
+    state["conversation"] = turn.conversation_id
+    replies.append(turn.message_id)
     with slot:  # the page counts against the app's max concurrency like the API does
-        async for text in _reply(publication, run_id):
-            yield text
+        async for text in _reply(turn.publication, turn.run_id):
+            yield text, state
+
+
+def rate(state: dict[str, Any] | None, request: gr.Request, liked: gr.LikeData) -> None:
+    """A thumbs up or down on a reply of this page's conversation."""
+    index = liked.index[0] if isinstance(liked.index, list | tuple) else liked.index
+    replies = (state or {}).get("messages") or []
+    message_id = replies[index // 2] if isinstance(index, int) and 0 <= index // 2 < len(replies) else None
+    if message_id is None or liked.liked not in (True, False):
+        return
+    try:
+        with session_scope() as session:
+            threads.rate(session, message_id, rating=1 if liked.liked else -1, comment=None,
+                         owner=_owner(request, dict(state or {})))
+    except StackyardError:
+        pass  # the conversation was deleted meanwhile: nothing to rate
 
 
 async def _reply(publication, run_id: str) -> AsyncIterator[str]:  # noqa: ANN001 - a Publication row
@@ -91,7 +126,11 @@ def _warning(slug: str) -> str | None:
 def build() -> gr.Blocks:
     with gr.Blocks(title="Stackyard chat") as page:
         title = gr.Markdown("## Chat", elem_id="chat-title")
-        gr.ChatInterface(respond, chatbot=gr.Chatbot(height=520, elem_id="chat-log"), fill_height=True)
+        state = gr.State({})
+        log = gr.Chatbot(height=520, elem_id="chat-log", feedback_options=("Like", "Dislike"))
+        gr.ChatInterface(respond, chatbot=log, fill_height=True, additional_inputs=[state],
+                         additional_outputs=[state])
+        log.like(rate, inputs=[state], outputs=None)
 
         def heading(request: gr.Request) -> str:
             slug = request.query_params.get("app", "Chat")
@@ -103,7 +142,12 @@ def build() -> gr.Blocks:
 
 def mount_chat(app: FastAPI) -> None:
     @app.get("/chat/{slug}", include_in_schema=False)
-    def chat_page(slug: str) -> RedirectResponse:
-        return RedirectResponse(f"{PATH}/?app={slug}")
+    def chat_page(slug: str, request: Request) -> RedirectResponse:
+        """The page, with an opaque visitor id in a cookie: the visitor's conversations are theirs only."""
+        response = RedirectResponse(f"{PATH}/?app={quote(slug)}")
+        if not request.cookies.get(VISITOR_COOKIE):
+            response.set_cookie(VISITOR_COOKIE, secrets.token_hex(16), max_age=VISITOR_DAYS * 86400, httponly=True,
+                                samesite="lax", path="/")
+        return response
 
     mount_page(app, build(), PATH)

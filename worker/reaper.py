@@ -18,6 +18,7 @@ import logging
 import threading
 from datetime import timedelta
 
+from conversations import threads
 from knowledge import generations, search
 from knowledge import lifecycle as knowledge
 from nodes.stores import vector_store_running
@@ -91,6 +92,18 @@ def drop_orphan_collections() -> list[str]:
     return dropped
 
 
+def purge_conversations() -> int:
+    """Conversations not continued for ``STACKYARD_CONVERSATION_RETENTION_DAYS``, with their messages."""
+    days = get_settings().conversation_retention_days
+    if not days:
+        return 0
+    with session_scope() as session:
+        gone = threads.purge(session, before=utcnow() - timedelta(days=days))
+    if gone:
+        log.info("deleted %d conversation(s) older than %d days (STACKYARD_CONVERSATION_RETENTION_DAYS)", gone, days)
+    return gone
+
+
 def look_at_queues(queues: list[str], previous: QueueDepths | None = None) -> QueueDepths | None:
     """What the broker holds on ``queues`` now, marked restarted if its instance is not the one ``previous``
     saw; None when it cannot be asked (nothing is presumed lost)."""
@@ -149,6 +162,7 @@ class Reaper(threading.Thread):
                 drop_retired_generations()
                 if passes % ORPHAN_EVERY == 0:
                     drop_orphan_collections()
+                    purge_conversations()
                 depths = look_at_queues(self.queues, self.last_look)
                 if depths is not None:
                     self.last_look = depths

@@ -83,16 +83,61 @@ def check_required(required: list[str], inputs: dict[str, Any]) -> None:
 
 
 
+CHAT_ROLES = ("system", "user", "assistant")
+MAX_HISTORY_MESSAGES = 10_000
+MAX_HISTORY_CHARS = 2_000_000
+
+
+def history_input(spec: WorkflowSpec) -> str | None:
+    """The input the version declares as its chat history (``metadata.stackyard.chat.history``)."""
+    chat = spec.canvas.get("chat")
+    name = chat.get("history") if isinstance(chat, dict) else None
+    return name if isinstance(name, str) and name in spec.inputs else None
+
+
+def chat_messages(value: Any, *, field: str) -> list[Any]:
+    """A chat history given as JSON (``[{"role", "content"}, …]``, oldest first) as Haystack ``ChatMessage``
+    objects, which a ``ChatPromptBuilder`` template places with ``{% insert history %}``; a 422 naming the field
+    for anything else."""
+    from haystack.dataclasses import ChatMessage
+
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_HISTORY_MESSAGES:
+        raise BadRunInputs(f"{field} must be a list of at most {MAX_HISTORY_MESSAGES} messages "
+                           "{'role': 'user'|'assistant'|'system', 'content': text}, oldest first.", field=field)
+    made, chars = [], 0
+    for index, message in enumerate(value):
+        if isinstance(message, ChatMessage):
+            made.append(message)
+            continue
+        role = message.get("role") if isinstance(message, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if role not in CHAT_ROLES or not isinstance(content, str):
+            raise BadRunInputs(f"{field}[{index}] must be {{'role': 'user'|'assistant'|'system', 'content': text}}.",
+                               field=f"{field}[{index}]")
+        chars += len(content)
+        if chars > MAX_HISTORY_CHARS:
+            raise BadRunInputs(f"{field} holds more than {MAX_HISTORY_CHARS:,} characters; send fewer messages (a "
+                               "chat app's memory policy cuts them for you).", field=field)
+        made.append({"system": ChatMessage.from_system, "user": ChatMessage.from_user,
+                     "assistant": ChatMessage.from_assistant}[role](content))
+    return made
+
+
 def run_pipeline(spec: WorkflowSpec, pipeline: Pipeline, inputs: dict[str, Any],
                  extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run once and return ``{output alias: JSON-ready value}``.
 
-    ``extra`` adds socket values Stackyard itself supplies, e.g. a generator's ``streaming_callback``.
+    ``extra`` adds socket values Stackyard itself supplies, e.g. a generator's ``streaming_callback``. The
+    declared chat history input (JSON in a run's inputs) reaches its sockets as ``ChatMessage`` objects.
     """
     check_known(spec, inputs)
     check_required(required_inputs(spec, pipeline), inputs)
     check_paths(spec, pipeline, inputs)
     include = {split_socket(ref)[0] for ref in spec.outputs.values()}
+    if (history := history_input(spec)) is not None and history in inputs:
+        inputs = {**inputs, history: chat_messages(inputs[history], field=f"inputs.{history}")}
     data = pipeline_data(spec, inputs)
     for name, values in (extra or {}).items():
         data.setdefault(name, {}).update(values)

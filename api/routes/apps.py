@@ -25,6 +25,7 @@ from api.schemas.runs import RunPublic
 from apps import chat, checks, keys, limits, publishing
 from apps.gating import GatePending
 from apps.models import ApiKey
+from conversations.memory import Memory
 from runs import lifecycle as runs
 from store.db import autocommit_scope
 from worker import batch
@@ -66,6 +67,13 @@ def publish(body: PublishRequest, session: SessionDep) -> Any:
         return JSONResponse(status_code=status.HTTP_202_ACCEPTED, content=GateWaiting(
             message=outcome.message, evaluations=[e.id for e in outcome.evaluations]).model_dump())
     return _publication_public(session, outcome)
+
+
+@router.put("/publications/{slug}/memory", response_model=PublicationPublic, responses=errors(*BODY, 404))
+def set_memory(slug: Text, body: Memory, session: SessionDep) -> PublicationPublic:
+    """What the app remembers of a conversation: the last ``turns`` turns, or the recent turns within ``tokens``
+    (about 4 characters a token); the workflow gets them on its declared history input."""
+    return _publication_public(session, publishing.set_memory(session, slug, body.model_dump()))
 
 
 @router.delete("/publications/{slug}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(*WRITE, 404, 409, 422))

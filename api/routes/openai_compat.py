@@ -1,6 +1,10 @@
 """OpenAI-compatible API over published apps: ``GET /v1/models`` and ``POST /v1/chat/completions``.
 
-``model`` is the app's slug. With ``stream: true`` the reply arrives as Server-Sent Events in OpenAI's
+``model`` is the app's slug. Conversations work both ways: a client that sends the whole ``messages`` list
+(OpenAI's convention) has it used as the history, and one that sends only the new message with a conversation id
+(header ``X-Conversation-Id`` or ``metadata.conversation_id``) has the app's stored turns used instead; either
+way the turn is logged, and the reply carries ``conversation_id`` and ``message_id`` (also as the headers
+``X-Conversation-Id`` and ``X-Message-Id``; in a stream, on its last chunk) for the next turn and for feedback. With ``stream: true`` the reply arrives as Server-Sent Events in OpenAI's
 chunk format, token by token as the worker's generator produces them, ending with ``data: [DONE]``.
 A client that disconnects cancels its run. Errors use OpenAI's error shape (see ``api.errors``).
 """
@@ -14,16 +18,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.openapi import API_KEY, BODY, KEY_WHY, TEXT, errors, request_body, schema_of
 from api.routes.apps import admit, authenticated, caller
-from api.routes.runs import wait_for
+from api.routes.runs import ended
 from api.schemas.openai import ChatCompletionRequest
 from apps import chat, publishing
-from runs import lifecycle as runs
+from conversations import threads
 from runs.models import RunState
 from stackyard.errors import StackyardError
 from store.db import session_scope
@@ -31,6 +35,7 @@ from store.db import session_scope
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=LimitedRoute, dependencies=[API_KEY],
                    responses=errors(400, 401, 422, 429, openai=True, why=KEY_WHY))
 COMPLETION_TIMEOUT_SECONDS = 300.0
+CONVERSATION_HEADER, MESSAGE_HEADER = "X-Conversation-Id", "X-Message-Id"
 
 
 class RunFailed(StackyardError):
@@ -53,7 +58,8 @@ def _chunk(completion_id: str, model: str, delta: dict[str, Any], finish: str | 
     return f"data: {json.dumps(payload)}\n\n"
 
 
-async def _events(request: Request, publication, run_id: str, model: str) -> AsyncIterator[str]:
+async def _events(request: Request, turn: chat.Turn, model: str) -> AsyncIterator[str]:
+    publication, run_id = turn.publication, turn.run_id
     completion_id = f"chatcmpl-{run_id}"
     yield _chunk(completion_id, model, {"role": "assistant", "content": ""})
     streamed, result = False, None
@@ -73,7 +79,7 @@ async def _events(request: Request, publication, run_id: str, model: str) -> Asy
             else:
                 if not streamed:  # a generator that does not stream: send the reply whole
                     yield _chunk(completion_id, model, {"content": chat.reply_text(publication, result.outputs)})
-                extra: dict[str, Any] = {}
+                extra: dict[str, Any] = {"conversation_id": turn.conversation_id, "message_id": turn.message_id}
                 if (usage := chat.usage(publication, result.outputs)) is not None:
                     extra["usage"] = usage
                 sources = chat.sources(publication, result.outputs)
@@ -100,33 +106,33 @@ _NOT_A_CHAT = {**KEY_WHY, 400: "The body is not a chat request in OpenAI's forma
 
 @router.post("/chat/completions", openapi_extra=request_body({"application/json": schema_of(ChatCompletionRequest)}),
              responses={200: _REPLY, **errors(*BODY, 404, 502, 503, 504, openai=True, why=_NOT_A_CHAT)})
-async def chat_completions(request: Request, authorization: str | None = Header(default=None, include_in_schema=False)):
+async def chat_completions(request: Request, authorization: str | None = Header(default=None, include_in_schema=False),
+                           x_conversation_id: str | None = Header(default=None, max_length=64, description=(
+                               "Continue this conversation: send only the new message (or metadata."
+                               "conversation_id in the body)"))):
     key = await run_in_threadpool(authenticated, authorization)
     body = ChatCompletionRequest.model_validate(await request.json())
     messages = [m.model_dump() for m in body.messages]
+    conversation_id = body.conversation(x_conversation_id)
 
-    def begin() -> tuple[Any, str, Any]:
+    def begin() -> tuple[chat.Turn, Any]:
         admit(key, body.model)
-        return chat.open_run(body.model, lambda publication: chat.chat_inputs(publication, messages), stream=body.stream)
+        return chat.open_chat(body.model, owner=threads.key_owner(key.id), messages=messages,
+                              conversation_id=conversation_id, stream=body.stream)
 
-    publication, run_id, slot = await run_in_threadpool(begin)
+    turn, slot = await run_in_threadpool(begin)
+    publication, run_id = turn.publication, turn.run_id
+    ids = {CONVERSATION_HEADER: turn.conversation_id, MESSAGE_HEADER: turn.message_id}
     if body.stream:
         async def guarded() -> AsyncIterator[str]:
             with slot:
-                async for event in _events(request, publication, run_id, body.model):
+                async for event in _events(request, turn, body.model):
                     yield event
 
         return StreamingResponse(guarded(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **ids})
     with slot:
-        notice = await wait_for(run_id, COMPLETION_TIMEOUT_SECONDS)
-    if notice is not None and "outputs" in notice:  # the worker's finish notice holds all a reply needs
-        state, outputs, error = RunState(notice["state"]), notice["outputs"], notice.get("error")
-    else:
-        result = await run_in_threadpool(runs.read_run, run_id)
-        if result.state not in runs.TERMINAL_STATES:
-            raise await run_in_threadpool(chat.timed_out, result, COMPLETION_TIMEOUT_SECONDS)
-        state, outputs, error = result.state, result.outputs, result.error
+        state, outputs, error = await ended(run_id, COMPLETION_TIMEOUT_SECONDS)
     if state != RunState.SUCCEEDED:
         raise RunFailed(f"The workflow run {run_id} {state.value}: {error}")
     response: dict[str, Any] = {
@@ -137,4 +143,5 @@ async def chat_completions(request: Request, authorization: str | None = Header(
     }
     if sources := chat.sources(publication, outputs):
         response["sources"] = sources
-    return response
+    response.update(conversation_id=turn.conversation_id, message_id=turn.message_id)
+    return JSONResponse(response, headers=ids)

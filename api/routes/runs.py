@@ -14,6 +14,7 @@ from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.openapi import BODY, WRITE, errors
 from api.schemas.runs import NodeRunPublic, RunCreate, RunPublic
+from apps import chat
 from runs import lifecycle as runs
 from runs import workers
 from runs.models import Run, RunState
@@ -63,6 +64,18 @@ async def wait_for(run_id: str, seconds: float) -> dict[str, Any] | None:
             return None
         await asyncio.sleep(POLL_SECONDS)
     return None
+
+
+async def ended(run_id: str, seconds: float) -> tuple[RunState, dict[str, Any] | None, str | None]:
+    """The run's end (state, outputs, error) once it came within ``seconds``; else it is cancelled and
+    ``chat.ReplyTimedOut`` raised."""
+    notice = await wait_for(run_id, seconds)
+    if notice is not None and "outputs" in notice:  # the worker's finish notice holds all a reply needs
+        return RunState(notice["state"]), notice["outputs"], notice.get("error")
+    result = await run_in_threadpool(runs.read_run, run_id)
+    if result.state not in runs.TERMINAL_STATES:
+        raise await run_in_threadpool(chat.timed_out, result, seconds)
+    return result.state, result.outputs, result.error
 
 
 @router.post("/workflows/{ref}/runs", response_model=RunPublic, status_code=status.HTTP_202_ACCEPTED,

@@ -48,6 +48,8 @@ class PublicationPublic(BaseModel):
     check_warning: str | None = None
     gate: dict[str, Any] | None = Field(default=None, description="What a version must pass before it goes live")
     gate_result: dict[str, Any] | None = Field(default=None, description="The gate's verdict on the live version")
+    memory: dict[str, Any] | None = Field(default=None, description="What the app remembers of a conversation "
+                                                                    "(default: the last 10 turns)")
     updated_at: datetime
 
 

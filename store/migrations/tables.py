@@ -6,6 +6,7 @@ migrated schema matches them).
 
 from api import admin_sessions  # noqa: F401 - admin logins
 from apps import models as apps_models  # noqa: F401 - publications and API keys
+from conversations import models as conversations_models  # noqa: F401 - conversations and their exchanges
 from evaluations import models as evaluations_models  # noqa: F401 - test sets, evaluations and their results
 from jobs import models as jobs_models  # noqa: F401 - batch jobs and schedules
 from knowledge import models as knowledge_models  # noqa: F401 - knowledge bases, their documents and chunks

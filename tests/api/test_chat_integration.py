@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from tests.support.chat import client_for, new_key
 from tests.support.openai_server import ChatServer
 from tests.support.specs import chat, remote_chat
 from tests.support.stack import TINY, Stack, process_stack
@@ -63,16 +64,6 @@ def served_embedded(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, 
     """The default ``make run`` topology: the SQLite broker and database, no Redis."""
     yield from serve("embedded", tmp_path_factory.mktemp("chat-embedded"), tiny_model, cold_model, slow_llm,
                      apps=("slow",))
-
-
-def new_key(stack: Stack, **body) -> str:
-    response = stack.api("POST", "/api/v1/keys", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()["key"]
-
-
-def client_for(stack: Stack, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=key, max_retries=0, timeout=60)
 
 
 def test_non_streaming_completion_and_models(served: Stack):

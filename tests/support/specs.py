@@ -71,6 +71,16 @@ def remote_chat(base_url: str, key_env: str = "TEST_LLM_KEY") -> dict:
     }
 
 
+def memory_chat(base_url: str, key_env: str = "TEST_LLM_KEY") -> dict:
+    """The ``chat_memory`` template (history as chat messages in the prompt) answering through an
+    OpenAI-compatible server, declared a chat app with a history input."""
+    import yaml
+
+    spec = yaml.safe_load(template_path("chat_memory").read_text())
+    spec["components"]["llm"] = remote_chat(base_url, key_env)["components"]["llm"]
+    return spec
+
+
 def knowledge_rag(base: str, top_k: int = 3, mode: str = "dense", llm_url: str | None = None) -> dict:
     """question → MiniLM → a retriever reading knowledge base ``base`` (dense, or hybrid: the question's words
     too) → a prompt holding the chunks it found; outputs ``documents`` and ``prompt``, and with ``llm_url`` the

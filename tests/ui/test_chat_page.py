@@ -1,4 +1,6 @@
-"""The chat page of a published RAG app in Debian's Chromium: streamed reply and its sources."""
+"""The chat page of a published app in Debian's Chromium: a RAG app's streamed reply and its sources; a chat app
+with memory answering a follow-up from the turn before (the in-test OpenAI-compatible server says what reached
+its prompt), and a thumbs-down that the logs show."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.chat import heard
+from tests.support.openai_server import ChatServer
+from tests.support.specs import memory_chat
 from tests.support.stack import Stack, process_stack
 from workflows.templates import template_path
 
@@ -19,10 +24,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @pytest.fixture(scope="module")
-def rag_app(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_model: Path) -> Iterator[Stack]:
+def llm() -> Iterator[ChatServer]:
+    with ChatServer(reply=heard) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def rag_app(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_model: Path,
+            llm: ChatServer) -> Iterator[Stack]:
     gen = process_stack("redis", tmp_path_factory.mktemp("chat-page"), tiny_model, cold_model)
     stack = next(gen)
     stack.extra_env["STACKYARD_MODEL_PATHS"] = json.dumps({"Qwen/Qwen2.5-0.5B-Instruct": str(tiny_model)})
+    stack.extra_env["TEST_LLM_KEY"] = "k"
     stack.start_web()
     worker = stack.start_worker(queues="cpu,gpu", name="worker-chat-page")
     docs = stack.files_root / "kb"
@@ -33,6 +46,9 @@ def rag_app(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_mod
     assert stack.start_run("ingest", {"files": ["kb"]}, wait=180)["state"] == "succeeded"
     stack.create("rag", yaml.safe_load(template_path("rag_chat").read_text()))
     assert stack.api("POST", "/api/v1/publications", json={"workflow": "rag", "slug": "kb"}).status_code == 201
+    stack.create("memory-chat", memory_chat(llm.base_url))
+    assert stack.api("POST", "/api/v1/publications", json={"workflow": "memory-chat", "slug": "mem",
+                                                            "check": False}).status_code == 201
     yield stack
     stack.discard(worker)
     for _ in gen:
@@ -59,5 +75,37 @@ def test_chat_page_streams_a_reply_and_shows_sources(rag_app: Stack):
             text = log.inner_text()
             assert "otters.txt" in text and "hold hands while they sleep" in text
             page.screenshot(path=str(ARTIFACTS / "chat-page.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def test_a_follow_up_on_the_chat_page_is_answered_from_the_turn_before_and_a_thumbs_down_is_logged(rag_app: Stack):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 800})
+            page.goto(f"{rag_app.base_url}/chat/mem", wait_until="domcontentloaded")
+            page.get_by_role("heading", name="mem").wait_for(timeout=30000)
+            log = page.locator("#chat-log")
+            for question, reply in (("My cat is called Miso.", "heard: My cat is called Miso."),
+                                    ("What is my cat called?",
+                                     "heard: My cat is called Miso. / What is my cat called?")):
+                box = page.locator("textarea").first
+                box.fill(question)
+                box.press("Enter")
+                log.get_by_text(reply, exact=True).wait_for(timeout=60000)
+            page.get_by_label("Dislike").last.click()
+            page.screenshot(path=str(ARTIFACTS / "chat-page-memory.png"), full_page=True)
+            rated = []
+            for _ in range(50):
+                rated = rag_app.api("GET", "/api/v1/conversations", params={"app": "mem", "rating": "down"}).json()
+                if rated:
+                    break
+                page.wait_for_timeout(200)
+            assert [e["message"] for e in rated] == ["What is my cat called?"]
+            cookies = {c["name"]: c for c in page.context.cookies()}
+            assert cookies["stackyard_visitor"]["httpOnly"]
         finally:
             browser.close()

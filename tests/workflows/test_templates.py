@@ -23,7 +23,7 @@ CHAT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 
 
 def test_the_starters_exist_and_validate():
-    assert template_names() == ["classify", "ingest", "ingest_knowledge", "rag_chat", "summarize"]
+    assert template_names() == ["chat_memory", "classify", "ingest", "ingest_knowledge", "rag_chat", "summarize"]
     for name in template_names():
         assert validate(import_text(template_path(name).read_text())) == []
 
@@ -35,7 +35,7 @@ def _canonical(pipeline: Pipeline) -> dict:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", ["classify", "ingest", "ingest_knowledge", "rag_chat", "summarize"])
+@pytest.mark.parametrize("name", ["chat_memory", "classify", "ingest", "ingest_knowledge", "rag_chat", "summarize"])
 def test_template_round_trips_through_plain_haystack(name, milvus):
     text = template_path(name).read_text()
     spec = import_text(text)

@@ -1,0 +1,1 @@
+"""Conversations of published chat apps: their threads and exchanges, memory, logs and feedback."""

@@ -1,0 +1,265 @@
+"""Conversations and their exchanges: opened by their owner only, continued turn by turn, settled from the
+runs that answered, listed and exported for the PM, rated by the caller, turned into test cases.
+
+Whose a conversation is: ``key:<api key id>`` for API callers, ``visitor:<id>`` for a chat page or widget
+visitor (an opaque id in a cookie). Asking for another owner's or another app's conversation is the same 404
+as an unknown id: nothing says it exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
+
+from conversations.models import Conversation, Exchange
+from runs import lifecycle as runs
+from runs.models import Run, RunState
+from stackyard.errors import NotFound
+from store.clock import utcnow
+
+SOURCE_CHARS = 1000
+MAX_SOURCES = 20
+PAGE_LIMIT = 200
+
+
+def text(value: str) -> str:
+    """``value`` as a text column holds it: a NUL character (which PostgreSQL refuses) becomes U+FFFD."""
+    return value.replace("\x00", "\ufffd")
+
+
+def key_owner(key_id: str) -> str:
+    return f"key:{key_id}"
+
+
+def visitor_owner(visitor: str) -> str:
+    return f"visitor:{visitor[:100]}"
+
+
+def _is_id(value: str) -> bool:
+    """Whether ``value`` can be an id Stackyard made (32 hex digits); anything else is not looked up."""
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+def _not_found(conversation_id: str) -> NotFound:
+    return NotFound(f"No conversation '{conversation_id[:64]}' for this caller; start one by leaving the "
+                    "conversation id out (the reply carries the new id).", field="conversation_id")
+
+
+def open_conversation(session: Session, *, slug: str, owner: str, conversation_id: str | None,
+                      message: str) -> Conversation:
+    """The caller's conversation ``conversation_id`` of app ``slug`` (404 for anyone else's or another app's),
+    or a new one titled by ``message``; flushed, not committed."""
+    if conversation_id is None:
+        conversation = Conversation(app_slug=slug, owner=owner, title=text(message.strip()[:200]))
+        session.add(conversation)
+        session.flush()
+        return conversation
+    conversation = session.get(Conversation, conversation_id) if _is_id(conversation_id) else None
+    if conversation is None or conversation.owner != owner or conversation.app_slug != slug:
+        raise _not_found(conversation_id)
+    return conversation
+
+
+def stored_history(session: Session, conversation: Conversation, turns: int) -> list[dict[str, str]]:
+    """The conversation's last ``turns`` exchanges as chat messages, oldest first (a turn whose run failed or
+    has not ended yet gives its question only)."""
+    if turns <= 0 or conversation.exchanges == 0:
+        return []
+    rows = list(session.exec(select(Exchange).where(Exchange.conversation_id == conversation.id)
+                             .order_by(col(Exchange.position).desc()).limit(turns)).all())
+    settle(session, rows)
+    history: list[dict[str, str]] = []
+    for row in reversed(rows):
+        history.append({"role": "user", "content": row.message})
+        if row.reply:
+            history.append({"role": "assistant", "content": row.reply})
+    return history
+
+
+def add_exchange(session: Session, conversation: Conversation, *, message: str, run_id: str, version_id: str,
+                 version: int, reply_output: str, sources_output: str | None) -> Exchange:
+    """The turn just asked, as the next exchange of ``conversation``; flushed, not committed (the caller commits
+    it with the run, so neither is written without the other)."""
+    moved = session.execute(update(Conversation).where(col(Conversation.id) == conversation.id)
+                            .values(exchanges=Conversation.exchanges + 1, updated_at=utcnow())
+                            .returning(Conversation.exchanges)).scalar_one()
+    exchange = Exchange(conversation_id=conversation.id, position=moved, message=text(message), run_id=run_id,
+                        version_id=version_id, version=version, reply_output=reply_output,
+                        sources_output=sources_output)
+    session.add(exchange)
+    session.flush()
+    return exchange
+
+
+# ── what a run answered ─────────────────────────────────────────────────────────────────────────────
+
+
+def reply_of(outputs: dict[str, Any] | None, reply_output: str) -> str:
+    """The reply text in a run's outputs: a string, a reply (``text``), or the first of a list of them."""
+    value = (outputs or {}).get(reply_output)
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    if isinstance(value, dict):
+        value = value.get("text") or value.get("data") or value.get("content") or ""
+    return "" if value is None else str(value)
+
+
+def sources_of(outputs: dict[str, Any] | None, sources_output: str | None) -> list[dict[str, Any]]:
+    if not sources_output:
+        return []
+    value = (outputs or {}).get(sources_output) or []
+    return [doc for doc in value if isinstance(doc, dict)] if isinstance(value, list) else []
+
+
+def usage_of(outputs: dict[str, Any] | None, reply_output: str) -> dict[str, int] | None:
+    value = (outputs or {}).get(reply_output)
+    first = value[0] if isinstance(value, list) and value else value
+    meta = first.get("meta", {}) if isinstance(first, dict) else {}
+    found = meta.get("usage") if isinstance(meta, dict) else None
+    if not isinstance(found, dict):
+        return None
+    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+    return {k: int(found[k]) for k in keys if isinstance(found.get(k), int | float)} or None
+
+
+def settle(session: Session, exchanges: list[Exchange]) -> None:
+    """Exchanges whose run has ended since, filled from it (reply, sources, tokens, latency, error) and kept so."""
+    open_ = {e.run_id: e for e in exchanges if not e.ended}
+    if not open_:
+        return
+    for run in session.exec(select(Run).where(col(Run.id).in_(list(open_)))).all():
+        if run.state not in runs.TERMINAL_STATES:
+            continue
+        exchange = open_[run.id]
+        succeeded = run.state == RunState.SUCCEEDED
+        exchange.reply = text(reply_of(run.outputs, exchange.reply_output)) if succeeded else None
+        exchange.sources = [_source(doc) for doc in sources_of(run.outputs, exchange.sources_output)[:MAX_SOURCES]]
+        exchange.tokens = usage_of(run.outputs, exchange.reply_output) if succeeded else None
+        if run.finished_at is not None:
+            exchange.latency_ms = round((run.finished_at - run.created_at).total_seconds() * 1000, 1)
+        exchange.error = None if succeeded else text(f"the run {run.state.value}: {run.error or ''}"[:2000])
+        exchange.ended = True
+        session.add(exchange)
+    session.flush()
+
+
+def _source(doc: dict[str, Any]) -> dict[str, Any]:
+    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    return {"id": doc.get("id"), "score": doc.get("score"), "content": text((doc.get("content") or "")[:SOURCE_CHARS]),
+            "document_id": meta.get("kb_document_id"), "file": meta.get("file_path") or meta.get("file_name")}
+
+
+# ── logs ────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def exchanges_query(*, app: str | None = None, version: int | None = None, since: datetime | None = None,
+                    until: datetime | None = None, rating: int | None = None, errors: bool | None = None) -> Any:
+    """Exchanges (with their conversation) matching the log's filters, newest first."""
+    query = (select(Exchange, Conversation).join(Conversation, col(Conversation.id) == col(Exchange.conversation_id))
+             .order_by(col(Exchange.created_at).desc(), col(Exchange.id)))
+    if app:
+        query = query.where(Conversation.app_slug == app)
+    if version is not None:
+        query = query.where(Exchange.version == version)
+    if since is not None:
+        query = query.where(col(Exchange.created_at) >= since)
+    if until is not None:
+        query = query.where(col(Exchange.created_at) < until)
+    if rating is not None:
+        query = query.where(Exchange.rating == rating)
+    if errors is not None:
+        query = query.where(col(Exchange.error).is_not(None) if errors else col(Exchange.error).is_(None))
+    return query
+
+
+def list_exchanges(session: Session, *, limit: int = 50, offset: int = 0, **filters: Any) -> list[tuple[Exchange,
+                                                                                                        Conversation]]:
+    rows = list(session.exec(exchanges_query(**filters).offset(offset).limit(min(limit, PAGE_LIMIT))).all())
+    settle(session, [exchange for exchange, _ in rows])
+    return rows
+
+
+def iter_exchanges(session: Session, **filters: Any) -> Iterator[tuple[Exchange, Conversation]]:
+    """Every matching exchange, a page at a time (an export of a busy app is not held in memory)."""
+    offset = 0
+    while True:
+        rows = list_exchanges(session, limit=PAGE_LIMIT, offset=offset, **filters)
+        yield from rows
+        if len(rows) < PAGE_LIMIT:
+            return
+        offset += PAGE_LIMIT
+        session.expunge_all()
+
+
+def thread(session: Session, conversation_id: str, *, owner: str | None = None) -> tuple[Conversation,
+                                                                                          list[Exchange]]:
+    """A conversation and its exchanges in order (``owner``: only if it is theirs)."""
+    conversation = session.get(Conversation, conversation_id) if _is_id(conversation_id) else None
+    if conversation is None or (owner is not None and conversation.owner != owner):
+        raise _not_found(conversation_id)
+    exchanges = list(session.exec(select(Exchange).where(Exchange.conversation_id == conversation.id)
+                                  .order_by(col(Exchange.position))).all())
+    settle(session, exchanges)
+    return conversation, exchanges
+
+
+def delete_conversation(session: Session, conversation_id: str, *, owner: str | None = None) -> None:
+    """The conversation and every message of it."""
+    conversation, _ = thread(session, conversation_id, owner=owner)
+    session.execute(delete(Exchange).where(col(Exchange.conversation_id) == conversation.id))
+    session.delete(conversation)
+    session.flush()
+
+
+def purge(session: Session, *, before: datetime) -> int:
+    """Conversations not continued since ``before``, with their messages (the retention setting)."""
+    old = list(session.exec(select(Conversation.id).where(col(Conversation.updated_at) < before).limit(1000)).all())
+    if old:
+        session.execute(delete(Exchange).where(col(Exchange.conversation_id).in_(old)))
+        session.execute(delete(Conversation).where(col(Conversation.id).in_(old)))
+    return len(old)
+
+
+# ── feedback ────────────────────────────────────────────────────────────────────────────────────────
+
+
+def exchange_of(session: Session, exchange_id: str, *, owner: str | None = None) -> Exchange:
+    """Exchange (message) ``exchange_id``; with ``owner``, only one of their conversations (else 404)."""
+    exchange = session.get(Exchange, exchange_id) if _is_id(exchange_id) else None
+    if exchange is not None and owner is not None:
+        conversation = session.get(Conversation, exchange.conversation_id)
+        exchange = exchange if conversation is not None and conversation.owner == owner else None
+    if exchange is None:
+        raise NotFound(f"No message '{exchange_id[:64]}' for this caller; message ids come with each reply "
+                       "(field 'message_id').", field="message_id")
+    return exchange
+
+
+def rate(session: Session, exchange_id: str, *, rating: int, comment: str | None, owner: str | None) -> Exchange:
+    """Thumbs up (1) or down (-1) on a reply, with an optional comment; a second rating replaces the first."""
+    exchange = exchange_of(session, exchange_id, owner=owner)
+    exchange.rating, exchange.comment = rating, (comment or None)
+    session.add(exchange)
+    session.flush()
+    return exchange
+
+
+def to_test_case(session: Session, exchange_id: str, *, test_set: str, expected_answer: str | None,
+                 expected_sources: list[Any]) -> tuple[Any, str]:
+    """The exchange's question as a case of test set ``test_set`` (made if needed), with the answer the PM
+    expects and the sources that should have been found; returns (the new revision, the case's key). The
+    reply given is kept in the case's tags-free record of where it came from (its key names the message)."""
+    from evaluations import testsets
+    from evaluations.importing import CaseIn
+
+    exchange = exchange_of(session, exchange_id)
+    key = f"chat-{exchange.id[:16]}"
+    case = CaseIn(key=key, inputs={"input": exchange.message}, expected_answer=expected_answer,
+                  expected_sources=expected_sources, tags=["from-chat", f"v{exchange.version}"])
+    made = testsets.add(session, test_set, [case], note=f"from conversation {exchange.conversation_id}",
+                        description="cases taken from chat logs")
+    return made, key

@@ -1,0 +1,52 @@
+"""An app's memory policy cuts the history as documented: the last N turns, or the recent turns within a token
+budget (Haystack's SlidingWindowCompactor, with a note where older turns were removed); system messages stay."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from conversations.memory import Memory, cut
+from workflows.execute import BadRunInputs, chat_messages
+
+
+def conversation(turns: int) -> list[dict[str, str]]:
+    history = [{"role": "system", "content": "Be brief."}]
+    for n in range(turns):
+        history += [{"role": "user", "content": f"q{n} " + "x" * 36}, {"role": "assistant", "content": f"a{n} " + "y" * 36}]
+    return history
+
+
+def test_the_last_n_turns_are_kept_with_the_system_message():
+    history = conversation(5)
+    assert cut(history, Memory(turns=2)) == [history[0], *history[-4:]]
+    assert cut(history, Memory(turns=10)) == history
+    assert cut(history, Memory(turns=0)) == [history[0]]
+    # A turn is a user message and every reply after it.
+    odd = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant", "content": "c"},
+           {"role": "assistant", "content": "d"}]
+    assert cut(odd, Memory(turns=1)) == odd[1:]
+
+
+def test_a_token_budget_keeps_the_newest_turns_that_fit_and_notes_the_rest():
+    history = conversation(10)                     # each turn ~20 tokens at 4 characters a token
+    kept = cut(history, Memory(mode="tokens", tokens=70))
+    assert kept[0] == history[0]
+    assert kept[1]["role"] == "user" and "16 earlier messages were removed" in kept[1]["content"]
+    assert kept[2:] == history[-4:]
+    assert cut(history, Memory(mode="tokens", tokens=100_000)) == history
+
+
+def test_bad_policies_and_histories_are_refused_naming_the_field():
+    with pytest.raises(ValidationError, match="turns"):
+        Memory(turns=201)
+    with pytest.raises(ValidationError, match="mode"):
+        Memory(mode="summary")
+    with pytest.raises(BadRunInputs, match=r"inputs.history\[1\] must be") as refused:
+        chat_messages([{"role": "user", "content": "hi"}, {"role": "tool", "content": "x"}], field="inputs.history")
+    assert refused.value.field == "inputs.history[1]"
+    with pytest.raises(BadRunInputs, match="at most 10000 messages"):
+        chat_messages([{"role": "user", "content": "x"}] * 10_001, field="inputs.history")
+    with pytest.raises(BadRunInputs, match="more than 2,000,000 characters"):
+        chat_messages([{"role": "user", "content": "x" * 1_000_000}] * 3, field="inputs.history")
+    assert [m.text for m in chat_messages([{"role": "assistant", "content": "ok"}], field="h")] == ["ok"]

@@ -1,0 +1,109 @@
+"""Conversations in SQL: a turn is written with its run or not at all, only its owner continues or rates it (an
+unknown id and someone else's are the same 404), an exchange is settled from its run once it ends, retention
+deletes old conversations with their messages, and a reply becomes a test case."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from conversations import threads
+from conversations.models import Conversation, Exchange
+from runs import lifecycle as runs
+from runs.models import Run, RunState
+from stackyard.errors import NotFound
+from store.clock import utcnow
+from store.db import session_scope
+from tests.support.specs import greet
+from worker.reaper import purge_conversations
+from workflows import crud
+from workflows.spec import spec_from_dict
+
+
+def turn(owner: str, message: str, conversation_id: str | None = None, *, fail: bool = False) -> tuple[str, str]:
+    """A turn as a chat app writes it: the run and the exchange in one transaction."""
+    logged = {}
+    with session_scope() as session:
+        version_id = crud.get_version_id(session=session, ref="greeter", number=None)
+        conversation = threads.open_conversation(session, slug="hi", owner=owner, conversation_id=conversation_id,
+                                                 message=message) if conversation_id else None
+
+        def log(run: Run) -> None:
+            thread = conversation or threads.open_conversation(session, slug="hi", owner=owner, conversation_id=None,
+                                                               message=message)
+            logged["conversation"] = thread.id
+            logged["message"] = threads.add_exchange(session, thread, message=message, run_id=run.id,
+                                                     version_id=version_id, version=1, reply_output="greeting",
+                                                     sources_output=None).id
+            if fail:
+                raise RuntimeError("the database went away")
+
+        runs.create_run(session, workflow_ref=None, inputs={"name": message}, version_id=version_id, also=log)
+    return logged["conversation"], logged["message"]
+
+
+@pytest.fixture
+def greeter(database):
+    with session_scope() as session:
+        crud.create_workflow(session, name="greeter", spec=spec_from_dict(greet()))
+
+
+def test_a_turn_is_written_with_its_run_and_continued_by_its_owner_only(greeter):
+    conversation, first = turn("key:a", "Ada")
+    again, second = turn("key:a", "Bob", conversation)
+    assert again == conversation and first != second
+    with pytest.raises(RuntimeError):
+        turn("key:a", "Cy", conversation, fail=True)
+    with session_scope() as session:
+        rows = session.exec(select(Exchange).order_by(Exchange.position)).all()
+        assert [(e.position, e.message) for e in rows] == [(1, "Ada"), (2, "Bob")]
+        assert len(session.exec(select(Run)).all()) == 2                 # the failed turn left no run either
+        assert session.get(Conversation, conversation).exchanges == 2
+    for owner, given in (("key:b", conversation), ("key:a", "0" * 32), ("key:a", "x" * 500), ("key:a", "\x00")):
+        with session_scope() as session, pytest.raises(NotFound, match="No conversation") as missing:
+            threads.open_conversation(session, slug="hi", owner=owner, conversation_id=given, message="hi")
+        assert missing.value.field == "conversation_id"
+    with session_scope() as session, pytest.raises(NotFound):       # another app's conversation: the same 404
+        threads.open_conversation(session, slug="other", owner="key:a", conversation_id=conversation, message="hi")
+    with session_scope() as session, pytest.raises(NotFound, match="No message"):
+        threads.rate(session, first, rating=-1, comment=None, owner="key:b")
+    with session_scope() as session:
+        assert threads.rate(session, first, rating=-1, comment="wrong", owner="key:a").rating == -1
+    hostile, message = turn("key:a", "a\x00b")               # PostgreSQL refuses NUL in text: stored replaced
+    with session_scope() as session:
+        assert session.get(Exchange, message).message == "a\ufffdb"
+        assert session.get(Conversation, hostile).title == "a\ufffdb"
+
+
+def test_an_exchange_is_settled_from_its_run_and_read_as_history(greeter):
+    conversation, message = turn("visitor:v", "Ada")
+    with session_scope() as session:
+        exchange = session.get(Exchange, message)
+        run = runs.claim(session, exchange.run_id, "w")
+        assert run is not None
+        runs.finish(session, exchange.run_id, "w", RunState.SUCCEEDED, outputs={"greeting": "Hello Ada"})
+    with session_scope() as session:
+        history = threads.stored_history(session, session.get(Conversation, conversation), 10)
+        assert history == [{"role": "user", "content": "Ada"}, {"role": "assistant", "content": "Hello Ada"}]
+        settled = session.get(Exchange, message)
+        assert settled.ended and settled.reply == "Hello Ada" and settled.latency_ms is not None
+
+
+def test_retention_deletes_old_conversations_with_their_messages_and_a_reply_becomes_a_test_case(greeter):
+    from evaluations import testsets
+
+    old, message = turn("key:a", "Where is the tower?")
+    kept, _ = turn("key:a", "new")
+    with session_scope() as session:
+        made, key = threads.to_test_case(session, message, test_set="from-chat", expected_answer="On the hill.",
+                                         expected_sources=[])
+        case = testsets.cases_by_key(session, made.id, [key])[key]
+        assert (case.inputs, case.expected_answer) == ({"input": "Where is the tower?"}, "On the hill.")
+        session.get(Conversation, old).updated_at = utcnow() - timedelta(days=91)
+    assert purge_conversations() == 1            # the reaper, with the default 90 days
+    assert purge_conversations() == 0
+    with session_scope() as session:
+        assert [c.id for c in session.exec(select(Conversation)).all()] == [kept]
+        assert [e.message for e in session.exec(select(Exchange)).all()] == ["new"]
