@@ -22,6 +22,7 @@ from conversations.memory import STORED_TURNS_READ, Memory, cut
 from runs import lifecycle as runs
 from runs.models import Run
 from stackyard.errors import StackyardError
+from stackyard.settings import get_settings
 from store.db import autocommit_scope, session_scope
 from worker import streams
 from worker.enqueue import enqueue_new
@@ -82,8 +83,8 @@ class Turn:
 
     publication: Publication
     run_id: str
-    conversation_id: str
-    message_id: str
+    conversation_id: str | None     # None: conversations are not kept (STACKYARD_CONVERSATIONS=false)
+    message_id: str | None
 
 
 def open_chat(slug: str, *, owner: str, messages: list[dict[str, Any]], conversation_id: str | None = None,
@@ -94,60 +95,37 @@ def open_chat(slug: str, *, owner: str, messages: list[dict[str, Any]], conversa
     log row are written in one transaction. Returns the turn and the concurrency slot still held (as
     :func:`open_run`)."""
     message, given = split_messages(messages)
+    keep = get_settings().conversations
+    if conversation_id is not None and not keep:
+        raise BadChatRequest("This installation keeps no conversations (STACKYARD_CONVERSATIONS=false): send the "
+                             "whole conversation as messages, without a conversation id.", field="conversation_id")
     with contextlib.ExitStack() as held:
-        with session_scope() as session:
+        # A kept turn writes its run and its log row in one transaction; otherwise one INSERT in autocommit.
+        with session_scope() if keep else autocommit_scope() as session:
             publication = publishing.get_publication(session=session, slug=slug)
             info = runs.version_info(session, publication.version_id)
-            conversation = None
+            memory = Memory.model_validate(publication.memory or {})
+            history = given
             if conversation_id is not None:
-                conversation = threads.open_conversation(session, slug=slug, owner=owner,
-                                                         conversation_id=conversation_id, message=message)
-            history = None
-            if publication.history_input:
-                memory = Memory.model_validate(publication.memory or {})
-                history = cut(given if conversation is None else threads.stored_history(
-                    session, conversation, memory.turns if memory.mode == "turns" else STORED_TURNS_READ), memory)
-            inputs = chat_inputs(publication, message, history)
+                wanted = (memory.turns if memory.mode == "turns" else STORED_TURNS_READ) if publication.history_input \
+                    else 0
+                history = threads.history(session, conversation_id, slug=slug, owner=owner, turns=wanted)
+            inputs = chat_inputs(publication, message, cut(history, memory) if publication.history_input else None)
             held.enter_context(limits.concurrency_slot(slug, publication.max_concurrency))
             stream_node = split_socket(info.spec.outputs[publication.reply_output])[0] if stream else None
             logged: dict[str, str] = {}
 
             def log_turn(run: Run) -> None:
-                thread = conversation or threads.open_conversation(session, slug=slug, owner=owner,
-                                                                   conversation_id=None, message=message)
-                logged["conversation"] = thread.id
-                logged["message"] = threads.add_exchange(
-                    session, thread, message=message, run_id=run.id, version_id=info.id, version=info.number,
-                    reply_output=publication.reply_output, sources_output=publication.sources_output).id
+                logged["conversation"], logged["message"] = threads.log_turn(
+                    session, conversation_id, slug=slug, owner=owner, message=message, run_id=run.id,
+                    version_id=info.id, version=info.number, reply_output=publication.reply_output,
+                    sources_output=publication.sources_output)
 
             run = runs.create_run(session=session, workflow_ref=None, inputs=inputs, version_id=publication.version_id,
-                                  stream_node=stream_node, also=log_turn)
+                                  stream_node=stream_node, also=log_turn if keep else None)
             session.expunge(publication)
         enqueue_new(run)
-        return Turn(publication, run.id, logged["conversation"], logged["message"]), held.pop_all()
-
-
-def open_run(slug: str, inputs_for: Callable[[Publication], dict[str, Any]], *,
-             stream: bool) -> tuple[Publication, str, contextlib.ExitStack]:
-    """Load app ``slug``, take one of its concurrency slots and queue a run of its pinned version.
-
-    One autocommit session (lookups and one INSERT) and one thread hop for what a chat request needs
-    before its run can start (this is the serving hot path). Returns the slot still held: the caller
-    releases it (``with slot:``) when the reply is done; on any error here it is released before raising.
-    """
-    with contextlib.ExitStack() as held:
-        with autocommit_scope() as session:
-            publication = publishing.get_publication(session=session, slug=slug)
-            inputs = inputs_for(publication)
-            held.enter_context(limits.concurrency_slot(slug, publication.max_concurrency))
-            stream_node = None
-            if stream:
-                spec = runs.version_info(session, publication.version_id).spec
-                stream_node = split_socket(spec.outputs[publication.reply_output])[0]
-            run = runs.create_run(session=session, workflow_ref=None, inputs=inputs,
-                                  version_id=publication.version_id, stream_node=stream_node)
-        enqueue_new(run)
-        return publication, run.id, held.pop_all()
+        return Turn(publication, run.id, logged.get("conversation"), logged.get("message")), held.pop_all()
 
 
 def reply_text(publication: Publication, outputs: dict[str, Any] | None) -> str:

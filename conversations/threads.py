@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
 
 from conversations.models import Conversation, Exchange
@@ -20,6 +20,7 @@ from runs import lifecycle as runs
 from runs.models import Run, RunState
 from stackyard.errors import NotFound
 from store.clock import utcnow
+from workflows.models import new_id
 
 SOURCE_CHARS = 1000
 MAX_SOURCES = 20
@@ -49,50 +50,60 @@ def _not_found(conversation_id: str) -> NotFound:
                     "conversation id out (the reply carries the new id).", field="conversation_id")
 
 
-def open_conversation(session: Session, *, slug: str, owner: str, conversation_id: str | None,
-                      message: str) -> Conversation:
-    """The caller's conversation ``conversation_id`` of app ``slug`` (404 for anyone else's or another app's),
-    or a new one titled by ``message``; flushed, not committed."""
-    if conversation_id is None:
-        conversation = Conversation(app_slug=slug, owner=owner, title=text(message.strip()[:200]))
-        session.add(conversation)
-        session.flush()
-        return conversation
-    conversation = session.get(Conversation, conversation_id) if _is_id(conversation_id) else None
-    if conversation is None or conversation.owner != owner or conversation.app_slug != slug:
+def history(session: Session, conversation_id: str, *, slug: str, owner: str, turns: int) -> list[dict[str, str]]:
+    """The last ``turns`` exchanges of the caller's conversation ``conversation_id`` of app ``slug`` as chat
+    messages, oldest first (a turn whose run failed or has not ended gives its question only); a 404 for an
+    unknown id, another caller's or another app's. Reads only: two statements, one when every turn was read
+    before (this is the chat hot path)."""
+    if not _is_id(conversation_id):
         raise _not_found(conversation_id)
-    return conversation
+    owned = (col(Conversation.id) == conversation_id, col(Conversation.owner) == owner,
+             col(Conversation.app_slug) == slug)
+    rows = session.execute(
+        select(Exchange.position, Exchange.message, Exchange.reply, Exchange.ended, Exchange.run_id,
+               Exchange.reply_output).join(Conversation, col(Conversation.id) == col(Exchange.conversation_id))
+        .where(*owned).order_by(col(Exchange.position).desc()).limit(max(turns, 1))).all()
+    if not rows:            # every conversation is made with its first turn: nothing here means not theirs
+        raise _not_found(conversation_id)
+    pending = {row.run_id: row.reply_output for row in rows if not row.ended}
+    replies = {}
+    if pending:
+        for run_id, state, outputs in session.execute(select(Run.id, Run.state, Run.outputs).where(
+                col(Run.id).in_(list(pending)), col(Run.state) == RunState.SUCCEEDED)).all():
+            replies[run_id] = text(reply_of(outputs, pending[run_id]))
+    messages: list[dict[str, str]] = []
+    for row in reversed(rows[:turns]):
+        messages.append({"role": "user", "content": row.message})
+        if reply := (row.reply if row.ended else replies.get(row.run_id)):
+            messages.append({"role": "assistant", "content": reply})
+    return messages
 
 
-def stored_history(session: Session, conversation: Conversation, turns: int) -> list[dict[str, str]]:
-    """The conversation's last ``turns`` exchanges as chat messages, oldest first (a turn whose run failed or
-    has not ended yet gives its question only)."""
-    if turns <= 0 or conversation.exchanges == 0:
-        return []
-    rows = list(session.exec(select(Exchange).where(Exchange.conversation_id == conversation.id)
-                             .order_by(col(Exchange.position).desc()).limit(turns)).all())
-    settle(session, rows)
-    history: list[dict[str, str]] = []
-    for row in reversed(rows):
-        history.append({"role": "user", "content": row.message})
-        if row.reply:
-            history.append({"role": "assistant", "content": row.reply})
-    return history
-
-
-def add_exchange(session: Session, conversation: Conversation, *, message: str, run_id: str, version_id: str,
-                 version: int, reply_output: str, sources_output: str | None) -> Exchange:
-    """The turn just asked, as the next exchange of ``conversation``; flushed, not committed (the caller commits
-    it with the run, so neither is written without the other)."""
-    moved = session.execute(update(Conversation).where(col(Conversation.id) == conversation.id)
-                            .values(exchanges=Conversation.exchanges + 1, updated_at=utcnow())
-                            .returning(Conversation.exchanges)).scalar_one()
-    exchange = Exchange(conversation_id=conversation.id, position=moved, message=text(message), run_id=run_id,
-                        version_id=version_id, version=version, reply_output=reply_output,
-                        sources_output=sources_output)
-    session.add(exchange)
-    session.flush()
-    return exchange
+def log_turn(session: Session, conversation_id: str | None, *, slug: str, owner: str, message: str, run_id: str,
+             version_id: str, version: int, reply_output: str, sources_output: str | None) -> tuple[str, str]:
+    """The turn just asked, as the next exchange of the caller's conversation (a new one, titled by the message,
+    without an id); not committed: the caller commits it with the run, so neither is written without the other.
+    Returns (the conversation id, the exchange id); a 404 as :func:`history` for a conversation not theirs."""
+    now = utcnow()
+    if conversation_id is None:
+        conversation_id, position = new_id(), 1
+        session.execute(insert(Conversation).values(id=conversation_id, app_slug=slug, owner=owner, exchanges=1,
+                                                    title=text(message.strip()[:200]), created_at=now,
+                                                    updated_at=now))
+    else:
+        position = session.execute(                # the next position, taken under the row's lock
+            update(Conversation).where(col(Conversation.id) == conversation_id, col(Conversation.owner) == owner,
+                                       col(Conversation.app_slug) == slug)
+            .values(exchanges=Conversation.exchanges + 1, updated_at=now).returning(Conversation.exchanges)
+        ).scalar_one_or_none() if _is_id(conversation_id) else None
+        if position is None:
+            raise _not_found(conversation_id)
+    exchange_id = new_id()
+    session.execute(insert(Exchange).values(id=exchange_id, conversation_id=conversation_id, position=position,
+                                            message=text(message), run_id=run_id, version_id=version_id,
+                                            version=version, reply_output=reply_output,
+                                            sources_output=sources_output, ended=False, created_at=now))
+    return conversation_id, exchange_id
 
 
 # ── what a run answered ─────────────────────────────────────────────────────────────────────────────

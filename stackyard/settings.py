@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     llm_servers: dict[str, str] = Field(default_factory=dict, description="Name → base URL (ending /v1) of an OpenAI-compatible server the Models page lists and tests; workflows may call it with api_base_url (its host:port is admitted as if in STACKYARD_FETCH_ALLOWED_HOSTS), and new workflows from a template use it.")
     ollama_url: str = Field(default="http://127.0.0.1:11434", description="Where the Models page looks for a local Ollama (its OpenAI-compatible API is under /v1); empty to not look.")
 
+    conversations: bool = Field(default=True, description=(
+        "Keep chat apps' conversations (logs, feedback, server-side memory). false: nothing of a chat is stored; "
+        "each request stands alone with the messages it sends."))
     conversation_retention_days: int = Field(default=90, ge=0, le=36_500, description=(
         "Days a chat conversation is kept after its last turn, with its messages (0: forever)."))
     run_soft_time_limit: float = Field(default=600.0, description="Seconds before a run is asked to stop and marked failed.")

@@ -24,6 +24,7 @@ from apps import chat, publishing
 from conversations import threads
 from runs.models import RunState
 from stackyard.errors import StackyardError
+from stackyard.settings import get_settings
 from store.db import autocommit_scope, session_scope
 from ui.pages import mount_page
 
@@ -62,10 +63,14 @@ async def respond(message: str, history: list[dict[str, Any]], state: dict[str, 
     slug = request.query_params.get("app", "")
     state = dict(state or {})
     replies = state.setdefault("messages", [])
+    messages = [{"role": "user", "content": message}]
+    if not get_settings().conversations:     # nothing kept on the server: the page sends the conversation
+        messages = [{"role": m.get("role"), "content": m.get("content") if isinstance(m.get("content"), str) else ""}
+                    for m in history if m.get("role") in ("user", "assistant")] + messages
     try:
         turn, slot = await run_in_threadpool(
             chat.open_chat, slug, owner=_owner(request, state), conversation_id=state.get("conversation"),
-            messages=[{"role": "user", "content": message}], stream=True)
+            messages=messages, stream=True)
     except StackyardError as exc:
         replies.append(None)
         yield f"⚠️ {exc}", state

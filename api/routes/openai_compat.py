@@ -122,7 +122,7 @@ async def chat_completions(request: Request, authorization: str | None = Header(
 
     turn, slot = await run_in_threadpool(begin)
     publication, run_id = turn.publication, turn.run_id
-    ids = {CONVERSATION_HEADER: turn.conversation_id, MESSAGE_HEADER: turn.message_id}
+    ids = {CONVERSATION_HEADER: turn.conversation_id, MESSAGE_HEADER: turn.message_id} if turn.message_id else {}
     if body.stream:
         async def guarded() -> AsyncIterator[str]:
             with slot:

@@ -20,8 +20,9 @@ class ChatTurnRequest(BaseModel):
 
 
 class ChatTurn(BaseModel):
-    conversation_id: str
-    message_id: str = Field(description="Rate the reply with POST /api/v1/apps/{slug}/messages/{message_id}/feedback")
+    conversation_id: str | None = Field(description="None when the installation keeps no conversations")
+    message_id: str | None = Field(description="Rate the reply with POST /api/v1/apps/{slug}/messages/{message_id}/"
+                                               "feedback")
     run_id: str = Field(description="Its per-node trace: GET /api/v1/runs/{run_id}")
     reply: str
     sources: list[dict[str, Any]] = Field(default_factory=list)

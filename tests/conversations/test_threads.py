@@ -27,16 +27,11 @@ def turn(owner: str, message: str, conversation_id: str | None = None, *, fail: 
     logged = {}
     with session_scope() as session:
         version_id = crud.get_version_id(session=session, ref="greeter", number=None)
-        conversation = threads.open_conversation(session, slug="hi", owner=owner, conversation_id=conversation_id,
-                                                 message=message) if conversation_id else None
 
         def log(run: Run) -> None:
-            thread = conversation or threads.open_conversation(session, slug="hi", owner=owner, conversation_id=None,
-                                                               message=message)
-            logged["conversation"] = thread.id
-            logged["message"] = threads.add_exchange(session, thread, message=message, run_id=run.id,
-                                                     version_id=version_id, version=1, reply_output="greeting",
-                                                     sources_output=None).id
+            logged["conversation"], logged["message"] = threads.log_turn(
+                session, conversation_id, slug="hi", owner=owner, message=message, run_id=run.id,
+                version_id=version_id, version=1, reply_output="greeting", sources_output=None)
             if fail:
                 raise RuntimeError("the database went away")
 
@@ -61,12 +56,14 @@ def test_a_turn_is_written_with_its_run_and_continued_by_its_owner_only(greeter)
         assert [(e.position, e.message) for e in rows] == [(1, "Ada"), (2, "Bob")]
         assert len(session.exec(select(Run)).all()) == 2                 # the failed turn left no run either
         assert session.get(Conversation, conversation).exchanges == 2
-    for owner, given in (("key:b", conversation), ("key:a", "0" * 32), ("key:a", "x" * 500), ("key:a", "\x00")):
+    for slug, owner, given in (("hi", "key:b", conversation), ("hi", "key:a", "0" * 32), ("hi", "key:a", "x" * 500),
+                               ("hi", "key:a", "\x00"), ("other", "key:a", conversation)):   # another app's too
         with session_scope() as session, pytest.raises(NotFound, match="No conversation") as missing:
-            threads.open_conversation(session, slug="hi", owner=owner, conversation_id=given, message="hi")
+            threads.history(session, given, slug=slug, owner=owner, turns=10)
         assert missing.value.field == "conversation_id"
-    with session_scope() as session, pytest.raises(NotFound):       # another app's conversation: the same 404
-        threads.open_conversation(session, slug="other", owner="key:a", conversation_id=conversation, message="hi")
+        with session_scope() as session, pytest.raises(NotFound, match="No conversation"):
+            threads.log_turn(session, given, slug=slug, owner=owner, message="hi", run_id="r", version_id="v",
+                             version=1, reply_output="greeting", sources_output=None)
     with session_scope() as session, pytest.raises(NotFound, match="No message"):
         threads.rate(session, first, rating=-1, comment=None, owner="key:b")
     with session_scope() as session:
@@ -85,8 +82,12 @@ def test_an_exchange_is_settled_from_its_run_and_read_as_history(greeter):
         assert run is not None
         runs.finish(session, exchange.run_id, "w", RunState.SUCCEEDED, outputs={"greeting": "Hello Ada"})
     with session_scope() as session:
-        history = threads.stored_history(session, session.get(Conversation, conversation), 10)
+        history = threads.history(session, conversation, slug="hi", owner="visitor:v", turns=10)
         assert history == [{"role": "user", "content": "Ada"}, {"role": "assistant", "content": "Hello Ada"}]
+        assert not session.get(Exchange, message).ended          # the hot path reads; the logs settle
+        threads.settle(session, [session.get(Exchange, message)])
+    with session_scope() as session:
+        assert threads.history(session, conversation, slug="hi", owner="visitor:v", turns=10) == history
         settled = session.get(Exchange, message)
         assert settled.ended and settled.reply == "Hello Ada" and settled.latency_ms is not None
 
