@@ -40,7 +40,8 @@ COOKIE = "stackyard_session"
 SESSION_SECONDS = 7 * 24 * 3600
 ADMIN_USER = "admin"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/login", "/logout", "/favicon.ico"})
-PUBLIC_PREFIXES = ("/v1/", "/api/v1/apps/", "/chat/", "/chat-app/", "/chat-app")
+PUBLIC_PREFIXES = ("/v1/", "/api/v1/apps/", "/chat/", "/chat-app/", "/chat-app", "/widget.js", "/widget/",
+                   "/widget-static/")
 FAILED_LOGIN_DELAY = 0.5
 MAX_LOGIN_BODY = 8192
 

@@ -42,7 +42,8 @@ def message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text")
+        return "".join(part["text"] for part in content
+                       if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str))
     return ""
 
 
@@ -57,7 +58,8 @@ def split_messages(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, 
                              field="messages")
     last = messages[-1]
     if last.get("role") != "user":
-        raise BadChatRequest(f"The last message must have role 'user', not '{last.get('role')}'.", field="messages")
+        raise BadChatRequest(f"The last message must have role 'user', not '{str(last.get('role'))[:20]}'.",
+                             field="messages")
     history = []
     for index, message in enumerate(messages[:-1]):
         role = "system" if message.get("role") == "developer" else message.get("role")
@@ -126,6 +128,19 @@ def open_chat(slug: str, *, owner: str, messages: list[dict[str, Any]], conversa
             session.expunge(publication)
         enqueue_new(run)
         return Turn(publication, run.id, logged.get("conversation"), logged.get("message")), held.pop_all()
+
+
+def open_run(slug: str, inputs: dict[str, Any]) -> tuple[str, contextlib.ExitStack]:
+    """Queue a run of app ``slug``'s pinned version with ``inputs`` as given (the REST run route: no
+    conversation), in one of its concurrency slots. One autocommit session (lookups and one INSERT). Returns
+    the run id and the slot still held (as :func:`open_chat`)."""
+    with contextlib.ExitStack() as held:
+        with autocommit_scope() as session:
+            publication = publishing.get_publication(session=session, slug=slug)
+            held.enter_context(limits.concurrency_slot(slug, publication.max_concurrency))
+            run = runs.create_run(session=session, workflow_ref=None, inputs=inputs, version_id=publication.version_id)
+        enqueue_new(run)
+        return run.id, held.pop_all()
 
 
 def reply_text(publication: Publication, outputs: dict[str, Any] | None) -> str:

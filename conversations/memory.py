@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.execute import chat_messages
+from workflows.execute import MAX_HISTORY_CHARS, chat_messages
 
 STORED_TURNS_READ = 200
 """The most stored turns a conversation's next turn reads before the policy cuts them."""
@@ -32,16 +32,28 @@ class Memory(BaseModel):
 
 
 def cut(history: list[dict[str, str]], memory: Memory) -> list[dict[str, str]]:
-    """``history`` ({role, content} dicts, oldest first) as the policy keeps it."""
+    """``history`` ({role, content} dicts, oldest first) as the policy keeps it, within the characters a run's
+    history may hold (the newest messages first: a conversation whose old turns are long stays usable)."""
     system_end = next((i for i, m in enumerate(history) if m["role"] != "system"), len(history))
-    system, turns = history[:system_end], history[system_end:]
+    system = newest_within(history[:system_end], MAX_HISTORY_CHARS)
+    turns = newest_within(history[system_end:], MAX_HISTORY_CHARS - sum(len(m["content"]) for m in system))
     if memory.mode == "turns":
         starts = [i for i, m in enumerate(turns) if m["role"] == "user"]
-        if memory.turns == 0 or not starts:
-            return system if memory.turns == 0 else history
+        if memory.turns == 0:
+            return system
         first = starts[-memory.turns] if len(starts) >= memory.turns else 0
         return system + turns[first:]
-    return _within_tokens(history, memory.tokens)
+    return _within_tokens(system + turns, memory.tokens)
+
+
+def newest_within(history: list[dict[str, str]], chars: int) -> list[dict[str, str]]:
+    """The newest messages of ``history`` whose contents hold at most ``chars`` characters together."""
+    total = 0
+    for index in range(len(history) - 1, -1, -1):
+        total += len(history[index]["content"])
+        if total > chars:
+            return history[index + 1:]
+    return history
 
 
 def _within_tokens(history: list[dict[str, str]], budget: int) -> list[dict[str, str]]:

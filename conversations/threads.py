@@ -20,6 +20,7 @@ from runs import lifecycle as runs
 from runs.models import Run, RunState
 from stackyard.errors import NotFound
 from store.clock import utcnow
+from store.db import session_scope
 from workflows.models import new_id
 
 SOURCE_CHARS = 1000
@@ -45,7 +46,7 @@ def _is_id(value: str) -> bool:
     return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
 
 
-def _not_found(conversation_id: str) -> NotFound:
+def conversation_not_found(conversation_id: str) -> NotFound:
     return NotFound(f"No conversation '{conversation_id[:64]}' for this caller; start one by leaving the "
                     "conversation id out (the reply carries the new id).", field="conversation_id")
 
@@ -56,7 +57,7 @@ def history(session: Session, conversation_id: str, *, slug: str, owner: str, tu
     unknown id, another caller's or another app's. Reads only: two statements, one when every turn was read
     before (this is the chat hot path)."""
     if not _is_id(conversation_id):
-        raise _not_found(conversation_id)
+        raise conversation_not_found(conversation_id)
     owned = (col(Conversation.id) == conversation_id, col(Conversation.owner) == owner,
              col(Conversation.app_slug) == slug)
     rows = session.execute(
@@ -64,13 +65,16 @@ def history(session: Session, conversation_id: str, *, slug: str, owner: str, tu
                Exchange.reply_output).join(Conversation, col(Conversation.id) == col(Exchange.conversation_id))
         .where(*owned).order_by(col(Exchange.position).desc()).limit(max(turns, 1))).all()
     if not rows:            # every conversation is made with its first turn: nothing here means not theirs
-        raise _not_found(conversation_id)
-    pending = {row.run_id: row.reply_output for row in rows if not row.ended}
+        raise conversation_not_found(conversation_id)
+    pending: dict[str, list[str]] = {}          # reply output → runs not settled yet: only that value is read
+    for row in rows:
+        if not row.ended:
+            pending.setdefault(row.reply_output, []).append(row.run_id)
     replies = {}
-    if pending:
-        for run_id, state, outputs in session.execute(select(Run.id, Run.state, Run.outputs).where(
-                col(Run.id).in_(list(pending)), col(Run.state) == RunState.SUCCEEDED)).all():
-            replies[run_id] = text(reply_of(outputs, pending[run_id]))
+    for name, run_ids in pending.items():
+        for run_id, value in session.execute(select(Run.id, Run.outputs[name]).where(
+                col(Run.id).in_(run_ids), col(Run.state) == RunState.SUCCEEDED)).all():
+            replies[run_id] = text(reply_of({name: value}, name))
     messages: list[dict[str, str]] = []
     for row in reversed(rows[:turns]):
         messages.append({"role": "user", "content": row.message})
@@ -97,7 +101,7 @@ def log_turn(session: Session, conversation_id: str | None, *, slug: str, owner:
             .values(exchanges=Conversation.exchanges + 1, updated_at=now).returning(Conversation.exchanges)
         ).scalar_one_or_none() if _is_id(conversation_id) else None
         if position is None:
-            raise _not_found(conversation_id)
+            raise conversation_not_found(conversation_id)
     exchange_id = new_id()
     session.execute(insert(Exchange).values(id=exchange_id, conversation_id=conversation_id, position=position,
                                             message=text(message), run_id=run_id, version_id=version_id,
@@ -194,16 +198,18 @@ def list_exchanges(session: Session, *, limit: int = 50, offset: int = 0, **filt
     return rows
 
 
-def iter_exchanges(session: Session, **filters: Any) -> Iterator[tuple[Exchange, Conversation]]:
-    """Every matching exchange, a page at a time (an export of a busy app is not held in memory)."""
+def iter_exchanges(**filters: Any) -> Iterator[tuple[Exchange, Conversation]]:
+    """Every matching exchange, a page at a time, each page read (and settled) in its own short transaction: an
+    export of a busy app is neither held in memory nor holding the database while its reader is slow."""
     offset = 0
     while True:
-        rows = list_exchanges(session, limit=PAGE_LIMIT, offset=offset, **filters)
+        with session_scope() as session:
+            rows = list_exchanges(session, limit=PAGE_LIMIT, offset=offset, **filters)
+            session.expunge_all()
         yield from rows
         if len(rows) < PAGE_LIMIT:
             return
         offset += PAGE_LIMIT
-        session.expunge_all()
 
 
 def thread(session: Session, conversation_id: str, *, owner: str | None = None) -> tuple[Conversation,
@@ -211,7 +217,7 @@ def thread(session: Session, conversation_id: str, *, owner: str | None = None) 
     """A conversation and its exchanges in order (``owner``: only if it is theirs)."""
     conversation = session.get(Conversation, conversation_id) if _is_id(conversation_id) else None
     if conversation is None or (owner is not None and conversation.owner != owner):
-        raise _not_found(conversation_id)
+        raise conversation_not_found(conversation_id)
     exchanges = list(session.exec(select(Exchange).where(Exchange.conversation_id == conversation.id)
                                   .order_by(col(Exchange.position))).all())
     settle(session, exchanges)
@@ -219,20 +225,33 @@ def thread(session: Session, conversation_id: str, *, owner: str | None = None) 
 
 
 def delete_conversation(session: Session, conversation_id: str, *, owner: str | None = None) -> None:
-    """The conversation and every message of it."""
+    """The conversation, every message of it, and the runs that answered them (their inputs hold the messages)."""
     conversation, _ = thread(session, conversation_id, owner=owner)
-    session.execute(delete(Exchange).where(col(Exchange.conversation_id) == conversation.id))
-    session.delete(conversation)
-    session.flush()
+    _delete(session, [conversation.id])
 
 
 def purge(session: Session, *, before: datetime) -> int:
-    """Conversations not continued since ``before``, with their messages (the retention setting)."""
-    old = list(session.exec(select(Conversation.id).where(col(Conversation.updated_at) < before).limit(1000)).all())
-    if old:
-        session.execute(delete(Exchange).where(col(Exchange.conversation_id).in_(old)))
-        session.execute(delete(Conversation).where(col(Conversation.id).in_(old)))
-    return len(old)
+    """Conversations not continued since ``before``, with their messages and runs (the retention setting); one
+    continued meanwhile is kept (the delete checks again)."""
+    return len(_delete(session, list(session.exec(select(Conversation.id).where(
+        col(Conversation.updated_at) < before).limit(1000)).all()), before=before))
+
+
+def _delete(session: Session, conversation_ids: list[str], *, before: datetime | None = None) -> list[str]:
+    if not conversation_ids:
+        return []
+    runs_of = session.execute(select(Exchange.conversation_id, Exchange.run_id).where(
+        col(Exchange.conversation_id).in_(conversation_ids))).all()
+    statement = delete(Conversation).where(col(Conversation.id).in_(conversation_ids))
+    if before is not None:
+        statement = statement.where(col(Conversation.updated_at) < before)
+    gone = list(session.execute(statement.returning(Conversation.id)).scalars().all())
+    session.execute(delete(Exchange).where(col(Exchange.conversation_id).in_(gone)))
+    run_ids = sorted({run_id for conversation_id, run_id in runs_of if conversation_id in set(gone)})
+    for first in range(0, len(run_ids), 1000):
+        session.execute(delete(Run).where(col(Run.id).in_(run_ids[first:first + 1000])))
+    session.expire_all()
+    return gone
 
 
 # ── feedback ────────────────────────────────────────────────────────────────────────────────────────
@@ -245,9 +264,13 @@ def exchange_of(session: Session, exchange_id: str, *, owner: str | None = None)
         conversation = session.get(Conversation, exchange.conversation_id)
         exchange = exchange if conversation is not None and conversation.owner == owner else None
     if exchange is None:
-        raise NotFound(f"No message '{exchange_id[:64]}' for this caller; message ids come with each reply "
-                       "(field 'message_id').", field="message_id")
+        raise message_not_found(exchange_id)
     return exchange
+
+
+def message_not_found(exchange_id: str) -> NotFound:
+    return NotFound(f"No message '{exchange_id[:64]}' for this caller; message ids come with each reply "
+                    "(field 'message_id').", field="message_id")
 
 
 def rate(session: Session, exchange_id: str, *, rating: int, comment: str | None, owner: str | None) -> Exchange:

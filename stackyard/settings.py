@@ -42,8 +42,9 @@ class Settings(BaseSettings):
     ollama_url: str = Field(default="http://127.0.0.1:11434", description="Where the Models page looks for a local Ollama (its OpenAI-compatible API is under /v1); empty to not look.")
 
     conversations: bool = Field(default=True, description=(
-        "Keep chat apps' conversations (logs, feedback, server-side memory). false: nothing of a chat is stored; "
-        "each request stands alone with the messages it sends."))
+        "Keep chat apps' conversations (logs, feedback, server-side memory). false: no conversation is kept (no "
+        "log, feedback or server-side memory); each request stands alone with the messages it sends, and its run "
+        "keeps its inputs and outputs like any run."))
     conversation_retention_days: int = Field(default=90, ge=0, le=36_500, description=(
         "Days a chat conversation is kept after its last turn, with its messages (0: forever)."))
     run_soft_time_limit: float = Field(default=600.0, description="Seconds before a run is asked to stop and marked failed.")
@@ -71,6 +72,7 @@ class Settings(BaseSettings):
     login_lockout_seconds: float = Field(default=60.0, gt=0, description="Length of the failed-login window; a locked-out client may try again after it.")
 
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Web origins besides Stackyard's own that may send state-changing requests (e.g. https://intranet.example).")
+    widget_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Web origins whose pages may embed the chat widget (e.g. https://shop.example); none: only Stackyard's own pages.")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Host names this server answers besides localhost, 127.0.0.1, [::1] and the address it is reached on (* for any).")
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Largest JSON or YAML request body (workflows, versions, runs, jobs, chat); uploads have their own limits.")
     secret_env: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SECRET_ENV), description="Environment variables a workflow may read as secrets (api_key, token); nothing else.")
@@ -82,12 +84,22 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     @field_validator("allowed_components", "fetch_allowed_hosts", "allowed_origins", "allowed_hosts", "secret_env",
-                     "model_roots", mode="before")
+                     "model_roots", "widget_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("widget_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            scheme, _, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest.rstrip("/") or any(c in rest for c in " ;'\""):
+                raise ValueError(f"STACKYARD_WIDGET_ORIGINS: {origin!r} is not an origin; write scheme://host[:port], "
+                                 "e.g. https://shop.example")
+        return [origin.rstrip("/") for origin in value]
 
     @field_validator("llm_servers")
     @classmethod

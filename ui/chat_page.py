@@ -27,6 +27,7 @@ from stackyard.errors import StackyardError
 from stackyard.settings import get_settings
 from store.db import autocommit_scope, session_scope
 from ui.pages import mount_page
+from ui.widget import mount_widget
 
 PATH = "/chat-app"
 VISITOR_DAYS = 365
@@ -68,9 +69,15 @@ async def respond(message: str, history: list[dict[str, Any]], state: dict[str, 
         messages = [{"role": m.get("role"), "content": m.get("content") if isinstance(m.get("content"), str) else ""}
                     for m in history if m.get("role") in ("user", "assistant")] + messages
     try:
-        turn, slot = await run_in_threadpool(
-            chat.open_chat, slug, owner=_owner(request, state), conversation_id=state.get("conversation"),
-            messages=messages, stream=True)
+        try:
+            turn, slot = await run_in_threadpool(
+                chat.open_chat, slug, owner=_owner(request, state), conversation_id=state.get("conversation"),
+                messages=messages, stream=True)
+        except StackyardError as exc:
+            if exc.field != "conversation_id" or not state.pop("conversation", None):
+                raise
+            turn, slot = await run_in_threadpool(      # deleted meanwhile (or by retention): a new one
+                chat.open_chat, slug, owner=_owner(request, state), messages=messages, stream=True)
     except StackyardError as exc:
         replies.append(None)
         yield f"⚠️ {exc}", state
@@ -152,7 +159,8 @@ def mount_chat(app: FastAPI) -> None:
         response = RedirectResponse(f"{PATH}/?app={quote(slug)}")
         if not request.cookies.get(VISITOR_COOKIE):
             response.set_cookie(VISITOR_COOKIE, secrets.token_hex(16), max_age=VISITOR_DAYS * 86400, httponly=True,
-                                samesite="lax", path="/")
+                                samesite="lax", path="/", secure=request.url.scheme == "https")
         return response
 
     mount_page(app, build(), PATH)
+    mount_widget(app)

@@ -25,6 +25,7 @@ from api.schemas.runs import RunPublic
 from apps import chat, checks, keys, limits, publishing
 from apps.gating import GatePending
 from apps.models import ApiKey
+from conversations import threads
 from conversations.memory import Memory
 from runs import lifecycle as runs
 from store.db import autocommit_scope
@@ -113,6 +114,25 @@ def admit(key: ApiKey, slug: str | None) -> None:
     limits.check_rate(key.id, key.rate_per_minute)
 
 
+VISITOR_HEADER = "X-Stackyard-Visitor"
+WIDGET_HEADER = "X-Stackyard-Widget"
+
+
+def chat_owner(key: ApiKey, slug: str, *, visitor: str | None, widget: str | None) -> str:
+    """Whose conversations a chat request reads and writes: the key's, or one visitor's of the key (the widget
+    sends an opaque visitor id of its own, so visitors sharing the widget's key never see each other's). The
+    widget's requests need a key scoped to this one app (the key is on a public page)."""
+    if widget is not None and key.app_slug != slug:
+        raise keys.Forbidden(f"API key {key.prefix}… is not scoped to app '{slug}' alone: a widget puts its key on a "
+                             "public page, so give it a key made for this app (POST /api/v1/keys with app).")
+    if visitor is None:
+        return threads.key_owner(key.id)
+    if len(visitor) != 32 or any(c not in "0123456789abcdef" for c in visitor):
+        raise chat.BadChatRequest(f"{VISITOR_HEADER} must be 32 hex digits (the widget makes one).",
+                                  field=VISITOR_HEADER)
+    return f"{threads.key_owner(key.id)}/{threads.visitor_owner(visitor)}"
+
+
 def caller(authorization: str | None, slug: str | None) -> ApiKey:
     key = authenticated(authorization)
     admit(key, slug)
@@ -126,7 +146,7 @@ async def run_app(slug: Text, request: Request, response: Response,
                   authorization: str | None = Header(default=None, include_in_schema=False)) -> RunPublic:
     await run_in_threadpool(caller, authorization, slug)
     body = AppRunRequest.model_validate(await request.json() if await request.body() else {})
-    _, run_id, slot = await run_in_threadpool(chat.open_run, slug, lambda _: body.inputs, stream=False)
+    run_id, slot = await run_in_threadpool(chat.open_run, slug, body.inputs)
     with slot:
         if body.wait:
             await wait_for(run_id, body.wait)

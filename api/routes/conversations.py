@@ -8,18 +8,19 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from pydantic import AfterValidator, AwareDatetime
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.openapi import API_KEY, BODY, KEY_WHY, WRITE, errors, request_body, schema_of
-from api.routes.apps import admit, authenticated
+from api.routes.apps import admit, authenticated, chat_owner
 from api.routes.runs import ended
 from api.schemas.conversations import (
     ChatTurn,
@@ -44,6 +45,20 @@ REPLY_SECONDS = 300.0
 RATINGS = {"up": 1, "down": -1}
 
 
+def _sane(value: datetime) -> datetime:
+    try:
+        year = value.astimezone(UTC).year
+    except OverflowError:           # 0001-01-01 east of UTC is before year 1 there
+        year = 0
+    if not 1970 <= year <= 2999:
+        raise ValueError("give a date between 1970 and 2999, with its time zone (e.g. 2026-12-01T00:00:00Z)")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_sane)]
+"""A time filter: ISO 8601 with its time zone (naive times are ambiguous, and refused)."""
+
+
 class ReplyFailed(StackyardError):
     status = 502
 
@@ -60,7 +75,8 @@ async def chat_turn(slug: Text, request: Request,
 
     def begin() -> tuple[chat.Turn, Any]:
         admit(key, slug)
-        return chat.open_chat(slug, owner=threads.key_owner(key.id), conversation_id=body.conversation_id,
+        return chat.open_chat(slug, owner=chat_owner(key, slug, visitor=None, widget=None),
+                              conversation_id=body.conversation_id,
                               messages=[{"role": "user", "content": body.message}], stream=False)
 
     turn, slot = await run_in_threadpool(begin)
@@ -75,21 +91,48 @@ async def chat_turn(slug: Text, request: Request,
 @router.post("/apps/{slug}/messages/{message_id}/feedback", response_model=ExchangePublic, dependencies=[API_KEY],
              responses=errors(*BODY, 401, 403, 404, why=KEY_WHY))
 def feedback(slug: Text, message_id: Text, body: Feedback,
-             authorization: str | None = Header(default=None, include_in_schema=False)) -> ExchangePublic:
-    """Thumbs up or down on a reply of one of this key's conversations, with an optional comment (a second
-    rating replaces the first)."""
+             authorization: str | None = Header(default=None, include_in_schema=False),
+             x_stackyard_visitor: str | None = Header(default=None, max_length=64),
+             x_stackyard_widget: str | None = Header(default=None, max_length=64, include_in_schema=False)
+             ) -> ExchangePublic:
+    """Thumbs up or down on a reply of one of this key's conversations (or its widget visitor's), with an
+    optional comment (a second rating replaces the first)."""
+    owner = _owner(authorization, slug, x_stackyard_visitor, x_stackyard_widget)
+    with session_scope() as session:
+        exchange = threads.rate(session, message_id, rating=RATINGS[body.rating], comment=body.comment, owner=owner)
+        if session.get(Conversation, exchange.conversation_id).app_slug != slug:
+            raise threads.message_not_found(message_id)
+        return exchange_public(session, exchange)
+
+
+@router.get("/apps/{slug}/conversations/{conversation_id}", response_model=ConversationPublic,
+            dependencies=[API_KEY], responses=errors(401, 403, 404, 422, why=KEY_WHY))
+def own_conversation(slug: Text, conversation_id: Text,
+                     authorization: str | None = Header(default=None, include_in_schema=False),
+                     x_stackyard_visitor: str | None = Header(default=None, max_length=64),
+                     x_stackyard_widget: str | None = Header(default=None, max_length=64, include_in_schema=False)
+                     ) -> ConversationPublic:
+    """One of this key's (or its widget visitor's) conversations with app ``slug``, in order: what a chat
+    client shows again after a reload."""
+    owner = _owner(authorization, slug, x_stackyard_visitor, x_stackyard_widget)
+    with session_scope() as session:
+        conversation, exchanges = threads.thread(session, conversation_id, owner=owner)
+        if conversation.app_slug != slug:
+            raise threads.conversation_not_found(conversation_id)
+        return conversation_public(session, conversation, exchanges)
+
+
+def _owner(authorization: str | None, slug: str, visitor: str | None, widget: str | None) -> str:
     key = authenticated(authorization)
     admit(key, slug)
-    with session_scope() as session:
-        exchange = threads.rate(session, message_id, rating=RATINGS[body.rating], comment=body.comment,
-                                owner=threads.key_owner(key.id))
-        return exchange_public(session, exchange)
+    return chat_owner(key, slug, visitor=visitor, widget=widget)
 
 
 # ── logs (admin) ────────────────────────────────────────────────────────────────────────────────────
 
 
-def exchange_public(session: Session, exchange: Exchange, conversation: Conversation | None = None) -> ExchangePublic:
+def exchange_public(session: Session | None, exchange: Exchange, conversation: Conversation | None = None
+                    ) -> ExchangePublic:
     conversation = conversation or session.get(Conversation, exchange.conversation_id)
     rating = {1: "up", -1: "down"}.get(exchange.rating) if exchange.rating is not None else None
     return ExchangePublic(**exchange.model_dump(exclude={"rating"}), rating=rating,
@@ -105,7 +148,7 @@ def _filters(app: str | None, version: int | None, since: datetime | None, until
 @router.get("/conversations", response_model=list[ExchangePublic], responses=errors(422))
 def list_exchanges(session: SessionDep, app: Text | None = Query(default=None, max_length=64),
                    version: int | None = Query(default=None, ge=1, le=2**31 - 1),
-                   since: datetime | None = None, until: datetime | None = None,
+                   since: Moment | None = None, until: Moment | None = None,
                    rating: Literal["up", "down"] | None = None,
                    errors_: bool | None = Query(default=None, alias="errors", description="Only failed (true) or "
                                                                                           "answered (false) ones"),
@@ -124,20 +167,19 @@ EXPORT_COLUMNS = ("created_at", "app", "conversation_id", "id", "position", "ver
 @router.get("/conversations/export", responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}},
                                                **errors(422)})
 def export(format: Literal["csv", "jsonl"] = "jsonl", app: Text | None = Query(default=None, max_length=64),
-           version: int | None = Query(default=None, ge=1, le=2**31 - 1), since: datetime | None = None,
-           until: datetime | None = None, rating: Literal["up", "down"] | None = None,
+           version: int | None = Query(default=None, ge=1, le=2**31 - 1), since: Moment | None = None,
+           until: Moment | None = None, rating: Literal["up", "down"] | None = None,
            errors_: bool | None = Query(default=None, alias="errors")) -> StreamingResponse:
     """The exchanges the filters select, streamed a page at a time (CSV or JSON lines)."""
     filters = _filters(app, version, since, until, rating, errors_)
 
     def lines() -> Iterator[str]:
-        with session_scope() as session:
-            if format == "csv":
-                yield _csv_row(EXPORT_COLUMNS)
-            for exchange, conversation in threads.iter_exchanges(session, **filters):
-                public = exchange_public(session, exchange, conversation).model_dump(mode="json")
-                yield (_csv_row([public[c] for c in EXPORT_COLUMNS]) if format == "csv"
-                       else json.dumps(public, ensure_ascii=False) + "\n")
+        if format == "csv":
+            yield _csv_row(EXPORT_COLUMNS)
+        for exchange, conversation in threads.iter_exchanges(**filters):
+            public = exchange_public(None, exchange, conversation).model_dump(mode="json")
+            yield (_csv_row([public[c] for c in EXPORT_COLUMNS]) if format == "csv"
+                   else json.dumps(public, ensure_ascii=False) + "\n")
 
     media = "text/csv" if format == "csv" else "application/x-ndjson"
     return StreamingResponse(lines(), media_type=media, headers={
@@ -159,6 +201,10 @@ def _no_formula(text: str) -> str:
 def get_conversation(conversation_id: Text, session: SessionDep) -> ConversationPublic:
     """One thread in order, each reply with its sources, latency, tokens, error and run (its trace)."""
     conversation, exchanges = threads.thread(session, conversation_id)
+    return conversation_public(session, conversation, exchanges)
+
+
+def conversation_public(session: Session, conversation: Conversation, exchanges: list[Exchange]) -> ConversationPublic:
     return ConversationPublic(id=conversation.id, app=conversation.app_slug, title=conversation.title,
                               created_at=conversation.created_at, updated_at=conversation.updated_at,
                               exchanges=[exchange_public(session, e, conversation) for e in exchanges])

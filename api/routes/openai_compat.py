@@ -23,11 +23,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.openapi import API_KEY, BODY, KEY_WHY, TEXT, errors, request_body, schema_of
-from api.routes.apps import admit, authenticated, caller
+from api.routes.apps import admit, authenticated, caller, chat_owner
 from api.routes.runs import ended
 from api.schemas.openai import ChatCompletionRequest
 from apps import chat, publishing
-from conversations import threads
 from runs.models import RunState
 from stackyard.errors import StackyardError
 from store.db import session_scope
@@ -109,7 +108,11 @@ _NOT_A_CHAT = {**KEY_WHY, 400: "The body is not a chat request in OpenAI's forma
 async def chat_completions(request: Request, authorization: str | None = Header(default=None, include_in_schema=False),
                            x_conversation_id: str | None = Header(default=None, max_length=64, description=(
                                "Continue this conversation: send only the new message (or metadata."
-                               "conversation_id in the body)"))):
+                               "conversation_id in the body)")),
+                           x_stackyard_visitor: str | None = Header(default=None, max_length=64, description=(
+                               "The chat widget's visitor id: conversations are that visitor's")),
+                           x_stackyard_widget: str | None = Header(default=None, max_length=64,
+                                                                   include_in_schema=False)):
     key = await run_in_threadpool(authenticated, authorization)
     body = ChatCompletionRequest.model_validate(await request.json())
     messages = [m.model_dump() for m in body.messages]
@@ -117,8 +120,9 @@ async def chat_completions(request: Request, authorization: str | None = Header(
 
     def begin() -> tuple[chat.Turn, Any]:
         admit(key, body.model)
-        return chat.open_chat(body.model, owner=threads.key_owner(key.id), messages=messages,
-                              conversation_id=conversation_id, stream=body.stream)
+        owner = chat_owner(key, body.model, visitor=x_stackyard_visitor, widget=x_stackyard_widget)
+        return chat.open_chat(body.model, owner=owner, messages=messages, conversation_id=conversation_id,
+                              stream=body.stream)
 
     turn, slot = await run_in_threadpool(begin)
     publication, run_id = turn.publication, turn.run_id

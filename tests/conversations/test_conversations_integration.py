@@ -157,7 +157,16 @@ def test_conversations_belong_to_their_key_and_feedback_becomes_a_test_case(serv
     cases = served.api("GET", "/api/v1/test-sets/from-chat/cases").json()
     assert [(c["inputs"], c["expected_answer"]) for c in cases["cases"]] == [({"input": "Where is the tower?"},
                                                                              "On the hill.")]
-    # Deleting a conversation deletes its messages.
+    for bad in ("2020-01-01T00:00:00", "0001-01-01T00:00:00+01:00", "soon"):   # naive, out of range, not a time
+        for path in ("/api/v1/conversations", "/api/v1/conversations/export"):
+            refused = served.api("GET", path, params={"since": bad})
+            assert refused.status_code == 422 and "since" in refused.text, (path, bad, refused.text)
+    assert [e["id"] for e in served.api("GET", "/api/v1/conversations", params={
+        "rating": "down", "since": "2020-01-01T00:00:00Z"}).json()] == [message]
+    assert served.api("GET", "/api/v1/conversations", params={"rating": "down", "until": "2020-01-01T00:00:00Z"}
+                      ).json() == []
+    # Deleting a conversation deletes its messages and the runs that answered them.
     assert served.api("DELETE", f"/api/v1/conversations/{conversation}").status_code == 204
     assert served.api("GET", f"/api/v1/conversations/{conversation}").status_code == 404
+    assert served.api("GET", f"/api/v1/runs/{logged[0]['run_id']}").status_code == 404
     assert served.api("GET", "/api/v1/conversations", params={"app": "mem", "rating": "down"}).json() == []

@@ -50,3 +50,13 @@ def test_bad_policies_and_histories_are_refused_naming_the_field():
     with pytest.raises(BadRunInputs, match="more than 2,000,000 characters"):
         chat_messages([{"role": "user", "content": "x" * 1_000_000}] * 3, field="inputs.history")
     assert [m.text for m in chat_messages([{"role": "assistant", "content": "ok"}], field="h")] == ["ok"]
+
+
+def test_a_history_longer_than_a_run_takes_keeps_its_newest_messages():
+    """Stored turns of 1.9 MB each: the policy still answers (the newest that fit), in both modes."""
+    big = [{"role": "user", "content": "u" * 1_900_000}, {"role": "assistant", "content": "a" * 1_900_000},
+           {"role": "user", "content": "short"}, {"role": "assistant", "content": "reply"}]
+    assert cut(big, Memory(turns=10)) == big[1:]
+    kept = cut(big, Memory(mode="tokens", tokens=1000))
+    assert "earlier messages were removed" in kept[0]["content"] and kept[1:] == big[2:]
+    chat_messages(cut(big, Memory(turns=10)), field="inputs.history")          # what the worker then accepts

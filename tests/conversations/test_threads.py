@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from conversations import threads
 from conversations.models import Conversation, Exchange
@@ -103,8 +103,14 @@ def test_retention_deletes_old_conversations_with_their_messages_and_a_reply_bec
         case = testsets.cases_by_key(session, made.id, [key])[key]
         assert (case.inputs, case.expected_answer) == ({"input": "Where is the tower?"}, "On the hill.")
         session.get(Conversation, old).updated_at = utcnow() - timedelta(days=91)
+    with session_scope() as session:
+        old_runs = [e.run_id for e in session.exec(select(Exchange).where(Exchange.conversation_id == old)).all()]
     assert purge_conversations() == 1            # the reaper, with the default 90 days
     assert purge_conversations() == 0
+    with session_scope() as session:             # the runs that answered went too: their inputs hold the messages
+        assert session.exec(select(Run).where(col(Run.id).in_(old_runs))).all() == []
+        assert threads.purge(session, before=utcnow() + timedelta(days=1)) == 1    # everything before tomorrow
+        assert session.exec(select(Run)).all() == []
     with session_scope() as session:
         assert [c.id for c in session.exec(select(Conversation)).all()] == [kept]
         assert [e.message for e in session.exec(select(Exchange)).all()] == ["new"]
