@@ -23,7 +23,8 @@ CHAT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 
 
 def test_the_starters_exist_and_validate():
-    assert template_names() == ["chat_memory", "classify", "ingest", "ingest_knowledge", "rag_chat", "summarize"]
+    assert template_names() == ["chat_memory", "classify", "ingest", "ingest_knowledge", "rag_chat", "rag_rewrite",
+                                "summarize"]
     for name in template_names():
         assert validate(import_text(template_path(name).read_text())) == []
 
@@ -35,7 +36,8 @@ def _canonical(pipeline: Pipeline) -> dict:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", ["chat_memory", "classify", "ingest", "ingest_knowledge", "rag_chat", "summarize"])
+@pytest.mark.parametrize("name", ["chat_memory", "classify", "ingest", "ingest_knowledge", "rag_chat", "rag_rewrite",
+                                  "summarize"])
 def test_template_round_trips_through_plain_haystack(name, milvus):
     text = template_path(name).read_text()
     spec = import_text(text)
@@ -131,10 +133,14 @@ def test_rag_template_answers_from_the_right_document(indexed, tiny_model, monke
     pipeline = build_pipeline(spec)
     pipeline.warm_up()
     moonhare = next(f for f in DOCUMENT_FACTS.values() if "moonhare" in f["key"])
-    outputs = run_pipeline(spec, pipeline, {"query": "How far can the striped moonhare leap?"})
+    earlier = [{"role": "user", "content": "Tell me about the moonhare."}, {"role": "assistant", "content": "It leaps."}]
+    outputs = run_pipeline(spec, pipeline, {"query": "How far can the striped moonhare leap?", "history": earlier})
     assert moonhare["key"] in outputs["documents"][0]["content"]
-    assert moonhare["key"] in outputs["prompt"]
-    assert "How far can the striped moonhare leap?" in outputs["prompt"]
+    prompt = outputs["prompt"]           # chat messages: the documents, the conversation so far, the question
+    assert [m["role"] for m in prompt] == ["system", "user", "assistant", "user"]
+    assert moonhare["key"] in prompt[0]["text"] and [m["text"] for m in prompt[1:3]] == ["Tell me about the moonhare.",
+                                                                                        "It leaps."]
+    assert "How far can the striped moonhare leap?" in prompt[-1]["text"]
     assert outputs["answer"][0]["text"] == TINY_MODEL_ANSWER
 
 
@@ -147,7 +153,7 @@ def test_stackyard_run_prints_the_rag_answer(indexed, tiny_model, data_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     printed = json.loads(result.stdout)
     assert printed["answer"][0]["text"] == TINY_MODEL_ANSWER
-    assert "The marsh quillhog eats only blue reeds." in printed["prompt"]
+    assert "The marsh quillhog eats only blue reeds." in printed["prompt"][0]["text"]
 
 
 def test_a_new_workflow_from_a_starter_gets_this_machines_generator_and_answers(monkeypatch: pytest.MonkeyPatch):
@@ -175,3 +181,41 @@ def test_a_new_workflow_from_a_starter_gets_this_machines_generator_and_answers(
             monkeypatch.delenv("STACKYARD_LLM_SERVERS")
             reset_settings_cache()
     assert starter("summarize", None).components["llm"].init_parameters["model"] == CHAT_MODEL  # none: as written
+
+
+@pytest.mark.integration
+def test_the_rewrite_template_searches_with_a_standalone_query_made_from_the_conversation(indexed, monkeypatch):
+    """A follow-up ("How far can it leap?") is rewritten from the turn before into a query naming the moonhare,
+    which retrieval then finds; the answer prompt keeps the original question and the conversation."""
+    from stackyard.settings import reset_settings_cache
+    from tests.support.openai_server import ChatServer
+    from workflows.templates import starter
+
+    def script(body: dict) -> str:
+        if "standalone search query" in body["messages"][0]["content"]:
+            said = " ".join(m["content"] for m in body["messages"][1:])
+            return "How far can the striped moonhare leap?" if "moonhare" in said else "unknown"
+        return "the answer"
+
+    moonhare = next(f for f in DOCUMENT_FACTS.values() if "moonhare" in f["key"])
+    with ChatServer(reply=script) as server:
+        monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{server.port}")
+        monkeypatch.setenv("TEST_LLM_KEY", "k")
+        monkeypatch.setenv("STACKYARD_SECRET_ENV", "TEST_LLM_KEY")
+        reset_settings_cache()
+        generator = {"type": "haystack.components.generators.chat.openai.OpenAIChatGenerator", "init_parameters": {
+            "model": "m", "api_base_url": server.base_url, "api_key": {"type": "env_var", "env_vars": ["TEST_LLM_KEY"],
+                                                                     "strict": False}}}
+        spec = starter("rag_rewrite", generator)
+        pipeline = build_pipeline(spec)
+        pipeline.warm_up()
+        earlier = [{"role": "user", "content": "Tell me about the striped moonhare."},
+                   {"role": "assistant", "content": "It is a hare that leaps."}]
+        outputs = run_pipeline(spec, pipeline, {"query": "How far can it leap?", "history": earlier})
+        alone = run_pipeline(spec, pipeline, {"query": "How far can it leap?"})
+    reset_settings_cache()
+    assert outputs["search_query"] == "How far can the striped moonhare leap?"
+    assert moonhare["key"] in outputs["documents"][0]["content"]
+    assert outputs["prompt"][-1]["text"].startswith("Question: How far can it leap?")
+    assert alone["search_query"] == "unknown"          # without the conversation the follow-up names nothing
+    assert outputs["answer"][0]["text"] == "the answer"
