@@ -16,6 +16,7 @@ def create_app() -> FastAPI:
     from ui.app import mount
     from ui.apps_page import mount_apps
     from ui.chat_page import mount_chat
+    from ui.conversations_page import mount_conversations
     from ui.evaluations_page import mount_evaluations
     from ui.help_page import mount_help
     from ui.jobs_page import mount_jobs
@@ -27,6 +28,7 @@ def create_app() -> FastAPI:
     mount_jobs(app)
     mount_knowledge(app)
     mount_evaluations(app)
+    mount_conversations(app)
     mount_apps(app)
     mount_models(app)
     mount_help(app)

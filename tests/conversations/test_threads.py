@@ -109,8 +109,9 @@ def test_retention_deletes_old_conversations_with_their_messages_and_a_reply_bec
     assert purge_conversations() == 0
     with session_scope() as session:             # the runs that answered went too: their inputs hold the messages
         assert session.exec(select(Run).where(col(Run.id).in_(old_runs))).all() == []
-        assert threads.purge(session, before=utcnow() + timedelta(days=1)) == 1    # everything before tomorrow
-        assert session.exec(select(Run)).all() == []
     with session_scope() as session:
         assert [c.id for c in session.exec(select(Conversation)).all()] == [kept]
         assert [e.message for e in session.exec(select(Exchange)).all()] == ["new"]
+        assert threads.purge(session, before=utcnow() + timedelta(days=1)) == 1    # everything before tomorrow
+    with session_scope() as session:
+        assert session.exec(select(Run)).all() == session.exec(select(Exchange)).all() == []

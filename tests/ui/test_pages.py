@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from ui.editor_page import STATIC_DIR
 
 
-@pytest.mark.parametrize("path", ["/apps", "/jobs", "/knowledge", "/chat-app"])
+@pytest.mark.parametrize("path", ["/apps", "/jobs", "/knowledge", "/evaluations", "/conversations", "/chat-app"])
 def test_a_page_answers_without_its_trailing_slash(client: TestClient, path: str):
     moved = client.get(path, follow_redirects=False)
     assert moved.status_code == 307 and moved.headers["location"] == f"{path}/"
@@ -22,7 +22,7 @@ def test_a_page_answers_without_its_trailing_slash(client: TestClient, path: str
 
 def test_the_editors_page_links_open_pages(client: TestClient):
     links = set(re.findall(r'href: "(/[^"]*)"', (STATIC_DIR / "editor.js").read_text()))
-    assert {"/apps", "/jobs", "/knowledge"} <= links
+    assert {"/apps", "/jobs", "/knowledge", "/evaluations", "/conversations"} <= links
     for link in links:
         page = client.get(link)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"], link

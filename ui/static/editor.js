@@ -45,6 +45,7 @@
         h("a.sy-btn", { text: "Jobs", title: "Batch jobs and schedules", href: "/jobs", target: "_blank", dataset: { action: "jobs" } }),
         h("a.sy-btn", { text: "Knowledge", title: "Knowledge bases: documents, chunks, retrieval tests", href: "/knowledge", target: "_blank", dataset: { action: "knowledge" } }),
         h("a.sy-btn", { text: "Evaluations", title: "Test sets, evaluation scores and comparisons", href: "/evaluations", target: "_blank", dataset: { action: "evaluations" } }),
+        h("a.sy-btn", { text: "Conversations", title: "Chat logs of published apps: threads, ratings, test cases", href: "/conversations", target: "_blank", dataset: { action: "conversations" } }),
         h("a.sy-btn", { text: "Models", title: "Which generators and embedders this installation can use", href: "/models", target: "_blank", dataset: { action: "models" } }),
         h("a.sy-btn", { text: "Publish", title: "Serve a saved version as a chat app, and manage API keys", href: "/apps", target: "_blank", dataset: { action: "publish" } }),
         h("button.sy-btn.sy-btn-primary", { text: "Save", title: "Save a new version (Ctrl+S)", onclick: () => this.openSave(), dataset: { action: "save" } }),
