@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from apps import limits, publishing
 from apps.models import Publication
 from conversations import threads
-from conversations.memory import STORED_TURNS_READ, Memory, cut
+from conversations.memory import STORED_TURNS_READ, Memory, remember
 from runs import lifecycle as runs
 from runs.models import Run
 from stackyard.errors import StackyardError
@@ -102,30 +102,36 @@ def open_chat(slug: str, *, owner: str, messages: list[dict[str, Any]], conversa
         raise BadChatRequest("This installation keeps no conversations (STACKYARD_CONVERSATIONS=false): send the "
                              "whole conversation as messages, without a conversation id.", field="conversation_id")
     with contextlib.ExitStack() as held:
-        # A kept turn writes its run and its log row in one transaction; otherwise one INSERT in autocommit.
-        with session_scope() if keep else autocommit_scope() as session:
+        with autocommit_scope() as session:          # reads: the app, and the conversation so far
             publication = publishing.get_publication(session=session, slug=slug)
             info = runs.version_info(session, publication.version_id)
             memory = Memory.model_validate(publication.memory or {})
-            history = given
+            history, earlier = given, None
             if conversation_id is not None:
-                wanted = (memory.turns if memory.mode == "turns" else STORED_TURNS_READ) if publication.history_input \
-                    else 0
+                wanted = (STORED_TURNS_READ if memory.mode == "tokens" else memory.turns) \
+                    if publication.history_input else 0
                 history = threads.history(session, conversation_id, slug=slug, owner=owner, turns=wanted)
-            inputs = chat_inputs(publication, message, cut(history, memory) if publication.history_input else None)
+                if memory.mode == "summary" and publication.history_input:
+                    earlier = threads.earlier(session, conversation_id, kept=memory.turns)
             held.enter_context(limits.concurrency_slot(slug, publication.max_concurrency))
-            stream_node = split_socket(info.spec.outputs[publication.reply_output])[0] if stream else None
-            logged: dict[str, str] = {}
+            session.expunge(publication)
+        summary = None
+        if publication.history_input:
+            history, summary = remember(history, memory, earlier)   # a summary is an LLM call: no session held
+        inputs = chat_inputs(publication, message, history if publication.history_input else None)
+        stream_node = split_socket(info.spec.outputs[publication.reply_output])[0] if stream else None
+        logged: dict[str, str] = {}
+        # A kept turn writes its run and its log row in one transaction; otherwise one INSERT in autocommit.
+        with session_scope() if keep else autocommit_scope() as session:
 
             def log_turn(run: Run) -> None:
                 logged["conversation"], logged["message"] = threads.log_turn(
                     session, conversation_id, slug=slug, owner=owner, message=message, run_id=run.id,
                     version_id=info.id, version=info.number, reply_output=publication.reply_output,
-                    sources_output=publication.sources_output)
+                    sources_output=publication.sources_output, summary=summary)
 
             run = runs.create_run(session=session, workflow_ref=None, inputs=inputs, version_id=publication.version_id,
                                   stream_node=stream_node, also=log_turn if keep else None)
-            session.expunge(publication)
         enqueue_new(run)
         return Turn(publication, run.id, logged.get("conversation"), logged.get("message")), held.pop_all()
 

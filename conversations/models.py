@@ -21,6 +21,9 @@ class Conversation(SQLModel, table=True):
     owner: str = Field(index=True, max_length=120)
     title: str = Field(default="", max_length=200)
     exchanges: int = 0
+    summary: str | None = Field(default=None, sa_type=Text, description="Memory mode summary: turns 1 .. "
+                                                                         "summarized, summarized")
+    summarized: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 

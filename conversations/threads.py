@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
 
+from conversations.memory import STORED_TURNS_READ, Earlier
 from conversations.models import Conversation, Exchange
 from runs import lifecycle as runs
 from runs.models import Run, RunState
@@ -66,7 +67,31 @@ def history(session: Session, conversation_id: str, *, slug: str, owner: str, tu
         .where(*owned).order_by(col(Exchange.position).desc()).limit(max(turns, 1))).all()
     if not rows:            # every conversation is made with its first turn: nothing here means not theirs
         raise conversation_not_found(conversation_id)
-    pending: dict[str, list[str]] = {}          # reply output → runs not settled yet: only that value is read
+    return _as_messages(session, rows[:turns])
+
+
+def earlier(session: Session, conversation_id: str, *, kept: int) -> Earlier:
+    """The conversation's turns before its last ``kept``: its stored summary, and the turns not summarized yet
+    (the newest ``STORED_TURNS_READ`` of them) as messages (summary mode; after :func:`history` checked whose
+    it is)."""
+    summary, summarized, exchanges = session.execute(select(
+        Conversation.summary, Conversation.summarized, Conversation.exchanges).where(
+        col(Conversation.id) == conversation_id)).one()
+    upto = exchanges - kept
+    if upto <= summarized:
+        return Earlier(summary, summarized, summarized, [])
+    rows = session.execute(
+        select(Exchange.position, Exchange.message, Exchange.reply, Exchange.ended, Exchange.run_id,
+               Exchange.reply_output).where(col(Exchange.conversation_id) == conversation_id,
+                                            col(Exchange.position) > summarized, col(Exchange.position) <= upto)
+        .order_by(col(Exchange.position).desc()).limit(STORED_TURNS_READ)).all()
+    return Earlier(summary, summarized, upto, _as_messages(session, rows))
+
+
+def _as_messages(session: Session, rows: list[Any]) -> list[dict[str, str]]:
+    """Exchange rows (newest first) as chat messages, oldest first; a reply not settled yet is read from its
+    run, only that value (a turn whose run failed or has not ended gives its question only)."""
+    pending: dict[str, list[str]] = {}          # reply output → runs not settled yet
     for row in rows:
         if not row.ended:
             pending.setdefault(row.reply_output, []).append(row.run_id)
@@ -76,7 +101,7 @@ def history(session: Session, conversation_id: str, *, slug: str, owner: str, tu
                 col(Run.id).in_(run_ids), col(Run.state) == RunState.SUCCEEDED)).all():
             replies[run_id] = text(reply_of({name: value}, name))
     messages: list[dict[str, str]] = []
-    for row in reversed(rows[:turns]):
+    for row in reversed(rows):
         messages.append({"role": "user", "content": row.message})
         if reply := (row.reply if row.ended else replies.get(row.run_id)):
             messages.append({"role": "assistant", "content": reply})
@@ -84,7 +109,8 @@ def history(session: Session, conversation_id: str, *, slug: str, owner: str, tu
 
 
 def log_turn(session: Session, conversation_id: str | None, *, slug: str, owner: str, message: str, run_id: str,
-             version_id: str, version: int, reply_output: str, sources_output: str | None) -> tuple[str, str]:
+             version_id: str, version: int, reply_output: str, sources_output: str | None,
+             summary: tuple[str, int] | None = None) -> tuple[str, str]:
     """The turn just asked, as the next exchange of the caller's conversation (a new one, titled by the message,
     without an id); not committed: the caller commits it with the run, so neither is written without the other.
     Returns (the conversation id, the exchange id); a 404 as :func:`history` for a conversation not theirs."""
@@ -102,6 +128,10 @@ def log_turn(session: Session, conversation_id: str | None, *, slug: str, owner:
         ).scalar_one_or_none() if _is_id(conversation_id) else None
         if position is None:
             raise conversation_not_found(conversation_id)
+        if summary is not None:                 # the turns that left the window, summarized (memory mode summary)
+            session.execute(update(Conversation).where(col(Conversation.id) == conversation_id,
+                                                       col(Conversation.summarized) < summary[1])
+                            .values(summary=text(summary[0]), summarized=summary[1]))
     exchange_id = new_id()
     session.execute(insert(Exchange).values(id=exchange_id, conversation_id=conversation_id, position=position,
                                             message=text(message), run_id=run_id, version_id=version_id,

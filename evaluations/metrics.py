@@ -261,19 +261,24 @@ def score_answers(cases: list[CaseRun], settings: MetricSettings, model_path: st
             case.scores["sas"] = float(value)
 
 
-def judge_generator(judge: Judge) -> Any:
-    """The judge as Haystack's OpenAI chat generator, asked for JSON, its every connection checked by the guard."""
+def chat_model(model: Judge, **generation_kwargs: Any) -> Any:
+    """``model`` as Haystack's OpenAI chat generator, its every connection checked by the fetch guard (the judge
+    here, a chat app's summarizer in ``conversations.memory``)."""
     from haystack.components.generators.chat.openai import OpenAIChatGenerator
     from haystack.utils import Secret
 
     from nodes.fetchers import guarded_client_kwargs
     from workflows.build import KEYLESS_ENV  # a keyless server gets a placeholder key, as a workflow's would
 
-    key = judge.api_key_env or KEYLESS_ENV
-    return OpenAIChatGenerator(model=judge.model, api_base_url=judge.api_base_url,
+    key = model.api_key_env or KEYLESS_ENV
+    return OpenAIChatGenerator(model=model.model, api_base_url=model.api_base_url,
                                api_key=Secret.from_env_var(key), timeout=JUDGE_TIMEOUT_SECONDS, max_retries=1,
-                               generation_kwargs={"response_format": {"type": "json_object"}, "temperature": 0},
-                               http_client_kwargs=guarded_client_kwargs(None))
+                               generation_kwargs=generation_kwargs, http_client_kwargs=guarded_client_kwargs(None))
+
+
+def judge_generator(judge: Judge) -> Any:
+    """The judge, asked for JSON."""
+    return chat_model(judge, response_format={"type": "json_object"}, temperature=0)
 
 
 def score_judged(cases: list[CaseRun], settings: MetricSettings) -> None:

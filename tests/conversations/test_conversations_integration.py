@@ -115,6 +115,31 @@ def test_a_memory_policy_cuts_the_history_as_documented(served: Stack, llm: Chat
                       ).status_code == 422
 
 
+def test_a_summary_policy_keeps_a_summary_of_the_turns_that_left_the_window(served: Stack, llm: ChatServer):
+    from conversations.memory import SUMMARY_INSTRUCTION, SUMMARY_NOTE
+
+    client = client_for(served, new_key(served, name="summary"))
+    memory = {"mode": "summary", "turns": 1, "summarizer": {"model": "s", "api_base_url": llm.base_url}}
+    assert served.api("PUT", "/api/v1/publications/short/memory", json=memory).status_code == 200
+
+    def summaries() -> list[str]:
+        return [r["messages"][1]["content"] for r in llm.requests if r["messages"][0]["content"] == SUMMARY_INSTRUCTION]
+
+    before = len(summaries())
+    _, ids = ask(client, [{"role": "user", "content": "one"}], app="short")
+    for word in ("two", "three", "four"):
+        ask(client, [{"role": "user", "content": word}], ids["conversation_id"], app="short")
+    made = summaries()[before:]                    # turn 3 summarized turn 1; turn 4 only turn 2, after that summary
+    assert len(made) == 2 and "user: one" in made[0] and "two" not in made[0]
+    # The server "summarizes" by echoing what it was asked, so the second request holds the first summary, then
+    # only turn 2.
+    assert made[1].startswith("Summary so far: heard: ") and made[1].rsplit("Conversation:\n", 1)[1] == (
+        "user: two\nassistant: heard: one / two")
+    sent = llm.requests[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "system", "user", "assistant", "user"]
+    assert sent[1]["content"].startswith(SUMMARY_NOTE) and [m["content"] for m in sent[2::2]] == ["three", "four"]
+
+
 def test_conversations_belong_to_their_key_and_feedback_becomes_a_test_case(served: Stack):
     mine, theirs = new_key(served, name="mine"), new_key(served, name="theirs", app="mem")
     reply, ids = ask(client_for(served, mine), [{"role": "user", "content": "Where is the tower?"}])

@@ -60,3 +60,40 @@ def test_a_history_longer_than_a_run_takes_keeps_its_newest_messages():
     kept = cut(big, Memory(mode="tokens", tokens=1000))
     assert "earlier messages were removed" in kept[0]["content"] and kept[1:] == big[2:]
     chat_messages(cut(big, Memory(turns=10)), field="inputs.history")          # what the worker then accepts
+
+
+def test_a_summary_policy_summarizes_the_turns_before_the_window_and_a_failing_summarizer_keeps_the_window(
+        monkeypatch):
+    from conversations.memory import SUMMARY_INSTRUCTION, SUMMARY_NOTE, Earlier, remember
+    from stackyard.settings import reset_settings_cache
+    from tests.support.openai_server import ChatServer
+
+    history = conversation(4)
+    with ChatServer(reply="The user asked four questions.") as server:
+        monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{server.port},127.0.0.1:9")
+        reset_settings_cache()
+        memory = Memory(mode="summary", turns=1, summarizer={"model": "s", "api_base_url": server.base_url})
+        kept, stored = remember(history, memory)                  # a client that sent everything: nothing stored
+        assert kept == [history[0], {"role": "system", "content": SUMMARY_NOTE + "The user asked four questions."},
+                        *history[-2:]] and stored is None
+        asked = server.requests[-1]["messages"]
+        assert asked[0]["content"] == SUMMARY_INSTRUCTION and "q0" in asked[1]["content"] and "q3" not in asked[1][
+            "content"]
+        # A kept conversation: only the turns that left the window since the stored summary, after it.
+        earlier = Earlier(summary="Earlier: q0.", summarized=1, upto=3, messages=history[3:7])
+        kept, stored = remember(history[-2:], memory, earlier)
+        assert stored == ("The user asked four questions.", 3)
+        assert server.requests[-1]["messages"][1]["content"].startswith("Summary so far: Earlier: q0.")
+        assert kept[0]["content"] == SUMMARY_NOTE + "The user asked four questions."
+        calls = len(server.requests)
+        kept, stored = remember(history[-2:], memory, Earlier("Earlier: q0.", 3, 3, []))   # nothing new: no call
+        assert len(server.requests) == calls and stored is None and kept[0]["content"].endswith("Earlier: q0.")
+    down = memory.model_copy(update={"summarizer": memory.summarizer.model_copy(
+        update={"api_base_url": "http://127.0.0.1:9/v1"})})
+    kept, stored = remember(history, down)                         # unreachable: the window alone, said in the log
+    assert kept == [history[0], *history[-2:]] and stored is None
+    reset_settings_cache()
+    with pytest.raises(ValidationError, match="needs a summarizer"):
+        Memory(mode="summary")
+    with pytest.raises(ValidationError, match="is not a public address"):
+        Memory(mode="summary", summarizer={"model": "s", "api_base_url": "http://169.254.169.254/v1"})
