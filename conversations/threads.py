@@ -315,8 +315,9 @@ def rate(session: Session, exchange_id: str, *, rating: int, comment: str | None
 def to_test_case(session: Session, exchange_id: str, *, test_set: str, expected_answer: str | None,
                  expected_sources: list[Any]) -> tuple[Any, str]:
     """The exchange's question as a case of test set ``test_set`` (made if needed), with the answer the PM
-    expects and the sources that should have been found; returns (the new revision, the case's key). The
-    reply given is kept in the case's tags-free record of where it came from (its key names the message)."""
+    expects and the sources that should have been found; returns (the new revision, the case's key). The key
+    names the message (``chat-…``), so a message becomes a case once; its tags say it came from chat and which
+    version answered."""
     from evaluations import testsets
     from evaluations.importing import CaseIn
 

@@ -3,8 +3,9 @@
 ``model`` is the app's slug. Conversations work both ways: a client that sends the whole ``messages`` list
 (OpenAI's convention) has it used as the history, and one that sends only the new message with a conversation id
 (header ``X-Conversation-Id`` or ``metadata.conversation_id``) has the app's stored turns used instead; either
-way the turn is logged, and the reply carries ``conversation_id`` and ``message_id`` (also as the headers
-``X-Conversation-Id`` and ``X-Message-Id``; in a stream, on its last chunk) for the next turn and for feedback. With ``stream: true`` the reply arrives as Server-Sent Events in OpenAI's
+way the turn is logged (unless ``STACKYARD_CONVERSATIONS=false``), and the reply carries ``conversation_id`` and
+``message_id`` (also as the headers ``X-Conversation-Id`` and ``X-Message-Id``; in a stream, on its last chunk)
+for the next turn and for feedback. With ``stream: true`` the reply arrives as Server-Sent Events in OpenAI's
 chunk format, token by token as the worker's generator produces them, ending with ``data: [DONE]``.
 A client that disconnects cancels its run. Errors use OpenAI's error shape (see ``api.errors``).
 """
