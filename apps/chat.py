@@ -96,14 +96,14 @@ def open_chat(slug: str, *, owner: str, messages: list[dict[str, Any]], conversa
     as the history in a new conversation. The history is cut by the app's memory policy; the run and the turn's
     log row are written in one transaction. Returns the turn and the concurrency slot still held (as
     :func:`open_run`)."""
-    message, given = split_messages(messages)
     keep = get_settings().conversations
     if conversation_id is not None and not keep:
         raise BadChatRequest("This installation keeps no conversations (STACKYARD_CONVERSATIONS=false): send the "
                              "whole conversation as messages, without a conversation id.", field="conversation_id")
     with contextlib.ExitStack() as held:
         with autocommit_scope() as session:          # reads: the app, and the conversation so far
-            publication = publishing.get_publication(session=session, slug=slug)
+            publication = publishing.get_publication(session=session, slug=slug)   # an unknown app: 404 first
+            message, given = split_messages(messages)
             info = runs.version_info(session, publication.version_id)
             memory = Memory.model_validate(publication.memory or {})
             history, earlier = given, None

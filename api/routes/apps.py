@@ -115,6 +115,7 @@ def admit(key: ApiKey, slug: str | None) -> None:
 
 
 VISITOR_HEADER = "X-Stackyard-Visitor"
+VISITOR_ID = r"^[0-9a-f]{32}$"
 WIDGET_HEADER = "X-Stackyard-Widget"
 
 

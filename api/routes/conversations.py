@@ -13,14 +13,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.deps import SessionDep
 from api.openapi import API_KEY, BODY, KEY_WHY, WRITE, errors, request_body, schema_of
-from api.routes.apps import admit, authenticated, chat_owner
+from api.routes.apps import VISITOR_ID, admit, authenticated, chat_owner
 from api.routes.runs import ended
 from api.schemas.conversations import (
     ChatTurn,
@@ -55,7 +55,17 @@ def _sane(value: datetime) -> datetime:
     return value
 
 
-Moment = Annotated[AwareDatetime, AfterValidator(_sane)]
+def _iso(value: object) -> object:
+    """Only ISO 8601 text: pydantic would also read '0.5' as seconds since 1970."""
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("give an ISO 8601 time with its time zone, e.g. 2026-12-01T00:00:00Z") from None
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_iso), AfterValidator(_sane)]
 """A time filter: ISO 8601 with its time zone (naive times are ambiguous, and refused)."""
 
 
@@ -92,7 +102,7 @@ async def chat_turn(slug: Text, request: Request,
              responses=errors(*BODY, 401, 403, 404, why=KEY_WHY))
 def feedback(slug: Text, message_id: Text, body: Feedback,
              authorization: str | None = Header(default=None, include_in_schema=False),
-             x_stackyard_visitor: str | None = Header(default=None, max_length=64),
+             x_stackyard_visitor: str | None = Header(default=None, pattern=VISITOR_ID),
              x_stackyard_widget: str | None = Header(default=None, max_length=64, include_in_schema=False)
              ) -> ExchangePublic:
     """Thumbs up or down on a reply of one of this key's conversations (or its widget visitor's), with an
@@ -109,7 +119,7 @@ def feedback(slug: Text, message_id: Text, body: Feedback,
             dependencies=[API_KEY], responses=errors(401, 403, 404, 422, why=KEY_WHY))
 def own_conversation(slug: Text, conversation_id: Text,
                      authorization: str | None = Header(default=None, include_in_schema=False),
-                     x_stackyard_visitor: str | None = Header(default=None, max_length=64),
+                     x_stackyard_visitor: str | None = Header(default=None, pattern=VISITOR_ID),
                      x_stackyard_widget: str | None = Header(default=None, max_length=64, include_in_schema=False)
                      ) -> ConversationPublic:
     """One of this key's (or its widget visitor's) conversations with app ``slug``, in order: what a chat

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.bodies import LimitedRoute
 from api.openapi import API_KEY, BODY, KEY_WHY, TEXT, errors, request_body, schema_of
-from api.routes.apps import admit, authenticated, caller, chat_owner
+from api.routes.apps import VISITOR_ID, admit, authenticated, caller, chat_owner
 from api.routes.runs import ended
 from api.schemas.openai import ChatCompletionRequest
 from apps import chat, publishing
@@ -110,7 +110,7 @@ async def chat_completions(request: Request, authorization: str | None = Header(
                            x_conversation_id: str | None = Header(default=None, max_length=64, description=(
                                "Continue this conversation: send only the new message (or metadata."
                                "conversation_id in the body)")),
-                           x_stackyard_visitor: str | None = Header(default=None, max_length=64, description=(
+                           x_stackyard_visitor: str | None = Header(default=None, pattern=VISITOR_ID, description=(
                                "The chat widget's visitor id: conversations are that visitor's")),
                            x_stackyard_widget: str | None = Header(default=None, max_length=64,
                                                                    include_in_schema=False)):
