@@ -228,6 +228,17 @@ def list_exchanges(session: Session, *, limit: int = 50, offset: int = 0, **filt
     return rows
 
 
+EXPORT_COLUMNS = ("created_at", "app", "conversation_id", "id", "position", "version", "message", "reply", "rating",
+                  "comment", "latency_ms", "error", "run_id")
+"""The columns of a CSV export of the logs (the API's and the page's)."""
+
+
+def export_cell(value: Any) -> str:
+    """A CSV cell of the logs; one a spreadsheet would run as a formula is quoted (an end user wrote it)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def iter_exchanges(**filters: Any) -> Iterator[tuple[Exchange, Conversation]]:
     """Every matching exchange, a page at a time, each page read (and settled) in its own short transaction: an
     export of a busy app is neither held in memory nor holding the database while its reader is slow."""

@@ -19,8 +19,6 @@ CELL = 120            # characters of a message or reply in the table
 SOURCE_SNIPPET = 300  # characters of a source's text in a thread
 TURN_TEXT = 20_000    # characters of a message or reply in a thread
 RATING_MARKS = {1: "👍", -1: "👎"}
-EXPORT_COLUMNS = ("created_at", "app", "conversation_id", "id", "position", "version", "message", "reply", "rating",
-                  "comment", "latency_ms", "error", "run_id")
 TD = 'style="border-top:1px solid #e5e7eb;padding:4px 6px;vertical-align:top"'
 MUTED = "color:#6b7280"
 
@@ -160,8 +158,3 @@ def record(exchange: Any, conversation: Any) -> dict[str, Any]:
             "latency_ms": exchange.latency_ms, "error": exchange.error, "run_id": exchange.run_id,
             "sources": exchange.sources or [], "tokens": exchange.tokens}
 
-
-def cell(value: Any) -> str:
-    """A CSV cell; one a spreadsheet would run as a formula is quoted (an end user wrote the message)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -27,7 +27,7 @@ from conversations import threads
 from stackyard.errors import NotFound, StackyardError
 from store.db import session_scope
 from ui import fields
-from ui._conversations_html import CSS, EXPORT_COLUMNS, JS_ON_LOAD, cell, log_table, note, record, thread_html
+from ui._conversations_html import CSS, JS_ON_LOAD, log_table, note, record, thread_html
 from ui.pages import mount_page
 from workflows.bounds import INT32_MAX
 
@@ -187,11 +187,11 @@ def export(kind: str, app: str | None, version: Any, since: str | None, until: s
     with path.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
         if kind == "csv":
-            writer.writerow(EXPORT_COLUMNS)
+            writer.writerow(threads.EXPORT_COLUMNS)
         for exchange, conversation in threads.iter_exchanges(**chosen):
             row, count = record(exchange, conversation), count + 1
             if kind == "csv":
-                writer.writerow([cell(row[c]) for c in EXPORT_COLUMNS])
+                writer.writerow([threads.export_cell(row[c]) for c in threads.EXPORT_COLUMNS])
             else:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
     return str(path), f"✅ {count} exchange(s) in {path.name}."

@@ -170,9 +170,6 @@ def list_exchanges(session: SessionDep, app: Text | None = Query(default=None, m
     return [exchange_public(session, exchange, conversation) for exchange, conversation in rows]
 
 
-EXPORT_COLUMNS = ("created_at", "app", "conversation_id", "id", "position", "version", "message", "reply", "rating",
-                  "comment", "latency_ms", "error", "run_id")
-
 
 @router.get("/conversations/export", responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}},
                                                **errors(422)})
@@ -185,10 +182,10 @@ def export(format: Literal["csv", "jsonl"] = "jsonl", app: Text | None = Query(d
 
     def lines() -> Iterator[str]:
         if format == "csv":
-            yield _csv_row(EXPORT_COLUMNS)
+            yield _csv_row(threads.EXPORT_COLUMNS)
         for exchange, conversation in threads.iter_exchanges(**filters):
             public = exchange_public(None, exchange, conversation).model_dump(mode="json")
-            yield (_csv_row([public[c] for c in EXPORT_COLUMNS]) if format == "csv"
+            yield (_csv_row([public[c] for c in threads.EXPORT_COLUMNS]) if format == "csv"
                    else json.dumps(public, ensure_ascii=False) + "\n")
 
     media = "text/csv" if format == "csv" else "application/x-ndjson"
@@ -198,13 +195,8 @@ def export(format: Literal["csv", "jsonl"] = "jsonl", app: Text | None = Query(d
 
 def _csv_row(values: Any) -> str:
     out = io.StringIO()
-    csv.writer(out).writerow(["" if v is None else _no_formula(str(v)) for v in values])
+    csv.writer(out).writerow([threads.export_cell(v) for v in values])
     return out.getvalue()
-
-
-def _no_formula(text: str) -> str:
-    """A cell a spreadsheet would run as a formula is quoted (an end user wrote the message)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationPublic, responses=errors(404, 422))

@@ -209,7 +209,7 @@ def test_exports_follow_the_filter_and_quote_spreadsheet_formulas(greeter):
     assert line == "✅ 7 exchange(s) in conversations.csv." and Path(path).name == "conversations.csv"
     with open(path, encoding="utf-8", newline="") as file:
         rows = list(csv.reader(file))
-    assert rows[0] == list(page.EXPORT_COLUMNS)
+    assert rows[0] == list(threads.EXPORT_COLUMNS)
     column = {name: n for n, name in enumerate(rows[0])}
     assert [r[column["message"]] for r in rows[1:]] == ["plain", "'\rCR", "'\tTab", "'@SUM(A1)", "'-2", "'+1",
                                                         "'=HYPERLINK(\"http://evil\")"]         # newest first
