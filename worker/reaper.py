@@ -149,13 +149,23 @@ class Reaper(threading.Thread):
         self.stopped = threading.Event()
         self.last_look: QueueDepths | None = None  # the broker's instance seen last, to notice a restart
 
+    def announce(self) -> None:
+        """Count this worker as consuming its queues now. Called before Celery logs "ready", so a publish check
+        (or anything else that asks which queues are served) made the moment it reads "ready" finds it."""
+        try:
+            with session_scope() as session:
+                workers.beat(session, name=self.worker, queues=self.queues)
+        except Exception:  # noqa: BLE001 - the database is down: the reaper's passes announce it when it is back
+            log.exception("could not announce worker %s", self.worker)
+
     def run(self) -> None:
         passes = 0
         while True:
             passes += 1
             try:
-                with session_scope() as session:
-                    workers.beat(session, name=self.worker, queues=self.queues)
+                if passes > 1:          # the first pass follows announce(), made before the thread started
+                    with session_scope() as session:
+                        workers.beat(session, name=self.worker, queues=self.queues)
                 reap_once()
                 reap_documents()
                 scoring.send_scoring()

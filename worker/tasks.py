@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from knowledge import writer as knowledge_writer
 from stackyard.logs import log_context
 from worker.app import INDEX_TASK, RUN_TASK, SCORE_TASK, celery_app
 from worker.enqueue import enqueue_documents
 from worker.runner import execute
+
+if TYPE_CHECKING:
+    from worker.reaper import Reaper
 
 # A workflow's "Knowledge base writer" node, run here, sends what it added to be indexed.
 knowledge_writer.send_with(enqueue_documents)
@@ -40,12 +45,17 @@ def score_evaluation(evaluation_id: str) -> str | None:
     return state.value if state else None
 
 
-def _start_reaper(sender: object = None, **_: object) -> None:
+def _start_reaper(sender: object = None, **_: object) -> Reaper:
+    """Celery's ``worker_ready`` fires before it logs "ready": the worker is announced (counted as consuming its
+    queues) by then, and its reaper thread runs from there."""
     from worker.reaper import Reaper
     from worker.runner import worker_name
 
     queues = sorted(queue.name for queue in sender.task_consumer.queues) if sender is not None else []
-    Reaper(worker_name(), queues).start()
+    reaper = Reaper(worker_name(), queues)
+    reaper.announce()
+    reaper.start()
+    return reaper
 
 
 def _fresh_connections(**_: object) -> None:
