@@ -24,10 +24,11 @@ AUTO_MERGING_RETRIEVER = "haystack.components.retrievers.auto_merging_retriever.
 # Stackyard's own component in the knowledge room (named here as a string: the catalog imports nothing).
 KNOWLEDGE_BASE_WRITER = "knowledge.writer.KnowledgeBaseWriter"
 IN_MEMORY_STORE = "haystack.document_stores.in_memory.document_store.InMemoryDocumentStore"
+AGENT = "haystack.components.agents.agent.Agent"
 
 CATEGORIES = (
     "inputs", "loaders", "splitters", "embedders", "stores", "retrievers",
-    "rankers", "prompts", "generators", "routers", "joiners", "other",
+    "rankers", "prompts", "generators", "agents", "routers", "joiners", "other",
 )
 
 # Classes other than components that may appear nested in init parameters (document stores).
@@ -137,6 +138,15 @@ CATALOG: tuple[NodeType, ...] = (
     _n(f"{_HS}.generators.chat.openai.OpenAIChatGenerator", "OpenAI-compatible LLM", "generators",
        "OpenAI, Ollama, vLLM or any OpenAI-compatible server (set api_base_url).",
        defaults={"model": "gpt-4o-mini"}, secrets=("api_key",)),
+    _n(AGENT, "Agent", "agents",
+       "A chat model that calls tools (nodes, saved workflows) until it can answer, within max steps. Streams the "
+       "final answer only with a local model (it cannot stream and call tools at once); an OpenAI-compatible "
+       "server streams every step.",
+       defaults={"chat_generator": {"type": f"{_HS}.generators.chat.openai.OpenAIChatGenerator",
+                                    "init_parameters": {"model": "gpt-4o-mini"}},
+                 "system_prompt": "You are a helpful assistant. Use a tool when it helps; answer in a few sentences.",
+                 "max_agent_steps": 8, "exit_conditions": ["text"], "tools": []},
+       templates=("system_prompt",)),
     _n(f"{_HS}.routers.conditional_router.ConditionalRouter", "Router", "routers",
        "Sends data down the first route whose condition holds; each route becomes an output port.",
        defaults={"routes": [{"condition": "{{ true }}", "output": "{{ query }}", "output_name": "default", "output_type": "str"}]},

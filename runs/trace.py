@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,8 +154,39 @@ class _NodeSpan(Span):
         self.tags[key] = value
 
 
+# An agent's steps, recorded as rows of their own under its node: "agent · step 2 · tool search".
+AGENT_STEP, AGENT_MODEL, AGENT_TOOL = "haystack.agent.step", "haystack.agent.step.llm", "haystack.agent.step.tool"
+_node: contextvars.ContextVar[str | None] = contextvars.ContextVar("stackyard_trace_node", default=None)
+_step: contextvars.ContextVar[int] = contextvars.ContextVar("stackyard_trace_step", default=0)
+
+
+def step_row_name(node: str, step: int, tool: str | None = None) -> str:
+    """The trace row of an agent's model call (``tool`` None) or tool call in its ``step`` (from 1)."""
+    return f"{node} · step {step} · " + (f"tool {tool}" if tool else "model")
+
+
+@contextlib.contextmanager
+def _row(recording: Recording, name: str, type_: str,
+         ending: Callable[[str | None, float], dict[str, Any]]) -> Iterator[None]:
+    """One trace row for the span around it: running while it runs, then done or failed with its duration and
+    what ``ending(error, seconds)`` adds (which may overrule the state and error)."""
+    index = recording.started(name, type_)
+    started = time.perf_counter()
+    error: str | None = None
+    try:
+        yield
+    except BaseException as exc:
+        error = redact(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        seconds = time.perf_counter() - started
+        recording.ended(index, **{"state": NodeState.FAILED if error else NodeState.DONE, "error": error,
+                                  "duration_ms": round(seconds * 1000, 3), **ending(error, seconds)})
+
+
 class RunTracer(Tracer):
-    """Writes NodeRun rows for component spans of the run bound in this context; ignores the rest."""
+    """Writes NodeRun rows for component spans of the run bound in this context, and for the model and tool calls
+    of each agent step (Haystack's agent spans); ignores the rest."""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -165,6 +196,17 @@ class RunTracer(Tracer):
         span = _NodeSpan()
         span.set_tags(tags or {})
         recording = _current.get()
+        if recording is not None and operation_name == AGENT_STEP:
+            token = _step.set(int(span.tags.get(AGENT_STEP) or 0) + 1)
+            try:
+                yield span
+            finally:
+                _step.reset(token)
+            return
+        if recording is not None and operation_name in (AGENT_MODEL, AGENT_TOOL) and _node.get() is not None:
+            with self._agent_call(recording, span, operation_name):
+                yield span
+            return
         if recording is None or operation_name != "haystack.component.run":
             yield span
             return
@@ -172,22 +214,47 @@ class RunTracer(Tracer):
             raise RunCancelled("cancelled by request")
         node = span.tags.get("haystack.component.name", "?")
         type_ = span.tags.get("haystack.component.fully_qualified_type", "")
-        index = recording.started(node, type_)
-        started = time.perf_counter()
-        error: str | None = None
-        try:
+        if _node.get() is not None:       # a component an agent's tool runs: its tool row stands for it
             yield span
-        except BaseException as exc:
-            error = redact(f"{type(exc).__name__}: {exc}")
-            raise
+            return
+        node_token = _node.set(node)
+        try:
+            with self._component(recording, span, node, type_):
+                yield span
         finally:
-            seconds = time.perf_counter() - started
+            _node.reset(node_token)
+
+    @contextlib.contextmanager
+    def _agent_call(self, recording: Recording, span: _NodeSpan, operation_name: str) -> Iterator[None]:
+        tool = span.tags.get("haystack.tool.name") if operation_name == AGENT_TOOL else None
+        if tool and recording.cancelled.is_set():
+            raise RunCancelled("cancelled by request")
+
+        def ending(error: str | None, seconds: float) -> dict[str, Any]:
+            if not tool:
+                return {"output_preview": preview(span.tags.get("haystack.agent.step.llm.output"))}
+            result = span.tags.get("haystack.agent.step.tool.output")
+            if span.tags.get("haystack.tool.error"):     # shown to the model, which goes on: the row says it failed
+                told = result.get("error") if isinstance(result, dict) else result
+                error, result = error or redact(str(told)), None
+            arguments = span.tags.get("haystack.agent.step.tool.input")
+            return {"state": NodeState.FAILED if error else NodeState.DONE, "error": error,
+                    "output_preview": preview({"arguments": arguments, "result": result})}
+
+        with _row(recording, step_row_name(_node.get() or "?", _step.get(), tool),
+                  "tool call" if tool else "model call", ending):
+            yield
+
+    @contextlib.contextmanager
+    def _component(self, recording: Recording, span: _NodeSpan, node: str, type_: str) -> Iterator[None]:
+        def ending(error: str | None, seconds: float) -> dict[str, Any]:
             recording.node_seconds[node] = recording.node_seconds.get(node, 0.0) + seconds
             output = span.tags.get("haystack.component.output")
-            recording.ended(index, state=NodeState.FAILED if error else NodeState.DONE,
-                            duration_ms=round(seconds * 1000, 3), error=error,
-                            notice=recording.notices.get(node) or notice_of(node, type_, output),
-                            output_preview=preview(output) if output is not None else None)
+            return {"notice": recording.notices.get(node) or notice_of(node, type_, output),
+                    "output_preview": preview(output) if output is not None else None}
+
+        with _row(recording, node, type_, ending):
+            yield
 
     def current_span(self) -> Span | None:
         return None

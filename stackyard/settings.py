@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         "keeps its inputs and outputs like any run."))
     conversation_retention_days: int = Field(default=90, ge=0, le=36_500, description=(
         "Days a chat conversation is kept after its last turn, with its messages (0: forever)."))
+    agent_max_steps: int = Field(default=25, ge=1, le=1_000, description=(
+        "The most steps (one model call and the tools it asks for) an Agent node may be given (max_agent_steps)."))
+    agent_token_budget: int = Field(default=200_000, ge=1, description=(
+        "Tokens an Agent node's model calls may use in one run; past it the run stops and says so."))
+    agent_tool_result_chars: int = Field(default=20_000, ge=100, le=10_000_000, description=(
+        "Characters of one tool result an Agent's model sees; a longer result is cut, and the cut is said."))
     run_soft_time_limit: float = Field(default=600.0, description="Seconds before a run is asked to stop and marked failed.")
     run_hard_time_limit: float = Field(default=660.0, description="Seconds before the worker process running a run is killed.")
     db_durable_commits: bool = Field(default=False, description="PostgreSQL: wait for WAL flush on every commit (synchronous_commit=on).")

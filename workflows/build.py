@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import functools
 import inspect
 import os
 from typing import Any, TypeVar
@@ -267,6 +268,7 @@ class _TemplateCheckedRun:
 
     def __init__(self, run: Any) -> None:
         self.run, self.signature = run, inspect.signature(run)
+        functools.update_wrapper(self, run)   # its name and docstring: a node as an agent's tool is described by them
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         template = self.signature.bind(*args, **kwargs).arguments.get("template")

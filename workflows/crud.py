@@ -17,6 +17,7 @@ from nodes.catalog import get_node_type
 from stackyard.errors import Conflict, NotFound
 from store.clock import utcnow
 from store.db import race_safe
+from workflows import agents
 from workflows.errors import Issue, IssueCode, WorkflowInvalid
 from workflows.models import Workflow, WorkflowDraft, WorkflowVersion
 from workflows.spec import MAX_DOCUMENT_BYTES, WorkflowSpec
@@ -25,11 +26,11 @@ from workflows.validation import validate
 
 def needs_gpu(spec: WorkflowSpec) -> bool:
     """True when a node runs a local model that wants a GPU (or is explicitly set to cuda)."""
-    for comp in spec.components.values():
-        node_type = get_node_type(comp.type)
+    for comp in agents.nested_components(spec):        # an agent's local model counts as much as a node's
+        node_type = get_node_type(comp.get("type"))
         if node_type and node_type.needs_gpu:
             return True
-        device = comp.init_parameters.get("device")
+        device = (comp.get("init_parameters") or {}).get("device")
         if isinstance(device, dict) and "cuda" in str(device):
             return True
     return False
@@ -123,6 +124,7 @@ def _stored(spec: WorkflowSpec) -> dict[str, Any]:
 def _insert_version(session: Session, workflow: Workflow, spec: WorkflowSpec, note: str) -> WorkflowVersion:
     # Touch the workflow row first: its lock queues concurrent saves of one workflow, so each reads the
     # number the previous one committed and max + 1 stays unique and gapless without a retry.
+    agents.check_no_cycle(spec, workflow.id, workflow.name)
     workflow.updated_at = utcnow()
     session.add(workflow)
     session.flush()
@@ -174,6 +176,14 @@ def list_versions(session: Session, *, ref: str) -> list[WorkflowVersion]:
 def get_version(session: Session, *, ref: str, number: int | None = None) -> WorkflowVersion:
     """A numbered version of a workflow (by id or name), or its newest when ``number`` is None."""
     return _one_version(session, WorkflowVersion, ref, number)
+
+
+def as_tool(session: Session, *, ref: str, number: int, name: str, description: str) -> dict[str, Any]:
+    """Version ``number`` of a workflow as an agent's tool (``workflows.agents.workflow_tool``): paste it into an
+    agent's ``tools``."""
+    version = get_version(session=session, ref=ref, number=number)
+    return agents.workflow_tool(name, description, version_spec(version), workflow_id=version.workflow_id,
+                                version=version.number)
 
 
 def get_version_id(session: Session, *, ref: str, number: int | None = None) -> str:

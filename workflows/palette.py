@@ -58,12 +58,13 @@ def plain_words(type_text: str) -> str:
 
 def ports(type_: str, params: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Input and output sockets of a node built with ``params`` (catalog defaults fill the gaps)."""
-    from workflows.build import BuildMode, instantiate
+    from workflows.build import BuildMode
     from workflows.spec import ComponentSpec
+    from workflows.validation import build_node
 
     node_type = get_node_type(type_)
     merged = {**(node_type.defaults if node_type else {}), **(params or {})}
-    component = instantiate("node", ComponentSpec(type=type_, init_parameters=merged), mode=BuildMode.VALIDATE)
+    component = build_node("node", ComponentSpec(type=type_, init_parameters=merged), mode=BuildMode.VALIDATE)
     inputs = [{"name": name, "type": type_label(socket.type), "words": plain_words(type_label(socket.type)),
                "mandatory": socket.is_mandatory, "variadic": socket.is_variadic}
               for name, socket in component.__haystack_input__._sockets_dict.items()]

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import networkx as nx
@@ -20,9 +21,10 @@ from haystack import Pipeline
 from haystack.core.errors import PipelineConnectError, PipelineError
 
 from stackyard.settings import Settings, get_settings
+from workflows.agents import AGENT, build_agent
 from workflows.build import BuildMode, ComponentBuildError, instantiate
 from workflows.errors import Issue, IssueCode, WorkflowInvalid
-from workflows.spec import WorkflowSpec, split_socket
+from workflows.spec import ComponentSpec, WorkflowSpec, split_socket
 
 
 def input_sockets(component: Any) -> dict[str, Any]:
@@ -74,6 +76,27 @@ def _connect(pipeline: Pipeline, components: dict[str, Any], known: set[str], in
     return None
 
 
+def build_node(name: str, comp: ComponentSpec, *, mode: BuildMode = BuildMode.RUN, settings: Settings | None = None) -> Any:
+    """One node's component: an agent with its model and tools (``workflows.agents``), or any other node.
+
+    :raises ComponentBuildError: with issues pinned to the node and its parameter.
+    """
+    settings = settings or get_settings()
+    if comp.type != AGENT:
+        return instantiate(name, comp, mode=mode, settings=settings)
+
+    def pipeline_of(spec: WorkflowSpec) -> Pipeline:
+        pipeline, issues = assemble(spec, mode=mode, settings=settings)
+        if issues:
+            raise ComponentBuildError([dataclasses.replace(issue, node=name, message=f"In a workflow tool of '{name}': "
+                                                           f"{issue.message}") for issue in issues])
+        return pipeline
+
+    return build_agent(name, comp.init_parameters, settings=settings, running=mode is BuildMode.RUN,
+                       make_component=lambda inner: build_node(name, inner, mode=mode, settings=settings),
+                       make_pipeline=pipeline_of)
+
+
 def assemble(spec: WorkflowSpec, *, mode: BuildMode, settings: Settings) -> tuple[Pipeline, list[Issue]]:
     """Build as much of the pipeline as possible and collect every issue on the way."""
     issues: list[Issue] = []
@@ -85,7 +108,7 @@ def assemble(spec: WorkflowSpec, *, mode: BuildMode, settings: Settings) -> tupl
                 message=f"Component name {name!r} must be non-empty and contain no '.'; rename it (e.g. '{name.replace('.', '_')}')."))
             continue
         try:
-            components[name] = instantiate(name, comp, mode=mode, settings=settings)
+            components[name] = build_node(name, comp, mode=mode, settings=settings)
         except ComponentBuildError as exc:
             issues.extend(exc.issues)
             continue

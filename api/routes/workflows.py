@@ -21,6 +21,7 @@ from api.schemas.workflows import (
 )
 from stackyard.redact import redact_data
 from workflows import crud
+from workflows.agents import MAX_DESCRIPTION, TOOL_NAME
 from workflows.availability import warnings
 from workflows.bounds import NO_NUL, PositiveInt32, Text
 from workflows.errors import WorkflowInvalid
@@ -83,6 +84,16 @@ def create_version(ref: Text, body: VersionCreate, session: SessionDep) -> Versi
 @router.get("/workflows/{ref}/versions/{number}", response_model=VersionPublic, responses=errors(404, 422))
 def get_version(ref: Text, number: PositiveInt32, session: SessionDep) -> VersionPublic:
     return VersionPublic(**crud.get_version(session=session, ref=ref, number=number).model_dump())
+
+
+@router.get("/workflows/{ref}/versions/{number}/tool", responses=errors(404, 422))
+def version_as_tool(ref: Text, number: PositiveInt32, session: SessionDep,
+                    name: str = Query(pattern=TOOL_NAME.pattern, description="What the model calls the tool by."),
+                    description: str = Query(max_length=MAX_DESCRIPTION, pattern=NO_NUL,
+                                             description="When the model should use it.")) -> dict[str, Any]:
+    """This version as an agent's tool (a Haystack ``PipelineTool`` with the workflow copied in): add it to an Agent
+    node's ``tools``. Its declared inputs are the tool's arguments, its declared outputs what the model reads."""
+    return crud.as_tool(session=session, ref=ref, number=number, name=name, description=description)
 
 
 async def _definition(request: Request) -> dict[str, Any]:

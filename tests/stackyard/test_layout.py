@@ -38,7 +38,7 @@ def plant(tree: Path, module: str, line: str) -> None:
     ("ui/handlers.py", "from worker.notify import _redis_url", "a private name of another module"),
     ("api/metrics.py", "from worker import notify; notify._redis_url()", "worker.notify._redis_url, a private name"),
     ("worker/app.py", "from nodes import _milvus_lite_server", "a private module of another package"),
-    ("workflows/spec.py", "from workflows import validation", "import cycle between modules: workflows.build → workflows.spec → workflows.validation"),
+    ("workflows/spec.py", "from workflows import validation", "import cycle between modules: workflows.agents → workflows.build → workflows.spec → workflows.validation"),
     ("worker/runner.py", "return RunState.FAILED", "decides a RunState (RunState.FAILED) outside runs.lifecycle"),
     ("worker/batch.py", "job_dispatch.transition_items(None, ItemState.PENDING)", "decides a ItemState"),
     ("api/routes/runs.py", "run = None; run.state = RunState.CANCELLED", "writes a state column itself"),

@@ -2,7 +2,8 @@
 
 It answers ``GET /v1/models`` (``models``) and ``POST /v1/chat/completions`` (plain and ``stream: true``
 Server-Sent Events) with a fixed reply, optionally one word every ``delay`` seconds, and records the requests it
-received; ``reply`` may be a function of the request body, to script each answer. With
+received; ``reply`` may be a function of the request body, to script each answer, and a scripted answer may be
+tool calls (``[ToolCall(name, arguments), …]``) instead of text, as a model driving an agent sends. With
 ``echo_auth_error`` it answers 401 quoting the request's ``Authorization`` header instead, as a careless
 server (or a proxy) might: what a client does with a secret in an error message. With ``redirect_to`` it
 answers every POST with a 307 to that base URL, as a hostile public server might.
@@ -13,13 +14,32 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call a scripted reply makes; ``arguments`` is sent as the JSON text OpenAI sends (a ``str``
+    is sent as it is, to script malformed arguments)."""
+
+    name: str
+    arguments: dict[str, Any] | str
+
+
+Reply = str | list[ToolCall]
+
+
+def _wire_calls(calls: list[ToolCall], turn: int) -> list[dict[str, Any]]:
+    return [{"id": f"call_{turn}_{index}", "type": "function",
+             "function": {"name": call.name, "arguments": call.arguments if isinstance(call.arguments, str)
+                          else json.dumps(call.arguments)}} for index, call in enumerate(calls)]
+
+
 class ChatServer:
-    def __init__(self, reply: str | Callable[[dict], str] = "hello from the server", *, port: int = 0, delay: float = 0.0,
+    def __init__(self, reply: str | Callable[[dict], Reply] = "hello from the server", *, port: int = 0, delay: float = 0.0,
                  echo_auth_error: bool = False, models: tuple[str, ...] = ("local-model",),
                  redirect_to: str | None = None) -> None:
         self.reply, self.delay, self.echo_auth_error, self.models = reply, delay, echo_auth_error, models
@@ -67,7 +87,11 @@ class ChatServer:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
-                words = server.text(body).split(" ")
+                reply = server.answer(body)
+                if isinstance(reply, list):
+                    self._stream_calls(body, reply)
+                    return
+                words = reply.split(" ")
                 for index, word in enumerate(words):
                     if server.delay:
                         time.sleep(server.delay)
@@ -82,16 +106,41 @@ class ChatServer:
                 self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
                 self.wfile.flush()
 
+            def _stream_calls(self, body: dict, calls: list[ToolCall]) -> None:
+                head = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": body.get("model", "m")}
+                chunks = [{"index": 0, "delta": {"role": "assistant", "content": None}, "finish_reason": None}]
+                for index, call in enumerate(_wire_calls(calls, len(server.requests))):
+                    text = call["function"]["arguments"]
+                    first = {**call, "index": index, "function": {"name": call["function"]["name"], "arguments": ""}}
+                    chunks.append({"index": 0, "delta": {"tool_calls": [first]}, "finish_reason": None})
+                    for start in range(0, len(text), 16):      # arguments arrive in pieces, as OpenAI sends them
+                        piece = {"index": index, "function": {"arguments": text[start:start + 16]}}
+                        chunks.append({"index": 0, "delta": {"tool_calls": [piece]}, "finish_reason": None})
+                chunks.append({"index": 0, "delta": {}, "finish_reason": "tool_calls"})
+                for choice in chunks:
+                    self.wfile.write(f"data: {json.dumps({**head, 'choices': [choice]})}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def text(self, body: dict) -> str:
-        """The reply to ``body``: the fixed one, or what the scripted ``reply(body)`` says."""
+    def answer(self, body: dict) -> Reply:
+        """The reply to ``body``: the fixed one, or what the scripted ``reply(body)`` says (text or tool calls)."""
         return self.reply(body) if callable(self.reply) else self.reply
 
+    def text(self, body: dict) -> str:
+        reply = self.answer(body)
+        return reply if isinstance(reply, str) else ""
+
     def _completion(self, body: dict) -> dict:
-        reply = self.text(body)
+        reply = self.answer(body)
+        if isinstance(reply, list):
+            message = {"role": "assistant", "content": None, "tool_calls": _wire_calls(reply, len(self.requests))}
+            return {"id": "c1", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
+                    "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
         if self.delay:
             time.sleep(self.delay * len(reply.split(" ")))
         return {"id": "c1", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),

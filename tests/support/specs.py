@@ -106,3 +106,37 @@ def knowledge_rag(base: str, top_k: int = 3, mode: str = "dense", llm_url: str |
         spec["connections"].append({"sender": "prompt.prompt", "receiver": "llm.messages"})
         spec["outputs"]["answer"] = "llm.replies"
     return spec
+
+
+CHAT_PROMPT = "haystack.components.builders.chat_prompt_builder.ChatPromptBuilder"
+
+
+def agent_chat(base_url: str, tools: list[dict], *, max_steps: int = 5, key_env: str = "TEST_LLM_KEY") -> dict:
+    """question → chat prompt → an Agent thinking with an OpenAI-compatible server, with ``tools``; its answer is
+    the agent's last message."""
+    llm = remote_chat(base_url, key_env)["components"]["llm"]
+    return {
+        "components": {
+            "prompt": {"type": CHAT_PROMPT, "init_parameters": {
+                "template": '{% message role="user" %}{{ question }}{% endmessage %}', "required_variables": ["question"]}},
+            "agent": {"type": "haystack.components.agents.agent.Agent", "init_parameters": {
+                "chat_generator": llm, "system_prompt": "Use the tools, then answer.", "max_agent_steps": max_steps,
+                "exit_conditions": ["text"], "tools": tools}},
+        },
+        "connections": [{"sender": "prompt.prompt", "receiver": "agent.messages"}],
+        "inputs": {"question": ["prompt.question"]},
+        "outputs": {"answer": "agent.last_message"},
+    }
+
+
+def note_tool(name: str, template: str, description: str = "Looks something up.") -> dict:
+    """A node as a tool: a prompt node whose template is what the tool returns, its variables the arguments."""
+    return {"type": "haystack.tools.component_tool.ComponentTool", "data": {
+        "component": {"type": PROMPT, "init_parameters": {"template": template}},
+        "name": name, "description": description, "parameters": None}}
+
+
+def note_workflow(template: str) -> dict:
+    """A saved workflow to call as a tool: ``item`` in, the rendered ``template`` out as ``note``."""
+    return {"components": {"p": {"type": PROMPT, "init_parameters": {"template": template}}},
+            "connections": [], "inputs": {"item": ["p.item"]}, "outputs": {"note": "p.prompt"}}

@@ -1,0 +1,175 @@
+"""Agent nodes: a model driven through the in-test OpenAI-compatible server calls a node and a saved workflow as
+tools and answers from both; the guards hold (steps, arguments the PM fixed, result size, errors shown to the
+model); hostile definitions are refused before anything is imported; the export runs in plain Haystack."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from haystack import Pipeline
+
+from stackyard.settings import reset_settings_cache
+from tests.support.openai_server import ChatServer, ToolCall
+from tests.support.specs import agent_chat, note_tool, note_workflow
+from workflows.agents import check_no_cycle, tool_parameters, tool_sources, workflow_tool
+from workflows.build import BuildMode
+from workflows.errors import WorkflowInvalid
+from workflows.execute import run_pipeline
+from workflows.io import export_yaml
+from workflows.spec import ComponentSpec, spec_from_dict
+from workflows.validation import build_node, build_pipeline, validate
+
+HOURS = note_tool("opening_hours", "Open on {{ day }} from 9 to 17.", "Opening hours of the shop on a day.")
+PRICES = workflow_tool("price_list", "Prices of the shop's items.", spec_from_dict(note_workflow("{{ item }} costs 12 euros.")),
+                       workflow_id="a" * 32, version=3)
+
+
+def tool_results(body: dict) -> list[str]:
+    return [m["content"] for m in body["messages"] if m["role"] == "tool"]
+
+
+def hours_then_prices_then_answer(body: dict):
+    done = tool_results(body)
+    if not done:
+        return [ToolCall("opening_hours", {"day": "monday"})]
+    if len(done) == 1:
+        return [ToolCall("price_list", {"item": "tea"})]
+    return "From the tools: " + " | ".join(done)
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch):
+    with ChatServer(hours_then_prices_then_answer) as chat_server:
+        monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{chat_server.port}")
+        monkeypatch.setenv("STACKYARD_SECRET_ENV", "TEST_LLM_KEY")
+        monkeypatch.setenv("TEST_LLM_KEY", "sk-test")
+        reset_settings_cache()
+        yield chat_server
+    reset_settings_cache()
+
+
+def run(spec_data: dict, question: str = "When are you open on monday, and what does tea cost?") -> dict:
+    spec = spec_from_dict(spec_data)
+    assert validate(spec) == []
+    return run_pipeline(spec, build_pipeline(spec), {"question": question})
+
+
+def test_an_agent_calls_a_node_and_a_saved_workflow_and_answers_from_both(server: ChatServer):
+    outputs = run(agent_chat(server.base_url, [HOURS, PRICES]))
+    answer = outputs["answer"]["text"]
+    assert "Open on monday from 9 to 17." in answer and "tea costs 12 euros." in answer
+    offered = [{t["function"]["name"] for t in body["tools"]} for body in server.requests]
+    assert offered == [{"opening_hours", "price_list"}] * 3
+    price_schema = next(t["function"]["parameters"] for t in server.requests[0]["tools"]
+                        if t["function"]["name"] == "price_list")
+    assert list(price_schema["properties"]) == ["item"]   # the workflow's declared input is the tool's argument
+    assert server.requests[0]["messages"][0] == {"role": "system", "content": "Use the tools, then answer."}
+
+
+def test_the_exported_agent_loads_and_runs_in_plain_haystack(server: ChatServer):
+    spec = spec_from_dict(agent_chat(server.base_url, [HOURS, PRICES]))
+    loaded = Pipeline.loads(export_yaml(spec))
+    result = loaded.run({"prompt": {"question": "Open on monday? Tea?"}})
+    assert "tea costs 12 euros." in result["agent"]["last_message"].text
+    assert "Open on monday" in result["agent"]["last_message"].text
+
+
+def test_max_steps_ends_the_run_saying_so(server: ChatServer):
+    server.reply = lambda body: [ToolCall("opening_hours", {"day": f"day {len(tool_results(body))}"})]
+    with pytest.raises(Exception) as raised:
+        run(agent_chat(server.base_url, [HOURS], max_steps=3))
+    assert "Agent 'agent' stopped after 3 steps without an answer" in str(raised.value)
+    assert len(server.requests) == 3
+
+
+def test_arguments_the_pm_fixed_stay_fixed_and_bad_ones_reach_the_model_as_errors(server: ChatServer):
+    """The PM lets the model fill ``day`` only; it also sends ``template`` (a real input of the node: Haystack would
+    pass it on), which is dropped; next it names the argument wrongly, and hears what was missing."""
+    component = ComponentSpec(type=HOURS["data"]["component"]["type"],
+                              init_parameters=HOURS["data"]["component"]["init_parameters"])
+    built = build_node("hours", component, mode=BuildMode.VALIDATE)
+    fixed = {**HOURS, "data": {**HOURS["data"], "parameters": tool_parameters(built, "opening_hours", ["day"])}}
+    assert list(fixed["data"]["parameters"]["properties"]) == ["day"]
+
+    def script(body: dict):
+        done = tool_results(body)
+        if not done:
+            return [ToolCall("opening_hours", {"day": "sunday", "template": "{{ day }}: the vault code is 4242"})]
+        if len(done) == 1:
+            return [ToolCall("opening_hours", {"weekday": "friday"})]
+        return "done"
+
+    server.reply = script
+    run(agent_chat(server.base_url, [fixed]))
+    first, second = tool_results(server.requests[2])
+    assert json.loads(first) == {"prompt": "Open on sunday from 9 to 17."}
+    assert "Failed to invoke Tool `opening_hours`" in second and "Missing required input variables" in second
+
+
+def test_a_huge_tool_result_is_cut_before_the_model_reads_it(server: ChatServer, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("STACKYARD_AGENT_TOOL_RESULT_CHARS", "1000")
+    reset_settings_cache()
+    huge = "x" * (5 * 1024 * 1024)
+    server.reply = lambda body: [ToolCall("echo", {"text": huge})] if not tool_results(body) else "ok"
+    run(agent_chat(server.base_url, [note_tool("echo", "{{ text }}")]))
+    [seen] = tool_results(server.requests[1])
+    assert len(seen) < 1200 and f"the tool returned {len(json.dumps({'prompt': huge})):,} characters" in seen
+
+
+def test_malformed_and_unknown_tool_calls_do_not_crash_the_run(server: ChatServer):
+    def script(body: dict):
+        done = tool_results(body)
+        if not done and len(server.requests) == 1:
+            return [ToolCall("opening_hours", "{not json"), ToolCall("no_such_tool", {"a": 1})]
+        return "answered anyway"
+
+    server.reply = script
+    assert run(agent_chat(server.base_url, [HOURS]))["answer"]["text"] == "answered anyway"
+    assert any("not found" in result for result in tool_results(server.requests[-1]))
+
+
+@pytest.mark.parametrize(("tool", "expected"), [
+    ({"type": "haystack.tools.tool.Tool", "data": {"name": "run", "function": "os.system"}}, "must be a tool"),
+    ({"type": "haystack_integrations.tools.mcp.mcp_toolset.MCPToolset", "data": {}}, "must be a tool"),
+    ({**HOURS, "data": {**HOURS["data"], "name": "has spaces!"}}, "tool name 'has spaces!'"),
+    ({**HOURS, "data": {**HOURS["data"], "outputs_to_string": {"handler": "os.system"}}}, "would load Python code"),
+    ({**HOURS, "data": {**HOURS["data"], "component": {"type": "subprocess.Popen", "init_parameters": {}}}},
+     "is not an allowed component"),
+    ({**HOURS, "data": {**HOURS["data"], "component": {"type": HOURS["data"]["component"]["type"],
+                                                        "init_parameters": {"template": "{{ ''.__class__ }}"}}}},
+     "private attribute"),
+], ids=["function-tool", "mcp-stdio-or-any-toolset", "bad-name", "handler", "unlisted-class", "unsafe-template"])
+def test_hostile_tools_are_refused_before_anything_is_imported(server: ChatServer, tool: dict, expected: str):
+    issues = validate(spec_from_dict(agent_chat(server.base_url, [tool])))
+    assert issues and all(issue.node == "agent" for issue in issues), issues
+    assert any(expected in issue.message for issue in issues), [i.message for i in issues]
+
+
+def test_the_agents_model_and_limits_get_every_nodes_checks(server: ChatServer):
+    data = agent_chat("http://169.254.169.254/v1", [HOURS], max_steps=1000)
+    data["components"]["agent"]["init_parameters"]["streaming_callback"] = "os.system"
+    messages = [issue.message for issue in validate(spec_from_dict(data))]
+    assert any("max steps must be a whole number from 1 to 25" in m for m in messages)
+    assert any("'streaming_callback' can only be None" in m for m in messages)
+    assert any("api_base_url" in m and "may not call" in m for m in messages)
+
+
+def test_a_workflow_that_calls_itself_through_a_tool_is_refused():
+    inner = spec_from_dict(agent_chat("http://127.0.0.1:9/v1", [PRICES]))
+    outer_tool = workflow_tool("ask", "Asks the helper.", inner, workflow_id="b" * 32, version=1)
+    outer = spec_from_dict(agent_chat("http://127.0.0.1:9/v1", [outer_tool]))
+    assert tool_sources(outer) == [("b" * 32, 1), ("a" * 32, 3)]
+    check_no_cycle(outer, "c" * 32, "outer")                       # calls b and a: no cycle
+    with pytest.raises(WorkflowInvalid, match="Workflow 'prices' calls itself"):
+        check_no_cycle(outer, "a" * 32, "prices")                   # a → b → a
+
+
+def test_workflow_tools_nest_three_deep_and_no_deeper(server: ChatServer):
+    spec = spec_from_dict(note_workflow("{{ item }}"))
+    for level in range(1, 5):
+        tool = workflow_tool("inner", "Calls the level below.", spec, workflow_id=f"{level:032x}", version=1)
+        spec = spec_from_dict({**agent_chat(server.base_url, [tool]), "inputs": {"item": ["prompt.question"]}})
+        messages = [issue.message for issue in validate(spec)]
+        assert bool(messages) == (level > 3), (level, messages)
+    assert "workflow tools nest more than 3 deep" in messages[0]

@@ -1,0 +1,330 @@
+"""Agent nodes: Haystack's ``Agent`` whose tools are nodes (``ComponentTool``) and saved workflows (``PipelineTool``).
+
+In a definition an agent is exactly what Haystack writes: its ``chat_generator`` and each tool's component or
+pipeline nested in its ``init_parameters``, so an exported agent loads in plain Haystack. Those nested parts are
+checked here as strings before anything is imported, with the rules every node gets (the allowlist, secrets,
+outbound URLs), and are built by Stackyard's own builder (models, stores, file confinement).
+
+Stackyard's guards are hooks added when the agent is built, never written to the definition:
+
+- the model may fill only the parameters a tool declares (``parameters``): the others stay as the PM set them;
+- a tool result longer than ``STACKYARD_AGENT_TOOL_RESULT_CHARS`` is cut before the model reads it, saying so;
+- the model calls of one run stop at ``STACKYARD_AGENT_TOKEN_BUDGET`` tokens (Haystack's ``TokenBudgetHook``);
+- a run that ends on its step limit or its budget fails with :class:`AgentStopped`, which says which and what
+  to change, instead of passing a half-finished answer on.
+
+A saved workflow becomes a tool with :func:`workflow_tool`: its pipeline is copied in (a version never changes),
+and where it came from is kept in that copy's ``metadata.stackyard.source``, which :func:`tool_sources` reads to
+refuse a workflow that would call itself.
+
+Example::
+
+    tool = workflow_tool("faq", "Answers FAQ questions.", version_spec, workflow_id="…", version=3)
+    check_agent("agent", {"chat_generator": {...}, "tools": [tool], "max_agent_steps": 5})   # [] when all is well
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from nodes.catalog import AGENT
+from stackyard.settings import Settings, get_settings
+from workflows.allowlist import check_params, check_type
+from workflows.build import ComponentBuildError
+from workflows.errors import Issue, IssueCode, WorkflowInvalid
+from workflows.spec import STACKYARD_META, ComponentSpec, WorkflowSpec, spec_from_dict
+
+COMPONENT_TOOL = "haystack.tools.component_tool.ComponentTool"
+PIPELINE_TOOL = "haystack.tools.pipeline_tool.PipelineTool"
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")     # what OpenAI accepts as a function name
+MAX_TOOLS = 32
+MAX_DESCRIPTION = 2_000
+MAX_NESTING = 3            # workflow tools inside workflow tools (through their agents)
+# Agent parameters that would run code or change how failures surface: only their default is allowed.
+_FIXED = {"streaming_callback": None, "hooks": None, "raise_on_tool_invocation_failure": False,
+          "tool_streaming_callback_passthrough": False, "state_schema": {}}
+_TOOL_CODE = ("inputs_from_state", "outputs_to_state", "outputs_to_string")   # hold handlers Haystack imports
+
+
+class AgentStopped(Exception):
+    """An agent ended on its step limit or token budget, without an answer."""
+
+
+def _issue(node: str, where: str, message: str, code: str = IssueCode.BAD_PARAM) -> Issue:
+    return Issue(code, node=node, port=where.split(".", 1)[0].split("[", 1)[0],
+                 field=f"components.{node}.init_parameters.{where}", message=f"Node '{node}': {message}")
+
+
+def _moved(issues: list[Issue], node: str, where: str) -> list[Issue]:
+    """Issues found in a nested component, pinned to where it sits inside the agent."""
+    inner = f"components.{node}.init_parameters"
+    return [dataclasses.replace(issue, port=where.split(".", 1)[0].split("[", 1)[0],
+                                field=(issue.field or inner).replace(f"components.{node}", f"{inner}.{where}", 1))
+            for issue in issues]
+
+
+def _check_component(node: str, data: Any, where: str, *, running: bool, depth: int) -> list[Issue]:
+    """A nested ``{type, init_parameters}``: an allowlisted component with safe parameters."""
+    if not isinstance(data, dict) or not isinstance(data.get("init_parameters", {}), dict) or set(data) - {
+            "type", "init_parameters"}:
+        return [_issue(node, where, f"'{where}' must be a component: {{type: <class path>, init_parameters: {{…}}}}.")]
+    if (problem := check_type(node, data.get("type"))) is not None:
+        return _moved([problem], node, where)
+    params = data.get("init_parameters") or {}
+    if data["type"] == AGENT:
+        return _moved(check_agent(node, params, running=running, depth=depth), node, where)
+    return _moved(check_params(node, params, running=running), node, where)
+
+
+def _check_pipeline(node: str, data: Any, where: str, *, running: bool, depth: int) -> list[Issue]:
+    try:
+        spec = spec_from_dict(data if isinstance(data, dict) else {"components": data})
+    except WorkflowInvalid as exc:
+        return [_issue(node, where, f"the workflow in '{where}' is not a pipeline: {exc.issues[0].message}")]
+    issues = []
+    for name, comp in spec.components.items():
+        issues += _check_component(node, comp.model_dump(), f"{where}.components.{name}", running=running, depth=depth)
+    return issues
+
+
+def _check_tool(node: str, tool: Any, where: str, *, running: bool, depth: int) -> list[Issue]:
+    if not isinstance(tool, dict) or tool.get("type") not in (COMPONENT_TOOL, PIPELINE_TOOL) \
+            or not isinstance(tool.get("data"), dict):
+        return [_issue(node, where, f"'{where}' must be a tool: {{type: {COMPONENT_TOOL} (a node) or {PIPELINE_TOOL} "
+                                    "(a workflow), data: {…}}; MCP servers and code tools are not tools here.",
+                       IssueCode.NOT_ALLOWED)]
+    data = tool["data"]
+    issues = []
+    name = data.get("name")
+    if not isinstance(name, str) or not TOOL_NAME.match(name):
+        issues.append(_issue(node, f"{where}.data.name", f"tool name {name!r} must be 1-64 letters, digits, '_' or "
+                                                          "'-' (the model calls the tool by it)."))
+    description = data.get("description")
+    if description is not None and (not isinstance(description, str) or len(description) > MAX_DESCRIPTION):
+        issues.append(_issue(node, f"{where}.data.description", f"a tool's description is text of at most "
+                                                                f"{MAX_DESCRIPTION:,} characters."))
+    for key in _TOOL_CODE:
+        if data.get(key) not in (None, {}, []):
+            issues.append(_issue(node, f"{where}.data.{key}", f"'{key}' would load Python code and is refused; remove "
+                                 "it.", IssueCode.DANGEROUS_PARAM))
+    parameters = data.get("parameters")
+    if parameters is not None and not (isinstance(parameters, dict) and isinstance(parameters.get("properties"), dict)):
+        issues.append(_issue(node, f"{where}.data.parameters", "a tool's parameters are a JSON schema object with "
+                                                               "'properties' (the arguments the model fills)."))
+    if tool["type"] == COMPONENT_TOOL:
+        issues += _check_component(node, data.get("component"), f"{where}.data.component", running=running,
+                                   depth=depth)
+    elif depth + 1 > MAX_NESTING:
+        issues.append(_issue(node, f"{where}.data.pipeline", f"workflow tools nest more than {MAX_NESTING} deep (a "
+                             "workflow tool's agent calling a workflow tool …); give the innermost agent its tools "
+                             "directly."))
+    else:
+        issues += _check_pipeline(node, data.get("pipeline"), f"{where}.data.pipeline", running=running, depth=depth + 1)
+    return issues
+
+
+def check_agent(node: str, params: dict[str, Any], *, running: bool = False, depth: int = 0) -> list[Issue]:
+    """Every problem in an agent's parameters, its model and its tools, each pinned to where it is."""
+    issues = check_params(node, {k: v for k, v in params.items() if k not in ("chat_generator", "tools", *_FIXED)},
+                          running=running)
+    for key, default in _FIXED.items():
+        if params.get(key) not in (None, default):
+            issues.append(_issue(node, key, f"'{key}' can only be {default!r} here: Stackyard sets it itself.",
+                                 IssueCode.DANGEROUS_PARAM))
+    cap = get_settings().agent_max_steps
+    steps = params.get("max_agent_steps", 100)
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= cap:
+        issues.append(_issue(node, "max_agent_steps", f"max steps must be a whole number from 1 to {cap} "
+                                                      "(STACKYARD_AGENT_MAX_STEPS)."))
+    if "chat_generator" not in params:
+        issues.append(_issue(node, "chat_generator", "pick the chat model the agent thinks with (chat_generator)."))
+    else:
+        issues += _check_component(node, params["chat_generator"], "chat_generator", running=running, depth=depth)
+    tools = params.get("tools") or []
+    if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
+        return issues + [_issue(node, "tools", f"tools must be a list of at most {MAX_TOOLS} tools.")]
+    names = [t["data"].get("name") for t in tools if isinstance(t, dict) and isinstance(t.get("data"), dict)]
+    issues += [_issue(node, "tools", f"two tools are named '{name}'; give each its own name.")
+               for name in sorted({n for n in names if isinstance(n, str) and names.count(n) > 1})]
+    for index, tool in enumerate(tools):
+        issues += _check_tool(node, tool, f"tools[{index}]", running=running, depth=depth)
+    return issues
+
+
+def tool_parameters(component: Any, name: str, only: list[str]) -> dict[str, Any]:
+    """The JSON schema of a node-as-tool that lets the model fill only the inputs ``only`` names (the others keep
+    the node's own values): what a ComponentTool's ``parameters`` holds."""
+    from haystack.tools import ComponentTool
+
+    schema = ComponentTool(component, name=name, description=name).parameters
+    return {**schema, "properties": {k: v for k, v in schema["properties"].items() if k in only},
+            "required": [k for k in schema.get("required", []) if k in only]}
+
+
+def workflow_tool(name: str, description: str, spec: WorkflowSpec, *, workflow_id: str, version: int) -> dict[str, Any]:
+    """A saved workflow version as a tool: its pipeline copied in, its declared inputs the tool's arguments and
+    its declared outputs what the model reads back."""
+    pipeline = spec.haystack_dict()
+    pipeline["metadata"] = {**pipeline.get("metadata", {}), STACKYARD_META: {
+        **(pipeline.get("metadata", {}).get(STACKYARD_META) or {}), "source": {"workflow": workflow_id,
+                                                                              "version": version}}}
+    return {"type": PIPELINE_TOOL, "data": {
+        "pipeline": pipeline, "name": name, "description": description,
+        "input_mapping": {alias: list(refs) for alias, refs in spec.inputs.items()},
+        "output_mapping": {ref: alias for alias, ref in spec.outputs.items()}, "parameters": None}}
+
+
+def nested_components(spec: WorkflowSpec) -> Iterator[dict[str, Any]]:
+    """Every component of ``spec`` as ``{type, init_parameters}``, with those inside its agents: their models,
+    the nodes they call as tools, and the nodes of the workflows they call (what a worker will load)."""
+    stack: list[Any] = [comp.model_dump() for comp in spec.components.values()]
+    while stack:
+        comp = stack.pop()
+        if not isinstance(comp, dict):
+            continue
+        yield comp
+        if comp.get("type") != AGENT:
+            continue
+        params = comp.get("init_parameters") or {}
+        stack.append(params.get("chat_generator"))
+        for tool in params.get("tools") or []:
+            data = tool.get("data") if isinstance(tool, dict) else None
+            if isinstance(data, dict):
+                stack.append(data.get("component"))
+                pipeline = data.get("pipeline")
+                if isinstance(pipeline, dict) and isinstance(pipeline.get("components"), dict):
+                    stack.extend(pipeline["components"].values())
+
+
+def _tools_of(spec_components: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for comp in spec_components.values():
+        comp = comp.model_dump() if isinstance(comp, ComponentSpec) else comp
+        if isinstance(comp, dict) and comp.get("type") == AGENT:
+            yield from (t for t in (comp.get("init_parameters") or {}).get("tools") or [] if isinstance(t, dict))
+
+
+def tool_sources(spec: WorkflowSpec) -> list[tuple[str, int]]:
+    """The saved workflows (id, version) this one calls as tools, through every level of workflow tools."""
+    found, stack = [], [spec.components]
+    while stack:
+        for tool in _tools_of(stack.pop()):
+            pipeline = (tool.get("data") or {}).get("pipeline")
+            if tool.get("type") != PIPELINE_TOOL or not isinstance(pipeline, dict):
+                continue
+            source = ((pipeline.get("metadata") or {}).get(STACKYARD_META) or {}).get("source") or {}
+            if isinstance(source.get("workflow"), str):
+                found.append((source["workflow"], source.get("version")))
+            if isinstance(pipeline.get("components"), dict):
+                stack.append(pipeline["components"])
+    return found
+
+
+def check_no_cycle(spec: WorkflowSpec, workflow_id: str, name: str) -> None:
+    """Refuse a version of ``workflow_id`` that calls itself through its workflow tools."""
+    for source, version in tool_sources(spec):
+        if source == workflow_id:
+            raise WorkflowInvalid([Issue(IssueCode.NOT_ALLOWED, field="components", message=(
+                f"Workflow '{name}' calls itself: one of its agents' tools runs version {version} of '{name}', so "
+                "the two would call each other. Remove that tool, or use another workflow."))])
+
+
+# ---- building -------------------------------------------------------------------------------------------------
+
+def build_agent(node: str, params: dict[str, Any], *, settings: Settings, running: bool,
+                make_component: Callable[[ComponentSpec], Any], make_pipeline: Callable[[WorkflowSpec], Any]) -> Any:
+    """The agent with its model and tools built by Stackyard's builder and its guards attached.
+
+    :raises ComponentBuildError: listing every problem in its parameters, its model and its tools.
+    """
+    from haystack.components.agents import Agent
+    from haystack.hooks.budget import TokenBudgetHook
+    from haystack.tools import ComponentTool, PipelineTool
+
+    issues = check_agent(node, params, running=running)
+    if issues:
+        raise ComponentBuildError(issues)
+    tools = []
+    for tool in params.get("tools") or []:
+        data = tool["data"]
+        common = {"name": data["name"], "description": data.get("description") or data["name"],
+                  "parameters": data.get("parameters")}
+        if tool["type"] == COMPONENT_TOOL:
+            tools.append(ComponentTool(make_component(ComponentSpec(**data["component"])), **common))
+        else:
+            declared = {"inputs": data.get("input_mapping") or {},
+                        "outputs": {alias: ref for ref, alias in (data.get("output_mapping") or {}).items()}}
+            tools.append(PipelineTool(make_pipeline(spec_from_dict({**data["pipeline"], **declared})),
+                                      input_mapping=data.get("input_mapping"),
+                                      output_mapping=data.get("output_mapping"), **common))
+    plain = {k: v for k, v in params.items() if k not in ("chat_generator", "tools", *_FIXED)}
+    declared = {t.name: set(t.parameters.get("properties", {})) for t in tools}
+    with warnings.catch_warnings():     # Haystack marks the hook experimental; it is pinned with Haystack
+        warnings.simplefilter("ignore")
+        budget = TokenBudgetHook(max_total_tokens=settings.agent_token_budget)
+    hooks = {"before_llm": [budget],
+             "before_tool": [_OnlyDeclaredArguments(declared)],
+             "after_tool": [_CutResults(settings.agent_tool_result_chars)],
+             "after_run": [_SayWhyItStopped(node, params.get("max_agent_steps", 100), settings.agent_token_budget)]}
+    generator = make_component(ComponentSpec(**params["chat_generator"]))
+    try:
+        return Agent(chat_generator=generator, tools=tools, hooks=hooks, **plain)
+    except Exception as exc:  # noqa: BLE001 - e.g. a generator that cannot call tools: a bad parameter
+        raise ComponentBuildError([_issue(node, "chat_generator", f"the agent cannot be made: {exc}. Pick a chat "
+                                          "model that calls tools (OpenAI-compatible or a local chat model).")]) from None
+
+
+class _OnlyDeclaredArguments:
+    """The model fills only the arguments a tool declares: others are dropped, so what the PM fixed stays fixed
+    (Haystack passes any argument that names a component input)."""
+
+    def __init__(self, declared: dict[str, set[str]]) -> None:
+        self.declared = declared
+
+    def run(self, state: Any) -> None:
+        for call in state.data["messages"][-1].tool_calls:
+            allowed = self.declared.get(call.tool_name)
+            if allowed is not None and isinstance(call.arguments, dict):
+                for key in set(call.arguments) - allowed:
+                    del call.arguments[key]
+
+
+class _CutResults:
+    """A tool result the model reads is at most ``chars`` characters; a longer one is cut, saying how long it was."""
+
+    def __init__(self, chars: int) -> None:
+        self.chars = chars
+
+    def run(self, state: Any) -> None:
+        from haystack.dataclasses import ChatMessage
+
+        messages = state.data["messages"]
+        for index in range(len(messages) - 1, -1, -1):
+            result = messages[index].tool_call_result
+            if result is None:
+                break                                   # the tool messages of this step are the last ones
+            if isinstance(result.result, str) and len(result.result) > self.chars:
+                cut = (f"{result.result[:self.chars]}\n[… cut: the tool returned {len(result.result):,} characters; "
+                       f"this shows the first {self.chars:,}.]")
+                messages[index] = ChatMessage.from_tool(cut, origin=result.origin, error=result.error)
+
+
+class _SayWhyItStopped:
+    """An agent that ran out of steps or tokens fails its node with what happened and what to change."""
+
+    def __init__(self, node: str, steps: int, budget: int) -> None:
+        self.node, self.steps, self.budget = node, steps, budget
+
+    def run(self, state: Any) -> None:
+        reason = state.data.get("exit_reason")
+        if reason == "max_agent_steps":
+            raise AgentStopped(f"Agent '{self.node}' stopped after {self.steps} steps without an answer (its max steps "
+                               f"is {self.steps}): raise max steps, or tell the model in its system prompt when to "
+                               "answer.")
+        if reason == "token_budget_exceeded":
+            raise AgentStopped(f"Agent '{self.node}' stopped when its model calls reached this run's budget of "
+                               f"{self.budget:,} tokens (STACKYARD_AGENT_TOKEN_BUDGET), without an answer: give it "
+                               "fewer steps or shorter tool results, or ask an operator to raise the budget.")
