@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         "Tokens an Agent node's model calls may use in one run; past it the run stops and says so."))
     agent_tool_result_chars: int = Field(default=20_000, ge=100, le=10_000_000, description=(
         "Characters of one tool result an Agent's model sees; a longer result is cut, and the cut is said."))
+    mcp_servers: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "URLs of Streamable-HTTP MCP servers an Agent node may use as toolsets (a URL, or a prefix ending in /); "
+        "none: no MCP server. Each must also pass the outbound address policy (STACKYARD_FETCH_ALLOWED_HOSTS)."))
     run_soft_time_limit: float = Field(default=600.0, description="Seconds before a run is asked to stop and marked failed.")
     run_hard_time_limit: float = Field(default=660.0, description="Seconds before the worker process running a run is killed.")
     db_durable_commits: bool = Field(default=False, description="PostgreSQL: wait for WAL flush on every commit (synchronous_commit=on).")
@@ -90,7 +93,7 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     @field_validator("allowed_components", "fetch_allowed_hosts", "allowed_origins", "allowed_hosts", "secret_env",
-                     "model_roots", "widget_origins", mode="before")
+                     "model_roots", "widget_origins", "mcp_servers", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import warnings
@@ -40,6 +41,9 @@ from workflows.spec import STACKYARD_META, ComponentSpec, WorkflowSpec, spec_fro
 
 COMPONENT_TOOL = "haystack.tools.component_tool.ComponentTool"
 PIPELINE_TOOL = "haystack.tools.pipeline_tool.PipelineTool"
+MCP_TOOLSET = "haystack_integrations.tools.mcp.mcp_toolset.MCPToolset"
+MCP_HTTP = "haystack_integrations.tools.mcp.mcp_tool.StreamableHttpServerInfo"
+MAX_MCP_SECONDS = 120.0
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")     # what OpenAI accepts as a function name
 MAX_TOOLS = 32
 MAX_DESCRIPTION = 2_000
@@ -91,13 +95,77 @@ def _check_pipeline(node: str, data: Any, where: str, *, running: bool, depth: i
     return issues
 
 
-def _check_tool(node: str, tool: Any, where: str, *, running: bool, depth: int) -> list[Issue]:
-    if not isinstance(tool, dict) or tool.get("type") not in (COMPONENT_TOOL, PIPELINE_TOOL) \
-            or not isinstance(tool.get("data"), dict):
-        return [_issue(node, where, f"'{where}' must be a tool: {{type: {COMPONENT_TOOL} (a node) or {PIPELINE_TOOL} "
-                                    "(a workflow), data: {…}}; MCP servers and code tools are not tools here.",
+def _mcp_secret_issues(node: str, value: Any, where: str, *, running: bool) -> list[Issue]:
+    """A token or header is a secret named by an environment variable an operator granted, never the value itself
+    (Haystack would store it in the workflow in clear)."""
+    if value is None:
+        return []
+    if not (isinstance(value, dict) and value.get("type") == "env_var"):
+        return [_issue(node, where, f"'{where}' must name an environment variable ({{type: env_var, env_vars: [NAME]}}), "
+                                    "not hold the secret: a workflow is stored and exported in clear.",
+                       IssueCode.DANGEROUS_PARAM)]
+    return _moved(check_params(node, {"secret": value}, running=running), node, where.rsplit(".secret", 1)[0])
+
+
+def mcp_server_refusal(url: Any) -> str | None:
+    """Why an Agent may not use the MCP server at ``url``, if it may not: not among the operator's servers."""
+    servers = get_settings().mcp_servers
+    if not isinstance(url, str) or not any(url == s or (s.endswith("/") and url.startswith(s)) for s in servers):
+        listed = ", ".join(servers) if servers else "none"
+        return (f"MCP server {url!r} is not one an operator allows (STACKYARD_MCP_SERVERS: {listed}); ask an operator "
+                "to add it")
+    return None
+
+
+def _check_mcp(node: str, data: dict[str, Any], where: str, *, running: bool) -> list[Issue]:
+    server = data.get("server_info")
+    if not isinstance(server, dict) or server.get("type") != MCP_HTTP:
+        kind = server.get("type", "?").rsplit(".", 1)[-1] if isinstance(server, dict) else "?"
+        return [_issue(node, f"{where}.server_info", f"an MCP server must be reached over Streamable HTTP "
+                       f"({MCP_HTTP}), not {kind}: a stdio server would start a process on shared workers.",
                        IssueCode.NOT_ALLOWED)]
+    issues: list[Issue] = []
+    url = server.get("url")
+    if (refusal := mcp_server_refusal(url)) is not None:
+        issues.append(_issue(node, f"{where}.server_info.url", refusal + ".", IssueCode.DANGEROUS_PARAM))
+    else:
+        issues += _moved(check_params(node, {"url": url}, running=running), node, f"{where}.server_info")
+    issues += _mcp_secret_issues(node, server.get("token"), f"{where}.server_info.token", running=running)
+    headers = server.get("headers") or {}
+    for key, value in headers.items() if isinstance(headers, dict) else [("headers", headers)]:
+        issues += _mcp_secret_issues(node, value, f"{where}.server_info.headers.{key}", running=running)
+    if server.get("oauth_config") is not None:
+        issues.append(_issue(node, f"{where}.server_info.oauth_config", "OAuth to an MCP server is not supported; "
+                             "use a token from an environment variable.", IssueCode.NOT_ALLOWED))
+    for key in ("timeout", "connection_timeout", "invocation_timeout"):
+        value = server.get(key) if key == "timeout" else data.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and 0 < value <= MAX_MCP_SECONDS):
+            issues.append(_issue(node, f"{where}.{key}", f"'{key}' is seconds, more than 0 and at most "
+                                                         f"{MAX_MCP_SECONDS:g}."))
+    names = data.get("tool_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) and TOOL_NAME.match(n)
+                                                                   for n in names)):
+        issues.append(_issue(node, f"{where}.tool_names", "tool_names lists the MCP tools to offer by name (letters, "
+                                                          "digits, '_', '-'), or is empty for all of them."))
+    if data.get("eager_connect"):
+        issues.append(_issue(node, f"{where}.eager_connect", "eager_connect would connect while the workflow is "
+                                                             "checked; leave it false (it connects when it runs)."))
+    for key in _TOOL_CODE:
+        if data.get(key) not in (None, {}, []):
+            issues.append(_issue(node, f"{where}.{key}", f"'{key}' would load Python code and is refused; remove it.",
+                                 IssueCode.DANGEROUS_PARAM))
+    return issues
+
+
+def _check_tool(node: str, tool: Any, where: str, *, running: bool, depth: int) -> list[Issue]:
+    if not isinstance(tool, dict) or tool.get("type") not in (COMPONENT_TOOL, PIPELINE_TOOL, MCP_TOOLSET) \
+            or not isinstance(tool.get("data"), dict):
+        return [_issue(node, where, f"'{where}' must be a tool: {{type: {COMPONENT_TOOL} (a node), {PIPELINE_TOOL} "
+                                    f"(a workflow) or {MCP_TOOLSET} (an MCP server), data: {{…}}}}; code tools are "
+                                    "not tools here.", IssueCode.NOT_ALLOWED)]
     data = tool["data"]
+    if tool["type"] == MCP_TOOLSET:
+        return _check_mcp(node, data, where, running=running)
     issues = []
     name = data.get("name")
     if not isinstance(name, str) or not TOOL_NAME.match(name):
@@ -147,7 +215,8 @@ def check_agent(node: str, params: dict[str, Any], *, running: bool = False, dep
     tools = params.get("tools") or []
     if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
         return issues + [_issue(node, "tools", f"tools must be a list of at most {MAX_TOOLS} tools.")]
-    names = [t["data"].get("name") for t in tools if isinstance(t, dict) and isinstance(t.get("data"), dict)]
+    names = [t["data"].get("name") for t in tools if isinstance(t, dict) and isinstance(t.get("data"), dict)
+             and t.get("type") != MCP_TOOLSET]
     issues += [_issue(node, "tools", f"two tools are named '{name}'; give each its own name.")
                for name in sorted({n for n in names if isinstance(n, str) and names.count(n) > 1})]
     for index, tool in enumerate(tools):
@@ -250,9 +319,13 @@ def build_agent(node: str, params: dict[str, Any], *, settings: Settings, runnin
     tools = []
     for tool in params.get("tools") or []:
         data = tool["data"]
-        common = {"name": data["name"], "description": data.get("description") or data["name"],
+        common = {"name": data.get("name"), "description": data.get("description") or data.get("name"),
                   "parameters": data.get("parameters")}
-        if tool["type"] == COMPONENT_TOOL:
+        if tool["type"] == MCP_TOOLSET:       # connects when the agent warms up, which names it if it cannot
+            from haystack_integrations.tools.mcp import MCPToolset
+
+            tools.append(MCPToolset.from_dict(copy.deepcopy(tool)))
+        elif tool["type"] == COMPONENT_TOOL:
             tools.append(ComponentTool(make_component(ComponentSpec(**data["component"])), **common))
         else:
             declared = {"inputs": data.get("input_mapping") or {},
@@ -261,7 +334,7 @@ def build_agent(node: str, params: dict[str, Any], *, settings: Settings, runnin
                                       input_mapping=data.get("input_mapping"),
                                       output_mapping=data.get("output_mapping"), **common))
     plain = {k: v for k, v in params.items() if k not in ("chat_generator", "tools", *_FIXED)}
-    declared = {t.name: set(t.parameters.get("properties", {})) for t in tools}
+    declared = {t.name: set(t.parameters.get("properties", {})) for t in tools if isinstance(t, ComponentTool)}
     with warnings.catch_warnings():     # Haystack marks the hook experimental; it is pinned with Haystack
         warnings.simplefilter("ignore")
         budget = TokenBudgetHook(max_total_tokens=settings.agent_token_budget)

@@ -140,3 +140,14 @@ def note_workflow(template: str) -> dict:
     """A saved workflow to call as a tool: ``item`` in, the rendered ``template`` out as ``note``."""
     return {"components": {"p": {"type": PROMPT, "init_parameters": {"template": template}}},
             "connections": [], "inputs": {"item": ["p.item"]}, "outputs": {"note": "p.prompt"}}
+
+
+def mcp_tools(url: str, names: list[str] | None = None, token_env: str | None = None, seconds: float = 10.0) -> dict:
+    """An MCP server as an agent's toolset, as Haystack serializes it (Streamable HTTP)."""
+    token = {"type": "env_var", "env_vars": [token_env], "strict": True} if token_env else None
+    return {"type": "haystack_integrations.tools.mcp.mcp_toolset.MCPToolset", "data": {
+        "server_info": {"type": "haystack_integrations.tools.mcp.mcp_tool.StreamableHttpServerInfo", "url": url,
+                        "token": token, "headers": None, "timeout": 10, "max_retries": 0, "base_delay": 1.0,
+                        "max_delay": 5.0, "oauth_config": None},
+        "tool_names": names, "connection_timeout": seconds, "invocation_timeout": seconds, "eager_connect": False,
+        "inputs_from_state": None, "outputs_to_state": None, "outputs_to_string": None}}

@@ -10,8 +10,9 @@ import pytest
 from haystack import Pipeline
 
 from stackyard.settings import reset_settings_cache
+from tests.support.mcp_server import McpServer
 from tests.support.openai_server import ChatServer, ToolCall
-from tests.support.specs import agent_chat, note_tool, note_workflow
+from tests.support.specs import agent_chat, mcp_tools, note_tool, note_workflow
 from workflows.agents import check_no_cycle, tool_parameters, tool_sources, workflow_tool
 from workflows.build import BuildMode
 from workflows.errors import WorkflowInvalid
@@ -131,7 +132,9 @@ def test_malformed_and_unknown_tool_calls_do_not_crash_the_run(server: ChatServe
 
 @pytest.mark.parametrize(("tool", "expected"), [
     ({"type": "haystack.tools.tool.Tool", "data": {"name": "run", "function": "os.system"}}, "must be a tool"),
-    ({"type": "haystack_integrations.tools.mcp.mcp_toolset.MCPToolset", "data": {}}, "must be a tool"),
+    ({"type": "haystack_integrations.tools.mcp.mcp_toolset.MCPToolset", "data": {"server_info": {
+        "type": "haystack_integrations.tools.mcp.mcp_tool.StdioServerInfo", "command": "rm", "args": ["-rf", "/"]}}},
+     "a stdio server would start a process"),
     ({**HOURS, "data": {**HOURS["data"], "name": "has spaces!"}}, "tool name 'has spaces!'"),
     ({**HOURS, "data": {**HOURS["data"], "outputs_to_string": {"handler": "os.system"}}}, "would load Python code"),
     ({**HOURS, "data": {**HOURS["data"], "component": {"type": "subprocess.Popen", "init_parameters": {}}}},
@@ -139,7 +142,7 @@ def test_malformed_and_unknown_tool_calls_do_not_crash_the_run(server: ChatServe
     ({**HOURS, "data": {**HOURS["data"], "component": {"type": HOURS["data"]["component"]["type"],
                                                         "init_parameters": {"template": "{{ ''.__class__ }}"}}}},
      "private attribute"),
-], ids=["function-tool", "mcp-stdio-or-any-toolset", "bad-name", "handler", "unlisted-class", "unsafe-template"])
+], ids=["function-tool", "mcp-stdio", "bad-name", "handler", "unlisted-class", "unsafe-template"])
 def test_hostile_tools_are_refused_before_anything_is_imported(server: ChatServer, tool: dict, expected: str):
     issues = validate(spec_from_dict(agent_chat(server.base_url, [tool])))
     assert issues and all(issue.node == "agent" for issue in issues), issues
@@ -173,3 +176,52 @@ def test_workflow_tools_nest_three_deep_and_no_deeper(server: ChatServer):
         messages = [issue.message for issue in validate(spec)]
         assert bool(messages) == (level > 3), (level, messages)
     assert "workflow tools nest more than 3 deep" in messages[0]
+
+
+@pytest.fixture
+def mcp(server: ChatServer, monkeypatch: pytest.MonkeyPatch):
+    with McpServer() as mcp_server:
+        monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{server.port},127.0.0.1:{mcp_server.port}")
+        monkeypatch.setenv("STACKYARD_MCP_SERVERS", mcp_server.url)
+        reset_settings_cache()
+        yield mcp_server
+
+
+def test_an_agent_calls_a_tool_of_an_mcp_server_it_may_use(server: ChatServer, mcp: McpServer):
+    server.reply = lambda body: [ToolCall("stock", {"item": "tea"})] if not tool_results(body) else \
+        "Stock: " + tool_results(body)[0]
+    outputs = run(agent_chat(server.base_url, [mcp_tools(mcp.url, names=["stock"])]), "How much tea is there?")
+    assert "tea: 7 in stock" in outputs["answer"]["text"]
+    assert mcp.calls == [("stock", {"item": "tea"})]
+    assert [t["function"]["name"] for t in server.requests[0]["tools"]] == ["stock"]   # only the tools named
+
+
+def test_mcp_servers_are_refused_unless_allowed_and_reachable_only_as_allowed(server: ChatServer, mcp: McpServer,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    def problems(tool: dict) -> list[str]:
+        return [issue.message for issue in validate(spec_from_dict(agent_chat(server.base_url, [tool])))]
+
+    assert problems(mcp_tools(mcp.url)) == []
+    assert any("is not one an operator allows (STACKYARD_MCP_SERVERS" in m
+               for m in problems(mcp_tools("http://127.0.0.1:1/other")))
+    monkeypatch.setenv("STACKYARD_MCP_SERVERS", f"{mcp.url},http://169.254.169.254/")
+    reset_settings_cache()
+    assert any("'url' is a server this workflow may not call" in m
+               for m in problems(mcp_tools("http://169.254.169.254/mcp")))
+    clear = mcp_tools(mcp.url)
+    clear["data"]["server_info"]["token"] = "sk-in-clear"
+    assert any("must name an environment variable" in m for m in problems(clear))
+    assert any("not one an operator has granted" in m for m in problems(mcp_tools(mcp.url, token_env="HOME")))
+
+
+def test_an_unreachable_mcp_server_fails_the_run_naming_it(server: ChatServer, mcp: McpServer,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    from tests.support.stack import free_port
+
+    gone = f"http://127.0.0.1:{free_port()}/mcp"
+    monkeypatch.setenv("STACKYARD_MCP_SERVERS", gone)
+    monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{server.port},{gone.split('/')[2]}")
+    reset_settings_cache()
+    with pytest.raises(Exception) as raised:
+        run(agent_chat(server.base_url, [mcp_tools(gone, seconds=1.0)]))
+    assert "Failed to connect to MCP server" in str(raised.value) and gone in str(raised.value)
