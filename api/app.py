@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
 from api import auth, errors, guard, methods, metrics
@@ -13,6 +16,7 @@ from api.routes import (
     health,
     jobs,
     knowledge,
+    mcp,
     models,
     openai_compat,
     runs,
@@ -24,7 +28,15 @@ def create_app() -> FastAPI:
     from store.db import migrate
 
     migrate()
-    app = FastAPI(title="Stackyard", version="0.1.0", description="Build, run and serve Haystack workflows.")
+    tools = mcp.McpEndpoint()     # published apps as MCP tools, served while the app runs
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with tools.running():
+            yield
+
+    app = FastAPI(title="Stackyard", version="0.1.0", description="Build, run and serve Haystack workflows.",
+                  lifespan=lifespan)
     errors.install(app)
     app.state.gradio_uploads = {}  # page path -> largest upload it takes (ui.pages.mount_page fills it)
     app.add_middleware(GradioBodyLimit, uploads=app.state.gradio_uploads)  # inside the login: strangers' bodies unread
@@ -41,5 +53,6 @@ def create_app() -> FastAPI:
     app.include_router(knowledge.router)
     app.include_router(evaluations.router)
     app.include_router(conversations.router)
+    app.mount(mcp.MCP_PATH, tools)
     methods.install(app)  # 405 for undeclared methods on API paths, before the UI mounted at "/" takes them
     return app
