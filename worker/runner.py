@@ -28,6 +28,7 @@ from worker import notify
 from worker.cache import WarmPipelines
 from worker.streams import TokenStream, special_tokens
 from workflows import crud
+from workflows.agents import streams_while_calling_tools
 from workflows.availability import knowledge_warnings
 from workflows.execute import run_pipeline
 
@@ -126,7 +127,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
         spec, pipeline, loads = cache().get(version_id, lambda: load_spec(version_id))
         rec.notices = {issue.node: issue.message for issue in knowledge_warnings(spec) if issue.node}
         extra = {}
-        if stream_node:
+        if stream_node and streams_while_calling_tools(pipeline.get_component(stream_node)):
             stream = TokenStream(run_id, rec, special_tokens(pipeline.get_component(stream_node)))
             extra[stream_node] = {"streaming_callback": stream}
         with recording(rec):

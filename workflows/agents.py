@@ -247,26 +247,29 @@ def workflow_tool(name: str, description: str, spec: WorkflowSpec, *, workflow_i
         "output_mapping": {ref: alias for alias, ref in spec.outputs.items()}, "parameters": None}}
 
 
-def nested_components(spec: WorkflowSpec) -> Iterator[dict[str, Any]]:
-    """Every component of ``spec`` as ``{type, init_parameters}``, with those inside its agents: their models,
-    the nodes they call as tools, and the nodes of the workflows they call (what a worker will load)."""
-    stack: list[Any] = [comp.model_dump() for comp in spec.components.values()]
+def component_parts(spec: WorkflowSpec) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(node, type, init_parameters)`` of every component in ``spec`` and inside its agents (their models, the
+    nodes they call as tools, the nodes of the workflows they call: ``node`` is then the agent's), what a worker
+    loads. The dicts are the spec's own, so a caller may fill them in (an export's store URIs)."""
+    stack: list[tuple[str, Any, Any]] = [(name, comp.type, comp.init_parameters)
+                                         for name, comp in spec.components.items()]
     while stack:
-        comp = stack.pop()
-        if not isinstance(comp, dict):
+        node, type_, params = stack.pop()
+        if not isinstance(type_, str) or not isinstance(params, dict):
             continue
-        yield comp
-        if comp.get("type") != AGENT:
+        yield node, type_, params
+        if type_ != AGENT:
             continue
-        params = comp.get("init_parameters") or {}
-        stack.append(params.get("chat_generator"))
+        nested = [params.get("chat_generator")]
         for tool in params.get("tools") or []:
             data = tool.get("data") if isinstance(tool, dict) else None
             if isinstance(data, dict):
-                stack.append(data.get("component"))
+                nested.append(data.get("component"))
                 pipeline = data.get("pipeline")
                 if isinstance(pipeline, dict) and isinstance(pipeline.get("components"), dict):
-                    stack.extend(pipeline["components"].values())
+                    nested.extend(pipeline["components"].values())
+        stack.extend((node, comp.get("type"), comp.setdefault("init_parameters", {})) for comp in nested
+                     if isinstance(comp, dict))
 
 
 def _tools_of(spec_components: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -348,6 +351,16 @@ def build_agent(node: str, params: dict[str, Any], *, settings: Settings, runnin
     except Exception as exc:  # noqa: BLE001 - e.g. a generator that cannot call tools: a bad parameter
         raise ComponentBuildError([_issue(node, "chat_generator", f"the agent cannot be made: {exc}. Pick a chat "
                                           "model that calls tools (OpenAI-compatible or a local chat model).")]) from None
+
+
+def streams_while_calling_tools(component: Any) -> bool:
+    """Whether a node can be handed a streaming callback: not an agent whose model cannot stream and call tools
+    at once (a local transformers model refuses both); such an agent's answer arrives whole when it is done."""
+    from haystack.components.agents import Agent
+
+    if not isinstance(component, Agent):
+        return True
+    return type(component.chat_generator).__name__ != "TransformersChatGenerator"
 
 
 class _OnlyDeclaredArguments:

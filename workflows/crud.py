@@ -26,11 +26,11 @@ from workflows.validation import validate
 
 def needs_gpu(spec: WorkflowSpec) -> bool:
     """True when a node runs a local model that wants a GPU (or is explicitly set to cuda)."""
-    for comp in agents.nested_components(spec):        # an agent's local model counts as much as a node's
-        node_type = get_node_type(comp.get("type"))
+    for _, type_, params in agents.component_parts(spec):        # an agent's local model counts as much as a node's
+        node_type = get_node_type(type_)
         if node_type and node_type.needs_gpu:
             return True
-        device = (comp.get("init_parameters") or {}).get("device")
+        device = params.get("device")
         if isinstance(device, dict) and "cuda" in str(device):
             return True
     return False

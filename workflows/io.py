@@ -19,6 +19,7 @@ from haystack.core.errors import PipelineError
 from knowledge.search import KNOWLEDGE_BASE_STORE
 from nodes.catalog import MILVUS_STORE
 from stackyard.settings import Settings, get_settings
+from workflows.agents import component_parts
 from workflows.build import BuildMode, ComponentBuildError, knowledge_base_store
 from workflows.errors import WorkflowInvalid
 from workflows.spec import WorkflowSpec, load_document, spec_from_dict, to_yaml
@@ -26,8 +27,8 @@ from workflows.validation import assemble, validate
 
 
 def _milvus_stores(spec: WorkflowSpec):
-    for comp in spec.components.values():
-        for value in comp.init_parameters.values():
+    for _, _, params in component_parts(spec):              # with those of the nodes an agent calls as tools
+        for value in params.values():
             if isinstance(value, dict) and value.get("type") == MILVUS_STORE:
                 yield value.setdefault("init_parameters", {})
 
@@ -90,10 +91,10 @@ def export_yaml(spec: WorkflowSpec, settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     spec = copy.deepcopy(spec)
     try:
-        for name, comp in spec.components.items():
-            for key, value in comp.init_parameters.items():
+        for node, type_, params in component_parts(spec):
+            for key, value in params.items():
                 if isinstance(value, dict) and value.get("type") == KNOWLEDGE_BASE_STORE:
-                    comp.init_parameters[key] = knowledge_base_store(name, key, value, comp.type)
+                    params[key] = knowledge_base_store(node, key, value, type_)
     except ComponentBuildError as exc:
         raise WorkflowInvalid(exc.issues) from None
     for store in _milvus_stores(spec):

@@ -225,3 +225,20 @@ def test_an_unreachable_mcp_server_fails_the_run_naming_it(server: ChatServer, m
     with pytest.raises(Exception) as raised:
         run(agent_chat(server.base_url, [mcp_tools(gone, seconds=1.0)]))
     assert "Failed to connect to MCP server" in str(raised.value) and gone in str(raised.value)
+
+
+def test_an_agent_on_a_local_model_is_not_handed_a_stream_one_on_a_server_is(server: ChatServer):
+    """A local transformers model refuses to stream while it may call tools: the worker hands such an agent no
+    streaming callback (its answer arrives whole), while an agent on an OpenAI-compatible server streams."""
+    from nodes.catalog import AGENT, get_node_type
+    from workflows.agents import streams_while_calling_tools
+
+    local = get_node_type("haystack_integrations.components.generators.transformers.chat.chat_generator."
+                          "TransformersChatGenerator")
+    on_server = agent_chat(server.base_url, [HOURS])["components"]["agent"]["init_parameters"]
+    on_device = {**on_server, "chat_generator": {"type": local.type, "init_parameters": local.defaults}}
+    built = {name: build_node("agent", ComponentSpec(type=AGENT, init_parameters=params), mode=BuildMode.VALIDATE)
+             for name, params in (("server", on_server), ("device", on_device))}
+    assert streams_while_calling_tools(built["server"]) and not streams_while_calling_tools(built["device"])
+    assert streams_while_calling_tools(build_node("p", ComponentSpec(type=HOURS["data"]["component"]["type"],
+                                                                     init_parameters={"template": "x"})))

@@ -1,7 +1,8 @@
 """An agent on real processes (web, a worker, Redis, PostgreSQL, milvus-lite, MiniLM): the in-test OpenAI-compatible
 server, scripted to call tools, drives it through a knowledge-base retriever on the canvas and a saved workflow to an
 answer holding both results; the run's trace lists every model and tool call with its arguments; a tool that fails is
-shown to the model and in the trace; max steps ends the run saying so; a workflow cannot call itself."""
+shown to the model and in the trace; max steps ends the run saying so; a workflow cannot call itself; the export
+loads and answers in plain Haystack."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from haystack import Pipeline
 
 from tests.support.openai_server import ChatServer, ToolCall
 from tests.support.specs import agent_chat, note_workflow
@@ -67,7 +69,8 @@ def finished(stack: Stack, run_id: str) -> dict:
                       message=f"run {run_id} finished")
 
 
-def test_an_agent_searches_a_knowledge_base_calls_a_saved_workflow_and_shows_each_step(stack: Stack, llm: ChatServer):
+def test_an_agent_searches_a_knowledge_base_calls_a_saved_workflow_and_shows_each_step(
+        stack: Stack, llm: ChatServer, monkeypatch: pytest.MonkeyPatch):
     assert stack.api("POST", BASES, json={"name": "shop", "chunking": {"length": 12, "overlap": 0}}).status_code == 201
     added = stack.api("POST", f"{BASES}/shop/documents", json={"texts": [
         {"name": "vault", "text": "The back office vault code is 4242."},
@@ -97,6 +100,14 @@ def test_an_agent_searches_a_knowledge_base_calls_a_saved_workflow_and_shows_eac
     assert "4242" in json.dumps(search["output_preview"]["result"])
     assert rows["agent · step 2 · tool price_list"]["output_preview"]["arguments"] == {"item": "tea"}
     assert rows["agent"]["state"] == "done" and {"prompt", "agent"} <= set(rows)
+
+    # The export is plain Haystack: the knowledge base the tool reads became its Milvus store, and it answers.
+    exported = stack.api("GET", "/api/v1/workflows/shop-agent/export")
+    assert exported.status_code == 200 and "knowledge_base" not in exported.text
+    monkeypatch.setenv("TEST_LLM_KEY", "k")
+    loaded = Pipeline.loads(exported.text, allowed_modules=["milvus_haystack"])
+    plain = loaded.run({"prompt": {"question": "What is the vault code, and tea's price?"}})
+    assert "4242" in plain["agent"]["last_message"].text and "tea costs 12 euros." in plain["agent"]["last_message"].text
 
     # The saved workflow cannot call the agent that calls it.
     as_tool = stack.api("GET", "/api/v1/workflows/shop-agent/versions/1/tool",

@@ -23,8 +23,8 @@ CHAT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 
 
 def test_the_starters_exist_and_validate():
-    assert template_names() == ["chat_memory", "classify", "ingest", "ingest_knowledge", "rag_chat", "rag_rewrite",
-                                "summarize"]
+    assert template_names() == ["agent_search", "agent_workflow", "chat_memory", "classify", "ingest",
+                                "ingest_knowledge", "rag_chat", "rag_rewrite", "summarize"]
     for name in template_names():
         assert validate(import_text(template_path(name).read_text())) == []
 
@@ -36,8 +36,8 @@ def _canonical(pipeline: Pipeline) -> dict:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", ["chat_memory", "classify", "ingest", "ingest_knowledge", "rag_chat", "rag_rewrite",
-                                  "summarize"])
+@pytest.mark.parametrize("name", ["agent_search", "agent_workflow", "chat_memory", "classify", "ingest",
+                                  "ingest_knowledge", "rag_chat", "rag_rewrite", "summarize"])
 def test_template_round_trips_through_plain_haystack(name, milvus):
     text = template_path(name).read_text()
     spec = import_text(text)
@@ -219,3 +219,61 @@ def test_the_rewrite_template_searches_with_a_standalone_query_made_from_the_con
     assert outputs["prompt"][-1]["text"].startswith("Question: How far can it leap?")
     assert alone["search_query"] == "unknown"          # without the conversation the follow-up names nothing
     assert outputs["answer"][0]["text"] == "the answer"
+
+
+def _server_generator(server) -> dict:
+    from nodes.models import SERVER_GENERATOR
+
+    return {"type": SERVER_GENERATOR, "init_parameters": {"model": "local-model", "api_base_url": server.base_url,
+                                                          "max_retries": 0, "timeout": 10}}
+
+
+def test_the_agent_calling_a_workflow_template_gets_the_machines_generator_everywhere_and_answers(
+        monkeypatch: pytest.MonkeyPatch):
+    """Started with the operator's server, the agent and the summarizer it calls as a tool both use it: the agent
+    asks for the tool, the tool's own LLM call summarizes, and the agent answers with that summary."""
+    from stackyard.settings import reset_settings_cache
+    from tests.support.openai_server import ChatServer, ToolCall
+    from workflows.templates import starter
+
+    def script(body: dict):
+        if not body.get("tools"):                          # the summarizer workflow's own LLM call
+            return "Stackyard builds workflows. It runs them."
+        results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
+        if not results:
+            return [ToolCall("summarize_text", {"text": "Stackyard builds Haystack workflows and runs them on workers."})]
+        return "Here is the summary: " + results[0]
+
+    with ChatServer(script) as server:
+        monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{server.port}")
+        reset_settings_cache()
+        spec = starter("agent_workflow", _server_generator(server))
+        assert validate(spec) == []
+        outputs = run_pipeline(spec, build_pipeline(spec), {"request": "Summarize: Stackyard builds workflows."})
+    assert "Stackyard builds workflows. It runs them." in outputs["answer"]["text"]
+    assert "Summarize the following text" in server.requests[1]["messages"][0]["content"]  # the tool's own prompt
+    reset_settings_cache()
+
+
+@pytest.mark.integration
+def test_the_agent_search_template_searches_the_indexed_documents_and_answers(indexed, monkeypatch):
+    from stackyard.settings import reset_settings_cache
+    from tests.support.openai_server import ChatServer, ToolCall
+    from workflows.templates import starter
+
+    moonhare = next(f for f in DOCUMENT_FACTS.values() if "moonhare" in f["key"])
+
+    def script(body: dict):
+        results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
+        if not results:
+            return [ToolCall("search_documents", {"query": "How far can the striped moonhare leap?"})]
+        return "Found: " + results[0]
+
+    with ChatServer(script) as server:
+        monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{server.port}")
+        reset_settings_cache()
+        spec = starter("agent_search", _server_generator(server))
+        outputs = run_pipeline(spec, build_pipeline(spec), {"question": "How far does the moonhare leap?"})
+    assert moonhare["key"] in outputs["answer"]["text"]
+    assert [m["role"] for m in outputs["steps"]] == ["system", "user", "assistant", "tool", "assistant"]
+    reset_settings_cache()

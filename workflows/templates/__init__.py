@@ -38,10 +38,25 @@ def starter(name: str, generator: dict[str, Any] | None = None) -> WorkflowSpec:
     if not generator:
         return spec
     for node, component in list(spec.components.items()):
-        if component.type not in GENERATORS:
-            continue
-        params = dict(generator["init_parameters"])
-        if generator["type"] == component.type == LOCAL_GENERATOR and "generation_kwargs" in component.init_parameters:
-            params["generation_kwargs"] = component.init_parameters["generation_kwargs"]
-        spec.components[node] = ComponentSpec(type=generator["type"], init_parameters=params)
+        spec.components[node] = ComponentSpec(**_with_generator(component.model_dump(), generator))
     return spec
+
+
+def _with_generator(component: dict[str, Any], generator: dict[str, Any]) -> dict[str, Any]:
+    """``component`` with ``generator`` in place of its generator, and of those inside it (an agent's model and
+    the generators of the workflows it calls as tools)."""
+    if component.get("type") in GENERATORS:
+        params = dict(generator["init_parameters"])
+        kept = component.get("init_parameters") or {}
+        if generator["type"] == component["type"] == LOCAL_GENERATOR and "generation_kwargs" in kept:
+            params["generation_kwargs"] = kept["generation_kwargs"]
+        return {"type": generator["type"], "init_parameters": params}
+    return {key: _swapped(value, generator) for key, value in component.items()}
+
+
+def _swapped(value: Any, generator: dict[str, Any]) -> Any:
+    if isinstance(value, dict):
+        return _with_generator(value, generator)
+    if isinstance(value, list):
+        return [_swapped(item, generator) for item in value]
+    return value
