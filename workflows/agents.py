@@ -50,8 +50,16 @@ MAX_DESCRIPTION = 2_000
 MAX_NESTING = 3            # workflow tools inside workflow tools (through their agents)
 # Agent parameters that would run code or change how failures surface: only their default is allowed.
 _FIXED = {"streaming_callback": None, "hooks": None, "raise_on_tool_invocation_failure": False,
-          "tool_streaming_callback_passthrough": False, "state_schema": {}}
-_TOOL_CODE = ("inputs_from_state", "outputs_to_state", "outputs_to_string")   # hold handlers Haystack imports
+          "tool_streaming_callback_passthrough": False}
+_TOOL_STATE = ("inputs_from_state", "outputs_to_state", "outputs_to_string")   # data, unless they name a handler
+# State fields an agent may keep (tools read and write them; each is also an output of the node), by the type
+# names Haystack writes; a state "handler" would be imported code.
+STATE_TYPES = ("str", "int", "float", "bool", "list[str]", "list[haystack.dataclasses.document.Document]",
+               "dict[str, typing.Any]")
+STATE_FIELD = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_RESERVED_STATE = ("messages", "step_count", "token_usage", "tool_call_counts", "exit_reason", "continue_run",
+                   "stop_run", "tools", "hook_context", "context_tokens")
+MAX_STATE_FIELDS = 16
 
 
 class AgentStopped(Exception):
@@ -117,6 +125,55 @@ def mcp_server_refusal(url: Any) -> str | None:
     return None
 
 
+def _names_a_handler(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "handler" in item:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _state_links(node: str, data: dict[str, Any], where: str) -> list[Issue]:
+    """A tool's links to the agent's state (what it reads from it, writes to it, shows the model) are data, and
+    are refused only when they name a handler: Haystack would import that function."""
+    issues = []
+    for key in _TOOL_STATE:
+        value = data.get(key)
+        if value in (None, {}, []):
+            continue
+        if not isinstance(value, dict):
+            issues.append(_issue(node, f"{where}.{key}", f"'{key}' is a mapping, e.g. {{documents: {{source: "
+                                                         "documents}}}."))
+        elif _names_a_handler(value):
+            issues.append(_issue(node, f"{where}.{key}", f"'{key}' names a handler, which would load Python code; "
+                                 "remove the handler (the source alone is kept).", IssueCode.DANGEROUS_PARAM))
+    return issues
+
+
+def _check_state(node: str, schema: Any) -> list[Issue]:
+    if schema in (None, {}):
+        return []
+    if not isinstance(schema, dict) or len(schema) > MAX_STATE_FIELDS:
+        return [_issue(node, "state_schema", f"state fields are a mapping of at most {MAX_STATE_FIELDS} fields, e.g. "
+                                             "{documents: {type: 'list[haystack.dataclasses.document.Document]'}}.")]
+    issues = []
+    for name, field in schema.items():
+        if not isinstance(name, str) or not STATE_FIELD.match(name) or name in _RESERVED_STATE:
+            issues.append(_issue(node, "state_schema", f"state field {name!r} must be a lower-case name (letters, "
+                                 f"digits, '_') other than {', '.join(_RESERVED_STATE)}."))
+        elif not isinstance(field, dict) or set(field) != {"type"} or field["type"] not in STATE_TYPES:
+            issues.append(_issue(node, f"state_schema.{name}", f"state field '{name}' is {{type: <one of "
+                                 f"{', '.join(STATE_TYPES)}>}} (a handler would be imported code).",
+                                 IssueCode.DANGEROUS_PARAM if isinstance(field, dict) and "handler" in field
+                                 else IssueCode.BAD_PARAM))
+    return issues
+
+
 def _check_mcp(node: str, data: dict[str, Any], where: str, *, running: bool) -> list[Issue]:
     server = data.get("server_info")
     if not isinstance(server, dict) or server.get("type") != MCP_HTTP:
@@ -150,11 +207,7 @@ def _check_mcp(node: str, data: dict[str, Any], where: str, *, running: bool) ->
     if data.get("eager_connect"):
         issues.append(_issue(node, f"{where}.eager_connect", "eager_connect would connect while the workflow is "
                                                              "checked; leave it false (it connects when it runs)."))
-    for key in _TOOL_CODE:
-        if data.get(key) not in (None, {}, []):
-            issues.append(_issue(node, f"{where}.{key}", f"'{key}' would load Python code and is refused; remove it.",
-                                 IssueCode.DANGEROUS_PARAM))
-    return issues
+    return issues + _state_links(node, data, where)
 
 
 def _check_tool(node: str, tool: Any, where: str, *, running: bool, depth: int) -> list[Issue]:
@@ -175,10 +228,7 @@ def _check_tool(node: str, tool: Any, where: str, *, running: bool, depth: int) 
     if description is not None and (not isinstance(description, str) or len(description) > MAX_DESCRIPTION):
         issues.append(_issue(node, f"{where}.data.description", f"a tool's description is text of at most "
                                                                 f"{MAX_DESCRIPTION:,} characters."))
-    for key in _TOOL_CODE:
-        if data.get(key) not in (None, {}, []):
-            issues.append(_issue(node, f"{where}.data.{key}", f"'{key}' would load Python code and is refused; remove "
-                                 "it.", IssueCode.DANGEROUS_PARAM))
+    issues += _state_links(node, data, f"{where}.data")
     parameters = data.get("parameters")
     if parameters is not None and not (isinstance(parameters, dict) and isinstance(parameters.get("properties"), dict)):
         issues.append(_issue(node, f"{where}.data.parameters", "a tool's parameters are a JSON schema object with "
@@ -197,12 +247,13 @@ def _check_tool(node: str, tool: Any, where: str, *, running: bool, depth: int) 
 
 def check_agent(node: str, params: dict[str, Any], *, running: bool = False, depth: int = 0) -> list[Issue]:
     """Every problem in an agent's parameters, its model and its tools, each pinned to where it is."""
-    issues = check_params(node, {k: v for k, v in params.items() if k not in ("chat_generator", "tools", *_FIXED)},
-                          running=running)
+    issues = check_params(node, {k: v for k, v in params.items()
+                                 if k not in ("chat_generator", "tools", "state_schema", *_FIXED)}, running=running)
     for key, default in _FIXED.items():
         if params.get(key) not in (None, default):
             issues.append(_issue(node, key, f"'{key}' can only be {default!r} here: Stackyard sets it itself.",
                                  IssueCode.DANGEROUS_PARAM))
+    issues += _check_state(node, params.get("state_schema"))
     cap = get_settings().agent_max_steps
     steps = params.get("max_agent_steps", 100)
     if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= cap:
@@ -323,7 +374,7 @@ def build_agent(node: str, params: dict[str, Any], *, settings: Settings, runnin
     for tool in params.get("tools") or []:
         data = tool["data"]
         common = {"name": data.get("name"), "description": data.get("description") or data.get("name"),
-                  "parameters": data.get("parameters")}
+                  "parameters": data.get("parameters"), **{key: data.get(key) or None for key in _TOOL_STATE}}
         if tool["type"] == MCP_TOOLSET:       # connects when the agent warms up, which names it if it cannot
             from haystack_integrations.tools.mcp import MCPToolset
 
@@ -336,7 +387,9 @@ def build_agent(node: str, params: dict[str, Any], *, settings: Settings, runnin
             tools.append(PipelineTool(make_pipeline(spec_from_dict({**data["pipeline"], **declared})),
                                       input_mapping=data.get("input_mapping"),
                                       output_mapping=data.get("output_mapping"), **common))
-    plain = {k: v for k, v in params.items() if k not in ("chat_generator", "tools", *_FIXED)}
+    plain = {k: v for k, v in params.items() if k not in ("chat_generator", "tools", "state_schema", *_FIXED)}
+    plain["state_schema"] = {name: {"type": _state_type(field["type"])}
+                             for name, field in (params.get("state_schema") or {}).items()}
     declared = {t.name: set(t.parameters.get("properties", {})) for t in tools if isinstance(t, ComponentTool)}
     with warnings.catch_warnings():     # Haystack marks the hook experimental; it is pinned with Haystack
         warnings.simplefilter("ignore")
@@ -351,6 +404,12 @@ def build_agent(node: str, params: dict[str, Any], *, settings: Settings, runnin
     except Exception as exc:  # noqa: BLE001 - e.g. a generator that cannot call tools: a bad parameter
         raise ComponentBuildError([_issue(node, "chat_generator", f"the agent cannot be made: {exc}. Pick a chat "
                                           "model that calls tools (OpenAI-compatible or a local chat model).")]) from None
+
+
+def _state_type(name: str) -> Any:
+    from haystack.utils.type_serialization import deserialize_type
+
+    return deserialize_type(name)        # one of STATE_TYPES, checked above: no other name reaches it
 
 
 def streams_while_calling_tools(component: Any) -> bool:

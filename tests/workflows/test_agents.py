@@ -136,7 +136,7 @@ def test_malformed_and_unknown_tool_calls_do_not_crash_the_run(server: ChatServe
         "type": "haystack_integrations.tools.mcp.mcp_tool.StdioServerInfo", "command": "rm", "args": ["-rf", "/"]}}},
      "a stdio server would start a process"),
     ({**HOURS, "data": {**HOURS["data"], "name": "has spaces!"}}, "tool name 'has spaces!'"),
-    ({**HOURS, "data": {**HOURS["data"], "outputs_to_string": {"handler": "os.system"}}}, "would load Python code"),
+    ({**HOURS, "data": {**HOURS["data"], "outputs_to_string": {"handler": "os.system"}}}, "names a handler"),
     ({**HOURS, "data": {**HOURS["data"], "component": {"type": "subprocess.Popen", "init_parameters": {}}}},
      "is not an allowed component"),
     ({**HOURS, "data": {**HOURS["data"], "component": {"type": HOURS["data"]["component"]["type"],
@@ -242,3 +242,31 @@ def test_an_agent_on_a_local_model_is_not_handed_a_stream_one_on_a_server_is(ser
     assert streams_while_calling_tools(built["server"]) and not streams_while_calling_tools(built["device"])
     assert streams_while_calling_tools(build_node("p", ComponentSpec(type=HOURS["data"]["component"]["type"],
                                                                      init_parameters={"template": "x"})))
+
+
+def test_a_tool_writes_a_state_field_the_agent_outputs(server: ChatServer):
+    """A state field is a node output: a tool writes its result into it (outputs_to_state, data not code), and the
+    workflow can declare it (e.g. a chat app's sources)."""
+    noted = {**HOURS, "data": {**HOURS["data"], "outputs_to_state": {"note": {"source": "prompt"}}}}
+    data = agent_chat(server.base_url, [noted])
+    data["components"]["agent"]["init_parameters"]["state_schema"] = {"note": {"type": "str"}}
+    data["outputs"]["note"] = "agent.note"
+    server.reply = lambda body: [ToolCall("opening_hours", {"day": "friday"})] if not tool_results(body) else "ok"
+    assert run(data)["note"] == "Open on friday from 9 to 17."
+
+    data["components"]["agent"]["init_parameters"]["state_schema"] = {
+        "note": {"type": "str", "handler": "os.system"}, "tools": {"type": "str"}, "x": {"type": "subprocess.Popen"}}
+    messages = [issue.message for issue in validate(spec_from_dict(data))]
+    assert any("state field 'note' is {type:" in m for m in messages)
+    assert any("state field 'tools' must be a lower-case name" in m for m in messages)
+    assert any("state field 'x' is {type:" in m for m in messages)
+
+
+def test_the_token_budget_stops_a_run_that_keeps_calling_tools(server: ChatServer, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("STACKYARD_AGENT_TOKEN_BUDGET", "6")     # each scripted model call reports 5 tokens
+    reset_settings_cache()
+    server.reply = lambda body: [ToolCall("opening_hours", {"day": "monday"})]
+    with pytest.raises(Exception) as raised:
+        run(agent_chat(server.base_url, [HOURS], max_steps=10))
+    assert "reached this run's budget of 6 tokens (STACKYARD_AGENT_TOKEN_BUDGET)" in str(raised.value)
+    assert len(server.requests) == 2                              # 5, then 10 ≥ 6: no third call
