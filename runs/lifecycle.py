@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from runs import trace
@@ -88,7 +89,18 @@ def read_run(run_id: str) -> Run:
 
 
 def node_runs(session: Session, *, run_id: str) -> list[NodeRun]:
-    return list(session.exec(select(NodeRun).where(NodeRun.run_id == run_id).order_by(NodeRun.id)))
+    """The run's trace rows, without the whole tool results (``node_output`` reads one)."""
+    query = select(NodeRun).where(NodeRun.run_id == run_id).order_by(NodeRun.id).options(defer(NodeRun.output_full))
+    return list(session.exec(query))
+
+
+def node_output(session: Session, *, run_id: str, row_id: int) -> str:
+    """The whole result (JSON text) of an agent's tool call in the run's trace."""
+    found = session.exec(select(NodeRun.output_full).where(NodeRun.run_id == run_id, NodeRun.id == row_id)).first()
+    if found is None:
+        raise NotFound(f"Run {run_id} has no trace row {row_id} with a whole result (only an agent's tool calls "
+                       "keep one); see GET /api/v1/runs/{run_id} for its rows.")
+    return found
 
 
 def list_runs(session: Session, *, workflow_id: str | None = None, state: RunState | None = None, limit: int = 100) -> list[Run]:

@@ -7,7 +7,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Text
 from sqlmodel import AutoString, Field, SQLModel
 
 from store.clock import utcnow
@@ -71,6 +71,9 @@ class NodeRun(SQLModel, table=True):
     error: str | None = None
     notice: str | None = None      # it worked, but deserves a look (e.g. a retriever found no documents)
     output_preview: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    # An agent's tool call: its whole result as JSON text (up to runs.trace.FULL_OUTPUT_CHARS), for download.
+    output_full: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    output_chars: int | None = None      # how long the whole result was (output_full may hold less)
 
 
 class WorkerBeat(SQLModel, table=True):

@@ -29,6 +29,7 @@ from store.transitions import compare_and_set_rows
 
 PREVIEW_CHARS = 500       # per string in an output preview
 PREVIEW_ITEMS = 5         # per list in an output preview
+FULL_OUTPUT_CHARS = 1_000_000   # of an agent's tool result kept whole for download
 
 
 class RunCancelled(Exception):
@@ -130,6 +131,21 @@ def preview(value: Any) -> Any:
         return item
 
     return trim(jsonable(value, max_text=PREVIEW_CHARS))
+
+
+def full_output(value: Any) -> dict[str, Any]:
+    """A tool result as JSON text for download: ``output_full`` (cut at ``FULL_OUTPUT_CHARS``, saying so) and the
+    whole text's length ``output_chars``; nothing for no result."""
+    import json
+
+    from workflows.execute import jsonable
+
+    if value is None:
+        return {}
+    text = json.dumps(jsonable(value), ensure_ascii=False, default=str)
+    cut = text if len(text) <= FULL_OUTPUT_CHARS else \
+        text[:FULL_OUTPUT_CHARS] + f"\n[… cut: {len(text):,} characters in all; the first {FULL_OUTPUT_CHARS:,} are kept]"
+    return {"output_full": redact(cut), "output_chars": len(text)}
 
 
 def notice_of(node: str, component_type: str, output: Any) -> str | None:
@@ -239,7 +255,7 @@ class RunTracer(Tracer):
                 error, result = error or redact(str(told)), None
             arguments = span.tags.get("haystack.agent.step.tool.input")
             return {"state": NodeState.FAILED if error else NodeState.DONE, "error": error,
-                    "output_preview": preview({"arguments": arguments, "result": result})}
+                    "output_preview": preview({"arguments": arguments, "result": result}), **full_output(result)}
 
         with _row(recording, step_row_name(_node.get() or "?", _step.get(), tool),
                   "tool call" if tool else "model call", ending):

@@ -21,7 +21,7 @@ from runs.models import Run, RunState
 from store.db import autocommit_scope
 from worker import notify
 from worker.enqueue import enqueue_new
-from workflows.bounds import Text
+from workflows.bounds import PositiveInt32, Text
 
 router = APIRouter(prefix="/api/v1", tags=["runs"], route_class=LimitedRoute, responses=errors(400, 401, 429))
 FINISHED = {"model": RunPublic, "description": "The run ended within `wait` seconds."}
@@ -31,7 +31,8 @@ POLL_SECONDS = 0.01
 def run_public(session, run: Run, *, with_nodes: bool = True) -> RunPublic:
     public = RunPublic(**run.model_dump())
     if with_nodes:
-        public.node_runs = [NodeRunPublic(**row.model_dump()) for row in runs.node_runs(session=session, run_id=run.id)]
+        public.node_runs = [NodeRunPublic(**row.model_dump(exclude={"output_full"}))
+                            for row in runs.node_runs(session=session, run_id=run.id)]
     if run.state == RunState.QUEUED and run.queue not in workers.live_queues(session):  # only queued runs pay this
         public.notice = (f"No worker consumes the '{run.queue}' queue right now; the run waits there until one starts "
                          f"(stackyard worker --queues {run.queue}).")
@@ -93,6 +94,17 @@ async def start_run(ref: Text, body: RunCreate, response: Response) -> RunPublic
 @router.get("/runs/{run_id}", response_model=RunPublic, responses=errors(404, 422))
 def get_run(run_id: Text, session: SessionDep) -> RunPublic:
     return run_public(session, runs.get_run(session=session, run_id=run_id))
+
+
+@router.get("/runs/{run_id}/nodes/{row_id}/output", response_class=Response, responses={
+    200: {"content": {"application/json": {}}, "description": "The whole result of an agent's tool call."},
+    **errors(404, 422)})
+def node_output(run_id: Text, row_id: PositiveInt32, session: SessionDep) -> Response:
+    """The whole result of one of an agent's tool calls in the run's trace (the trace row shows a preview), as a
+    JSON download; results over a million characters are cut, saying so."""
+    text = runs.node_output(session=session, run_id=run_id, row_id=row_id)
+    return Response(text, media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="run-{run_id}-row-{row_id}.json"'})
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunPublic, responses=errors(*WRITE, 404, 409, 422))

@@ -20,6 +20,7 @@ class RunCreate(BaseModel):
 
 
 class NodeRunPublic(BaseModel):
+    id: int | None = None
     node: str
     component_type: str
     attempt: int
@@ -30,6 +31,7 @@ class NodeRunPublic(BaseModel):
     error: str | None
     notice: str | None = None
     output_preview: Any = None
+    output_chars: int | None = None    # an agent's tool call: its whole result's length (GET …/nodes/{id}/output)
 
 
 class RunPublic(BaseModel):

@@ -3,6 +3,8 @@ overwrite (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -83,3 +85,19 @@ def test_a_retriever_that_finds_nothing_says_so_in_the_trace(workflow, stored: l
     else:
         assert rows["retriever"].notice is None
     assert rows["prompt"].notice is None
+
+
+def test_a_huge_tool_result_is_kept_whole_up_to_a_million_characters_saying_where_it_was_cut(monkeypatch):
+    from stackyard.settings import reset_settings_cache
+
+    monkeypatch.setenv("STACKYARD_SECRET_ENV", "TOOL_KEY")
+    monkeypatch.setenv("TOOL_KEY", "sk-live-0123456789")
+    reset_settings_cache()
+    result = {"prompt": "x" * (5 * 1024 * 1024)}
+    kept = trace.full_output(result)
+    whole = len(json.dumps(result))
+    assert kept["output_chars"] == whole and len(kept["output_full"]) < trace.FULL_OUTPUT_CHARS + 200
+    assert kept["output_full"].endswith(f"[… cut: {whole:,} characters in all; the first 1,000,000 are kept]")
+    assert trace.full_output({"echo": "key sk-live-0123456789"})["output_full"] == '{"echo": "key ***"}'  # redacted
+    assert trace.full_output(None) == {}
+    reset_settings_cache()

@@ -99,6 +99,11 @@ def test_an_agent_searches_a_knowledge_base_calls_a_saved_workflow_and_shows_eac
     assert search["state"] == "done" and search["output_preview"]["arguments"] == {"query_text": "vault code"}
     assert "4242" in json.dumps(search["output_preview"]["result"])
     assert rows["agent · step 2 · tool price_list"]["output_preview"]["arguments"] == {"item": "tea"}
+    whole = stack.api("GET", f"/api/v1/runs/{run['id']}/nodes/{search['id']}/output")   # the result, downloadable
+    assert whole.status_code == 200 and "attachment" in whole.headers["content-disposition"]
+    assert "The back office vault code is 4242." in json.dumps(whole.json()) and search["output_chars"] == len(whole.text)
+    model_row = rows["agent · step 1 · model"]
+    assert stack.api("GET", f"/api/v1/runs/{run['id']}/nodes/{model_row['id']}/output").status_code == 404
     assert rows["agent"]["state"] == "done" and {"prompt", "agent"} <= set(rows)
 
     # The export is plain Haystack: the knowledge base the tool reads became its Milvus store, and it answers.
