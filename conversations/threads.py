@@ -314,13 +314,24 @@ def message_not_found(exchange_id: str) -> NotFound:
                     "(field 'message_id').", field="message_id")
 
 
-def rate(session: Session, exchange_id: str, *, rating: int, comment: str | None, owner: str | None) -> Exchange:
-    """Thumbs up (1) or down (-1) on a reply, with an optional comment; a second rating replaces the first."""
-    exchange = exchange_of(session, exchange_id, owner=owner)
-    exchange.rating, exchange.comment = rating, (comment or None)
-    session.add(exchange)
-    session.flush()
-    return exchange
+def rate(session: Session, exchange_id: str, *, rating: int, comment: str | None, owner: str | None,
+         slug: str | None = None) -> Exchange:
+    """Thumbs up (1) or down (-1) on a reply, with an optional comment; a second rating replaces the first. Only a
+    reply in one of ``owner``'s conversations (with app ``slug``, when given): one UPDATE checks and writes, so a
+    conversation deleted meanwhile is a 404, never a half-done rating."""
+    if not _is_id(exchange_id):
+        raise message_not_found(exchange_id)
+    theirs = select(Conversation.id)
+    if owner is not None:
+        theirs = theirs.where(Conversation.owner == owner)
+    if slug is not None:
+        theirs = theirs.where(Conversation.app_slug == slug)
+    rated = session.scalars(update(Exchange).where(col(Exchange.id) == exchange_id,
+                                                   col(Exchange.conversation_id).in_(theirs))
+                            .values(rating=rating, comment=comment or None).returning(Exchange)).first()
+    if rated is None:
+        raise message_not_found(exchange_id)
+    return rated
 
 
 def to_test_case(session: Session, exchange_id: str, *, test_set: str, expected_answer: str | None,

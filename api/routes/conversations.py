@@ -109,9 +109,8 @@ def feedback(slug: Text, message_id: Text, body: Feedback,
     optional comment (a second rating replaces the first)."""
     owner = _owner(authorization, slug, x_stackyard_visitor, x_stackyard_widget)
     with session_scope() as session:
-        exchange = threads.rate(session, message_id, rating=RATINGS[body.rating], comment=body.comment, owner=owner)
-        if session.get(Conversation, exchange.conversation_id).app_slug != slug:
-            raise threads.message_not_found(message_id)
+        exchange = threads.rate(session, message_id, rating=RATINGS[body.rating], comment=body.comment, owner=owner,
+                                slug=slug)
         return exchange_public(session, exchange)
 
 

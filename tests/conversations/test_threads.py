@@ -66,8 +66,13 @@ def test_a_turn_is_written_with_its_run_and_continued_by_its_owner_only(greeter)
                              version=1, reply_output="greeting", sources_output=None)
     with session_scope() as session, pytest.raises(NotFound, match="No message"):
         threads.rate(session, first, rating=-1, comment=None, owner="key:b")
+    with session_scope() as session, pytest.raises(NotFound, match="No message"):
+        threads.rate(session, first, rating=-1, comment=None, owner="key:a", slug="another-app")
     with session_scope() as session:
-        assert threads.rate(session, first, rating=-1, comment="wrong", owner="key:a").rating == -1
+        rated = threads.rate(session, first, rating=-1, comment="wrong", owner="key:a", slug="hi")
+        assert (rated.rating, rated.comment, rated.message) == (-1, "wrong", "Ada")
+    with session_scope() as session:
+        assert (session.get(Exchange, first).rating, session.get(Exchange, first).comment) == (-1, "wrong")
     hostile, message = turn("key:a", "a\x00b")               # PostgreSQL refuses NUL in text: stored replaced
     with session_scope() as session:
         assert session.get(Exchange, message).message == "a\ufffdb"
