@@ -17,7 +17,8 @@ from ui.handlers import SERVER_FUNCTIONS
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PATH = "/editor-static"
 # Order matters only for readability: each file adds to window.Stackyard and nothing runs until mount().
-SCRIPTS = ("util.js", "model.js", "canvas.js", "layout.js", "interact.js", "inspector.js", "panels.js", "runs.js", "editor.js")
+SCRIPTS = ("util.js", "model.js", "canvas.js", "layout.js", "interact.js", "inspector.js", "agent_tools.js", "panels.js",
+           "runs.js", "editor.js")
 STYLES = ("canvas.css",)
 
 # The editor takes the whole window; Gradio's own chrome (padding, footer) is hidden.

@@ -32,6 +32,21 @@ class ToolCall:
 Reply = str | list[ToolCall]
 
 
+def tool_results(body: dict) -> list[str]:
+    """The tool results the model has been sent so far, oldest first."""
+    return [m["content"] for m in body["messages"] if m["role"] == "tool"]
+
+
+def tool_steps(*steps: list[ToolCall]) -> Callable[[dict], Reply]:
+    """A scripted model driving an agent: with n tool results in, it makes the calls of ``steps[n]``; after the last
+    step it answers "From the tools: " and every result, joined by " | "."""
+    def reply(body: dict) -> Reply:
+        done = tool_results(body)
+        return steps[len(done)] if len(done) < len(steps) else "From the tools: " + " | ".join(done)
+
+    return reply
+
+
 def _wire_calls(calls: list[ToolCall], turn: int) -> list[dict[str, Any]]:
     return [{"id": f"call_{turn}_{index}", "type": "function",
              "function": {"name": call.name, "arguments": call.arguments if isinstance(call.arguments, str)

@@ -16,3 +16,28 @@ def client(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
     """The whole web app (API and pages, no login) on a fresh SQLite database, over HTTP without a browser."""
     with open_client(monkeypatch, f"sqlite:///{data_dir / 'stackyard.db'}", STACKYARD_ADMIN_PASSWORD=None) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium (see ``tests.support.editor_browser.launch``), one per module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.editor_browser import launch
+
+    with sync_playwright() as pw:
+        chromium = launch(pw)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh 1440×900 page; the test fails on any JavaScript error the page raised."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"

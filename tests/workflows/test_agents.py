@@ -11,7 +11,7 @@ from haystack import Pipeline
 
 from stackyard.settings import reset_settings_cache
 from tests.support.mcp_server import McpServer
-from tests.support.openai_server import ChatServer, ToolCall
+from tests.support.openai_server import ChatServer, ToolCall, tool_results, tool_steps
 from tests.support.specs import agent_chat, mcp_tools, note_tool, note_workflow
 from workflows.agents import check_no_cycle, tool_parameters, tool_sources, workflow_tool
 from workflows.build import BuildMode
@@ -26,17 +26,8 @@ PRICES = workflow_tool("price_list", "Prices of the shop's items.", spec_from_di
                        workflow_id="a" * 32, version=3)
 
 
-def tool_results(body: dict) -> list[str]:
-    return [m["content"] for m in body["messages"] if m["role"] == "tool"]
-
-
-def hours_then_prices_then_answer(body: dict):
-    done = tool_results(body)
-    if not done:
-        return [ToolCall("opening_hours", {"day": "monday"})]
-    if len(done) == 1:
-        return [ToolCall("price_list", {"item": "tea"})]
-    return "From the tools: " + " | ".join(done)
+hours_then_prices_then_answer = tool_steps([ToolCall("opening_hours", {"day": "monday"})],
+                                           [ToolCall("price_list", {"item": "tea"})])
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from haystack import Pipeline
 
-from tests.support.openai_server import ChatServer, ToolCall
+from tests.support.openai_server import ChatServer, ToolCall, tool_steps
 from tests.support.specs import agent_chat, note_workflow
 from tests.support.stack import Stack, process_stack, wait_until
 
@@ -29,20 +29,15 @@ SEARCH = {"type": "haystack.tools.component_tool.ComponentTool", "data": {
                    "required": ["query_text"]}}}
 
 
-def results(body: dict) -> list[str]:
-    return [m["content"] for m in body["messages"] if m["role"] == "tool"]
+SEARCH_THEN_PRICE = tool_steps([ToolCall("search_kb", {"query_text": "vault code", "top_k": 50})],  # top_k: dropped
+                               [ToolCall("price_list", {"item": "tea"})])
 
 
 def script(body: dict):
     question = next(m["content"] for m in body["messages"] if m["role"] == "user")
-    done = results(body)
     if "loop" in question:                      # a model that never stops calling a tool, and calls it wrongly
         return [ToolCall("price_list", {"article": "tea"})]
-    if not done:
-        return [ToolCall("search_kb", {"query_text": "vault code", "top_k": 50})]   # top_k is the PM's: dropped
-    if len(done) == 1:
-        return [ToolCall("price_list", {"item": "tea"})]
-    return "From the tools: " + " | ".join(done)
+    return SEARCH_THEN_PRICE(body)
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +131,23 @@ def test_a_failing_tool_is_shown_to_the_model_and_max_steps_ends_the_run(stack: 
     assert failed["state"] == "failed" and "price_list" in failed["error"]
     told = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
     assert told and "Failed to invoke Tool `price_list`" in told[-1]["content"]
+
+
+def test_an_agent_app_streams_its_answer_through_the_openai_api(stack: Stack, llm: ChatServer):
+    from tests.support.chat import client_for, new_key
+
+    if "prices" not in {w["name"] for w in stack.api("GET", "/api/v1/workflows").json()}:
+        stack.create("prices", note_workflow("{{ item }} costs 12 euros."))
+    tool = stack.api("GET", "/api/v1/workflows/prices/versions/1/tool",
+                     params={"name": "price_list", "description": "Prices."}).json()
+    stack.create("price-agent", agent_chat(llm.base_url, [tool]))
+    made = stack.api("POST", "/api/v1/publications", json={"workflow": "price-agent", "slug": "prices-bot",
+                                                             "message": "question", "reply": "answer", "check": False})
+    assert made.status_code == 201, made.text
+    client = client_for(stack, new_key(stack, app="prices-bot"))
+    chunks = [chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+        model="prices-bot", stream=True, messages=[{"role": "user", "content": "What does tea cost?"}])
+              if chunk.choices]
+    streamed = "".join(chunks)
+    assert "tea costs 12 euros." in streamed and len([c for c in chunks if c]) > 3    # word by word, not at once
+    assert "Tool 'search_kb' not found" in streamed     # the script asked for a tool this agent lacks: told, went on

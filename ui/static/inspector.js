@@ -13,12 +13,21 @@
   const NEW_COLLECTION = "\u0000new";
   const KNOWLEDGE_BASE = "knowledge_base";    // a store named by knowledge base: {type: "knowledge_base", init_parameters: {name}}
   const BASE_OPTION = "\u0000kb:";
+  const AGENT = "haystack.components.agents.agent.Agent";   // its tools: agent_tools.js
+  // Agent parameters only their default is allowed for (workflows/agents.py _FIXED).
+  const AGENT_FIXED = new Set(["streaming_callback", "hooks", "raise_on_tool_invocation_failure",
+    "tool_streaming_callback_passthrough"]);
+  const AGENT_PORTS = new Set(["messages", "streaming_callback", "generation_kwargs", "tools", "hook_context",
+    "system_prompt", "user_prompt", "break_point", "snapshot"]);   // its own inputs, not its prompt's variables
+  const AGENT_STREAMING = "Streams the final answer only with a local model (it cannot stream and call tools at once); "
+    + "an OpenAI-compatible server streams every step.";
 
   class Inspector {
     constructor(ed, host) {
       this.ed = ed;
       this.host = host;
       this.refreshPorts = debounce((name) => this.ed.refreshPorts(name), 250);
+      this.agentTools = new SY.AgentTools(this);
     }
 
     render() {
@@ -51,6 +60,7 @@
         issues.length ? this.section(null, h("ul.sy-issue-list.sy-compact", null,
           issues.map((i) => h("li.sy-issue", null, h("span.sy-issue-where", { text: i.port ? `${i.port}` : "node" }), h("span", { text: i.message }))))) : null,
         this.section("Name", name, h("div.sy-hint", { text: "Letters, digits, _ and -; used in connections (name.port)." })),
+        node.type === AGENT ? this.agentTools.section(node) : null,
         this.section(null, h("h3", null, "Parameters ", SY.util.helpLink("concepts", "nodes and their parameters")),
           this.paramForm(node, entry)),
         this.portsSection = this.section("Ports", this.portList(node)),
@@ -76,8 +86,13 @@
       const form = h("div.sy-form");
       const params = entry.params || [];
       if (!params.length) form.appendChild(h("p.sy-muted", { text: "This node has no parameters." }));
-      for (const spec of params) form.appendChild(this.field(node, spec));
+      const has = (name) => Object.prototype.hasOwnProperty.call(node.params, name);
+      // An agent's hooks, state schema … are Stackyard's to set: shown only when a definition sets them (to undo it).
+      const shown = node.type === AGENT ? params.filter((p) => !AGENT_FIXED.has(p.name) || has(p.name)) : params;
+      for (const spec of shown) form.appendChild(this.field(node, spec));
+      if (shown.length < params.length) form.appendChild(h("div.sy-hint", { text: "Stackyard sets this agent's hooks and how tool failures and streaming pass on." }));
       const known = new Set(params.map((p) => p.name));
+      if (node.type === AGENT) known.add("tools");     // the Tools section edits them
       for (const key of Object.keys(node.params).filter((k) => !known.has(k))) {
         form.appendChild(this.field(node, { name: key, kind: "object", default: null }));
       }
@@ -158,6 +173,7 @@
       }
       if (reset) label.appendChild(reset);
       if (spec.doc) row.appendChild(h("div.sy-hint.sy-param-doc", { text: spec.doc }));  // from the component's docstring
+      if (node.type === AGENT && spec.name === "chat_generator") row.appendChild(h("div.sy-hint.sy-agent-streaming", { text: AGENT_STREAMING }));
       return row;
     }
 
@@ -267,7 +283,8 @@
 
     /** The template's variables as Haystack sees them: the node's input ports (not loop variables, say). */
     showVars(node) {
-      const names = (node.ports.inputs || []).map((p) => p.name).filter((n) => !TEMPLATE_PORTS.has(n));
+      const fixed = node.type === AGENT ? AGENT_PORTS : TEMPLATE_PORTS;
+      const names = (node.ports.inputs || []).map((p) => p.name).filter((n) => !fixed.has(n));
       this.varsEl.textContent = "";
       append(this.varsEl, h("span.sy-hint", { text: names.length ? "Variables → input ports: " : "No {{ variables }} yet." }),
         names.map((n) => h("code.sy-var", { text: n })));

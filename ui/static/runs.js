@@ -210,7 +210,32 @@
           h("span.sy-muted", { text: s.state === "done" || s.state === "failed" ? fmtMs(s.duration_ms) : s.state }),
           hasOut || s.error ? h("button.sy-link", { text: "output", onclick: () => this.showNodeOutput(name) }) : null,
           s.notice ? h("div.sy-hint.sy-node-notice", { text: s.notice }) : null));
+        const steps = this.stepRows(name);
+        if (steps.length) append(this.nodes, this.renderSteps(name, steps));
       }
+    }
+
+    /** An agent's model and tool calls ("agent · step 2 · tool search"), trace rows of their own that are no
+     * canvas nodes: listed in the order they ran, from the attempt the node shows. */
+    stepRows(name) {
+      const prefix = `${name} · `;
+      const rows = ((this.run && this.run.node_runs) || []).filter((row) => row.node.startsWith(prefix));
+      if (!rows.length) return [];
+      const attempt = this.latest && this.latest[name] ? this.latest[name].attempt : Math.max(...rows.map((row) => row.attempt));
+      const step = (row) => Number((/ · step (\d+) · /.exec(row.node) || [])[1] || 0);
+      return rows.filter((row) => row.attempt === attempt)
+        .sort((a, b) => step(a) - step(b) || (a.started_at < b.started_at ? -1 : a.started_at > b.started_at ? 1 : 0));
+    }
+
+    renderSteps(name, steps) {
+      return h("div.sy-run-steps", { dataset: { agent: name } }, steps.map((row) => {
+        const finished = row.state === "done" || row.state === "failed";
+        return h("div.sy-run-node.sy-run-step", { dataset: { step: row.node, state: row.state }, title: row.error || null },
+          h("span.sy-state-dot", { dataset: { state: row.state } }),
+          h("span.sy-run-node-name", { text: row.node.slice(name.length + 3) }),
+          h("span.sy-muted", { text: finished ? fmtMs(row.duration_ms) : row.state }),
+          row.output_preview || row.error ? h("button.sy-link", { text: "output", onclick: () => this.showRowOutput(row) }) : null);
+      }));
     }
 
     renderOutputs(run) {
@@ -229,13 +254,22 @@
     showNodeOutput(name) {
       const row = this.latest && this.latest[name];
       if (!row) return toast(`"${name}" has no output in this run.`, "info");
+      this.showRowOutput(row);
+    }
+
+    /** One trace row's state, timing and output: a node's sockets, a model call's replies, a tool call's
+     * arguments and result. */
+    showRowOutput(row) {
+      const name = row.node;
+      const preview = row.output_preview;
+      const parts = preview && typeof preview === "object" && !Array.isArray(preview) ? preview : preview === null || preview === undefined ? {} : { output: preview };
       const body = h("div.sy-output-view", null,
         h("div.sy-kv", null, h("span", { text: "State" }), h("b", { text: row.state })),
         h("div.sy-kv", null, h("span", { text: "Duration" }), h("b", { text: fmtMs(row.duration_ms) || "—" })),
         row.attempt > 1 ? h("div.sy-kv", null, h("span", { text: "Attempt" }), h("b", { text: String(row.attempt) })) : null,
         row.error ? h("div.sy-field-error", { text: row.error }) : null,
         row.notice ? h("div.sy-hint", { text: row.notice }) : null,
-        Object.entries(row.output_preview || {}).map(([socket, value]) =>
+        Object.entries(parts).map(([socket, value]) =>
           h("div.sy-output", { dataset: { output: socket } }, h("div.sy-output-name", { text: socket }), viewValue(value))));
       modal({ title: `Output of ${name}`, body, width: 720, className: "sy-output-modal" });
     }
