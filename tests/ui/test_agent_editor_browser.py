@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -195,6 +196,9 @@ def test_an_agent_gets_its_tools_in_the_inspector_and_its_steps_show_in_the_run_
     output = page.locator(".sy-output-modal")
     expect(output.locator('[data-output="arguments"]')).to_contain_text('"item": "tea"')
     expect(output.locator('[data-output="result"]')).to_contain_text("tea costs 12 euros.")
+    with page.expect_download() as download:                        # the whole result, as the tool returned it
+        output.locator(".sy-download-output").click()
+    assert "tea costs 12 euros." in Path(download.value.path()).read_text()
     shot(page, "agent-03-tool-output")
     page.keyboard.press("Escape")
     page.locator('.sy-run-step[data-step="agent · step 3 · model"]').get_by_role("button", name="output").click()

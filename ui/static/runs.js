@@ -269,6 +269,9 @@
         row.attempt > 1 ? h("div.sy-kv", null, h("span", { text: "Attempt" }), h("b", { text: String(row.attempt) })) : null,
         row.error ? h("div.sy-field-error", { text: row.error }) : null,
         row.notice ? h("div.sy-hint", { text: row.notice }) : null,
+        row.output_chars && this.run ? h("div.sy-kv", null, h("span", { text: "Whole result" }),
+          h("a.sy-link.sy-download-output", { text: `download (${row.output_chars.toLocaleString()} characters)`,
+            href: `/api/v1/runs/${encodeURIComponent(this.run.id)}/nodes/${row.id}/output` })) : null,
         Object.entries(parts).map(([socket, value]) =>
           h("div.sy-output", { dataset: { output: socket } }, h("div.sy-output-name", { text: socket }), viewValue(value))));
       modal({ title: `Output of ${name}`, body, width: 720, className: "sy-output-modal" });
