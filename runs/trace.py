@@ -30,6 +30,8 @@ from store.transitions import compare_and_set_rows
 PREVIEW_CHARS = 500       # per string in an output preview
 PREVIEW_ITEMS = 5         # per list in an output preview
 FULL_OUTPUT_CHARS = 1_000_000   # of an agent's tool result kept whole for download
+PREVIEW_KEYS = 50         # per mapping in an output preview
+ERROR_CHARS = 4_000       # of a row's error (a tool's error quotes its arguments)
 
 
 class RunCancelled(Exception):
@@ -127,25 +129,29 @@ def preview(value: Any) -> Any:
             head = [trim(x) for x in item[:PREVIEW_ITEMS]]
             return head + ([f"… {len(item) - PREVIEW_ITEMS} more"] if len(item) > PREVIEW_ITEMS else [])
         if isinstance(item, dict):
-            return {k: trim(v) for k, v in item.items() if k != "embedding"}
+            kept = {k: trim(v) for k, v in list(item.items())[:PREVIEW_KEYS] if k != "embedding"}
+            return kept | ({"…": f"{len(item) - PREVIEW_KEYS} more"} if len(item) > PREVIEW_KEYS else {})
         return item
 
     return trim(jsonable(value, max_text=PREVIEW_CHARS))
 
 
 def full_output(value: Any) -> dict[str, Any]:
-    """A tool result as JSON text for download: ``output_full`` (cut at ``FULL_OUTPUT_CHARS``, saying so) and the
-    whole text's length ``output_chars``; nothing for no result."""
+    """A tool result as JSON text for download, secrets masked: ``output_full`` (past ``FULL_OUTPUT_CHARS``, a JSON
+    object holding its start as text and saying where it was cut) and the whole text's length ``output_chars``;
+    nothing for no result."""
     import json
 
     from workflows.execute import jsonable
 
     if value is None:
         return {}
-    text = json.dumps(jsonable(value), ensure_ascii=False, default=str)
-    cut = text if len(text) <= FULL_OUTPUT_CHARS else \
-        text[:FULL_OUTPUT_CHARS] + f"\n[… cut: {len(text):,} characters in all; the first {FULL_OUTPUT_CHARS:,} are kept]"
-    return {"output_full": redact(cut), "output_chars": len(text)}
+    text = redact(json.dumps(jsonable(value), ensure_ascii=False, default=str))   # masked whole, then cut
+    whole = len(text)
+    if whole > FULL_OUTPUT_CHARS:              # still JSON: the start of the result as text, and how long it was
+        text = json.dumps({"cut": f"{whole:,} characters in all; the first {FULL_OUTPUT_CHARS:,} are kept",
+                           "chars": whole, "text": text[:FULL_OUTPUT_CHARS]}, ensure_ascii=False)
+    return {"output_full": text, "output_chars": whole}
 
 
 def notice_of(node: str, component_type: str, output: Any) -> str | None:
@@ -196,8 +202,11 @@ def _row(recording: Recording, name: str, type_: str,
         raise
     finally:
         seconds = time.perf_counter() - started
-        recording.ended(index, **{"state": NodeState.FAILED if error else NodeState.DONE, "error": error,
-                                  "duration_ms": round(seconds * 1000, 3), **ending(error, seconds)})
+        values = {"state": NodeState.FAILED if error else NodeState.DONE, "error": error,
+                  "duration_ms": round(seconds * 1000, 3), **ending(error, seconds)}
+        if values["error"] and len(values["error"]) > ERROR_CHARS:
+            values["error"] = values["error"][:ERROR_CHARS] + f"… (+{len(values['error']) - ERROR_CHARS:,} characters)"
+        recording.ended(index, **values)
 
 
 class RunTracer(Tracer):

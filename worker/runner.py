@@ -67,7 +67,10 @@ class _Heartbeat(threading.Thread):
         while not self.done.wait(TRACE_FLUSH_SECONDS):
             try:
                 with autocommit_scope() as session:  # each write stands alone: no BEGIN/COMMIT round trips
-                    self.rec.flush(session)
+                    try:
+                        self.rec.flush(session)
+                    except Exception:  # noqa: BLE001 - rows stay due; the lease and the cancel check go on
+                        log.exception("trace flush failed for run %s; retried next beat", self.run_id)
                     now = time.monotonic()
                     if now < next_check and cancel_seen is None:
                         continue

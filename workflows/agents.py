@@ -25,10 +25,12 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import dataclasses
 import re
-import warnings
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,10 +46,14 @@ PIPELINE_TOOL = "haystack.tools.pipeline_tool.PipelineTool"
 MCP_TOOLSET = "haystack_integrations.tools.mcp.mcp_toolset.MCPToolset"
 MCP_HTTP = "haystack_integrations.tools.mcp.mcp_tool.StreamableHttpServerInfo"
 MAX_MCP_SECONDS = 120.0
+_MCP_SERVER_KEYS = {"type", "url", "token", "headers", "timeout", "max_retries", "base_delay", "max_delay",
+                    "oauth_config"}
+_MCP_NUMBERS = {"max_retries": (0, 5, int), "base_delay": (0, 60, (int, float)), "max_delay": (0, 60, (int, float))}
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")     # what OpenAI accepts as a function name
 MAX_TOOLS = 32
 MAX_DESCRIPTION = 2_000
-MAX_NESTING = 3            # workflow tools inside workflow tools (through their agents)
+MAX_NESTING = 3            # agents inside agents (through workflow tools or an agent as a tool)
+MAX_CALLS_PER_STEP = 8     # tool calls one model reply may make
 # Agent parameters that would run code or change how failures surface: only their default is allowed.
 _FIXED = {"streaming_callback": None, "hooks": None, "raise_on_tool_invocation_failure": False,
           "tool_streaming_callback_passthrough": False}
@@ -57,8 +63,9 @@ _TOOL_STATE = ("inputs_from_state", "outputs_to_state", "outputs_to_string")   #
 STATE_TYPES = ("str", "int", "float", "bool", "list[str]", "list[haystack.dataclasses.document.Document]",
                "dict[str, typing.Any]")
 STATE_FIELD = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
-_RESERVED_STATE = ("messages", "step_count", "token_usage", "tool_call_counts", "exit_reason", "continue_run",
-                   "stop_run", "tools", "hook_context", "context_tokens")
+_RESERVED_STATE = ("messages", "last_message", "step_count", "token_usage", "tool_call_counts", "exit_reason",
+                   "continue_run", "stop_run", "tools", "hook_context", "context_tokens", "streaming_callback",
+                   "generation_kwargs", "system_prompt", "user_prompt", "required_variables", "break_point", "snapshot")
 MAX_STATE_FIELDS = 16
 
 
@@ -88,7 +95,7 @@ def _check_component(node: str, data: Any, where: str, *, running: bool, depth: 
         return _moved([problem], node, where)
     params = data.get("init_parameters") or {}
     if data["type"] == AGENT:
-        return _moved(check_agent(node, params, running=running, depth=depth), node, where)
+        return _moved(check_agent(node, params, running=running, depth=depth + 1), node, where)
     return _moved(check_params(node, params, running=running), node, where)
 
 
@@ -108,9 +115,10 @@ def _mcp_secret_issues(node: str, value: Any, where: str, *, running: bool) -> l
     (Haystack would store it in the workflow in clear)."""
     if value is None:
         return []
-    if not (isinstance(value, dict) and value.get("type") == "env_var"):
+    if not (isinstance(value, dict) and value.get("type") == "env_var" and isinstance(value.get("env_vars"), list)
+            and value["env_vars"] and all(isinstance(name, str) for name in value["env_vars"])):
         return [_issue(node, where, f"'{where}' must name an environment variable ({{type: env_var, env_vars: [NAME]}}), "
-                                    "not hold the secret: a workflow is stored and exported in clear.",
+                                    "not hold the secret (a workflow is stored and exported in clear), or be null.",
                        IssueCode.DANGEROUS_PARAM)]
     return _moved(check_params(node, {"secret": value}, running=running), node, where.rsplit(".secret", 1)[0])
 
@@ -148,11 +156,32 @@ def _state_links(node: str, data: dict[str, Any], where: str) -> list[Issue]:
             continue
         if not isinstance(value, dict):
             issues.append(_issue(node, f"{where}.{key}", f"'{key}' is a mapping, e.g. {{documents: {{source: "
-                                                         "documents}}}."))
+                                                         "documents}}."))
         elif _names_a_handler(value):
             issues.append(_issue(node, f"{where}.{key}", f"'{key}' names a handler, which would load Python code; "
                                  "remove the handler (the source alone is kept).", IssueCode.DANGEROUS_PARAM))
+        elif bad := _bad_state_link(key, value):
+            issues.append(_issue(node, f"{where}.{key}", f"'{key}' {bad}"))
     return issues
+
+
+def _bad_state_link(key: str, value: dict[str, Any]) -> str | None:
+    """What is wrong with a tool's state links' shape, if anything: they name state fields (never the agent's own,
+    e.g. token_usage or messages) and sockets by text."""
+    if key == "inputs_from_state":
+        pairs = list(value.items())
+        if not all(isinstance(a, str) and isinstance(b, str) for a, b in pairs):
+            return "maps state fields to the tool's inputs by name: {state_field: input_name}."
+        fields = [field for field, _ in pairs]
+    else:
+        specs = [value] if key == "outputs_to_string" and "source" in value else list(value.values())
+        fields = list(value) if key == "outputs_to_state" else []
+        for spec in specs:
+            if not isinstance(spec, dict) or set(spec) - {"source", "raw_result"} or not isinstance(
+                    spec.get("source", ""), str) or not isinstance(spec.get("raw_result", False), bool):
+                return "maps each field to {source: <the tool's output name>} (raw_result: true|false)."
+    reserved = [field for field in fields if not isinstance(field, str) or field in _RESERVED_STATE]
+    return f"cannot touch the agent's own state ({', '.join(map(str, reserved))})." if reserved else None
 
 
 def _check_state(node: str, schema: Any) -> list[Issue]:
@@ -177,11 +206,19 @@ def _check_state(node: str, schema: Any) -> list[Issue]:
 def _check_mcp(node: str, data: dict[str, Any], where: str, *, running: bool) -> list[Issue]:
     server = data.get("server_info")
     if not isinstance(server, dict) or server.get("type") != MCP_HTTP:
-        kind = server.get("type", "?").rsplit(".", 1)[-1] if isinstance(server, dict) else "?"
+        kind = str(server.get("type", "?")).rsplit(".", 1)[-1] if isinstance(server, dict) else "?"
         return [_issue(node, f"{where}.server_info", f"an MCP server must be reached over Streamable HTTP "
                        f"({MCP_HTTP}), not {kind}: a stdio server would start a process on shared workers.",
                        IssueCode.NOT_ALLOWED)]
     issues: list[Issue] = []
+    unknown = sorted(str(key) for key in set(server) - _MCP_SERVER_KEYS)
+    if unknown:
+        issues.append(_issue(node, f"{where}.server_info", f"unknown server_info field '{unknown[0]}'; the fields are "
+                                                           f"{', '.join(sorted(_MCP_SERVER_KEYS))}."))
+    for key, (low, high, kinds) in _MCP_NUMBERS.items():
+        value = server.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high):
+            issues.append(_issue(node, f"{where}.server_info.{key}", f"'{key}' is a number from {low} to {high}."))
     url = server.get("url")
     if (refusal := mcp_server_refusal(url)) is not None:
         issues.append(_issue(node, f"{where}.server_info.url", refusal + ".", IssueCode.DANGEROUS_PARAM))
@@ -190,13 +227,15 @@ def _check_mcp(node: str, data: dict[str, Any], where: str, *, running: bool) ->
     issues += _mcp_secret_issues(node, server.get("token"), f"{where}.server_info.token", running=running)
     headers = server.get("headers") or {}
     for key, value in headers.items() if isinstance(headers, dict) else [("headers", headers)]:
-        issues += _mcp_secret_issues(node, value, f"{where}.server_info.headers.{key}", running=running)
+        issues += _mcp_secret_issues(node, value if value is not None else "", f"{where}.server_info.headers.{key}",
+                                     running=running)
     if server.get("oauth_config") is not None:
         issues.append(_issue(node, f"{where}.server_info.oauth_config", "OAuth to an MCP server is not supported; "
                              "use a token from an environment variable.", IssueCode.NOT_ALLOWED))
     for key in ("timeout", "connection_timeout", "invocation_timeout"):
         value = server.get(key) if key == "timeout" else data.get(key)
-        if value is not None and not (isinstance(value, (int, float)) and 0 < value <= MAX_MCP_SECONDS):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 < value <= MAX_MCP_SECONDS):
             issues.append(_issue(node, f"{where}.{key}", f"'{key}' is seconds, more than 0 and at most "
                                                          f"{MAX_MCP_SECONDS:g}."))
     names = data.get("tool_names")
@@ -207,7 +246,12 @@ def _check_mcp(node: str, data: dict[str, Any], where: str, *, running: bool) ->
     if data.get("eager_connect"):
         issues.append(_issue(node, f"{where}.eager_connect", "eager_connect would connect while the workflow is "
                                                              "checked; leave it false (it connects when it runs)."))
-    return issues + _state_links(node, data, where)
+    per_tool = [(f"{where}.{key}.{tool}", {key: links}) for key in _TOOL_STATE
+                for tool, links in (data.get(key) or {}).items()] if all(
+        isinstance(data.get(key) or {}, dict) for key in _TOOL_STATE) else [(where, data)]
+    for at, links in per_tool:                 # an MCP toolset links state per tool: {tool: {…}}
+        issues += _state_links(node, links, at.rsplit(".", 2)[0] if at != where else at)
+    return issues
 
 
 def _check_tool(node: str, tool: Any, where: str, *, running: bool, depth: int) -> list[Issue]:
@@ -236,17 +280,27 @@ def _check_tool(node: str, tool: Any, where: str, *, running: bool, depth: int) 
     if tool["type"] == COMPONENT_TOOL:
         issues += _check_component(node, data.get("component"), f"{where}.data.component", running=running,
                                    depth=depth)
-    elif depth + 1 > MAX_NESTING:
-        issues.append(_issue(node, f"{where}.data.pipeline", f"workflow tools nest more than {MAX_NESTING} deep (a "
-                             "workflow tool's agent calling a workflow tool …); give the innermost agent its tools "
-                             "directly."))
     else:
-        issues += _check_pipeline(node, data.get("pipeline"), f"{where}.data.pipeline", running=running, depth=depth + 1)
+        issues += _check_pipeline(node, data.get("pipeline"), f"{where}.data.pipeline", running=running, depth=depth)
+        for key in ("input_mapping", "output_mapping"):
+            mapping = data.get(key)
+            good = mapping is None or (isinstance(mapping, dict) and all(
+                isinstance(k, str) and (isinstance(v, str) if key == "output_mapping" else
+                                        isinstance(v, list) and all(isinstance(ref, str) for ref in v))
+                for k, v in mapping.items()))
+            if not good:
+                shape = "{tool_argument: [node.input, …]}" if key == "input_mapping" else "{node.output: name}"
+                issues.append(_issue(node, f"{where}.data.{key}", f"'{key}' is {shape}."))
     return issues
 
 
 def check_agent(node: str, params: dict[str, Any], *, running: bool = False, depth: int = 0) -> list[Issue]:
-    """Every problem in an agent's parameters, its model and its tools, each pinned to where it is."""
+    """Every problem in an agent's parameters, its model and its tools, each pinned to where it is. ``depth``
+    counts the agents around this one (an agent calling a workflow or an agent as a tool)."""
+    if depth >= MAX_NESTING:
+        return [_issue(node, "tools", f"agents nest more than {MAX_NESTING} deep (an agent calling a workflow or an "
+                                      "agent that has agents of its own …); give the innermost agent its tools "
+                                      "directly.")]
     issues = check_params(node, {k: v for k, v in params.items()
                                  if k not in ("chat_generator", "tools", "state_schema", *_FIXED)}, running=running)
     for key, default in _FIXED.items():
@@ -254,6 +308,10 @@ def check_agent(node: str, params: dict[str, Any], *, running: bool = False, dep
             issues.append(_issue(node, key, f"'{key}' can only be {default!r} here: Stackyard sets it itself.",
                                  IssueCode.DANGEROUS_PARAM))
     issues += _check_state(node, params.get("state_schema"))
+    exits = params.get("exit_conditions")
+    if exits is not None and not (isinstance(exits, list) and all(isinstance(e, str) for e in exits)):
+        issues.append(_issue(node, "exit_conditions", "exit conditions are a list of names: 'text', or tools that end "
+                                                      "the run when called."))
     cap = get_settings().agent_max_steps
     steps = params.get("max_agent_steps", 100)
     if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= cap:
@@ -312,7 +370,8 @@ def component_parts(spec: WorkflowSpec) -> Iterator[tuple[str, str, dict[str, An
         if type_ != AGENT:
             continue
         nested = [params.get("chat_generator")]
-        for tool in params.get("tools") or []:
+        tools = params.get("tools")
+        for tool in tools if isinstance(tools, list) else []:
             data = tool.get("data") if isinstance(tool, dict) else None
             if isinstance(data, dict):
                 nested.append(data.get("component"))
@@ -326,8 +385,16 @@ def component_parts(spec: WorkflowSpec) -> Iterator[tuple[str, str, dict[str, An
 def _tools_of(spec_components: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for comp in spec_components.values():
         comp = comp.model_dump() if isinstance(comp, ComponentSpec) else comp
-        if isinstance(comp, dict) and comp.get("type") == AGENT:
-            yield from (t for t in (comp.get("init_parameters") or {}).get("tools") or [] if isinstance(t, dict))
+        tools = (_dict_at(comp, "init_parameters") or {}).get("tools")
+        if isinstance(comp, dict) and comp.get("type") == AGENT and isinstance(tools, list):
+            yield from (tool for tool in tools if isinstance(tool, dict))
+
+
+def _dict_at(value: Any, *keys: str) -> dict[str, Any] | None:
+    """``value[k1][k2]…`` when each step is a mapping, else None (the author controls every level)."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, dict) else None
 
 
 def tool_sources(spec: WorkflowSpec) -> list[tuple[str, int]]:
@@ -335,10 +402,10 @@ def tool_sources(spec: WorkflowSpec) -> list[tuple[str, int]]:
     found, stack = [], [spec.components]
     while stack:
         for tool in _tools_of(stack.pop()):
-            pipeline = (tool.get("data") or {}).get("pipeline")
-            if tool.get("type") != PIPELINE_TOOL or not isinstance(pipeline, dict):
+            pipeline = _dict_at(tool, "data", "pipeline")
+            if tool.get("type") != PIPELINE_TOOL or pipeline is None:
                 continue
-            source = ((pipeline.get("metadata") or {}).get(STACKYARD_META) or {}).get("source") or {}
+            source = _dict_at(pipeline, "metadata", STACKYARD_META, "source") or {}
             if isinstance(source.get("workflow"), str):
                 found.append((source["workflow"], source.get("version")))
             if isinstance(pipeline.get("components"), dict):
@@ -364,46 +431,58 @@ def build_agent(node: str, params: dict[str, Any], *, settings: Settings, runnin
     :raises ComponentBuildError: listing every problem in its parameters, its model and its tools.
     """
     from haystack.components.agents import Agent
-    from haystack.hooks.budget import TokenBudgetHook
-    from haystack.tools import ComponentTool, PipelineTool
+    from haystack.tools import ComponentTool
 
     issues = check_agent(node, params, running=running)
     if issues:
         raise ComponentBuildError(issues)
-    tools = []
-    for tool in params.get("tools") or []:
-        data = tool["data"]
-        common = {"name": data.get("name"), "description": data.get("description") or data.get("name"),
-                  "parameters": data.get("parameters"), **{key: data.get(key) or None for key in _TOOL_STATE}}
-        if tool["type"] == MCP_TOOLSET:       # connects when the agent warms up, which names it if it cannot
-            from haystack_integrations.tools.mcp import MCPToolset
-
-            tools.append(MCPToolset.from_dict(copy.deepcopy(tool)))
-        elif tool["type"] == COMPONENT_TOOL:
-            tools.append(ComponentTool(make_component(ComponentSpec(**data["component"])), **common))
-        else:
-            declared = {"inputs": data.get("input_mapping") or {},
-                        "outputs": {alias: ref for ref, alias in (data.get("output_mapping") or {}).items()}}
-            tools.append(PipelineTool(make_pipeline(spec_from_dict({**data["pipeline"], **declared})),
-                                      input_mapping=data.get("input_mapping"),
-                                      output_mapping=data.get("output_mapping"), **common))
+    tools = [_built_tool(node, index, tool, make_component, make_pipeline)
+             for index, tool in enumerate(params.get("tools") or [])]
     plain = {k: v for k, v in params.items() if k not in ("chat_generator", "tools", "state_schema", *_FIXED)}
     plain["state_schema"] = {name: {"type": _state_type(field["type"])}
                              for name, field in (params.get("state_schema") or {}).items()}
     declared = {t.name: set(t.parameters.get("properties", {})) for t in tools if isinstance(t, ComponentTool)}
-    with warnings.catch_warnings():     # Haystack marks the hook experimental; it is pinned with Haystack
-        warnings.simplefilter("ignore")
-        budget = TokenBudgetHook(max_total_tokens=settings.agent_token_budget)
+    budget = _SharedBudget(settings.agent_token_budget)
     hooks = {"before_llm": [budget],
-             "before_tool": [_OnlyDeclaredArguments(declared)],
+             "before_tool": [budget, _OnlyDeclaredArguments(declared)],
              "after_tool": [_CutResults(settings.agent_tool_result_chars)],
-             "after_run": [_SayWhyItStopped(node, params.get("max_agent_steps", 100), settings.agent_token_budget)]}
+             "after_run": [budget, _SayWhyItStopped(node, params.get("max_agent_steps", 100),
+                                                    settings.agent_token_budget)]}
     generator = make_component(ComponentSpec(**params["chat_generator"]))
     try:
         return Agent(chat_generator=generator, tools=tools, hooks=hooks, **plain)
     except Exception as exc:  # noqa: BLE001 - e.g. a generator that cannot call tools: a bad parameter
         raise ComponentBuildError([_issue(node, "chat_generator", f"the agent cannot be made: {exc}. Pick a chat "
                                           "model that calls tools (OpenAI-compatible or a local chat model).")]) from None
+
+
+def _built_tool(node: str, index: int, tool: dict[str, Any], make_component: Callable[[ComponentSpec], Any],
+                make_pipeline: Callable[[WorkflowSpec], Any]) -> Any:
+    """Tool ``index`` of an agent, its component or workflow built by Stackyard's builder; whatever Haystack's tool
+    classes refuse is an issue pinned to that tool."""
+    from haystack.tools import ComponentTool, PipelineTool
+
+    data = tool["data"]
+    common = {"name": data.get("name"), "description": data.get("description") or data.get("name"),
+              "parameters": data.get("parameters"), **{key: data.get(key) or None for key in _TOOL_STATE}}
+    try:
+        if tool["type"] == MCP_TOOLSET:       # connects when the agent warms up, which names it if it cannot
+            from haystack_integrations.tools.mcp import MCPToolset
+
+            return MCPToolset.from_dict(copy.deepcopy(tool))
+        if tool["type"] == COMPONENT_TOOL:
+            return ComponentTool(make_component(ComponentSpec(**data["component"])), **common)
+        declared = {"inputs": data.get("input_mapping") or {},
+                    "outputs": {alias: ref for ref, alias in (data.get("output_mapping") or {}).items()}}
+        return PipelineTool(make_pipeline(spec_from_dict({**data["pipeline"], **declared})),
+                            input_mapping=data.get("input_mapping"), output_mapping=data.get("output_mapping"), **common)
+    except ComponentBuildError:
+        raise
+    except WorkflowInvalid as exc:
+        raise ComponentBuildError(_moved(exc.issues, node, f"tools[{index}].data")) from None
+    except Exception as exc:  # noqa: BLE001 - what a tool class refuses is a bad parameter of that tool
+        raise ComponentBuildError([_issue(node, f"tools[{index}]", f"tool {index} ({data.get('name') or tool['type']}) "
+                                          f"cannot be made: {str(exc)[:500]}. Fix its fields.")]) from None
 
 
 def _state_type(name: str) -> Any:
@@ -422,19 +501,89 @@ def streams_while_calling_tools(component: Any) -> bool:
     return type(component.chat_generator).__name__ != "TransformersChatGenerator"
 
 
+@dataclasses.dataclass
+class _RunBudget:
+    """The tokens one run's agents have used, together: nested agents and parallel tool calls share it."""
+
+    limit: int
+    used: int = 0
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def add(self, tokens: int) -> int:
+        with self.lock:
+            self.used += tokens
+            return self.used
+
+
+_budget: contextvars.ContextVar[_RunBudget | None] = contextvars.ContextVar("stackyard_agent_budget", default=None)
+
+
+@contextlib.contextmanager
+def run_budget(limit: int | None = None) -> Iterator[_RunBudget]:
+    """One token budget (``STACKYARD_AGENT_TOKEN_BUDGET``) for every agent of the run inside: a tool that runs an
+    agent, or several at once, spends from the same one. Tool threads inherit it (Haystack copies the context)."""
+    budget = _RunBudget(limit if limit is not None else get_settings().agent_token_budget)
+    token = _budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _budget.reset(token)
+
+
+def _tokens(usage: Any) -> int:
+    """Input plus output tokens of an agent's ``token_usage`` so far (OpenAI's or other providers' key names)."""
+    usage = usage if isinstance(usage, dict) else {}
+
+    def first(*keys: str) -> int:
+        return next((int(usage[k]) for k in keys if isinstance(usage.get(k), (int, float))), 0)
+
+    return first("prompt_tokens", "input_tokens") + first("completion_tokens", "output_tokens")
+
+
+class _SharedBudget:
+    """Adds what each model call of this agent used to the run's budget (``run_budget``; without one, a budget
+    of this agent's call alone) and stops the agent before a model call once the budget is spent."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: dict[int, tuple[_RunBudget, int]] = {}       # per agent call (its State): its budget, tokens
+        self.lock = threading.Lock()
+
+    def run(self, state: Any) -> None:
+        total = _tokens(state.data.get("token_usage"))
+        with self.lock:
+            budget, counted = self.seen.get(id(state)) or (_budget.get() or _RunBudget(self.limit), 0)
+            self.seen[id(state)] = (budget, total)
+            if state.data.get("exit_reason") is not None:
+                self.seen.pop(id(state), None)          # after_run (the reason is set by then): this call is over
+        used = budget.add(total - counted)
+        if used >= budget.limit and state.data.get("exit_reason") is None:
+            state.set("stop_run", "token_budget_exceeded")
+
+
 class _OnlyDeclaredArguments:
     """The model fills only the arguments a tool declares: others are dropped, so what the PM fixed stays fixed
-    (Haystack passes any argument that names a component input)."""
+    (Haystack passes any argument that names a component input). Arguments that are not a JSON object (a list of
+    pairs would become keyword arguments all the same) count as none; a step calls at most ``MAX_CALLS_PER_STEP``
+    tools (the rest are dropped before they run)."""
 
     def __init__(self, declared: dict[str, set[str]]) -> None:
         self.declared = declared
 
     def run(self, state: Any) -> None:
-        for call in state.data["messages"][-1].tool_calls:
+        from haystack.dataclasses import ChatMessage, ToolCall
+
+        message = state.data["messages"][-1]
+        calls = []
+        for call in message.tool_calls[:MAX_CALLS_PER_STEP]:
+            arguments = call.arguments if isinstance(call.arguments, dict) else {}
             allowed = self.declared.get(call.tool_name)
-            if allowed is not None and isinstance(call.arguments, dict):
-                for key in set(call.arguments) - allowed:
-                    del call.arguments[key]
+            if allowed is not None:
+                arguments = {key: value for key, value in arguments.items() if key in allowed}
+            calls.append(ToolCall(tool_name=call.tool_name, arguments=arguments, id=call.id, extra=call.extra))
+        state.data["messages"][-1] = ChatMessage.from_assistant(text=message.text, meta=message.meta,
+                                                                name=message.name, tool_calls=calls,
+                                                                reasoning=message.reasoning)
 
 
 class _CutResults:

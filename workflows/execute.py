@@ -13,12 +13,14 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
 from haystack import Pipeline
 
 from stackyard.errors import StackyardError
+from workflows.agents import run_budget
 from workflows.spec import WorkflowSpec, split_socket
 
 
@@ -141,7 +143,8 @@ def run_pipeline(spec: WorkflowSpec, pipeline: Pipeline, inputs: dict[str, Any],
     data = pipeline_data(spec, inputs)
     for name, values in (extra or {}).items():
         data.setdefault(name, {}).update(values)
-    result = pipeline.run(data, include_outputs_from=include)
+    with run_budget():                  # the agents of one run spend one token budget
+        result = pipeline.run(data, include_outputs_from=include)
     return collect_outputs(spec, result)
 
 
@@ -175,6 +178,8 @@ def jsonable(value: Any, *, max_text: int | None = None) -> Any:
         return [jsonable(v, max_text=max_text) for v in value]
     if isinstance(value, str):
         return clip(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)       # NaN and infinity are not JSON: PostgreSQL refuses them in a JSON column
     if isinstance(value, (int, float, bool)) or value is None:
         return value
     if isinstance(value, Path):

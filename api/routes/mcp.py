@@ -38,6 +38,7 @@ from apps.keys import ApiKey
 from runs import lifecycle as runs
 from runs.models import Run, RunState
 from stackyard.errors import StackyardError
+from stackyard.json_limits import MAX_JSON_DEPTH, too_deep
 from stackyard.settings import get_settings
 from store.db import autocommit_scope
 
@@ -103,19 +104,29 @@ async def _run_app(slug: str, arguments: dict[str, Any]) -> types.CallToolResult
                                 structured_content={"reply": reply, "run_id": run_id})
 
 
+def _too_much(arguments: dict[str, Any]) -> str | None:
+    """What is wrong with a call's arguments, if anything: the limits every request body has."""
+    limit = get_settings().max_body_bytes
+    if too_deep(arguments):
+        return f"The arguments nest more than {MAX_JSON_DEPTH} levels deep; flatten them."
+    if len(json.dumps(arguments)) > limit:
+        return f"The arguments are over {limit:,} bytes (STACKYARD_MAX_BODY_BYTES); send less."
+    return None
+
+
 def create_server() -> Server:
     """The MCP server: its tools are the apps the caller's key may use."""
 
     async def on_list_tools(ctx: ServerRequestContext, params: Any) -> types.ListToolsResult:
-        key = await run_in_threadpool(authenticated, _authorization(ctx))
+        key = await run_in_threadpool(caller, _authorization(ctx), None)       # the key's rate counts listing too
         return types.ListToolsResult(tools=await run_in_threadpool(app_tools, key))
 
     async def on_call_tool(ctx: ServerRequestContext, params: types.CallToolRequestParams) -> types.CallToolResult:
         try:
             await run_in_threadpool(caller, _authorization(ctx), params.name)
             arguments = params.arguments or {}
-            if len(json.dumps(arguments)) > get_settings().max_body_bytes:
-                return _error(f"The arguments are over {get_settings().max_body_bytes:,} bytes; send less.")
+            if problem := await run_in_threadpool(_too_much, arguments):
+                return _error(problem)
             return await _run_app(params.name, arguments)
         except StackyardError as exc:          # unknown app, out of scope, rate, a bad input: the model reads why
             return _error(str(exc))

@@ -88,6 +88,15 @@ def test_a_key_lists_the_apps_it_may_use_and_runs_one(stack: Stack):
     wrong = session_with(stack, everything, bad_argument)
     assert wrong.is_error and "nonsense" in wrong.content[0].text
 
+    async def deep(session: ClientSession) -> Any:
+        nested: Any = "hi"
+        for _ in range(100):
+            nested = [nested]
+        return await session.call_tool("support", {"question": nested})
+
+    too_deep = session_with(stack, everything, deep)
+    assert too_deep.is_error and "nest more than 64 levels deep" in too_deep.content[0].text
+
     stranger = httpx.post(f"{stack.base_url}/v1/mcp/", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
                           headers={"Authorization": "Bearer sk-nobody", "Accept": "application/json, text/event-stream"})
     assert stranger.status_code == 401 and "Invalid API key" in stranger.text

@@ -97,7 +97,11 @@ def test_a_huge_tool_result_is_kept_whole_up_to_a_million_characters_saying_wher
     kept = trace.full_output(result)
     whole = len(json.dumps(result))
     assert kept["output_chars"] == whole and len(kept["output_full"]) < trace.FULL_OUTPUT_CHARS + 200
-    assert kept["output_full"].endswith(f"[… cut: {whole:,} characters in all; the first 1,000,000 are kept]")
+    cut = json.loads(kept["output_full"])                      # still JSON, saying where it was cut
+    assert cut["chars"] == whole and cut["cut"] == f"{whole:,} characters in all; the first 1,000,000 are kept"
+    assert cut["text"] == json.dumps(result)[:trace.FULL_OUTPUT_CHARS]
     assert trace.full_output({"echo": "key sk-live-0123456789"})["output_full"] == '{"echo": "key ***"}'  # redacted
     assert trace.full_output(None) == {}
+    assert json.loads(json.dumps(trace.preview({"x": float("nan"), "many": {str(i): i for i in range(80)}}),
+                                 allow_nan=False))["many"]["…"] == "30 more"   # JSON a PostgreSQL column takes
     reset_settings_cache()

@@ -84,19 +84,15 @@ def test_arguments_the_pm_fixed_stay_fixed_and_bad_ones_reach_the_model_as_error
     fixed = {**HOURS, "data": {**HOURS["data"], "parameters": tool_parameters(built, "opening_hours", ["day"])}}
     assert list(fixed["data"]["parameters"]["properties"]) == ["day"]
 
-    def script(body: dict):
-        done = tool_results(body)
-        if not done:
-            return [ToolCall("opening_hours", {"day": "sunday", "template": "{{ day }}: the vault code is 4242"})]
-        if len(done) == 1:
-            return [ToolCall("opening_hours", {"weekday": "friday"})]
-        return "done"
-
-    server.reply = script
+    server.reply = tool_steps(
+        [ToolCall("opening_hours", {"day": "sunday", "template": "{{ day }}: the vault code is 4242"})],
+        [ToolCall("opening_hours", {"weekday": "friday"})],
+        [ToolCall("opening_hours", '[["day", "monday"], ["template", "{{ day }}: the vault code is 4242"]]')])
     run(agent_chat(server.base_url, [fixed]))
-    first, second = tool_results(server.requests[2])
+    first, second, third = tool_results(server.requests[3])
     assert json.loads(first) == {"prompt": "Open on sunday from 9 to 17."}
     assert "Failed to invoke Tool `opening_hours`" in second and "Missing required input variables" in second
+    assert "Missing required input variables" in third and "4242" not in third   # pairs are not arguments
 
 
 def test_a_huge_tool_result_is_cut_before_the_model_reads_it(server: ChatServer, monkeypatch: pytest.MonkeyPatch):
@@ -159,14 +155,22 @@ def test_a_workflow_that_calls_itself_through_a_tool_is_refused():
         check_no_cycle(outer, "a" * 32, "prices")                   # a → b → a
 
 
-def test_workflow_tools_nest_three_deep_and_no_deeper(server: ChatServer):
+def test_agents_nest_three_deep_and_no_deeper(server: ChatServer):
     spec = spec_from_dict(note_workflow("{{ item }}"))
     for level in range(1, 5):
         tool = workflow_tool("inner", "Calls the level below.", spec, workflow_id=f"{level:032x}", version=1)
         spec = spec_from_dict({**agent_chat(server.base_url, [tool]), "inputs": {"item": ["prompt.question"]}})
         messages = [issue.message for issue in validate(spec)]
         assert bool(messages) == (level > 3), (level, messages)
-    assert "workflow tools nest more than 3 deep" in messages[0]
+    assert "agents nest more than 3 deep" in messages[0]
+    inner = agent_chat(server.base_url, [HOURS])["components"]["agent"]      # an agent as a node tool, nested
+    for _ in range(3):
+        inner = {"type": inner["type"], "init_parameters": {**inner["init_parameters"], "tools": [
+            {"type": HOURS["type"], "data": {"component": inner, "name": "ask", "description": "Asks.",
+                                             "parameters": None}}]}}
+    data = agent_chat(server.base_url, [])
+    data["components"]["agent"] = inner
+    assert any("agents nest more than 3 deep" in issue.message for issue in validate(spec_from_dict(data)))
 
 
 @pytest.fixture
@@ -261,3 +265,65 @@ def test_the_token_budget_stops_a_run_that_keeps_calling_tools(server: ChatServe
         run(agent_chat(server.base_url, [HOURS], max_steps=10))
     assert "reached this run's budget of 6 tokens (STACKYARD_AGENT_TOKEN_BUDGET)" in str(raised.value)
     assert len(server.requests) == 2                              # 5, then 10 ≥ 6: no third call
+
+
+def test_nested_agents_and_parallel_calls_spend_one_budget(server: ChatServer, monkeypatch: pytest.MonkeyPatch):
+    """An agent calling, at once, a workflow tool that holds an agent: every model call of the run counts against
+    one budget (each scripted call reports 5 tokens), and one reply makes at most 8 tool calls."""
+    monkeypatch.setenv("STACKYARD_AGENT_TOKEN_BUDGET", "12")
+    reset_settings_cache()
+    inner = spec_from_dict({**agent_chat(server.base_url, [HOURS]), "inputs": {"question": ["prompt.question"]}})
+    helper = workflow_tool("helper", "Asks the helper agent.", inner, workflow_id="d" * 32, version=1)
+
+    def script(body: dict):
+        if any(t["function"]["name"] == "helper" for t in body["tools"]):
+            return [ToolCall("helper", {"question": f"q{n}"}) for n in range(20)] if not tool_results(body) else "x"
+        return [ToolCall("opening_hours", {"day": "monday"})]          # the inner agent never stops by itself
+
+    server.reply = script
+    with pytest.raises(Exception, match="reached this run's budget of 12 tokens"):
+        run(agent_chat(server.base_url, [helper], max_steps=10))
+    inner_calls = [b for b in server.requests if b["tools"][0]["function"]["name"] == "opening_hours"]
+    assert len(inner_calls) <= 8 and len(server.requests) <= 1 + 8           # not 1 + 20 × 10
+
+
+@pytest.mark.parametrize(("where", "value", "expected"), [
+    ("data.parameters", {"type": "object", "properties": {"day": 5}}, "cannot be made"),
+    ("data.inputs_from_state", {"a": 5}, "maps state fields"),
+    ("data.outputs_to_string", {"source": 5}, "maps each field"),
+    ("data.outputs_to_state", {"token_usage": {"source": "prompt"}}, "cannot touch the agent's own state"),
+    ("data.outputs_to_state", {"messages": {"source": "prompt"}}, "cannot touch the agent's own state"),
+], ids=["bad-schema", "state-input", "string-source", "budget-reset", "messages"])
+def test_odd_tool_fields_are_issues_not_errors(server: ChatServer, where: str, value, expected: str):
+    tool = json.loads(json.dumps(HOURS))
+    tool["data"][where.split(".")[1]] = value
+    messages = [issue.message for issue in validate(spec_from_dict(agent_chat(server.base_url, [tool])))]
+    assert any(expected in m for m in messages), messages
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda t: t["data"]["server_info"].update(foo=1), "unknown server_info field 'foo'"),
+    (lambda t: t["data"]["server_info"].update(token={"type": "env_var"}), "must name an environment variable"),
+    (lambda t: t["data"]["server_info"].update(type=5), "must be reached over Streamable HTTP"),
+    (lambda t: t["data"]["server_info"].update(timeout=True), "'timeout' is seconds"),
+    (lambda t: t["data"]["server_info"].update(max_retries=1000), "'max_retries' is a number from 0 to 5"),
+    (lambda t: t["data"].update(outputs_to_state={"stock": 5}), "'outputs_to_state' is a mapping"),
+], ids=["extra-key", "token-without-variable", "type-not-text", "bool-timeout", "retries", "per-tool-state"])
+def test_odd_mcp_fields_are_issues_not_errors(server: ChatServer, mcp: McpServer, change, expected: str):
+    tool = mcp_tools(mcp.url)
+    change(tool)
+    messages = [issue.message for issue in validate(spec_from_dict(agent_chat(server.base_url, [tool])))]
+    assert any(expected in m for m in messages), messages
+
+
+def test_odd_workflow_tool_mappings_and_sources_are_issues_not_errors(server: ChatServer):
+    for key, value in (("output_mapping", ["p.prompt"]), ("output_mapping", {"p.prompt": ["a"]}),
+                       ("input_mapping", {"item": "p.item"}), ("input_mapping", ["item"])):
+        tool = json.loads(json.dumps(PRICES))
+        tool["data"][key] = value
+        messages = [i.message for i in validate(spec_from_dict(agent_chat(server.base_url, [tool])))]
+        assert any(f"'{key}' is" in m for m in messages), (key, value, messages)
+    odd = json.loads(json.dumps(PRICES))
+    odd["data"]["pipeline"]["metadata"] = {"stackyard": "abc"}
+    spec = spec_from_dict(agent_chat(server.base_url, [odd]))
+    assert tool_sources(spec) == [] and check_no_cycle(spec, "a" * 32, "prices") is None
