@@ -34,6 +34,7 @@ from stackyard.settings import get_settings
 from store.db import session_scope
 from ui.fields import whole_number
 from workflows import crud, graph
+from workflows.agents import check_no_cycle
 from workflows.availability import warnings as availability_warnings
 from workflows.bounds import INT32_MAX
 from workflows.errors import Issue, IssueCode, WorkflowInvalid
@@ -285,6 +286,10 @@ def validate(request: Payload) -> Payload:
         spec = spec_from_dict(_required(request, "spec"))
         issues = run_validator(spec)
         warnings = availability_warnings(spec)
+        if not issues and isinstance(request.get("workflow"), str):     # would it call itself, saved as this one?
+            with session_scope() as session:
+                workflow = crud.get_workflow(session=session, ref=request["workflow"])
+                check_no_cycle(spec, workflow.id, workflow.name)
     except WorkflowInvalid as exc:
         issues = exc.issues
     return {"valid": not issues, "issues": _issues(issues), "warnings": _issues(warnings)}

@@ -302,3 +302,21 @@ def test_any_two_versions_compare_either_way(db):
     assert back["after"]["max_new_tokens"] == 128                      # the template's own setting
     assert handlers.compare_versions({"ref": "cmp", "before": 1, "after": 9})["error"]["type"] == "NotFound"
     assert handlers.compare_versions({"ref": "cmp", "before": "x", "after": 1})["error"]["field"] == "before"
+
+
+def test_validate_names_a_workflow_that_would_call_itself_through_an_agents_tool(db, monkeypatch):
+    from stackyard.settings import reset_settings_cache
+    from store.db import session_scope
+    from tests.support.specs import agent_chat
+    from workflows import crud
+    from workflows.spec import spec_from_dict
+
+    with session_scope() as session:
+        made = crud.create_workflow(session, name="helper", spec=spec_from_dict(greeter()))
+        helper = crud.as_tool(session, ref=made.id, number=1, name="helper", description="Greets.")
+    monkeypatch.setenv("STACKYARD_SECRET_ENV", "TEST_LLM_KEY")
+    reset_settings_cache()
+    calls_helper = agent_chat("https://llm.example/v1", [helper])
+    assert handlers.validate({"spec": calls_helper})["valid"] is True                    # anywhere else it is fine
+    checked = handlers.validate({"spec": calls_helper, "workflow": "helper"})            # saved as 'helper' itself
+    assert checked["valid"] is False and "Workflow 'helper' calls itself" in checked["issues"][0]["message"]

@@ -252,7 +252,7 @@
     async validate() {
       if (!this.workflow) return;
       try {
-        const res = await SY.api.call("validate", { spec: this.graph.toSpec() });
+        const res = await SY.api.call("validate", { spec: this.graph.toSpec(), workflow: this.workflow.id });
         const warnings = res.warnings || [];
         this.showIssues(res.issues.concat(warnings));
         this.side.show("problems");
