@@ -36,6 +36,7 @@ log = logging.getLogger("stackyard.worker")
 TRACE_FLUSH_SECONDS = 0.1
 CANCEL_CHECK_SECONDS = 0.5
 CANCEL_GRACE_SECONDS = 2.0
+TIME_LIMIT_GRACE_SECONDS = 2.0
 
 _cache: WarmPipelines | None = None
 
@@ -54,10 +55,15 @@ def worker_name() -> str:
 class _Heartbeat(threading.Thread):
     """While the pipeline runs: writes the trace every 100 ms, renews the lease and watches for a cancel."""
 
-    def __init__(self, run_id: str, worker: str, rec: Recording, interrupt: bool) -> None:
+    def __init__(self, run_id: str, worker: str, rec: Recording, interrupt: bool,
+                 soft_limit: float | None = None) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{run_id}")
         self.run_id, self.worker, self.rec, self.interrupt = run_id, worker, rec, interrupt
         self.done = threading.Event()
+        # Past the soft limit Celery raises in the task; code that catches every exception (a library's retry loop)
+        # can swallow that, so the run would go on to the hard limit. Past the limit and a grace, the heartbeat
+        # interrupts the main thread itself, again every grace, until the run ends.
+        self.over_at = time.monotonic() + soft_limit + TIME_LIMIT_GRACE_SECONDS if soft_limit else None
 
     def run(self) -> None:
         cancel_seen: float | None = None
@@ -83,6 +89,10 @@ class _Heartbeat(threading.Thread):
             except Exception:  # noqa: BLE001 - a missed beat is retried; the lease tolerates several
                 log.exception("heartbeat failed for run %s", self.run_id)
                 continue
+            if self.interrupt and self.over_at is not None and time.monotonic() > self.over_at:
+                self.over_at = time.monotonic() + TIME_LIMIT_GRACE_SECONDS
+                _over_time.set()
+                os.kill(os.getpid(), signal.SIGUSR2)
             if cancelled and cancel_seen is None:
                 cancel_seen = time.monotonic()
                 self.rec.cancelled.set()
@@ -93,11 +103,15 @@ class _Heartbeat(threading.Thread):
 
 
 _interruptible = threading.Event()
+_over_time = threading.Event()      # the heartbeat's interrupt is for the soft time limit, not a cancel
 
 
 def _raise_cancelled(signum: int, frame: Any) -> None:
     # Only while the pipeline runs: a late signal must not break the code that records the outcome.
     if _interruptible.is_set():
+        if _over_time.is_set():
+            _over_time.clear()
+            raise SoftTimeLimitExceeded()       # stays interruptible: a swallowed one is raised again
         _interruptible.clear()
         raise RunCancelled("cancelled by request")
 
@@ -122,7 +136,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
         previous = signal.signal(signal.SIGUSR2, _raise_cancelled)
-    beat = _Heartbeat(run_id, worker, rec, interrupt=in_main)
+    beat = _Heartbeat(run_id, worker, rec, interrupt=in_main, soft_limit=soft_limit)
     beat.start()
     loads, outputs, stream = 0, None, None
     verdict = attempts.SUCCEEDED
@@ -139,6 +153,7 @@ def execute(run_id: str, *, worker: str | None = None) -> RunState | None:
                 outputs = run_pipeline(spec, pipeline, inputs, extra)
             finally:
                 _interruptible.clear()
+                _over_time.clear()
     except Exception as exc:  # noqa: BLE001 - any failure inside a user's workflow is the run's failure
         if isinstance(exc, NodeLoadError):
             rec.failed_to_start(exc.node, exc.component_type, redact(str(exc)))
