@@ -3,20 +3,22 @@ embedded broker), thinking with the in-test OpenAI-compatible server and calling
 
 The user story: drop an Agent on the canvas, give it tools in the inspector (a saved workflow, whose name the API
 refuses first; an MCP server; an MCP server validation refuses, its problem shown on its row; a node with the one
-input the model may fill), save, run, and follow the agent's model and tool calls under its entry in the run panel.
-Screenshots in test-artifacts/.
+input the model may fill), see each tool as a chip under the agent's tools port (a palette item dropped on that port
+opens the "Node as tool" dialog; an edge dropped on it is refused), save, run, and follow the agent's model and tool
+calls under its entry in the run panel. Screenshots in test-artifacts/.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.editor_browser import click_node, connect, drag_from_palette, edge, node, shot
+from tests.support.editor_browser import center, click_node, connect, drag_from_palette, edge, node, port, shot
 from tests.support.mcp_server import McpServer
 from tests.support.openai_server import ChatServer, ToolCall, tool_steps
 from tests.support.specs import REMOTE_LLM_ENV, agent_chat, note_workflow, remote_chat
@@ -69,6 +71,16 @@ def canvas_point(page: Page, fx: float, fy: float) -> tuple[float, float]:
 def agent_tools(page: Page) -> list[dict]:
     """The agent's tools as the editor holds them (what validate, drafts and save send)."""
     return page.evaluate("() => window.Stackyard.editor.graph.toSpec()")["components"]["agent"]["init_parameters"]["tools"]
+
+
+def drag(page: Page, start: tuple[float, float], end: tuple[float, float], *, release: bool = True) -> None:
+    """A pointer drag, as a user makes it (what the palette and the ports listen to)."""
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(start[0] + 40, start[1], steps=3)
+    page.mouse.move(*end, steps=8)
+    if release:
+        page.mouse.up()
 
 
 def test_an_agent_gets_its_tools_in_the_inspector_and_its_steps_show_in_the_run_panel(
@@ -125,6 +137,10 @@ def test_an_agent_gets_its_tools_in_the_inspector_and_its_steps_show_in_the_run_
     expect(row).to_contain_text("price_list")
     expect(row).to_contain_text("Prices of the shop's items.")
     expect(row).to_contain_text("from “prices”")
+    chips = node(page, "agent").locator(".sy-tool-chip")          # each tool hangs under the agent's tools port
+    expect(chips).to_have_count(1)
+    expect(chips.first).to_have_attribute("data-kind", "workflow")
+    expect(chips.first).to_have_text("price_list")
 
     # An MCP server with one of its tools, and one the operator does not allow: validation pins that on its row.
     for url, names in ((mcp.url, "stock"), ("http://127.0.0.1:1/mcp", "")):
@@ -135,15 +151,55 @@ def test_an_agent_gets_its_tools_in_the_inspector_and_its_steps_show_in_the_run_
         expect(dialog).to_have_count(0)
     expect(tools.locator('.sy-tool-row[data-kind="mcp"]')).to_have_count(2)
     expect(tools.locator('.sy-tool-row[data-tool="1"]')).to_contain_text("Offers the model: stock")
+    expect(chips.locator(".sy-tool-chip-name")).to_have_text(["price_list", f"127.0.0.1:{mcp.port}", "127.0.0.1:1"])
     page.locator('[data-action="validate"]').click()
     expect(page.locator('.sy-issue[data-node="agent"]')).to_contain_text("STACKYARD_MCP_SERVERS")
     page.locator('.sy-tabs [data-tab="inspect"]').click()
     expect(tools.locator('.sy-tool-row[data-tool="2"] .sy-field-error')).to_contain_text("is not one an operator allows")
     expect(tools.locator('.sy-tool-row[data-tool="0"] .sy-field-error')).to_have_count(0)
+    tools_port = node(page, "agent").locator(".sy-tools-port")
+    expect(tools_port).to_have_class(re.compile("sy-port-issue"))   # on the canvas: the tools port's problem,
+    expect(node(page, "agent").locator('.sy-port[data-port="tools"]')).to_have_count(0)   # not the data input's
     shot(page, "agent-01-tools")
     tools.get_by_role("button", name="Remove tool http://127.0.0.1:1/mcp").click()
     expect(tools.locator(".sy-field-error")).to_have_count(0)       # pinned by index: not to the wrong tool now
     expect(tools).to_contain_text("Validate to check them again")
+    expect(chips).to_have_count(2)
+    expect(page.locator(".sy-node")).to_have_count(2)               # chips are not nodes
+
+    # A chip is the agent's: clicking it selects the agent, and its Tools section shows.
+    page.locator('[data-action="fit"]').click()                      # the chips count in the agent's extent
+    page.locator(".sy-viewport").focus()
+    page.keyboard.press("Escape")
+    expect(tools).to_have_count(0)
+    chips.nth(1).click()
+    expect(page.locator('.sy-node.sy-selected[data-name="agent"]')).to_have_count(1)
+    expect(tools).to_be_visible()
+
+    # Tools are not data: an edge dropped on the tools port is refused the canvas's usual way.
+    expect(tools_port).to_have_text("tools")
+    drag(page, center(port(page, "prompt", "prompt", "out")), center(tools_port))
+    refusal = page.locator(".sy-toast.sy-refusal")
+    expect(refusal).to_contain_text("tools are not data")
+    expect(page.locator(".sy-edge")).to_have_count(1)
+    refusal.locator(".sy-toast-x").click()
+
+    # A palette item dropped on the tools port opens "Node as tool" with that node picked, and adds no node.
+    item = page.locator(f'.sy-pal-item[data-type="{BM25}"]')
+    item.scroll_into_view_if_needed()
+    drag(page, center(item), center(tools_port), release=False)
+    expect(node(page, "agent").locator(".sy-agent-tools.sy-tool-target")).to_have_count(1)
+    expect(page.locator(".sy-ghost")).to_have_text("BM25 retriever → a tool of agent")
+    shot(page, "agent-01b-drop-on-tools-port")
+    page.mouse.up()
+    expect(dialog.locator(".sy-modal-head")).to_contain_text("Node as tool")
+    expect(dialog.get_by_label("Node type")).to_have_value(BM25)
+    expect(dialog.get_by_label("Tool name")).to_have_value("bm25_retriever")
+    expect(dialog.get_by_label("The model fills query")).to_be_visible()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    expect(page.locator(".sy-node")).to_have_count(2)
+    expect(chips).to_have_count(2)
 
     # A node as a tool, with only the input the model may fill; then removed again (undoable like any edit).
     tools.locator('[data-action="add-node-tool"]').click()
@@ -156,12 +212,19 @@ def test_an_agent_gets_its_tools_in_the_inspector_and_its_steps_show_in_the_run_
     assert added["data"]["component"]["type"] == BM25 and added["data"]["name"] == "search_docs"
     assert added["data"]["parameters"] == {"type": "object", "required": ["query"],
                                            "properties": {"query": {"type": "string", "description": "query (str)"}}}
+    expect(chips).to_have_count(3)
+    expect(chips.nth(2)).to_have_attribute("data-kind", "node")
+    expect(chips.nth(2)).to_have_text("search_docs")
+    shot(page, "agent-01c-tool-chips")
     tools.get_by_role("button", name="Remove tool search_docs").click()
     expect(tools.locator(".sy-tool-row")).to_have_count(2)
+    expect(chips).to_have_count(2)
     page.keyboard.press("Control+z")
     expect(tools.locator(".sy-tool-row")).to_have_count(3)
+    expect(chips.nth(2)).to_have_text("search_docs")
     page.keyboard.press("Control+Shift+z")
     expect(tools.locator(".sy-tool-row")).to_have_count(2)
+    expect(chips).to_have_count(2)
 
     # The tools are the node's parameter: in the editor's spec, and in the version saved.
     listed = agent_tools(page)

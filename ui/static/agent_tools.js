@@ -31,6 +31,9 @@
     return { type: "object", properties, required: ports.filter((p) => p.mandatory).map((p) => p.name) };
   }
 
+  /** The names an agent's tools are called by (an MCP server's tools are named by the server). */
+  const toolNames = (tools) => tools.filter((t) => t && t.type !== MCP_TOOLSET && t.data).map((t) => t.data.name);
+
   function freeToolName(base, taken) {
     const stem = String(base || "tool").toLowerCase().replace(/[^a-z0-9_-]+/g, "_").replace(/^_+|_+$/g, "").slice(0, 60) || "tool";
     let name = stem;
@@ -69,7 +72,7 @@
         list.appendChild(this.row(tool, index, own, () => this.change(node.name, "remove tool", (all) => all.filter((_, j) => j !== index))));
       });
       if (!tools.length) list.appendChild(h("p.sy-muted", { text: "No tools yet: the agent can only answer from what it is told." }));
-      const taken = () => tools.filter((t) => t && t.type !== MCP_TOOLSET && t.data).map((t) => t.data.name);
+      const taken = () => toolNames(tools);
       const add = (tool) => this.change(node.name, "add tool", (all) => [...all, tool]);
       let json = null;
       const rawBtn = h("button.sy-link", { text: "Edit tools as JSON", onclick: () => {
@@ -80,7 +83,7 @@
       } });
       const el = this.insp.section(null, h("h3", null, "Tools", h("span.sy-count", { text: String(tools.length) })), list,
         h("div.sy-row-btns", null,
-          h("button.sy-btn.sy-btn-sm", { text: "+ Node as tool", dataset: { action: "add-node-tool" }, onclick: () => this.nodeDialog(taken(), add) }),
+          h("button.sy-btn.sy-btn-sm", { text: "+ Node as tool", dataset: { action: "add-node-tool" }, onclick: () => this.addNodeTool(node) }),
           h("button.sy-btn.sy-btn-sm", { text: "+ Workflow as tool", dataset: { action: "add-workflow-tool" }, onclick: () => this.workflowDialog(taken(), add) }),
           h("button.sy-btn.sy-btn-sm", { text: "+ MCP server", dataset: { action: "add-mcp-tool" }, onclick: () => this.mcpDialog(add) })),
         checked === false ? h("div.sy-hint.sy-warn", { text: "The tools changed since they were checked: Validate to check them again." }) : null,
@@ -99,6 +102,15 @@
       const now = JSON.stringify(tools);
       if (!seen.has(node.name)) seen.set(node.name, now);
       return seen.get(node.name) === now;
+    }
+
+    /** The "Node as tool" dialog for an Agent node, with `type` (a palette entry) already picked when given: what a
+     * palette item dropped on the agent's tools port on the canvas opens. */
+    addNodeTool(node, type) {
+      const current = this.ed.graph.nodes.get(node.name);
+      if (!current) return;
+      const tools = Array.isArray(current.params.tools) ? current.params.tools : [];
+      this.nodeDialog(toolNames(tools), (tool) => this.change(current.name, "add tool", (all) => [...all, tool]), type);
     }
 
     /** One undoable edit of the node's tools, by name (an undo may have replaced the node object meanwhile). */
@@ -163,8 +175,8 @@
     }
 
     /** A node type from the palette as a tool, with the inputs the model may fill ticked. */
-    nodeDialog(taken, add) {
-      const entries = this.ed.catalog.filter((e) => e.type !== AGENT);
+    nodeDialog(taken, add, type) {
+      const entries = this.ed.catalog.filter((e) => AgentTools.canBeTool(e.type));
       const pick = h("select.sy-input", { "aria-label": "Node type" }, h("option", { value: "", text: "— choose a node —" }),
         this.ed.categories.map((cat) => {
           const items = entries.filter((e) => e.category === cat);
@@ -194,13 +206,15 @@
         append(inputs, h("div.sy-hint", { text: "Tick the inputs the model may fill, or none to let it fill all of them. "
           + "An unticked input keeps the node's own value (a required one, *, has none)." }));
       };
-      pick.addEventListener("change", () => {
+      const choose = () => {
         entry = this.ed.catalogEntry(pick.value) || null;
         if (entry && !name.dataset.edited) name.value = freeToolName(entry.title, taken);
         if (entry && !description.dataset.edited) description.value = entry.description || "";
         showInputs();
-      });
-      showInputs();
+      };
+      pick.addEventListener("change", choose);
+      if (type && AgentTools.canBeTool(type)) pick.value = type;
+      choose();
       const submit = (close) => {
         const toolName = name.value.trim();
         if (!entry) { error.textContent = "Pick the node the model calls."; return; }
@@ -322,6 +336,35 @@
         actions: [{ label: "Cancel" }, { label: "Add tool", id: "add-tool", kind: "primary", onclick: submit }] });
     }
   }
+
+  /** Whether a palette entry of this type can be an agent's tool ("Node as tool" offers every node but an Agent). */
+  AgentTools.canBeTool = (type) => Boolean(type) && type !== AGENT;
+  AgentTools.AGENT = AGENT;
+
+  /** What a tool's chip on the canvas shows: its kind (letter and colour), a short name (an MCP server: its host)
+   * and a line on hover. `entryOf` finds a palette entry by type. */
+  AgentTools.chip = function (tool, entryOf) {
+    const data = (tool && tool.data && typeof tool.data === "object") ? tool.data : {};
+    const type = tool && tool.type;
+    const name = String(data.name || "(no name)");
+    const about = typeof data.description === "string" && data.description ? ` — ${data.description}` : "";
+    if (type === COMPONENT_TOOL) {
+      const comp = (data.component && typeof data.component === "object") ? data.component : {};
+      const entry = entryOf(comp.type);
+      const title = entry ? entry.title : String(comp.type || "?").split(".").pop() || "?";
+      return { kind: "node", cat: entry ? entry.category : "unknown", letter: title[0].toUpperCase(), name,
+        title: `${name} · node as tool (${title})${about}` };
+    }
+    if (type === PIPELINE_TOOL) return { kind: "workflow", letter: "W", name, title: `${name} · workflow as tool${about}` };
+    if (type === MCP_TOOLSET) {
+      const url = String((data.server_info && data.server_info.url) || "");
+      let host = url;
+      try { host = new URL(url).host || url; } catch (_) { /* not a URL: shown as written (validation says why) */ }
+      const names = Array.isArray(data.tool_names) && data.tool_names.length ? data.tool_names.join(", ") : "all of its tools";
+      return { kind: "mcp", letter: "M", name: host || "(no URL)", title: `MCP server ${url} · offers the model ${names}` };
+    }
+    return { kind: "other", letter: "?", name: String(type), title: "Not a tool an agent can use here: remove it in the inspector." };
+  };
 
   SY.AgentTools = AgentTools;
 })(window.Stackyard = window.Stackyard || {});

@@ -11,8 +11,19 @@
   const PAD = 6;        // body padding above the first row
   const FOOT = 8;
   const ORIGIN = 50000; // the edge SVG's offset, so it can draw at negative coordinates
+  // An Agent's tools hang below it: the tools port on its bottom edge, then one chip per tool (canvas.css draws the
+  // dashed line from the port to each chip with these sizes).
+  const TOOLS_TOP = 14; // bottom edge (the port) to the first chip
+  const CHIP = 26;      // a chip and the gap under it
+  const MAX_CHIPS = 8;  // more tools than this show as "+ N more"
 
   const STATE_LABEL = { queued: "queued", running: "running", done: "done", failed: "failed", skipped: "not reached" };
+
+  function flash(portEl) {
+    if (!portEl) return;
+    portEl.classList.add("sy-refused");
+    setTimeout(() => portEl.classList.remove("sy-refused"), 1600);
+  }
 
   class Canvas {
     constructor(editor, viewport) {
@@ -43,11 +54,34 @@
         .map((e) => e.receiver.slice(node.name.length + 1)));
       const inputs = node.ports.inputs || [];
       const shown = inputs.filter((p) => this.expanded.has(node.name) || p.mandatory || connected.has(p.name)
-        || this.ed.graph.inputAlias(`${node.name}.${p.name}`) || this.issues.byPort.has(`${node.name}.${p.name}`));
+        || this.ed.graph.inputAlias(`${node.name}.${p.name}`) || this.portIssue(node, p.name));
       const hidden = inputs.length - shown.length;
       const outputs = node.ports.outputs || [];
       const rows = Math.max(shown.length, outputs.length) + (hidden || this.expanded.has(node.name) && inputs.some((p) => !p.mandatory) ? 1 : 0);
-      return { inputs: shown, outputs, hidden, rows, height: HEAD + PAD + Math.max(rows, 1) * ROW + FOOT };
+      const card = HEAD + PAD + Math.max(rows, 1) * ROW + FOOT;
+      const tools = this.toolsOf(node);
+      const chips = tools ? Math.min(tools.length, MAX_CHIPS) + (tools.length > MAX_CHIPS ? 1 : 0) : 0;
+      // `height` takes in the chips below an agent, so layout, fit and box-select leave them room.
+      return { inputs: shown, outputs, hidden, rows, card, tools, height: card + (tools ? TOOLS_TOP + chips * CHIP : 0) };
+    }
+
+    /** An Agent node's tools (its `tools` parameter; [] when it is not a list), or null for any other node. */
+    toolsOf(node) {
+      if (node.type !== SY.AgentTools.AGENT) return null;
+      return Array.isArray(node.params.tools) ? node.params.tools : [];
+    }
+
+    /** Whether an issue is about an agent's `tools` parameter (validation pins it to a port named "tools"): the
+     * tools port's problem, not its data input's. */
+    isToolsIssue(node, issue) {
+      if (node.type !== SY.AgentTools.AGENT || !issue.field) return false;
+      const at = `components.${node.name}.init_parameters.tools`;
+      return issue.field === at || (issue.field.startsWith(at) && "[.".includes(issue.field[at.length]));
+    }
+
+    portIssue(node, socket) {
+      const issue = this.issues.byPort.get(`${node.name}.${socket}`);
+      return issue && !this.isToolsIssue(node, issue) ? issue : null;
     }
 
     portPoint(ref, kind) {
@@ -181,7 +215,7 @@
           h("div.sy-node-type", { text: entry ? entry.title : node.type.split(".").pop(), title: node.type })),
         this.statusBadge(status),
         nodeIssues.length ? h("span.sy-node-issues", { text: String(nodeIssues.length), title: nodeIssues.map((i) => i.message).join("\n") }) : null);
-      const body = h("div.sy-node-body", { style: { height: `${layout.height - HEAD}px` } });
+      const body = h("div.sy-node-body", { style: { height: `${layout.card - HEAD}px` } });
       layout.inputs.forEach((port, i) => body.appendChild(this.buildPort(node, port, "in", i)));
       layout.outputs.forEach((port, i) => body.appendChild(this.buildPort(node, port, "out", i)));
       if (layout.hidden || this.expanded.has(node.name)) {
@@ -194,12 +228,36 @@
       append(el, head, body);
       const message = nodeIssues[0] ? nodeIssues[0].message : node.ports.problem;
       if (message) el.appendChild(h("div.sy-node-msg", { text: message, title: message }));
+      if (layout.tools) el.appendChild(this.buildTools(node, layout.tools));
       return el;
+    }
+
+    /** An agent's tools port and its tools' chips: drawn from its parameters, never nodes of the workflow. A chip is
+     * part of the agent's element, so clicking or dragging one selects or moves the agent. */
+    buildTools(node, tools) {
+      const entryOf = (type) => this.ed.catalogEntry(type);
+      const chips = tools.slice(0, MAX_CHIPS).map((tool, i) => {
+        const chip = SY.AgentTools.chip(tool, entryOf);
+        return h("div.sy-tool-chip", { dataset: { tool: String(i), kind: chip.kind }, title: chip.title },
+          h("span.sy-tool-icon", { dataset: { letter: chip.letter, cat: chip.cat || chip.kind } }),
+          h("span.sy-tool-chip-name", { text: chip.name }));
+      });
+      const more = tools.length - chips.length;
+      const issues = (this.issues.byNode.get(node.name) || []).filter((i) => this.isToolsIssue(node, i));
+      const port = h("div.sy-tools-port", { dataset: { node: node.name, kind: "tools" },
+        title: [...issues.map((i) => i.message),
+          "Tools, not data: drop a node from the palette here to give the agent a tool (edit them in the inspector)"].join("\n") },
+        h("span.sy-tools-socket"), h("span.sy-tools-label", { text: "tools" }));
+      if (issues.length) port.classList.add("sy-port-issue");
+      return h("div.sy-agent-tools", { dataset: { node: node.name } }, port,
+        h("div.sy-tool-chips", null, chips,
+          more ? h("div.sy-tool-more", { text: `+ ${more} more`, title: "Select the agent to see all of its tools" }) : null,
+          h("div.sy-tool-drop", { text: "drop: a node as a tool" })));
     }
 
     buildPort(node, port, kind, index) {
       const ref = `${node.name}.${port.name}`;
-      const issue = this.issues.byPort.get(ref);
+      const issue = kind === "in" ? this.portIssue(node, port.name) : this.issues.byPort.get(ref);
       const el = h(`div.sy-port.sy-${kind}`, { dataset: { port: port.name, kind, node: node.name },
         style: { top: `${PAD + index * ROW}px` } },
         h("span.sy-dot", { dataset: { fam: typeFamily(port.type) } }),
@@ -338,10 +396,13 @@
     flashPort(ref, kind) {
       const [name, port] = [ref.slice(0, ref.indexOf(".")), ref.slice(ref.indexOf(".") + 1)];
       const el = this.nodeEls.get(name);
-      const portEl = el && [...el.querySelectorAll(`.sy-port.sy-${kind}`)].find((p) => p.dataset.port === port);
-      if (!portEl) return;
-      portEl.classList.add("sy-refused");
-      setTimeout(() => portEl.classList.remove("sy-refused"), 1600);
+      flash(el && [...el.querySelectorAll(`.sy-port.sy-${kind}`)].find((p) => p.dataset.port === port));
+    }
+
+    /** An agent's tools port, refusing an edge (tools are not data). */
+    flashTools(name) {
+      const el = this.nodeEls.get(name);
+      flash(el && el.querySelector(".sy-tools-port"));
     }
   }
 

@@ -2,7 +2,7 @@
  * drop from the palette, port tooltips, shortcuts. Moves are applied once per animation frame. */
 (function (SY) {
   "use strict";
-  const { h, append, clamp } = SY.util;
+  const { h, append, clamp, toast } = SY.util;
 
   function install(ed) {
     const canvas = ed.canvas;
@@ -178,12 +178,24 @@
         if (hovered) hovered.classList.remove("sy-target");
         hovered = null;
         const el = document.elementFromPoint(e.clientX, e.clientY);
+        const tools = el && el.closest(".sy-agent-tools");
         const port = el && el.closest(".sy-port");
-        if (port && port.dataset.kind !== g.portKind) {
+        if (tools) refuseTools(g, tools.dataset.node);
+        else if (port && port.dataset.kind !== g.portKind) {
           const other = `${port.dataset.node}.${port.dataset.port}`;
           if (g.portKind === "out") ed.connect(g.ref, other); else ed.connect(other, g.ref);
         }
       }
+    }
+
+    /** An edge dropped on an agent's tools port (or its chips): tools are not data, so the canvas's usual refusal. */
+    function refuseTools(g, agent) {
+      const message = `tools are not data. Give “${agent}” a tool by dropping a node from the palette on its tools port, `
+        + "or with “+ Node as tool”, “+ Workflow as tool” or “+ MCP server” in its Tools section.";
+      ed.root.dataset.lastRefusal = message;
+      canvas.flashPort(g.ref, g.portKind);
+      canvas.flashTools(agent);
+      toast(`Connection refused: ${message}`, "error", 9000).classList.add("sy-refusal");
     }
 
     vp.addEventListener("pointerup", endGesture);
@@ -216,21 +228,43 @@
     });
 
     // --- palette → canvas drop (pointer based, so it works the same with a mouse, a pen or a test) ---
+    // Dropped on an Agent's tools port or chips, a node becomes one of its tools (the inspector's dialog) instead.
     ed.beginPaletteDrag = function (e, entry) {
       const ghost = h("div.sy-ghost", { text: entry.title });
       document.body.appendChild(ghost);
+      const toolable = SY.AgentTools.canBeTool(entry.type);
+      let target = null;          // the agent's tools under the pointer
+      const toolsAt = (ev) => {
+        const el = toolable ? document.elementFromPoint(ev.clientX, ev.clientY) : null;
+        const area = el && el.closest(".sy-agent-tools");
+        return area && vp.contains(area) && ed.graph.nodes.has(area.dataset.node) ? area : null;
+      };
+      vp.classList.toggle("sy-tool-drag", toolable);
       const move = (ev) => {
         ghost.style.transform = `translate(${ev.clientX + 8}px, ${ev.clientY + 8}px)`;
         const r = vp.getBoundingClientRect();
         vp.classList.toggle("sy-drop-ok", ev.clientX > r.left && ev.clientX < r.right && ev.clientY > r.top && ev.clientY < r.bottom);
+        const area = toolsAt(ev);
+        if (area === target) return;
+        if (target) target.classList.remove("sy-tool-target");
+        target = area;
+        if (target) target.classList.add("sy-tool-target");
+        ghost.textContent = target ? `${entry.title} → a tool of ${target.dataset.node}` : entry.title;
       };
       const up = (ev) => {
         window.removeEventListener("pointermove", move);
         window.removeEventListener("pointerup", up);
+        const agent = toolsAt(ev);
         ghost.remove();
-        vp.classList.remove("sy-drop-ok");
+        if (target) target.classList.remove("sy-tool-target");
+        vp.classList.remove("sy-drop-ok", "sy-tool-drag");
         const r = vp.getBoundingClientRect();
-        if (ev.clientX > r.left && ev.clientX < r.right && ev.clientY > r.top && ev.clientY < r.bottom) {
+        if (agent) {
+          const name = agent.dataset.node;
+          ed.select([`n:${name}`]);
+          if (ed.side.current !== "inspect") ed.side.show("inspect");
+          ed.inspector.agentTools.addNodeTool(ed.graph.nodes.get(name), entry.type);
+        } else if (ev.clientX > r.left && ev.clientX < r.right && ev.clientY > r.top && ev.clientY < r.bottom) {
           const p = canvas.screenToWorld(ev.clientX, ev.clientY);
           ed.addNode(entry, { x: p.x - SY.layout.W / 2, y: p.y - 20 });
         }
@@ -318,7 +352,8 @@
 
   SY.installInteractions = install;
   SY.SHORTCUTS = [
-    ["Drag from palette", "add a node (or double-click it)"], ["Drag output → input", "connect ports"],
+    ["Drag from palette", "add a node (or double-click it)"], ["Drop on an agent's tools port", "give it a tool"],
+    ["Drag output → input", "connect ports"],
     ["Drag background", "pan"], ["Shift + drag", "select with a box"], ["Wheel", "zoom"],
     ["Click / Shift+click", "select / add to selection"], ["Delete, Backspace", "delete selection"],
     ["Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y", "undo / redo"], ["Ctrl+C / Ctrl+X / Ctrl+V", "copy / cut / paste"],
