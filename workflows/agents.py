@@ -9,7 +9,8 @@ Stackyard's guards are hooks added when the agent is built, never written to the
 
 - the model may fill only the parameters a tool declares (``parameters``): the others stay as the PM set them;
 - a tool result longer than ``STACKYARD_AGENT_TOOL_RESULT_CHARS`` is cut before the model reads it, saying so;
-- the model calls of one run stop at ``STACKYARD_AGENT_TOKEN_BUDGET`` tokens (Haystack's ``TokenBudgetHook``);
+- the model calls of one run, all its agents together, stop at ``STACKYARD_AGENT_TOKEN_BUDGET`` tokens;
+- a model reply makes at most ``MAX_CALLS_PER_STEP`` tool calls, and agents nest at most ``MAX_NESTING`` deep;
 - a run that ends on its step limit or its budget fails with :class:`AgentStopped`, which says which and what
   to change, instead of passing a half-finished answer on.
 
@@ -54,6 +55,7 @@ MAX_TOOLS = 32
 MAX_DESCRIPTION = 2_000
 MAX_NESTING = 3            # agents inside agents (through workflow tools or an agent as a tool)
 MAX_CALLS_PER_STEP = 8     # tool calls one model reply may make
+MAX_OPEN_CALLS = 256       # agent calls one warm agent keeps budget books for at once
 # Agent parameters that would run code or change how failures surface: only their default is allowed.
 _FIXED = {"streaming_callback": None, "hooks": None, "raise_on_tool_invocation_failure": False,
           "tool_streaming_callback_passthrough": False}
@@ -246,11 +248,14 @@ def _check_mcp(node: str, data: dict[str, Any], where: str, *, running: bool) ->
     if data.get("eager_connect"):
         issues.append(_issue(node, f"{where}.eager_connect", "eager_connect would connect while the workflow is "
                                                              "checked; leave it false (it connects when it runs)."))
-    per_tool = [(f"{where}.{key}.{tool}", {key: links}) for key in _TOOL_STATE
-                for tool, links in (data.get(key) or {}).items()] if all(
-        isinstance(data.get(key) or {}, dict) for key in _TOOL_STATE) else [(where, data)]
-    for at, links in per_tool:                 # an MCP toolset links state per tool: {tool: {…}}
-        issues += _state_links(node, links, at.rsplit(".", 2)[0] if at != where else at)
+    for key in _TOOL_STATE:                    # an MCP toolset links state per tool: {key: {tool: {…}}}
+        per_tool = data.get(key)
+        if per_tool not in (None, {}, []) and not isinstance(per_tool, dict):
+            issues.append(_issue(node, f"{where}.{key}", f"'{key}' maps each of the server's tools to its links, "
+                                                         "e.g. {search: {documents: {source: documents}}}."))
+            continue
+        for links in (per_tool or {}).values():
+            issues += _state_links(node, {key: links}, where)
     return issues
 
 
@@ -452,8 +457,9 @@ def build_agent(node: str, params: dict[str, Any], *, settings: Settings, runnin
     try:
         return Agent(chat_generator=generator, tools=tools, hooks=hooks, **plain)
     except Exception as exc:  # noqa: BLE001 - e.g. a generator that cannot call tools: a bad parameter
-        raise ComponentBuildError([_issue(node, "chat_generator", f"the agent cannot be made: {exc}. Pick a chat "
-                                          "model that calls tools (OpenAI-compatible or a local chat model).")]) from None
+        raise ComponentBuildError([_issue(node, "chat_generator", f"the agent cannot be made: {str(exc)[:500]}. Fix "
+                                          "the parameter it names; its model must be a chat model that calls tools "
+                                          "(OpenAI-compatible or a local chat model).")]) from None
 
 
 def _built_tool(node: str, index: int, tool: dict[str, Any], make_component: Callable[[ComponentSpec], Any],
@@ -553,6 +559,8 @@ class _SharedBudget:
         total = _tokens(state.data.get("token_usage"))
         with self.lock:
             budget, counted = self.seen.get(id(state)) or (_budget.get() or _RunBudget(self.limit), 0)
+            if len(self.seen) > MAX_OPEN_CALLS:     # calls that raised never reached after_run: forget the oldest
+                self.seen.pop(next(iter(self.seen)))
             self.seen[id(state)] = (budget, total)
             if state.data.get("exit_reason") is not None:
                 self.seen.pop(id(state), None)          # after_run (the reason is set by then): this call is over
