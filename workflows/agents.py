@@ -338,16 +338,6 @@ def check_agent(node: str, params: dict[str, Any], *, running: bool = False, dep
     return issues
 
 
-def tool_parameters(component: Any, name: str, only: list[str]) -> dict[str, Any]:
-    """The JSON schema of a node-as-tool that lets the model fill only the inputs ``only`` names (the others keep
-    the node's own values): what a ComponentTool's ``parameters`` holds."""
-    from haystack.tools import ComponentTool
-
-    schema = ComponentTool(component, name=name, description=name).parameters
-    return {**schema, "properties": {k: v for k, v in schema["properties"].items() if k in only},
-            "required": [k for k in schema.get("required", []) if k in only]}
-
-
 def workflow_tool(name: str, description: str, spec: WorkflowSpec, *, workflow_id: str, version: int) -> dict[str, Any]:
     """A saved workflow version as a tool: its pipeline copied in, its declared inputs the tool's arguments and
     its declared outputs what the model reads back."""

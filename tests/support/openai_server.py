@@ -145,10 +145,6 @@ class ChatServer:
         """The reply to ``body``: the fixed one, or what the scripted ``reply(body)`` says (text or tool calls)."""
         return self.reply(body) if callable(self.reply) else self.reply
 
-    def text(self, body: dict) -> str:
-        reply = self.answer(body)
-        return reply if isinstance(reply, str) else ""
-
     def _completion(self, body: dict) -> dict:
         reply = self.answer(body)
         if isinstance(reply, list):

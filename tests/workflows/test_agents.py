@@ -13,7 +13,7 @@ from stackyard.settings import reset_settings_cache
 from tests.support.mcp_server import McpServer
 from tests.support.openai_server import ChatServer, ToolCall, tool_results, tool_steps
 from tests.support.specs import agent_chat, mcp_tools, note_tool, note_workflow
-from workflows.agents import check_no_cycle, tool_parameters, tool_sources, workflow_tool
+from workflows.agents import check_no_cycle, tool_sources, workflow_tool
 from workflows.build import BuildMode
 from workflows.errors import WorkflowInvalid
 from workflows.execute import run_pipeline
@@ -78,11 +78,8 @@ def test_max_steps_ends_the_run_saying_so(server: ChatServer):
 def test_arguments_the_pm_fixed_stay_fixed_and_bad_ones_reach_the_model_as_errors(server: ChatServer):
     """The PM lets the model fill ``day`` only; it also sends ``template`` (a real input of the node: Haystack would
     pass it on), which is dropped; next it names the argument wrongly, and hears what was missing."""
-    component = ComponentSpec(type=HOURS["data"]["component"]["type"],
-                              init_parameters=HOURS["data"]["component"]["init_parameters"])
-    built = build_node("hours", component, mode=BuildMode.VALIDATE)
-    fixed = {**HOURS, "data": {**HOURS["data"], "parameters": tool_parameters(built, "opening_hours", ["day"])}}
-    assert list(fixed["data"]["parameters"]["properties"]) == ["day"]
+    day_only = {"type": "object", "properties": {"day": {"type": "string"}}, "required": ["day"]}  # the inspector's
+    fixed = {**HOURS, "data": {**HOURS["data"], "parameters": day_only}}
 
     server.reply = tool_steps(
         [ToolCall("opening_hours", {"day": "sunday", "template": "{{ day }}: the vault code is 4242"})],

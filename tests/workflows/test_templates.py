@@ -221,59 +221,49 @@ def test_the_rewrite_template_searches_with_a_standalone_query_made_from_the_con
     assert outputs["answer"][0]["text"] == "the answer"
 
 
-def _server_generator(server) -> dict:
+def _run_starter(name: str, script, inputs: dict, monkeypatch: pytest.MonkeyPatch):
+    """Template ``name`` started with the operator's OpenAI-compatible server (the in-test one, answering with
+    ``script``) in place of every generator, validated and run on ``inputs``; its outputs and the server."""
     from nodes.models import SERVER_GENERATOR
+    from stackyard.settings import reset_settings_cache
+    from tests.support.openai_server import ChatServer
+    from workflows.templates import starter
 
-    return {"type": SERVER_GENERATOR, "init_parameters": {"model": "local-model", "api_base_url": server.base_url,
-                                                          "max_retries": 0, "timeout": 10}}
+    with ChatServer(script) as server:
+        monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{server.port}")
+        reset_settings_cache()
+        try:
+            spec = starter(name, {"type": SERVER_GENERATOR, "init_parameters": {
+                "model": "local-model", "api_base_url": server.base_url, "max_retries": 0, "timeout": 10}})
+            assert validate(spec) == []
+            return run_pipeline(spec, build_pipeline(spec), inputs), server
+        finally:
+            reset_settings_cache()
 
 
 def test_the_agent_calling_a_workflow_template_gets_the_machines_generator_everywhere_and_answers(
         monkeypatch: pytest.MonkeyPatch):
     """Started with the operator's server, the agent and the summarizer it calls as a tool both use it: the agent
     asks for the tool, the tool's own LLM call summarizes, and the agent answers with that summary."""
-    from stackyard.settings import reset_settings_cache
-    from tests.support.openai_server import ChatServer, ToolCall
-    from workflows.templates import starter
+    from tests.support.openai_server import ToolCall, tool_steps
 
-    def script(body: dict):
-        if not body.get("tools"):                          # the summarizer workflow's own LLM call
-            return "Stackyard builds workflows. It runs them."
-        results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
-        if not results:
-            return [ToolCall("summarize_text", {"text": "Stackyard builds Haystack workflows and runs them on workers."})]
-        return "Here is the summary: " + results[0]
+    agent = tool_steps([ToolCall("summarize_text", {"text": "Stackyard builds Haystack workflows and runs them."})])
 
-    with ChatServer(script) as server:
-        monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{server.port}")
-        reset_settings_cache()
-        spec = starter("agent_workflow", _server_generator(server))
-        assert validate(spec) == []
-        outputs = run_pipeline(spec, build_pipeline(spec), {"request": "Summarize: Stackyard builds workflows."})
+    def script(body: dict):                  # no tools offered: the summarizer workflow's own LLM call
+        return agent(body) if body.get("tools") else "Stackyard builds workflows. It runs them."
+
+    outputs, server = _run_starter("agent_workflow", script, {"request": "Summarize: Stackyard builds workflows."},
+                                   monkeypatch)
     assert "Stackyard builds workflows. It runs them." in outputs["answer"]["text"]
     assert "Summarize the following text" in server.requests[1]["messages"][0]["content"]  # the tool's own prompt
-    reset_settings_cache()
 
 
 @pytest.mark.integration
 def test_the_agent_search_template_searches_the_indexed_documents_and_answers(indexed, monkeypatch):
-    from stackyard.settings import reset_settings_cache
-    from tests.support.openai_server import ChatServer, ToolCall
-    from workflows.templates import starter
+    from tests.support.openai_server import ToolCall, tool_steps
 
     moonhare = next(f for f in DOCUMENT_FACTS.values() if "moonhare" in f["key"])
-
-    def script(body: dict):
-        results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
-        if not results:
-            return [ToolCall("search_documents", {"query": "How far can the striped moonhare leap?"})]
-        return "Found: " + results[0]
-
-    with ChatServer(script) as server:
-        monkeypatch.setenv("STACKYARD_FETCH_ALLOWED_HOSTS", f"127.0.0.1:{server.port}")
-        reset_settings_cache()
-        spec = starter("agent_search", _server_generator(server))
-        outputs = run_pipeline(spec, build_pipeline(spec), {"question": "How far does the moonhare leap?"})
+    script = tool_steps([ToolCall("search_documents", {"query": "How far can the striped moonhare leap?"})])
+    outputs, _ = _run_starter("agent_search", script, {"question": "How far does the moonhare leap?"}, monkeypatch)
     assert moonhare["key"] in outputs["answer"]["text"]
     assert [m["role"] for m in outputs["steps"]] == ["system", "user", "assistant", "tool", "assistant"]
-    reset_settings_cache()
