@@ -8,19 +8,22 @@ as an unknown id: nothing says it exists.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
 
-from conversations.memory import STORED_TURNS_READ, Earlier
+from conversations.memory import STORED_TURNS_READ, Earlier, newest_within
 from conversations.models import Conversation, Exchange
 from runs import lifecycle as runs
 from runs.models import Run, RunState
 from stackyard.errors import NotFound
-from store.clock import utcnow
+from store.clock import as_utc, utcnow
 from store.db import session_scope
 from workflows.models import new_id
 
@@ -239,6 +242,36 @@ def export_cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+RATING_NAMES = {1: "up", -1: "down"}
+
+
+def export_record(exchange: Exchange, conversation: Conversation) -> dict[str, Any]:
+    """An exchange as every export writes it: a JSONL line (the API's and the page's), the CSV's source."""
+    return {"created_at": as_utc(exchange.created_at).isoformat(), "app": conversation.app_slug,
+            "conversation_id": exchange.conversation_id, "id": exchange.id, "position": exchange.position,
+            "version": exchange.version, "message": exchange.message, "reply": exchange.reply,
+            "rating": RATING_NAMES.get(exchange.rating) if exchange.rating is not None else None,
+            "comment": exchange.comment, "latency_ms": exchange.latency_ms, "error": exchange.error,
+            "run_id": exchange.run_id, "sources": exchange.sources or [], "tokens": exchange.tokens}
+
+
+def export_lines(kind: Literal["csv", "jsonl"], **filters: Any) -> Iterator[str]:
+    """The export of every matching exchange, newest first, line by line (a header first for CSV): CSV cells
+    quoted against formulas, JSONL records as :func:`export_record` makes them."""
+    if kind == "csv":
+        yield _csv_line(EXPORT_COLUMNS)
+    for exchange, conversation in iter_exchanges(**filters):
+        row = export_record(exchange, conversation)
+        yield (_csv_line(row[c] for c in EXPORT_COLUMNS) if kind == "csv"
+               else json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _csv_line(values: Iterable[Any]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow([export_cell(v) for v in values])
+    return out.getvalue()
+
+
 def iter_exchanges(**filters: Any) -> Iterator[tuple[Exchange, Conversation]]:
     """Every matching exchange, a page at a time, each page read (and settled) in its own short transaction: an
     export of a busy app is neither held in memory nor holding the database while its reader is slow."""
@@ -253,16 +286,26 @@ def iter_exchanges(**filters: Any) -> Iterator[tuple[Exchange, Conversation]]:
         offset += PAGE_LIMIT
 
 
-def thread(session: Session, conversation_id: str, *, owner: str | None = None) -> tuple[Conversation,
-                                                                                          list[Exchange]]:
-    """A conversation and its exchanges in order (``owner``: only if it is theirs)."""
+def thread(session: Session, conversation_id: str, *, owner: str | None = None,
+           last: int | None = None) -> tuple[Conversation, list[Exchange]]:
+    """A conversation and its exchanges in order, or its ``last`` ones (``owner``: only if it is theirs)."""
     conversation = session.get(Conversation, conversation_id) if _is_id(conversation_id) else None
     if conversation is None or (owner is not None and conversation.owner != owner):
         raise conversation_not_found(conversation_id)
-    exchanges = list(session.exec(select(Exchange).where(Exchange.conversation_id == conversation.id)
-                                  .order_by(col(Exchange.position))).all())
+    query = select(Exchange).where(Exchange.conversation_id == conversation.id)
+    if last is None:
+        exchanges = list(session.exec(query.order_by(col(Exchange.position))).all())
+    else:
+        exchanges = list(reversed(session.exec(query.order_by(col(Exchange.position).desc()).limit(last)).all()))
     settle(session, exchanges)
     return conversation, exchanges
+
+
+def latest(session: Session, *, slug: str, owner: str) -> str | None:
+    """The id of the owner's conversation with app ``slug`` that went on last, if any."""
+    return session.exec(select(Conversation.id).where(col(Conversation.app_slug) == slug,
+                                                      col(Conversation.owner) == owner)
+                        .order_by(col(Conversation.updated_at).desc()).limit(1)).first()
 
 
 def delete_conversation(session: Session, conversation_id: str, *, owner: str | None = None) -> None:
@@ -341,12 +384,28 @@ def to_test_case(session: Session, exchange_id: str, *, test_set: str, expected_
     names the message (``chat-…``), so a message becomes a case once; its tags say it came from chat and which
     version answered."""
     from evaluations import testsets
-    from evaluations.importing import CaseIn
+    from evaluations.importing import MAX_FIELD_CHARS, CaseIn
 
     exchange = exchange_of(session, exchange_id)
     key = f"chat-{exchange.id[:16]}"
-    case = CaseIn(key=key, inputs={"input": exchange.message}, expected_answer=expected_answer,
+    given = session.execute(select(Run.inputs).where(col(Run.id) == exchange.run_id)).scalar_one_or_none()
+    case = CaseIn(key=key, inputs=replay_inputs(given, exchange.message, MAX_FIELD_CHARS),
+                  expected_answer=expected_answer,
                   expected_sources=expected_sources, tags=["from-chat", f"v{exchange.version}"])
     made = testsets.add(session, test_set, [case], note=f"from conversation {exchange.conversation_id}",
                         description="cases taken from chat logs")
     return made, key
+
+
+def replay_inputs(given: Any, message: str, chars: int) -> dict[str, Any]:
+    """What the workflow was given for a turn (its run's inputs: the message, and the history the memory policy
+    kept), so that a case made from a follow-up asks it in the same context; ``{"input": message}`` when the run
+    is gone. A history that would take the case over ``chars`` characters loses its oldest messages first."""
+    if not isinstance(given, dict) or not given:
+        return {"input": message}
+    inputs = dict(given)
+    for name, value in inputs.items():
+        if isinstance(value, list) and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in value):
+            others = len(json.dumps({k: v for k, v in inputs.items() if k != name}))
+            inputs[name] = newest_within(value, max(chars - others, 0) // 2)  # room for JSON's quoting
+    return inputs

@@ -148,13 +148,3 @@ def note(text: str) -> str:
     """A line in the thread's place (nothing chosen, or why it cannot be shown); ``text`` is escaped here."""
     return f'<div id="cv-thread" data-turns="0"><p>{esc(text)}</p></div>'
 
-
-def record(exchange: Any, conversation: Any) -> dict[str, Any]:
-    """An exchange as an export writes it (a JSONL line; the CSV has its ``EXPORT_COLUMNS``)."""
-    return {"created_at": as_utc(exchange.created_at).isoformat(), "app": conversation.app_slug,
-            "conversation_id": exchange.conversation_id, "id": exchange.id, "position": exchange.position,
-            "version": exchange.version, "message": exchange.message, "reply": exchange.reply,
-            "rating": {1: "up", -1: "down"}.get(exchange.rating), "comment": exchange.comment,
-            "latency_ms": exchange.latency_ms, "error": exchange.error, "run_id": exchange.run_id,
-            "sources": exchange.sources or [], "tokens": exchange.tokens}
-

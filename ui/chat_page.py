@@ -3,8 +3,9 @@
 Replies stream token by token from the worker (the same token stream the OpenAI-compatible API reads, on Redis
 and on the embedded broker alike, ``worker.streams``); when the app declares a sources output, the retrieved
 documents are listed under the reply. The conversation is kept on the server (the app's memory policy decides
-which turns the workflow sees) and belongs to the visitor (an opaque id in a cookie); each reply can be rated
-with a thumbs up or down, which the logs show. The page is the app's public face, like a share link: it needs no
+which turns the workflow sees) and belongs to the visitor (an opaque id in a cookie): opening the page again
+shows the visitor's latest conversation with the app and goes on with it; clearing the log starts a new one.
+Each reply can be rated with a thumbs up or down, which the logs show. The page is the app's public face, like a share link: it needs no
 API key (publish only what may be seen).
 """
 
@@ -122,6 +123,45 @@ async def _reply(publication, run_id: str) -> AsyncIterator[str]:  # noqa: ANN00
         yield chat.reply_text(publication, result.outputs) + format_sources(chat.sources(publication, result.outputs))
 
 
+def restore(state: dict[str, Any] | None, request: gr.Request) -> tuple[list[dict[str, str]], list[dict[str, str]],
+                                                                       dict[str, Any]]:
+    """The visitor's latest conversation with the app, shown again when the page opens (a reload keeps it): its
+    turns in the log (for the page and for the chat's own history) and their message ids to rate them by. Nothing
+    without the visitor's cookie, or with conversations off."""
+    state = dict(state or {})
+    slug, visitor = request.query_params.get("app", ""), request.cookies.get(VISITOR_COOKIE)
+    if not get_settings().conversations or not visitor or len(visitor) > 64:
+        return [], [], state
+    with session_scope() as session:
+        found = threads.latest(session, slug=slug, owner=threads.visitor_owner(visitor))
+        if found is None:
+            return [], [], state
+        _, exchanges = threads.thread(session, found, last=RESTORED_TURNS)
+        turns = [(e.id, e.message, _restored_reply(e)) for e in exchanges]
+    messages = [m for _, asked, said in turns for m in ({"role": "user", "content": asked},
+                                                         {"role": "assistant", "content": said})]
+    state.update(conversation=found, messages=[message_id for message_id, _, _ in turns])
+    return messages, messages, state
+
+
+RESTORED_TURNS = 50
+
+
+def _restored_reply(exchange: Any) -> str:
+    if not exchange.ended:
+        return "⏳ (still being answered: reload the page to see the reply)"
+    if exchange.error:
+        return f"⚠️ {exchange.error}"
+    return (exchange.reply or "") + format_sources([{"id": source.get("id") or "", "content": source.get("content"),
+                                                     "meta": {"file_path": source.get("file")}}
+                                                    for source in exchange.sources or []])
+
+
+def new_conversation(state: dict[str, Any] | None) -> dict[str, Any]:
+    """The log was cleared: the next message starts a new conversation (the old one stays in the logs)."""
+    return {key: value for key, value in (state or {}).items() if key == "visitor"}
+
+
 UNCHECKED = "This app went live without passing its publish check: its answers may fail."
 
 
@@ -140,15 +180,17 @@ def build() -> gr.Blocks:
         title = gr.Markdown("## Chat", elem_id="chat-title")
         state = gr.State({})
         log = gr.Chatbot(height=520, elem_id="chat-log", feedback_options=("Like", "Dislike"))
-        gr.ChatInterface(respond, chatbot=log, fill_height=True, additional_inputs=[state],
-                         additional_outputs=[state])
+        chat_ui = gr.ChatInterface(respond, chatbot=log, fill_height=True, additional_inputs=[state],
+                                   additional_outputs=[state])
         log.like(rate, inputs=[state], outputs=None)
+        log.clear(new_conversation, inputs=[state], outputs=[state])
 
         def heading(request: gr.Request) -> str:
             slug = request.query_params.get("app", "Chat")
             return f"## {slug}" + (f"\n\n> ⚠️ {warning}" if (warning := _warning(slug)) else "")
 
         page.load(heading, outputs=title)
+        page.load(restore, inputs=[state], outputs=[log, chat_ui.chatbot_state, state])
     return page
 
 

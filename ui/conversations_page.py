@@ -10,9 +10,7 @@ Mounted by ``ui.app.mount`` before the editor at ``/``.
 
 from __future__ import annotations
 
-import csv
 import html
-import json
 import tempfile
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -27,7 +25,7 @@ from conversations import threads
 from stackyard.errors import NotFound, StackyardError
 from store.db import session_scope
 from ui import fields
-from ui._conversations_html import CSS, JS_ON_LOAD, log_table, note, record, thread_html
+from ui._conversations_html import CSS, JS_ON_LOAD, log_table, note, thread_html
 from ui.pages import mount_page
 from workflows.bounds import INT32_MAX
 
@@ -183,17 +181,11 @@ def export(kind: str, app: str | None, version: Any, since: str | None, until: s
     except fields.FieldInvalid as exc:
         return None, _fail(exc, exc.field)
     path = Path(tempfile.mkdtemp(prefix="stackyard-conversations-")) / f"conversations.{kind}"
-    count = 0
+    count = -1 if kind == "csv" else 0          # the CSV's header is not an exchange
     with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        if kind == "csv":
-            writer.writerow(threads.EXPORT_COLUMNS)
-        for exchange, conversation in threads.iter_exchanges(**chosen):
-            row, count = record(exchange, conversation), count + 1
-            if kind == "csv":
-                writer.writerow([threads.export_cell(row[c]) for c in threads.EXPORT_COLUMNS])
-            else:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for line in threads.export_lines(kind, **chosen):
+            out.write(line)
+            count += 1
     return str(path), f"✅ {count} exchange(s) in {path.name}."
 
 

@@ -4,10 +4,6 @@ as CSV or JSONL, delete, and a reply turned into a test case."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -143,7 +139,7 @@ def _owner(authorization: str | None, slug: str, visitor: str | None, widget: st
 def exchange_public(session: Session | None, exchange: Exchange, conversation: Conversation | None = None
                     ) -> ExchangePublic:
     conversation = conversation or session.get(Conversation, exchange.conversation_id)
-    rating = {1: "up", -1: "down"}.get(exchange.rating) if exchange.rating is not None else None
+    rating = threads.RATING_NAMES.get(exchange.rating) if exchange.rating is not None else None
     return ExchangePublic(**exchange.model_dump(exclude={"rating"}), rating=rating,
                           app=conversation.app_slug if conversation else "?")
 
@@ -177,25 +173,10 @@ def export(format: Literal["csv", "jsonl"] = "jsonl", app: Text | None = Query(d
            until: Moment | None = None, rating: Literal["up", "down"] | None = None,
            errors_: bool | None = Query(default=None, alias="errors")) -> StreamingResponse:
     """The exchanges the filters select, streamed a page at a time (CSV or JSON lines)."""
-    filters = _filters(app, version, since, until, rating, errors_)
-
-    def lines() -> Iterator[str]:
-        if format == "csv":
-            yield _csv_row(threads.EXPORT_COLUMNS)
-        for exchange, conversation in threads.iter_exchanges(**filters):
-            public = exchange_public(None, exchange, conversation).model_dump(mode="json")
-            yield (_csv_row([public[c] for c in threads.EXPORT_COLUMNS]) if format == "csv"
-                   else json.dumps(public, ensure_ascii=False) + "\n")
-
+    lines = threads.export_lines(format, **_filters(app, version, since, until, rating, errors_))
     media = "text/csv" if format == "csv" else "application/x-ndjson"
-    return StreamingResponse(lines(), media_type=media, headers={
+    return StreamingResponse(lines, media_type=media, headers={
         "Content-Disposition": f'attachment; filename="conversations.{format}"'})
-
-
-def _csv_row(values: Any) -> str:
-    out = io.StringIO()
-    csv.writer(out).writerow([threads.export_cell(v) for v in values])
-    return out.getvalue()
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationPublic, responses=errors(404, 422))

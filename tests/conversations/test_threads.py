@@ -4,6 +4,7 @@ deletes old conversations with their messages, and a reply becomes a test case."
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -22,8 +23,10 @@ from workflows import crud
 from workflows.spec import spec_from_dict
 
 
-def turn(owner: str, message: str, conversation_id: str | None = None, *, fail: bool = False) -> tuple[str, str]:
-    """A turn as a chat app writes it: the run and the exchange in one transaction."""
+def turn(owner: str, message: str, conversation_id: str | None = None, *, fail: bool = False,
+         history: list[dict[str, str]] | None = None) -> tuple[str, str]:
+    """A turn as a chat app writes it: the run (given the history the memory policy kept) and the exchange in one
+    transaction."""
     logged = {}
     with session_scope() as session:
         version_id = crud.get_version_id(session=session, ref="greeter", number=None)
@@ -35,14 +38,19 @@ def turn(owner: str, message: str, conversation_id: str | None = None, *, fail: 
             if fail:
                 raise RuntimeError("the database went away")
 
-        runs.create_run(session, workflow_ref=None, inputs={"name": message}, version_id=version_id, also=log)
+        runs.create_run(session, workflow_ref=None, inputs={"name": message, "history": history or []},
+                        version_id=version_id, also=log)
     return logged["conversation"], logged["message"]
 
 
 @pytest.fixture
 def greeter(database):
+    """A greeting workflow with a history input, as a chat app with memory declares one."""
+    spec = greet()
+    spec["components"]["p"]["init_parameters"]["template"] += "{% for m in history %} {{ m.content }}{% endfor %}"
+    spec["inputs"]["history"] = ["p.history"]
     with session_scope() as session:
-        crud.create_workflow(session, name="greeter", spec=spec_from_dict(greet()))
+        crud.create_workflow(session, name="greeter", spec=spec_from_dict(spec))
 
 
 def test_a_turn_is_written_with_its_run_and_continued_by_its_owner_only(greeter):
@@ -106,7 +114,8 @@ def test_retention_deletes_old_conversations_with_their_messages_and_a_reply_bec
         made, key = threads.to_test_case(session, message, test_set="from-chat", expected_answer="On the hill.",
                                          expected_sources=[])
         case = testsets.cases_by_key(session, made.id, [key])[key]
-        assert (case.inputs, case.expected_answer) == ({"input": "Where is the tower?"}, "On the hill.")
+        assert (case.inputs, case.expected_answer) == ({"name": "Where is the tower?", "history": []},
+                                                        "On the hill.")
         session.get(Conversation, old).updated_at = utcnow() - timedelta(days=91)
     with session_scope() as session:
         old_runs = [e.run_id for e in session.exec(select(Exchange).where(Exchange.conversation_id == old)).all()]
@@ -120,3 +129,24 @@ def test_retention_deletes_old_conversations_with_their_messages_and_a_reply_bec
         assert threads.purge(session, before=utcnow() + timedelta(days=1)) == 1    # everything before tomorrow
     with session_scope() as session:
         assert session.exec(select(Run)).all() == session.exec(select(Exchange)).all() == []
+
+
+def test_a_follow_up_becomes_a_case_asked_in_its_context_with_the_oldest_history_cut_to_fit(greeter):
+    from evaluations import testsets
+    from evaluations.importing import MAX_FIELD_CHARS
+
+    said = [{"role": "user", "content": "Tell me about the tower."}, {"role": "assistant", "content": "It is old."}]
+    conversation, _ = turn("key:a", "Tell me about the tower.")
+    _, follow_up = turn("key:a", "How tall is it?", conversation, history=said)
+    long_ago = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"{n} " + "x" * 9_000} for n in range(30)]
+    _, crowded = turn("key:a", "And its age?", conversation, history=long_ago + said)
+    with session_scope() as session:
+        made, key = threads.to_test_case(session, follow_up, test_set="ctx", expected_answer="40 m",
+                                         expected_sources=[])
+        made, cut_key = threads.to_test_case(session, crowded, test_set="ctx", expected_answer=None,
+                                             expected_sources=[])
+        cases = testsets.cases_by_key(session, made.id, [key, cut_key])
+    assert cases[key].inputs == {"name": "How tall is it?", "history": said}     # what the workflow was given
+    kept = cases[cut_key].inputs["history"]
+    assert kept[-2:] == said and len(kept) < len(long_ago) + 2                  # the newest kept, the oldest cut
+    assert kept == (long_ago + said)[-len(kept):] and len(json.dumps(cases[cut_key].inputs)) <= MAX_FIELD_CHARS

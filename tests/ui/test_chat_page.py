@@ -1,6 +1,7 @@
 """The chat page of a published app in Debian's Chromium: a RAG app's streamed reply and its sources; a chat app
 with memory answering a follow-up from the turn before (the in-test OpenAI-compatible server says what reached
-its prompt), and a thumbs-down that the logs show."""
+its prompt), a thumbs-down that the logs show, the conversation shown again and continued after a reload, and
+a cleared log starting a new one."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import yaml
 from tests.support.chat import heard
 from tests.support.openai_server import ChatServer
 from tests.support.specs import memory_chat
-from tests.support.stack import Stack, process_stack
+from tests.support.stack import Stack, process_stack, wait_until
 from workflows.templates import template_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
@@ -53,6 +54,10 @@ def rag_app(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, cold_mod
     stack.discard(worker)
     for _ in gen:
         pass
+
+
+def wait_for(listed):   # noqa: ANN001, ANN201 - a callable giving a list
+    return wait_until(listed, timeout=10, interval=0.2, message="the rating to reach the logs")
 
 
 def test_chat_page_streams_a_reply_and_shows_sources(rag_app: Stack):
@@ -98,14 +103,33 @@ def test_a_follow_up_on_the_chat_page_is_answered_from_the_turn_before_and_a_thu
                 log.get_by_text(reply, exact=True).wait_for(timeout=60000)
             page.get_by_label("Dislike").last.click()
             page.screenshot(path=str(ARTIFACTS / "chat-page-memory.png"), full_page=True)
-            rated = []
-            for _ in range(50):
-                rated = rag_app.api("GET", "/api/v1/conversations", params={"app": "mem", "rating": "down"}).json()
-                if rated:
-                    break
-                page.wait_for_timeout(200)
+            rated = wait_for(lambda: rag_app.api("GET", "/api/v1/conversations",
+                                                 params={"app": "mem", "rating": "down"}).json())
             assert [e["message"] for e in rated] == ["What is my cat called?"]
             cookies = {c["name"]: c for c in page.context.cookies()}
             assert cookies["stackyard_visitor"]["httpOnly"]
+
+            page.reload(wait_until="domcontentloaded")      # the conversation is shown again and goes on
+            log.get_by_text("heard: My cat is called Miso. / What is my cat called?", exact=True).wait_for(
+                timeout=30000)
+            box = page.locator("textarea").first
+            box.fill("And its colour?")
+            box.press("Enter")
+            log.get_by_text("heard: My cat is called Miso. / What is my cat called? / And its colour?",
+                            exact=True).wait_for(timeout=60000)
+            assert log.get_by_text("My cat is called Miso.", exact=True).count() == 1    # shown once, not twice
+            page.get_by_label("Like", exact=True).first.click()          # a restored reply is rated as itself
+            liked = wait_for(lambda: rag_app.api("GET", "/api/v1/conversations",
+                                                 params={"app": "mem", "rating": "up"}).json())
+            assert [e["message"] for e in liked] == ["My cat is called Miso."]
+            assert len({e["conversation_id"] for e in rated + liked}) == 1
+
+            page.get_by_label("Clear", exact=True).click()               # clearing starts a new conversation
+            box.fill("Hello again.")
+            box.press("Enter")
+            log.get_by_text("heard: Hello again.", exact=True).wait_for(timeout=60000)
+            page.reload(wait_until="domcontentloaded")
+            log.get_by_text("heard: Hello again.", exact=True).wait_for(timeout=30000)
+            assert log.get_by_text("heard: My cat is called Miso.", exact=True).count() == 0
         finally:
             browser.close()

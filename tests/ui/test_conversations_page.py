@@ -51,7 +51,7 @@ def turn(message: str, conversation: str | None = None, *, slug: str = "hi", own
                 session, conversation, slug=slug, owner=owner, message=message, run_id=run.id, version_id=version_id,
                 version=version, reply_output="greeting", sources_output="documents")
 
-        runs.create_run(session, workflow_ref=None, inputs={"name": "x"}, version_id=version_id, also=log)
+        runs.create_run(session, workflow_ref=None, inputs={"name": message}, version_id=version_id, also=log)
         if at is not None:
             session.execute(update(Exchange).where(Exchange.id == logged["m"]).values(created_at=at))
     return logged["c"], logged["m"]
@@ -179,7 +179,7 @@ def test_a_turn_becomes_a_test_case_and_a_conversation_is_deleted_after_asking(g
     with session_scope() as session:
         revision = testsets.revision(session, testsets.get(session, "from-chat"))
         case = testsets.cases_by_key(session, revision.id, [key])[key]
-        assert (case.inputs, case.expected_answer) == ({"input": "Where is the tower?"}, "On the hill.")
+        assert (case.inputs, case.expected_answer) == ({"name": "Where is the tower?"}, "On the hill.")
     assert page.make_test_case("", "from-chat", "x").startswith("⚠️ Message id: open a conversation")
     assert page.make_test_case(message, " ", "x").startswith("⚠️ Test set: type a name")
     assert page.make_test_case("f" * 32, "from-chat", "x").startswith("⚠️ Message id: no message 'ffff")
@@ -199,6 +199,15 @@ def test_a_turn_becomes_a_test_case_and_a_conversation_is_deleted_after_asking(g
     assert page.delete(conversation).startswith("⚠️ Conversation id: no conversation")
 
 
+def api_export(**params: str) -> bytes:
+    from api.app import create_app
+
+    with TestClient(create_app()) as client:
+        exported = client.get("/api/v1/conversations/export", params=params)
+    assert exported.status_code == 200, exported.text
+    return exported.content
+
+
 def test_exports_follow_the_filter_and_quote_spreadsheet_formulas(greeter):
     formulas = ['=HYPERLINK("http://evil")', "+1", "-2", "@SUM(A1)", "\tTab", "\rCR", "plain"]
     ids = [turn(text, at=DAY + timedelta(minutes=n))[1] for n, text in enumerate(formulas)]
@@ -207,6 +216,7 @@ def test_exports_follow_the_filter_and_quote_spreadsheet_formulas(greeter):
 
     path, line = page.export("csv", page.ANY_APP, "", "", "", "any", False)
     assert line == "✅ 7 exchange(s) in conversations.csv." and Path(path).name == "conversations.csv"
+    assert Path(path).read_bytes() == api_export(format="csv")     # the API's export is the same file
     with open(path, encoding="utf-8", newline="") as file:
         rows = list(csv.reader(file))
     assert rows[0] == list(threads.EXPORT_COLUMNS)
@@ -219,6 +229,7 @@ def test_exports_follow_the_filter_and_quote_spreadsheet_formulas(greeter):
     path, line = page.export("jsonl", page.ANY_APP, "", "", "", "👎", False)
     records = [json.loads(text) for text in Path(path).read_text(encoding="utf-8").splitlines()]
     assert line == "✅ 1 exchange(s) in conversations.jsonl." and len(records) == 1
+    assert Path(path).read_bytes() == api_export(format="jsonl", rating="down")
     assert {k: records[0][k] for k in ("id", "message", "reply", "rating", "comment")} == {
         "id": ids[-1], "message": "plain", "reply": "=1+1", "rating": "down", "comment": "-bad"}  # data, not cells
     assert records[0]["sources"][0]["file"] == "f.md" and records[0]["latency_ms"] is not None
