@@ -38,6 +38,22 @@ LONGEST_FIRST = ("tests/worker/test_crash_integration.py", "tests/worker/test_li
                  "tests/ui/test_editor_browser.py")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The suite's clock starts in the process that prints the summary (xdist's controller, or the only one)."""
+    if not hasattr(session.config, "workerinput"):
+        from tests.support.suite_clock import SuiteClock
+
+        session.config.stash[_CLOCK] = SuiteClock.start()
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  # noqa: ANN001 - pytest's reporter
+    if (clock := config.stash.get(_CLOCK, None)) is not None:
+        terminalreporter.write_line(clock.report())
+
+
+_CLOCK = pytest.StashKey["SuiteClock"]()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Start the longest modules first, then the other slow ones, then the rest (each in its own order)."""
 

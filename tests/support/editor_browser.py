@@ -6,6 +6,7 @@ what is tested is what a user does.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page
@@ -38,13 +39,28 @@ def shot(page: Page, name: str) -> Path:
     return path
 
 
+READY_MS = 90_000
+"""How long the editor may take to be ready: its first load builds the palette, which took 30 s and more while
+three test processes shared this 2-core machine on a slow day (a whole `make test` ran 2.6x longer than two days
+before, on the same commit)."""
+
+
+def wait_ready(page: Page) -> None:
+    page.locator('.sy-root[data-ready="1"]').wait_for(state="attached", timeout=READY_MS)
+
+
 def open_editor(page: Page, url: str) -> None:
     page.goto(url)
-    page.locator('.sy-root[data-ready="1"]').wait_for(state="attached", timeout=30_000)
+    wait_ready(page)
 
 
 def center(locator: Locator) -> tuple[float, float]:
-    box = locator.bounding_box()
+    """The middle of what ``locator`` finds, once it is drawn: a node redrawn from the spec is briefly gone.
+    (Not ``wait_for(state="visible")``: a straight edge's path has no height, which Playwright calls hidden.)"""
+    locator.wait_for(state="attached")
+    deadline = time.monotonic() + 10
+    while (box := locator.bounding_box()) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert box, f"{locator} is not on screen"
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -150,3 +151,17 @@ def test_mixed_document_converts_with_its_key_sentence(
         assert sentence in content
     others = [key for name, key in keys.items() if name != filename]
     assert not any(key in content for key in others)
+
+
+def test_the_suite_clock_counts_busy_cpu_in_units_of_the_machines_speed() -> None:
+    from tests.support.suite_clock import SuiteClock
+
+    clock = SuiteClock.start()
+    assert 0 < clock.reference < 30
+    started = time.process_time()
+    while time.process_time() - started < 0.5:    # half a second of this process's CPU: the machine was busy
+        pass
+    report = clock.report()
+    busy = float(re.search(r"\(([\d,.]+) CPU-s\)", report)[1].replace(",", ""))
+    units = float(re.search(r"suite = ([\d,.]+) reference units", report)[1].replace(",", ""))
+    assert busy >= 0.5 and units == pytest.approx(busy / clock.reference, rel=0.05, abs=1), report

@@ -18,7 +18,17 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.editor_browser import center, click_node, connect, drag_from_palette, edge, node, port, shot
+from tests.support.editor_browser import (
+    center,
+    click_node,
+    connect,
+    drag_from_palette,
+    edge,
+    node,
+    port,
+    shot,
+    wait_ready,
+)
 from tests.support.mcp_server import McpServer
 from tests.support.openai_server import ChatServer, ToolCall, tool_steps
 from tests.support.specs import REMOTE_LLM_ENV, agent_chat, note_workflow, remote_chat
@@ -91,7 +101,7 @@ def test_an_agent_gets_its_tools_in_the_inspector_and_its_steps_show_in_the_run_
     question_only.update(connections=[], outputs={})
     created = stack.create("shop-agent", question_only)
     page.goto(f"{stack.base_url}/?workflow={created['id']}")
-    page.locator('.sy-root[data-ready="1"]').wait_for(state="attached", timeout=30_000)
+    wait_ready(page)
     expect(node(page, "prompt")).to_be_visible()
 
     # An Agent from the palette, fed the chat prompt; it thinks with the in-test server and answers as "answer".

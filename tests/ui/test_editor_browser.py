@@ -29,6 +29,7 @@ from tests.support.editor_browser import (
     open_editor,
     port,
     shot,
+    wait_ready,
 )
 from tests.support.stack import Stack, model_paths_env
 
@@ -173,7 +174,7 @@ def test_build_validate_save_reload_and_run(stack: Stack, page: Page):
     assert toast["x"] >= canvas["x"] + canvas["width"], (toast, canvas)  # over the side panel, not the ports
     expect(page.locator(".sy-version-label")).to_have_text("v1")
     page.reload()
-    page.locator('.sy-root[data-ready="1"]').wait_for(state="attached")
+    wait_ready(page)
     expect(page.locator(".sy-wf-switch")).to_contain_text("haiku")
     expect(edge(page, "prompt.prompt", "local_llm.messages")).to_have_count(1)
     click_node(page, "prompt")
@@ -208,7 +209,7 @@ def test_unfinished_work_survives_a_reload_as_a_draft_until_discarded(stack: Sta
     page.locator('.sy-root[data-draft-saved]').wait_for(state="attached", timeout=30_000)
     expect(page.locator(".sy-version-label")).to_contain_text("draft kept")
     page.reload()
-    page.locator('.sy-root[data-ready="1"]').wait_for(state="attached")
+    wait_ready(page)
     expect(page.locator(".sy-wf-switch")).to_contain_text("drafts")
     expect(node(page, "prompt")).to_be_visible()       # the edit is still there
     expect(node(page, "prompt")).to_have_class(re.compile("sy-has-issue"))  # with its problem
@@ -219,7 +220,7 @@ def test_unfinished_work_survives_a_reload_as_a_draft_until_discarded(stack: Sta
     expect(node(page, "prompt")).to_have_count(0)
     expect(page.locator('[data-action="discard-draft"]')).to_be_hidden()
     page.reload()
-    page.locator('.sy-root[data-ready="1"]').wait_for(state="attached")
+    wait_ready(page)
     expect(page.locator(".sy-node")).to_have_count(0)
 
 
@@ -237,7 +238,7 @@ def test_the_run_list_shows_the_open_workflows_runs_only(stack: Stack, page: Pag
 
     page.route(f"**/api/v1/runs?workflow_id={alpha['id']}*", slow)
     page.goto(f"{stack.base_url}/?workflow={alpha['id']}")
-    page.locator('.sy-root[data-ready="1"]').wait_for(state="attached", timeout=30_000)
+    wait_ready(page)
     dialog = workflows_dialog(page)
     with page.expect_response(lambda response: alpha["id"] in response.url and "/api/v1/runs" in response.url):
         dialog.locator('.sy-wf-row[data-name="beta-runs"] .sy-wf-name').click()
@@ -500,7 +501,7 @@ def test_login_required_when_an_admin_password_is_set(tmp_path: Path, browser):
         shot(page, "12-login")
         page.get_by_label("Password").fill("s3cret-pass")
         page.get_by_role("button", name="Log in").click()
-        page.locator('.sy-root[data-ready="1"]').wait_for(state="attached", timeout=30_000)
+        wait_ready(page)
         expect(page.locator(".sy-wf-modal")).to_be_visible()  # no workflow yet: the workflows dialog opens
         page.keyboard.press("Escape")
         page.locator(".sy-logout").click()
