@@ -5,8 +5,8 @@ and on the embedded broker alike, ``worker.streams``); when the app declares a s
 documents are listed under the reply. The conversation is kept on the server (the app's memory policy decides
 which turns the workflow sees) and belongs to the visitor (an opaque id in a cookie): opening the page again
 shows the visitor's latest conversation with the app and goes on with it; clearing the log starts a new one.
-Each reply can be rated with a thumbs up or down, which the logs show. The page is the app's public face, like a share link: it needs no
-API key (publish only what may be seen).
+Each reply can be rated with a thumbs up or down, which the logs show. The page is the app's public face, like a
+share link: it needs no API key (publish only what may be seen).
 """
 
 from __future__ import annotations
