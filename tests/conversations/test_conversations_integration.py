@@ -176,12 +176,16 @@ def test_conversations_belong_to_their_key_and_feedback_becomes_a_test_case(serv
     as_csv = served.api("GET", "/api/v1/conversations/export", params={"format": "csv", "rating": "down"}).text
     assert as_csv.splitlines()[0].startswith("created_at,app,conversation_id") and message in as_csv
     # A thumbs-down becomes a test case with the answer the PM expects.
-    made = served.api("POST", f"/api/v1/conversations/messages/{message}/test-case",
-                      json={"test_set": "from-chat", "expected_answer": "On the hill."})
-    assert made.status_code == 201, made.text
-    cases = served.api("GET", "/api/v1/test-sets/from-chat/cases").json()
-    assert [(c["inputs"], c["expected_answer"]) for c in cases["cases"]] == [({"input": "Where is the tower?"},
-                                                                             "On the hill.")]
+    # It replays what the workflow was given: a follow-up's case keeps the turn before it.
+    for asked, expected in ((message, "On the hill."), (turn.json()["message_id"], "About 40 m.")):
+        made = served.api("POST", f"/api/v1/conversations/messages/{asked}/test-case",
+                          json={"test_set": "from-chat", "expected_answer": expected})
+        assert made.status_code == 201, made.text
+    cases = served.api("GET", "/api/v1/test-sets/from-chat/cases").json()["cases"]
+    assert [(c["inputs"]["question"], c["expected_answer"]) for c in cases] == [
+        ("Where is the tower?", "On the hill."), ("How tall is it?", "About 40 m.")]
+    assert [[m["content"] for m in c["inputs"]["history"]] for c in cases] == [
+        [], ["Where is the tower?", "heard: Where is the tower?"]]
     for bad in ("2020-01-01T00:00:00", "0001-01-01T00:00:00+01:00", "soon"):   # naive, out of range, not a time
         for path in ("/api/v1/conversations", "/api/v1/conversations/export"):
             refused = served.api("GET", path, params={"since": bad})

@@ -105,7 +105,7 @@ def test_filter_the_thumbs_down_open_its_thread_and_make_test_cases(conversation
             expect(page.locator("#cv-case-line")).to_contain_text("Test set 'from-chat' revision 2: 2 case(s)",
                                                                   timeout=WAIT)
             cases = stack.api("GET", "/api/v1/test-sets/from-chat/cases").json()["cases"]
-            assert sorted(c["inputs"]["input"] for c in cases) == ["Ada", "Where is the tower?"]
+            assert sorted(c["inputs"]["name"] for c in cases) == ["Ada", "Where is the tower?"]  # the app's input
 
             page.locator("#cv-export-csv").click()
             expect(page.locator("#cv-export-line")).to_contain_text("1 exchange(s) in conversations.csv", timeout=WAIT)
