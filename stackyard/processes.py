@@ -37,12 +37,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from stackyard.settings import get_settings
     from store.db import migrate
     from worker.app import QUEUES, celery_app
+    from worker.threads import limit_torch_threads
 
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
     unknown = sorted(set(queues) - set(QUEUES))
     if unknown:
         raise SystemExit(f"error: unknown queue '{unknown[0]}'; queues are {', '.join(QUEUES)}")
     migrate()
+    limit_torch_threads(get_settings().worker_torch_threads, args.concurrency)
     argv = ["worker", "--queues", ",".join(queues), "--concurrency", str(args.concurrency),
             "--loglevel", args.loglevel or get_settings().log_level,
             "--pool", "prefork", "--without-gossip", "--without-mingle", "-n", f"{'-'.join(queues)}@%h-{os.getpid()}"]
