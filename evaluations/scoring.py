@@ -1,8 +1,9 @@
-"""Scoring an evaluation's cases: each case on the worker that ran it, as soon as its run ends
-(:func:`score_case`, so scoring spreads over the workers and overlaps the runs), and the whole evaluation once
-its job is over (:func:`score`): cases a worker could not score are scored then, and one result row per case is
-written with the summary, in one transaction with the move to done (scored twice, e.g. after a worker died, it
-is written once). Cases are read in pages: 100,000 cases with their documents are never held at once."""
+"""Scoring an evaluation's cases: on the worker that ran them, a batch at a time as their runs end
+(:func:`score_finished`, so scoring spreads over the workers, overlaps the runs and gets a model's batch
+speed), and the whole evaluation once its job is over (:func:`score`): cases no worker scored are scored then,
+and one result row per case is written with the summary, in one transaction with the move to done (scored
+twice, e.g. after a worker died, it is written once). Cases are read in pages: 100,000 cases with their
+documents are never held at once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
 
 from evaluations import lifecycle
@@ -101,20 +102,52 @@ def _target(job_id: str) -> _Target | None:
     return target
 
 
-def score_case(job_id: str, item_index: int, outputs: dict[str, Any]) -> dict[str, Any] | None:
-    """The scores of one item's outputs when its job runs an evaluation (``{"scores", "errors"}``), computed
-    by the worker that ran it; None for other jobs. A judge that fails is an error of the case, not of its run."""
-    target = _target(job_id)
-    if target is None or not 0 <= item_index < len(target.positions):
-        return None
-    with session_scope() as session:
-        case = session.exec(select(TestCase).where(TestCase.revision_id == target.revision_id,
-                                                   TestCase.position == target.positions[item_index])).first()
-    if case is None:
-        return None
-    run = _case_run(case, outputs, target.settings, succeeded=True)
-    score_metrics([run], target.settings)
-    return {"scores": run.scores, "errors": run.errors}
+@dataclass(frozen=True)
+class FinishedCase:
+    """A job item that a worker ran to success: what scoring it needs (its attempt, so scores of an attempt
+    taken back are never written over a later one)."""
+
+    job_id: str
+    item_id: int
+    item_index: int
+    attempt: int
+    outputs: dict[str, Any]
+
+
+def wants_scores(job_id: str) -> bool:
+    """Whether this job runs an evaluation (its items are scored); cached per process."""
+    return _target(job_id) is not None
+
+
+def score_finished(finished: list[FinishedCase]) -> int:
+    """Score these finished items in one pass per job (one SAS batch, one judge pass) and write each one's
+    ``{"scores", "errors"}`` to its job item while it is still that attempt's success; the number written.
+    Items of other jobs are skipped. A judge that fails is an error of the case, not of its run."""
+    written = 0
+    by_job: dict[str, list[FinishedCase]] = {}
+    for case in finished:
+        by_job.setdefault(case.job_id, []).append(case)
+    for job_id, group in by_job.items():
+        target = _target(job_id)
+        if target is None:
+            continue
+        group = [c for c in group if 0 <= c.item_index < len(target.positions)]
+        with session_scope() as session:
+            cases = {case.position: case for case in session.exec(select(TestCase).where(
+                TestCase.revision_id == target.revision_id,
+                col(TestCase.position).in_([target.positions[c.item_index] for c in group]))).all()}
+            session.expunge_all()
+        pairs = [(item, _case_run(cases[target.positions[item.item_index]], item.outputs, target.settings,
+                                  succeeded=True))
+                 for item in group if target.positions[item.item_index] in cases]
+        score_metrics([run for _, run in pairs], target.settings)
+        with session_scope() as session:
+            for item, run in sorted(pairs, key=lambda pair: pair[0].item_id):
+                written += session.execute(update(JobItem).where(
+                    col(JobItem.id) == item.item_id, col(JobItem.attempts) == item.attempt,
+                    col(JobItem.state) == ItemState.SUCCEEDED).values(
+                    scores={"scores": run.scores, "errors": run.errors})).rowcount
+    return written
 
 
 def score(evaluation_id: str, *, beat_seconds: float = 3.0) -> EvalState | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from evaluations.scoring import score_case
+from evaluations.scoring import FinishedCase, wants_scores
 from jobs import dispatch as job_dispatch
 from jobs.models import ItemState
 from runs import attempts
@@ -31,6 +31,7 @@ from workflows.execute import run_pipeline
 from workflows.spec import WorkflowSpec, split_socket
 
 log = logging.getLogger("stackyard.batch")
+FLUSH_SECONDS = 30.0    # the longest a job's last case waits for this process's scorer before the job is scored
 DISPATCH_ATTEMPTS = 3   # a deadlock victim planning again reads the winner's change (or finds the job gone)
 
 _versions: dict[str, str] = {}      # job id → version id (a job's version never changes)
@@ -59,7 +60,6 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
         outputs = run_pipeline(spec, pipeline, item["inputs"])
         fields = {"outputs": outputs, "documents_written": documents_written(spec, outputs),
                   "duration_ms": _since(started)}
-        fields["scores"] = _score_case(job_id, item["item_index"], outputs)
     except Exception as exc:  # noqa: BLE001 - any failure inside the workflow is this item's failure
         verdict = attempts.judge(exc, attempt, time_limit=(SoftTimeLimitExceeded,), time_limit_error=(
             "exceeded the soft time limit (STACKYARD_RUN_SOFT_TIME_LIMIT); stopped"))
@@ -73,11 +73,14 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
     except Exception:  # noqa: BLE001 - the lease expires and the item runs again; its effects are idempotent
         log.exception("could not record job item %s; it will be taken back and run again", item_id)
         return None
+    if state == ItemState.SUCCEEDED:
+        _queue_scoring(FinishedCase(job_id, item_id, item["item_index"], attempt, fields["outputs"]))
     if state == ItemState.PENDING:
         dispatch(job_id)  # the freed slot goes to the next item; this one waits out its backoff as pending
     elif plan is not None:
         deliver(plan)
         if plan.finished is not None:
+            _case_scorer.flush(FLUSH_SECONDS)   # this process's cases scored before the evaluation's scorer looks
             _score_if_evaluation()
     if state is None:
         log.warning("job item %s was taken back from this worker (lease expired); its result is dropped", item_id)
@@ -88,14 +91,15 @@ def _since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-def _score_case(job_id: str, item_index: int, outputs: dict[str, Any]) -> dict[str, Any] | None:
-    """An evaluation's scores of this case, here while the worker holds it (scoring spreads over the workers and
-    overlaps the runs); None for other jobs, or when it cannot: the evaluation's scorer scores it then."""
+def _queue_scoring(case: FinishedCase) -> None:
+    """An evaluation's case is scored by this process's scorer thread, with others in a batch, while the next
+    runs go on; a case it cannot take is scored by the evaluation's scorer when the job is over."""
     try:
-        return score_case(job_id, item_index, outputs)
-    except Exception:  # noqa: BLE001 - the case ran; its scores are the scorer's to make
-        log.exception("job %s item %s: could not score the case; the evaluation's scorer will", job_id, item_index)
-        return None
+        if wants_scores(case.job_id):
+            _case_scorer.add(case)
+    except Exception:  # noqa: BLE001 - the case ran; its scores are the evaluation scorer's to make
+        log.exception("job %s item %s: could not queue the case for scoring; the evaluation's scorer will",
+                      case.job_id, case.item_index)
 
 
 def _score_if_evaluation() -> None:
@@ -216,3 +220,4 @@ class _Leases:
 
 
 _leases = _Leases()
+_case_scorer = scoring.CaseScorer()

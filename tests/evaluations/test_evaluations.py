@@ -262,7 +262,6 @@ def test_a_scorer_presumed_dead_writes_nothing_over_the_one_that_replaced_it(fac
 
 def test_each_case_is_scored_by_the_worker_that_ran_it_and_the_scorer_scores_the_rest_a_page_at_a_time(
         facts, monkeypatch):
-    from worker import batch
 
     settings = MetricSettings(metrics=["recall", "mrr"])
     with session_scope() as session:
@@ -278,9 +277,11 @@ def test_each_case_is_scored_by_the_worker_that_ran_it_and_the_scorer_scores_the
                                                 for s in scored_by_workers.values())
     assert sum(s["scores"]["recall"] for s in scored_by_workers.values()) == 9
 
-    real = batch.score_case
-    monkeypatch.setattr(batch, "score_case", lambda job_id, index, outputs: (  # a worker that cannot score odd cases
-        real(job_id, index, outputs) if index % 2 == 0 else 1 / 0))
+    from worker import scoring as worker_scoring
+
+    real = worker_scoring.score_finished
+    monkeypatch.setattr(worker_scoring, "score_finished", lambda cases: (    # a worker that cannot score odd cases
+        real([case for case in cases if case.item_index % 2 == 0])))
     monkeypatch.setattr(scoring, "PAGE", 3)       # 10 cases read in 4 pages
     with session_scope() as session:
         again, _ = lifecycle.start(session, workflow="faq-bot", version=1, test_set="faq", revision=None,
@@ -295,3 +296,32 @@ def test_each_case_is_scored_by_the_worker_that_ran_it_and_the_scorer_scores_the
     assert {key: (r.scores, r.errors) for key, r in results.items()} == expected
     assert [r.position for r in sorted(results.values(), key=lambda r: r.position)] == list(range(10))
     assert again.summary["metrics"] == whole.summary["metrics"]
+
+
+def test_a_worker_scores_its_cases_in_batches_and_never_over_a_later_attempt(facts, monkeypatch):
+    from worker import batch
+    from worker import scoring as worker_scoring
+
+    sizes: list[int] = []
+    real = worker_scoring.score_finished
+    monkeypatch.setattr(worker_scoring, "score_finished", lambda cases: sizes.append(len(cases)) or real(cases))
+    monkeypatch.setattr(batch, "_case_scorer", worker_scoring.CaseScorer(batch=4, linger=60))
+    with session_scope() as session:
+        evaluation, _ = lifecycle.start(session, workflow="faq-bot", version=1, test_set="faq", revision=None,
+                                        settings=MetricSettings(metrics=["recall"]))
+    run_items(evaluation.id, monkeypatch)
+    with session_scope() as session:
+        evaluation = lifecycle.get(session, evaluation.id)
+        items = session.exec(select(JobItem).where(JobItem.job_id == evaluation.job_id)).all()
+    assert sum(sizes) == 10 and max(sizes) == 4 and len(sizes) <= 4, sizes    # batches of 4; the job's end flushes
+    assert all(item.scores and "recall" in item.scores["scores"] for item in items)
+    assert evaluation.summary["metrics"]["recall"]["mean"] == pytest.approx(0.9)
+
+    item = items[0]
+    old = scoring.FinishedCase(evaluation.job_id, item.id, item.item_index, item.attempts - 1, item.outputs)
+    assert scoring.score_finished([old]) == 0          # an attempt taken back writes nothing
+    assert scoring.score_finished([old.__class__(**{**old.__dict__, "attempt": item.attempts})]) == 1
+
+    full = worker_scoring.CaseScorer(linger=60, limit=2)
+    assert [full.add(old) for _ in range(3)] == [True, True, False]     # the evaluation's scorer takes the third
+    assert full.flush(timeout=60)
