@@ -110,7 +110,8 @@ def open_chat(slug: str, *, owner: str, messages: list[dict[str, Any]], conversa
             if conversation_id is not None:
                 wanted = (STORED_TURNS_READ if memory.mode == "tokens" else memory.turns) \
                     if publication.history_input else 0
-                history = threads.history(session, conversation_id, slug=slug, owner=owner, turns=wanted)
+                history = threads.history(session, conversation_id, slug=slug, owner=owner, turns=wanted,
+                                          reply_output=publication.reply_output)
                 if memory.mode == "summary" and publication.history_input:
                     earlier = threads.earlier(session, conversation_id, kept=memory.turns)
             held.enter_context(limits.concurrency_slot(slug, publication.max_concurrency))
@@ -121,17 +122,27 @@ def open_chat(slug: str, *, owner: str, messages: list[dict[str, Any]], conversa
         inputs = chat_inputs(publication, message, history if publication.history_input else None)
         stream_node = split_socket(info.spec.outputs[publication.reply_output])[0] if stream else None
         logged: dict[str, str] = {}
-        # A kept turn writes its run and its log row in one transaction; otherwise one INSERT in autocommit.
-        with session_scope() if keep else autocommit_scope() as session:
+        if keep and summary is None and threads.turns_in_one_statement():
+            # The run and the turn's log row in one statement (one round trip, in autocommit).
+            with autocommit_scope() as session:
+                run = runs.prepare_run(session, workflow_ref=None, inputs=inputs, version_id=publication.version_id,
+                                       stream_node=stream_node)
+                logged["conversation"], logged["message"] = runs.write_run(session, lambda: threads.start_turn(
+                    session, run, conversation_id, slug=slug, owner=owner, message=message, version=info.number,
+                    reply_output=publication.reply_output, sources_output=publication.sources_output), slug)
+        else:
+            # A kept turn writes its run and its log row in one transaction; otherwise one INSERT in autocommit.
+            with session_scope() if keep else autocommit_scope() as session:
 
-            def log_turn(run: Run) -> None:
-                logged["conversation"], logged["message"] = threads.log_turn(
-                    session, conversation_id, slug=slug, owner=owner, message=message, run_id=run.id,
-                    version_id=info.id, version=info.number, reply_output=publication.reply_output,
-                    sources_output=publication.sources_output, summary=summary)
+                def log_turn(run: Run) -> None:
+                    logged["conversation"], logged["message"] = threads.log_turn(
+                        session, conversation_id, slug=slug, owner=owner, message=message, run_id=run.id,
+                        version_id=info.id, version=info.number, reply_output=publication.reply_output,
+                        sources_output=publication.sources_output, summary=summary)
 
-            run = runs.create_run(session=session, workflow_ref=None, inputs=inputs, version_id=publication.version_id,
-                                  stream_node=stream_node, also=log_turn if keep else None)
+                run = runs.create_run(session=session, workflow_ref=None, inputs=inputs,
+                                      version_id=publication.version_id, stream_node=stream_node,
+                                      also=log_turn if keep else None)
         enqueue_new(run)
         return Turn(publication, run.id, logged.get("conversation"), logged.get("message")), held.pop_all()
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import and_, delete, insert, literal, null, update
 from sqlmodel import Session, col, select
 
 from conversations.memory import STORED_TURNS_READ, Earlier, newest_within
@@ -24,7 +24,7 @@ from runs import lifecycle as runs
 from runs.models import Run, RunState
 from stackyard.errors import NotFound
 from store.clock import as_utc, utcnow
-from store.db import session_scope
+from store.db import get_engine, session_scope
 from workflows.models import new_id
 
 SOURCE_CHARS = 1000
@@ -55,22 +55,28 @@ def conversation_not_found(conversation_id: str) -> NotFound:
                     "conversation id out (the reply carries the new id).", field="conversation_id")
 
 
-def history(session: Session, conversation_id: str, *, slug: str, owner: str, turns: int) -> list[dict[str, str]]:
+def history(session: Session, conversation_id: str, *, slug: str, owner: str, turns: int,
+            reply_output: str | None = None) -> list[dict[str, str]]:
     """The last ``turns`` exchanges of the caller's conversation ``conversation_id`` of app ``slug`` as chat
     messages, oldest first (a turn whose run failed or has not ended gives its question only); a 404 for an
-    unknown id, another caller's or another app's. Reads only: two statements, one when every turn was read
-    before (this is the chat hot path)."""
+    unknown id, another caller's or another app's. Reads only, in one statement (this is the chat hot path):
+    replies not settled yet come from their runs' ``reply_output`` in the same query (the app's reply output
+    now; a turn answered under another name costs one more)."""
     if not _is_id(conversation_id):
         raise conversation_not_found(conversation_id)
     owned = (col(Conversation.id) == conversation_id, col(Conversation.owner) == owner,
              col(Conversation.app_slug) == slug)
+    last = (select(Exchange.position, Exchange.message, Exchange.reply, Exchange.ended, Exchange.run_id,
+                   Exchange.reply_output).join(Conversation, col(Conversation.id) == col(Exchange.conversation_id))
+            .where(*owned).order_by(col(Exchange.position).desc()).limit(max(turns, 1)).subquery())
+    unsettled = and_(col(Run.id) == last.c.run_id, last.c.ended.is_(False), last.c.reply_output == reply_output,
+                     col(Run.state) == RunState.SUCCEEDED)
     rows = session.execute(
-        select(Exchange.position, Exchange.message, Exchange.reply, Exchange.ended, Exchange.run_id,
-               Exchange.reply_output).join(Conversation, col(Conversation.id) == col(Exchange.conversation_id))
-        .where(*owned).order_by(col(Exchange.position).desc()).limit(max(turns, 1))).all()
+        select(last, (Run.outputs[reply_output] if reply_output else null()).label("run_reply"))
+        .outerjoin(Run, unsettled).order_by(last.c.position.desc())).all()
     if not rows:            # every conversation is made with its first turn: nothing here means not theirs
         raise conversation_not_found(conversation_id)
-    return _as_messages(session, rows[:turns])
+    return _as_messages(session, rows[:turns], read=reply_output)
 
 
 def earlier(session: Session, conversation_id: str, *, kept: int) -> Earlier:
@@ -91,14 +97,20 @@ def earlier(session: Session, conversation_id: str, *, kept: int) -> Earlier:
     return Earlier(summary, summarized, upto, _as_messages(session, rows))
 
 
-def _as_messages(session: Session, rows: list[Any]) -> list[dict[str, str]]:
+def _as_messages(session: Session, rows: list[Any], read: str | None = None) -> list[dict[str, str]]:
     """Exchange rows (newest first) as chat messages, oldest first; a reply not settled yet is read from its
-    run, only that value (a turn whose run failed or has not ended gives its question only)."""
-    pending: dict[str, list[str]] = {}          # reply output → runs not settled yet
-    for row in rows:
-        if not row.ended:
-            pending.setdefault(row.reply_output, []).append(row.run_id)
+    run, only that value (a turn whose run failed or has not ended gives its question only). Rows already
+    carry it (``run_reply``) when their reply output is ``read``."""
+    pending: dict[str, list[str]] = {}          # reply output → runs not settled yet, not read with the rows
     replies = {}
+    for row in rows:
+        if row.ended:
+            continue
+        if read is not None and row.reply_output == read:
+            if row.run_reply is not None:
+                replies[row.run_id] = text(reply_of({read: row.run_reply}, read))
+        else:
+            pending.setdefault(row.reply_output, []).append(row.run_id)
     for name, run_ids in pending.items():
         for run_id, value in session.execute(select(Run.id, Run.outputs[name]).where(
                 col(Run.id).in_(run_ids), col(Run.state) == RunState.SUCCEEDED)).all():
@@ -140,6 +152,47 @@ def log_turn(session: Session, conversation_id: str | None, *, slug: str, owner:
                                             message=text(message), run_id=run_id, version_id=version_id,
                                             version=version, reply_output=reply_output,
                                             sources_output=sources_output, ended=False, created_at=now))
+    return conversation_id, exchange_id
+
+
+def turns_in_one_statement() -> bool:
+    """Whether :func:`start_turn` can write a turn here (PostgreSQL; SQLite takes :func:`log_turn` in a
+    transaction)."""
+    return get_engine().dialect.name == "postgresql"
+
+
+def start_turn(session: Session, run: Run, conversation_id: str | None, *, slug: str, owner: str, message: str,
+               version: int, reply_output: str, sources_output: str | None) -> tuple[str, str]:
+    """Write the run answering a turn and the turn as the next exchange of the caller's conversation (a new one
+    without an id), in one statement (PostgreSQL: data-modifying CTEs; in an autocommit ``session`` it commits
+    as it runs): the conversation's next position, the run and the exchange stand or fall together, in one
+    round trip instead of five. A conversation not theirs writes nothing: the 404 of :func:`history`."""
+    now, exchange_id = utcnow(), new_id()
+    if conversation_id is None:
+        conversation_id = new_id()
+        head = insert(Conversation).values(id=conversation_id, app_slug=slug, owner=owner, exchanges=1,
+                                           title=text(message.strip()[:200]), created_at=now, updated_at=now)
+    elif _is_id(conversation_id):
+        head = update(Conversation).where(col(Conversation.id) == conversation_id, col(Conversation.owner) == owner,
+                                          col(Conversation.app_slug) == slug).values(
+            exchanges=Conversation.exchanges + 1, updated_at=now)
+    else:
+        raise conversation_not_found(conversation_id)
+    turn = head.returning(col(Conversation.exchanges).label("position")).cte("turn")
+    row = run.model_dump()
+    table = Run.__table__
+    new_run = insert(table).from_select(list(row), select(*[literal(value, table.c[name].type)
+                                                            for name, value in row.items()]).select_from(turn))
+    exchange = {"id": exchange_id, "conversation_id": conversation_id, "message": text(message), "run_id": run.id,
+                "version_id": run.version_id, "version": version, "reply_output": reply_output,
+                "sources_output": sources_output, "ended": False, "created_at": now}
+    columns = Exchange.__table__.c
+    statement = insert(Exchange).from_select(
+        [*exchange, "position"], select(*[literal(value, columns[name].type) for name, value in exchange.items()],
+                                        turn.c.position)).returning(col(Exchange.position)).add_cte(
+        new_run.cte("new_run"))
+    if session.execute(statement).scalar_one_or_none() is None:
+        raise conversation_not_found(conversation_id)
     return conversation_id, exchange_id
 
 

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.orm import defer
@@ -38,6 +38,8 @@ from store.transitions import Sql, compare_and_set
 from workflows import crud
 from workflows.execute import check_known, check_required, required_inputs
 from workflows.spec import WorkflowSpec
+
+T = TypeVar("T")
 
 TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
 ALLOWED: dict[RunState, frozenset[RunState]] = {
@@ -149,24 +151,33 @@ def version_info(session: Session, version_id: str) -> VersionInfo:
     return info
 
 
-def create_run(session: Session, *, workflow_ref: str | None, inputs: dict[str, Any], version: int | None = None,
-               version_id: str | None = None, stream_node: str | None = None,
-               also: Callable[[Run], None] | None = None) -> Run:
-    """Write a queued run after checking its inputs; the caller enqueues its id after commit.
+def prepare_run(session: Session, *, workflow_ref: str | None, inputs: dict[str, Any], version: int | None = None,
+                version_id: str | None = None, stream_node: str | None = None) -> Run:
+    """A queued run, its inputs checked against its version, not written yet (:func:`create_run` writes it).
 
     The version is ``version_id`` when given (published apps pin one), else number ``version`` of the
-    workflow, else its newest. ``also`` writes what must stand or fall with the run (a conversation's turn) in
-    the same transaction; it is called again if the write is retried.
-    """
+    workflow, else its newest."""
     settings = get_settings()
     if version_id is None:
         version_id = crud.get_version_id(session=session, ref=workflow_ref, number=version)
     info = version_info(session, version_id)
     check_known(info.spec, inputs)
     check_required(info.required, inputs)
-    run = Run(workflow_id=info.workflow_id, version_id=info.id, inputs=inputs, queue=info.queue, stream_node=stream_node,
-              soft_time_limit=settings.run_soft_time_limit, hard_time_limit=settings.run_hard_time_limit)
-    ref = workflow_ref or info.workflow_id
+    return Run(workflow_id=info.workflow_id, version_id=info.id, inputs=inputs, queue=info.queue, stream_node=stream_node,
+               soft_time_limit=settings.run_soft_time_limit, hard_time_limit=settings.run_hard_time_limit)
+
+
+def create_run(session: Session, *, workflow_ref: str | None, inputs: dict[str, Any], version: int | None = None,
+               version_id: str | None = None, stream_node: str | None = None,
+               also: Callable[[Run], None] | None = None) -> Run:
+    """Write a queued run after checking its inputs (:func:`prepare_run`); the caller enqueues its id after commit.
+
+    ``also`` writes what must stand or fall with the run (a conversation's turn) in the same transaction; it is
+    called again if the write is retried.
+    """
+    run = prepare_run(session, workflow_ref=workflow_ref, inputs=inputs, version=version, version_id=version_id,
+                      stream_node=stream_node)
+    ref = workflow_ref or run.workflow_id
 
     def write() -> Run:
         # Core, not session.add: the ORM's unit of work costs more than the INSERT on this hot path.
@@ -176,6 +187,12 @@ def create_run(session: Session, *, workflow_ref: str | None, inputs: dict[str, 
         session.commit()
         return run
 
+    return write_run(session, write, ref)
+
+
+def write_run(session: Session, write: Callable[[], T], ref: str) -> T:
+    """Run ``write`` (it writes a run and commits): again when it lost a race; a 404 when the workflow was
+    deleted meanwhile."""
     # A delete of the workflow racing it fails the insert (404) or deadlocks with its cascade (insert again).
     return rerun_committed(session, write, what=f"Starting a run of '{ref}'",
                            gone=f"Workflow '{ref}' was deleted while the run was being started; nothing was queued.")

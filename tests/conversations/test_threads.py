@@ -150,3 +150,60 @@ def test_a_follow_up_becomes_a_case_asked_in_its_context_with_the_oldest_history
     kept = cases[cut_key].inputs["history"]
     assert kept[-2:] == said and len(kept) < len(long_ago) + 2                  # the newest kept, the oldest cut
     assert kept == (long_ago + said)[-len(kept):] and len(json.dumps(cases[cut_key].inputs)) <= MAX_FIELD_CHARS
+
+
+def test_on_postgresql_a_turn_is_one_statement_and_its_history_one_more(greeter):
+    from sqlalchemy import event
+
+    from store.db import autocommit_scope, get_engine
+
+    if not threads.turns_in_one_statement():
+        pytest.skip("SQLite writes a turn in a transaction (the test above)")
+    statements: list[str] = []
+    event.listen(get_engine(), "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    def start(owner: str, message: str, conversation_id: str | None, reply_output: str = "greeting"):
+        with autocommit_scope() as session:
+            version_id = crud.get_version_id(session=session, ref="greeter", number=None)
+            run = runs.prepare_run(session, workflow_ref=None, inputs={"name": message, "history": []},
+                                   version_id=version_id)
+            statements.clear()
+            logged = threads.start_turn(session, run, conversation_id, slug="hi", owner=owner, message=message,
+                                        version=1, reply_output=reply_output, sources_output=None)
+            assert len(statements) == 1, statements                 # the run, the position and the exchange
+            return logged, run.id
+
+    (conversation, first), first_run = start("key:a", "Ada", None)
+    (again, second), _ = start("key:a", "Bob", conversation)
+    (_, third), _ = start("key:a", "Cy", conversation, reply_output="renamed")     # a version naming it otherwise
+    assert again == conversation
+    for owner, given in (("key:b", conversation), ("key:a", "0" * 32), ("key:a", "x" * 40)):
+        with pytest.raises(NotFound, match="No conversation"):
+            start(owner, "Eve", given)
+    with session_scope() as session:
+        assert [(e.id, e.position, e.run_id is not None) for e in session.exec(
+            select(Exchange).order_by(Exchange.position)).all()] == [(first, 1, True), (second, 2, True),
+                                                                     (third, 3, True)]
+        assert len(session.exec(select(Run)).all()) == 3               # a refused turn wrote no run
+        made = session.get(Conversation, conversation)
+        assert (made.exchanges, made.title, made.owner) == (3, "Ada", "key:a")
+        assert session.get(Run, first_run).inputs == {"name": "Ada", "history": []}
+        for message, reply in ((first, "Hello Ada"), (third, "Hello Cy")):
+            run_id = session.get(Exchange, message).run_id
+            runs.claim(session, run_id, "w")
+            outputs = {"greeting": reply} if message == first else {"renamed": reply}
+            runs.finish(session, run_id, "w", RunState.SUCCEEDED, outputs=outputs)
+    with autocommit_scope() as session:
+        statements.clear()
+        history = threads.history(session, conversation, slug="hi", owner="key:a", turns=10, reply_output="greeting")
+        assert len(statements) == 2                 # the turns with their replies; the one under another name
+        assert history == [{"role": "user", "content": "Ada"}, {"role": "assistant", "content": "Hello Ada"},
+                           {"role": "user", "content": "Bob"},            # its run has not ended
+                           {"role": "user", "content": "Cy"}, {"role": "assistant", "content": "Hello Cy"}]
+        statements.clear()
+        assert threads.history(session, conversation, slug="hi", owner="key:a", turns=2,
+                               reply_output="greeting")[0] == {"role": "user", "content": "Bob"}
+        assert len(statements) == 2
+        statements.clear()
+        threads.history(session, conversation, slug="hi", owner="key:a", turns=1, reply_output="renamed")
+        assert len(statements) == 1                 # every reply read with its turn
