@@ -55,8 +55,10 @@ def test_create_upload_browse_edit_query_and_reindex(knowledge_stack: Stack, tmp
             page.goto(f"{knowledge_stack.base_url}/knowledge", wait_until="domcontentloaded")
             page.get_by_text("New knowledge base").click()
             page.get_by_label("Name", exact=True).fill("handbook")
-            page.locator("#kb-length input").fill("12")
-            page.locator("#kb-overlap input").fill("2")
+            for field, value in (("#kb-length input", "12"), ("#kb-overlap input", "2")):
+                page.locator(field).fill(value)
+                page.locator(field).press("Tab")        # committed, as a person leaving the field does
+                expect(page.locator(field)).to_have_value(value)
             page.get_by_role("button", name="Create knowledge base").click()
             message = page.locator("#kb-message")
             message.get_by_text("Knowledge base 'handbook' created").wait_for()
