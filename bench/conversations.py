@@ -7,6 +7,9 @@ concurrency 2), a trivial published workflow that reads its history (a prompt na
     M2 = P2 requests/s with conversations kept (each of 60 clients continues its own conversation by id) /
          P2 requests/s with STACKYARD_CONVERSATIONS=false (nothing stored), stacks interleaved on, off, on, off.
                                                                                          Target ≥ 0.9.
+    M2' = the same kept / conversations off with each client sending its conversation itself (its last 20
+         turns as messages, as an OpenAI client keeps it): the same replies and the same history reaching the
+         workflow, so it isolates what keeping conversations costs (M2's "off" remembers nothing).
 
 Run: `.venv/bin/python bench/conversations.py [--conversations 10] [--seconds 15] [--rounds 2]`.
 """
@@ -56,10 +59,11 @@ def serve(name: str, redis_db: int, keep: bool):
     return context, stack, key
 
 
-async def turn(client: httpx.AsyncClient, key: str, conversation: str | None) -> tuple[str | None, str]:
+async def turn(client: httpx.AsyncClient, key: str, conversation: str | None,
+               earlier: list[dict[str, str]] | None = None) -> tuple[str | None, str]:
     headers = {"Authorization": f"Bearer {key}", **({"X-Conversation-Id": conversation} if conversation else {})}
     response = await client.post("/v1/chat/completions", headers=headers, json={
-        "model": "remember", "messages": [{"role": "user", "content": "Ada"}]})
+        "model": "remember", "messages": [*(earlier or []), {"role": "user", "content": "Ada"}]})
     assert response.status_code == 200, response.text
     body = response.json()
     return body.get("conversation_id"), body["choices"][0]["message"]["content"]
@@ -83,17 +87,20 @@ async def latencies(base_url: str, key: str, conversations: int) -> tuple[list[f
     return firsts, lasts
 
 
-async def throughput(base_url: str, key: str, seconds: float, keep: bool) -> tuple[float, int]:
-    """Requests/s of 60 clients, each continuing its own conversation (or, with nothing kept, alone); errors."""
+async def throughput(base_url: str, key: str, seconds: float, mode: str) -> tuple[float, int]:
+    """Requests/s of 60 clients, each continuing its own conversation: by id (``kept``), by sending its last
+    turns itself (``client``), or not at all (``off``); errors."""
     done, errors = 0, 0
 
     async def loop(client: httpx.AsyncClient, stop_at: float) -> None:
         nonlocal done, errors
-        conversation = None
+        conversation, earlier = None, []
         while time.monotonic() < stop_at:
             try:
-                got, _ = await turn(client, key, conversation)
-                conversation = got if keep else None
+                got, reply = await turn(client, key, conversation, earlier if mode == "client" else None)
+                conversation = got if mode == "kept" else None
+                earlier = [*earlier, {"role": "user", "content": "Ada"},
+                           {"role": "assistant", "content": reply}][-2 * TURNS:]
                 done += 1
             except (AssertionError, httpx.HTTPError):
                 errors += 1
@@ -113,31 +120,33 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    rates: dict[bool, list[float]] = {True: [], False: []}
+    rates: dict[str, list[float]] = {"kept": [], "off": [], "client": []}
     firsts, lasts, errors = [], [], 0
     for round_ in range(args.rounds):
-        for keep in (True, False):
-            context, stack, key = serve(f"conversations-{round_}-{keep}", 12, keep)
+        for mode in rates:
+            context, stack, key = serve(f"conversations-{round_}-{mode}", 12, mode == "kept")
             try:
-                if keep and round_ == 0:
+                if mode == "kept" and round_ == 0:
                     asyncio.run(latencies(stack.base_url, key, 2))                             # warm up
                     firsts, lasts = asyncio.run(latencies(stack.base_url, key, args.conversations))
-                rate, failed = asyncio.run(throughput(stack.base_url, key, args.seconds, keep))
-                rates[keep].append(rate)
+                rate, failed = asyncio.run(throughput(stack.base_url, key, args.seconds, mode))
+                rates[mode].append(rate)
                 errors += failed
             finally:
                 context.__exit__(None, None, None)
     first, last = statistics.median(firsts), statistics.median(lasts)
-    on, off = statistics.mean(rates[True]), statistics.mean(rates[False])
+    kept, off, client = (statistics.mean(rates[mode]) for mode in ("kept", "off", "client"))
     print(f"Conversations: trivial workflow reading its history, memory = last {TURNS} turns, 2 web workers, "
           "1 worker (concurrency 2), 2 cores")
     print(f"    1st turn latency (median of {len(firsts)})   {first * 1000:.1f} ms")
     print(f"    {TURNS}th turn latency                   {last * 1000:.1f} ms")
     print(f"    M1 = {TURNS}th / 1st                      {last / first:.2f} (target ≤ 1.2)")
-    print(f"    P2, conversations kept (by id)      {', '.join(f'{r:.1f}' for r in rates[True])} req/s")
-    print(f"    P2, nothing kept                    {', '.join(f'{r:.1f}' for r in rates[False])} req/s "
-          "(interleaved: on, off, on, off)")
-    print(f"    M2 = kept / not kept                {on / off:.2f} (target ≥ 0.9); errors {errors}")
+    print(f"    P2, conversations kept (by id)      {', '.join(f'{r:.1f}' for r in rates['kept'])} req/s")
+    print(f"    P2, nothing kept                    {', '.join(f'{r:.1f}' for r in rates['off'])} req/s")
+    print(f"    P2, the client sends its turns      {', '.join(f'{r:.1f}' for r in rates['client'])} req/s "
+          "(interleaved: kept, off, client, kept, ...)")
+    print(f"    M2 = kept / nothing kept            {kept / off:.2f} (target ≥ 0.9); errors {errors}")
+    print(f"    M2' = kept / the client's own turns {kept / client:.2f} (the same replies, history kept by the client)")
 
 
 if __name__ == "__main__":
