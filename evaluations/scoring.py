@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from evaluations import lifecycle
 from evaluations.metrics import (
+    JUDGED,
     CaseRun,
     MetricSettings,
     read_extras,
@@ -119,28 +120,47 @@ def wants_scores(job_id: str) -> bool:
     return _target(job_id) is not None
 
 
+def judged(job_id: str) -> bool:
+    """Whether this job's evaluation asks an LLM judge: its cases are scored one by one before their item is
+    written (:func:`scores_now`), so no judge is ever asked twice about a case (a call costs money); the other
+    metrics are scored in batches after (:func:`score_finished`)."""
+    target = _target(job_id)
+    return target is not None and any(metric in JUDGED for metric in target.settings.metrics)
+
+
+def _scored_runs(job_id: str, finished: list[FinishedCase]) -> list[tuple[FinishedCase, CaseRun]]:
+    """These finished items of one job, scored together (one SAS batch, one judge pass); none for other jobs."""
+    target = _target(job_id)
+    if target is None:
+        return []
+    group = [c for c in finished if 0 <= c.item_index < len(target.positions)]
+    with session_scope() as session:
+        cases = {case.position: case for case in session.exec(select(TestCase).where(
+            TestCase.revision_id == target.revision_id,
+            col(TestCase.position).in_([target.positions[c.item_index] for c in group]))).all()}
+        session.expunge_all()
+    pairs = [(item, _case_run(cases[target.positions[item.item_index]], item.outputs, target.settings,
+                              succeeded=True))
+             for item in group if target.positions[item.item_index] in cases]
+    score_metrics([run for _, run in pairs], target.settings)
+    return pairs
+
+
+def scores_now(case: FinishedCase) -> dict[str, Any] | None:
+    """One case's ``{"scores", "errors"}``, for its item's own write; None when its job runs no evaluation. A
+    judge that fails is an error of the case, not of its run."""
+    return next(({"scores": run.scores, "errors": run.errors} for _, run in _scored_runs(case.job_id, [case])), None)
+
+
 def score_finished(finished: list[FinishedCase]) -> int:
-    """Score these finished items in one pass per job (one SAS batch, one judge pass) and write each one's
-    ``{"scores", "errors"}`` to its job item while it is still that attempt's success; the number written.
-    Items of other jobs are skipped. A judge that fails is an error of the case, not of its run."""
+    """Score these finished items in one pass per job and write each one's ``{"scores", "errors"}`` to its job
+    item while it is still that attempt's success; the number written. Items of other jobs are skipped."""
     written = 0
     by_job: dict[str, list[FinishedCase]] = {}
     for case in finished:
         by_job.setdefault(case.job_id, []).append(case)
     for job_id, group in by_job.items():
-        target = _target(job_id)
-        if target is None:
-            continue
-        group = [c for c in group if 0 <= c.item_index < len(target.positions)]
-        with session_scope() as session:
-            cases = {case.position: case for case in session.exec(select(TestCase).where(
-                TestCase.revision_id == target.revision_id,
-                col(TestCase.position).in_([target.positions[c.item_index] for c in group]))).all()}
-            session.expunge_all()
-        pairs = [(item, _case_run(cases[target.positions[item.item_index]], item.outputs, target.settings,
-                                  succeeded=True))
-                 for item in group if target.positions[item.item_index] in cases]
-        score_metrics([run for _, run in pairs], target.settings)
+        pairs = _scored_runs(job_id, group)
         with session_scope() as session:
             for item, run in sorted(pairs, key=lambda pair: pair[0].item_id):
                 written += session.execute(update(JobItem).where(

@@ -18,7 +18,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from evaluations.scoring import FinishedCase, wants_scores
+from evaluations.scoring import FinishedCase, judged, scores_now, wants_scores
 from jobs import dispatch as job_dispatch
 from jobs.models import ItemState
 from runs import attempts
@@ -60,6 +60,8 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
         outputs = run_pipeline(spec, pipeline, item["inputs"])
         fields = {"outputs": outputs, "documents_written": documents_written(spec, outputs),
                   "duration_ms": _since(started)}
+        if _judged(job_id):           # an LLM judge: scored here, once, and written with the item
+            fields["scores"] = _score_now(FinishedCase(job_id, item_id, item["item_index"], attempt, outputs))
     except Exception as exc:  # noqa: BLE001 - any failure inside the workflow is this item's failure
         verdict = attempts.judge(exc, attempt, time_limit=(SoftTimeLimitExceeded,), time_limit_error=(
             "exceeded the soft time limit (STACKYARD_RUN_SOFT_TIME_LIMIT); stopped"))
@@ -73,7 +75,7 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
     except Exception:  # noqa: BLE001 - the lease expires and the item runs again; its effects are idempotent
         log.exception("could not record job item %s; it will be taken back and run again", item_id)
         return None
-    if state == ItemState.SUCCEEDED:
+    if state == ItemState.SUCCEEDED and "scores" not in fields:
         _queue_scoring(FinishedCase(job_id, item_id, item["item_index"], attempt, fields["outputs"]))
     if state == ItemState.PENDING:
         dispatch(job_id)  # the freed slot goes to the next item; this one waits out its backoff as pending
@@ -89,6 +91,25 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
 
 def _since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _judged(job_id: str) -> bool:
+    try:
+        return judged(job_id)
+    except Exception:  # noqa: BLE001 - the case still runs; the evaluation's scorer scores it
+        log.exception("job %s: could not tell whether it runs an evaluation; its scorer will score it", job_id)
+        return False
+
+
+def _score_now(case: FinishedCase) -> dict[str, Any] | None:
+    """A judged evaluation's case scored here while the worker holds it; None when it cannot (the evaluation's
+    scorer scores it then)."""
+    try:
+        return scores_now(case)
+    except Exception:  # noqa: BLE001 - the case ran; its scores are the scorer's to make
+        log.exception("job %s item %s: could not score the case; the evaluation's scorer will", case.job_id,
+                      case.item_index)
+        return None
 
 
 def _queue_scoring(case: FinishedCase) -> None:

@@ -186,6 +186,7 @@ def test_an_llm_judge_scores_faithfulness_and_its_garbage_counts_as_errors_the_g
     from evaluations.gate import Gate, verdict
     from stackyard.settings import reset_settings_cache
     from tests.support.openai_server import ChatServer
+    from worker import batch
 
     def judge(body: dict) -> str:          # garbage whenever the question is about the otter
         prompt = body["messages"][-1]["content"]
@@ -210,8 +211,12 @@ def test_an_llm_judge_scores_faithfulness_and_its_garbage_counts_as_errors_the_g
         with session_scope() as session:
             judged, _ = lifecycle.start(session, workflow="faq-bot", version=3, test_set="faq", revision=None,
                                         settings=settings)
+        queued = []
+        monkeypatch.setattr(batch, "_case_scorer", type("Scorer", (), {"add": lambda self, case: queued.append(case),
+                                                                       "flush": lambda self, timeout: True})())
         run_items(judged.id, monkeypatch)
         assert len(server.requests) == 2 * 10          # each case judged once per metric
+        assert queued == []             # by the worker that ran it, before its item was written: never twice
     with session_scope() as session:
         judged = lifecycle.get(session, judged.id)
         results = compare.results(session, judged)
