@@ -255,8 +255,10 @@ def score_answers(cases: list[CaseRun], settings: MetricSettings, model_path: st
                 case.errors["sas"] = (f"the scoring model '{settings.sas_model}' is not on this machine; map it to a "
                                       "folder (STACKYARD_MODEL_PATHS) or pick another sas_model")
             return
-        result = _sas(model_path).run(ground_truth_answers=[c.expected_answer or "" for c in scored],
-                               predicted_answers=[c.answer or "" for c in scored])
+        evaluator = _sas(model_path)
+        with _sas_running:    # a worker's scorer thread and a scoring task may share it; its tokenizer is not shared
+            result = evaluator.run(ground_truth_answers=[c.expected_answer or "" for c in scored],
+                                   predicted_answers=[c.answer or "" for c in scored])
         for case, value in zip(scored, result["individual_scores"], strict=True):
             case.scores["sas"] = float(value)
 
@@ -316,6 +318,7 @@ def score_judged(cases: list[CaseRun], settings: MetricSettings) -> None:
 
 _warm: dict[str, Any] = {}
 _warm_lock = threading.Lock()
+_sas_running = threading.Lock()
 
 
 def _sas(model_path: str) -> Any:

@@ -163,8 +163,9 @@ def score_finished(finished: list[FinishedCase]) -> int:
         pairs = _scored_runs(job_id, group)
         with session_scope() as session:
             for item, run in sorted(pairs, key=lambda pair: pair[0].item_id):
-                written += session.execute(update(JobItem).where(
-                    col(JobItem.id) == item.item_id, col(JobItem.attempts) == item.attempt,
+                written += session.execute(update(JobItem).where(   # that item still (SQLite reuses freed ids)
+                    col(JobItem.id) == item.item_id, col(JobItem.job_id) == item.job_id,
+                    col(JobItem.item_index) == item.item_index, col(JobItem.attempts) == item.attempt,
                     col(JobItem.state) == ItemState.SUCCEEDED).values(
                     scores={"scores": run.scores, "errors": run.errors})).rowcount
     return written

@@ -81,7 +81,7 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
         dispatch(job_id)  # the freed slot goes to the next item; this one waits out its backoff as pending
     elif plan is not None:
         deliver(plan)
-        if plan.finished is not None:
+        if plan.finished is not None and _wants_scores(job_id):
             _case_scorer.flush(FLUSH_SECONDS)   # this process's cases scored before the evaluation's scorer looks
             _score_if_evaluation()
     if state is None:
@@ -112,15 +112,19 @@ def _score_now(case: FinishedCase) -> dict[str, Any] | None:
         return None
 
 
+def _wants_scores(job_id: str) -> bool:
+    try:
+        return wants_scores(job_id)
+    except Exception:  # noqa: BLE001 - its cases are the evaluation scorer's to score; the reaper sends it
+        log.exception("job %s: could not tell whether it runs an evaluation; its scorer will score it", job_id)
+        return False
+
+
 def _queue_scoring(case: FinishedCase) -> None:
     """An evaluation's case is scored by this process's scorer thread, with others in a batch, while the next
     runs go on; a case it cannot take is scored by the evaluation's scorer when the job is over."""
-    try:
-        if wants_scores(case.job_id):
-            _case_scorer.add(case)
-    except Exception:  # noqa: BLE001 - the case ran; its scores are the evaluation scorer's to make
-        log.exception("job %s item %s: could not queue the case for scoring; the evaluation's scorer will",
-                      case.job_id, case.item_index)
+    if _wants_scores(case.job_id):
+        _case_scorer.add(case)
 
 
 def _score_if_evaluation() -> None:

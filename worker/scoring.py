@@ -68,7 +68,9 @@ class CaseScorer:
         with self._cond:
             self._hurry = True
             self._cond.notify_all()
-            return self._cond.wait_for(lambda: not self._pending and not self._scoring, timeout)
+            done = self._cond.wait_for(lambda: not self._pending and not self._scoring, timeout)
+            self._hurry = self._hurry and bool(self._pending)
+            return done
 
     def _take(self) -> list[FinishedCase]:
         with self._cond:
@@ -87,7 +89,8 @@ class CaseScorer:
                 score_finished(taken)
             except Exception:  # noqa: BLE001 - the evaluation's scorer scores what a worker could not
                 log.exception("could not score %d evaluation case(s); the evaluation's scorer will", len(taken))
-            with self._cond:
-                self._scoring = 0
-                self._hurry = self._hurry and bool(self._pending)
-                self._cond.notify_all()
+            finally:
+                with self._cond:
+                    self._scoring = 0
+                    self._hurry = self._hurry and bool(self._pending)
+                    self._cond.notify_all()

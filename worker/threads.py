@@ -36,7 +36,8 @@ def limit_torch_threads(configured: int | None, concurrency: int) -> int | None:
     if not configured and os.environ.get("OMP_NUM_THREADS"):
         return None
     threads = torch_threads(configured, concurrency, cores())
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)   # read when torch loads
+    os.environ["OMP_NUM_THREADS"] = str(threads)                                  # read when torch loads
+    os.environ.setdefault("MKL_NUM_THREADS", str(threads))
     if "torch" in sys.modules:                                                    # already loaded: tell it
         sys.modules["torch"].set_num_threads(threads)
     return threads

@@ -325,6 +325,8 @@ def test_a_worker_scores_its_cases_in_batches_and_never_over_a_later_attempt(fac
     item = items[0]
     old = scoring.FinishedCase(evaluation.job_id, item.id, item.item_index, item.attempts - 1, item.outputs)
     assert scoring.score_finished([old]) == 0          # an attempt taken back writes nothing
+    other = scoring.FinishedCase(evaluation.job_id, items[1].id, item.item_index, item.attempts, item.outputs)
+    assert scoring.score_finished([other]) == 0        # nor a case whose id is now another item's
     assert scoring.score_finished([old.__class__(**{**old.__dict__, "attempt": item.attempts})]) == 1
 
     full = worker_scoring.CaseScorer(linger=60, limit=2)

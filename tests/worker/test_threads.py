@@ -44,7 +44,8 @@ def test_the_default_is_half_the_cores_per_pool_process_at_least_one():
 @pytest.mark.parametrize("when", ["before", "loaded"])
 def test_a_worker_pool_process_computes_on_the_threads_chosen(when):
     cores = len(os.sched_getaffinity(0))         # torch uses at most this many, whatever it is told
-    assert cores >= 2, "this test tells the default from the operator's choices on 2 cores or more"
+    if cores < 2:
+        pytest.skip("the default and the operator's choices are all 1 thread on 1 core")
     assert probe(when, 0, 1) == (str(cores // 2), cores // 2)
     assert probe(when, cores, 1) == (str(cores), cores)
     assert probe(when, 0, 1, OMP_NUM_THREADS=str(cores)) == ("None", cores)   # the operator's OpenMP setting stands
