@@ -11,16 +11,28 @@ concurrency)``, at least 1. ``STACKYARD_WORKER_TORCH_THREADS`` sets it, and so d
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from pathlib import Path
+
+CPU_QUOTA = Path("/sys/fs/cgroup/cpu.max")
 
 
-def cores() -> int:
-    """The cores this process may run on (a container's CPU set, not the host's)."""
+def cores(quota_file: Path = CPU_QUOTA) -> int:
+    """The cores this process may run on: its CPU set, cut to its container's CPU quota (cgroup v2
+    ``cpu.max``, e.g. ``docker --cpus`` or a Kubernetes limit), not the host's count."""
     try:
-        return len(os.sched_getaffinity(0))
+        available = len(os.sched_getaffinity(0))
     except AttributeError:      # not Linux
-        return os.cpu_count() or 1
+        available = os.cpu_count() or 1
+    try:
+        quota, period = quota_file.read_text().split()[:2]
+        if quota != "max":
+            available = min(available, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):   # no cgroup v2 quota here
+        pass
+    return available
 
 
 def torch_threads(configured: int | None, concurrency: int, available: int) -> int:

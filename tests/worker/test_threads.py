@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from worker.threads import torch_threads
+from worker.threads import cores, torch_threads
 
 PROBE = """
 import os, sys
@@ -32,6 +32,15 @@ def probe(when: str, configured: int, concurrency: int, **env: str) -> tuple[str
                           capture_output=True, text=True, timeout=120, check=True)
     chosen, threads = done.stdout.split()
     return chosen, int(threads)
+
+
+def test_a_containers_cpu_quota_caps_the_cores(tmp_path):
+    quota = tmp_path / "cpu.max"
+    mine = cores(tmp_path / "absent")
+    for written, expected in (("max 100000", mine), ("50000 100000", 1), ("150000 100000", min(mine, 2)),
+                              ("garbage", mine)):
+        quota.write_text(written)
+        assert cores(quota) == expected, written
 
 
 def test_the_default_is_half_the_cores_per_pool_process_at_least_one():
