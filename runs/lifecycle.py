@@ -163,8 +163,9 @@ def prepare_run(session: Session, *, workflow_ref: str | None, inputs: dict[str,
     info = version_info(session, version_id)
     check_known(info.spec, inputs)
     check_required(info.required, inputs)
-    return Run(workflow_id=info.workflow_id, version_id=info.id, inputs=inputs, queue=info.queue, stream_node=stream_node,
-               soft_time_limit=settings.run_soft_time_limit, hard_time_limit=settings.run_hard_time_limit)
+    return Run(workflow_id=info.workflow_id, version_id=info.id, inputs=inputs, queue=info.queue,
+               stream_node=stream_node, soft_time_limit=settings.run_soft_time_limit,
+               hard_time_limit=settings.run_hard_time_limit)
 
 
 def create_run(session: Session, *, workflow_ref: str | None, inputs: dict[str, Any], version: int | None = None,
