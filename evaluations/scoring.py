@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
@@ -115,17 +115,14 @@ class FinishedCase:
     outputs: dict[str, Any]
 
 
-def wants_scores(job_id: str) -> bool:
-    """Whether this job runs an evaluation (its items are scored); cached per process."""
-    return _target(job_id) is not None
-
-
-def judged(job_id: str) -> bool:
-    """Whether this job's evaluation asks an LLM judge: its cases are scored one by one before their item is
-    written (:func:`scores_now`), so no judge is ever asked twice about a case (a call costs money); the other
-    metrics are scored in batches after (:func:`score_finished`)."""
+def scoring_mode(job_id: str) -> Literal["now", "batch"] | None:
+    """How a worker scores this job's items (cached per process): None when it runs no evaluation; ``now``
+    when an LLM judge is asked, one case at a time before its item is written (:func:`scores_now`), so no judge
+    is ever asked twice about a case (a call costs money); ``batch`` otherwise (:func:`score_finished`)."""
     target = _target(job_id)
-    return target is not None and any(metric in JUDGED for metric in target.settings.metrics)
+    if target is None:
+        return None
+    return "now" if any(metric in JUDGED for metric in target.settings.metrics) else "batch"
 
 
 def _scored_runs(job_id: str, finished: list[FinishedCase]) -> list[tuple[FinishedCase, CaseRun]]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from evaluations.scoring import FinishedCase, judged, scores_now, wants_scores
+from evaluations.scoring import FinishedCase, scores_now, scoring_mode
 from jobs import dispatch as job_dispatch
 from jobs.models import ItemState
 from runs import attempts
@@ -50,7 +50,7 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
             if len(_versions) > 10_000:
                 _versions.clear()
             _versions[job_id] = job_dispatch.job_version(session, job_id)
-    version_id, attempt = _versions[job_id], item["attempts"]
+    version_id, attempt, scored = _versions[job_id], item["attempts"], _scoring_mode(job_id)
     _leases.hold(item_id, worker)
     started = time.perf_counter()
     verdict, fields = attempts.SUCCEEDED, {}
@@ -60,7 +60,7 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
         outputs = run_pipeline(spec, pipeline, item["inputs"])
         fields = {"outputs": outputs, "documents_written": documents_written(spec, outputs),
                   "duration_ms": _since(started)}
-        if _judged(job_id):           # an LLM judge: scored here, once, and written with the item
+        if scored == "now":           # an LLM judge: scored here, once, and written with the item
             fields["scores"] = _score_now(FinishedCase(job_id, item_id, item["item_index"], attempt, outputs))
     except Exception as exc:  # noqa: BLE001 - any failure inside the workflow is this item's failure
         verdict = attempts.judge(exc, attempt, time_limit=(SoftTimeLimitExceeded,), time_limit_error=(
@@ -75,13 +75,13 @@ def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None
     except Exception:  # noqa: BLE001 - the lease expires and the item runs again; its effects are idempotent
         log.exception("could not record job item %s; it will be taken back and run again", item_id)
         return None
-    if state == ItemState.SUCCEEDED and "scores" not in fields:
-        _queue_scoring(FinishedCase(job_id, item_id, item["item_index"], attempt, fields["outputs"]))
+    if state == ItemState.SUCCEEDED and scored == "batch":    # scored with others on this process's thread
+        _case_scorer.add(FinishedCase(job_id, item_id, item["item_index"], attempt, fields["outputs"]))
     if state == ItemState.PENDING:
         dispatch(job_id)  # the freed slot goes to the next item; this one waits out its backoff as pending
     elif plan is not None:
         deliver(plan)
-        if plan.finished is not None and _wants_scores(job_id):
+        if plan.finished is not None and scored is not None:
             _case_scorer.flush(FLUSH_SECONDS)   # this process's cases scored before the evaluation's scorer looks
             _score_if_evaluation()
     if state is None:
@@ -93,12 +93,12 @@ def _since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-def _judged(job_id: str) -> bool:
+def _scoring_mode(job_id: str) -> str | None:
     try:
-        return judged(job_id)
+        return scoring_mode(job_id)
     except Exception:  # noqa: BLE001 - the case still runs; the evaluation's scorer scores it
         log.exception("job %s: could not tell whether it runs an evaluation; its scorer will score it", job_id)
-        return False
+        return None
 
 
 def _score_now(case: FinishedCase) -> dict[str, Any] | None:
@@ -110,21 +110,6 @@ def _score_now(case: FinishedCase) -> dict[str, Any] | None:
         log.exception("job %s item %s: could not score the case; the evaluation's scorer will", case.job_id,
                       case.item_index)
         return None
-
-
-def _wants_scores(job_id: str) -> bool:
-    try:
-        return wants_scores(job_id)
-    except Exception:  # noqa: BLE001 - its cases are the evaluation scorer's to score; the reaper sends it
-        log.exception("job %s: could not tell whether it runs an evaluation; its scorer will score it", job_id)
-        return False
-
-
-def _queue_scoring(case: FinishedCase) -> None:
-    """An evaluation's case is scored by this process's scorer thread, with others in a batch, while the next
-    runs go on; a case it cannot take is scored by the evaluation's scorer when the job is over."""
-    if _wants_scores(case.job_id):
-        _case_scorer.add(case)
 
 
 def _score_if_evaluation() -> None:

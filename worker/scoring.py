@@ -41,7 +41,7 @@ class CaseScorer:
     16 ms one at a time), and the thread uses a core the run leaves idle. A case waits at most ``linger``
     seconds for others to share its batch. What is pending when the process dies, or past ``limit`` (scoring
     behind), is left to the evaluation's scorer, which scores every unscored case when the job is over.
-    Evaluations with an LLM judge are not queued here (see ``evaluations.scoring.judged``)."""
+    Evaluations with an LLM judge are not queued here (see ``evaluations.scoring.scoring_mode``)."""
 
     def __init__(self, batch: int = 32, linger: float = 0.5, limit: int = 256) -> None:
         self.batch, self.linger, self.limit = batch, linger, limit
