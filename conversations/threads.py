@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, bindparam, delete, insert, literal, null, update
+from sqlalchemy import and_, bindparam, delete, insert, literal, null, true, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from conversations.memory import STORED_TURNS_READ, Earlier, newest_within
@@ -80,9 +81,9 @@ def _history_statement(reply_output: str | None) -> Any:
     statement = _HISTORY_STATEMENTS.get(reply_output)
     if statement is None:
         last = (select(Exchange.position, Exchange.message, Exchange.reply, Exchange.ended, Exchange.run_id,
-                       Exchange.reply_output).join(Conversation, col(Conversation.id) == col(Exchange.conversation_id))
-                .where(col(Conversation.id) == bindparam("conversation_id"),
-                       col(Conversation.owner) == bindparam("owner"), col(Conversation.app_slug) == bindparam("slug"))
+                       Exchange.reply_output)
+                .where(col(Exchange.conversation_id) == bindparam("conversation_id"),
+                       _theirs(bindparam("conversation_id"), owner=bindparam("owner"), slug=bindparam("slug")))
                 .order_by(col(Exchange.position).desc()).limit(bindparam("turns")).subquery())
         unsettled = and_(col(Run.id) == last.c.run_id, last.c.ended.is_(False), last.c.reply_output == reply_output,
                          col(Run.state) == RunState.SUCCEEDED)
@@ -92,6 +93,18 @@ def _history_statement(reply_output: str | None) -> Any:
             _HISTORY_STATEMENTS.clear()
         _HISTORY_STATEMENTS[reply_output] = statement
     return statement
+
+
+def _theirs(conversation_id: Any, *, owner: Any = None, slug: Any = None) -> Any:
+    """Whether conversation ``conversation_id`` exists and is ``owner``'s (and app ``slug``'s), as a condition that
+    finds it by its primary key alone. Left a choice, PostgreSQL may take the owner's index instead (it did on a
+    database whose statistics were not gathered yet) and read every conversation of the owner, once per exchange
+    in a history: an API key serving many end users owns thousands (600 of them: 3.5 ms a history read instead of
+    0.2)."""
+    mine = aliased(Conversation)
+    checks = [*([mine.owner == owner] if owner is not None else []),
+              *([mine.app_slug == slug] if slug is not None else [])]
+    return select(and_(true(), *checks)).where(mine.id == conversation_id).scalar_subquery()
 
 
 def earlier(session: Session, conversation_id: str, *, kept: int) -> Earlier:
@@ -152,8 +165,8 @@ def log_turn(session: Session, conversation_id: str | None, *, slug: str, owner:
                                                     updated_at=now))
     else:
         position = session.execute(                # the next position, taken under the row's lock
-            update(Conversation).where(col(Conversation.id) == conversation_id, col(Conversation.owner) == owner,
-                                       col(Conversation.app_slug) == slug)
+            update(Conversation).where(col(Conversation.id) == conversation_id,
+                                       _theirs(conversation_id, owner=owner, slug=slug))
             .values(exchanges=Conversation.exchanges + 1, updated_at=now).returning(Conversation.exchanges)
         ).scalar_one_or_none() if _is_id(conversation_id) else None
         if position is None:
@@ -188,8 +201,8 @@ def start_turn(session: Session, run: Run, conversation_id: str | None, *, slug:
         head = insert(Conversation).values(id=conversation_id, app_slug=slug, owner=owner, exchanges=1,
                                            title=text(message.strip()[:200]), created_at=now, updated_at=now)
     elif _is_id(conversation_id):
-        head = update(Conversation).where(col(Conversation.id) == conversation_id, col(Conversation.owner) == owner,
-                                          col(Conversation.app_slug) == slug).values(
+        head = update(Conversation).where(col(Conversation.id) == conversation_id,
+                                          _theirs(conversation_id, owner=owner, slug=slug)).values(
             exchanges=Conversation.exchanges + 1, updated_at=now)
     else:
         raise conversation_not_found(conversation_id)
@@ -432,13 +445,8 @@ def rate(session: Session, exchange_id: str, *, rating: int, comment: str | None
     conversation deleted meanwhile is a 404, never a half-done rating."""
     if not _is_id(exchange_id):
         raise message_not_found(exchange_id)
-    theirs = select(Conversation.id)
-    if owner is not None:
-        theirs = theirs.where(Conversation.owner == owner)
-    if slug is not None:
-        theirs = theirs.where(Conversation.app_slug == slug)
     rated = session.scalars(update(Exchange).where(col(Exchange.id) == exchange_id,
-                                                   col(Exchange.conversation_id).in_(theirs))
+                                                   _theirs(Exchange.conversation_id, owner=owner, slug=slug))
                             .values(rating=rating, comment=comment or None).returning(Exchange)).first()
     if rated is None:
         raise message_not_found(exchange_id)

@@ -207,3 +207,51 @@ def test_on_postgresql_a_turn_is_one_statement_and_its_history_one_more(greeter)
         statements.clear()
         threads.history(session, conversation, slug="hi", owner="key:a", turns=1, reply_output="renamed")
         assert len(statements) == 1                 # every reply read with its turn
+
+
+def test_on_postgresql_a_turn_reads_its_conversation_by_id_however_many_the_caller_owns(greeter):
+    """An API key serving many end users owns thousands of conversations. On a database whose statistics were not
+    gathered yet (a new installation, a restore), PostgreSQL chose the owner's index for the history read and read
+    every conversation of the owner once per exchange; each turn must read its own conversation row, by id."""
+    from sqlalchemy import insert, text
+
+    from store.db import autocommit_scope
+
+    if not threads.turns_in_one_statement():
+        pytest.skip("SQLite looks rows up by primary key whatever the other conditions")
+    conversation, message = turn("key:many", "Ada")
+    for n in range(19):
+        turn("key:many", f"turn {n}", conversation)
+    now = utcnow()
+    with session_scope() as session:
+        session.execute(insert(Conversation), [{"id": f"{n:032x}", "app_slug": "hi", "owner": "key:many",
+                                                "created_at": now, "updated_at": now} for n in range(400)])
+
+    def conversations_read(action) -> int:
+        """Rows of the conversation table ``action`` read (scanned or fetched through an index): the counts this
+        connection has not reported yet, before and after it."""
+        count = text("SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'conversation'")
+        with session_scope() as session:
+            before = session.execute(count).scalar_one()
+            action(session)
+            return session.execute(count).scalar_one() - before
+
+    def start(session) -> None:
+        version_id = crud.get_version_id(session=session, ref="greeter", number=None)
+        run = runs.prepare_run(session, workflow_ref=None, inputs={"name": "Bo", "history": []}, version_id=version_id)
+        threads.start_turn(session, run, conversation, slug="hi", owner="key:many", message="Bo", version=1,
+                           reply_output="greeting", sources_output=None)
+
+    read = {"history": conversations_read(lambda session: threads.history(
+                session, conversation, slug="hi", owner="key:many", turns=20, reply_output="greeting")),
+            "turn": conversations_read(start),
+            "rating": conversations_read(lambda session: threads.rate(session, message, rating=1, comment=None,
+                                                                      owner="key:many", slug="hi"))}
+    assert read["history"] <= 2 and read["turn"] <= 4 and read["rating"] <= 2, read     # not 20 × 401, nor 401
+    with autocommit_scope() as session:
+        assert len(threads.history(session, conversation, slug="hi", owner="key:many", turns=30)) == 21
+        for owner, slug in (("key:other", "hi"), ("key:many", "other")):        # still only theirs, of that app
+            with pytest.raises(NotFound):
+                threads.history(session, conversation, slug=slug, owner=owner, turns=5)
+            with pytest.raises(NotFound):
+                threads.rate(session, message, rating=-1, comment=None, owner=owner, slug=slug)
