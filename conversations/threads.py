@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, bindparam, delete, insert, literal, null, true, update
+from sqlalchemy import and_, bindparam, delete, insert, literal_column, null, true, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -195,33 +195,53 @@ def start_turn(session: Session, run: Run, conversation_id: str | None, *, slug:
     without an id), in one statement (PostgreSQL: data-modifying CTEs; in an autocommit ``session`` it commits
     as it runs): the conversation's next position, the run and the exchange stand or fall together, in one
     round trip instead of five. A conversation not theirs writes nothing: the 404 of :func:`history`."""
-    now, exchange_id = utcnow(), new_id()
-    if conversation_id is None:
+    now, exchange_id, new = utcnow(), new_id(), conversation_id is None
+    if new:
         conversation_id = new_id()
-        head = insert(Conversation).values(id=conversation_id, app_slug=slug, owner=owner, exchanges=1,
-                                           title=text(message.strip()[:200]), created_at=now, updated_at=now)
-    elif _is_id(conversation_id):
-        head = update(Conversation).where(col(Conversation.id) == conversation_id,
-                                          _theirs(conversation_id, owner=owner, slug=slug)).values(
-            exchanges=Conversation.exchanges + 1, updated_at=now)
-    else:
+    elif not _is_id(conversation_id):
         raise conversation_not_found(conversation_id)
-    turn = head.returning(col(Conversation.exchanges).label("position")).cte("turn")
     row = run.model_dump()
-    table = Run.__table__
-    new_run = insert(table).from_select(list(row), select(*[literal(value, table.c[name].type)
-                                                            for name, value in row.items()]).select_from(turn))
     exchange = {"id": exchange_id, "conversation_id": conversation_id, "message": text(message), "run_id": run.id,
                 "version_id": run.version_id, "version": version, "reply_output": reply_output,
                 "sources_output": sources_output, "ended": False, "created_at": now}
-    columns = Exchange.__table__.c
-    statement = insert(Exchange).from_select(
-        [*exchange, "position"], select(*[literal(value, columns[name].type) for name, value in exchange.items()],
-                                        turn.c.position)).returning(col(Exchange.position)).add_cte(
-        new_run.cte("new_run"))
-    if session.execute(statement).scalar_one_or_none() is None:
+    values = {"turn_conversation_id": conversation_id, "turn_owner": owner, "turn_slug": slug, "turn_now": now,
+              "turn_title": text(message.strip()[:200]), **{f"run_{name}": value for name, value in row.items()},
+              **{f"exchange_{name}": value for name, value in exchange.items()}}
+    statement = _turn_statement(new, tuple(row), tuple(exchange))
+    if session.connection().execute(statement, values).scalar_one_or_none() is None:     # Core: one statement
         raise conversation_not_found(conversation_id)
     return conversation_id, exchange_id
+
+
+_TURN_STATEMENTS: dict[tuple[bool, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def _turn_statement(new: bool, run_columns: tuple[str, ...], exchange_columns: tuple[str, ...]) -> Any:
+    """:func:`start_turn`'s statement for a new conversation or a continued one, built once and run with bound
+    values (building it cost more than PostgreSQL took to run it, as for :func:`history`). No bound name is a
+    column's: given at execution, such a name would be taken as that column's value."""
+    key = (new, run_columns, exchange_columns)
+    statement = _TURN_STATEMENTS.get(key)
+    if statement is None:
+        if new:
+            head = insert(Conversation).values(
+                id=bindparam("turn_conversation_id"), app_slug=bindparam("turn_slug"), owner=bindparam("turn_owner"),
+                exchanges=literal_column("1"), summarized=literal_column("0"), title=bindparam("turn_title"),
+                created_at=bindparam("turn_now"), updated_at=bindparam("turn_now"))
+        else:
+            given = bindparam("turn_conversation_id")
+            theirs = _theirs(given, owner=bindparam("turn_owner"), slug=bindparam("turn_slug"))
+            head = update(Conversation).where(col(Conversation.id) == given, theirs).values(
+                exchanges=Conversation.exchanges + literal_column("1"), updated_at=bindparam("turn_now"))
+        turn = head.returning(col(Conversation.exchanges).label("position")).cte("turn")
+        runs_, exchanges = Run.__table__.c, Exchange.__table__.c
+        new_run = insert(Run).from_select(list(run_columns), select(
+            *[bindparam(f"run_{name}", type_=runs_[name].type) for name in run_columns]).select_from(turn))
+        statement = insert(Exchange).from_select([*exchange_columns, "position"], select(
+            *[bindparam(f"exchange_{name}", type_=exchanges[name].type) for name in exchange_columns],
+            turn.c.position)).returning(col(Exchange.position)).add_cte(new_run.cte("new_run"))
+        _TURN_STATEMENTS[key] = statement
+    return statement
 
 
 # ── what a run answered ─────────────────────────────────────────────────────────────────────────────
