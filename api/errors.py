@@ -6,17 +6,24 @@ masked in every error body (:mod:`stackyard.redact`): an error may quote what it
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from stackyard.errors import StackyardError
 from stackyard.redact import redact_data
+from store.db import unavailable
 from workflows.errors import WorkflowInvalid
+
+log = logging.getLogger("stackyard.api")
 
 
 class RequestTooLarge(StackyardError):
@@ -59,6 +66,7 @@ def _first_error(errors: list) -> tuple[str, str]:
 _HTTP_TYPES = {400: "RequestInvalid", 401: "LoginRequired", 404: "NotFound", 405: "MethodNotAllowed"}
 API_PREFIXES = ("/api/", "/v1/")
 
+RETRY_AFTER_SECONDS = 1
 CLIENT_CLOSED_REQUEST = 499  # nginx's code for it; nobody is left to receive it, but access logs show it
 
 
@@ -83,6 +91,20 @@ def install(app: FastAPI) -> None:
         issues = [issue.to_dict() for issue in exc.issues] if isinstance(exc, WorkflowInvalid) else None
         return _respond(request, exc.status, str(exc), type(exc).__name__, field=getattr(exc, "field", None),
                         issues=issues, report=getattr(exc, "report", None))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(SATimeoutError)
+    async def _database(request: Request, exc: Exception) -> Response:
+        # PostgreSQL unreachable, refusing connections (too many clients) or the pool exhausted: a retry may
+        # succeed, so 503 with Retry-After (clients and load balancers retry it), never a 500 with a traceback.
+        # Any other database error is a server error as before.
+        message = unavailable(exc)
+        if message is None:
+            raise exc
+        log.warning("%s %s: %s", request.method, request.url.path, message)
+        response = _respond(request, 503, message, "DatabaseUnavailable")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -66,7 +66,8 @@ WHY: dict[int, str] = {
     429: "Only when STACKYARD_ADMIN_PASSWORD is set: too many failed logins from this client or overall; retry "
          "after Retry-After seconds.",
     502: "The workflow run failed or was cancelled; the message says why.",
-    503: "The broker is unreachable, so nothing was queued (STACKYARD_BROKER_URL).",
+    503: "The broker is unreachable, so nothing was queued (STACKYARD_BROKER_URL); or the database is (any route: "
+         "unreachable, refusing connections, or every pooled connection busy); retry after Retry-After seconds.",
     504: "The reply did not come within its time limit; the run was cancelled and the message says what to do.",
 }
 KEY_WHY: dict[int, str] = {

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     run_soft_time_limit: float = Field(default=600.0, description="Seconds before a run is asked to stop and marked failed.")
     run_hard_time_limit: float = Field(default=660.0, description="Seconds before the worker process running a run is killed.")
     db_durable_commits: bool = Field(default=False, description="PostgreSQL: wait for WAL flush on every commit (synchronous_commit=on).")
+    db_pool_size: int = Field(default=10, ge=1, le=1000, description="PostgreSQL: connections each process keeps open. Size PostgreSQL's max_connections for every process: web workers and worker processes each open up to pool size + overflow.")
+    db_max_overflow: int = Field(default=20, ge=0, le=1000, description="PostgreSQL: connections a process may open beyond its pool while busy (closed when returned). A request that finds none free within 30 s, or a database that refuses connections, is answered 503 with Retry-After.")
     pipeline_cache_size: int = Field(default=8, description="Warm pipelines kept per worker process (LRU).")
     job_default_concurrency: int = Field(default=4, description="Items of a batch job in flight at once, unless the job sets its own.")
     job_max_items: int = Field(default=100_000, description="Most items one batch job may have.")

@@ -16,7 +16,8 @@ from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from sqlmodel import Session, create_engine
 
@@ -46,10 +47,12 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=20, pool_use_lifo=True)
+    settings = get_settings()
+    engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+                           pool_use_lifo=True)
     event.listen(engine, "checkin", _idle_from_now)
     event.listen(engine, "checkout", _ping_if_idle(engine))
-    if not get_settings().db_durable_commits:
+    if not settings.db_durable_commits:
         event.listen(engine, "connect", _async_commits)
     return engine
 
@@ -140,6 +143,29 @@ def get_session() -> Iterator[Session]:
     """FastAPI dependency: one session per request."""
     with session_scope() as session:
         yield session
+
+
+# SQLSTATE classes and codes that say the database cannot serve now, not that a statement is wrong: connection
+# exceptions, insufficient resources (too many connections, out of memory or disk), shutting down, starting up.
+_UNAVAILABLE_CLASSES, _UNAVAILABLE_CODES = ("08", "53"), ("57P01", "57P02", "57P03")
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """What to tell a caller when ``exc`` means PostgreSQL could not be reached, refused a connection or dropped
+    it, or every pooled connection stayed busy (a retry later may succeed: HTTP 503); None for any other error."""
+    if isinstance(exc, SATimeoutError):
+        return ("Every database connection of this process stayed busy; try again shortly. If it lasts, raise "
+                "STACKYARD_DB_POOL_SIZE / STACKYARD_DB_MAX_OVERFLOW within PostgreSQL's max_connections.")
+    orig = getattr(exc, "orig", None)
+    if not isinstance(exc, OperationalError) or type(orig).__module__.split(".")[0] != "psycopg":
+        return None
+    state = getattr(orig, "sqlstate", None)
+    if state is not None and state[:2] not in _UNAVAILABLE_CLASSES and state not in _UNAVAILABLE_CODES:
+        return None
+    reason = str(orig).strip().splitlines()[-1][:300] if str(orig).strip() else type(orig).__name__
+    return (f"The database is unavailable ({reason}); try again shortly. If it lasts, check that PostgreSQL runs "
+            "at STACKYARD_DATABASE_URL and that its max_connections covers every Stackyard process "
+            "(each opens up to STACKYARD_DB_POOL_SIZE + STACKYARD_DB_MAX_OVERFLOW).")
 
 
 # How a statement lost a race, by SQLSTATE (PostgreSQL) or extended result code (SQLite), never by message.

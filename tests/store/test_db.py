@@ -178,3 +178,29 @@ def test_on_sqlite_the_write_holds_the_writer_lock_and_commits_only_with_the_cal
         session.rollback()                                                  # the savepoint did not commit early
     with db.session_scope() as session:
         assert list(session.exec(select(Workflow.name))) == []
+
+
+def test_only_an_unreachable_or_refusing_database_counts_as_unavailable():
+    """What the API answers 503 (try again) rather than 500: connection failures, too many clients, a server
+    shutting down or starting up, an exhausted pool; a statement that fails stays a server error."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from store.db import unavailable
+
+    def wrapped(error: Exception) -> OperationalError:
+        return OperationalError("SELECT 1", {}, error)
+
+    refused = unavailable(wrapped(psycopg.errors.lookup("53300")("FATAL:  sorry, too many clients already")))
+    assert refused is not None and "too many clients" in refused and "max_connections" in refused
+    for down in (psycopg.OperationalError("connection failed: Connection refused"),     # no SQLSTATE: not reached
+                 psycopg.errors.lookup("57P03")("the database system is starting up"),
+                 psycopg.errors.lookup("08006")("server closed the connection unexpectedly")):
+        assert "STACKYARD_DATABASE_URL" in unavailable(wrapped(down))
+    assert "STACKYARD_DB_POOL_SIZE" in unavailable(PoolTimeout("QueuePool limit of size 10 overflow 20 reached"))
+    for wrong in (psycopg.errors.lookup("57014")("canceling statement due to statement timeout"),
+                  psycopg.errors.lookup("22012")("division by zero")):
+        assert unavailable(wrapped(wrong)) is None
+    assert unavailable(OperationalError("SELECT 1", {}, RuntimeError("database is locked"))) is None   # not PostgreSQL
+    assert unavailable(ValueError("no")) is None
