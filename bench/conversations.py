@@ -5,13 +5,17 @@ concurrency 2), a trivial published workflow that reads its history (a prompt na
          conversation id: read, cut by the memory policy, sent as chat messages), medians over conversations
          run one at a time.                                                              Target ≤ 1.2.
     M2 = P2 requests/s with conversations kept (each of 60 clients continues its own conversation by id) /
-         P2 requests/s with STACKYARD_CONVERSATIONS=false (nothing stored), stacks interleaved on, off, on, off.
-                                                                                         Target ≥ 0.9.
+         P2 requests/s with STACKYARD_CONVERSATIONS=false (nothing stored).                 Target ≥ 0.9.
     M2' = the same kept / conversations off with each client sending its conversation itself (its last 20
          turns as messages, as an OpenAI client keeps it): the same replies and the same history reaching the
          workflow, so it isolates what keeping conversations costs (M2's "off" remembers nothing).
 
-Run: `.venv/bin/python bench/conversations.py [--conversations 10] [--seconds 15] [--rounds 2]`.
+One stack serves all three: two web deployments (2 processes each) on one database and one worker, one keeping
+conversations and one not (STACKYARD_CONVERSATIONS=false, for "off" and "client"). The modes are measured in short
+windows taken in turn (the order rotated each round), each client carrying its conversation from one window to its
+next: this VM's speed drifts by tens of percent within minutes, and a mode measured a minute after another would
+measure the drift. (Three stacks side by side would need more connections than PostgreSQL's default 100.)
+Run: `.venv/bin/python bench/conversations.py [--conversations 10] [--seconds 5] [--rounds 6]`.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import httpx  # noqa: E402
 from _common import redis_postgres_stack  # noqa: E402
 
 from tests.support.specs import PROMPT  # noqa: E402
-from tests.support.stack import Stack, wait_until  # noqa: E402
+from tests.support.stack import Stack, free_port, wait_until  # noqa: E402
 
 CLIENTS = 60
 TURNS = 20
@@ -42,21 +46,37 @@ def remembering() -> dict:
         "metadata": {"stackyard": {"chat": {"message": "name", "history": "history", "reply": "greeting"}}}}
 
 
-def serve(name: str, redis_db: int, keep: bool):
-    """A stack serving app ``remember`` (memory: the last 20 turns) with conversations kept or not; its key."""
-    context = redis_postgres_stack(name, redis_db=redis_db,
-                                   extra_env={"STACKYARD_CONVERSATIONS": "true" if keep else "false"})
+def serve(name: str, redis_db: int):
+    """A stack serving app ``remember`` (memory: the last 20 turns) from two web deployments, conversations kept
+    and not; the base URL of each (``kept``, ``off``) and an API key."""
+    context = redis_postgres_stack(name, redis_db=redis_db)
     stack: Stack = context.__enter__()
-    stack.web = stack._spawn(["web", "--port", str(stack.port), "--workers", "2"], "web.log")
-    wait_until(stack._web_up, timeout=90, message="web")
-    stack.start_worker(concurrency=2)
-    stack.create("remember", remembering())
-    made = stack.api("POST", "/api/v1/publications", json={"workflow": "remember", "slug": "remember",
-                                                             "max_concurrency": 1000, "check": False})
-    assert made.status_code == 201, made.text
-    assert stack.api("PUT", "/api/v1/publications/remember/memory", json={"turns": TURNS}).status_code == 200
-    key = stack.api("POST", "/api/v1/keys", json={"rate_per_minute": 100000}).json()["key"]
-    return context, stack, key
+    try:
+        stack.web = stack._spawn(["web", "--port", str(stack.port), "--workers", "2"], "web.log")
+        wait_until(stack._web_up, timeout=90, message="web")
+        off_port = free_port()
+        stack._spawn(["web", "--port", str(off_port), "--workers", "2"], "web-off.log",
+                     STACKYARD_CONVERSATIONS="false")
+        off_url = f"http://127.0.0.1:{off_port}"
+        wait_until(lambda: _up(off_url), timeout=90, message="web without conversations")
+        stack.start_worker(concurrency=2)
+        stack.create("remember", remembering())
+        made = stack.api("POST", "/api/v1/publications", json={"workflow": "remember", "slug": "remember",
+                                                                 "max_concurrency": 1000, "check": False})
+        assert made.status_code == 201, made.text
+        assert stack.api("PUT", "/api/v1/publications/remember/memory", json={"turns": TURNS}).status_code == 200
+        key = stack.api("POST", "/api/v1/keys", json={"rate_per_minute": 100000}).json()["key"]
+    except BaseException:
+        context.__exit__(None, None, None)
+        raise
+    return context, {"kept": stack.base_url, "off": off_url, "client": off_url}, key
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 async def turn(client: httpx.AsyncClient, key: str, conversation: str | None,
@@ -87,66 +107,63 @@ async def latencies(base_url: str, key: str, conversations: int) -> tuple[list[f
     return firsts, lasts
 
 
-async def throughput(base_url: str, key: str, seconds: float, mode: str) -> tuple[float, int]:
-    """Requests/s of 60 clients, each continuing its own conversation: by id (``kept``), by sending its last
-    turns itself (``client``), or not at all (``off``); errors."""
-    done, errors = 0, 0
+MODES = ("kept", "off", "client")
 
-    async def loop(client: httpx.AsyncClient, stop_at: float) -> None:
-        nonlocal done, errors
-        conversation, earlier = None, []
+
+async def window(base_url: str, key: str, seconds: float, mode: str, clients: list[dict]) -> float:
+    """Requests/s of 60 clients for ``seconds``, each continuing its own conversation where its last window left
+    it: by id (``kept``), by sending its last turns itself (``client``), or not at all (``off``)."""
+    done = 0
+
+    async def loop(client: httpx.AsyncClient, state: dict, stop_at: float) -> None:
+        nonlocal done
         while time.monotonic() < stop_at:
-            try:
-                got, reply = await turn(client, key, conversation, earlier if mode == "client" else None)
-                conversation = got if mode == "kept" else None
-                earlier = [*earlier, {"role": "user", "content": "Ada"},
-                           {"role": "assistant", "content": reply}][-2 * TURNS:]
-                done += 1
-            except (AssertionError, httpx.HTTPError):
-                errors += 1
+            got, reply = await turn(client, key, state["conversation"], state["earlier"] if mode == "client" else None)
+            state["conversation"] = got if mode == "kept" else None
+            state["earlier"] = [*state["earlier"], {"role": "user", "content": "Ada"},
+                                {"role": "assistant", "content": reply}][-2 * TURNS:]
+            done += 1
 
     limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
     async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
-        await asyncio.gather(*(loop(client, time.monotonic() + 3) for _ in range(CLIENTS)))     # warm up
-        done, errors = 0, 0
         started = time.monotonic()
-        await asyncio.gather(*(loop(client, started + seconds) for _ in range(CLIENTS)))
-        return done / (time.monotonic() - started), errors
+        await asyncio.gather(*(loop(client, state, started + seconds) for state in clients))
+        return done / (time.monotonic() - started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--conversations", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=5, help="length of one measured window")
+    parser.add_argument("--rounds", type=int, default=6, help="windows per stack")
     args = parser.parse_args()
-    rates: dict[str, list[float]] = {"kept": [], "off": [], "client": []}
-    firsts, lasts, errors = [], [], 0
-    for round_ in range(args.rounds):
-        for mode in rates:
-            context, stack, key = serve(f"conversations-{round_}-{mode}", 12, mode == "kept")
-            try:
-                if mode == "kept" and round_ == 0:
-                    asyncio.run(latencies(stack.base_url, key, 2))                             # warm up
-                    firsts, lasts = asyncio.run(latencies(stack.base_url, key, args.conversations))
-                rate, failed = asyncio.run(throughput(stack.base_url, key, args.seconds, mode))
-                rates[mode].append(rate)
-                errors += failed
-            finally:
-                context.__exit__(None, None, None)
+    context, urls, key = serve("conversations", 12)
+    try:
+        asyncio.run(latencies(urls["kept"], key, 2))                                           # warm up
+        firsts, lasts = asyncio.run(latencies(urls["kept"], key, args.conversations))
+        clients = {mode: [{"conversation": None, "earlier": []} for _ in range(CLIENTS)] for mode in MODES}
+        for mode in MODES:                         # warm up, and every client 20 turns into its conversation
+            asyncio.run(window(urls[mode], key, 8, mode, clients[mode]))
+        rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+        for round_ in range(args.rounds):
+            for mode in MODES[round_ % 3:] + MODES[:round_ % 3]:
+                rates[mode].append(asyncio.run(window(urls[mode], key, args.seconds, mode, clients[mode])))
+    finally:
+        context.__exit__(None, None, None)
     first, last = statistics.median(firsts), statistics.median(lasts)
-    kept, off, client = (statistics.mean(rates[mode]) for mode in ("kept", "off", "client"))
+    kept_rate, off, client = (statistics.mean(rates[mode]) for mode in MODES)
     print(f"Conversations: trivial workflow reading its history, memory = last {TURNS} turns, 2 web workers, "
-          "1 worker (concurrency 2), 2 cores")
+          f"1 worker (concurrency 2), 2 cores; {args.rounds} windows of {args.seconds:g} s per mode, in turn")
     print(f"    1st turn latency (median of {len(firsts)})   {first * 1000:.1f} ms")
     print(f"    {TURNS}th turn latency                   {last * 1000:.1f} ms")
     print(f"    M1 = {TURNS}th / 1st                      {last / first:.2f} (target ≤ 1.2)")
-    print(f"    P2, conversations kept (by id)      {', '.join(f'{r:.1f}' for r in rates['kept'])} req/s")
-    print(f"    P2, nothing kept                    {', '.join(f'{r:.1f}' for r in rates['off'])} req/s")
-    print(f"    P2, the client sends its turns      {', '.join(f'{r:.1f}' for r in rates['client'])} req/s "
-          "(interleaved: kept, off, client, kept, ...)")
-    print(f"    M2 = kept / nothing kept            {kept / off:.2f} (target ≥ 0.9); errors {errors}")
-    print(f"    M2' = kept / the client's own turns {kept / client:.2f} (the same replies, history kept by the client)")
+    for mode, label in (("kept", "conversations kept (by id)   "), ("off", "nothing kept                 "),
+                        ("client", "the client sends its turns   ")):
+        print(f"    P2, {label}  {statistics.mean(rates[mode]):.1f} req/s (windows "
+              f"{min(rates[mode]):.1f}–{max(rates[mode]):.1f})")
+    print(f"    M2 = kept / nothing kept            {kept_rate / off:.2f} (target ≥ 0.9)")
+    print(f"    M2' = kept / the client's own turns {kept_rate / client:.2f} (the same replies, history kept by the "
+          "client)")
 
 
 if __name__ == "__main__":
