@@ -187,6 +187,7 @@ def test_an_llm_judge_scores_faithfulness_and_its_garbage_counts_as_errors_the_g
     from stackyard.settings import reset_settings_cache
     from tests.support.openai_server import ChatServer
     from worker import batch
+    from worker import scoring as worker_scoring
 
     def judge(body: dict) -> str:          # garbage whenever the question is about the otter
         prompt = body["messages"][-1]["content"]
@@ -211,12 +212,11 @@ def test_an_llm_judge_scores_faithfulness_and_its_garbage_counts_as_errors_the_g
         with session_scope() as session:
             judged, _ = lifecycle.start(session, workflow="faq-bot", version=3, test_set="faq", revision=None,
                                         settings=settings)
-        queued = []
-        monkeypatch.setattr(batch, "_case_scorer", type("Scorer", (), {"add": lambda self, case: queued.append(case),
-                                                                       "flush": lambda self, timeout: True})())
+        scorer = worker_scoring.CaseScorer(linger=60)     # the workers' own, lingering: a queued case would stay
+        monkeypatch.setattr(batch, "_case_scorer", scorer)
         run_items(judged.id, monkeypatch)
         assert len(server.requests) == 2 * 10          # each case judged once per metric
-        assert queued == []             # by the worker that ran it, before its item was written: never twice
+        assert scorer._pending == [] and scorer._thread is None   # judged by the worker that ran it: never twice
     with session_scope() as session:
         judged = lifecycle.get(session, judged.id)
         results = compare.results(session, judged)
