@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlmodel import Session, col, select
 
 from evaluations import lifecycle
@@ -160,12 +160,18 @@ def score_finished(finished: list[FinishedCase]) -> int:
         pairs = _scored_runs(job_id, group)
         with session_scope() as session:
             for item, run in sorted(pairs, key=lambda pair: pair[0].item_id):
-                written += session.execute(update(JobItem).where(   # that item still (SQLite reuses freed ids)
-                    col(JobItem.id) == item.item_id, col(JobItem.job_id) == item.job_id,
-                    col(JobItem.item_index) == item.item_index, col(JobItem.attempts) == item.attempt,
-                    col(JobItem.state) == ItemState.SUCCEEDED).values(
-                    scores={"scores": run.scores, "errors": run.errors})).rowcount
+                written += session.connection().execute(_SCORES, {
+                    "item": item.item_id, "job": item.job_id, "index": item.item_index, "attempt": item.attempt,
+                    "case_scores": {"scores": run.scores, "errors": run.errors}}).rowcount
     return written
+
+
+_items = JobItem.__table__.c
+# That item's success still (SQLite reuses freed ids); built once, as it is written for every case.
+_SCORES = update(JobItem).where(
+    _items.id == bindparam("item"), _items.job_id == bindparam("job"), _items.item_index == bindparam("index"),
+    _items.attempts == bindparam("attempt"), _items.state == ItemState.SUCCEEDED).values(
+    scores=bindparam("case_scores"))
 
 
 def score(evaluation_id: str, *, beat_seconds: float = 3.0) -> EvalState | None:

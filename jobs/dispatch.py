@@ -11,11 +11,12 @@ after a backoff. The caller sends the ids after the commit; states change only t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, bindparam, func, update
 from sqlmodel import Session, col, select
 
 from jobs.lifecycle import ACTIVE, IN_FLIGHT, has_items, transition_items, transition_job
@@ -24,18 +25,35 @@ from runs.attempts import Ending, Verdict, died_each_time, exhausted, lease
 from runs.lifecycle import QueueDepths
 from stackyard.settings import get_settings
 from store.clock import as_utc, utcnow
+from store.transitions import Sql
 
 RATE_HORIZON_SECONDS = 10.0   # rate-limited items are sent at most this far ahead of their start (countdown)
 MAX_RESEND_FACTOR = 16
 
 
+# The statements run for every item are built once (``store.transitions.Sql``), their values bound per call:
+# building and compiling them cost more than their round trips. No bind is named as a column: in an UPDATE,
+# SQLAlchemy reserves those names for the values it sets.
+_items = JobItem.__table__.c
+_THE_ITEM = Sql(_items.id == bindparam("item"))
+_OWNED = Sql(and_(_items.id == bindparam("item"), _items.worker == bindparam("owner"),
+                  _items.attempts == bindparam("attempt")))
+_PENDING = (select(_items.id).where(_items.job_id == bindparam("job"), _items.state == ItemState.PENDING,
+                                    _items.available_at.is_(None) | (_items.available_at <= bindparam("now")))
+            .order_by(_items.item_index).limit(bindparam("free")))      # the next ``free`` ready ones by index
+_NEXT_PENDING = Sql(_items.id.in_(_PENDING))
+_ATTEMPTS_PLUS_ONE, _DISPATCHES_PLUS_ONE = Sql(_items.attempts + 1), Sql(_items.dispatches + 1)
+_IN_FLIGHT = select(func.count()).select_from(JobItem).where(_items.job_id == bindparam("job"),
+                                                             _items.state.in_(IN_FLIGHT))
+
+
 def claim_item(session: Session, item_id: int, worker: str) -> dict | None:
-    """Take a queued item for execution; None if it is not queued any more (done, cancelled, taken)."""
+    """Take a queued item for execution; None if it is not queued any more (done, cancelled, taken). One
+    statement: give it an autocommit session."""
     now = utcnow()
-    table = JobItem.__table__
-    rows = transition_items(session, ItemState.RUNNING, col(JobItem.id) == item_id, commit=True, worker=worker,
-                            attempts=col(JobItem.attempts) + 1, started_at=now, heartbeat_at=now,
-                            returning=(table.c.job_id, table.c.item_index, table.c.attempts, table.c.inputs))
+    rows = transition_items(session, ItemState.RUNNING, _THE_ITEM, params={"item": item_id}, commit=True,
+                            worker=worker, attempts=_ATTEMPTS_PLUS_ONE, started_at=now, heartbeat_at=now,
+                            returning=(_items.job_id, _items.item_index, _items.attempts, _items.inputs))
     return rows[0] if rows else None
 
 
@@ -136,8 +154,8 @@ def finish_and_plan(session: Session, job_id: str, item_id: int, worker: str, at
     and plan the job's next items, in one transaction; commits. Returns (recorded, plan or None)."""
     now = utcnow()
     job = _lock_job(session, job_id, now, active_only=False)  # job first: every multi-row writer locks it first
-    owned = (col(JobItem.id) == item_id, col(JobItem.worker) == worker, col(JobItem.attempts) == attempt)
-    moved = bool(transition_items(session, to, *owned, finished_at=now, **fields))
+    moved = bool(transition_items(session, to, _OWNED, params={"item": item_id, "owner": worker,
+                                                               "attempt": attempt}, finished_at=now, **fields))
     plan = _plan(session, job, now) if job is not None and job["state"] in ACTIVE else None
     session.commit()
     return moved, plan
@@ -147,30 +165,33 @@ def _lock_job(session: Session, job_id: str, now: datetime, *, active_only: bool
     # An UPDATE of the job row before anything else, so concurrent plans for one job run one after another
     # (PostgreSQL row lock; SQLite's write lock) and the concurrency cap holds. What follows runs in later
     # statements, which see every plan committed before the lock was granted.
+    return session.connection().execute(_lock_statement(active_only), {"job": job_id, "now": now}).mappings().first()
+
+
+@functools.cache
+def _lock_statement(active_only: bool) -> Any:
     table = Job.__table__
-    statement = update(table).where(table.c.id == job_id).values(pumped_at=now).returning(*table.c)
+    statement = update(table).where(table.c.id == bindparam("job")).values(pumped_at=bindparam("now"))
     if active_only:
         statement = statement.where(table.c.state.in_(ACTIVE))
-    return session.connection().execute(statement).mappings().first()
+    return statement.returning(*table.c)
 
 
 def _plan(session: Session, job: Any, now: datetime, *, recover: bool = False,
           lost_before: datetime | None = None) -> Dispatch:
     job_id = job["id"]
     plan = Dispatch(job_id, job["queue"], job["soft_time_limit"], job["hard_time_limit"])
-    connection, flying_now = session.connection(), (col(JobItem.job_id) == job_id, col(JobItem.state).in_(IN_FLIGHT))
+    connection = session.connection()
     if recover:
         flying = connection.execute(select(JobItem.id, JobItem.state, JobItem.attempts, JobItem.dispatches,
-                                           JobItem.heartbeat_at, JobItem.dispatched_at).where(*flying_now)).all()
+                                           JobItem.heartbeat_at, JobItem.dispatched_at).where(
+            col(JobItem.job_id) == job_id, col(JobItem.state).in_(IN_FLIGHT))).all()
         in_flight = len(flying) - _recover(session, plan, flying, now, lost_before)
     else:
-        in_flight = connection.execute(select(func.count()).select_from(JobItem).where(*flying_now)).scalar_one()
+        in_flight = connection.execute(_IN_FLIGHT, {"job": job_id}).scalar_one()
     free = job["concurrency"] - in_flight
     if free > 0:
-        ready = (col(JobItem.available_at).is_(None)) | (col(JobItem.available_at) <= now)
-        pending = (select(JobItem.id).where(JobItem.job_id == job_id, JobItem.state == ItemState.PENDING, ready)
-                   .order_by(JobItem.item_index).limit(free))
-        _send_pending(session, plan, job, pending, now)
+        _send_pending(session, plan, job, free, now)
         if plan.send and job["state"] == JobState.QUEUED:
             transition_job(session, job_id, JobState.RUNNING, commit=False, started_at=now)
     if in_flight == 0 and not plan.send and not has_items(session, job_id, ItemState.PENDING):
@@ -178,20 +199,19 @@ def _plan(session: Session, job: Any, now: datetime, *, recover: bool = False,
     return plan
 
 
-def _send_pending(session: Session, plan: Dispatch, job: Any, pending: Any, now: datetime) -> None:
-    rate = job["rate_per_minute"]
+def _send_pending(session: Session, plan: Dispatch, job: Any, free: int, now: datetime) -> None:
+    rate, pending = job["rate_per_minute"], {"job": job["id"], "now": now, "free": free}
     if not rate:  # one statement: the next pending items by index, moved to queued
-        moved = transition_items(session, ItemState.QUEUED, col(JobItem.id).in_(pending),
-                                 dispatched_at=now, dispatches=col(JobItem.dispatches) + 1,
-                                 returning=(JobItem.__table__.c.item_index,))
+        moved = transition_items(session, ItemState.QUEUED, _NEXT_PENDING, params=pending, dispatched_at=now,
+                                 dispatches=_DISPATCHES_PLUS_ONE, returning=(_items.item_index,))
         plan.send += [(row["id"], 0.0) for row in sorted(moved, key=lambda r: r["item_index"])]
         return
     slot = max(now, as_utc(job["next_slot_at"]) if job["next_slot_at"] else now)
-    for item_id in session.connection().execute(pending).scalars().all():
+    for item_id in session.connection().execute(_PENDING, pending).scalars().all():
         if (slot - now).total_seconds() > RATE_HORIZON_SECONDS:
             break
-        if transition_items(session, ItemState.QUEUED, col(JobItem.id) == item_id, dispatched_at=slot,
-                            dispatches=col(JobItem.dispatches) + 1):
+        if transition_items(session, ItemState.QUEUED, _THE_ITEM, params={"item": item_id}, dispatched_at=slot,
+                            dispatches=_DISPATCHES_PLUS_ONE):
             plan.send.append((item_id, (slot - now).total_seconds()))
             slot += timedelta(seconds=60.0 / rate)
     session.execute(update(Job).where(col(Job.id) == plan.job_id).values(next_slot_at=slot))

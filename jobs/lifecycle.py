@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert
+from sqlalchemy import bindparam, func, insert
 from sqlmodel import Session, col, select
 
 from jobs.models import ItemState, Job, JobItem, JobState
@@ -68,13 +68,14 @@ def transition_job(session: Session, job_id: str, to: JobState, *, where: Any = 
                            commit=commit, **fields)
 
 
-def transition_items(session: Session, to: ItemState, *where: Any, commit: bool = False, returning: tuple = (),
-                     **fields: Any) -> list[dict]:
+def transition_items(session: Session, to: ItemState, *where: Any, params: dict[str, Any] | None = None,
+                     commit: bool = False, returning: tuple = (), **fields: Any) -> list[dict]:
     """Move the items matching ``where`` whose state allows it to ``to``; the only writer of ``JobItem.state``.
+    ``where`` is conditions, or one prepared ``Sql`` fragment with its ``params`` (``compare_and_set_rows``).
 
     Returns the moved rows: their ids and the ``returning`` columns."""
-    return compare_and_set_rows(session, JobItem, to, ITEM_ALLOWED[to], *where, returning=returning, commit=commit,
-                                **fields)
+    return compare_and_set_rows(session, JobItem, to, ITEM_ALLOWED[to], *where, params=params, returning=returning,
+                                commit=commit, **fields)
 
 
 # ── creating and reading jobs ───────────────────────────────────────────────────────────────────────
@@ -225,6 +226,9 @@ def retry_failed(session: Session, *, job_id: str) -> tuple[Job, int]:
     return get_job(session=session, job_id=job_id), moved
 
 
+_ANY_ITEM = (select(JobItem.id).where(JobItem.job_id == bindparam("job"), JobItem.state == bindparam("in_state"))
+             .limit(1))   # built once: asked after every item of a job near its end
+
+
 def has_items(session: Session, job_id: str, state: ItemState) -> bool:
-    query = select(JobItem.id).where(JobItem.job_id == job_id, JobItem.state == state).limit(1)
-    return session.exec(query).first() is not None
+    return session.connection().execute(_ANY_ITEM, {"job": job_id, "in_state": state}).first() is not None

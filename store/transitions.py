@@ -6,11 +6,11 @@ shared mechanism they call: :func:`compare_and_set` for one row by id, :func:`co
 every row matching a condition. Core, not ORM: it is on every run's hot path, where the ORM's bookkeeping
 cost more than the query.
 
-Hot transitions pass their extra condition and computed values as :class:`Sql` fragments built once at
-import; their UPDATE is then built once per shape and reused with per-call bind values. Building,
-cache-keying and compiling a fresh statement cost ~4x the database round trip here (0.9 ms vs 0.18 ms
-for the bare UPDATE of a claim). Any other ``where`` expression still works: the same statement, built
-for that call only.
+Hot transitions (a run's or a job item's claim and end) pass their extra condition and computed values as
+:class:`Sql` fragments built once at import; their UPDATE is then built once per shape and reused with per-call
+bind values. Building, cache-keying and compiling a fresh statement cost ~4x the database round trip here
+(0.9 ms vs 0.18 ms for the bare UPDATE of a claim). Any other ``where`` expression still works: the same
+statement, built for that call only.
 """
 
 from __future__ import annotations
@@ -55,15 +55,19 @@ def compare_and_set(session: Session, model: type[T], row_id: Any, to: Any, allo
 
 
 def compare_and_set_rows(session: Session, model: type[SQLModel], to: Any, allowed_from: Collection[Any], *where: Any,
-                         returning: tuple[Any, ...] = (), commit: bool = False, **fields: Any) -> list[dict[str, Any]]:
+                         params: Mapping[str, Any] | None = None, returning: tuple[Any, ...] = (), commit: bool = False,
+                         **fields: Any) -> list[dict[str, Any]]:
     """Set ``state`` to ``to`` on every row matching ``where`` whose state is in ``allowed_from``.
 
+    ``where`` is one :class:`Sql` fragment (its bind values in ``params``: the UPDATE is built once per shape,
+    for a hot path such as a job item's claim) or any SQLAlchemy conditions (built for this call only).
     Returns the moved rows' ids and ``returning`` columns (one round trip)."""
     if not where:
         raise ValueError("compare_and_set_rows needs a condition: without one it would move every row of the table")
     table = model.__table__
-    guard = Sql(and_(*where))
-    rows = [dict(row) for row in _execute(session, model, to, allowed_from, guard, None, {},
+    prepared = len(where) == 1 and isinstance(where[0], Sql)
+    guard = where[0] if prepared else and_(*where)
+    rows = [dict(row) for row in _execute(session, model, to, allowed_from, guard, params, {},
                                           (table.c.id, *returning), fields)]
     if commit:
         session.commit()
@@ -76,8 +80,7 @@ def _execute(session: Session, model: type[SQLModel], to: Any, allowed_from: Col
     values: dict[str, Any] = {"state": to, **fields}
     # Plain values are bound per call; Sql fragments are part of the statement, ad-hoc expressions too
     # (wrapped here, so that statement is built for this call only).
-    # A condition over many rows is made per call (``compare_and_set_rows``): never worth caching.
-    adhoc = not keys or any(isinstance(value, ClauseElement) for value in (where, *values.values()))
+    adhoc = any(isinstance(value, ClauseElement) for value in (where, *values.values()))
     guard = Sql(where) if isinstance(where, ClauseElement) else where
     shape = tuple(sorted((name, Sql(value) if isinstance(value, ClauseElement) else value if isinstance(value, Sql)
                           else None) for name, value in values.items()))

@@ -24,7 +24,7 @@ from jobs.models import ItemState
 from runs import attempts
 from runs.lifecycle import QueueDepths
 from stackyard.errors import Conflict
-from store.db import rerun_committed, session_scope
+from store.db import autocommit_scope, rerun_committed, session_scope
 from worker import scoring
 from worker.runner import cache, load_spec, worker_name
 from workflows.execute import run_pipeline
@@ -40,7 +40,7 @@ _versions: dict[str, str] = {}      # job id → version id (a job's version nev
 def execute_item(item_id: int, *, worker: str | None = None) -> ItemState | None:
     """Run one item if this worker can claim it; returns its new state (None if not claimed)."""
     worker = worker or worker_name()
-    with session_scope() as session:
+    with autocommit_scope() as session:  # the claim is one compare-and-set statement
         item = job_dispatch.claim_item(session, item_id, worker)
         if item is None:
             log.info("job item %s not claimed (finished, cancelled or taken)", item_id)

@@ -387,3 +387,24 @@ def test_items_whose_worker_died_after_a_cancel_do_not_stay_running(greet, sent)
     assert sorted(s for s, _ in states.values() if s != ItemState.RUNNING) == sorted(
         [ItemState.FAILED, ItemState.CANCELLED, ItemState.CANCELLED])
     assert job_of(job_id).state == JobState.CANCELLED
+
+
+def test_each_items_claim_end_and_next_dispatch_reuse_statements_built_once(greet, sent):
+    from store import transitions
+
+    job_id = new_job(greet, {"type": "csv", "data": csv_of(6)}, concurrency=2)
+    batch.dispatch(job_id)
+    for _ in range(2):                        # the first items build each statement once
+        item_id, _ = sent.pop(0)
+        assert batch.execute_item(item_id, worker="w1") == ItemState.SUCCEEDED
+    before = transitions._prepared.cache_info()
+    item_id, _ = sent.pop(0)
+    assert batch.execute_item(item_id, worker="w2") == ItemState.SUCCEEDED
+    after = transitions._prepared.cache_info()
+    # claim, end and the next item's dispatch: three UPDATEs, each the same statement with this item's values
+    assert (after.hits - before.hits, after.currsize) == (3, before.currsize)
+    drain(sent, worker="w3")
+    items = items_of(job_id)
+    assert [(i.state, i.attempts, i.outputs) for i in items] == [
+        (ItemState.SUCCEEDED, 1, {"greeting": f"Hi n{n}"}) for n in range(6)]
+    assert [i.worker for i in items][2] == "w2" and job_of(job_id).state == JobState.SUCCEEDED

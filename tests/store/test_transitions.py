@@ -53,3 +53,23 @@ def test_a_condition_is_required_to_move_many_rows(workflow):
     with autocommit_scope() as session, pytest.raises(ValueError, match="needs a condition"):
         transitions.compare_and_set_rows(session, Run, RunState.CANCELLED, {RunState.QUEUED})
     assert state_of(run_id).state == RunState.QUEUED
+
+
+def test_a_prepared_condition_over_rows_is_built_once_and_binds_each_calls_values(workflow):
+    from sqlalchemy import bindparam
+
+    stopped = transitions.Sql(Run.__table__.c.id == bindparam("which"))
+    first, second = new_run(workflow), new_run(workflow)
+    with autocommit_scope() as session:
+        moved = transitions.compare_and_set_rows(session, Run, RunState.CANCELLED, {RunState.QUEUED}, stopped,
+                                                 params={"which": first}, error="one")
+        before = transitions._prepared.cache_info()
+        again = transitions.compare_and_set_rows(session, Run, RunState.CANCELLED, {RunState.QUEUED}, stopped,
+                                                 params={"which": second}, error="two")
+        after = transitions._prepared.cache_info()
+        assert not transitions.compare_and_set_rows(session, Run, RunState.CANCELLED, {RunState.QUEUED}, stopped,
+                                                    params={"which": first}, error="three")   # already moved
+    assert (after.hits, after.currsize) == (before.hits + 1, before.currsize)     # the same statement, reused
+    assert [row["id"] for row in moved] == [first] and [row["id"] for row in again] == [second]
+    assert [(state_of(i).state, state_of(i).error) for i in (first, second)] == [
+        (RunState.CANCELLED, "one"), (RunState.CANCELLED, "two")]
