@@ -115,6 +115,65 @@ async def latencies(base_url: str, key: str, conversations: int) -> tuple[list[f
 MODES = ("kept", "off", "client")
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the stack's processes, by kind: PostgreSQL's backends, the web deployments, the
+    worker (its pool included)."""
+    import psutil
+
+    used: dict[str, float] = {}
+    for process in psutil.process_iter():
+        try:
+            command = " ".join(process.cmdline())
+            kind = ("postgresql" if "postgres" in command else "web" if "stackyard" in command and " web" in command
+                    else "worker" if "stackyard" in command and " worker" in command else None)
+            if kind:
+                times = process.cpu_times()
+                used[kind] = used.get(kind, 0.0) + times.user + times.system
+        except psutil.Error:
+            continue
+    return used
+
+
+def haystack_copies(runs: int = 400) -> tuple[float, float, float]:
+    """In this process, the bench's workflow run once with its 20th turn's history (38 messages) and once with none:
+    (the extra ms, Haystack as it is; the extra ms with Haystack's copies of component inputs skipped, a probe; the
+    extra ms of one request-free ``run_pipeline`` overall). Haystack 3.4's ``Pipeline.run`` deep-copies every
+    component's inputs twice (``_deepcopy_with_exceptions``); a ``ChatMessage`` costs ~16 µs a copy on Python
+    3.11 (half of it a runtime ``Component`` protocol check), which no Stackyard code can avoid."""
+    import haystack.core.pipeline.base as base
+    import haystack.core.pipeline.pipeline as pipeline_module
+
+    from workflows.execute import run_pipeline
+    from workflows.spec import spec_from_dict
+    from workflows.validation import build_pipeline
+
+    spec = spec_from_dict(remembering())
+    pipeline = build_pipeline(spec)
+    history = [m for n in range(TURNS - 1) for m in (
+        {"role": "user", "content": "Ada"}, {"role": "assistant", "content": f"Hello Ada ({2 * n} earlier messages)"})]
+
+    def extra() -> float:
+        took = {}
+        for name, given in (("none", []), ("20th", history)):
+            samples = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                run_pipeline(spec, pipeline, {"name": "Ada", "history": given})
+                samples.append(time.perf_counter() - started)
+            took[name] = statistics.median(samples)
+        return (took["20th"] - took["none"]) * 1000
+
+    as_is = extra()
+    copies = base._deepcopy_with_exceptions, pipeline_module._deepcopy_with_exceptions
+    base._deepcopy_with_exceptions = pipeline_module._deepcopy_with_exceptions = lambda value: (
+        dict(value) if isinstance(value, dict) else value)
+    try:
+        uncopied = extra()
+    finally:
+        base._deepcopy_with_exceptions, pipeline_module._deepcopy_with_exceptions = copies
+    return as_is, uncopied, as_is - uncopied
+
+
 async def window(base_url: str, key: str, seconds: float, mode: str, clients: list[dict]) -> float:
     """Requests/s of 60 clients for ``seconds``, each continuing its own conversation where its last window left
     it: by id (``kept``), by sending its last turns itself (``client``), or not at all (``off``)."""
@@ -150,11 +209,18 @@ def main() -> None:
         for mode in MODES:                         # warm up, and every client 20 turns into its conversation
             asyncio.run(window(urls[mode], key, 8, mode, clients[mode]))
         rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+        cpu: dict[str, dict[str, float]] = {mode: {} for mode in MODES}       # CPU-s by process kind, per mode
+        served = dict.fromkeys(MODES, 0.0)                                    # requests served, per mode
         for round_ in range(args.rounds):
             for mode in MODES[round_ % 3:] + MODES[:round_ % 3]:
+                before, started = cpu_seconds(), time.monotonic()
                 rates[mode].append(asyncio.run(window(urls[mode], key, args.seconds, mode, clients[mode])))
+                served[mode] += rates[mode][-1] * (time.monotonic() - started)
+                for kind, used in cpu_seconds().items():
+                    cpu[mode][kind] = cpu[mode].get(kind, 0.0) + used - before.get(kind, used)
     finally:
         context.__exit__(None, None, None)
+    as_is, uncopied, copying = haystack_copies()
     first, last = statistics.median(firsts), statistics.median(lasts)
     kept_rate, off, client = (statistics.mean(rates[mode]) for mode in MODES)
     print(f"Conversations: trivial workflow reading its history, memory = last {TURNS} turns, 2 web workers, "
@@ -169,6 +235,14 @@ def main() -> None:
     print(f"    M2 = kept / nothing kept            {kept_rate / off:.2f} (target ≥ 0.9)")
     print(f"    M2' = kept / the client's own turns {kept_rate / client:.2f} (the same replies, history kept by the "
           "client)")
+    per_request = {mode: {kind: 1000 * used / served[mode] for kind, used in cpu[mode].items()} for mode in MODES}
+    print("    CPU per request (ms)                " + "; ".join(
+        f"{mode}: " + ", ".join(f"{kind} {ms:.1f}" for kind, ms in sorted(per_request[mode].items()))
+        + f" = {sum(per_request[mode].values()):.1f}" for mode in MODES))
+    print(f"    the workflow's run, in this process: a 20th turn's history adds {as_is:.2f} ms, of which Haystack's "
+          f"own copies of the inputs {copying:.2f} ms ({uncopied:.2f} ms without them)")
+    print(f"      M1 leaves a 20th turn {(0.2 * first) * 1000:.1f} ms over the 1st; M2 leaves a kept request "
+          f"{0.11 * sum(per_request['off'].values()):.1f} ms of CPU over one that keeps nothing")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, bindparam, delete, insert, literal_column, null, true, update
+from sqlalchemy import and_, bindparam, case, delete, insert, literal_column, null, true, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -82,10 +82,15 @@ def _history_statement(reply_output: str | None) -> Any:
             .where(col(Exchange.conversation_id) == bindparam("conversation_id"),
                    _theirs(bindparam("conversation_id"), owner=bindparam("owner"), slug=bindparam("slug")))
             .order_by(col(Exchange.position).desc()).limit(bindparam("turns")).subquery())
-    unsettled = and_(col(Run.id) == last.c.run_id, last.c.ended.is_(False), last.c.reply_output == reply_output,
-                     col(Run.state) == RunState.SUCCEEDED)
-    return (select(last, (Run.outputs[reply_output] if reply_output else null()).label("run_reply"))
-            .outerjoin(Run, unsettled).order_by(last.c.position.desc()))
+    # An unsettled reply is read from its run, found by id alone (the state is checked on the row), only for the
+    # exchanges that need it. Joined, or with the state in the condition, PostgreSQL without statistics read every
+    # run (by the state's index) once per exchange: the run table grows by one row a turn.
+    run_reply = null()
+    if reply_output:
+        answer = (select(case((col(Run.state) == RunState.SUCCEEDED, Run.outputs[reply_output])))
+                  .where(col(Run.id) == last.c.run_id).scalar_subquery())
+        run_reply = case((and_(last.c.ended.is_(False), last.c.reply_output == reply_output), answer))
+    return select(last, run_reply.label("run_reply")).order_by(last.c.position.desc())
 
 
 def _theirs(conversation_id: Any, *, owner: Any = None, slug: Any = None) -> Any:
@@ -132,10 +137,11 @@ def _as_messages(session: Session, rows: list[Any], read: str | None = None) -> 
                 replies[row.run_id] = text(reply_of({read: row.run_reply}, read))
         else:
             pending.setdefault(row.reply_output, []).append(row.run_id)
-    for name, run_ids in pending.items():
-        for run_id, value in session.execute(select(Run.id, Run.outputs[name]).where(
-                col(Run.id).in_(run_ids), col(Run.state) == RunState.SUCCEEDED)).all():
-            replies[run_id] = text(reply_of({name: value}, name))
+    for name, run_ids in pending.items():      # by id alone, the state checked on the rows (see _history_statement)
+        for run_id, state, value in session.execute(select(Run.id, Run.state, Run.outputs[name]).where(
+                col(Run.id).in_(run_ids))).all():
+            if state == RunState.SUCCEEDED:
+                replies[run_id] = text(reply_of({name: value}, name))
     messages: list[dict[str, str]] = []
     for row in reversed(rows):
         messages.append({"role": "user", "content": row.message})
