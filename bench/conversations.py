@@ -48,18 +48,19 @@ def remembering() -> dict:
 
 def serve(name: str, redis_db: int):
     """A stack serving app ``remember`` (memory: the last 20 turns) from two web deployments, conversations kept
-    and not; the base URL of each (``kept``, ``off``) and an API key."""
+    and not; the base URL of each (``kept``, ``off``), an API key, and the process ids of the webs and the worker
+    (each with its children) by kind."""
     context = redis_postgres_stack(name, redis_db=redis_db)
     stack: Stack = context.__enter__()
     try:
         stack.web = stack._spawn(["web", "--port", str(stack.port), "--workers", "2"], "web.log")
         wait_until(stack._web_up, timeout=90, message="web")
         off_port = free_port()
-        stack._spawn(["web", "--port", str(off_port), "--workers", "2"], "web-off.log",
+        web_off = stack._spawn(["web", "--port", str(off_port), "--workers", "2"], "web-off.log",
                      STACKYARD_CONVERSATIONS="false")
         off_url = f"http://127.0.0.1:{off_port}"
         wait_until(lambda: _up(off_url), timeout=90, message="web without conversations")
-        stack.start_worker(concurrency=2)
+        worker = stack.start_worker(concurrency=2)
         stack.create("remember", remembering())
         made = stack.api("POST", "/api/v1/publications", json={"workflow": "remember", "slug": "remember",
                                                                  "max_concurrency": 1000, "check": False})
@@ -69,7 +70,8 @@ def serve(name: str, redis_db: int):
     except BaseException:
         context.__exit__(None, None, None)
         raise
-    return context, {"kept": stack.base_url, "off": off_url, "client": off_url}, key
+    return (context, {"kept": stack.base_url, "off": off_url, "client": off_url}, key,
+            {"web": [stack.web.pid, web_off.pid], "worker": [worker.pid]})
 
 
 def _up(url: str) -> bool:
@@ -115,23 +117,32 @@ async def latencies(base_url: str, key: str, conversations: int) -> tuple[list[f
 MODES = ("kept", "off", "client")
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by the stack's processes, by kind: PostgreSQL's backends, the web deployments, the
-    worker (its pool included)."""
+def cpu_seconds(roots: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by the stack's processes, by kind: PostgreSQL (every backend: nothing else uses it
+    meanwhile), and each kind of ``roots`` (the web deployments, the worker) with their children."""
     import psutil
 
-    used: dict[str, float] = {}
-    for process in psutil.process_iter():
-        try:
-            command = " ".join(process.cmdline())
-            kind = ("postgresql" if "postgres" in command else "web" if "stackyard" in command and " web" in command
-                    else "worker" if "stackyard" in command and " worker" in command else None)
-            if kind:
+    def used(processes) -> float:
+        total = 0.0
+        for process in processes:
+            try:
                 times = process.cpu_times()
-                used[kind] = used.get(kind, 0.0) + times.user + times.system
-        except psutil.Error:
-            continue
-    return used
+                total += times.user + times.system + times.children_user + times.children_system
+            except psutil.Error:
+                continue
+        return total
+
+    seconds = {"postgresql": used(p for p in psutil.process_iter(["name"]) if "postgres" in (p.info["name"] or ""))}
+    for kind, pids in roots.items():
+        tree = []
+        for pid in pids:
+            try:
+                root = psutil.Process(pid)
+                tree += [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+        seconds[kind] = used(tree)
+    return seconds
 
 
 def haystack_copies(runs: int = 400) -> tuple[float, float, float]:
@@ -201,7 +212,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5, help="length of one measured window")
     parser.add_argument("--rounds", type=int, default=6, help="windows per stack")
     args = parser.parse_args()
-    context, urls, key = serve("conversations", 12)
+    context, urls, key, roots = serve("conversations", 12)
     try:
         asyncio.run(latencies(urls["kept"], key, 2))                                           # warm up
         firsts, lasts = asyncio.run(latencies(urls["kept"], key, args.conversations))
@@ -213,10 +224,10 @@ def main() -> None:
         served = dict.fromkeys(MODES, 0.0)                                    # requests served, per mode
         for round_ in range(args.rounds):
             for mode in MODES[round_ % 3:] + MODES[:round_ % 3]:
-                before, started = cpu_seconds(), time.monotonic()
+                before, started = cpu_seconds(roots), time.monotonic()
                 rates[mode].append(asyncio.run(window(urls[mode], key, args.seconds, mode, clients[mode])))
                 served[mode] += rates[mode][-1] * (time.monotonic() - started)
-                for kind, used in cpu_seconds().items():
+                for kind, used in cpu_seconds(roots).items():
                     cpu[mode][kind] = cpu[mode].get(kind, 0.0) + used - before.get(kind, used)
     finally:
         context.__exit__(None, None, None)
