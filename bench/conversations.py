@@ -118,8 +118,9 @@ MODES = ("kept", "off", "client")
 
 
 def cpu_seconds(roots: dict[str, list[int]]) -> dict[str, float]:
-    """CPU seconds used so far by the stack's processes, by kind: PostgreSQL (every backend: nothing else uses it
-    meanwhile), and each kind of ``roots`` (the web deployments, the worker) with their children."""
+    """CPU seconds used so far by the stack's processes, by kind: PostgreSQL (every process of the server: run
+    nothing else against it meanwhile), and each kind of ``roots`` (the web deployments, the worker) with their
+    children."""
     import psutil
 
     def used(processes) -> float:

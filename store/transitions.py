@@ -66,6 +66,8 @@ def compare_and_set_rows(session: Session, model: type[SQLModel], to: Any, allow
         raise ValueError("compare_and_set_rows needs a condition: without one it would move every row of the table")
     table = model.__table__
     prepared = len(where) == 1 and isinstance(where[0], Sql)
+    if not prepared and any(isinstance(condition, Sql) for condition in where):
+        raise ValueError("compare_and_set_rows takes one Sql condition alone: put every condition in that fragment")
     guard = where[0] if prepared else and_(*where)
     rows = [dict(row) for row in _execute(session, model, to, allowed_from, guard, params, {},
                                           (table.c.id, *returning), fields)]

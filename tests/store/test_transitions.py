@@ -48,10 +48,14 @@ def test_a_condition_over_many_rows_moves_only_those_its_state_allows_and_is_not
     assert state_of(ids[1]).error == "stopped"
 
 
-def test_a_condition_is_required_to_move_many_rows(workflow):
+def test_a_condition_is_required_to_move_many_rows_and_a_prepared_one_comes_alone(workflow):
     run_id = new_run(workflow)
     with autocommit_scope() as session, pytest.raises(ValueError, match="needs a condition"):
         transitions.compare_and_set_rows(session, Run, RunState.CANCELLED, {RunState.QUEUED})
+    prepared = transitions.Sql(col(Run.id) == run_id)
+    with autocommit_scope() as session, pytest.raises(ValueError, match="one Sql condition alone"):
+        transitions.compare_and_set_rows(session, Run, RunState.CANCELLED, {RunState.QUEUED}, prepared,
+                                         col(Run.error).is_(None))
     assert state_of(run_id).state == RunState.QUEUED
 
 
