@@ -95,8 +95,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(SATimeoutError)
     async def _database(request: Request, exc: Exception) -> Response:
-        # PostgreSQL unreachable, refusing connections (too many clients) or the pool exhausted: a retry may
-        # succeed, so 503 with Retry-After (clients and load balancers retry it), never a 500 with a traceback.
+        # PostgreSQL unreachable, refusing connections (too many clients), the pool exhausted, or SQLite's write
+        # lock held past its timeout: a retry may succeed, so 503 with Retry-After (clients and load balancers
+        # retry it), never a 500 with a traceback.
         # Any other database error is a server error as before.
         message = unavailable(exc)
         if message is None:

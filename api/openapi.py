@@ -67,7 +67,8 @@ WHY: dict[int, str] = {
          "after Retry-After seconds.",
     502: "The workflow run failed or was cancelled; the message says why.",
     503: "The broker is unreachable, so nothing was queued (STACKYARD_BROKER_URL); or the database is (any route: "
-         "unreachable, refusing connections, or every pooled connection busy); retry after Retry-After seconds.",
+         "unreachable, refusing connections, every pooled connection busy, or SQLite's write lock held by another "
+         "process); retry after Retry-After seconds.",
     504: "The reply did not come within its time limit; the run was cancelled and the message says what to do.",
 }
 KEY_WHY: dict[int, str] = {

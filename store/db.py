@@ -147,25 +147,40 @@ def get_session() -> Iterator[Session]:
 
 # SQLSTATE classes and codes that say the database cannot serve now, not that a statement is wrong: connection
 # exceptions, insufficient resources (too many connections, out of memory or disk), shutting down, starting up.
-_UNAVAILABLE_CLASSES, _UNAVAILABLE_CODES = ("08", "53"), ("57P01", "57P02", "57P03")
+# SQLite: another process held the write lock past the busy timeout (SQLITE_BUSY, SQLITE_LOCKED, any extended form).
+_UNAVAILABLE_CLASSES, _UNAVAILABLE_CODES, _SQLITE_BUSY = ("08", "53"), ("57P01", "57P02", "57P03"), (5, 6)
 
 
 def unavailable(exc: BaseException) -> str | None:
     """What to tell a caller when ``exc`` means PostgreSQL could not be reached, refused a connection or dropped
-    it, or every pooled connection stayed busy (a retry later may succeed: HTTP 503); None for any other error."""
+    it, every pooled connection stayed busy, or SQLite's write lock stayed taken (a retry later may succeed: HTTP
+    503); None for any other error."""
     if isinstance(exc, SATimeoutError):
         return ("Every database connection of this process stayed busy; try again shortly. If it lasts, raise "
                 "STACKYARD_DB_POOL_SIZE / STACKYARD_DB_MAX_OVERFLOW within PostgreSQL's max_connections.")
-    orig = getattr(exc, "orig", None)
-    if not isinstance(exc, OperationalError) or type(orig).__module__.split(".")[0] != "psycopg":
+    if not isinstance(exc, OperationalError):
         return None
-    state = getattr(orig, "sqlstate", None)
-    if state is not None and state[:2] not in _UNAVAILABLE_CLASSES and state not in _UNAVAILABLE_CODES:
+    orig, code = getattr(exc, "orig", None), _code(exc)
+    if isinstance(code, int):
+        if code & 0xFF not in _SQLITE_BUSY:
+            return None
+        return ("The database is busy: another process held SQLite's write lock for longer than its timeout; try "
+                "again shortly. For many concurrent writers, run on PostgreSQL (STACKYARD_DATABASE_URL).")
+    if type(orig).__module__.split(".")[0] != "psycopg":
+        return None
+    if code is not None and code[:2] not in _UNAVAILABLE_CLASSES and code not in _UNAVAILABLE_CODES:
         return None
     reason = str(orig).strip().splitlines()[-1][:300] if str(orig).strip() else type(orig).__name__
     return (f"The database is unavailable ({reason}); try again shortly. If it lasts, check that PostgreSQL runs "
             "at STACKYARD_DATABASE_URL and that its max_connections covers every Stackyard process "
             "(each opens up to STACKYARD_DB_POOL_SIZE + STACKYARD_DB_MAX_OVERFLOW).")
+
+
+def _code(exc: BaseException) -> str | int | None:
+    """The driver's error code under a SQLAlchemy error: PostgreSQL's SQLSTATE (text) or SQLite's extended result
+    code (a number); None when the driver gave none (a connection that never opened)."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or getattr(orig, "sqlite_errorcode", None)
 
 
 # How a statement lost a race, by SQLSTATE (PostgreSQL) or extended result code (SQLite), never by message.
@@ -234,9 +249,7 @@ def rerun_committed(session: Session, work: Callable[[], T], *, what: str, gone:
 def _race(exc: Exception) -> str | None:
     if isinstance(exc, StaleDataError | ObjectDeletedError):  # UPDATE/DELETE or a reload found the row gone
         return _GONE
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or getattr(orig, "sqlite_errorcode", None)
-    return _RACES.get(code)
+    return _RACES.get(_code(exc))
 
 
 def lock_sqlite_for_writing(session: Session) -> None:

@@ -204,3 +204,32 @@ def test_only_an_unreachable_or_refusing_database_counts_as_unavailable():
         assert unavailable(wrapped(wrong)) is None
     assert unavailable(OperationalError("SELECT 1", {}, RuntimeError("database is locked"))) is None   # not PostgreSQL
     assert unavailable(ValueError("no")) is None
+
+
+def test_sqlites_write_lock_held_past_the_timeout_counts_as_unavailable(tmp_path):
+    """The laptop default: another process holding SQLite's write lock past the busy timeout is a 503 (try again),
+    not a 500; a statement that is wrong stays a server error."""
+    import sqlite3
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from store.db import unavailable
+
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN EXCLUSIVE")                       # another process's write, not committed yet
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.05})
+    try:
+        with pytest.raises(OperationalError) as busy, engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        message = unavailable(busy.value)
+        assert message is not None and "write lock" in message and "STACKYARD_DATABASE_URL" in message
+        holder.execute("ROLLBACK")
+        with pytest.raises(OperationalError) as wrong, engine.begin() as conn:
+            conn.execute(text("INSERT INTO missing VALUES (1)"))
+        assert unavailable(wrong.value) is None
+    finally:
+        engine.dispose()
+        holder.close()
